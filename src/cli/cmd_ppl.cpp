@@ -1,0 +1,108 @@
+// `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
+//  [--base MODEL2] [--threads T] [--json F]`
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/mapped_file.h"
+#include "eval/perplexity.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct PplFlags {
+  ModelFlags model;
+  std::string text_path;
+  int ctx = 512;
+  std::string protocol = "llamacpp";
+  int chunks = 0;
+  std::string base_path;
+  bool no_progress = false;
+};
+
+Status run_ppl(const PplFlags& f) {
+  configure_threads(f.model.threads);
+  LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
+  LB_ASSIGN_OR_RETURN(std::string text, read_text_file(f.text_path));
+  LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model.model_path, f.model.tokenizer_path));
+  std::unique_ptr<RunnableModel> base;
+  if (!f.base_path.empty()) {
+    auto loaded = load_runnable(f.base_path, f.model.tokenizer_path);
+    if (!loaded.ok()) return loaded.status().with_context("--base");
+    base = std::make_unique<RunnableModel>(std::move(loaded).value());
+  }
+  const Tokenizer& tok = *m.loaded.tokenizer;
+  const std::vector<int32_t> tokens = tok.encode(text);
+
+  PplOptions options;
+  options.ctx = f.ctx;
+  options.protocol = protocol;
+  options.max_chunks = f.chunks;
+  options.add_bos = tok.add_bos() && tok.bos_id() >= 0;
+  options.bos_id = tok.bos_id();
+  options.show_progress = !f.no_progress;
+  if (f.model.verbose) {
+    std::fprintf(stderr, "ppl: %s, %zu text tokens, protocol %s, ctx %d, chunks %d, add_bos %d, threads %d%s%s\n",
+                 f.text_path.c_str(), tokens.size(), f.protocol.c_str(), f.ctx, f.chunks, options.add_bos,
+                 f.model.threads, base ? ", base " : "", f.base_path.c_str());
+  }
+  ThreadPool pool(f.model.threads);
+  LB_ASSIGN_OR_RETURN(PplResult r, evaluate_perplexity(m.model, tokens, options, pool, base ? &base->model : nullptr));
+
+  std::printf("protocol %s, ctx %d, %d chunks, %lld tokens scored, %.1f s\n", f.protocol.c_str(), f.ctx, r.chunks,
+              static_cast<long long>(r.tokens_scored), r.seconds);
+  std::printf("PPL = %.4f +/- %.5f   (mean NLL %.6f +/- %.6f)\n", r.ppl, r.ppl_stderr, r.nll_mean, r.nll_stderr);
+  nlohmann::json report = {
+      {"model", f.model.model_path},
+      {"text", f.text_path},
+      {"protocol", f.protocol},
+      {"ctx", f.ctx},
+      {"chunks", r.chunks},
+      {"text_tokens", tokens.size()},
+      {"tokens_scored", r.tokens_scored},
+      {"ppl", r.ppl},
+      {"ppl_stderr", r.ppl_stderr},
+      {"nll", r.nll_mean},
+      {"nll_stderr", r.nll_stderr},
+      {"seconds", r.seconds},
+      {"threads", f.model.threads},
+  };
+  if (r.has_base) {
+    std::printf("base PPL = %.4f\n", r.base_ppl);
+    std::printf("KLD: mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r.kld_mean, r.kld_stderr, r.kld_median,
+                r.kld_p99, r.kld_max);
+    std::printf("same top-1: %.3f +/- %.3f %%   mean delta p: %.3f +/- %.3f %%\n", 100 * r.top1_agree,
+                100 * r.top1_agree_stderr, 100 * r.delta_p_mean, 100 * r.delta_p_stderr);
+    report["base"] = f.base_path;
+    report["base_ppl"] = r.base_ppl;
+    report["kld_mean"] = r.kld_mean;
+    report["kld_stderr"] = r.kld_stderr;
+    report["kld_median"] = r.kld_median;
+    report["kld_p99"] = r.kld_p99;
+    report["kld_max"] = r.kld_max;
+    report["top1_agree"] = r.top1_agree;
+    report["top1_agree_stderr"] = r.top1_agree_stderr;
+    report["delta_p_mean"] = r.delta_p_mean;
+    report["delta_p_stderr"] = r.delta_p_stderr;
+  }
+  return write_json_report(f.model.json_path, report);
+}
+
+}  // namespace
+
+void register_ppl(CLI::App& root, CommandRunner& runner) {
+  auto flags = std::make_shared<PplFlags>();
+  CLI::App* app = root.add_subcommand("ppl", "Perplexity (and KL divergence to a base model) on a text file");
+  add_model_flags(*app, flags->model, true);
+  app->add_option("--text", flags->text_path, "Text file to evaluate")->required()->check(CLI::ExistingFile);
+  app->add_option("-c,--ctx", flags->ctx, "Tokens per chunk")->check(CLI::Range(2, 1 << 20))->capture_default_str();
+  app->add_option("--protocol", flags->protocol, "llamacpp (second half of each chunk, BOS) or gptq (all, no BOS)")
+      ->check(CLI::IsMember({"llamacpp", "gptq"}))
+      ->capture_default_str();
+  app->add_option("--chunks", flags->chunks, "Evaluate at most K chunks (0 = all)")->check(CLI::Range(0, 1 << 30))
+      ->capture_default_str();
+  app->add_option("--base", flags->base_path, "Base model for KL divergence, run on the same tokens");
+  app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
+  app->callback([flags, &runner] { runner.run = [flags] { return run_ppl(*flags); }; });
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,55 @@
+#include "cli/common.h"
+
+#include <cblas.h>
+
+#include "core/mapped_file.h"
+
+namespace lowbit::cli {
+
+void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads) {
+  app.add_option("model", flags.model_path, "Model: .gguf file, Hugging Face folder or llama2.c .bin")->required();
+  app.add_option("--tokenizer", flags.tokenizer_path,
+                 "Tokenizer file: llama2.c tokenizer.bin, tokenizer.json or tokenizer.model")
+      ->check(CLI::ExistingFile);
+  if (with_threads) {
+    app.add_option("-t,--threads", flags.threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
+  }
+  app.add_option("--json", flags.json_path, "Write a JSON report to this file");
+  app.add_flag("-v,--verbose", flags.verbose, "Print the resolved configuration");
+}
+
+Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path) {
+  LoadOptions options;
+  options.tokenizer_path = tokenizer_path;
+  LB_ASSIGN_OR_RETURN(LoadedModel loaded, load_model(path, options));
+  if (loaded.tokenizer == nullptr) {
+    return make_error("{}: no tokenizer (a llama2.c model needs --tokenizer tokenizer.bin)", path);
+  }
+  ModelConfig config = loaded.config;
+  ModelWeights weights = std::move(loaded.weights);
+  loaded.weights = ModelWeights();
+  auto model = LlamaModel::create(config, std::move(weights));
+  if (!model.ok()) return model.status().with_context(path);
+  return RunnableModel{std::move(loaded), std::move(model).value()};
+}
+
+void configure_threads(int threads) { openblas_set_num_threads(threads); }
+
+Status write_json_report(const std::string& path, const nlohmann::json& report) {
+  if (path.empty()) return Status::ok_status();
+  return write_file_atomic(path, report.dump(2) + "\n");
+}
+
+double file_bits_per_weight(const FileSummary& summary) {
+  uint64_t bytes = 0;
+  uint64_t elements = 0;
+  for (const StoredTensor& t : summary.tensors) {
+    bytes += t.n_bytes;
+    uint64_t n = 1;
+    for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
+    elements += n;
+  }
+  return elements > 0 ? 8.0 * static_cast<double>(bytes) / static_cast<double>(elements) : 0.0;
+}
+
+}  // namespace lowbit::cli

@@ -1,0 +1,27 @@
+// lowbit: quantize, evaluate and run Llama-family models on the CPU.
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lowbit: low-bit quantization toolkit for Llama-family language models"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Help for every subcommand");
+  lowbit::cli::CommandRunner runner;
+  lowbit::cli::register_info(app, runner);
+  lowbit::cli::register_generate(app, runner);
+  lowbit::cli::register_ppl(app, runner);
+  lowbit::cli::register_bench(app, runner);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!runner.run) return 0;
+  const lowbit::Status status = runner.run();
+  if (!status.ok()) {
+    std::fprintf(stderr, "lowbit: error: %s\n", status.message().c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,189 @@
+#include "eval/perplexity.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+
+#include "core/progress.h"
+#include "eval/metrics.h"
+
+namespace lowbit {
+namespace {
+
+// Per scored position: what each metric needs before aggregation.
+struct PositionStats {
+  double nll = 0.0;
+  double base_nll = 0.0;
+  double kld = 0.0;
+  bool same_top1 = false;
+  double delta_p = 0.0;
+};
+
+class Accumulator {
+ public:
+  void add(const PositionStats& s, bool has_base) {
+    nll_.add(s.nll);
+    if (has_base) {
+      base_nll_.add(s.base_nll);
+      kld_.add(s.kld);
+      klds_.push_back(s.kld);
+      top1_.add(s.same_top1 ? 1.0 : 0.0);
+      delta_p_.add(s.delta_p);
+    }
+  }
+  PplResult result(bool has_base) const {
+    PplResult r;
+    r.tokens_scored = nll_.count();
+    r.nll_mean = nll_.mean();
+    r.nll_stderr = nll_.stderr_of_mean();
+    r.ppl = std::exp(r.nll_mean);
+    r.ppl_stderr = r.ppl * r.nll_stderr;
+    r.has_base = has_base;
+    if (has_base) {
+      r.base_ppl = std::exp(base_nll_.mean());
+      r.kld_mean = kld_.mean();
+      r.kld_stderr = kld_.stderr_of_mean();
+      r.kld_median = quantile(klds_, 0.5);
+      r.kld_p99 = quantile(klds_, 0.99);
+      r.kld_max = klds_.empty() ? 0.0 : *std::max_element(klds_.begin(), klds_.end());
+      r.top1_agree = top1_.mean();
+      r.top1_agree_stderr = top1_.stderr_of_mean();
+      r.delta_p_mean = delta_p_.mean();
+      r.delta_p_stderr = delta_p_.stderr_of_mean();
+    }
+    return r;
+  }
+
+ private:
+  RunningMean nll_, base_nll_, kld_, top1_, delta_p_;
+  std::vector<double> klds_;
+};
+
+// Scores positions [first, n-1) of one sequence: logits row j predicts tokens[j+1].
+Status score_sequence(const LlamaModel& model, const std::vector<int32_t>& tokens, int first, ThreadPool& pool,
+                      const LlamaModel* base, Accumulator& acc) {
+  const int n = static_cast<int>(tokens.size());
+  const int vocab = model.config().vocab_size;
+  std::vector<float> logits(static_cast<size_t>(n) * vocab);  // [n, vocab]
+  auto cache = model.make_fp32_cache(n);
+  LB_RETURN_IF_ERROR(model.forward(tokens.data(), n, 0, *cache, logits.data(), pool));
+  std::vector<float> base_logits;
+  if (base != nullptr) {
+    base_logits.resize(logits.size());
+    auto base_cache = base->make_fp32_cache(n);
+    LB_RETURN_IF_ERROR(base->forward(tokens.data(), n, 0, *base_cache, base_logits.data(), pool));
+  }
+  const int count = std::max(0, n - 1 - first);
+  std::vector<PositionStats> stats(count);
+  pool.parallel_for(count, [&](int64_t b, int64_t e, int) {
+    std::vector<double> logp, base_logp;
+    for (int64_t i = b; i < e; ++i) {
+      const int j = first + static_cast<int>(i);
+      const int target = tokens[j + 1];
+      log_softmax(logits.data() + static_cast<size_t>(j) * vocab, vocab, logp);
+      PositionStats& s = stats[i];
+      s.nll = -logp[target];
+      if (base != nullptr) {
+        log_softmax(base_logits.data() + static_cast<size_t>(j) * vocab, vocab, base_logp);
+        s.base_nll = -base_logp[target];
+        s.kld = kl_divergence(base_logp, logp);
+        s.same_top1 = argmax(logp) == argmax(base_logp);
+        s.delta_p = std::exp(logp[target]) - std::exp(base_logp[target]);
+      }
+    }
+  });
+  for (const PositionStats& s : stats) acc.add(s, base != nullptr);
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Expected<PplProtocol> parse_ppl_protocol(const std::string& name) {
+  if (name == "llamacpp") return PplProtocol::kLlamaCpp;
+  if (name == "gptq") return PplProtocol::kGptq;
+  return make_error("--protocol: unknown protocol '{}' (expected llamacpp or gptq)", name);
+}
+
+const char* ppl_protocol_name(PplProtocol protocol) {
+  return protocol == PplProtocol::kLlamaCpp ? "llamacpp" : "gptq";
+}
+
+Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vector<int32_t>& text_tokens,
+                                        const PplOptions& options, ThreadPool& pool, const LlamaModel* base) {
+  const auto start = std::chrono::steady_clock::now();
+  if (options.ctx < 2) return make_error("--ctx must be at least 2, got {}", options.ctx);
+  if (options.ctx > model.config().max_seq_len) {
+    return make_error("--ctx {} exceeds the model's context length {}", options.ctx, model.config().max_seq_len);
+  }
+  if (base != nullptr && base->config().vocab_size != model.config().vocab_size) {
+    return make_error("--base: vocabulary sizes differ ({} vs {}); KL divergence needs the same tokenizer",
+                      base->config().vocab_size, model.config().vocab_size);
+  }
+  std::vector<int32_t> tokens;
+  const bool llamacpp = options.protocol == PplProtocol::kLlamaCpp;
+  if (llamacpp && options.add_bos) tokens.push_back(options.bos_id);
+  tokens.insert(tokens.end(), text_tokens.begin(), text_tokens.end());
+
+  int n_chunks = static_cast<int>(tokens.size() / options.ctx);
+  if (n_chunks == 0) {
+    return make_error("the text has {} tokens, fewer than one chunk of --ctx {}", tokens.size(), options.ctx);
+  }
+  if (options.max_chunks > 0) n_chunks = std::min(n_chunks, options.max_chunks);
+  const int first = llamacpp ? options.ctx / 2 : 0;
+
+  Accumulator acc;
+  ProgressBar progress("ppl chunk", n_chunks, options.show_progress);
+  for (int c = 0; c < n_chunks; ++c) {
+    std::vector<int32_t> chunk(tokens.begin() + static_cast<int64_t>(c) * options.ctx,
+                               tokens.begin() + static_cast<int64_t>(c + 1) * options.ctx);
+    if (llamacpp && options.add_bos) chunk[0] = options.bos_id;
+    LB_RETURN_IF_ERROR(score_sequence(model, chunk, first, pool, base, acc));
+    const PplResult partial = acc.result(false);
+    progress.update(c + 1, fmt::format("ppl {:.4f}", partial.ppl));
+  }
+  progress.finish();
+  PplResult result = acc.result(base != nullptr);
+  result.chunks = n_chunks;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+std::vector<std::string> split_documents(const std::string& text, const std::string& separator) {
+  std::vector<std::string> docs;
+  size_t begin = 0;
+  auto push = [&](size_t b, size_t e) {
+    while (b < e && std::isspace(static_cast<unsigned char>(text[b]))) ++b;
+    while (e > b && std::isspace(static_cast<unsigned char>(text[e - 1]))) --e;
+    if (e > b) docs.push_back(text.substr(b, e - b));
+  };
+  while (true) {
+    const size_t at = text.find(separator, begin);
+    if (at == std::string::npos) {
+      push(begin, text.size());
+      break;
+    }
+    push(begin, at);
+    begin = at + separator.size();
+  }
+  return docs;
+}
+
+Expected<PplResult> evaluate_documents(const LlamaModel& model, const Tokenizer& tokenizer,
+                                       const std::vector<std::string>& documents, int max_tokens,
+                                       ThreadPool& pool) {
+  Accumulator acc;
+  for (const std::string& doc : documents) {
+    std::vector<int32_t> tokens{tokenizer.bos_id()};
+    const std::vector<int32_t> body = tokenizer.encode(doc);
+    tokens.insert(tokens.end(), body.begin(), body.end());
+    if (static_cast<int>(tokens.size()) > max_tokens) tokens.resize(max_tokens);
+    if (tokens.size() < 2) continue;
+    LB_RETURN_IF_ERROR(score_sequence(model, tokens, 0, pool, nullptr, acc));
+  }
+  PplResult result = acc.result(false);
+  result.chunks = static_cast<int>(documents.size());
+  return result;
+}
+
+}  // namespace lowbit

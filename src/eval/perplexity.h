@@ -1,0 +1,77 @@
+// Perplexity and KL divergence over a tokenized text, following llama.cpp's
+// perplexity tool (protocol "llamacpp") or the GPTQ/QuaRot WikiText-2 convention
+// (protocol "gptq").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "model/llama_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lowbit {
+
+enum class PplProtocol {
+  // Text tokenized once (BOS first if the vocab adds one), non-overlapping chunks of
+  // ctx tokens, the first token of each chunk set to BOS, only the second half of
+  // each chunk scored.
+  kLlamaCpp,
+  // Text tokenized once without BOS, non-overlapping windows of ctx tokens, every
+  // position after the first scored.
+  kGptq,
+};
+
+Expected<PplProtocol> parse_ppl_protocol(const std::string& name);
+const char* ppl_protocol_name(PplProtocol protocol);
+
+struct PplOptions {
+  int ctx = 512;
+  PplProtocol protocol = PplProtocol::kLlamaCpp;
+  int max_chunks = 0;       // 0: all chunks
+  bool add_bos = true;      // llamacpp protocol: the vocab's add_bos flag
+  int32_t bos_id = 1;
+  bool show_progress = false;
+};
+
+struct PplResult {
+  int chunks = 0;
+  int64_t tokens_scored = 0;
+  double nll_mean = 0.0;
+  double nll_stderr = 0.0;
+  double ppl = 0.0;
+  double ppl_stderr = 0.0;  // delta method: ppl · stderr(nll)
+  // Against a base model (KL(base || model) per scored position).
+  bool has_base = false;
+  double kld_mean = 0.0;
+  double kld_stderr = 0.0;
+  double kld_median = 0.0;
+  double kld_p99 = 0.0;
+  double kld_max = 0.0;
+  double top1_agree = 0.0;          // fraction of positions with the same argmax
+  double top1_agree_stderr = 0.0;
+  double delta_p_mean = 0.0;        // mean of p_model(correct) − p_base(correct)
+  double delta_p_stderr = 0.0;
+  double base_ppl = 0.0;
+  double seconds = 0.0;
+};
+
+// text_tokens: the text encoded once, without BOS. base may be null.
+Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vector<int32_t>& text_tokens,
+                                        const PplOptions& options, ThreadPool& pool,
+                                        const LlamaModel* base = nullptr);
+
+// Splits text at each occurrence of separator; trims surrounding whitespace and
+// drops empty pieces.
+std::vector<std::string> split_documents(const std::string& text, const std::string& separator);
+
+// Each document encoded with BOS and truncated to max_tokens; mean NLL over all
+// next-token predictions of all documents.
+Expected<PplResult> evaluate_documents(const LlamaModel& model, const Tokenizer& tokenizer,
+                                       const std::vector<std::string>& documents, int max_tokens,
+                                       ThreadPool& pool);
+
+}  // namespace lowbit

@@ -1,0 +1,51 @@
+// Tensor storage types of the GGUF file format (ggml numbering) and their block
+// layouts. One traits table describes every type lowbit can read; loaders ask the
+// table for block size, bytes per block and the reference dequantizer, never
+// branching on the type themselves.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace lowbit {
+
+// Numbering fixed by the GGUF specification (ggml_type).
+enum class GgmlType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  BF16 = 30,
+};
+
+// Dequantizes `n_blocks` consecutive blocks from `src` into `dst`
+// ([n_blocks * block_size] floats). Scalar reference code.
+using DequantizeBlocksFn = void (*)(const uint8_t* src, float* dst, int64_t n_blocks);
+
+struct GgmlTypeTraits {
+  GgmlType type;
+  const char* name;          // "q4_K" etc., as llama.cpp prints it
+  int64_t block_size;        // elements per block
+  size_t bytes_per_block;    // storage bytes per block
+  DequantizeBlocksFn dequantize;
+};
+
+// Returns the traits of a type id read from a file, or nullptr when lowbit cannot
+// decode that type.
+const GgmlTypeTraits* find_ggml_type(uint32_t type_id);
+
+// Name of any ggml type id, including ones lowbit cannot decode (for messages).
+std::string ggml_type_name(uint32_t type_id);
+
+}  // namespace lowbit

@@ -1,0 +1,280 @@
+#include "io/safetensors.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "core/half.h"
+
+namespace lowbit {
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; lowbit reads it in place");
+
+namespace {
+
+using Dt = SafetensorsDtype;
+
+constexpr std::array<SafetensorsDtypeInfo, 15> kDtypes = {{
+    {Dt::kBool, "BOOL", "bool", 1, false},
+    {Dt::kU8, "U8", "u8", 1, false},
+    {Dt::kI8, "I8", "i8", 1, false},
+    {Dt::kF8_E5M2, "F8_E5M2", "f8_e5m2", 1, false},
+    {Dt::kF8_E4M3, "F8_E4M3", "f8_e4m3", 1, false},
+    {Dt::kI16, "I16", "i16", 2, false},
+    {Dt::kU16, "U16", "u16", 2, false},
+    {Dt::kF16, "F16", "f16", 2, true},
+    {Dt::kBF16, "BF16", "bf16", 2, true},
+    {Dt::kI32, "I32", "i32", 4, false},
+    {Dt::kU32, "U32", "u32", 4, false},
+    {Dt::kF32, "F32", "f32", 4, true},
+    {Dt::kF64, "F64", "f64", 8, false},
+    {Dt::kI64, "I64", "i64", 8, false},
+    {Dt::kU64, "U64", "u64", 8, false},
+}};
+
+constexpr size_t kHeaderPrefixBytes = 8;  // u64 header length
+
+// Reads a JSON number that must be a non-negative integer.
+bool as_u64(const nlohmann::json& v, uint64_t* out) {
+  if (v.is_number_unsigned()) {
+    *out = v.get<uint64_t>();
+    return true;
+  }
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) {
+    *out = static_cast<uint64_t>(v.get<int64_t>());
+    return true;
+  }
+  return false;
+}
+
+// Parses one tensor entry of the header; `buffer_size` is the size of the data
+// buffer that data_offsets index into.
+Expected<SafetensorsTensor> parse_entry(const std::string& source, const std::string& name,
+                                        const nlohmann::json& entry, const uint8_t* buffer,
+                                        uint64_t buffer_size) {
+  if (!entry.is_object()) return make_error("{}: tensor '{}': header entry is not an object", source, name);
+  auto dtype_it = entry.find("dtype");
+  auto shape_it = entry.find("shape");
+  auto offsets_it = entry.find("data_offsets");
+  if (dtype_it == entry.end() || !dtype_it->is_string()) {
+    return make_error("{}: tensor '{}': missing or non-string \"dtype\"", source, name);
+  }
+  if (shape_it == entry.end() || !shape_it->is_array()) {
+    return make_error("{}: tensor '{}': missing or non-array \"shape\"", source, name);
+  }
+  if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2) {
+    return make_error("{}: tensor '{}': \"data_offsets\" must be an array [begin, end]", source, name);
+  }
+  const std::string dtype_name = dtype_it->get<std::string>();
+  const SafetensorsDtypeInfo* info = find_safetensors_dtype(dtype_name);
+  if (info == nullptr) return make_error("{}: tensor '{}': unknown dtype '{}'", source, name, dtype_name);
+
+  SafetensorsTensor t;
+  t.name = name;
+  t.dtype = info->dtype;
+  uint64_t n_elements = 1;
+  for (const auto& d : *shape_it) {
+    uint64_t dim = 0;
+    if (!as_u64(d, &dim) || dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return make_error("{}: tensor '{}': shape entry {} is not a non-negative integer", source, name, d.dump());
+    }
+    if (dim != 0 && n_elements > std::numeric_limits<uint64_t>::max() / info->bytes / dim) {
+      return make_error("{}: tensor '{}': shape {} overflows", source, name, shape_it->dump());
+    }
+    n_elements *= dim;
+    t.shape.push_back(static_cast<int64_t>(dim));
+  }
+  uint64_t begin = 0, end = 0;
+  if (!as_u64((*offsets_it)[0], &begin) || !as_u64((*offsets_it)[1], &end)) {
+    return make_error("{}: tensor '{}': data_offsets {} are not non-negative integers", source, name,
+                      offsets_it->dump());
+  }
+  if (end < begin) {
+    return make_error("{}: tensor '{}': data_offsets [{}, {}] end before begin", source, name, begin, end);
+  }
+  if (end > buffer_size) {
+    return make_error("{}: tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes; file truncated?)",
+                      source, name, begin, end, buffer_size);
+  }
+  const uint64_t expected = n_elements * info->bytes;
+  if (end - begin != expected) {
+    return make_error("{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but {} {} needs {}", source, name,
+                      begin, end, end - begin, info->name, shape_it->dump(), expected);
+  }
+  t.data = buffer + begin;
+  t.n_bytes = expected;
+  return t;
+}
+
+}  // namespace
+
+const SafetensorsDtypeInfo& safetensors_dtype_info(SafetensorsDtype dtype) {
+  return kDtypes[static_cast<size_t>(dtype)];
+}
+
+const SafetensorsDtypeInfo* find_safetensors_dtype(const std::string& name) {
+  for (const auto& info : kDtypes) {
+    if (name == info.name) return &info;
+  }
+  return nullptr;
+}
+
+int64_t SafetensorsTensor::n_elements() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Expected<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  SafetensorsFile out;
+  LB_ASSIGN_OR_RETURN(out.file_, MappedFile::open(path));
+  const uint8_t* base = out.file_.data();
+  const uint64_t size = out.file_.size();
+  if (size < kHeaderPrefixBytes) {
+    return make_error("{}: truncated safetensors file: {} bytes, the header length alone needs 8", path, size);
+  }
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, base, sizeof(header_len));
+  if (header_len > size - kHeaderPrefixBytes) {
+    return make_error("{}: header length {} runs past the end of the file ({} bytes; truncated or not safetensors)",
+                      path, header_len, size);
+  }
+  const char* header_begin = reinterpret_cast<const char*>(base + kHeaderPrefixBytes);
+  if (header_len == 0 || header_begin[0] != '{') {
+    return make_error("{}: header does not start with '{{' (not a safetensors file?)", path);
+  }
+  const nlohmann::json header = nlohmann::json::parse(header_begin, header_begin + header_len, nullptr, false);
+  if (header.is_discarded() || !header.is_object()) {
+    return make_error("{}: header ({} bytes) is not a valid JSON object", path, header_len);
+  }
+  const uint8_t* buffer = base + kHeaderPrefixBytes + header_len;
+  const uint64_t buffer_size = size - kHeaderPrefixBytes - header_len;
+
+  for (const auto& [key, value] : header.items()) {
+    if (key == "__metadata__") {
+      if (!value.is_object()) return make_error("{}: \"__metadata__\" is not an object", path);
+      for (const auto& [mk, mv] : value.items()) {
+        if (!mv.is_string()) return make_error("{}: __metadata__ value of '{}' is not a string", path, mk);
+        out.metadata_[mk] = mv.get<std::string>();
+      }
+      continue;
+    }
+    LB_ASSIGN_OR_RETURN(SafetensorsTensor t, parse_entry(path, key, value, buffer, buffer_size));
+    out.tensors_.push_back(std::move(t));
+  }
+  std::stable_sort(out.tensors_.begin(), out.tensors_.end(),
+                   [](const SafetensorsTensor& a, const SafetensorsTensor& b) { return a.data < b.data; });
+  for (size_t i = 0; i < out.tensors_.size(); ++i) out.index_[out.tensors_[i].name] = i;
+  return out;
+}
+
+const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+Expected<std::vector<float>> SafetensorsFile::to_f32(const SafetensorsTensor& tensor) const {
+  const size_t n = static_cast<size_t>(tensor.n_elements());
+  std::vector<float> out(n);
+  switch (tensor.dtype) {
+    case Dt::kF32:
+      std::memcpy(out.data(), tensor.data, n * sizeof(float));
+      return out;
+    case Dt::kF16:
+    case Dt::kBF16: {
+      const bool bf16 = tensor.dtype == Dt::kBF16;
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, tensor.data + 2 * i, 2);
+        out[i] = bf16 ? bf16_to_float(h) : fp16_to_float(h);
+      }
+      return out;
+    }
+    default:
+      return make_error("{}: tensor '{}' has dtype {}; only F32, F16 and BF16 can be loaded as weights", path(),
+                        tensor.name, safetensors_dtype_info(tensor.dtype).name);
+  }
+}
+
+Status write_safetensors(const std::string& path, const std::vector<SafetensorsWriteTensor>& tensors,
+                         const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) {
+    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+    for (const auto& [k, v] : metadata) meta[k] = v;
+    header["__metadata__"] = std::move(meta);
+  }
+  std::set<std::string> names;
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    const SafetensorsDtypeInfo& info = safetensors_dtype_info(t.dtype);
+    if (t.dtype != Dt::kF32 && t.dtype != Dt::kF16 && t.dtype != Dt::kBF16) {
+      return make_error("{}: tensor '{}': cannot write dtype {} (F32, F16 or BF16 only)", path, t.name, info.name);
+    }
+    if (t.name.empty() || t.name == "__metadata__" || !names.insert(t.name).second) {
+      return make_error("{}: tensor name '{}' is empty, reserved or repeated", path, t.name);
+    }
+    uint64_t n = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0) return make_error("{}: tensor '{}': negative dimension {}", path, t.name, d);
+      n *= static_cast<uint64_t>(d);
+    }
+    if (n > 0 && t.values == nullptr) return make_error("{}: tensor '{}': no values given", path, t.name);
+    header[t.name] = {{"dtype", info.name}, {"shape", t.shape}, {"data_offsets", {offset, offset + n * info.bytes}}};
+    offset += n * info.bytes;
+  }
+  std::string header_text = header.dump();
+  // Pad so the data buffer starts 8-byte aligned (8 + header length).
+  header_text.append((8 - header_text.size() % 8) % 8, ' ');
+
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) return make_error("{}: cannot create: {}", tmp, std::strerror(errno));
+  const uint64_t header_len = header_text.size();
+  out.write(reinterpret_cast<const char*>(&header_len), sizeof(header_len));
+  out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
+
+  std::vector<uint16_t> halves;  // conversion chunk for F16/BF16
+  constexpr size_t kChunk = 1 << 16;
+  for (const auto& t : tensors) {
+    size_t n = 1;
+    for (int64_t d : t.shape) n *= static_cast<size_t>(d);
+    if (t.dtype == Dt::kF32) {
+      out.write(reinterpret_cast<const char*>(t.values), static_cast<std::streamsize>(n * sizeof(float)));
+      continue;
+    }
+    for (size_t begin = 0; begin < n; begin += kChunk) {
+      const size_t count = std::min(kChunk, n - begin);
+      halves.resize(count);
+      for (size_t i = 0; i < count; ++i) {
+        const float v = t.values[begin + i];
+        halves[i] = t.dtype == Dt::kBF16 ? float_to_bf16(v) : float_to_fp16(v);
+      }
+      out.write(reinterpret_cast<const char*>(halves.data()), static_cast<std::streamsize>(count * 2));
+    }
+  }
+  out.flush();
+  if (!out) {
+    out.close();
+    std::remove(tmp.c_str());
+    return make_error("{}: write failed", tmp);
+  }
+  out.close();
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    return make_error("{}: cannot rename from {}: {}", path, tmp, std::strerror(err));
+  }
+  return Status::ok_status();
+}
+
+}  // namespace lowbit

@@ -1,0 +1,36 @@
+#include "model/config.h"
+
+namespace lowbit {
+
+const char* rope_layout_name(RopeLayout layout) {
+  return layout == RopeLayout::kAdjacentPairs ? "adjacent-pairs" : "half-split";
+}
+
+Status ModelConfig::validate(const std::string& source) const {
+  if (architecture != "llama" && architecture != "mistral" && architecture != "qwen2") {
+    return make_error("{}: unknown architecture '{}' (lowbit supports llama, mistral, qwen2)",
+                      source, architecture);
+  }
+  const struct {
+    const char* name;
+    int value;
+  } positives[] = {{"n_layers", n_layers}, {"dim", dim},           {"n_heads", n_heads},
+                   {"n_kv_heads", n_kv_heads}, {"head_dim", head_dim}, {"ffn_dim", ffn_dim},
+                   {"vocab_size", vocab_size}, {"max_seq_len", max_seq_len}};
+  for (const auto& p : positives) {
+    if (p.value <= 0) return make_error("{}: {} must be positive, got {}", source, p.name, p.value);
+  }
+  if (n_heads % n_kv_heads != 0) {
+    return make_error("{}: n_heads {} is not a multiple of n_kv_heads {}", source, n_heads, n_kv_heads);
+  }
+  if (head_dim % 2 != 0) return make_error("{}: head_dim {} must be even for RoPE", source, head_dim);
+  if (!(norm_eps > 0.0f)) return make_error("{}: norm_eps must be positive", source);
+  if (!(rope_theta > 0.0)) return make_error("{}: rope_theta must be positive", source);
+  if (rope_scaling.llama3 && !(rope_scaling.factor >= 1.0 && rope_scaling.low_freq_factor > 0 &&
+                               rope_scaling.high_freq_factor > rope_scaling.low_freq_factor)) {
+    return make_error("{}: invalid llama3 rope scaling parameters", source);
+  }
+  return Status::ok_status();
+}
+
+}  // namespace lowbit

@@ -1,0 +1,51 @@
+// The linear-layer seam. The runtime calls every projection (q/k/v/o, gate/up/down,
+// lm_head) through this interface, so quantized implementations replace a layer
+// by name without touching the forward pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/thread_pool.h"
+#include "model/weights.h"
+
+namespace lowbit {
+
+class Linear {
+ public:
+  virtual ~Linear() = default;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  // y[n_tokens, out] = x[n_tokens, in] · Wᵀ (+ bias). x and y do not alias.
+  virtual void forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const = 0;
+  // Bytes of weight storage (scales included), for bits-per-weight and bandwidth.
+  virtual uint64_t weight_bytes() const = 0;
+  virtual std::string describe() const = 0;
+};
+
+// FP32 weights; matrix products through BLAS (sgemm for prompts, sgemv for decode).
+class DenseLinear : public Linear {
+ public:
+  explicit DenseLinear(Matrix matrix) : matrix_(std::move(matrix)) {}
+  int64_t in_features() const override { return matrix_.cols; }
+  int64_t out_features() const override { return matrix_.rows; }
+  void forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const override;
+  uint64_t weight_bytes() const override;
+  std::string describe() const override { return "f32"; }
+  const Matrix& matrix() const { return matrix_; }
+
+ private:
+  Matrix matrix_;  // [out, in]
+};
+
+// Calibration seam: sees the input of every linear layer during a forward pass.
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  // x: [n_tokens, in_features], the exact input the named linear layer receives.
+  virtual void observe(const std::string& linear_name, const float* x, int64_t n_tokens,
+                       int64_t in_features) = 0;
+};
+
+}  // namespace lowbit

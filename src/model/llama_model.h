@@ -1,0 +1,66 @@
+// The Llama-family decoder in FP32: RMSNorm, RoPE (adjacent or half-split pairs,
+// rope_theta, Llama-3 scaling), grouped-query attention, SwiGLU MLP, optional
+// q/k/v biases (qwen2), tied or separate output head.
+//
+// Linear layers have stable names, "layers.{i}.q_proj|k_proj|v_proj|o_proj|
+// gate_proj|up_proj|down_proj" and "lm_head", used by the replacement seam and by
+// the activation observer.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/linear.h"
+#include "model/weights.h"
+
+namespace lowbit {
+
+struct ForwardOptions {
+  ActivationObserver* observer = nullptr;  // sees every linear input when set
+  bool all_logits = true;                  // false: only the last position's logits
+};
+
+class LlamaModel {
+ public:
+  // Takes the weights; matrices become DenseLinear layers.
+  static Expected<LlamaModel> create(ModelConfig config, ModelWeights weights);
+
+  const ModelConfig& config() const { return config_; }
+
+  std::vector<std::string> linear_names() const;
+  Linear* find_linear(const std::string& name);
+  // Replaces a linear layer; shapes must match.
+  Status replace_linear(const std::string& name, std::unique_ptr<Linear> replacement);
+  uint64_t weight_bytes() const;  // linears + embeddings + norms
+  uint64_t n_parameters() const;
+
+  std::unique_ptr<KvCache> make_fp32_cache(int capacity) const;
+
+  // Processes tokens[0..n_tokens) at positions [pos, pos + n_tokens), appending their
+  // keys/values to `cache` (which must hold positions [0, pos) already).
+  // logits: [n_tokens, vocab] when options.all_logits, else [vocab] for the last token.
+  Status forward(const int32_t* tokens, int n_tokens, int pos, KvCache& cache, float* logits,
+                 ThreadPool& pool, const ForwardOptions& options = {}) const;
+
+ private:
+  struct Layer {
+    std::vector<float> attn_norm;  // [dim]
+    std::vector<float> ffn_norm;   // [dim]
+    std::unique_ptr<Linear> q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+  };
+  std::unique_ptr<Linear>* slot(const std::string& name);
+
+  ModelConfig config_;
+  std::vector<float> token_embedding_;  // [vocab, dim]
+  std::vector<float> output_norm_;      // [dim]
+  std::vector<Layer> layers_;
+  std::unique_ptr<Linear> lm_head_;
+  std::vector<double> rope_inv_freq_;   // [head_dim / 2]
+};
+
+}  // namespace lowbit

@@ -1,0 +1,79 @@
+#include "model/ops.h"
+
+#include <cmath>
+
+namespace lowbit {
+
+void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  double sum_sq = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+std::vector<double> rope_inverse_frequencies(const ModelConfig& c, const std::vector<float>& freq_factors) {
+  const int half = c.head_dim / 2;
+  std::vector<double> inv_freq(half);
+  constexpr double kPi = 3.14159265358979323846;
+  for (int i = 0; i < half; ++i) {
+    double freq = std::pow(c.rope_theta, -2.0 * i / c.head_dim);
+    if (c.rope_scaling.llama3) {
+      // Llama-3.1: long wavelengths are slowed by `factor`, short ones kept, and the
+      // band between is interpolated smoothly.
+      const RopeScaling& s = c.rope_scaling;
+      const double wavelen = 2.0 * kPi / freq;
+      const double low_wavelen = s.original_max_position / s.low_freq_factor;
+      const double high_wavelen = s.original_max_position / s.high_freq_factor;
+      if (wavelen > low_wavelen) {
+        freq /= s.factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (s.original_max_position / wavelen - s.low_freq_factor) /
+                              (s.high_freq_factor - s.low_freq_factor);
+        freq = (1.0 - smooth) * freq / s.factor + smooth * freq;
+      }
+    }
+    if (!freq_factors.empty()) freq /= freq_factors[i];
+    inv_freq[i] = freq;
+  }
+  return inv_freq;
+}
+
+void apply_rope(float* vec, int n_heads, int head_dim, int pos, RopeLayout layout,
+                const std::vector<double>& inv_freq) {
+  const int half = head_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    const double angle = pos * inv_freq[i];
+    const float c = static_cast<float>(std::cos(angle));
+    const float s = static_cast<float>(std::sin(angle));
+    for (int h = 0; h < n_heads; ++h) {
+      float* head = vec + static_cast<int64_t>(h) * head_dim;
+      const int a = layout == RopeLayout::kAdjacentPairs ? 2 * i : i;
+      const int b = layout == RopeLayout::kAdjacentPairs ? 2 * i + 1 : i + half;
+      const float x0 = head[a];
+      const float x1 = head[b];
+      head[a] = x0 * c - x1 * s;
+      head[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+void softmax(float* x, int64_t n) {
+  float max_value = x[0];
+  for (int64_t i = 1; i < n; ++i) max_value = std::max(max_value, x[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max_value);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void swiglu(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace lowbit

@@ -1,0 +1,65 @@
+// FP32 weights of a Llama-family model as loaded from a file, before the runtime
+// wraps the matrices into Linear layers. Matrices are row-major [out, in], the
+// convention of GGUF (ne0 = in) and of PyTorch nn.Linear.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/config.h"
+
+namespace lowbit {
+
+struct Matrix {
+  int64_t rows = 0;           // output features
+  int64_t cols = 0;           // input features
+  std::vector<float> data;    // [rows, cols]
+  std::vector<float> bias;    // [rows] or empty
+
+  bool empty() const { return data.empty(); }
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm;  // [dim]
+  Matrix q_proj;                 // [n_heads*head_dim, dim], bias for qwen2
+  Matrix k_proj;                 // [n_kv_heads*head_dim, dim]
+  Matrix v_proj;                 // [n_kv_heads*head_dim, dim]
+  Matrix o_proj;                 // [dim, n_heads*head_dim]
+  std::vector<float> ffn_norm;   // [dim]
+  Matrix gate_proj;              // [ffn_dim, dim]
+  Matrix up_proj;                // [ffn_dim, dim]
+  Matrix down_proj;              // [dim, ffn_dim]
+};
+
+struct ModelWeights {
+  std::vector<float> token_embedding;  // [vocab, dim]
+  std::vector<LayerWeights> layers;
+  std::vector<float> output_norm;      // [dim]
+  Matrix lm_head;                      // [vocab, dim]; empty when tied to the embedding
+  // Per-frequency RoPE divisors [head_dim/2] (GGUF rope_freqs.weight, Llama-3
+  // scaling precomputed by the converter); empty when absent.
+  std::vector<float> rope_freq_factors;
+
+  // Checks every shape against the config and every value for NaN/Inf; errors
+  // name the tensor.
+  Status validate(const ModelConfig& config, const std::string& source) const;
+};
+
+// What a file held, for `lowbit info`: one row per stored tensor.
+struct StoredTensor {
+  std::string name;
+  std::string dtype;            // "f32", "q4_1", "bf16", ...
+  std::vector<int64_t> shape;   // as stored, outermost first
+  uint64_t n_bytes = 0;
+};
+
+struct FileSummary {
+  std::string format;           // "gguf", "huggingface", "llama2c"
+  std::string path;
+  uint64_t file_bytes = 0;      // tensor data bytes (+ headers)
+  std::vector<StoredTensor> tensors;
+};
+
+}  // namespace lowbit

@@ -1,0 +1,94 @@
+#include "tokenizer/byte_bpe_tokenizer.h"
+
+#include <array>
+#include <unordered_map>
+
+#include "tokenizer/byte_unicode.h"
+#include "tokenizer/utf8.h"
+
+namespace lowbit {
+
+namespace {
+
+class ByteBpeTokenizer final : public VocabTokenizer {
+ public:
+  ByteBpeTokenizer(Vocab vocab, MergeTable merges, SpecialTokenSplitter specials, SpecialIds special_ids,
+                   RegexSplitter splitter, ByteBpeOptions options, std::vector<std::string> token_bytes)
+      : VocabTokenizer(std::move(vocab), std::move(specials), special_ids, std::move(token_bytes)),
+        merges_(std::move(merges)),
+        splitter_(std::move(splitter)),
+        options_(options) {
+    const auto& table = byte_to_unicode_table();
+    for (int b = 0; b < 256; ++b) byte_ids_[b] = vocab_.find(table[b]);
+  }
+
+  std::vector<int32_t> encode(std::string_view text) const override {
+    std::vector<int32_t> out;
+    WordCache cache;
+    bool first = true;
+    for (const TextFragment& fragment : specials_.split(text)) {
+      if (fragment.token >= 0) {
+        out.push_back(fragment.token);
+      } else {
+        encode_plain(fragment.text, first, cache, out);
+      }
+      first = false;
+    }
+    return out;
+  }
+
+ private:
+  using WordCache = std::unordered_map<std::string_view, std::vector<int32_t>>;
+
+  void encode_plain(std::string_view fragment, bool at_text_start, WordCache& cache,
+                    std::vector<int32_t>& out) const {
+    // llama.cpp turns ill-formed UTF-8 into U+FFFD before splitting; doing the
+    // same keeps the regexes on valid input and the ids identical.
+    std::string text = sanitize_utf8(fragment);
+    if (options_.add_prefix_space && at_text_start && text[0] != ' ') text.insert(0, 1, ' ');
+    // The cache keys point into `text`, so they live only as long as this fragment.
+    cache.clear();
+    for (const std::string_view word : splitter_.split(text)) {
+      auto [it, inserted] = cache.try_emplace(word);
+      if (inserted) it->second = encode_word(word);
+      out.insert(out.end(), it->second.begin(), it->second.end());
+    }
+  }
+
+  std::vector<int32_t> encode_word(std::string_view word) const {
+    const auto& table = byte_to_unicode_table();
+    if (options_.ignore_merges) {
+      std::string mapped;
+      for (const char c : word) mapped += table[static_cast<uint8_t>(c)];
+      if (const int32_t id = vocab_.find(mapped); id >= 0) return {id};
+    }
+    std::vector<int32_t> ids;  // [n_bytes]
+    ids.reserve(word.size());
+    // A byte without a token (only in a broken vocabulary) is dropped, as in llama.cpp.
+    for (const char c : word) {
+      if (const int32_t id = byte_ids_[static_cast<uint8_t>(c)]; id >= 0) ids.push_back(id);
+    }
+    apply_merges(merges_, ids);
+    return ids;
+  }
+
+  MergeTable merges_;
+  RegexSplitter splitter_;
+  ByteBpeOptions options_;
+  std::array<int32_t, 256> byte_ids_;  // token of each byte's stand-in character
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_byte_bpe_tokenizer(Vocab vocab, MergeTable merges, SpecialTokenSplitter specials,
+                                                   SpecialIds special_ids, RegexSplitter splitter,
+                                                   ByteBpeOptions options) {
+  std::vector<std::string> token_bytes(vocab.size());
+  for (int32_t id = 0; id < vocab.size(); ++id) {
+    token_bytes[id] = vocab.is_matched_literally(id) ? vocab.piece(id) : byte_level_to_bytes(vocab.piece(id));
+  }
+  return std::make_unique<ByteBpeTokenizer>(std::move(vocab), std::move(merges), std::move(specials), special_ids,
+                                            std::move(splitter), options, std::move(token_bytes));
+}
+
+}  // namespace lowbit
