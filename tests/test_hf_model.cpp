@@ -209,8 +209,9 @@ TEST(HfModelRandom, Bf16CheckpointLoadsAsRoundedWeights) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(b[i], bf16_to_float(float_to_bf16(a[i]))) << i;
 }
 
-// Broken folders: each starts from a good random checkpoint and breaks one thing.
-class HfModelMalformed : public ::testing::Test {
+// Each test starts from a good random llama checkpoint and edits one thing,
+// mostly breaking it.
+class HfModelEditedFolder : public ::testing::Test {
  protected:
   void SetUp() override {
     source_ = testing::make_random_model(small_config("llama"), 11);
@@ -239,7 +240,7 @@ class HfModelMalformed : public ::testing::Test {
   testing::SpmVocab vocab_;
 };
 
-TEST_F(HfModelMalformed, ConfigIsNotJson) {
+TEST_F(HfModelEditedFolder, ConfigIsNotJson) {
   const std::string folder = write(source_);
   ASSERT_TRUE(write_file_atomic(folder + "/config.json", "{\"hidden_size\": 32,").ok());
   const std::string msg = load_error(folder);
@@ -247,7 +248,7 @@ TEST_F(HfModelMalformed, ConfigIsNotJson) {
   EXPECT_NE(msg.find("JSON"), std::string::npos) << msg;
 }
 
-TEST_F(HfModelMalformed, UnknownModelTypeIsNamed) {
+TEST_F(HfModelEditedFolder, UnknownModelTypeIsNamed) {
   write(source_);
   edit_config([](nlohmann::json& j) {
     j["model_type"] = "gpt_neox";
@@ -257,7 +258,7 @@ TEST_F(HfModelMalformed, UnknownModelTypeIsNamed) {
   EXPECT_NE(msg.find("'gpt_neox'"), std::string::npos) << msg;
 }
 
-TEST_F(HfModelMalformed, ArchitecturesUsedWhenModelTypeAbsent) {
+TEST_F(HfModelEditedFolder, ArchitecturesUsedWhenModelTypeAbsent) {
   write(source_);
   edit_config([](nlohmann::json& j) {
     j.erase("model_type");
@@ -266,14 +267,14 @@ TEST_F(HfModelMalformed, ArchitecturesUsedWhenModelTypeAbsent) {
   EXPECT_NE(load_error(dir_.file("m")).find("'FalconForCausalLM'"), std::string::npos);
 }
 
-TEST_F(HfModelMalformed, MissingConfigKeyIsNamed) {
+TEST_F(HfModelEditedFolder, MissingConfigKeyIsNamed) {
   write(source_);
   edit_config([](nlohmann::json& j) { j.erase("intermediate_size"); });
   const std::string msg = load_error(dir_.file("m"));
   EXPECT_NE(msg.find("\"intermediate_size\""), std::string::npos) << msg;
 }
 
-TEST_F(HfModelMalformed, TensorShapeMismatchNamesTensorAndBothShapes) {
+TEST_F(HfModelEditedFolder, TensorShapeMismatchNamesTensorAndBothShapes) {
   LoadedModel broken = testing::clone_weights(source_);
   Matrix& v = broken.weights.layers[1].v_proj;
   v.rows -= 1;
@@ -284,7 +285,7 @@ TEST_F(HfModelMalformed, TensorShapeMismatchNamesTensorAndBothShapes) {
   EXPECT_NE(msg.find("[16, 32]"), std::string::npos) << msg;
 }
 
-TEST_F(HfModelMalformed, TruncatedSafetensorsNamesFileAndTensor) {
+TEST_F(HfModelEditedFolder, TruncatedSafetensorsNamesFileAndTensor) {
   const std::string folder = write(source_);
   const fs::path file = fs::path(folder) / "model.safetensors";
   fs::resize_file(file, fs::file_size(file) - 10);
@@ -293,7 +294,7 @@ TEST_F(HfModelMalformed, TruncatedSafetensorsNamesFileAndTensor) {
   EXPECT_NE(msg.find("'lm_head.weight'"), std::string::npos) << msg;  // the last tensor
 }
 
-TEST_F(HfModelMalformed, MissingLmHeadWhenUntied) {
+TEST_F(HfModelEditedFolder, MissingLmHeadWhenUntied) {
   LoadedModel tied = testing::clone_weights(source_);
   tied.config.tied_embeddings = true;
   tied.weights.lm_head = Matrix();
@@ -303,7 +304,7 @@ TEST_F(HfModelMalformed, MissingLmHeadWhenUntied) {
   EXPECT_NE(msg.find("'lm_head.weight' not found"), std::string::npos) << msg;
 }
 
-TEST_F(HfModelMalformed, MissingTokenizerAndWeights) {
+TEST_F(HfModelEditedFolder, MissingTokenizerAndWeights) {
   const std::string folder = write(source_, false);
   EXPECT_NE(load_error(folder).find("tokenizer.json"), std::string::npos);
   fs::remove(fs::path(folder) / "model.safetensors");
@@ -311,7 +312,7 @@ TEST_F(HfModelMalformed, MissingTokenizerAndWeights) {
   EXPECT_NE(load_error(dir_.file("nowhere")).find("not a folder"), std::string::npos);
 }
 
-TEST_F(HfModelMalformed, ShardIndexNamingMissingTensor) {
+TEST_F(HfModelEditedFolder, ShardIndexNamingMissingTensor) {
   const std::string folder = dir_.file("m");
   ASSERT_TRUE(testing::write_hf_checkpoint(source_, &vocab_, folder, {.sharded = true}).ok());
   const std::string index_path = folder + "/model.safetensors.index.json";
@@ -322,6 +323,35 @@ TEST_F(HfModelMalformed, ShardIndexNamingMissingTensor) {
   const std::string msg = load_error(folder);
   EXPECT_NE(msg.find("'model.norm.weight'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("model-00001-of-00002.safetensors"), std::string::npos) << msg;
+}
+
+TEST_F(HfModelEditedFolder, SlidingWindowCapsContext) {
+  write(source_);
+  edit_config([](nlohmann::json& j) {
+    j["model_type"] = "mistral";
+    j["sliding_window"] = 16;
+  });
+  Expected<LoadedModel> mistral = load_hf_model(dir_.file("m"));
+  ASSERT_TRUE(mistral.ok()) << mistral.status().message();
+  EXPECT_EQ(mistral->config.max_seq_len, 16);
+  // qwen2 ignores the window unless use_sliding_window is true.
+  LoadedModel qwen = testing::make_random_model(small_config("qwen2"), 4);
+  ASSERT_TRUE(testing::write_hf_checkpoint(qwen, &vocab_, dir_.file("q")).ok());
+  const std::string path = dir_.file("q/config.json");
+  nlohmann::json j = nlohmann::json::parse(std::move(read_text_file(path)).value());
+  j["sliding_window"] = 16;
+  j["use_sliding_window"] = false;
+  ASSERT_TRUE(write_file_atomic(path, j.dump()).ok());
+  Expected<LoadedModel> q = load_hf_model(dir_.file("q"));
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  EXPECT_EQ(q->config.max_seq_len, 64);
+}
+
+TEST_F(HfModelEditedFolder, OutOfRangeSizeIsNamed) {
+  write(source_);
+  edit_config([](nlohmann::json& j) { j["num_key_value_heads"] = 0; });
+  const std::string msg = load_error(dir_.file("m"));
+  EXPECT_NE(msg.find("\"num_key_value_heads\" = 0"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // HF stores q_proj/k_proj rows in the half-split RoPE layout (its conversion script
 // permutes Meta's adjacent pairs), so they are kept as stored with
 // rope_layout = kHalfSplit instead of being permuted back.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -26,11 +27,13 @@ struct HfArchitecture {
   const char* model_type;
   const char* class_name;
   bool qkv_bias;
+  const char* sliding_window_key;      // null: no sliding window in this family
+  const char* use_sliding_window_key;  // null: the window applies whenever set
 };
 constexpr HfArchitecture kArchitectures[] = {
-    {"llama", "LlamaForCausalLM", false},
-    {"mistral", "MistralForCausalLM", false},
-    {"qwen2", "Qwen2ForCausalLM", true},
+    {"llama", "LlamaForCausalLM", false, nullptr, nullptr},
+    {"mistral", "MistralForCausalLM", false, "sliding_window", nullptr},
+    {"qwen2", "Qwen2ForCausalLM", true, "sliding_window", "use_sliding_window"},
 };
 
 std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
@@ -147,8 +150,22 @@ Expected<ModelConfig> parse_config(const std::string& path) {
   LB_ASSIGN_OR_RETURN(c.rope_theta, cfg.get_float_or("rope_theta", 10000.0));
   LB_ASSIGN_OR_RETURN(c.tied_embeddings, cfg.get_bool_or("tie_word_embeddings", false));
   LB_RETURN_IF_ERROR(parse_rope_scaling(cfg, &c.rope_scaling));
-  for (int64_t v : {dim, ffn, layers, kv_heads, vocab, head_dim, max_pos}) {
-    if (v <= 0 || v > (int64_t{1} << 30)) return make_error("{}: size {} is out of range", path, v);
+  // Sliding-window attention equals full attention up to the window, so the
+  // window caps the context instead of being implemented.
+  bool windowed = arch->sliding_window_key != nullptr;
+  if (windowed && arch->use_sliding_window_key != nullptr) {
+    LB_ASSIGN_OR_RETURN(windowed, cfg.get_bool_or(arch->use_sliding_window_key, false));
+  }
+  if (windowed) {
+    LB_ASSIGN_OR_RETURN(int64_t window, cfg.get_int_or(arch->sliding_window_key, 0));
+    if (window > 0) max_pos = std::min(max_pos, window);
+  }
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"hidden_size", dim},         {"intermediate_size", ffn}, {"num_hidden_layers", layers},
+      {"num_key_value_heads", kv_heads}, {"vocab_size", vocab}, {"head_dim", head_dim},
+      {"max_position_embeddings", max_pos}};
+  for (const auto& [key, v] : sizes) {
+    if (v <= 0 || v > (int64_t{1} << 30)) return make_error("{}: \"{}\" = {} is out of range", path, key, v);
   }
   c.dim = static_cast<int>(dim);
   c.ffn_dim = static_cast<int>(ffn);

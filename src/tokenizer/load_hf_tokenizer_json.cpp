@@ -57,7 +57,8 @@ void flatten(const json& node, const char* key, std::vector<const json*>& out) {
 
 Status read_pre_tokenizer(const json& root, Pipeline& p) {
   std::vector<const json*> steps;
-  flatten(root.value("pre_tokenizer", json()), "pretokenizers", steps);
+  const json section = root.value("pre_tokenizer", json());  // steps point into it
+  flatten(section, "pretokenizers", steps);
   for (const json* step : steps) {
     const std::string type = step->value("type", "");
     if (type == "ByteLevel") {
@@ -97,7 +98,8 @@ Status read_pre_tokenizer(const json& root, Pipeline& p) {
 
 Status read_normalizer(const json& root, Pipeline& p) {
   std::vector<const json*> steps;
-  flatten(root.value("normalizer", json()), "normalizers", steps);
+  const json section = root.value("normalizer", json());  // steps point into it
+  flatten(section, "normalizers", steps);
   for (const json* step : steps) {
     const std::string type = step->value("type", "");
     if (type == "Prepend" && step->value("prepend", "") == kSpaceMarker) {
@@ -127,7 +129,8 @@ std::string token_name(const json& config, const char* key) {
 // The special token the post_processor puts before every single sequence, if any.
 std::string template_bos(const json& root) {
   std::vector<const json*> steps;
-  flatten(root.value("post_processor", json()), "processors", steps);
+  const json section = root.value("post_processor", json());  // steps point into it
+  flatten(section, "processors", steps);
   for (const json* step : steps) {
     if (step->value("type", "") != "TemplateProcessing" || !step->contains("single")) continue;
     const json& single = step->at("single");
@@ -194,8 +197,16 @@ Expected<Vocab> read_vocab(const json& root, const json& model, bool byte_pieces
   if (!entries.is_object()) return make_error("model.vocab is not an object");
   const json added = root.value("added_tokens", json::array());
   int64_t max_id = -1;
-  for (const auto& [piece, id] : entries.items()) max_id = std::max<int64_t>(max_id, id.get<int64_t>());
-  for (const json& t : added) max_id = std::max<int64_t>(max_id, t.at("id").get<int64_t>());
+  for (const auto& [piece, id_json] : entries.items()) {
+    const int64_t id = id_json.get<int64_t>();
+    if (id < 0) return make_error("model.vocab['{}'] has negative id {}", piece, id);
+    max_id = std::max(max_id, id);
+  }
+  for (const json& t : added) {
+    const int64_t id = t.at("id").get<int64_t>();
+    if (id < 0) return make_error("added_tokens entry '{}' has negative id {}", t.value("content", ""), id);
+    max_id = std::max(max_id, id);
+  }
   if (max_id < 0) return make_error("model.vocab is empty");
   if (max_id >= (int64_t{1} << 24)) return make_error("token id {} is implausibly large", max_id);
 
@@ -203,13 +214,11 @@ Expected<Vocab> read_vocab(const json& root, const json& model, bool byte_pieces
   std::vector<TokenKind> kinds(max_id + 1, TokenKind::kUnused);
   for (const auto& [piece, id_json] : entries.items()) {
     const int64_t id = id_json.get<int64_t>();
-    if (id < 0) return make_error("model.vocab['{}'] has negative id {}", piece, id);
     pieces[id] = piece;
     kinds[id] = byte_pieces && parse_byte_piece(piece) >= 0 ? TokenKind::kByte : TokenKind::kNormal;
   }
   for (const json& t : added) {
     const int64_t id = t.at("id").get<int64_t>();
-    if (id < 0) return make_error("added_tokens entry has negative id {}", id);
     pieces[id] = t.at("content").get<std::string>();
     kinds[id] = t.value("special", false) ? TokenKind::kControl : TokenKind::kUserDefined;
   }

@@ -1,0 +1,110 @@
+// The lowbit executable end to end: malformed inputs fail with one line and a
+// non-zero exit code; bad flags are rejected; JSON reports carry the contract fields.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_util.h"
+
+namespace {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+CommandResult run_lowbit(const std::string& args) {
+  const std::string command = std::string(LOWBIT_CLI_PATH) + " " + args + " 2>&1";
+  CommandResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+size_t count_lines(const std::string& s) {
+  size_t lines = 0;
+  for (char c : s) lines += c == '\n';
+  return lines;
+}
+
+std::string temp_file(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("lowbit_cli_test_" + std::to_string(getpid()) + "_" + name)).string();
+}
+
+TEST(Cli, EveryMalformedInputFailsWithOneLine) {
+  const std::filesystem::path folder = lowbit::testing::source_path("tests/data/malformed");
+  int cases = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    if (entry.path().filename() == "valid") continue;
+    const CommandResult r = run_lowbit("info '" + entry.path().string() + "'");
+    EXPECT_NE(r.exit_code, 0) << entry.path() << " was accepted";
+    EXPECT_EQ(count_lines(r.output), 1u) << entry.path() << " printed:\n" << r.output;
+    EXPECT_EQ(r.output.rfind("lowbit: error: ", 0), 0u) << r.output;
+    EXPECT_NE(r.output.find(entry.path().filename().string()), std::string::npos)
+        << "error does not name the file: " << r.output;
+    ++cases;
+  }
+  EXPECT_GE(cases, 12);
+}
+
+TEST(Cli, ValidControlModelLoads) {
+  const std::string path = lowbit::testing::source_path("tests/data/malformed/valid/tiny.gguf");
+  const CommandResult r = run_lowbit("info '" + path + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST(Cli, RejectsUnknownFlagsAndBadValues) {
+  const std::string model = lowbit::testing::source_path("tests/data/malformed/valid/tiny.gguf");
+  for (const std::string args : {"info " + model + " --no-such-flag", "generate " + model + " --prompt a -n 0",
+                                 "generate " + model + " --prompt a --temp -1",
+                                 "ppl " + model + " --text " + model + " --protocol wiki",
+                                 "ppl " + model + " --text /no/such/file", std::string("frobnicate")}) {
+    const CommandResult r = run_lowbit(args);
+    EXPECT_NE(r.exit_code, 0) << "accepted: " << args;
+    EXPECT_FALSE(r.output.empty()) << "no message for: " << args;
+  }
+}
+
+TEST(Cli, GenerateAndPplJsonContract) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
+  const std::string gen_json = temp_file("gen.json");
+  CommandResult r = run_lowbit("generate " + model + " --prompt 'Once upon a time' -n 12 --json " + gen_json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json g = nlohmann::json::parse(std::ifstream(gen_json));
+  EXPECT_EQ(g["prompt_tokens"], nlohmann::json({1, 403, 407, 261, 378}));
+  EXPECT_EQ(g["tokens"].size(), 12u);
+  EXPECT_EQ(g["tokens"][0], 432);  // "," after "Once upon a time", from the golden greedy run
+  EXPECT_TRUE(g["text"].is_string());
+  EXPECT_GT(g["tokens_per_s"].get<double>(), 0.0);
+
+  const std::string ppl_json = temp_file("ppl.json");
+  r = run_lowbit("ppl " + model + " --text " + text + " --ctx 128 --chunks 3 --no-progress --base " + model +
+                 " --json " + ppl_json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json p = nlohmann::json::parse(std::ifstream(ppl_json));
+  for (const char* key : {"ppl", "ppl_stderr", "nll", "tokens_scored", "kld_mean", "kld_stderr", "kld_p99",
+                          "kld_max", "top1_agree"}) {
+    EXPECT_TRUE(p.contains(key)) << key;
+  }
+  EXPECT_EQ(p["tokens_scored"], 3 * 63);  // llamacpp protocol: second half of each chunk, minus the last
+  EXPECT_GT(p["ppl"].get<double>(), 1.0);
+  EXPECT_LT(p["ppl"].get<double>(), 20.0);
+  EXPECT_NEAR(p["kld_mean"].get<double>(), 0.0, 1e-9);  // the model against itself
+  EXPECT_EQ(p["top1_agree"], 1.0);
+  std::filesystem::remove(gen_json);
+  std::filesystem::remove(ppl_json);
+}
+
+}  // namespace
