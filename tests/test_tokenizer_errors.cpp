@@ -4,9 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
+#include "core/mapped_file.h"
 #include "core/status.h"
 #include "model_writers.h"
 #include "test_util.h"
@@ -15,16 +14,7 @@
 namespace lowbit {
 namespace {
 
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+void write_file(const std::string& path, const std::string& bytes) { ASSERT_TRUE(write_file_atomic(path, bytes).ok()); }
 
 template <typename T>
 void expect_error(const Expected<T>& result, const std::string& path, const std::string& problem) {
@@ -36,7 +26,7 @@ void expect_error(const Expected<T>& result, const std::string& path, const std:
 
 TEST(TokenizerErrors, TruncatedLlama2cBin) {
   LB_REQUIRE_SHARED(bin, "models/stories260K/tok512.bin");
-  const std::string full = read_all(bin);
+  const std::string full = read_text_file(bin).value();
   ASSERT_GT(full.size(), 100u);
   testing::ScopedTempDir dir("tokenizer_truncated");
   // Cut inside the header, inside the first score, the first length, the first
@@ -47,8 +37,10 @@ TEST(TokenizerErrors, TruncatedLlama2cBin) {
     write_file(path, full.substr(0, cut));
     expect_error(load_llama2c_tokenizer(path, 512), path, "truncated");
   }
-  // The whole file read with a larger vocabulary runs out too.
+  // The whole file read with a larger vocabulary runs out too, and an absurd
+  // vocabulary size is refused before anything is allocated for it.
   expect_error(load_llama2c_tokenizer(bin, 513), bin, "truncated");
+  expect_error(load_llama2c_tokenizer(bin, INT32_MAX), bin, "truncated");
 }
 
 TEST(TokenizerErrors, InconsistentLlama2cBin) {

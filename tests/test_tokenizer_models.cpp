@@ -7,31 +7,20 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "io/gguf.h"
+#include "core/mapped_file.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lowbit {
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
+// The tokenizer of a GGUF file, or null after recording a failure.
 std::unique_ptr<Tokenizer> gguf_tokenizer(const std::string& path) {
-  auto gguf = GgufFile::open(path);
-  EXPECT_TRUE(gguf.ok()) << gguf.status().message();
-  if (!gguf.ok()) return nullptr;
-  auto tokenizer = load_gguf_tokenizer(*gguf);
+  auto tokenizer = load_gguf_tokenizer_file(path);
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status().message();
   return tokenizer.ok() ? std::move(tokenizer).value() : nullptr;
 }
@@ -39,7 +28,7 @@ std::unique_ptr<Tokenizer> gguf_tokenizer(const std::string& path) {
 std::string join(const std::vector<int32_t>& ids) { return fmt::format("{}", fmt::join(ids, " ")); }
 
 std::vector<std::pair<std::string, std::vector<int32_t>>> golden_encodings(const std::string& path) {
-  const nlohmann::json golden = nlohmann::json::parse(read_all(path));
+  const nlohmann::json golden = nlohmann::json::parse(read_text_file(path).value());
   std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
   for (const auto& [text, ids] : golden.at("encode_no_bos").items()) cases.emplace_back(text, ids.get<std::vector<int32_t>>());
   return cases;
@@ -115,7 +104,7 @@ TEST(TokenizerPerf, WikiText2UnderTenSeconds) {
   LB_REQUIRE_SHARED(corpus, "data/wikitext-2-raw/wiki.test.raw");
   LB_REQUIRE_SHARED(spm_path, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
   LB_REQUIRE_SHARED(gpt2_path, "tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf");
-  const std::string text = read_all(corpus);
+  const std::string text = read_text_file(corpus).value();
   ASSERT_GT(text.size(), 1000000u);
   for (const std::string& path : {spm_path, gpt2_path}) {
     const auto tokenizer = gguf_tokenizer(path);

@@ -7,13 +7,16 @@
 // GGUF tokenizer must load and split digits one by one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/mapped_file.h"
 #include "io/gguf.h"
 #include "model_writers.h"
 #include "test_util.h"
@@ -27,16 +30,9 @@ struct VocabCase {
   std::vector<int32_t> ids;
 };
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Splits exactly as llama.cpp read_tests() does.
 std::vector<VocabCase> read_vocab_cases(const std::string& gguf_path) {
-  const std::string raw = read_all(gguf_path + ".inp");
+  const std::string raw = read_text_file(gguf_path + ".inp").value();
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<std::string> inputs;
   for (size_t pos = 0; pos < raw.size();) {
@@ -95,11 +91,9 @@ void expect_cases(const Tokenizer& tokenizer, const std::vector<VocabCase>& case
   EXPECT_EQ(failures, 0) << "of " << cases.size() << " cases";
 }
 
+// The tokenizer of a GGUF file, or null after recording a failure.
 std::unique_ptr<Tokenizer> gguf_tokenizer(const std::string& path) {
-  auto gguf = GgufFile::open(path);
-  EXPECT_TRUE(gguf.ok()) << gguf.status().message();
-  if (!gguf.ok()) return nullptr;
-  auto tokenizer = load_gguf_tokenizer(*gguf);
+  auto tokenizer = load_gguf_tokenizer_file(path);
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status().message();
   return tokenizer.ok() ? std::move(tokenizer).value() : nullptr;
 }
@@ -178,7 +172,7 @@ TEST(TokenizerLlamaCppVocab, DecodeInvertsEncode) {
 // OpenAI vocab.json and merges.txt.
 std::string write_gpt2_tokenizer_json(const testing::ScopedTempDir& dir, const std::string& vocab_path,
                                       const std::string& merges_path) {
-  nlohmann::json vocab = nlohmann::json::parse(read_all(vocab_path));
+  nlohmann::json vocab = nlohmann::json::parse(read_text_file(vocab_path).value());
   nlohmann::json merges = nlohmann::json::array();
   std::ifstream in(merges_path);
   for (std::string line; std::getline(in, line);) {
@@ -196,7 +190,7 @@ std::string write_gpt2_tokenizer_json(const testing::ScopedTempDir& dir, const s
         {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab}, {"merges", merges}}},
   };
   const std::string path = dir.file("tokenizer.json");
-  std::ofstream(path) << root.dump();
+  EXPECT_TRUE(write_file_atomic(path, root.dump()).ok());
   return path;
 }
 
@@ -220,6 +214,87 @@ TEST(TokenizerHfJson, Gpt2FromVocabAndMergesAgreesWithGguf) {
   const std::string text = "The 2nd <|endoftext|> isn't   here,\n\tdon't \xE2\x80\x94 caf\xC3\xA9 \xF0\x9F\x98\x81!!";
   EXPECT_EQ(tok.encode(text), gguf->encode(text));
   EXPECT_EQ(tok.decode(tok.encode(text)), text);
+}
+
+// A Llama-style tokenizer.json made from the GGUF SentencePiece vocabulary the way
+// Hugging Face's LlamaConverter does it: every split of a piece into two pieces is
+// a merge, ranked by the merged piece's score. Written with the legacy normalizer
+// (Prepend + Replace) or with a Metaspace pre-tokenizer.
+std::string write_llama_tokenizer_json(const testing::ScopedTempDir& dir, const std::string& gguf_path,
+                                       bool metaspace) {
+  auto gguf = GgufFile::open(gguf_path);
+  EXPECT_TRUE(gguf.ok());
+  const auto pieces = gguf->get_string_array("tokenizer.ggml.tokens").value();
+  const auto scores = gguf->get_float_array("tokenizer.ggml.scores").value();
+  const auto types = gguf->get_int_array("tokenizer.ggml.token_type").value();
+  nlohmann::json vocab = nlohmann::json::object();
+  std::map<std::string, int> ids;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    vocab[pieces[i]] = i;
+    ids[pieces[i]] = static_cast<int>(i);
+  }
+  struct Merge {
+    double score;
+    int merged, left;
+    std::string a, b;
+  };
+  std::vector<Merge> merges;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (types[i] != 1) continue;
+    for (size_t k = 1; k < pieces[i].size(); ++k) {
+      const auto a = ids.find(pieces[i].substr(0, k));
+      const auto b = ids.find(pieces[i].substr(k));
+      if (a != ids.end() && b != ids.end()) merges.push_back({scores[i], static_cast<int>(i), a->second, a->first, b->first});
+    }
+  }
+  std::sort(merges.begin(), merges.end(), [](const Merge& x, const Merge& y) {
+    if (x.score != y.score) return x.score > y.score;
+    if (x.merged != y.merged) return x.merged < y.merged;
+    return x.left < y.left;
+  });
+  nlohmann::json merge_list = nlohmann::json::array();
+  for (const Merge& m : merges) merge_list.push_back(m.a + " " + m.b);
+  nlohmann::json added = nlohmann::json::array();
+  for (int id = 0; id < 3; ++id) added.push_back({{"id", id}, {"content", pieces[id]}, {"special", true}});
+  nlohmann::json root = {
+      {"added_tokens", added},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}}},
+      {"model",
+       {{"type", "BPE"}, {"unk_token", "<unk>"}, {"byte_fallback", true}, {"fuse_unk", true}, {"vocab", vocab},
+        {"merges", merge_list}}},
+  };
+  if (metaspace) {
+    root["normalizer"] = nullptr;
+    root["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", false}};
+  } else {
+    root["normalizer"] = {{"type", "Sequence"},
+                          {"normalizers",
+                           {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+                            {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}};
+    root["pre_tokenizer"] = nullptr;
+  }
+  const std::string path = dir.file(metaspace ? "metaspace.json" : "tokenizer.json");
+  EXPECT_TRUE(write_file_atomic(path, root.dump()).ok());
+  return path;
+}
+
+TEST(TokenizerHfJson, LlamaStyleAgreesWithGguf) {
+  LB_REQUIRE_SHARED(gguf_path, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
+  testing::ScopedTempDir dir("tokenizer_llama_json");
+  const auto cases = read_vocab_cases(gguf_path);
+  for (const bool metaspace : {false, true}) {
+    SCOPED_TRACE(metaspace ? "Metaspace" : "Prepend + Replace");
+    auto tokenizer = load_hf_tokenizer_json(write_llama_tokenizer_json(dir, gguf_path, metaspace));
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status().message();
+    const Tokenizer& tok = **tokenizer;
+    EXPECT_EQ(tok.bos_id(), 1);  // from the post_processor template
+    EXPECT_TRUE(tok.add_bos());
+    EXPECT_EQ(tok.eos_id(), 2);
+    expect_cases(tok, cases);
+    EXPECT_EQ(tok.decode(tok.encode("Bj\xC3\xB6rk \xE1\x9E\x80")), " Bj\xC3\xB6rk \xE1\x9E\x80");
+  }
 }
 
 // The real SmolLM2 model file (not in the shared folder; skipped when absent).

@@ -116,4 +116,9 @@ Expected<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const GgufFile& gguf) {
   return make_error("{}: tokenizer.ggml.model '{}' is not supported (supported: llama, gpt2)", gguf.path(), model);
 }
 
+Expected<std::unique_ptr<Tokenizer>> load_gguf_tokenizer_file(const std::string& path) {
+  LB_ASSIGN_OR_RETURN(const GgufFile gguf, GgufFile::open(path));
+  return load_gguf_tokenizer(gguf);
+}
+
 }  // namespace lowbit

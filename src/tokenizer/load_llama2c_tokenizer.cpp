@@ -24,6 +24,12 @@ Expected<std::unique_ptr<Tokenizer>> load_llama2c_tokenizer(const std::string& p
   LB_ASSIGN_OR_RETURN(const int32_t max_token_length, reader.read<int32_t>("max_token_length"));
   if (max_token_length <= 0) return make_error("{}: max_token_length {} is not positive", path, max_token_length);
 
+  // Every token takes at least 8 bytes (score and length); checking this first
+  // keeps a wrong vocab_size from allocating for tokens the file cannot hold.
+  if (static_cast<uint64_t>(vocab_size) * 8 > reader.remaining()) {
+    return make_error("{}: truncated file: {} tokens need at least {} bytes after the header, only {} left", path,
+                      vocab_size, static_cast<uint64_t>(vocab_size) * 8, reader.remaining());
+  }
   std::vector<std::string> pieces(vocab_size);
   std::vector<float> scores(vocab_size);
   for (int32_t id = 0; id < vocab_size; ++id) {

@@ -44,6 +44,8 @@ class Tokenizer {
 
 // From the tokenizer.ggml.* metadata of a GGUF file (model "llama" or "gpt2").
 Expected<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const GgufFile& gguf);
+// The same from a GGUF path (the tokenizer keeps no reference to the file).
+Expected<std::unique_ptr<Tokenizer>> load_gguf_tokenizer_file(const std::string& path);
 
 // llama2.c tokenizer.bin: i32 max_token_length, then per token f32 score,
 // i32 length, bytes.
