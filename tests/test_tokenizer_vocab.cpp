@@ -98,30 +98,36 @@ std::unique_ptr<Tokenizer> gguf_tokenizer(const std::string& path) {
   return tokenizer.ok() ? std::move(tokenizer).value() : nullptr;
 }
 
-TEST(TokenizerLlamaCppVocab, LlamaSpmMatchesEveryCase) {
-  LB_REQUIRE_SHARED(path, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
+// What llama.cpp reports for each test vocabulary besides the ids.
+struct VocabFile {
+  const char* path;
+  int32_t vocab_size;
+  int32_t bos;
+  int32_t eos;
+  bool add_bos;
+};
+
+class TokenizerLlamaCppVectors : public ::testing::TestWithParam<VocabFile> {};
+
+TEST_P(TokenizerLlamaCppVectors, MatchEveryCase) {
+  const VocabFile& file = GetParam();
+  LB_REQUIRE_SHARED(path, file.path);
   const auto tokenizer = gguf_tokenizer(path);
   ASSERT_NE(tokenizer, nullptr);
-  EXPECT_EQ(tokenizer->vocab_size(), 32000);
-  EXPECT_EQ(tokenizer->bos_id(), 1);
-  EXPECT_EQ(tokenizer->eos_id(), 2);
-  EXPECT_TRUE(tokenizer->add_bos());
+  EXPECT_EQ(tokenizer->vocab_size(), file.vocab_size);
+  EXPECT_EQ(tokenizer->bos_id(), file.bos);
+  EXPECT_EQ(tokenizer->eos_id(), file.eos);
+  EXPECT_EQ(tokenizer->add_bos(), file.add_bos);
   const auto cases = read_vocab_cases(path);
   EXPECT_GE(cases.size(), 40u);
   expect_cases(*tokenizer, cases);
 }
 
-TEST(TokenizerLlamaCppVocab, Gpt2MatchesEveryCase) {
-  LB_REQUIRE_SHARED(path, "tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf");
-  const auto tokenizer = gguf_tokenizer(path);
-  ASSERT_NE(tokenizer, nullptr);
-  EXPECT_EQ(tokenizer->vocab_size(), 50257);
-  EXPECT_EQ(tokenizer->eos_id(), 50256);
-  EXPECT_FALSE(tokenizer->add_bos());
-  const auto cases = read_vocab_cases(path);
-  EXPECT_GE(cases.size(), 40u);
-  expect_cases(*tokenizer, cases);
-}
+INSTANTIATE_TEST_SUITE_P(Vocabs, TokenizerLlamaCppVectors,
+                         ::testing::Values(VocabFile{"tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf", 32000, 1, 2, true},
+                                           VocabFile{"tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf", 50257, 50256,
+                                                     50256, false}),
+                         [](const auto& info) { return info.index == 0 ? std::string("LlamaSpm") : std::string("Gpt2"); });
 
 TEST(TokenizerLlamaCppVocab, SpecialTokensInTextAreMatched) {
   LB_REQUIRE_SHARED(spm_path, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");

@@ -25,14 +25,12 @@ class ByteBpeTokenizer final : public VocabTokenizer {
   std::vector<int32_t> encode(std::string_view text) const override {
     std::vector<int32_t> out;
     WordCache cache;
-    bool first = true;
     for (const TextFragment& fragment : specials_.split(text)) {
       if (fragment.token >= 0) {
         out.push_back(fragment.token);
       } else {
-        encode_plain(fragment.text, first, cache, out);
+        encode_plain(fragment.text, cache, out);
       }
-      first = false;
     }
     return out;
   }
@@ -40,12 +38,11 @@ class ByteBpeTokenizer final : public VocabTokenizer {
  private:
   using WordCache = std::unordered_map<std::string_view, std::vector<int32_t>>;
 
-  void encode_plain(std::string_view fragment, bool at_text_start, WordCache& cache,
-                    std::vector<int32_t>& out) const {
+  void encode_plain(std::string_view fragment, WordCache& cache, std::vector<int32_t>& out) const {
     // llama.cpp turns ill-formed UTF-8 into U+FFFD before splitting; doing the
     // same keeps the regexes on valid input and the ids identical.
     std::string text = sanitize_utf8(fragment);
-    if (options_.add_prefix_space && at_text_start && text[0] != ' ') text.insert(0, 1, ' ');
+    if (options_.add_prefix_space && text[0] != ' ') text.insert(0, 1, ' ');
     // The cache keys point into `text`, so they live only as long as this fragment.
     cache.clear();
     for (const std::string_view word : splitter_.split(text)) {

@@ -16,7 +16,9 @@ namespace lowbit {
 
 struct ByteBpeOptions {
   bool ignore_merges = false;     // a word that is itself a token is emitted whole
-  bool add_prefix_space = false;  // HF ByteLevel add_prefix_space: " " before text not starting with one
+  // HF ByteLevel add_prefix_space: " " before every plain fragment (text between
+  // special tokens) that does not start with one.
+  bool add_prefix_space = false;
 };
 
 std::unique_ptr<Tokenizer> make_byte_bpe_tokenizer(Vocab vocab, MergeTable merges, SpecialTokenSplitter specials,

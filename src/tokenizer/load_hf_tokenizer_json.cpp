@@ -46,31 +46,40 @@ std::string escape_regex(std::string_view literal) {
 }
 
 // Flattens {"type": "Sequence", key: [...]} into its steps.
-void flatten(const json& node, const char* key, std::vector<const json*>& out) {
+void flatten(const json& node, const char* key, std::vector<json>& out) {
   if (node.is_null()) return;
   if (node.value("type", "") == "Sequence" && node.contains(key)) {
     for (const json& child : node.at(key)) flatten(child, key, out);
   } else {
-    out.push_back(&node);
+    out.push_back(node);
   }
 }
 
+// The steps of root[section] (absent or null: none), Sequences flattened.
+std::vector<json> section_steps(const json& root, const char* section, const char* sequence_key) {
+  std::vector<json> steps;
+  if (root.contains(section)) flatten(root.at(section), sequence_key, steps);
+  return steps;
+}
+
 Status read_pre_tokenizer(const json& root, Pipeline& p) {
-  std::vector<const json*> steps;
-  const json section = root.value("pre_tokenizer", json());  // steps point into it
-  flatten(section, "pretokenizers", steps);
-  for (const json* step : steps) {
-    const std::string type = step->value("type", "");
+  for (const json& step : section_steps(root, "pre_tokenizer", "pretokenizers")) {
+    const std::string type = step.value("type", "");
     if (type == "ByteLevel") {
       p.byte_level = true;
-      p.byte_level_prefix_space = step->value("add_prefix_space", false);
-      if (step->value("use_regex", true)) p.patterns.push_back(kGpt2Pattern);
+      p.byte_level_prefix_space = step.value("add_prefix_space", false);
+      // Hugging Face prefixes every piece earlier steps produced; only whole
+      // fragments between special tokens are prefixed here.
+      if (p.byte_level_prefix_space && !p.patterns.empty()) {
+        return make_error("pre_tokenizer ByteLevel with add_prefix_space after Split/Digits is not supported");
+      }
+      if (step.value("use_regex", true)) p.patterns.push_back(kGpt2Pattern);
     } else if (type == "Split") {
-      const json& pattern = step->at("pattern");
-      const std::string behavior = step->value("behavior", "Isolated");
-      if (behavior != "Isolated" || step->value("invert", false)) {
+      const json& pattern = step.at("pattern");
+      const std::string behavior = step.value("behavior", "Isolated");
+      if (behavior != "Isolated" || step.value("invert", false)) {
         return make_error("pre_tokenizer Split with behavior '{}'{} is not supported", behavior,
-                          step->value("invert", false) ? " and invert" : "");
+                          step.value("invert", false) ? " and invert" : "");
       }
       if (pattern.contains("Regex")) {
         p.patterns.push_back(pattern.at("Regex").get<std::string>());
@@ -78,14 +87,14 @@ Status read_pre_tokenizer(const json& root, Pipeline& p) {
         p.patterns.push_back(escape_regex(pattern.at("String").get<std::string>()));
       }
     } else if (type == "Digits") {
-      p.patterns.push_back(step->value("individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)");
+      p.patterns.push_back(step.value("individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)");
     } else if (type == "Metaspace") {
-      if (step->value("replacement", std::string(kSpaceMarker)) != kSpaceMarker) {
+      if (step.value("replacement", std::string(kSpaceMarker)) != kSpaceMarker) {
         return make_error("pre_tokenizer Metaspace with a replacement other than \"▁\" is not supported");
       }
       p.escape_spaces = true;
-      p.split_at_space_marker = step->value("split", true);
-      const std::string scheme = step->value("prepend_scheme", step->value("add_prefix_space", true) ? "always" : "never");
+      p.split_at_space_marker = step.value("split", true);
+      const std::string scheme = step.value("prepend_scheme", step.value("add_prefix_space", true) ? "always" : "never");
       p.space_prefix = scheme == "always"  ? SpacePrefix::kEveryFragment
                        : scheme == "first" ? SpacePrefix::kFirstFragment
                                            : SpacePrefix::kNone;
@@ -97,21 +106,18 @@ Status read_pre_tokenizer(const json& root, Pipeline& p) {
 }
 
 Status read_normalizer(const json& root, Pipeline& p) {
-  std::vector<const json*> steps;
-  const json section = root.value("normalizer", json());  // steps point into it
-  flatten(section, "normalizers", steps);
-  for (const json* step : steps) {
-    const std::string type = step->value("type", "");
-    if (type == "Prepend" && step->value("prepend", "") == kSpaceMarker) {
+  for (const json& step : section_steps(root, "normalizer", "normalizers")) {
+    const std::string type = step.value("type", "");
+    if (type == "Prepend" && step.value("prepend", "") == kSpaceMarker) {
       p.space_prefix = SpacePrefix::kEveryFragment;
-    } else if (type == "Replace" && step->at("pattern").value("String", "") == " " &&
-               step->value("content", "") == kSpaceMarker) {
+    } else if (type == "Replace" && step.at("pattern").value("String", "") == " " &&
+               step.value("content", "") == kSpaceMarker) {
       p.escape_spaces = true;
     } else if (type == "NFC") {
       // Accepted as a no-op: text is taken to be NFC already (ordinary composed
       // UTF-8 is); decomposed input would encode differently from the reference.
     } else {
-      return make_error("normalizer '{}' is not supported", type.empty() ? step->dump() : type);
+      return make_error("normalizer '{}' is not supported", type.empty() ? step.dump() : type);
     }
   }
   return Status::ok_status();
@@ -128,12 +134,9 @@ std::string token_name(const json& config, const char* key) {
 
 // The special token the post_processor puts before every single sequence, if any.
 std::string template_bos(const json& root) {
-  std::vector<const json*> steps;
-  const json section = root.value("post_processor", json());  // steps point into it
-  flatten(section, "processors", steps);
-  for (const json* step : steps) {
-    if (step->value("type", "") != "TemplateProcessing" || !step->contains("single")) continue;
-    const json& single = step->at("single");
+  for (const json& step : section_steps(root, "post_processor", "processors")) {
+    if (step.value("type", "") != "TemplateProcessing" || !step.contains("single")) continue;
+    const json& single = step.at("single");
     if (single.is_array() && !single.empty() && single[0].contains("SpecialToken")) {
       return single[0].at("SpecialToken").value("id", "");
     }
