@@ -6,7 +6,6 @@
 //  - speed: 1.3 MB of WikiText-2 through each algorithm.
 #include <gtest/gtest.h>
 
-#include <chrono>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -100,7 +99,8 @@ TEST(TokenizerLlama2, SentencePieceAgreesWithTokenizerBinAndGguf) {
 }
 
 // Encoding speed on real text: the merge loops must stay O(n log n).
-TEST(TokenizerPerf, WikiText2UnderTenSeconds) {
+// Round trip over a whole real corpus. Speed is measured by bench/bench_tokenizer.cpp.
+TEST(TokenizerCorpus, WikiText2RoundTrip) {
   LB_REQUIRE_SHARED(corpus, "data/wikitext-2-raw/wiki.test.raw");
   LB_REQUIRE_SHARED(spm_path, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
   LB_REQUIRE_SHARED(gpt2_path, "tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf");
@@ -109,11 +109,7 @@ TEST(TokenizerPerf, WikiText2UnderTenSeconds) {
   for (const std::string& path : {spm_path, gpt2_path}) {
     const auto tokenizer = gguf_tokenizer(path);
     ASSERT_NE(tokenizer, nullptr);
-    const auto start = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids = tokenizer->encode(text);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("%s: %zu bytes -> %zu tokens in %.3f s\n", path.c_str(), text.size(), ids.size(), seconds);
-    EXPECT_LT(seconds, 10.0);
     // About 4 bytes per token for English with these vocabularies.
     EXPECT_GT(ids.size(), text.size() / 8);
     EXPECT_LT(ids.size(), text.size() / 2);

@@ -123,19 +123,30 @@ TEST_P(TokenizerLlamaCppVectors, MatchEveryCase) {
   expect_cases(*tokenizer, cases);
 }
 
-INSTANTIATE_TEST_SUITE_P(Vocabs, TokenizerLlamaCppVectors,
+INSTANTIATE_TEST_SUITE_P(TokenizerVocabs, TokenizerLlamaCppVectors,
                          ::testing::Values(VocabFile{"tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf", 32000, 1, 2, true},
                                            VocabFile{"tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf", 50257, 50256,
                                                      50256, false}),
                          [](const auto& info) { return info.index == 0 ? std::string("LlamaSpm") : std::string("Gpt2"); });
 
-TEST(TokenizerLlamaCppVocab, SpecialTokensInTextAreMatched) {
-  LB_REQUIRE_SHARED(spm_path, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
-  LB_REQUIRE_SHARED(gpt2_path, "tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf");
-  const auto spm = gguf_tokenizer(spm_path);
-  const auto gpt2 = gguf_tokenizer(gpt2_path);
-  ASSERT_NE(spm, nullptr);
-  ASSERT_NE(gpt2, nullptr);
+// Both llama.cpp test vocabularies, loaded once per test.
+class TokenizerLlamaCppVocab : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spm_path_ = testing::shared_path("tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
+    const std::string gpt2_path = testing::shared_path("tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf");
+    if (spm_path_.empty() || gpt2_path.empty()) GTEST_SKIP() << "llama.cpp test vocabularies missing";
+    spm = gguf_tokenizer(spm_path_);
+    gpt2 = gguf_tokenizer(gpt2_path);
+    ASSERT_NE(spm, nullptr);
+    ASSERT_NE(gpt2, nullptr);
+  }
+  std::string spm_path_;
+  std::unique_ptr<Tokenizer> spm;
+  std::unique_ptr<Tokenizer> gpt2;
+};
+
+TEST_F(TokenizerLlamaCppVocab, SpecialTokensInTextAreMatched) {
   // llama.cpp: the text after a special token gets the "▁" prefix again.
   const auto hello = spm->encode("Hello");
   std::vector<int32_t> expected = {1};
@@ -150,16 +161,10 @@ TEST(TokenizerLlamaCppVocab, SpecialTokensInTextAreMatched) {
 
 // decode(encode(x)) == x for every llama.cpp test string; SentencePiece adds one
 // leading space, which decoding keeps.
-TEST(TokenizerLlamaCppVocab, DecodeInvertsEncode) {
-  LB_REQUIRE_SHARED(spm_path, "tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
-  LB_REQUIRE_SHARED(gpt2_path, "tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf");
-  const auto spm = gguf_tokenizer(spm_path);
-  const auto gpt2 = gguf_tokenizer(gpt2_path);
-  ASSERT_NE(spm, nullptr);
-  ASSERT_NE(gpt2, nullptr);
+TEST_F(TokenizerLlamaCppVocab, DecodeInvertsEncode) {
   std::vector<std::string> texts = {"Hello world", " two  spaces\tand\ttabs\n\n", "\xF0\x9F\xA6\x99 llama.cpp",
                                     "Bj\xC3\xB6rk 1234567 \xE6\x88\x91\xE6\x83\xB3"};
-  for (const auto& c : read_vocab_cases(spm_path)) texts.push_back(c.text);
+  for (const auto& c : read_vocab_cases(spm_path_)) texts.push_back(c.text);
   for (const std::string& text : texts) {
     SCOPED_TRACE(escape(text));
     EXPECT_EQ(gpt2->decode(gpt2->encode(text)), text);

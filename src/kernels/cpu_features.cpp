@@ -1,0 +1,151 @@
+#include "kernels/cpu_features.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define LOWBIT_X86 1
+#endif
+
+namespace lowbit {
+namespace {
+
+#ifdef LOWBIT_X86
+struct CpuidRegs {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+};
+
+CpuidRegs cpuid(unsigned leaf, unsigned subleaf) {
+  CpuidRegs r;
+  if (!__get_cpuid_count(leaf, subleaf, &r.eax, &r.ebx, &r.ecx, &r.edx)) return CpuidRegs{};
+  return r;
+}
+
+// XGETBV(0) without needing -mxsave for the _xgetbv intrinsic.
+unsigned long long read_xcr0() {
+  unsigned eax = 0, edx = 0;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+
+bool bit(unsigned reg, int b) { return ((reg >> b) & 1u) != 0; }
+#endif
+
+constexpr const char* kIsaNames[] = {"generic", "avx2", "avx512", "avx512vnni", "avx512bf16"};
+
+}  // namespace
+
+CpuFeatures detect_cpu_features() {
+  CpuFeatures f;
+#ifdef LOWBIT_X86
+  const unsigned max_leaf = __get_cpuid_max(0, nullptr);
+  const CpuidRegs l1 = cpuid(1, 0);
+  const bool osxsave = bit(l1.ecx, 27);
+  f.avx = bit(l1.ecx, 28);
+  f.fma = bit(l1.ecx, 12);
+  f.f16c = bit(l1.ecx, 29);
+  if (osxsave) {
+    const unsigned long long xcr0 = read_xcr0();
+    f.os_ymm = (xcr0 & 0x6) == 0x6;
+    f.os_zmm = (xcr0 & 0xe6) == 0xe6;
+  }
+  if (max_leaf >= 7) {
+    const CpuidRegs l7 = cpuid(7, 0);
+    f.avx2 = bit(l7.ebx, 5);
+    f.bmi2 = bit(l7.ebx, 8);
+    f.avx512f = bit(l7.ebx, 16);
+    f.avx512dq = bit(l7.ebx, 17);
+    f.avx512bw = bit(l7.ebx, 30);
+    f.avx512vl = bit(l7.ebx, 31);
+    f.avx512vnni = bit(l7.ecx, 11);
+    if (l7.eax >= 1) f.avx512bf16 = bit(cpuid(7, 1).eax, 5);
+  }
+#endif
+  return f;
+}
+
+bool isa_supported(Isa isa, const CpuFeatures& f) {
+  const bool avx2 = f.avx && f.avx2 && f.fma && f.f16c && f.bmi2 && f.os_ymm;
+  const bool avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.os_zmm;
+  switch (isa) {
+    case Isa::kGeneric: return true;
+    case Isa::kAvx2: return avx2;
+    case Isa::kAvx512: return avx512;
+    case Isa::kAvx512Vnni: return avx512 && f.avx512vnni;
+    case Isa::kAvx512Bf16: return avx512 && f.avx512vnni && f.avx512bf16;
+  }
+  return false;
+}
+
+Isa best_isa(const CpuFeatures& f) {
+  for (Isa isa : {Isa::kAvx512Bf16, Isa::kAvx512Vnni, Isa::kAvx512, Isa::kAvx2}) {
+    if (isa_supported(isa, f)) return isa;
+  }
+  return Isa::kGeneric;
+}
+
+const char* isa_name(Isa isa) { return kIsaNames[static_cast<int>(isa)]; }
+
+Expected<Isa> parse_isa(const std::string& name) {
+  for (int i = 0; i < 5; ++i) {
+    if (name == kIsaNames[i]) return static_cast<Isa>(i);
+  }
+  return make_error("unknown ISA '{}' (expected generic, avx2, avx512, avx512vnni or avx512bf16)", name);
+}
+
+Expected<Isa> resolve_isa(const std::string& override_name, const CpuFeatures& features) {
+  if (override_name.empty()) return best_isa(features);
+  auto isa = parse_isa(override_name);
+  if (!isa.ok()) return isa.status().with_context("LOWBIT_ISA");
+  if (!isa_supported(*isa, features)) {
+    return make_error("LOWBIT_ISA={}: not supported by this CPU/OS (has: {}; best: {})", override_name,
+                      describe_cpu_features(features), isa_name(best_isa(features)));
+  }
+  return *isa;
+}
+
+std::string lowbit_isa_env() {
+  const char* v = std::getenv("LOWBIT_ISA");
+  return v != nullptr ? std::string(v) : std::string();
+}
+
+Isa active_isa() {
+  static const Isa chosen = [] {
+    const CpuFeatures features = detect_cpu_features();
+    auto isa = resolve_isa(lowbit_isa_env(), features);
+    if (isa.ok()) return *isa;
+    std::fprintf(stderr, "lowbit: warning: %s; using %s\n", isa.status().message().c_str(),
+                 isa_name(best_isa(features)));
+    return best_isa(features);
+  }();
+  return chosen;
+}
+
+std::string describe_cpu_features(const CpuFeatures& f) {
+  std::string s;
+  auto add = [&s](bool present, const char* name) {
+    if (!present) return;
+    if (!s.empty()) s += ' ';
+    s += name;
+  };
+  add(f.avx, "avx");
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.bmi2, "bmi2");
+  add(f.avx512f, "avx512f");
+  add(f.avx512bw, "avx512bw");
+  add(f.avx512vl, "avx512vl");
+  add(f.avx512dq, "avx512dq");
+  add(f.avx512vnni, "avx512vnni");
+  add(f.avx512bf16, "avx512bf16");
+  if (s.empty()) s = "no SIMD extensions";
+  s += " (os:";
+  s += f.os_ymm ? " ymm" : "";
+  s += f.os_zmm ? " zmm" : "";
+  s += (f.os_ymm || f.os_zmm) ? ")" : " none)";
+  return s;
+}
+
+}  // namespace lowbit
