@@ -66,7 +66,7 @@ TEST(Cli, ValidControlModelLoads) {
 
 TEST(Cli, RejectsUnknownFlagsAndBadValues) {
   const std::string model = lowbit::testing::source_path("tests/data/malformed/valid/tiny.gguf");
-  for (const std::string args : {"info " + model + " --no-such-flag", "generate " + model + " --prompt a -n 0",
+  for (const std::string& args : {"info " + model + " --no-such-flag", "generate " + model + " --prompt a -n 0",
                                  "generate " + model + " --prompt a --temp -1",
                                  "ppl " + model + " --text " + model + " --protocol wiki",
                                  "ppl " + model + " --text /no/such/file", std::string("frobnicate")}) {

@@ -18,5 +18,6 @@ void register_info(CLI::App& root, CommandRunner& runner);
 void register_generate(CLI::App& root, CommandRunner& runner);
 void register_ppl(CLI::App& root, CommandRunner& runner);
 void register_bench(CLI::App& root, CommandRunner& runner);
+void register_formats(CLI::App& root, CommandRunner& runner);
 
 }  // namespace lowbit::cli

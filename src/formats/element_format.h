@@ -118,6 +118,8 @@ Expected<ElementFormat> make_minifloat_format(const std::string& name, const Min
 // A user codebook of 2..256 finite, strictly increasing levels; bits = ceil(log2(size)).
 Expected<ElementFormat> make_codebook_format(const std::string& name, std::vector<float> levels,
                                              const std::string& description = "");
+// The 16 NF4 levels of QLoRA, bitsandbytes' float32 constants, ascending.
+std::vector<float> nf4_levels();
 // posit(n, es) with 2 <= n <= 16 and maxpos = 2^(2^es (n-2)) <= 2^127; named "positN_ES".
 Expected<ElementFormat> make_posit_format(int n, int es);
 

@@ -33,27 +33,8 @@ class IntCodec final : public ElementCodec {
 
   float decode(uint32_t code) const override { return static_cast<float>(value_of(code & mask_)); }
 
-  uint32_t encode(float x) const override {
-    if (std::isnan(x)) return 0;
-    const double v = x;
-    if (v <= spec_.min_value) return code_of(spec_.min_value);
-    if (v >= spec_.max_value) return code_of(spec_.max_value);
-    const double lo = std::floor(v);
-    const double frac = v - lo;  // exact: |v| < 2^16
-    int64_t q = static_cast<int64_t>(lo);
-    if (frac > 0.5 || (frac == 0.5 && (q & 1) != 0)) ++q;
-    return code_of(q);
-  }
-
-  uint32_t encode_stochastic(float x, float uniform) const override {
-    if (std::isnan(x)) return 0;
-    const double v = x;
-    if (v <= spec_.min_value) return code_of(spec_.min_value);
-    if (v >= spec_.max_value) return code_of(spec_.max_value);
-    const double lo = std::floor(v);
-    const auto q = static_cast<int64_t>(lo);
-    return stochastic_pick(v, lo, code_of(q), lo + 1.0, code_of(q + 1), uniform);
-  }
+  uint32_t encode(float x) const override { return encode_impl(x, -1.0f); }
+  uint32_t encode_stochastic(float x, float uniform) const override { return encode_impl(x, uniform); }
 
   bool is_reserved(uint32_t code) const override {
     const int64_t v = value_of(code & mask_);
@@ -67,6 +48,19 @@ class IntCodec final : public ElementCodec {
     return (code & sign_bit) ? static_cast<int64_t>(code) - (int64_t{1} << spec_.bits) : code;
   }
   uint32_t code_of(int64_t value) const { return static_cast<uint32_t>(value) & mask_; }
+
+  // uniform < 0: round half to even; otherwise stochastic rounding.
+  uint32_t encode_impl(float x, float uniform) const {
+    if (std::isnan(x)) return 0;
+    const double v = x;
+    if (v <= spec_.min_value) return code_of(spec_.min_value);
+    if (v >= spec_.max_value) return code_of(spec_.max_value);
+    const double lo = std::floor(v);
+    const auto q = static_cast<int64_t>(lo);
+    if (uniform >= 0.0f) return stochastic_pick(v, lo, code_of(q), lo + 1.0, code_of(q + 1), uniform);
+    const double frac = v - lo;  // exact: |v| < 2^16
+    return code_of(frac > 0.5 || (frac == 0.5 && (q & 1) != 0) ? q + 1 : q);
+  }
 
   IntSpec spec_;
   uint32_t mask_;

@@ -162,12 +162,16 @@ Expected<ElementFormat> make_minifloat_format(const std::string& name, const Min
     return make_error("minifloat '{}': a format without subnormals must reserve a NaN code", name);
   }
   auto codec = std::make_shared<MinifloatCodec>(spec);
-  // Range check: the smallest value must be a float32 (sub)normal multiple of 2^-149,
-  // the largest below 2^128.
+  // Range check: the smallest value must be a float32 (sub)normal multiple of
+  // 2^-149, the largest finite binade at most 2^127.
   const int emin = spec.has_subnormals ? 1 - spec.bias : -spec.bias;
   const int top_field = (1 << spec.exponent_bits) - 1;
-  if (emin - spec.mantissa_bits < -149 || top_field - spec.bias > 127) {
-    return make_error("minifloat '{}': bias {} puts values outside float32's range", name, spec.bias);
+  const bool top_is_special = spec.specials == MinifloatSpecials::kIeee ||
+                              (spec.specials == MinifloatSpecials::kOneNan && spec.mantissa_bits == 0);
+  const int emax = (top_is_special ? top_field - 1 : top_field) - spec.bias;
+  if (emin - spec.mantissa_bits < -149 || emax > 127) {
+    return make_error("minifloat '{}': bias {} puts values outside float32's range (2^{}..2^{})", name, spec.bias,
+                      emin - spec.mantissa_bits, emax);
   }
   ElementFormat f;
   f.name = name;

@@ -1,27 +1,17 @@
 #include "model/llama_model.h"
 
-#include <cblas.h>
-
 #include <algorithm>
-#include <cmath>
-#include <limits>
+#include <cstdio>
 
 #include "model/ops.h"
 
 namespace lowbit {
-namespace {
-
-const char* const kLayerLinearNames[] = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                         "gate_proj", "up_proj", "down_proj"};
-
-}  // namespace
 
 Expected<LlamaModel> LlamaModel::create(ModelConfig config, ModelWeights weights) {
   LB_RETURN_IF_ERROR(config.validate("model"));
   LB_RETURN_IF_ERROR(weights.validate(config, "model"));
   LlamaModel model;
   model.config_ = config;
-  model.rope_inv_freq_ = rope_inverse_frequencies(config, weights.rope_freq_factors);
   model.output_norm_ = std::move(weights.output_norm);
   if (config.tied_embeddings) {
     Matrix head;
@@ -33,77 +23,55 @@ Expected<LlamaModel> LlamaModel::create(ModelConfig config, ModelWeights weights
     model.lm_head_ = std::make_unique<DenseLinear>(std::move(weights.lm_head));
   }
   model.token_embedding_ = std::move(weights.token_embedding);
-  for (LayerWeights& lw : weights.layers) {
-    Layer layer;
-    layer.attn_norm = std::move(lw.attn_norm);
-    layer.ffn_norm = std::move(lw.ffn_norm);
-    layer.q_proj = std::make_unique<DenseLinear>(std::move(lw.q_proj));
-    layer.k_proj = std::make_unique<DenseLinear>(std::move(lw.k_proj));
-    layer.v_proj = std::make_unique<DenseLinear>(std::move(lw.v_proj));
-    layer.o_proj = std::make_unique<DenseLinear>(std::move(lw.o_proj));
-    layer.gate_proj = std::make_unique<DenseLinear>(std::move(lw.gate_proj));
-    layer.up_proj = std::make_unique<DenseLinear>(std::move(lw.up_proj));
-    layer.down_proj = std::make_unique<DenseLinear>(std::move(lw.down_proj));
-    model.layers_.push_back(std::move(layer));
+  model.layers_.reserve(weights.layers.size());
+  for (size_t i = 0; i < weights.layers.size(); ++i) {
+    LB_ASSIGN_OR_RETURN(
+        DecoderBlock block,
+        DecoderBlock::create(config, static_cast<int>(i), std::move(weights.layers[i]), weights.rope_freq_factors));
+    model.layers_.push_back(std::move(block));
   }
   return model;
 }
 
 std::vector<std::string> LlamaModel::linear_names() const {
   std::vector<std::string> names;
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    for (const char* n : kLayerLinearNames) names.push_back(fmt::format("layers.{}.{}", i, n));
+  for (const DecoderBlock& block : layers_) {
+    for (size_t k = 0; k < DecoderBlock::kLinearSuffixes.size(); ++k) names.push_back(block.linear_name(k));
   }
   names.push_back("lm_head");
   return names;
 }
 
-std::unique_ptr<Linear>* LlamaModel::slot(const std::string& name) {
-  if (name == "lm_head") return &lm_head_;
+std::pair<DecoderBlock*, std::string> LlamaModel::find_block(const std::string& name) {
   unsigned index = 0;
   char suffix[32] = {};
-  if (std::sscanf(name.c_str(), "layers.%u.%31s", &index, suffix) != 2 || index >= layers_.size()) {
-    return nullptr;
+  if (std::sscanf(name.c_str(), "layers.%u.%31s", &index, suffix) != 2 || index >= layers_.size() ||
+      name != fmt::format("layers.{}.{}", index, suffix)) {
+    return {nullptr, ""};
   }
-  Layer& l = layers_[index];
-  const std::string s = suffix;
-  if (s == "q_proj") return &l.q_proj;
-  if (s == "k_proj") return &l.k_proj;
-  if (s == "v_proj") return &l.v_proj;
-  if (s == "o_proj") return &l.o_proj;
-  if (s == "gate_proj") return &l.gate_proj;
-  if (s == "up_proj") return &l.up_proj;
-  if (s == "down_proj") return &l.down_proj;
-  return nullptr;
+  return {&layers_[index], suffix};
 }
 
 Linear* LlamaModel::find_linear(const std::string& name) {
-  std::unique_ptr<Linear>* s = slot(name);
-  return s == nullptr ? nullptr : s->get();
+  if (name == "lm_head") return lm_head_.get();
+  auto [block, suffix] = find_block(name);
+  return block == nullptr ? nullptr : block->find_linear(suffix);
 }
 
 Status LlamaModel::replace_linear(const std::string& name, std::unique_ptr<Linear> replacement) {
-  std::unique_ptr<Linear>* s = slot(name);
-  if (s == nullptr) return make_error("no linear layer named '{}'", name);
-  if (replacement->in_features() != (*s)->in_features() ||
-      replacement->out_features() != (*s)->out_features()) {
-    return make_error("linear '{}': replacement is [{}, {}], layer is [{}, {}]", name,
-                      replacement->out_features(), replacement->in_features(), (*s)->out_features(),
-                      (*s)->in_features());
+  if (name == "lm_head") {
+    LB_RETURN_IF_ERROR(check_replacement_shape(name, *lm_head_, *replacement));
+    lm_head_ = std::move(replacement);
+    return Status::ok_status();
   }
-  *s = std::move(replacement);
-  return Status::ok_status();
+  auto [block, suffix] = find_block(name);
+  if (block == nullptr || block->find_linear(suffix) == nullptr) return make_error("no linear layer named '{}'", name);
+  return block->replace_linear(suffix, std::move(replacement));
 }
 
 uint64_t LlamaModel::weight_bytes() const {
   uint64_t bytes = (token_embedding_.size() + output_norm_.size()) * sizeof(float);
-  for (const Layer& l : layers_) {
-    bytes += (l.attn_norm.size() + l.ffn_norm.size()) * sizeof(float);
-    for (const Linear* lin : {l.q_proj.get(), l.k_proj.get(), l.v_proj.get(), l.o_proj.get(),
-                              l.gate_proj.get(), l.up_proj.get(), l.down_proj.get()}) {
-      bytes += lin->weight_bytes();
-    }
-  }
+  for (const DecoderBlock& block : layers_) bytes += block.weight_bytes();
   if (!config_.tied_embeddings) bytes += lm_head_->weight_bytes();
   return bytes;
 }
@@ -137,102 +105,26 @@ Status LlamaModel::forward(const int32_t* tokens, int n_tokens, int pos, KvCache
   }
   const int64_t n = n_tokens;
   const int dim = c.dim;
-  const int hd = c.head_dim;
-  const int n_pos = pos + n_tokens;  // positions visible to the last token
-  const int group = c.n_heads / c.n_kv_heads;
-  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-
-  std::vector<float> x(n * dim);                 // [n, dim] residual stream
-  std::vector<float> xb(n * dim);                // [n, dim] normed input
-  std::vector<float> q(n * c.q_dim());           // [n, n_heads*hd]
-  std::vector<float> k(n * c.kv_dim());          // [n, kv_dim]
-  std::vector<float> v(n * c.kv_dim());          // [n, kv_dim]
-  std::vector<float> attn(n * c.q_dim());        // [n, n_heads*hd]
-  std::vector<float> proj(n * dim);              // [n, dim]
-  std::vector<float> gate(n * c.ffn_dim);        // [n, ffn]
-  std::vector<float> up(n * c.ffn_dim);          // [n, ffn]
-  std::vector<float> scores(n * n_pos);          // [n, n_pos] one head at a time
-  std::vector<float> k_read, v_read;             // [n_pos, kv_dim] when the cache is not FP32
-
+  std::vector<float> x(n * dim);  // [n, dim] residual stream
   for (int64_t t = 0; t < n; ++t) {
     std::copy_n(token_embedding_.data() + static_cast<int64_t>(tokens[t]) * dim, dim, x.data() + t * dim);
   }
-
-  auto run_linear = [&](const Linear& lin, const std::string& name, const float* in, float* out) {
-    if (options.observer != nullptr) options.observer->observe(name, in, n, lin.in_features());
-    lin.forward(in, n, out, pool);
-  };
-  auto norm_rows = [&](const float* src, const std::vector<float>& w, float* dst) {
-    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) rms_norm(src + t * dim, w.data(), dim, c.norm_eps, dst + t * dim);
-    });
-  };
-
-  for (int li = 0; li < c.n_layers; ++li) {
-    const Layer& L = layers_[li];
-    const std::string prefix = "layers." + std::to_string(li) + ".";
-
-    // Attention block.
-    norm_rows(x.data(), L.attn_norm, xb.data());
-    run_linear(*L.q_proj, prefix + "q_proj", xb.data(), q.data());
-    run_linear(*L.k_proj, prefix + "k_proj", xb.data(), k.data());
-    run_linear(*L.v_proj, prefix + "v_proj", xb.data(), v.data());
-    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        apply_rope(q.data() + t * c.q_dim(), c.n_heads, hd, pos + static_cast<int>(t), c.rope_layout,
-                   rope_inv_freq_);
-        apply_rope(k.data() + t * c.kv_dim(), c.n_kv_heads, hd, pos + static_cast<int>(t), c.rope_layout,
-                   rope_inv_freq_);
-      }
-    });
-    cache.write(li, pos, n_tokens, k.data(), v.data());
-    const float* keys = cache.fp32_keys(li);
-    const float* values = cache.fp32_values(li);
-    if (keys == nullptr || values == nullptr) {
-      k_read.resize(static_cast<size_t>(n_pos) * c.kv_dim());
-      v_read.resize(static_cast<size_t>(n_pos) * c.kv_dim());
-      cache.read(li, n_pos, k_read.data(), v_read.data());
-      keys = k_read.data();
-      values = v_read.data();
-    }
-    for (int h = 0; h < c.n_heads; ++h) {
-      const int kvh = h / group;
-      // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_pos, hd, attn_scale,
-                  q.data() + h * hd, c.q_dim(), keys + kvh * hd, c.kv_dim(), 0.0f, scores.data(), n_pos);
-      // Causal mask: token t (position pos+t) sees positions [0, pos+t].
-      pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-        for (int64_t t = b; t < e; ++t) {
-          float* row = scores.data() + t * n_pos;
-          const int visible = pos + static_cast<int>(t) + 1;
-          softmax(row, visible);
-          std::fill(row + visible, row + n_pos, 0.0f);
-        }
-      });
-      // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_pos, 1.0f, scores.data(), n_pos,
-                  values + kvh * hd, c.kv_dim(), 0.0f, attn.data() + h * hd, c.q_dim());
-    }
-    run_linear(*L.o_proj, prefix + "o_proj", attn.data(), proj.data());
-    for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
-
-    // MLP block: down(silu(gate(x)) * up(x)).
-    norm_rows(x.data(), L.ffn_norm, xb.data());
-    run_linear(*L.gate_proj, prefix + "gate_proj", xb.data(), gate.data());
-    run_linear(*L.up_proj, prefix + "up_proj", xb.data(), up.data());
-    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) swiglu(gate.data() + t * c.ffn_dim, up.data() + t * c.ffn_dim, c.ffn_dim);
-    });
-    run_linear(*L.down_proj, prefix + "down_proj", gate.data(), proj.data());
-    for (int64_t i = 0; i < n * dim; ++i) x[i] += proj[i];
+  BlockScratch scratch;
+  for (const DecoderBlock& block : layers_) {
+    LB_RETURN_IF_ERROR(block.forward(x.data(), n_tokens, pos, cache, block.index(), scratch, pool, options.observer));
   }
 
+  std::vector<float>& xb = scratch.xb;  // [n, dim] normed final hidden states
+  xb.resize(static_cast<size_t>(n * dim));
   if (options.all_logits) {
-    norm_rows(x.data(), output_norm_, xb.data());
-    run_linear(*lm_head_, "lm_head", xb.data(), logits);
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t)
+        rms_norm(x.data() + t * dim, output_norm_.data(), dim, c.norm_eps, xb.data() + t * dim);
+    });
+    if (options.observer != nullptr) options.observer->observe("lm_head", xb.data(), n, dim);
+    lm_head_->forward(xb.data(), n, logits, pool);
   } else {
-    const float* last = x.data() + (n - 1) * dim;
-    rms_norm(last, output_norm_.data(), dim, c.norm_eps, xb.data());
+    rms_norm(x.data() + (n - 1) * dim, output_norm_.data(), dim, c.norm_eps, xb.data());
     if (options.observer != nullptr) options.observer->observe("lm_head", xb.data(), 1, dim);
     lm_head_->forward(xb.data(), 1, logits, pool);
   }

@@ -4,16 +4,19 @@
 //
 // Linear layers have stable names, "layers.{i}.q_proj|k_proj|v_proj|o_proj|
 // gate_proj|up_proj|down_proj" and "lm_head", used by the replacement seam and by
-// the activation observer.
+// the activation observer. Each decoder layer is a DecoderBlock (decoder_block.h),
+// which the layer-by-layer quantization pipeline also runs on its own.
 #pragma once
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "model/config.h"
+#include "model/decoder_block.h"
 #include "model/kv_cache.h"
 #include "model/linear.h"
 #include "model/weights.h"
@@ -48,19 +51,14 @@ class LlamaModel {
                  ThreadPool& pool, const ForwardOptions& options = {}) const;
 
  private:
-  struct Layer {
-    std::vector<float> attn_norm;  // [dim]
-    std::vector<float> ffn_norm;   // [dim]
-    std::unique_ptr<Linear> q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
-  };
-  std::unique_ptr<Linear>* slot(const std::string& name);
+  // The block and the linear suffix a name such as "layers.3.k_proj" refers to; null block otherwise.
+  std::pair<DecoderBlock*, std::string> find_block(const std::string& name);
 
   ModelConfig config_;
   std::vector<float> token_embedding_;  // [vocab, dim]
   std::vector<float> output_norm_;      // [dim]
-  std::vector<Layer> layers_;
+  std::vector<DecoderBlock> layers_;
   std::unique_ptr<Linear> lm_head_;
-  std::vector<double> rope_inv_freq_;   // [head_dim / 2]
 };
 
 }  // namespace lowbit

@@ -1,11 +1,11 @@
-// GGUF (llama.cpp) → LoadedModel. Tensor names follow llama.cpp's llama
+// GGUF (llama.cpp) → ModelSource. Tensor names follow llama.cpp's llama
 // architecture (token_embd, blk.N.attn_q, ...). llama.cpp's converter un-permutes
 // HF q/k rows into adjacent RoPE pairs for llama/mistral; qwen2 keeps NEOX
 // (half-split) pairs.
 #include <cmath>
 
 #include "io/gguf.h"
-#include "model/loader.h"
+#include "model/model_source.h"
 
 namespace lowbit {
 namespace {
@@ -76,24 +76,38 @@ Expected<ModelConfig> read_config(const GgufFile& gguf, const std::string& arch)
   return c;
 }
 
-}  // namespace
+FileSummary summarize(const GgufFile& gguf) {
+  FileSummary s;
+  s.format = "gguf";
+  s.path = gguf.path();
+  s.file_bytes = gguf.file_size();
+  for (const GgufTensorInfo& t : gguf.tensors()) {
+    StoredTensor st;
+    st.name = t.name;
+    st.dtype = ggml_type_name(t.type_id);
+    st.shape.assign(t.dims.rbegin(), t.dims.rend());
+    st.n_bytes = t.n_bytes;
+    s.tensors.push_back(std::move(st));
+  }
+  return s;
+}
 
-Expected<LoadedModel> load_gguf_model(const std::string& path) {
-  LB_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
-  LB_ASSIGN_OR_RETURN(std::string arch, gguf.get_string("general.architecture"));
-  LoadedModel model;
-  LB_ASSIGN_OR_RETURN(model.config, read_config(gguf, arch));
-  const ModelConfig& c = model.config;
-  LB_RETURN_IF_ERROR(c.validate(path));
+class GgufSource : public ModelSource {
+ public:
+  GgufSource(GgufFile gguf, ModelConfig config, const LoadOptions& options)
+      : ModelSource(std::move(config), summarize(gguf), options), gguf_(std::move(gguf)) {}
 
-  GgufModelReader r{gguf};
-  ModelWeights& w = model.weights;
-  LB_ASSIGN_OR_RETURN(Matrix embedding, r.matrix("token_embd", c.vocab_size, c.dim, false));
-  w.token_embedding = std::move(embedding.data);
-  w.layers.resize(c.n_layers);
-  for (int i = 0; i < c.n_layers; ++i) {
-    LayerWeights& l = w.layers[i];
+ protected:
+  Expected<std::vector<float>> read_token_embedding() const override {
+    LB_ASSIGN_OR_RETURN(Matrix embedding, reader().matrix("token_embd", config().vocab_size, config().dim, false));
+    return std::move(embedding.data);
+  }
+
+  Expected<LayerWeights> read_layer(int i) const override {
+    const ModelConfig& c = config();
+    const GgufModelReader r = reader();
     const std::string b = "blk." + std::to_string(i) + ".";
+    LayerWeights l;
     LB_ASSIGN_OR_RETURN(l.attn_norm, r.vector(b + "attn_norm.weight", c.dim));
     LB_ASSIGN_OR_RETURN(l.q_proj, r.matrix(b + "attn_q", c.q_dim(), c.dim, c.qkv_bias));
     LB_ASSIGN_OR_RETURN(l.k_proj, r.matrix(b + "attn_k", c.kv_dim(), c.dim, c.qkv_bias));
@@ -103,30 +117,38 @@ Expected<LoadedModel> load_gguf_model(const std::string& path) {
     LB_ASSIGN_OR_RETURN(l.gate_proj, r.matrix(b + "ffn_gate", c.ffn_dim, c.dim, false));
     LB_ASSIGN_OR_RETURN(l.up_proj, r.matrix(b + "ffn_up", c.ffn_dim, c.dim, false));
     LB_ASSIGN_OR_RETURN(l.down_proj, r.matrix(b + "ffn_down", c.dim, c.ffn_dim, false));
+    return l;
   }
-  LB_ASSIGN_OR_RETURN(w.output_norm, r.vector("output_norm.weight", c.dim));
-  if (!c.tied_embeddings) {
-    LB_ASSIGN_OR_RETURN(w.lm_head, r.matrix("output", c.vocab_size, c.dim, false));
-  }
-  if (gguf.find_tensor("rope_freqs.weight") != nullptr) {
-    LB_ASSIGN_OR_RETURN(w.rope_freq_factors, r.vector("rope_freqs.weight", c.head_dim / 2));
-  }
-  LB_RETURN_IF_ERROR(w.validate(c, path));
 
-  LB_ASSIGN_OR_RETURN(model.tokenizer, load_gguf_tokenizer(gguf));
-
-  model.summary.format = "gguf";
-  model.summary.path = path;
-  model.summary.file_bytes = gguf.file_size();
-  for (const GgufTensorInfo& t : gguf.tensors()) {
-    StoredTensor st;
-    st.name = t.name;
-    st.dtype = ggml_type_name(t.type_id);
-    st.shape.assign(t.dims.rbegin(), t.dims.rend());
-    st.n_bytes = t.n_bytes;
-    model.summary.tensors.push_back(std::move(st));
+  Expected<std::vector<float>> read_output_norm() const override {
+    return reader().vector("output_norm.weight", config().dim);
   }
-  return model;
+
+  Expected<Matrix> read_lm_head() const override {
+    return reader().matrix("output", config().vocab_size, config().dim, false);
+  }
+
+  Expected<std::vector<float>> read_rope_freq_factors() const override {
+    if (gguf_.find_tensor("rope_freqs.weight") == nullptr) return std::vector<float>();
+    return reader().vector("rope_freqs.weight", config().head_dim / 2);
+  }
+
+  Expected<std::unique_ptr<Tokenizer>> read_tokenizer() const override { return load_gguf_tokenizer(gguf_); }
+
+ private:
+  GgufModelReader reader() const { return GgufModelReader{gguf_}; }
+
+  GgufFile gguf_;  // keeps the mapping; tensors are dequantized on demand
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<ModelSource>> open_gguf_source(const std::string& path, const LoadOptions& options) {
+  LB_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
+  LB_ASSIGN_OR_RETURN(std::string arch, gguf.get_string("general.architecture"));
+  LB_ASSIGN_OR_RETURN(ModelConfig config, read_config(gguf, arch));
+  LB_RETURN_IF_ERROR(config.validate(path));
+  return std::unique_ptr<ModelSource>(std::make_unique<GgufSource>(std::move(gguf), std::move(config), options));
 }
 
 }  // namespace lowbit

@@ -1,4 +1,4 @@
-// Hugging Face checkpoint folder -> LoadedModel: config.json, model.safetensors or
+// Hugging Face checkpoint folder -> ModelSource: config.json, model.safetensors or
 // shards listed in model.safetensors.index.json, tokenizer.json (or tokenizer.model).
 // HF stores q_proj/k_proj rows in the half-split RoPE layout (its conversion script
 // permutes Meta's adjacent pairs), so they are kept as stored with
@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
-#include "model/loader.h"
+#include "model/model_source.h"
 
 namespace lowbit {
 namespace {
@@ -274,32 +274,6 @@ class TensorSet {
   std::map<std::string, size_t> location_;  // tensor name -> index into files_
 };
 
-Expected<ModelWeights> load_weights(const TensorSet& set, const ModelConfig& c) {
-  ModelWeights w;
-  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), ffn = c.ffn_dim, vocab = c.vocab_size;
-  LB_ASSIGN_OR_RETURN(w.token_embedding, set.load("model.embed_tokens.weight", {vocab, dim}));
-  w.layers.resize(c.n_layers);
-  for (int i = 0; i < c.n_layers; ++i) {
-    const std::string p = fmt::format("model.layers.{}.", i);
-    LayerWeights& l = w.layers[i];
-    LB_ASSIGN_OR_RETURN(l.attn_norm, set.load(p + "input_layernorm.weight", {dim}));
-    LB_ASSIGN_OR_RETURN(l.q_proj, set.load_matrix(p + "self_attn.q_proj", q, dim, c.qkv_bias));
-    LB_ASSIGN_OR_RETURN(l.k_proj, set.load_matrix(p + "self_attn.k_proj", kv, dim, c.qkv_bias));
-    LB_ASSIGN_OR_RETURN(l.v_proj, set.load_matrix(p + "self_attn.v_proj", kv, dim, c.qkv_bias));
-    LB_ASSIGN_OR_RETURN(l.o_proj, set.load_matrix(p + "self_attn.o_proj", dim, q, false));
-    LB_ASSIGN_OR_RETURN(l.ffn_norm, set.load(p + "post_attention_layernorm.weight", {dim}));
-    LB_ASSIGN_OR_RETURN(l.gate_proj, set.load_matrix(p + "mlp.gate_proj", ffn, dim, false));
-    LB_ASSIGN_OR_RETURN(l.up_proj, set.load_matrix(p + "mlp.up_proj", ffn, dim, false));
-    LB_ASSIGN_OR_RETURN(l.down_proj, set.load_matrix(p + "mlp.down_proj", dim, ffn, false));
-  }
-  LB_ASSIGN_OR_RETURN(w.output_norm, set.load("model.norm.weight", {dim}));
-  // Tied checkpoints may still store lm_head.weight (a copy); it is ignored then.
-  if (!c.tied_embeddings) {
-    LB_ASSIGN_OR_RETURN(w.lm_head, set.load_matrix("lm_head", vocab, dim, false));
-  }
-  return w;
-}
-
 Expected<std::unique_ptr<Tokenizer>> load_folder_tokenizer(const fs::path& folder) {
   const fs::path json_path = folder / "tokenizer.json";
   const fs::path spm_path = folder / "tokenizer.model";
@@ -308,19 +282,59 @@ Expected<std::unique_ptr<Tokenizer>> load_folder_tokenizer(const fs::path& folde
   return make_error("{}: no tokenizer.json or tokenizer.model", folder.string());
 }
 
+class HfSource : public ModelSource {
+ public:
+  HfSource(std::string folder, TensorSet set, ModelConfig config, const LoadOptions& options)
+      : ModelSource(std::move(config), set.summary(), options), folder_(std::move(folder)), set_(std::move(set)) {}
+
+ protected:
+  Expected<std::vector<float>> read_token_embedding() const override {
+    return set_.load("model.embed_tokens.weight", {config().vocab_size, config().dim});
+  }
+
+  Expected<LayerWeights> read_layer(int i) const override {
+    const ModelConfig& c = config();
+    const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), ffn = c.ffn_dim;
+    const std::string p = fmt::format("model.layers.{}.", i);
+    LayerWeights l;
+    LB_ASSIGN_OR_RETURN(l.attn_norm, set_.load(p + "input_layernorm.weight", {dim}));
+    LB_ASSIGN_OR_RETURN(l.q_proj, set_.load_matrix(p + "self_attn.q_proj", q, dim, c.qkv_bias));
+    LB_ASSIGN_OR_RETURN(l.k_proj, set_.load_matrix(p + "self_attn.k_proj", kv, dim, c.qkv_bias));
+    LB_ASSIGN_OR_RETURN(l.v_proj, set_.load_matrix(p + "self_attn.v_proj", kv, dim, c.qkv_bias));
+    LB_ASSIGN_OR_RETURN(l.o_proj, set_.load_matrix(p + "self_attn.o_proj", dim, q, false));
+    LB_ASSIGN_OR_RETURN(l.ffn_norm, set_.load(p + "post_attention_layernorm.weight", {dim}));
+    LB_ASSIGN_OR_RETURN(l.gate_proj, set_.load_matrix(p + "mlp.gate_proj", ffn, dim, false));
+    LB_ASSIGN_OR_RETURN(l.up_proj, set_.load_matrix(p + "mlp.up_proj", ffn, dim, false));
+    LB_ASSIGN_OR_RETURN(l.down_proj, set_.load_matrix(p + "mlp.down_proj", dim, ffn, false));
+    return l;
+  }
+
+  Expected<std::vector<float>> read_output_norm() const override {
+    return set_.load("model.norm.weight", {config().dim});
+  }
+
+  // Tied checkpoints may still store lm_head.weight (a copy); it is not read then.
+  Expected<Matrix> read_lm_head() const override {
+    return set_.load_matrix("lm_head", config().vocab_size, config().dim, false);
+  }
+
+  Expected<std::vector<float>> read_rope_freq_factors() const override { return std::vector<float>(); }
+
+  Expected<std::unique_ptr<Tokenizer>> read_tokenizer() const override { return load_folder_tokenizer(folder_); }
+
+ private:
+  fs::path folder_;
+  TensorSet set_;  // keeps every shard mapped; tensors are converted on demand
+};
+
 }  // namespace
 
-Expected<LoadedModel> load_hf_model(const std::string& folder) {
+Expected<std::unique_ptr<ModelSource>> open_hf_source(const std::string& folder, const LoadOptions& options) {
   const fs::path dir(folder);
   if (!fs::is_directory(dir)) return make_error("{}: not a folder (a Hugging Face checkpoint is a folder)", folder);
-  LoadedModel m;
-  LB_ASSIGN_OR_RETURN(m.config, parse_config((dir / "config.json").string()));
+  LB_ASSIGN_OR_RETURN(ModelConfig config, parse_config((dir / "config.json").string()));
   LB_ASSIGN_OR_RETURN(TensorSet set, TensorSet::open(dir));
-  LB_ASSIGN_OR_RETURN(m.weights, load_weights(set, m.config));
-  LB_RETURN_IF_ERROR(m.weights.validate(m.config, folder));
-  m.summary = set.summary();
-  LB_ASSIGN_OR_RETURN(m.tokenizer, load_folder_tokenizer(dir));
-  return m;
+  return std::unique_ptr<ModelSource>(std::make_unique<HfSource>(folder, std::move(set), std::move(config), options));
 }
 
 }  // namespace lowbit

@@ -1,4 +1,4 @@
-// llama2.c checkpoint (the legacy "version 0" .bin that run.c reads) -> LoadedModel.
+// llama2.c checkpoint (the legacy "version 0" .bin that run.c reads) -> ModelSource.
 // Layout, all little-endian:
 //   7 x i32: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len
 //            (vocab_size < 0 means the classifier is stored separately)
@@ -12,12 +12,13 @@
 // hd = dim / n_heads. RoPE rotates adjacent pairs with theta 10000; RMSNorm eps 1e-5.
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "core/byte_reader.h"
 #include "core/mapped_file.h"
-#include "model/loader.h"
+#include "model/model_source.h"
 
 namespace lowbit {
 namespace {
@@ -55,37 +56,6 @@ Expected<Llama2cHeader> read_header(ByteReader& r) {
                       "n_heads % n_kv_heads == 0, even head size)", r.source(), h.dim, h.n_heads, h.n_kv_heads);
   }
   return h;
-}
-
-// Copies `count` floats from the reader.
-Status read_floats(ByteReader& r, float* out, int64_t count, const char* what) {
-  const uint64_t bytes = static_cast<uint64_t>(count) * sizeof(float);
-  if (bytes > r.remaining()) return r.truncated(what, bytes);
-  std::memcpy(out, r.data() + r.offset(), bytes);
-  return r.skip(bytes, what);
-}
-
-// Reads a [L, rows, cols] array into one Matrix per layer.
-Status read_stacked(ByteReader& r, std::vector<LayerWeights>& layers, Matrix LayerWeights::*member, int64_t rows,
-                    int64_t cols, const char* what) {
-  for (auto& layer : layers) {
-    Matrix& m = layer.*member;
-    m.rows = rows;
-    m.cols = cols;
-    m.data.resize(static_cast<size_t>(rows * cols));
-    LB_RETURN_IF_ERROR(read_floats(r, m.data.data(), rows * cols, what));
-  }
-  return Status::ok_status();
-}
-
-// Reads a [L, dim] array of norm weights.
-Status read_stacked(ByteReader& r, std::vector<LayerWeights>& layers, std::vector<float> LayerWeights::*member,
-                    int64_t dim, const char* what) {
-  for (auto& layer : layers) {
-    (layer.*member).resize(static_cast<size_t>(dim));
-    LB_RETURN_IF_ERROR(read_floats(r, (layer.*member).data(), dim, what));
-  }
-  return Status::ok_status();
 }
 
 ModelConfig make_config(const Llama2cHeader& h) {
@@ -133,59 +103,107 @@ std::vector<StoredTensor> stored_tensors(const Llama2cHeader& h) {
   return t;
 }
 
+// The file's tensors in order and where each starts; every range lies inside the
+// file once its size has been checked against end().
+struct Llama2cLayout {
+  std::vector<StoredTensor> tensors;
+  std::map<std::string, uint64_t> offsets;  // tensor name -> byte offset
+  uint64_t end = 0;                         // bytes the header implies
+};
+
+Llama2cLayout make_layout(const Llama2cHeader& h) {
+  Llama2cLayout layout;
+  layout.tensors = stored_tensors(h);
+  layout.end = kHeaderInts * sizeof(int32_t);
+  for (const auto& t : layout.tensors) {
+    layout.offsets[t.name] = layout.end;
+    layout.end += t.n_bytes;
+  }
+  return layout;
+}
+
+class Llama2cSource : public ModelSource {
+ public:
+  Llama2cSource(MappedFile file, Llama2cLayout layout, ModelConfig config, FileSummary summary,
+                const LoadOptions& options)
+      : ModelSource(std::move(config), std::move(summary), options),
+        file_(std::move(file)),
+        layout_(std::move(layout)) {}
+
+ protected:
+  Expected<std::vector<float>> read_token_embedding() const override {
+    return floats("token_embedding_table", 0, static_cast<int64_t>(config().vocab_size) * config().dim);
+  }
+
+  // Stacked arrays [n_layers, rows, cols]: layer i is the i-th slice.
+  Expected<LayerWeights> read_layer(int i) const override {
+    const ModelConfig& c = config();
+    const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hid = c.ffn_dim;
+    LayerWeights l;
+    l.attn_norm = floats("rms_att_weight", i, dim);
+    l.q_proj = matrix("wq", i, q, dim);
+    l.k_proj = matrix("wk", i, kv, dim);
+    l.v_proj = matrix("wv", i, kv, dim);
+    l.o_proj = matrix("wo", i, dim, q);
+    l.ffn_norm = floats("rms_ffn_weight", i, dim);
+    l.gate_proj = matrix("w1", i, hid, dim);
+    l.down_proj = matrix("w2", i, dim, hid);
+    l.up_proj = matrix("w3", i, hid, dim);
+    return l;
+  }
+
+  Expected<std::vector<float>> read_output_norm() const override { return floats("rms_final_weight", 0, config().dim); }
+
+  Expected<Matrix> read_lm_head() const override { return matrix("wcls", 0, config().vocab_size, config().dim); }
+
+  // The stored freq_cis tables are not read: the forward pass computes RoPE from theta.
+  Expected<std::vector<float>> read_rope_freq_factors() const override { return std::vector<float>(); }
+
+  // A llama2.c checkpoint holds no vocabulary; LoadOptions::tokenizer_path supplies one.
+  Expected<std::unique_ptr<Tokenizer>> read_tokenizer() const override { return std::unique_ptr<Tokenizer>(); }
+
+ private:
+  // Slice `index` of `count` floats of a stored array.
+  std::vector<float> floats(const std::string& tensor, int64_t index, int64_t count) const {
+    std::vector<float> out(static_cast<size_t>(count));
+    const uint64_t offset = layout_.offsets.at(tensor) + static_cast<uint64_t>(index * count) * sizeof(float);
+    std::memcpy(out.data(), file_.data() + offset, out.size() * sizeof(float));
+    return out;
+  }
+  Matrix matrix(const std::string& tensor, int64_t index, int64_t rows, int64_t cols) const {
+    Matrix m;
+    m.rows = rows;
+    m.cols = cols;
+    m.data = floats(tensor, index, rows * cols);
+    return m;
+  }
+
+  MappedFile file_;
+  Llama2cLayout layout_;
+};
+
 }  // namespace
 
-Expected<LoadedModel> load_llama2c_model(const std::string& path, const std::string& tokenizer_path) {
+Expected<std::unique_ptr<ModelSource>> open_llama2c_source(const std::string& path, const LoadOptions& options) {
   LB_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
   ByteReader r(file.data(), file.size(), path);
   LB_ASSIGN_OR_RETURN(Llama2cHeader h, read_header(r));
-
-  LoadedModel m;
-  m.summary.format = "llama2c";
-  m.summary.path = path;
-  m.summary.file_bytes = file.size();
-  m.summary.tensors = stored_tensors(h);
-  uint64_t expected = kHeaderInts * sizeof(int32_t);
-  for (const auto& t : m.summary.tensors) expected += t.n_bytes;
-  if (expected != file.size()) {
+  Llama2cLayout layout = make_layout(h);
+  if (layout.end != file.size()) {
     return make_error("{}: file has {} bytes but the header (dim {}, hidden_dim {}, n_layers {}, n_heads {}, "
                       "n_kv_heads {}, vocab_size {}, seq_len {}, {} classifier) implies {}", path, file.size(),
                       h.dim, h.hidden_dim, h.n_layers, h.n_heads, h.n_kv_heads, h.vocab_size, h.seq_len,
-                      h.shared_classifier ? "shared" : "separate", expected);
+                      h.shared_classifier ? "shared" : "separate", layout.end);
   }
-  m.config = make_config(h);
-  const ModelConfig& c = m.config;
-  const int64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), hid = c.ffn_dim, vocab = c.vocab_size;
-
-  ModelWeights& w = m.weights;
-  w.token_embedding.resize(static_cast<size_t>(vocab * dim));
-  LB_RETURN_IF_ERROR(read_floats(r, w.token_embedding.data(), vocab * dim, "token_embedding_table"));
-  w.layers.resize(c.n_layers);
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::attn_norm, dim, "rms_att_weight"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::q_proj, q, dim, "wq"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::k_proj, kv, dim, "wk"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::v_proj, kv, dim, "wv"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::o_proj, dim, q, "wo"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::ffn_norm, dim, "rms_ffn_weight"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::gate_proj, hid, dim, "w1"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::down_proj, dim, hid, "w2"));
-  LB_RETURN_IF_ERROR(read_stacked(r, w.layers, &LayerWeights::up_proj, hid, dim, "w3"));
-  w.output_norm.resize(static_cast<size_t>(dim));
-  LB_RETURN_IF_ERROR(read_floats(r, w.output_norm.data(), dim, "rms_final_weight"));
-  // RoPE tables: recomputed by the forward pass from theta.
-  LB_RETURN_IF_ERROR(r.skip(static_cast<uint64_t>(c.max_seq_len) * c.head_dim * sizeof(float), "freq_cis"));
-  if (!c.tied_embeddings) {
-    w.lm_head.rows = vocab;
-    w.lm_head.cols = dim;
-    w.lm_head.data.resize(static_cast<size_t>(vocab * dim));
-    LB_RETURN_IF_ERROR(read_floats(r, w.lm_head.data.data(), vocab * dim, "wcls"));
-  }
-  LB_RETURN_IF_ERROR(c.validate(path));
-  LB_RETURN_IF_ERROR(w.validate(c, path));
-  if (!tokenizer_path.empty()) {
-    LB_ASSIGN_OR_RETURN(m.tokenizer, load_llama2c_tokenizer(tokenizer_path, c.vocab_size));
-  }
-  return m;
+  ModelConfig config = make_config(h);
+  LB_RETURN_IF_ERROR(config.validate(path));
+  FileSummary summary;
+  summary.format = "llama2c";
+  summary.path = path;
+  summary.file_bytes = file.size();
+  summary.tensors = layout.tensors;
+  return std::unique_ptr<ModelSource>(std::make_unique<Llama2cSource>(std::move(file), std::move(layout),
+                                                                      std::move(config), std::move(summary), options));
 }
 
 }  // namespace lowbit

@@ -1,45 +1,44 @@
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-
 #include "model/loader.h"
 
 namespace lowbit {
 
+Expected<LoadedModel> read_model(const ModelSource& source) {
+  LoadedModel m;
+  m.config = source.config();
+  m.summary = source.summary();
+  ModelWeights& w = m.weights;
+  LB_ASSIGN_OR_RETURN(w.token_embedding, source.token_embedding());
+  w.layers.reserve(static_cast<size_t>(m.config.n_layers));
+  for (int i = 0; i < m.config.n_layers; ++i) {
+    LB_ASSIGN_OR_RETURN(LayerWeights layer, source.layer(i));
+    w.layers.push_back(std::move(layer));
+  }
+  LB_ASSIGN_OR_RETURN(w.output_norm, source.output_norm());
+  LB_ASSIGN_OR_RETURN(w.lm_head, source.lm_head());
+  LB_ASSIGN_OR_RETURN(w.rope_freq_factors, source.rope_freq_factors());
+  LB_ASSIGN_OR_RETURN(m.tokenizer, source.tokenizer());
+  return m;
+}
+
+namespace {
+
+Expected<LoadedModel> read_opened(Expected<std::unique_ptr<ModelSource>> source) {
+  if (!source.ok()) return source.status();
+  return read_model(**source);
+}
+
+}  // namespace
+
 Expected<LoadedModel> load_model(const std::string& path, const LoadOptions& options) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return make_error("{}: no such file or folder", path);
-  Expected<LoadedModel> loaded = Status();
-  if (fs::is_directory(path, ec)) {
-    loaded = load_hf_model(path);
-  } else {
-    char magic[4] = {};
-    std::ifstream in(path, std::ios::binary);
-    in.read(magic, 4);
-    if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) {
-      loaded = load_gguf_model(path);
-    } else if (fs::path(path).extension() == ".bin") {
-      loaded = load_llama2c_model(path, options.tokenizer_path);
-    } else if (fs::path(path).extension() == ".gguf") {
-      return make_error("{}: not a GGUF file (bad magic)", path);
-    } else {
-      return make_error("{}: unrecognised model (expected a .gguf file, a Hugging Face folder or a llama2.c .bin)",
-                        path);
-    }
-  }
-  if (!loaded.ok()) return loaded;
-  if (!options.tokenizer_path.empty() && loaded->summary.format != "llama2c") {
-    const std::string& tp = options.tokenizer_path;
-    if (tp.size() >= 5 && tp.substr(tp.size() - 5) == ".json") {
-      LB_ASSIGN_OR_RETURN(loaded->tokenizer, load_hf_tokenizer_json(tp));
-    } else if (tp.size() >= 6 && tp.substr(tp.size() - 6) == ".model") {
-      LB_ASSIGN_OR_RETURN(loaded->tokenizer, load_sentencepiece_model(tp));
-    } else {
-      LB_ASSIGN_OR_RETURN(loaded->tokenizer, load_llama2c_tokenizer(tp, loaded->config.vocab_size));
-    }
-  }
-  return loaded;
+  return read_opened(open_model_source(path, options));
+}
+
+Expected<LoadedModel> load_gguf_model(const std::string& path) { return read_opened(open_gguf_source(path, {})); }
+
+Expected<LoadedModel> load_hf_model(const std::string& folder) { return read_opened(open_hf_source(folder, {})); }
+
+Expected<LoadedModel> load_llama2c_model(const std::string& path, const std::string& tokenizer_path) {
+  return read_opened(open_llama2c_source(path, {.tokenizer_path = tokenizer_path}));
 }
 
 }  // namespace lowbit

@@ -1,5 +1,6 @@
 // Loads a Llama-family model from any supported file layout into FP32 weights,
-// its config and its tokenizer.
+// its config and its tokenizer: opens a ModelSource and reads every piece, so
+// whole-model loading and layer-by-layer streaming share one reader per format.
 #pragma once
 
 #include <memory>
@@ -7,6 +8,7 @@
 
 #include "core/status.h"
 #include "model/config.h"
+#include "model/model_source.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,9 +21,9 @@ struct LoadedModel {
   FileSummary summary;
 };
 
-struct LoadOptions {
-  std::string tokenizer_path;  // llama2.c tokenizer.bin, or an override
-};
+// Reads every piece of an opened model (each checked as ModelSource checks it)
+// and its tokenizer.
+Expected<LoadedModel> read_model(const ModelSource& source);
 
 // Chooses the loader by the path: a folder is a Hugging Face checkpoint, a file
 // starting with "GGUF" is GGUF, a ".bin" is llama2.c.

@@ -1,0 +1,173 @@
+#include "model/decoder_block.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "model/model_source.h"
+#include "model/ops.h"
+
+namespace lowbit {
+namespace {
+
+// Positions in kLinearSuffixes.
+enum LinearIndex : size_t { kQ, kK, kV, kO, kGate, kUp, kDown };
+
+}  // namespace
+
+Status check_replacement_shape(const std::string& name, const Linear& current, const Linear& replacement) {
+  if (replacement.in_features() != current.in_features() || replacement.out_features() != current.out_features()) {
+    return make_error("linear '{}': replacement is [{}, {}], layer is [{}, {}]", name, replacement.out_features(),
+                      replacement.in_features(), current.out_features(), current.in_features());
+  }
+  return Status::ok_status();
+}
+
+void BlockScratch::resize(const ModelConfig& c, int64_t n, int64_t n_pos) {
+  xb.resize(n * c.dim);
+  q.resize(n * c.q_dim());
+  k.resize(n * c.kv_dim());
+  v.resize(n * c.kv_dim());
+  attn.resize(n * c.q_dim());
+  proj.resize(n * c.dim);
+  gate.resize(n * c.ffn_dim);
+  up.resize(n * c.ffn_dim);
+  scores.resize(n * n_pos);
+}
+
+Expected<DecoderBlock> DecoderBlock::create(const ModelConfig& config, int index, LayerWeights w,
+                                            const std::vector<float>& rope_freq_factors) {
+  LB_RETURN_IF_ERROR(validate_layer_weights(w, config, index, "decoder block"));
+  DecoderBlock b;
+  b.config_ = config;
+  b.index_ = index;
+  b.rope_inv_freq_ = rope_inverse_frequencies(config, rope_freq_factors);
+  b.attn_norm_ = std::move(w.attn_norm);
+  b.ffn_norm_ = std::move(w.ffn_norm);
+  Matrix* matrices[] = {&w.q_proj, &w.k_proj, &w.v_proj, &w.o_proj, &w.gate_proj, &w.up_proj, &w.down_proj};
+  for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
+    b.linears_[k] = std::make_unique<DenseLinear>(std::move(*matrices[k]));
+    b.names_[k] = fmt::format("layers.{}.{}", index, kLinearSuffixes[k]);
+  }
+  return b;
+}
+
+const Linear* DecoderBlock::find_linear(std::string_view suffix) const {
+  for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
+    if (kLinearSuffixes[k] == suffix) return linears_[k].get();
+  }
+  return nullptr;
+}
+
+Linear* DecoderBlock::find_linear(std::string_view suffix) {
+  return const_cast<Linear*>(static_cast<const DecoderBlock&>(*this).find_linear(suffix));
+}
+
+Status DecoderBlock::replace_linear(std::string_view suffix, std::unique_ptr<Linear> replacement) {
+  for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
+    if (kLinearSuffixes[k] != suffix) continue;
+    LB_RETURN_IF_ERROR(check_replacement_shape(names_[k], *linears_[k], *replacement));
+    linears_[k] = std::move(replacement);
+    return Status::ok_status();
+  }
+  return make_error("no linear layer named 'layers.{}.{}'", index_, suffix);
+}
+
+uint64_t DecoderBlock::weight_bytes() const {
+  uint64_t bytes = (attn_norm_.size() + ffn_norm_.size()) * sizeof(float);
+  for (const auto& lin : linears_) bytes += lin->weight_bytes();
+  return bytes;
+}
+
+// Causal grouped-query attention of the new tokens (queries in s.q, keys/values
+// in s.k/s.v after RoPE) over cached positions [0, pos + n_tokens); result in s.attn.
+void DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& s,
+                             ThreadPool& pool) const {
+  const ModelConfig& c = config_;
+  const int hd = c.head_dim;
+  const int n_pos = pos + n_tokens;  // positions visible to the last token
+  const int group = c.n_heads / c.n_kv_heads;
+  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  cache.write(cache_layer, pos, n_tokens, s.k.data(), s.v.data());
+  const float* keys = cache.fp32_keys(cache_layer);
+  const float* values = cache.fp32_values(cache_layer);
+  if (keys == nullptr || values == nullptr) {
+    s.k_read.resize(static_cast<size_t>(n_pos) * c.kv_dim());
+    s.v_read.resize(static_cast<size_t>(n_pos) * c.kv_dim());
+    cache.read(cache_layer, n_pos, s.k_read.data(), s.v_read.data());
+    keys = s.k_read.data();
+    values = s.v_read.data();
+  }
+  for (int h = 0; h < c.n_heads; ++h) {
+    const int kvh = h / group;
+    // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_pos, hd, attn_scale, s.q.data() + h * hd,
+                c.q_dim(), keys + kvh * hd, c.kv_dim(), 0.0f, s.scores.data(), n_pos);
+    // Causal mask: token t (position pos+t) sees positions [0, pos+t].
+    pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) {
+        float* row = s.scores.data() + t * n_pos;
+        const int visible = pos + static_cast<int>(t) + 1;
+        softmax(row, visible);
+        std::fill(row + visible, row + n_pos, 0.0f);
+      }
+    });
+    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_pos, 1.0f, s.scores.data(), n_pos,
+                values + kvh * hd, c.kv_dim(), 0.0f, s.attn.data() + h * hd, c.q_dim());
+  }
+}
+
+Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& s,
+                             ThreadPool& pool, ActivationObserver* observer) const {
+  const ModelConfig& c = config_;
+  if (n_tokens <= 0) return make_error("layers.{}: no tokens", index_);
+  if (pos < 0 || pos + n_tokens > cache.capacity()) {
+    return make_error("layers.{}: positions [{}, {}) exceed the KV cache capacity {}", index_, pos, pos + n_tokens,
+                      cache.capacity());
+  }
+  const int64_t n = n_tokens;
+  const int dim = c.dim;
+  s.resize(c, n, pos + n);
+
+  auto run_linear = [&](size_t k, const float* in, float* out) {
+    const Linear& lin = *linears_[k];
+    if (observer != nullptr) observer->observe(names_[k], in, n, lin.in_features());
+    lin.forward(in, n, out, pool);
+  };
+  auto norm_rows = [&](const std::vector<float>& w) {
+    pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+      for (int64_t t = b; t < e; ++t) rms_norm(x + t * dim, w.data(), dim, c.norm_eps, s.xb.data() + t * dim);
+    });
+  };
+
+  // Attention block.
+  norm_rows(attn_norm_);
+  run_linear(kQ, s.xb.data(), s.q.data());
+  run_linear(kK, s.xb.data(), s.k.data());
+  run_linear(kV, s.xb.data(), s.v.data());
+  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      const int p = pos + static_cast<int>(t);
+      apply_rope(s.q.data() + t * c.q_dim(), c.n_heads, c.head_dim, p, c.rope_layout, rope_inv_freq_);
+      apply_rope(s.k.data() + t * c.kv_dim(), c.n_kv_heads, c.head_dim, p, c.rope_layout, rope_inv_freq_);
+    }
+  });
+  attention(n_tokens, pos, cache, cache_layer, s, pool);
+  run_linear(kO, s.attn.data(), s.proj.data());
+  for (int64_t i = 0; i < n * dim; ++i) x[i] += s.proj[i];
+
+  // MLP block: down(silu(gate(x)) * up(x)).
+  norm_rows(ffn_norm_);
+  run_linear(kGate, s.xb.data(), s.gate.data());
+  run_linear(kUp, s.xb.data(), s.up.data());
+  pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) swiglu(s.gate.data() + t * c.ffn_dim, s.up.data() + t * c.ffn_dim, c.ffn_dim);
+  });
+  run_linear(kDown, s.gate.data(), s.proj.data());
+  for (int64_t i = 0; i < n * dim; ++i) x[i] += s.proj[i];
+  return Status::ok_status();
+}
+
+}  // namespace lowbit

@@ -1,0 +1,86 @@
+// One Llama-family decoder layer, usable on its own (the layer-by-layer
+// quantization pipeline) and as a building block of LlamaModel:
+//   h   = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1))),  n1 = rms_norm(x, attn_norm)
+//   out = h + down_proj(silu(gate_proj(n2)) * up_proj(n2)),                      n2 = rms_norm(h, ffn_norm)
+// with grouped-query causal attention over the positions held in a KV cache.
+// Linear layers are named "layers.{i}.q_proj" ... "layers.{i}.down_proj" for the
+// replacement seam and the activation observer.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/linear.h"
+#include "model/weights.h"
+
+namespace lowbit {
+
+// Work buffers of a block's forward pass, reused across blocks and calls.
+struct BlockScratch {
+  std::vector<float> xb;      // [n, dim] normed input
+  std::vector<float> q;       // [n, n_heads*hd]
+  std::vector<float> k;       // [n, kv_dim]
+  std::vector<float> v;       // [n, kv_dim]
+  std::vector<float> attn;    // [n, n_heads*hd]
+  std::vector<float> proj;    // [n, dim]
+  std::vector<float> gate;    // [n, ffn]
+  std::vector<float> up;      // [n, ffn]
+  std::vector<float> scores;  // [n, n_pos] one head at a time
+  std::vector<float> k_read;  // [n_pos, kv_dim] when the cache is not FP32
+  std::vector<float> v_read;  // [n_pos, kv_dim]
+
+  void resize(const ModelConfig& config, int64_t n_tokens, int64_t n_pos);
+};
+
+// The replacement seam's rule: a replacement has the shape of the layer it replaces.
+Status check_replacement_shape(const std::string& name, const Linear& current, const Linear& replacement);
+
+class DecoderBlock {
+ public:
+  // The seven linear layers in forward order, as named after "layers.{i}.".
+  static constexpr std::array<std::string_view, 7> kLinearSuffixes = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                                      "gate_proj", "up_proj", "down_proj"};
+
+  // Takes the weights of layer `index` (checked: shapes and finite values); the
+  // matrices become DenseLinear layers. rope_freq_factors: [head_dim/2] or empty.
+  static Expected<DecoderBlock> create(const ModelConfig& config, int index, LayerWeights weights,
+                                       const std::vector<float>& rope_freq_factors);
+
+  int index() const { return index_; }
+  // "layers.{i}.{suffix}" of linear k (k indexes kLinearSuffixes).
+  const std::string& linear_name(size_t k) const { return names_[k]; }
+
+  // Null when the suffix names no linear layer of a block.
+  Linear* find_linear(std::string_view suffix);
+  const Linear* find_linear(std::string_view suffix) const;
+  // Replaces a linear layer; shapes must match.
+  Status replace_linear(std::string_view suffix, std::unique_ptr<Linear> replacement);
+  uint64_t weight_bytes() const;  // linears + norms
+
+  // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
+  // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,
+  // which must hold positions [0, pos) of this block already. The observer, when
+  // set, sees the input of every linear layer.
+  Status forward(float* x, int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& scratch,
+                 ThreadPool& pool, ActivationObserver* observer) const;
+
+ private:
+  void attention(int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& s, ThreadPool& pool) const;
+
+  ModelConfig config_;
+  int index_ = 0;
+  std::vector<double> rope_inv_freq_;               // [head_dim / 2]
+  std::vector<float> attn_norm_;                    // [dim]
+  std::vector<float> ffn_norm_;                     // [dim]
+  std::array<std::unique_ptr<Linear>, 7> linears_;  // in kLinearSuffixes order
+  std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
+};
+
+}  // namespace lowbit

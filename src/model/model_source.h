@@ -1,0 +1,80 @@
+// An opened model (GGUF file, Hugging Face folder, llama2.c .bin) that keeps its
+// memory mapping and dequantizes one piece to FP32 on demand, so a quantization
+// pipeline can hold a single decoder layer in FP32 while the rest stays mapped.
+// Loading a whole model (loader.h) is "open a source, read every piece".
+//
+// Each format implements the read_* hooks; the public accessors check every piece
+// the same way for all formats (shape against the config, every value finite) and
+// their errors name the file and the tensor.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lowbit {
+
+struct LoadOptions {
+  std::string tokenizer_path;  // llama2.c tokenizer.bin, or an override for any format
+};
+
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+  ModelSource(const ModelSource&) = delete;
+  ModelSource& operator=(const ModelSource&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const FileSummary& summary() const { return summary_; }
+  const std::string& path() const { return summary_.path; }
+
+  // Every call reads (dequantizes) the piece again; nothing is cached.
+  Expected<std::vector<float>> token_embedding() const;    // [vocab, dim]
+  Expected<LayerWeights> layer(int index) const;           // decoder layer `index`, FP32
+  Expected<std::vector<float>> output_norm() const;        // [dim]
+  Expected<Matrix> lm_head() const;                        // [vocab, dim]; empty when tied
+  Expected<std::vector<float>> rope_freq_factors() const;  // [head_dim / 2]; empty when absent
+
+  // The tokenizer LoadOptions::tokenizer_path names (chosen by extension: .json,
+  // .model, else llama2.c tokenizer.bin), else the file's own; null when there is
+  // neither (a llama2.c .bin opened without a tokenizer path).
+  Expected<std::unique_ptr<Tokenizer>> tokenizer() const;
+
+ protected:
+  ModelSource(ModelConfig config, FileSummary summary, LoadOptions options);
+
+  virtual Expected<std::vector<float>> read_token_embedding() const = 0;
+  virtual Expected<LayerWeights> read_layer(int index) const = 0;  // index already range-checked
+  virtual Expected<std::vector<float>> read_output_norm() const = 0;
+  virtual Expected<Matrix> read_lm_head() const = 0;  // called only when untied
+  virtual Expected<std::vector<float>> read_rope_freq_factors() const = 0;
+  virtual Expected<std::unique_ptr<Tokenizer>> read_tokenizer() const = 0;
+
+ private:
+  ModelConfig config_;
+  FileSummary summary_;
+  LoadOptions options_;
+};
+
+// Chooses the format by the path: a folder is a Hugging Face checkpoint, a file
+// starting with "GGUF" is GGUF, a ".bin" is llama2.c.
+Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path, const LoadOptions& options);
+
+// One per format (load_gguf.cpp, load_hf.cpp, load_llama2c.cpp). Opening parses
+// the headers and the config and checks that the file is complete; tensors are
+// read later, one piece at a time.
+Expected<std::unique_ptr<ModelSource>> open_gguf_source(const std::string& path, const LoadOptions& options);
+Expected<std::unique_ptr<ModelSource>> open_hf_source(const std::string& folder, const LoadOptions& options);
+Expected<std::unique_ptr<ModelSource>> open_llama2c_source(const std::string& path, const LoadOptions& options);
+
+// Checks one decoder layer against the config: every shape (biases included) and
+// every value finite. Errors name `source` and the tensor ("layers.3.k_proj").
+Status validate_layer_weights(const LayerWeights& layer, const ModelConfig& config, int index,
+                              const std::string& source);
+
+}  // namespace lowbit

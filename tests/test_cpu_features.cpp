@@ -1,0 +1,93 @@
+// ISA detection and the LOWBIT_ISA override: the level order, what each level
+// requires (instructions and OS register state), and name round trips.
+#include <gtest/gtest.h>
+
+#include "kernels/cpu_features.h"
+
+namespace lowbit {
+namespace {
+
+CpuFeatures everything() {
+  CpuFeatures f;
+  f.avx = f.avx2 = f.fma = f.f16c = f.bmi2 = true;
+  f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = f.avx512vnni = f.avx512bf16 = true;
+  f.os_ymm = f.os_zmm = true;
+  return f;
+}
+
+TEST(CpuFeatures, NamesRoundTrip) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16}) {
+    auto parsed = parse_isa(isa_name(isa));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, isa);
+  }
+  auto bad = parse_isa("sse9");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("sse9"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("avx512vnni"), std::string::npos);
+}
+
+TEST(CpuFeatures, BestIsaFollowsTheLevels) {
+  CpuFeatures f = everything();
+  EXPECT_EQ(best_isa(f), Isa::kAvx512Bf16);
+  f.avx512bf16 = false;
+  EXPECT_EQ(best_isa(f), Isa::kAvx512Vnni);
+  f.avx512vnni = false;
+  EXPECT_EQ(best_isa(f), Isa::kAvx512);
+  f.avx512dq = false;
+  EXPECT_EQ(best_isa(f), Isa::kAvx2);
+  f.f16c = false;
+  EXPECT_EQ(best_isa(f), Isa::kGeneric);
+  EXPECT_EQ(best_isa(CpuFeatures{}), Isa::kGeneric);
+}
+
+TEST(CpuFeatures, OsStateIsRequired) {
+  CpuFeatures f = everything();
+  f.os_zmm = false;  // CPU has AVX-512 but the OS does not save ZMM registers
+  EXPECT_EQ(best_isa(f), Isa::kAvx2);
+  EXPECT_FALSE(isa_supported(Isa::kAvx512, f));
+  f.os_ymm = false;
+  EXPECT_EQ(best_isa(f), Isa::kGeneric);
+}
+
+TEST(CpuFeatures, OverrideResolves) {
+  CpuFeatures f = everything();
+  f.avx512bf16 = false;
+  auto best = resolve_isa("", f);
+  ASSERT_TRUE(best.ok());
+  EXPECT_EQ(*best, Isa::kAvx512Vnni);
+  auto generic = resolve_isa("generic", CpuFeatures{});
+  ASSERT_TRUE(generic.ok());
+  EXPECT_EQ(*generic, Isa::kGeneric);
+  auto lower = resolve_isa("avx2", f);
+  ASSERT_TRUE(lower.ok());
+  EXPECT_EQ(*lower, Isa::kAvx2);
+  auto unsupported = resolve_isa("avx512bf16", f);
+  ASSERT_FALSE(unsupported.ok());
+  EXPECT_NE(unsupported.status().message().find("LOWBIT_ISA=avx512bf16"), std::string::npos)
+      << unsupported.status().message();
+  auto unknown = resolve_isa("neon", f);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("LOWBIT_ISA"), std::string::npos);
+}
+
+TEST(CpuFeatures, DetectionAgreesWithTheCompilerRuntime) {
+  const CpuFeatures f = detect_cpu_features();
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  EXPECT_EQ(f.avx2, static_cast<bool>(__builtin_cpu_supports("avx2")));
+  EXPECT_EQ(f.fma, static_cast<bool>(__builtin_cpu_supports("fma")));
+  EXPECT_EQ(f.avx512f, static_cast<bool>(__builtin_cpu_supports("avx512f")));
+  EXPECT_EQ(f.avx512bw, static_cast<bool>(__builtin_cpu_supports("avx512bw")));
+  EXPECT_EQ(f.avx512vnni, static_cast<bool>(__builtin_cpu_supports("avx512vnni")));
+#endif
+  // The active level is supported, and it is the best one unless LOWBIT_ISA asks for less.
+  EXPECT_TRUE(isa_supported(active_isa(), f));
+  if (lowbit_isa_env().empty()) {
+    EXPECT_EQ(active_isa(), best_isa(f));
+  }
+  EXPECT_FALSE(describe_cpu_features(f).empty());
+}
+
+}  // namespace
+}  // namespace lowbit
