@@ -17,23 +17,9 @@
 
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_lowbit(const std::string& args, const std::string& env = "") {
-  const std::string command = env + (env.empty() ? "" : " ") + std::string(LOWBIT_CLI_PATH) + " " + args + " 2>&1";
-  CommandResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using lowbit::testing::CommandResult;
+using lowbit::testing::count_lines;
+using lowbit::testing::run_lowbit;
 
 std::string temp_json(const std::string& name) {
   return (std::filesystem::temp_directory_path() /
@@ -47,12 +33,6 @@ nlohmann::json read_json(const std::string& path) {
   in >> j;
   std::filesystem::remove(path);
   return j;
-}
-
-size_t count_lines(const std::string& s) {
-  size_t lines = 0;
-  for (char c : s) lines += c == '\n';
-  return lines;
 }
 
 TEST(BlockCli, TableJsonListsEveryCode) {

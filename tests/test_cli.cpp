@@ -14,29 +14,9 @@
 
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CommandResult run_lowbit(const std::string& args) {
-  const std::string command = std::string(LOWBIT_CLI_PATH) + " " + args + " 2>&1";
-  CommandResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-size_t count_lines(const std::string& s) {
-  size_t lines = 0;
-  for (char c : s) lines += c == '\n';
-  return lines;
-}
+using lowbit::testing::CommandResult;
+using lowbit::testing::count_lines;
+using lowbit::testing::run_lowbit;
 
 std::string temp_file(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("lowbit_cli_test_" + std::to_string(getpid()) + "_" + name)).string();

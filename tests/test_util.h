@@ -1,6 +1,10 @@
 // Helpers shared by the unit tests: where the shared test material lives.
 #pragma once
 
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -24,6 +28,32 @@ inline std::string shared_path(const std::string& relative) {
 
 inline std::string source_path(const std::string& relative) {
   return (std::filesystem::path(LOWBIT_SOURCE_DIR) / relative).string();
+}
+
+// Runs the lowbit executable with `args` (after an optional environment prefix
+// such as "LOWBIT_ISA=generic") and captures stdout and stderr together.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+inline CommandResult run_lowbit(const std::string& args, const std::string& env = "") {
+  const std::string command = env + (env.empty() ? "" : " ") + std::string(LOWBIT_CLI_PATH) + " " + args + " 2>&1";
+  CommandResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  std::array<char, 4096> buffer{};
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+inline size_t count_lines(const std::string& s) {
+  size_t lines = 0;
+  for (char c : s) lines += c == '\n';
+  return lines;
 }
 
 }  // namespace lowbit::testing
