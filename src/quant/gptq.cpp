@@ -1,0 +1,203 @@
+// GPTQ (Frantar, Ashkboos, Hoefler, Alistarh 2022, "GPTQ: Accurate
+// Post-Training Quantization for Generative Pre-trained Transformers"), as in
+// the authors' reference gptq.py (fasterquant):
+//
+//   dead columns (H_jj = 0): H_jj = 1, W[:, j] = 0
+//   act-order: columns sorted by descending H_jj (stable: ties by index)
+//   H += λ I, λ = damp · mean(diag H)
+//   U = chol(H⁻¹), upper (Uᵀ U = H⁻¹)
+//   for each column p in order:  q_p = quant(w_p)
+//                                e = (w_p − q_p) / U_pp
+//                                w_j −= e · U_pj   for every later column j
+//
+// which is the OBS update with H⁻¹ restricted to the columns not yet quantized
+// (U's row p is that inverse's row p over its diagonal's square root). The
+// update is applied lazily (Section 3, step 2): inside a block of block_size
+// columns at once, to the later columns one block at a time (a BLAS-3 dgemm).
+// All of the algebra is in double; a column is rounded to float just before it
+// is quantized, as the formats layer takes float.
+//
+// Scale groups. A column's group is fixed by its original index (the stored
+// format has contiguous groups and no permutation table). With static_groups
+// every group's scales come from W before the pass. Otherwise a group's scales
+// are chosen when the pass reaches the first of its columns, from the current,
+// updated weights of all its columns, with the formats layer's rule and search
+// (block_scales.h). Without act-order that is the reference exactly when G is a
+// multiple of block_size or the reverse (the reference then reads the group
+// from W, which lags by the lazy updates of the current block otherwise); here a
+// block is cut short where a group starts whose columns are not all updated,
+// so the result does not depend on block_size. With act-order the reference
+// groups columns by their permuted position and stores a permutation (g_idx);
+// we group by original index instead, so act-order without static groups
+// differs from it there. Row- and tensor-granularity formats have one group,
+// chosen from W at the start, as the reference's find_params(W). The last
+// group of a row may be partial (576 columns with G = 128: 4 x 128 + 64).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <cblas.h>
+
+#include "quant/block_scales.h"
+#include "quant/linalg.h"
+#include "quant/quantizers.h"
+
+namespace lowbit {
+
+double hessian_proxy_error(const float* w, const float* q, int64_t rows, int64_t cols,
+                           const std::vector<double>& hessian) {
+  std::vector<double> d(static_cast<size_t>(rows * cols)), dh(d.size());  // [rows, cols]
+  for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<double>(w[i]) - static_cast<double>(q[i]);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols),
+              static_cast<int>(cols), 1.0, d.data(), static_cast<int>(cols), hessian.data(), static_cast<int>(cols),
+              0.0, dh.data(), static_cast<int>(cols));
+  double sum = 0.0;
+  for (size_t i = 0; i < d.size(); ++i) sum += d[i] * dh[i];
+  return sum;
+}
+
+namespace {
+
+Status check_inputs(const BlockFormat& format, const float* w, int64_t rows, int64_t cols,
+                    const std::vector<double>& hessian, const GptqOptions& o) {
+  const std::string& name = format.name();
+  if (rows < 1 || cols < 1 || w == nullptr) return make_error("gptq {}: empty weight [{}, {}]", name, rows, cols);
+  if (static_cast<int64_t>(hessian.size()) != cols * cols) {
+    return make_error("gptq {}: Hessian has {} values, expected {} x {}", name, hessian.size(), cols, cols);
+  }
+  if (!(o.damp_percent >= 0.0f) || !std::isfinite(o.damp_percent)) {
+    return make_error("gptq {}: damp_percent {} must be finite and >= 0", name, o.damp_percent);
+  }
+  if (o.block_size < 1) return make_error("gptq {}: block_size {} must be >= 1", name, o.block_size);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    if (!std::isfinite(w[i])) return make_error("gptq {}: weight [{}, {}] = {} is not finite", name, i / cols, i % cols, w[i]);
+  }
+  for (size_t i = 0; i < hessian.size(); ++i) {
+    if (!std::isfinite(hessian[i])) return make_error("gptq {}: Hessian value {} is not finite", name, i);
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* w, int64_t rows, int64_t cols,
+                                        const std::vector<double>& hessian, const GptqOptions& options,
+                                        GptqStats* stats) {
+  LB_RETURN_IF_ERROR(check_inputs(format, w, rows, cols, hessian, options));
+  const int64_t n = cols;
+  std::vector<double> h(hessian);                // [cols, cols]
+  std::vector<float> w0(w, w + rows * cols);     // [rows, cols] dead columns zeroed
+  int dead = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    if (h[j * n + j] != 0.0) continue;
+    h[j * n + j] = 1.0;
+    for (int64_t r = 0; r < rows; ++r) w0[r * cols + j] = 0.0f;
+    ++dead;
+  }
+
+  LB_ASSIGN_OR_RETURN(BlockScales scales, BlockScales::create(format, rows, cols));
+  float amax = 0.0f;
+  for (float v : w0) amax = std::max(amax, std::fabs(v));
+  scales.set_tensor_amax(amax);
+  QuantizeOptions qo;
+  qo.search = options.search;
+  const int64_t group = scales.group_cols();
+  const int64_t n_groups = ceil_div(cols, group);
+  std::vector<uint8_t> group_done(static_cast<size_t>(n_groups), 0);
+  if (options.static_groups) {
+    LB_RETURN_IF_ERROR(scales.choose(w0.data(), 0, cols, qo));
+    std::fill(group_done.begin(), group_done.end(), 1);
+  }
+
+  std::vector<int64_t> perm(static_cast<size_t>(n)), pos(perm.size());  // pass order -> column, column -> position
+  std::iota(perm.begin(), perm.end(), 0);
+  if (options.act_order) {
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return h[a * n + a] > h[b * n + b]; });
+  }
+  for (int64_t p = 0; p < n; ++p) pos[perm[p]] = p;
+
+  double mean_diag = 0.0;
+  for (int64_t j = 0; j < n; ++j) mean_diag += h[j * n + j];
+  const double damp = static_cast<double>(options.damp_percent) * mean_diag / static_cast<double>(n);
+  std::vector<double> u(static_cast<size_t>(n * n));  // [n, n] permuted, damped, then its inverse's Cholesky factor
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) u[i * n + j] = h[perm[i] * n + perm[j]];
+    u[i * n + i] += damp;
+  }
+  h = std::vector<double>();
+  LB_RETURN_IF_ERROR(inverse_cholesky_upper(u, n).with_context("gptq " + format.name()));
+
+  // Working weights transposed, in pass order: wt[p] is column perm[p]. [cols, rows]
+  std::vector<double> wt(static_cast<size_t>(n * rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t p = 0; p < n; ++p) wt[p * rows + r] = w0[r * cols + perm[p]];
+  }
+  const int64_t block = options.block_size;
+  std::vector<uint16_t> codes(static_cast<size_t>(rows * cols));  // [rows, cols]
+  std::vector<float> q(stats != nullptr ? static_cast<size_t>(rows * cols) : 0);  // [rows, cols]
+  std::vector<double> err(static_cast<size_t>(std::min(block, n) * rows));  // [block, rows] scaled errors
+  std::vector<float> x(static_cast<size_t>(rows)), qc(x.size());           // [rows]
+  std::vector<uint16_t> cc(x.size());
+  std::vector<float> slice;                                                 // [rows, group]
+
+  int64_t i1 = 0;
+  while (i1 < n) {
+    const int64_t i2 = std::min(i1 + block, n);
+    int64_t p = i1;
+    for (; p < i2; ++p) {
+      const int64_t c = perm[p];
+      const int64_t g = c / group;
+      if (!group_done[g]) {
+        const int64_t c0 = g * group, len = std::min(group, cols - c0);
+        bool lagging = false;  // a column of the group still owes this block's lazy update
+        for (int64_t k = c0; k < c0 + len; ++k) lagging = lagging || pos[k] >= i2;
+        if (lagging && p > i1) break;
+        slice.resize(static_cast<size_t>(rows * len));
+        for (int64_t k = 0; k < len; ++k) {
+          const double* col = wt.data() + pos[c0 + k] * rows;
+          for (int64_t r = 0; r < rows; ++r) slice[r * len + k] = static_cast<float>(col[r]);
+        }
+        LB_RETURN_IF_ERROR(scales.choose(slice.data(), c0, len, qo));
+        group_done[g] = 1;
+      }
+      const double* wp = wt.data() + p * rows;
+      for (int64_t r = 0; r < rows; ++r) {
+        x[r] = static_cast<float>(wp[r]);
+        if (!std::isfinite(x[r])) {
+          return make_error("gptq {}: column {} became non-finite; raise the damping", format.name(), c);
+        }
+      }
+      scales.quantize_column(c, x.data(), cc.data(), qc.data());
+      for (int64_t r = 0; r < rows; ++r) codes[r * cols + c] = cc[r];
+      if (!q.empty()) {
+        for (int64_t r = 0; r < rows; ++r) q[r * cols + c] = qc[r];
+      }
+      const double d = u[p * n + p];
+      double* e = err.data() + (p - i1) * rows;
+      for (int64_t r = 0; r < rows; ++r) e[r] = (wp[r] - static_cast<double>(qc[r])) / d;
+      // Inside the block, at once: w_j −= e · U_pj for p < j < i2.
+      if (p + 1 < i2) {
+        cblas_dger(CblasRowMajor, static_cast<int>(i2 - p - 1), static_cast<int>(rows), -1.0, u.data() + p * n + p + 1,
+                   1, e, 1, wt.data() + (p + 1) * rows, static_cast<int>(rows));
+      }
+    }
+    // Columns [i1, p) are done; [p, i2) are current. Later ones: W[i2:] −= U[i1:p, i2:]ᵀ E.
+    if (p > i1 && i2 < n) {
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(n - i2), static_cast<int>(rows),
+                  static_cast<int>(p - i1), -1.0, u.data() + i1 * n + i2, static_cast<int>(n), err.data(),
+                  static_cast<int>(rows), 1.0, wt.data() + i2 * rows, static_cast<int>(rows));
+    }
+    i1 = p;
+  }
+
+  QuantizedWeight out;
+  out.format = format.name();
+  LB_ASSIGN_OR_RETURN(out.tensor, scales.pack(codes.data()));
+  if (stats != nullptr) {
+    stats->dead_columns = dead;
+    stats->proxy_error = hessian_proxy_error(w, q.data(), rows, cols, hessian);
+  }
+  return out;
+}
+
+}  // namespace lowbit
