@@ -1,7 +1,9 @@
-// `lowbit generate MODEL --prompt TEXT -n N [--temp T] [--top-k K] [--top-p P] [--seed S] [--json F]`
+// `lowbit generate MODEL --prompt TEXT -n N [--temp T] [--top-k K] [--top-p P] [--seed S]
+//  [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] [--json F]`
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/kv_cli.h"
 #include "eval/sampler.h"
 
 namespace lowbit::cli {
@@ -16,6 +18,7 @@ struct GenerateFlags {
   float top_p = 1.0f;
   uint64_t seed = 0;
   bool ignore_eos = false;
+  KvFlags kv;
 };
 
 Status run_generate(const GenerateFlags& f) {
@@ -41,6 +44,8 @@ Status run_generate(const GenerateFlags& f) {
                  static_cast<unsigned long long>(f.seed), f.model.threads);
   }
   ThreadPool pool(f.model.threads);
+  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, m, pool, f.model.verbose));
+  options.kv_cache = kv.factory;
   LB_ASSIGN_OR_RETURN(GenerateResult result, generate(m.model, tok, prompt, options, pool));
   const std::string text = tok.decode(result.tokens);
   std::printf("%s%s\n", f.prompt.c_str(), text.c_str());
@@ -60,6 +65,7 @@ Status run_generate(const GenerateFlags& f) {
       {"seed", f.seed},
       {"threads", f.model.threads},
   };
+  add_kv_report(report, kv, m.model.config(), result.kv_bytes_per_token, result.kv_bytes_allocated);
   return write_json_report(f.model.json_path, report);
 }
 
@@ -80,6 +86,7 @@ void register_generate(CLI::App& root, CommandRunner& runner) {
       ->capture_default_str();
   app->add_option("--seed", flags->seed, "Random seed")->capture_default_str();
   app->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating after the end-of-sequence token");
+  add_kv_flags(*app, flags->kv);
   app->callback([flags, &runner] { runner.run = [flags] { return run_generate(*flags); }; });
 }
 

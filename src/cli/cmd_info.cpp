@@ -32,9 +32,20 @@ void register_info(CLI::App& root, CommandRunner& runner) {
       nlohmann::json tensors = nlohmann::json::array();
       for (const StoredTensor& t : s.tensors) {
         std::string shape;
-        for (int64_t d : t.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-        if (flags->verbose) std::printf("  %-40s %-6s [%s]\n", t.name.c_str(), t.dtype.c_str(), shape.c_str());
-        tensors.push_back({{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}, {"bytes", t.n_bytes}});
+        uint64_t elements = 1;
+        for (int64_t d : t.shape) {
+          shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+          elements *= static_cast<uint64_t>(d);
+        }
+        const double tensor_bpw = 8.0 * static_cast<double>(t.n_bytes) / static_cast<double>(elements);
+        if (flags->verbose) {
+          std::printf("  %-40s %-16s %8.3f bpw  [%s]\n", t.name.c_str(), t.dtype.c_str(), tensor_bpw, shape.c_str());
+        }
+        tensors.push_back({{"name", t.name},
+                           {"dtype", t.dtype},
+                           {"shape", t.shape},
+                           {"bytes", t.n_bytes},
+                           {"bits_per_weight", tensor_bpw}});
       }
       if (!flags->verbose) std::printf("(--verbose lists the tensors)\n");
       nlohmann::json report = {

@@ -1,8 +1,11 @@
 // `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
-//  [--base MODEL2] [--threads T] [--json F]`
+//  [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] [--threads T] [--json F]`
+// --kv applies to MODEL only; --base always runs with the FP32 cache, so with the
+// same file as MODEL the KL divergence measures the KV cache alone.
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/kv_cli.h"
 #include "core/mapped_file.h"
 #include "eval/perplexity.h"
 
@@ -17,6 +20,7 @@ struct PplFlags {
   int chunks = 0;
   std::string base_path;
   bool no_progress = false;
+  KvFlags kv;
 };
 
 Status run_ppl(const PplFlags& f) {
@@ -46,6 +50,8 @@ Status run_ppl(const PplFlags& f) {
                  f.model.threads, base ? ", base " : "", f.base_path.c_str());
   }
   ThreadPool pool(f.model.threads);
+  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, m, pool, f.model.verbose));
+  options.kv_cache = kv.factory;
   LB_ASSIGN_OR_RETURN(PplResult r, evaluate_perplexity(m.model, tokens, options, pool, base ? &base->model : nullptr));
 
   std::printf("protocol %s, ctx %d, %d chunks, %lld tokens scored, %.1f s\n", f.protocol.c_str(), f.ctx, r.chunks,
@@ -66,6 +72,11 @@ Status run_ppl(const PplFlags& f) {
       {"seconds", r.seconds},
       {"threads", f.model.threads},
   };
+  add_kv_report(report, kv, m.model.config(), r.kv_bytes_per_token, r.kv_bytes_allocated);
+  std::printf("KV cache %s: %.1f bytes/token (FP32 %.0f), %.2f MiB allocated, peak RSS %.1f MiB\n",
+              report["kv"].get<std::string>().c_str(), r.kv_bytes_per_token,
+              report["kv_bytes_per_token_fp32"].get<double>(), r.kv_bytes_allocated / 1048576.0,
+              peak_rss_bytes() / 1048576.0);
   if (r.has_base) {
     std::printf("base PPL = %.4f\n", r.base_ppl);
     std::printf("KLD: mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", r.kld_mean, r.kld_stderr, r.kld_median,
@@ -102,6 +113,7 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
       ->capture_default_str();
   app->add_option("--base", flags->base_path, "Base model for KL divergence, run on the same tokens");
   app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
+  add_kv_flags(*app, flags->kv);
   app->callback([flags, &runner] { runner.run = [flags] { return run_ppl(*flags); }; });
 }
 

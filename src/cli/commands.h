@@ -19,5 +19,6 @@ void register_generate(CLI::App& root, CommandRunner& runner);
 void register_ppl(CLI::App& root, CommandRunner& runner);
 void register_bench(CLI::App& root, CommandRunner& runner);
 void register_formats(CLI::App& root, CommandRunner& runner);
+void register_quantize(CLI::App& root, CommandRunner& runner);
 
 }  // namespace lowbit::cli

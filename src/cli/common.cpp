@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include "core/mapped_file.h"
+#include "model/quantized_linear.h"
 
 namespace lowbit::cli {
 
@@ -30,6 +31,7 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
   loaded.weights = ModelWeights();
   auto model = LlamaModel::create(config, std::move(weights));
   if (!model.ok()) return model.status().with_context(path);
+  LB_RETURN_IF_ERROR(attach_quantized_linears(*model, std::move(loaded.quantized_linears)).with_context(path));
   return RunnableModel{std::move(loaded), std::move(model).value()};
 }
 

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   lowbit::cli::register_ppl(app, runner);
   lowbit::cli::register_bench(app, runner);
   lowbit::cli::register_formats(app, runner);
+  lowbit::cli::register_quantize(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

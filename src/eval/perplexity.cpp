@@ -60,14 +60,24 @@ class Accumulator {
   std::vector<double> klds_;
 };
 
+// What the evaluated model's cache reported.
+struct CacheStats {
+  double bytes_per_token = 0.0;
+  uint64_t allocated = 0;
+};
+
 // Scores positions [first, n-1) of one sequence: logits row j predicts tokens[j+1].
 Status score_sequence(const LlamaModel& model, const std::vector<int32_t>& tokens, int first, ThreadPool& pool,
-                      const LlamaModel* base, Accumulator& acc) {
+                      const LlamaModel* base, const KvCacheFactory& kv_cache, Accumulator& acc,
+                      CacheStats* cache_stats = nullptr) {
   const int n = static_cast<int>(tokens.size());
   const int vocab = model.config().vocab_size;
   std::vector<float> logits(static_cast<size_t>(n) * vocab);  // [n, vocab]
-  auto cache = model.make_fp32_cache(n);
-  LB_RETURN_IF_ERROR(model.forward(tokens.data(), n, 0, *cache, logits.data(), pool));
+  {
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model.make_cache(n, kv_cache));
+    LB_RETURN_IF_ERROR(model.forward(tokens.data(), n, 0, *cache, logits.data(), pool));
+    if (cache_stats != nullptr) *cache_stats = {cache->bytes_per_token(), cache->allocated_bytes()};
+  }
   std::vector<float> base_logits;
   if (base != nullptr) {
     base_logits.resize(logits.size());
@@ -133,18 +143,21 @@ Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vect
   const int first = llamacpp ? options.ctx / 2 : 0;
 
   Accumulator acc;
+  CacheStats cache_stats;
   ProgressBar progress("ppl chunk", n_chunks, options.show_progress);
   for (int c = 0; c < n_chunks; ++c) {
     std::vector<int32_t> chunk(tokens.begin() + static_cast<int64_t>(c) * options.ctx,
                                tokens.begin() + static_cast<int64_t>(c + 1) * options.ctx);
     if (llamacpp && options.add_bos) chunk[0] = options.bos_id;
-    LB_RETURN_IF_ERROR(score_sequence(model, chunk, first, pool, base, acc));
+    LB_RETURN_IF_ERROR(score_sequence(model, chunk, first, pool, base, options.kv_cache, acc, &cache_stats));
     const PplResult partial = acc.result(false);
     progress.update(c + 1, fmt::format("ppl {:.4f}", partial.ppl));
   }
   progress.finish();
   PplResult result = acc.result(base != nullptr);
   result.chunks = n_chunks;
+  result.kv_bytes_per_token = cache_stats.bytes_per_token;
+  result.kv_bytes_allocated = cache_stats.allocated;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -179,7 +192,7 @@ Expected<PplResult> evaluate_documents(const LlamaModel& model, const Tokenizer&
     tokens.insert(tokens.end(), body.begin(), body.end());
     if (static_cast<int>(tokens.size()) > max_tokens) tokens.resize(max_tokens);
     if (tokens.size() < 2) continue;
-    LB_RETURN_IF_ERROR(score_sequence(model, tokens, 0, pool, nullptr, acc));
+    LB_RETURN_IF_ERROR(score_sequence(model, tokens, 0, pool, nullptr, KvCacheFactory(), acc));
   }
   PplResult result = acc.result(false);
   result.chunks = static_cast<int>(documents.size());

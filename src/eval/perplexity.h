@@ -35,6 +35,7 @@ struct PplOptions {
   bool add_bos = true;      // llamacpp protocol: the vocab's add_bos flag
   int32_t bos_id = 1;
   bool show_progress = false;
+  KvCacheFactory kv_cache;  // the evaluated model's KV cache; empty: FP32 (a base model always uses FP32)
 };
 
 struct PplResult {
@@ -57,6 +58,8 @@ struct PplResult {
   double delta_p_stderr = 0.0;
   double base_ppl = 0.0;
   double seconds = 0.0;
+  double kv_bytes_per_token = 0.0;  // the evaluated model's cache (KvCache::bytes_per_token)
+  uint64_t kv_bytes_allocated = 0;  // its cache for one chunk (KvCache::allocated_bytes)
 };
 
 // text_tokens: the text encoded once, without BOS. base may be null.

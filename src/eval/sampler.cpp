@@ -67,7 +67,9 @@ Expected<GenerateResult> generate(const LlamaModel& model, const Tokenizer& toke
     return make_error("generate: prompt ({}) + new tokens ({}) exceed the model context {}", prompt_tokens.size(),
                       options.max_new_tokens, model.config().max_seq_len);
   }
-  auto cache = model.make_fp32_cache(capacity);
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model.make_cache(capacity, options.kv_cache));
+  result.kv_bytes_per_token = cache->bytes_per_token();
+  result.kv_bytes_allocated = cache->allocated_bytes();
   std::vector<float> logits(vocab);
   std::mt19937_64 rng(options.sampling.seed);
   ForwardOptions last_only;

@@ -26,6 +26,7 @@ struct GenerateOptions {
   int max_new_tokens = 64;
   SamplingOptions sampling;
   bool stop_at_eos = true;
+  KvCacheFactory kv_cache;  // empty: FP32
 };
 
 struct GenerateResult {
@@ -33,6 +34,8 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated only
   double prompt_seconds = 0.0;
   double decode_seconds = 0.0;
+  double kv_bytes_per_token = 0.0;  // KvCache::bytes_per_token of the cache used
+  uint64_t kv_bytes_allocated = 0;  // KvCache::allocated_bytes
   double prompt_tokens_per_s() const;
   double tokens_per_s() const;  // decode rate
 };

@@ -80,43 +80,115 @@ uint64_t DecoderBlock::weight_bytes() const {
   return bytes;
 }
 
-// Causal grouped-query attention of the new tokens (queries in s.q, keys/values
-// in s.k/s.v after RoPE) over cached positions [0, pos + n_tokens); result in s.attn.
-void DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& s,
-                             ThreadPool& pool) const {
+// Causal grouped-query attention of the new tokens (queries in s.q after RoPE,
+// keys/values in s.k/s.v, keys after RoPE unless the cache takes them before)
+// over cached positions [0, pos + n_tokens); result in s.attn.
+//
+// When the cache keeps recent positions exact (layout.recent_fp) and a batch is
+// written at once, query t must see positions [key_from[t], pos + t] exactly, as
+// it would decoding token by token, though the batch's write has coded some of
+// them: those exact rows, positions [from, n_pos), are kept aside (read before
+// the write, or taken from this batch), scored separately and used where exact.
+Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_layer, const KvCacheLayout& layout,
+                               BlockScratch& s, ThreadPool& pool) const {
   const ModelConfig& c = config_;
   const int hd = c.head_dim;
+  const int kv_dim = c.kv_dim();
   const int n_pos = pos + n_tokens;  // positions visible to the last token
   const int group = c.n_heads / c.n_kv_heads;
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  cache.write(cache_layer, pos, n_tokens, s.k.data(), s.v.data());
+  const bool mixed = layout.recent_fp && n_tokens > 1;
+  int from = n_pos;  // exact rows [from, n_pos) when mixed
+  if (mixed) {
+    s.key_from.resize(n_tokens);
+    s.value_from.resize(n_tokens);
+    for (int t = 0; t < n_tokens; ++t) {
+      s.key_from[t] = cache.fp_from(cache_layer, true, pos + t);
+      s.value_from[t] = cache.fp_from(cache_layer, false, pos + t);
+    }
+    from = std::min({s.key_from[0], s.value_from[0], pos});
+    s.k_exact.resize(static_cast<size_t>(n_pos - from) * kv_dim);  // [n_pos - from, kv_dim]
+    s.v_exact.resize(static_cast<size_t>(n_pos - from) * kv_dim);
+    if (from < pos) cache.read_rows(cache_layer, from, pos, s.k_exact.data(), s.v_exact.data());
+    const size_t at = static_cast<size_t>(pos - from) * kv_dim;
+    std::copy(s.k.begin(), s.k.begin() + static_cast<int64_t>(n_tokens) * kv_dim, s.k_exact.begin() + at);
+    std::copy(s.v.begin(), s.v.begin() + static_cast<int64_t>(n_tokens) * kv_dim, s.v_exact.begin() + at);
+    // This batch's rows into the space read() returns.
+    if (layout.keys_rotated) cache.rotate_heads(s.k_exact.data() + at, static_cast<int64_t>(n_tokens) * c.n_kv_heads);
+    if (layout.values_rotated) {
+      cache.rotate_heads(s.v_exact.data() + at, static_cast<int64_t>(n_tokens) * c.n_kv_heads);
+    }
+  }
+  LB_RETURN_IF_ERROR(cache.write(cache_layer, pos, n_tokens, s.k.data(), s.v.data())
+                         .with_context(fmt::format("layers.{}: KV cache", index_)));
   const float* keys = cache.fp32_keys(cache_layer);
   const float* values = cache.fp32_values(cache_layer);
-  if (keys == nullptr || values == nullptr) {
-    s.k_read.resize(static_cast<size_t>(n_pos) * c.kv_dim());
-    s.v_read.resize(static_cast<size_t>(n_pos) * c.kv_dim());
+  if (keys == nullptr || values == nullptr || layout.keys_before_rope) {
+    s.k_read.resize(static_cast<size_t>(n_pos) * kv_dim);
+    s.v_read.resize(static_cast<size_t>(n_pos) * kv_dim);
     cache.read(cache_layer, n_pos, s.k_read.data(), s.v_read.data());
+    if (layout.keys_before_rope) {
+      pool.parallel_for(n_pos, [&](int64_t b, int64_t e, int) {
+        for (int64_t p = b; p < e; ++p) {
+          apply_rope(s.k_read.data() + p * kv_dim, c.n_kv_heads, hd, static_cast<int>(p), c.rope_layout,
+                     rope_inv_freq_);
+          if (p >= from) {
+            apply_rope(s.k_exact.data() + (p - from) * kv_dim, c.n_kv_heads, hd, static_cast<int>(p), c.rope_layout,
+                       rope_inv_freq_);
+          }
+        }
+      });
+    }
     keys = s.k_read.data();
     values = s.v_read.data();
   }
+  // Rotated storage: q·k = (qR)·(kR), so the queries are rotated to match.
+  if (layout.keys_rotated) cache.rotate_heads(s.q.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
+  const int n_exact = n_pos - from;
+  if (mixed) s.scores_exact.resize(static_cast<size_t>(n_tokens) * n_exact);
   for (int h = 0; h < c.n_heads; ++h) {
     const int kvh = h / group;
     // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_pos, hd, attn_scale, s.q.data() + h * hd,
-                c.q_dim(), keys + kvh * hd, c.kv_dim(), 0.0f, s.scores.data(), n_pos);
+                c.q_dim(), keys + kvh * hd, kv_dim, 0.0f, s.scores.data(), n_pos);
+    if (mixed) {
+      // scores_exact[n, n_exact] against the exact rows, used from key_from[t] on.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_exact, hd, attn_scale, s.q.data() + h * hd,
+                  c.q_dim(), s.k_exact.data() + kvh * hd, kv_dim, 0.0f, s.scores_exact.data(), n_exact);
+    }
     // Causal mask: token t (position pos+t) sees positions [0, pos+t].
     pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         float* row = s.scores.data() + t * n_pos;
         const int visible = pos + static_cast<int>(t) + 1;
+        if (mixed) {
+          float* exact = s.scores_exact.data() + t * n_exact;
+          for (int p = std::max(from, s.key_from[t]); p < visible; ++p) row[p] = exact[p - from];
+        }
         softmax(row, visible);
         std::fill(row + visible, row + n_pos, 0.0f);
+        if (mixed) {
+          // Probabilities of exactly-read values move to the exact side.
+          float* exact = s.scores_exact.data() + t * n_exact;
+          for (int p = from; p < n_pos; ++p) {
+            const bool exact_value = p >= s.value_from[t];
+            exact[p - from] = exact_value ? row[p] : 0.0f;
+            if (exact_value) row[p] = 0.0f;
+          }
+        }
       }
     });
-    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]
+    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ P_exact · v_exact)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_pos, 1.0f, s.scores.data(), n_pos,
-                values + kvh * hd, c.kv_dim(), 0.0f, s.attn.data() + h * hd, c.q_dim());
+                values + kvh * hd, kv_dim, 0.0f, s.attn.data() + h * hd, c.q_dim());
+    if (mixed) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_exact, 1.0f, s.scores_exact.data(),
+                  n_exact, s.v_exact.data() + kvh * hd, kv_dim, 1.0f, s.attn.data() + h * hd, c.q_dim());
+    }
   }
+  // Rotated values: P (V R) Rᵀ = P V.
+  if (layout.values_rotated) cache.unrotate_heads(s.attn.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
+  return Status::ok_status();
 }
 
 Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& s,
@@ -147,14 +219,17 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
   run_linear(kQ, s.xb.data(), s.q.data());
   run_linear(kK, s.xb.data(), s.k.data());
   run_linear(kV, s.xb.data(), s.v.data());
+  const KvCacheLayout layout = cache.layout();
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
       const int p = pos + static_cast<int>(t);
       apply_rope(s.q.data() + t * c.q_dim(), c.n_heads, c.head_dim, p, c.rope_layout, rope_inv_freq_);
-      apply_rope(s.k.data() + t * c.kv_dim(), c.n_kv_heads, c.head_dim, p, c.rope_layout, rope_inv_freq_);
+      if (!layout.keys_before_rope) {
+        apply_rope(s.k.data() + t * c.kv_dim(), c.n_kv_heads, c.head_dim, p, c.rope_layout, rope_inv_freq_);
+      }
     }
   });
-  attention(n_tokens, pos, cache, cache_layer, s, pool);
+  LB_RETURN_IF_ERROR(attention(n_tokens, pos, cache, cache_layer, layout, s, pool));
   run_linear(kO, s.attn.data(), s.proj.data());
   for (int64_t i = 0; i < n * dim; ++i) x[i] += s.proj[i];
 

@@ -33,8 +33,14 @@ struct BlockScratch {
   std::vector<float> gate;    // [n, ffn]
   std::vector<float> up;      // [n, ffn]
   std::vector<float> scores;  // [n, n_pos] one head at a time
-  std::vector<float> k_read;  // [n_pos, kv_dim] when the cache is not FP32
+  std::vector<float> k_read;  // [n_pos, kv_dim] when the cache is not FP32 or holds keys before RoPE
   std::vector<float> v_read;  // [n_pos, kv_dim]
+  // Caches that keep recent positions exact (KvCacheLayout::recent_fp), batched writes only:
+  std::vector<float> k_exact;       // [n_pos - from, kv_dim] exact rows of positions [from, n_pos)
+  std::vector<float> v_exact;       // [n_pos - from, kv_dim]
+  std::vector<float> scores_exact;  // [n, n_pos - from] one head at a time
+  std::vector<int> key_from;        // [n] first exactly read key position of each query
+  std::vector<int> value_from;      // [n]
 
   void resize(const ModelConfig& config, int64_t n_tokens, int64_t n_pos);
 };
@@ -66,13 +72,16 @@ class DecoderBlock {
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
   // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,
-  // which must hold positions [0, pos) of this block already. The observer, when
+  // which must hold positions [0, pos) of this block already; as cache.layout()
+  // asks, keys go in before RoPE (RoPE is applied to what is read back) and the
+  // queries/outputs are rotated to match rotated storage. The observer, when
   // set, sees the input of every linear layer.
   Status forward(float* x, int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& scratch,
                  ThreadPool& pool, ActivationObserver* observer) const;
 
  private:
-  void attention(int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& s, ThreadPool& pool) const;
+  Status attention(int n_tokens, int pos, KvCache& cache, int cache_layer, const KvCacheLayout& layout,
+                   BlockScratch& s, ThreadPool& pool) const;
 
   ModelConfig config_;
   int index_ = 0;

@@ -89,6 +89,15 @@ std::unique_ptr<KvCache> LlamaModel::make_fp32_cache(int capacity) const {
   return std::make_unique<Fp32KvCache>(config_.n_layers, capacity, config_.kv_dim());
 }
 
+KvCacheShape LlamaModel::kv_cache_shape(int capacity) const {
+  return KvCacheShape{config_.n_layers, capacity, config_.n_kv_heads, config_.head_dim};
+}
+
+Expected<std::unique_ptr<KvCache>> LlamaModel::make_cache(int capacity, const KvCacheFactory& factory) const {
+  if (!factory) return make_fp32_cache(capacity);
+  return factory(kv_cache_shape(capacity));
+}
+
 Status LlamaModel::forward(const int32_t* tokens, int n_tokens, int pos, KvCache& cache, float* logits,
                            ThreadPool& pool, const ForwardOptions& options) const {
   const ModelConfig& c = config_;

@@ -43,6 +43,10 @@ class LlamaModel {
   uint64_t n_parameters() const;
 
   std::unique_ptr<KvCache> make_fp32_cache(int capacity) const;
+  // The shape a KV cache for `capacity` positions of this model has.
+  KvCacheShape kv_cache_shape(int capacity) const;
+  // A cache from `factory` (src/kvcache builds quantized ones); FP32 when the factory is empty.
+  Expected<std::unique_ptr<KvCache>> make_cache(int capacity, const KvCacheFactory& factory) const;
 
   // Processes tokens[0..n_tokens) at positions [pos, pos + n_tokens), appending their
   // keys/values to `cache` (which must hold positions [0, pos) already).

@@ -3,6 +3,7 @@
 // whole-model loading and layer-by-layer streaming share one reader per format.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,9 @@ struct LoadedModel {
   ModelWeights weights;
   std::unique_ptr<Tokenizer> tokenizer;  // may be null for llama2c without --tokenizer
   FileSummary summary;
+  // Linears the file stores quantized (ModelSource::quantized_linears); `weights`
+  // holds them dequantized.
+  std::map<std::string, QuantizedWeight> quantized_linears;
 };
 
 // Reads every piece of an opened model (each checked as ModelSource checks it)

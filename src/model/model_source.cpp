@@ -5,6 +5,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "io/gguf.h"
+#include "io/lowbit_container.h"
+
 namespace lowbit {
 namespace {
 
@@ -99,6 +102,10 @@ Expected<std::unique_ptr<Tokenizer>> ModelSource::tokenizer() const {
   return load_llama2c_tokenizer(tp, config_.vocab_size);
 }
 
+Expected<std::map<std::string, QuantizedWeight>> ModelSource::quantized_linears() const {
+  return std::map<std::string, QuantizedWeight>();
+}
+
 Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -107,7 +114,11 @@ Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path
   char magic[4] = {};
   std::ifstream in(path, std::ios::binary);
   in.read(magic, 4);
-  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) return open_gguf_source(path, options);
+  if (in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0) {
+    LB_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(path));
+    if (is_lowbit_container(gguf)) return open_lowbit_source(path, options);
+    return open_gguf_source(path, options);
+  }
   const fs::path extension = fs::path(path).extension();
   if (extension == ".bin") return open_llama2c_source(path, options);
   if (extension == ".gguf") return make_error("{}: not a GGUF file (bad magic)", path);

@@ -8,6 +8,7 @@
 // their errors name the file and the tensor.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "core/status.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "quant/quantized_weight.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lowbit {
@@ -45,6 +47,11 @@ class ModelSource {
   // neither (a llama2.c .bin opened without a tokenizer path).
   Expected<std::unique_ptr<Tokenizer>> tokenizer() const;
 
+  // The packed form of every linear layer the file stores quantized (a lowbit
+  // model file), by linear name ("layers.3.q_proj", "lm_head"); empty for files
+  // of FP weights. layer() and lm_head() return the same layers dequantized.
+  virtual Expected<std::map<std::string, QuantizedWeight>> quantized_linears() const;
+
  protected:
   ModelSource(ModelConfig config, FileSummary summary, LoadOptions options);
 
@@ -62,7 +69,8 @@ class ModelSource {
 };
 
 // Chooses the format by the path: a folder is a Hugging Face checkpoint, a file
-// starting with "GGUF" is GGUF, a ".bin" is llama2.c.
+// starting with "GGUF" is a lowbit model file when its general.architecture is
+// "lowbit" (model/lowbit_file.h) and GGUF otherwise, a ".bin" is llama2.c.
 Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path, const LoadOptions& options);
 
 // One per format (load_gguf.cpp, load_hf.cpp, load_llama2c.cpp). Opening parses
@@ -71,6 +79,7 @@ Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path
 Expected<std::unique_ptr<ModelSource>> open_gguf_source(const std::string& path, const LoadOptions& options);
 Expected<std::unique_ptr<ModelSource>> open_hf_source(const std::string& folder, const LoadOptions& options);
 Expected<std::unique_ptr<ModelSource>> open_llama2c_source(const std::string& path, const LoadOptions& options);
+Expected<std::unique_ptr<ModelSource>> open_lowbit_source(const std::string& path, const LoadOptions& options);
 
 // Checks one decoder layer against the config: every shape (biases included) and
 // every value finite. Errors name `source` and the tensor ("layers.3.k_proj").

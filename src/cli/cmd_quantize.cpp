@@ -1,0 +1,157 @@
+// `lowbit quantize MODEL --recipe NAME|FILE [--calib FILE] [--calib-samples N] [--calib-len L] [--seed S]
+//                  [--threads T] -o OUT [--json F]`
+// `lowbit quantize --list-recipes [--verbose]`
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "pipeline/quantize_pipeline.h"
+#include "pipeline/recipe.h"
+
+namespace lowbit::cli {
+namespace {
+
+struct QuantizeFlags {
+  std::string model_path;
+  std::string tokenizer_path;
+  std::string recipe;
+  std::string calib_path;
+  int calib_samples = 128;
+  int calib_len = 0;
+  uint64_t seed = 0;
+  std::string calib_bos = "auto";
+  std::string hessian = "fp64";
+  int threads = 2;
+  std::string output_path;
+  std::string json_path;
+  bool list_recipes = false;
+  bool no_progress = false;
+  bool verbose = false;
+};
+
+constexpr const char* kDefaultCalibration = "data/c4/c4_validation_2k.jsonl";
+
+// The shared folder: LOWBIT_SHARED_DIR, else ../shared beside the working directory.
+std::string default_calibration_path() {
+  const char* env = std::getenv("LOWBIT_SHARED_DIR");
+  const std::filesystem::path dir = env != nullptr && *env != '\0' ? env : "../shared";
+  return (dir / kDefaultCalibration).string();
+}
+
+Status run_list(bool verbose) {
+  const ModelConfig ref = smollm2_135m_config();
+  std::printf(
+      "Built-in recipes (--recipe NAME). Bits per weight on SmolLM2-135M shapes: over the decoder linears, "
+      "and over every stored parameter (FP16 embedding, FP32 norms); calib = needs calibration data.\n");
+  std::printf("  %-18s %8s %8s %9s  %-5s  %s\n", "name", "linears", "model", "size MB", "calib", "description");
+  for (const BuiltinRecipe& b : builtin_recipes()) {
+    LB_ASSIGN_OR_RETURN(Recipe r, load_recipe(b.name));
+    LB_ASSIGN_OR_RETURN(RecipeSize size, recipe_size(r, ref));
+    std::printf("  %-18s %8.3f %8.3f %9.1f  %-5s  %s\n", b.name, size.linear_bpw, size.model_bpw,
+                static_cast<double>(size.model_bytes) / 1e6, r.needs_calibration(ref) ? "yes" : "no",
+                r.description.c_str());
+    if (verbose) std::printf("%s\n", r.json.dump(2).c_str());
+  }
+  std::printf("A recipe file has the same JSON schema (docs/FORMAT.md); --verbose prints each built-in's.\n");
+  return Status::ok_status();
+}
+
+Status run_quantize(const QuantizeFlags& f) {
+  if (f.list_recipes) return run_list(f.verbose);
+  if (f.model_path.empty()) return make_error("quantize: MODEL is required (or --list-recipes)");
+  if (f.recipe.empty()) return make_error("quantize: --recipe NAME|FILE is required (see --list-recipes)");
+  if (f.output_path.empty()) return make_error("quantize: -o OUT is required");
+  configure_threads(f.threads);
+  LB_ASSIGN_OR_RETURN(Recipe recipe, load_recipe(f.recipe));
+
+  PipelineOptions o;
+  o.model_path = f.model_path;
+  o.load.tokenizer_path = f.tokenizer_path;
+  o.output_path = f.output_path;
+  o.calib_path = f.calib_path;
+  o.calibration.n_samples = f.calib_samples;
+  o.calibration.seq_len = f.calib_len;
+  o.calibration.seed = f.seed;
+  o.auto_bos = f.calib_bos == "auto";
+  if (f.calib_bos == "first") o.calibration.bos = CalibrationBos::kFirstToken;
+  if (f.calib_bos == "document") o.calibration.bos = CalibrationBos::kDocumentStart;
+  o.hessian = f.hessian == "fp32" ? HessianPrecision::kFp32 : HessianPrecision::kFp64;
+  o.threads = f.threads;
+  o.progress = !f.no_progress;
+  o.verbose = f.verbose;
+  if (o.calib_path.empty()) {
+    // Only data-aware recipes read calibration data by default; the model decides (a rule may name one layer).
+    auto source = open_model_source(f.model_path, o.load);
+    if (!source.ok()) return source.status();
+    if (recipe.needs_calibration((*source)->config())) {
+      const std::string fallback = default_calibration_path();
+      if (!std::filesystem::exists(fallback)) {
+        return make_error(
+            "--calib: recipe {} needs calibration data and the default {} does not exist; pass --calib "
+            "FILE (text or JSONL)",
+            recipe.name, fallback);
+      }
+      o.calib_path = fallback;
+    }
+  }
+  if (f.verbose) {
+    std::fprintf(stderr,
+                 "quantize: %s -> %s, recipe %s (%s), calibration %s (%d x %s tokens, seed %llu, bos %s), hessian %s, "
+                 "threads %d\n",
+                 f.model_path.c_str(), f.output_path.c_str(), recipe.name.c_str(), recipe.source.c_str(),
+                 o.calib_path.empty() ? "none" : o.calib_path.c_str(), f.calib_samples,
+                 f.calib_len == 0 ? "auto" : std::to_string(f.calib_len).c_str(),
+                 static_cast<unsigned long long>(f.seed), f.calib_bos.c_str(), f.hessian.c_str(), f.threads);
+  }
+  LB_ASSIGN_OR_RETURN(QuantizeReport r, quantize_model(recipe, o));
+  std::printf("wrote %s: %.2f MB, decoder linears %.3f bits per weight, %.1f s, peak RSS %.0f MB (bound %.0f MB)\n",
+              r.output_path.c_str(), static_cast<double>(r.file_bytes) / 1e6, r.linear_bits_per_weight(), r.seconds,
+              static_cast<double>(r.peak_rss_bytes) / 1e6, static_cast<double>(r.memory_bound_bytes) / 1e6);
+  nlohmann::json report = report_json(r);
+  report["model"] = f.model_path;
+  report["recipe"] = recipe.name;
+  report["recipe_json"] = recipe.json;
+  report["threads"] = f.threads;
+  return write_json_report(f.json_path, report);
+}
+
+}  // namespace
+
+void register_quantize(CLI::App& root, CommandRunner& runner) {
+  auto flags = std::make_shared<QuantizeFlags>();
+  CLI::App* app = root.add_subcommand("quantize", "Quantize a model layer by layer per a recipe into a lowbit file");
+  app->add_option("model", flags->model_path, "Model: .gguf file, Hugging Face folder, llama2.c .bin or lowbit file");
+  app->add_option("--tokenizer", flags->tokenizer_path,
+                  "Tokenizer file (llama2.c tokenizer.bin, tokenizer.json, .model)")
+      ->check(CLI::ExistingFile);
+  app->add_option("-r,--recipe", flags->recipe, "Built-in recipe name (--list-recipes) or recipe JSON file");
+  app->add_option("--calib", flags->calib_path,
+                  "Calibration text or JSONL (default for data-aware recipes: $LOWBIT_SHARED_DIR/" +
+                      std::string(kDefaultCalibration) + ", LOWBIT_SHARED_DIR defaulting to ../shared)")
+      ->check(CLI::ExistingFile);
+  app->add_option("--calib-samples", flags->calib_samples, "Calibration windows N")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app->add_option("--calib-len", flags->calib_len, "Tokens per calibration window L (0 = min(2048, context))")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app->add_option("--seed", flags->seed, "Seed of the calibration windows")->capture_default_str();
+  app->add_option("--calib-bos", flags->calib_bos,
+                  "BOS in calibration windows: auto (document start when the tokenizer adds BOS), none, first, "
+                  "document")
+      ->check(CLI::IsMember({"auto", "none", "first", "document"}))
+      ->capture_default_str();
+  app->add_option("--hessian", flags->hessian, "Accumulation of H = XᵀX: fp64 or fp32")
+      ->check(CLI::IsMember({"fp64", "fp32"}))
+      ->capture_default_str();
+  app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app->add_option("-o,--output", flags->output_path, "Output lowbit model file (written as OUT.tmp, then renamed)");
+  app->add_option("--json", flags->json_path, "Write a JSON report (per-module error, bits per weight, time, RSS)");
+  app->add_flag("--list-recipes", flags->list_recipes, "List the built-in recipes with bits per weight");
+  app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
+  app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per module");
+  app->callback([flags, &runner] { runner.run = [flags] { return run_quantize(*flags); }; });
+}
+
+}  // namespace lowbit::cli

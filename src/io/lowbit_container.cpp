@@ -1,0 +1,184 @@
+#include "io/lowbit_container.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace lowbit {
+namespace {
+
+void put_u64(uint8_t* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void put_u32(uint8_t* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+uint32_t get_u32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+
+}  // namespace
+
+nlohmann::json blob_json(const BlobRef& ref) { return {{"offset", ref.offset}, {"bytes", ref.bytes}}; }
+
+bool is_lowbit_container(const GgufFile& gguf) {
+  const GgufValue* arch = gguf.find("general.architecture");
+  return arch != nullptr && arch->type == GgufValueType::STRING && arch->as_string() == kLowbitArchitecture;
+}
+
+// ---------------------------------------------------------------------------- writer
+
+Expected<ContainerWriter> ContainerWriter::create(const std::string& path, GgufWriter header) {
+  const std::string temp = path + ".tmp";
+  std::FILE* file = std::fopen(temp.c_str(), "wb");
+  if (file == nullptr) return make_error("{}: cannot create: {}", temp, std::strerror(errno));
+  ContainerWriter writer(path, temp, file);
+  header.set_string("general.architecture", kLowbitArchitecture);
+  header.set_u32("lowbit.container_version", kLowbitContainerVersion);
+  const std::string image = header.serialize();
+  LB_RETURN_IF_ERROR(writer.write_raw(image.data(), image.size()));
+  LB_RETURN_IF_ERROR(writer.pad_to(kLowbitBlobAlignment));
+  writer.data_begin_ = writer.offset_;
+  return writer;
+}
+
+ContainerWriter::ContainerWriter(ContainerWriter&& other) noexcept
+    : path_(std::move(other.path_)),
+      temp_(std::move(other.temp_)),
+      file_(other.file_),
+      offset_(other.offset_),
+      data_begin_(other.data_begin_) {
+  other.file_ = nullptr;
+  other.temp_.clear();
+}
+
+ContainerWriter::~ContainerWriter() { abandon(); }
+
+void ContainerWriter::abandon() {
+  if (file_ != nullptr) {
+    std::fclose(file_);
+    file_ = nullptr;
+  }
+  if (!temp_.empty()) {
+    std::remove(temp_.c_str());
+    temp_.clear();
+  }
+}
+
+Status ContainerWriter::write_raw(const void* data, uint64_t bytes) {
+  if (file_ == nullptr) return make_error("{}: write after the file was closed", path_);
+  if (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes) {
+    return make_error("{}: write failed at byte {}: {}", temp_, offset_, std::strerror(errno));
+  }
+  offset_ += bytes;
+  return Status::ok_status();
+}
+
+Status ContainerWriter::pad_to(uint64_t alignment) {
+  static const std::vector<uint8_t> zeros(kLowbitBlobAlignment, 0);
+  const uint64_t pad = (alignment - offset_ % alignment) % alignment;
+  return write_raw(zeros.data(), pad);
+}
+
+Expected<BlobRef> ContainerWriter::append(const void* data, uint64_t bytes) {
+  LB_RETURN_IF_ERROR(pad_to(kLowbitBlobAlignment));
+  const BlobRef ref{offset_, bytes};
+  LB_RETURN_IF_ERROR(write_raw(data, bytes));
+  return ref;
+}
+
+Status ContainerWriter::finish(const nlohmann::json& index) {
+  LB_RETURN_IF_ERROR(pad_to(kLowbitBlobAlignment));
+  const std::string text = index.dump();
+  const uint64_t index_offset = offset_;
+  LB_RETURN_IF_ERROR(write_raw(text.data(), text.size()));
+  uint8_t footer[kLowbitFooterBytes] = {};
+  put_u64(footer + 0, data_begin_);
+  put_u64(footer + 8, index_offset);
+  put_u64(footer + 16, text.size());
+  put_u32(footer + 24, kLowbitContainerVersion);
+  put_u32(footer + 28, 0);
+  std::memcpy(footer + 32, kLowbitFooterMagic, 8);
+  LB_RETURN_IF_ERROR(write_raw(footer, sizeof(footer)));
+  if (std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
+    return make_error("{}: cannot flush: {}", temp_, std::strerror(errno));
+  }
+  const int closed = std::fclose(file_);
+  file_ = nullptr;
+  if (closed != 0) return make_error("{}: cannot close: {}", temp_, std::strerror(errno));
+  if (std::rename(temp_.c_str(), path_.c_str()) != 0) {
+    return make_error("{}: cannot rename from {}: {}", path_, temp_, std::strerror(errno));
+  }
+  temp_.clear();
+  return Status::ok_status();
+}
+
+// ---------------------------------------------------------------------------- reader
+
+Expected<ContainerReader> ContainerReader::open(const std::string& path) {
+  LB_ASSIGN_OR_RETURN(MappedFile file, MappedFile::open(path));
+  const uint64_t size = file.size();
+  const uint8_t* end = file.data() + size;
+  if (size < kLowbitFooterBytes || std::memcmp(end - 8, kLowbitFooterMagic, 8) != 0) {
+    return make_error("{}: no lowbit end record: the file is truncated or was not completely written", path);
+  }
+  const uint8_t* footer = end - kLowbitFooterBytes;
+  const uint64_t data_begin = get_u64(footer + 0);
+  const uint64_t index_offset = get_u64(footer + 8);
+  const uint64_t index_bytes = get_u64(footer + 16);
+  const uint32_t version = get_u32(footer + 24);
+  if (version != kLowbitContainerVersion) {
+    return make_error("{}: lowbit container version {}, this build reads version {}", path, version,
+                      kLowbitContainerVersion);
+  }
+  const uint64_t body = size - kLowbitFooterBytes;
+  if (index_offset > body || index_bytes != body - index_offset || data_begin > index_offset ||
+      data_begin % kLowbitBlobAlignment != 0) {
+    return make_error(
+        "{}: footer sections (data at {}, index [{}, +{})) do not end at the footer (byte {}): damaged "
+        "file",
+        path, data_begin, index_offset, index_bytes, body);
+  }
+  LB_ASSIGN_OR_RETURN(GgufFile header, GgufFile::open(path));
+  if (!is_lowbit_container(header)) return make_error("{}: not a lowbit model (general.architecture)", path);
+  const int64_t header_version = header.get_int_or("lowbit.container_version", -1);
+  if (header_version != version) {
+    return make_error("{}: header says container version {}, footer {}", path, header_version, version);
+  }
+  ContainerReader reader(std::move(file), std::move(header));
+  try {
+    reader.index_ = nlohmann::json::parse(reinterpret_cast<const char*>(reader.file_.data() + index_offset),
+                                          reinterpret_cast<const char*>(reader.file_.data() + body));
+  } catch (const nlohmann::json::exception& e) {
+    return make_error("{}: index is not valid JSON: {}", path, e.what());
+  }
+  if (!reader.index_.is_object()) return make_error("{}: index is not a JSON object", path);
+  reader.data_begin_ = data_begin;
+  reader.data_end_ = index_offset;
+  return reader;
+}
+
+Expected<std::span<const uint8_t>> ContainerReader::blob(const nlohmann::json& ref, const std::string& what) const {
+  if (!ref.is_object() || !ref.contains("offset") || !ref.contains("bytes") || !ref["offset"].is_number_unsigned() ||
+      !ref["bytes"].is_number_unsigned()) {
+    return make_error("{}: {}: blob reference must be {{\"offset\": u64, \"bytes\": u64}}", path(), what);
+  }
+  const uint64_t offset = ref["offset"].get<uint64_t>();
+  const uint64_t bytes = ref["bytes"].get<uint64_t>();
+  if (offset % kLowbitBlobAlignment != 0 || offset < data_begin_ || offset > data_end_ || bytes > data_end_ - offset) {
+    return make_error("{}: {}: blob [{}, +{}) lies outside the data section [{}, {})", path(), what, offset, bytes,
+                      data_begin_, data_end_);
+  }
+  return std::span<const uint8_t>(file_.data() + offset, bytes);
+}
+
+}  // namespace lowbit

@@ -1,0 +1,84 @@
+#include "kvcache/kv_config_file.h"
+
+#include <filesystem>
+
+#include "core/mapped_file.h"
+
+namespace lowbit {
+
+constexpr const char* kFormat = "lowbit-kv-config";
+constexpr int kVersion = 1;
+
+nlohmann::json kv_config_to_json(const KvSpec& spec, const nlohmann::json& calibration) {
+  nlohmann::json j = {{"format", kFormat}, {"version", kVersion}, {"spec", spec.name}};
+  if (spec.layers.size() > 1) {
+    nlohmann::json layers = nlohmann::json::array();
+    for (const KvLayerSpec& l : spec.layers) layers.push_back({{"k_bits", l.key.bits}, {"v_bits", l.value.bits}});
+    j["layers"] = std::move(layers);
+  }
+  if (!spec.codebooks.empty()) j["codebooks"] = spec.codebooks.to_json();
+  if (!calibration.is_null()) j["calibration"] = calibration;
+  return j;
+}
+
+Expected<KvSpec> kv_config_from_json(const nlohmann::json& j, const std::string& source) {
+  if (!j.is_object() || j.value("format", "") != kFormat) {
+    return make_error("{}: not a KV configuration (expected \"format\": \"{}\")", source, kFormat);
+  }
+  if (j.value("version", 0) != kVersion) {
+    return make_error("{}: KV configuration version {} (this build reads {})", source, j.value("version", 0), kVersion);
+  }
+  if (!j.contains("spec") || !j["spec"].is_string()) return make_error("{}: missing \"spec\"", source);
+  auto parsed = parse_kv_spec(j["spec"].get<std::string>());
+  if (!parsed.ok()) return parsed.status().with_context(source);
+  KvSpec spec = std::move(parsed).value();
+  spec.source = source;
+  if (j.contains("layers")) {
+    const nlohmann::json& layers = j["layers"];
+    if (!layers.is_array() || layers.empty()) return make_error("{}: \"layers\" must be a non-empty array", source);
+    const KvLayerSpec like = spec.layers[0];
+    spec.layers.clear();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const nlohmann::json& e = layers[i];
+      if (!e.is_object() || !e.contains("k_bits") || !e.contains("v_bits") || !e["k_bits"].is_number_integer() ||
+          !e["v_bits"].is_number_integer()) {
+        return make_error("{}: layers[{}] must be {{\"k_bits\": N, \"v_bits\": M}}", source, i);
+      }
+      KvLayerSpec l;
+      auto key = kv_tensor_with_bits(like.key, e["k_bits"].get<int>(), fmt::format("layers[{}].k_bits", i));
+      if (!key.ok()) return key.status().with_context(source);
+      auto value = kv_tensor_with_bits(like.value, e["v_bits"].get<int>(), fmt::format("layers[{}].v_bits", i));
+      if (!value.ok()) return value.status().with_context(source);
+      l.key = *key;
+      l.value = *value;
+      spec.layers.push_back(l);
+    }
+  }
+  if (j.contains("codebooks")) {
+    LB_ASSIGN_OR_RETURN(spec.codebooks, KvCodebooks::from_json(j["codebooks"], source));
+  }
+  return spec;
+}
+
+Status save_kv_config(const std::string& path, const KvSpec& spec, const nlohmann::json& calibration) {
+  return write_file_atomic(path, kv_config_to_json(spec, calibration).dump(1) + "\n");
+}
+
+Expected<KvSpec> load_kv_config(const std::string& path) {
+  LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error("{}: not valid JSON: {}", path, e.what());
+  }
+  return kv_config_from_json(j, path);
+}
+
+Expected<KvSpec> resolve_kv_argument(const std::string& arg) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(arg, ec)) return load_kv_config(arg);
+  return parse_kv_spec(arg);
+}
+
+}  // namespace lowbit

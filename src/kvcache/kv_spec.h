@@ -1,0 +1,97 @@
+// What a quantized KV cache stores: the `--kv SPEC` grammar and its parsed form.
+//
+// SPEC = kNvM{-PART}, N and M the key and value bits, or "fp32" (the FP32 cache).
+//   kNvM      integer codes with a scale and a zero point (FP16, FP32 above 8 bits)
+//             per group; N, M in 2..16, or 32 for FP32 storage of that tensor.
+//             Keys and values per token, groups of G elements along head_dim.
+// PARTs, in any order, each at most once:
+//   kivi      keys per channel, grouped over blocks of B tokens; values per token (KIVI)
+//   gG        group size along head_dim for per-token tensors (default min(32, head_dim))
+//   bB        tokens per key block under -kivi (default 32)
+//   rR        the R most recent tokens stay FP32; older ones are quantized a
+//             token (or a block of B tokens) at a time (KIVI's residual window)
+//   sinkS     the first S tokens stay FP32 (attention sinks)
+//   sparseP   the P% largest |x| of each token's row are kept exactly in a side
+//             list (KVQuant's dense-and-sparse); P in (0, 100]
+//   prerope   keys quantized before RoPE, RoPE applied after dequantization (KVQuant)
+//   rot       Hadamard rotation of every key/value head (RotateKV); head_dim a power of two
+//   nuq       non-uniform codebooks fitted on calibration data (KVQuant's NUQ)
+//   fp8       FP8 E4M3 codes with one FP16 scale per group (needs 8 bits: k8v8)
+//   e5m2      FP8 E5M2 codes (k8v8)
+//   fp4       FP4 E2M1 codes (k4v4)
+// Examples: k8v8, k4v4-rot, k2v2-kivi-r128, k3v3-nuq-sparse1-sink4, k8v8-fp8.
+// A per-layer configuration (KVTuner's precision pairs, NUQ codebooks) is a JSON
+// file (kv_config_file.h) whose "spec" holds the shared parts.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "kvcache/kv_codebooks.h"
+
+namespace lowbit {
+
+enum class KvElement {
+  kFloat32,   // stored as is
+  kInteger,   // uintN with scale and zero point
+  kFp8E4M3,   // symmetric, one scale per group
+  kFp8E5M2,
+  kFp4E2M1,
+  kCodebook,  // NUQ: 2^bits levels on [-1, 1] with scale and centre
+};
+
+enum class KvGranularity {
+  kPerToken,    // one scale group = G consecutive elements of a token's row
+  kPerChannel,  // one scale group = one channel over a block of B tokens
+};
+
+// The keys or the values of one layer.
+struct KvTensorSpec {
+  KvElement element = KvElement::kFloat32;
+  int bits = 32;
+  KvGranularity granularity = KvGranularity::kPerToken;
+  int group = 0;         // per-token group along head_dim; 0 = min(32, head_dim)
+  int token_block = 32;  // per-channel: tokens per block
+
+  bool quantized() const { return element != KvElement::kFloat32; }
+  bool operator==(const KvTensorSpec&) const = default;
+};
+
+struct KvLayerSpec {
+  KvTensorSpec key;
+  KvTensorSpec value;
+  bool operator==(const KvLayerSpec&) const = default;
+};
+
+struct KvSpec {
+  std::string name = "fp32";       // the spec text (for a configuration file: its shared parts)
+  std::string source;              // the configuration file it came from, or empty
+  std::vector<KvLayerSpec> layers{KvLayerSpec{}};  // one entry for all layers, or one per layer
+  int residual = 0;                // -rR
+  int sinks = 0;                   // -sinkS
+  double sparse_percent = 0.0;     // -sparseP
+  bool pre_rope = false;           // -prerope
+  bool rotate = false;             // -rot
+  KvCodebooks codebooks;           // NUQ levels per layer (filled by calibration or a file)
+
+  // Every tensor of every layer stored in FP32 without rotation: the plain FP32 cache.
+  bool is_fp32() const;
+  bool uses_codebooks() const;
+  const KvLayerSpec& layer(int i) const { return layers.size() == 1 ? layers[0] : layers[i]; }
+  // Mean of key and value bits over layers (FP32 tensors count 32).
+  double average_bits(int n_layers) const;
+  // The spec text, with the file it came from when there is one.
+  std::string describe() const;
+};
+
+// Parses the grammar above; errors quote the spec and name the bad part.
+Expected<KvSpec> parse_kv_spec(const std::string& text);
+// One line per part, for --help.
+const char* kv_spec_help();
+
+// The element a spec stores for `bits` under the spec's element family (integer,
+// fp8, e5m2, fp4, nuq): bits 32 is FP32. Errors name the part that does not fit.
+Expected<KvTensorSpec> kv_tensor_with_bits(const KvTensorSpec& like, int bits, const std::string& what);
+
+}  // namespace lowbit

@@ -1,0 +1,63 @@
+// The KV cache of a KvSpec (kv_spec.h) behind the model's KvCache seam
+// (model/kv_cache.h): per layer, a KvStream for keys and one for values, each
+// with its KvTensorCodec. Writes rotate every head with the orthonormal
+// Hadamard transform first when the spec says -rot, and take keys before RoPE
+// under -prerope; reads return what the block expects (KvCacheLayout): rotated
+// keys are left rotated (the block rotates queries) unless they are pre-RoPE
+// (RoPE does not commute with the rotation, so they are un-rotated here), and
+// values are left rotated (the block un-rotates the attention output).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "kvcache/kv_spec.h"
+#include "kvcache/kv_stream.h"
+#include "kvcache/kv_tensor_codec.h"
+#include "model/kv_cache.h"
+
+namespace lowbit {
+
+class QuantizedKvCache : public KvCache {
+ public:
+  static Expected<std::unique_ptr<QuantizedKvCache>> create(const KvSpec& spec, const KvCacheShape& shape);
+
+  int capacity() const override { return shape_.capacity; }
+  Status write(int layer, int pos, int n_tokens, const float* k, const float* v) override;
+  void read(int layer, int n_pos, float* k_out, float* v_out) const override;
+  void read_rows(int layer, int begin, int end, float* k_out, float* v_out) const override;
+  KvCacheLayout layout() const override;
+  int fp_from(int layer, bool keys, int query_pos) const override;
+  void rotate_heads(float* x, int64_t n_vectors) const override;
+  void unrotate_heads(float* x, int64_t n_vectors) const override;
+  double bytes_per_token() const override;
+  uint64_t allocated_bytes() const override;
+
+  const KvSpec& spec() const { return spec_; }
+  const KvTensorCodec& codec(int layer, bool keys) const { return *codecs_[2 * layer + (keys ? 0 : 1)]; }
+  // The rows of a layer's keys or values as stored (rotated under -rot, before
+  // RoPE under -prerope), decoded: out [n_pos, kv_dim].
+  void read_stored(int layer, bool keys, int n_pos, float* out) const;
+
+ private:
+  QuantizedKvCache() = default;
+
+  KvSpec spec_;
+  KvCacheShape shape_;
+  std::vector<std::unique_ptr<KvTensorCodec>> codecs_;  // [n_layers * 2]: keys, values
+  std::vector<KvStream> streams_;                       // [n_layers * 2]
+  std::vector<float> rotated_;                          // [n_tokens, kv_dim] staging under -rot
+};
+
+// Outliers kept per row of `width` elements for -sparseP: ceil(P% of width).
+int kv_sparse_count(double percent, int width);
+
+// Checks a spec against a model's shape (layer count, group sizes, power-of-two
+// head_dim for -rot, NUQ codebooks) without allocating the cache.
+Status check_kv_spec(const KvSpec& spec, const KvCacheShape& shape);
+
+// Caches for the spec: the plain FP32 cache when spec.is_fp32(), else QuantizedKvCache.
+KvCacheFactory make_kv_cache_factory(KvSpec spec);
+
+}  // namespace lowbit

@@ -1,0 +1,103 @@
+// lowbit model file (model/lowbit_file.h) → ModelSource. Quantized tensors are
+// dequantized to FP32 piece by piece like any other source; quantized_linears()
+// also hands out their packed form so the runtime can keep it (QuantizedLinear).
+#include "model/lowbit_file.h"
+#include "model/model_source.h"
+
+namespace lowbit {
+namespace {
+
+struct LinearShape {
+  const char* suffix;
+  int64_t rows, cols;
+  bool bias;
+};
+
+std::vector<LinearShape> linear_shapes(const ModelConfig& c) {
+  return {{"q_proj", c.q_dim(), c.dim, c.qkv_bias},  {"k_proj", c.kv_dim(), c.dim, c.qkv_bias},
+          {"v_proj", c.kv_dim(), c.dim, c.qkv_bias}, {"o_proj", c.dim, c.q_dim(), false},
+          {"gate_proj", c.ffn_dim, c.dim, false},    {"up_proj", c.ffn_dim, c.dim, false},
+          {"down_proj", c.dim, c.ffn_dim, false}};
+}
+
+class LowbitSource : public ModelSource {
+ public:
+  explicit LowbitSource(LowbitModelFile file, const LoadOptions& options)
+      : ModelSource(file.config(), file.summary(), options), file_(std::move(file)) {}
+
+  Expected<std::map<std::string, QuantizedWeight>> quantized_linears() const override {
+    const ModelConfig& c = config();
+    std::map<std::string, QuantizedWeight> out;
+    for (int i = 0; i < c.n_layers; ++i) {
+      for (const LinearShape& s : linear_shapes(c)) {
+        const std::string name = fmt::format("layers.{}.{}", i, s.suffix);
+        if (!file_.is_quantized(name)) continue;
+        LB_ASSIGN_OR_RETURN(out[name], file_.read(name, {s.rows, s.cols}));
+      }
+    }
+    if (!c.tied_embeddings && file_.is_quantized("lm_head")) {
+      LB_ASSIGN_OR_RETURN(out["lm_head"], file_.read("lm_head", {c.vocab_size, c.dim}));
+    }
+    return out;
+  }
+
+ protected:
+  Expected<std::vector<float>> read_token_embedding() const override {
+    return file_.read_fp32("token_embedding", {config().vocab_size, config().dim});
+  }
+
+  Expected<LayerWeights> read_layer(int i) const override {
+    const ModelConfig& c = config();
+    const std::string p = fmt::format("layers.{}.", i);
+    LayerWeights l;
+    LB_ASSIGN_OR_RETURN(l.attn_norm, file_.read_fp32(p + "attn_norm", {c.dim}));
+    LB_ASSIGN_OR_RETURN(l.ffn_norm, file_.read_fp32(p + "ffn_norm", {c.dim}));
+    Matrix* matrices[] = {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj};
+    const std::vector<LinearShape> shapes = linear_shapes(c);
+    for (size_t k = 0; k < shapes.size(); ++k) {
+      Matrix& m = *matrices[k];
+      m.rows = shapes[k].rows;
+      m.cols = shapes[k].cols;
+      LB_ASSIGN_OR_RETURN(m.data, file_.read_fp32(p + shapes[k].suffix, {m.rows, m.cols}));
+      if (shapes[k].bias) {
+        LB_ASSIGN_OR_RETURN(m.bias, file_.read_fp32(p + shapes[k].suffix + ".bias", {m.rows}));
+      }
+    }
+    return l;
+  }
+
+  Expected<std::vector<float>> read_output_norm() const override {
+    return file_.read_fp32("output_norm", {config().dim});
+  }
+
+  Expected<Matrix> read_lm_head() const override {
+    Matrix m;
+    m.rows = config().vocab_size;
+    m.cols = config().dim;
+    LB_ASSIGN_OR_RETURN(m.data, file_.read_fp32("lm_head", {m.rows, m.cols}));
+    return m;
+  }
+
+  Expected<std::vector<float>> read_rope_freq_factors() const override {
+    if (!file_.has("rope_freqs")) return std::vector<float>();
+    return file_.read_fp32("rope_freqs", {config().head_dim / 2});
+  }
+
+  Expected<std::unique_ptr<Tokenizer>> read_tokenizer() const override {
+    // Only GGUF sources have their tokenizer copied (docs/FORMAT.md); others need --tokenizer.
+    if (file_.header().find("tokenizer.ggml.model") == nullptr) return std::unique_ptr<Tokenizer>();
+    return load_gguf_tokenizer(file_.header());
+  }
+
+ private:
+  LowbitModelFile file_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<ModelSource>> open_lowbit_source(const std::string& path, const LoadOptions& options) {
+  LB_ASSIGN_OR_RETURN(LowbitModelFile file, LowbitModelFile::open(path));
+  return std::unique_ptr<ModelSource>(std::make_unique<LowbitSource>(std::move(file), options));
+}
+
+}  // namespace lowbit

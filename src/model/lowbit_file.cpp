@@ -1,0 +1,388 @@
+#include "model/lowbit_file.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace lowbit {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kOutlierRecordBytes = 12;  // i32 row, i32 col, f32 value
+
+json spec_json(const BlockFormatSpec& s) {
+  return {{"name", s.name},
+          {"element", s.element},
+          {"granularity", granularity_name(s.granularity)},
+          {"group_rows", s.group_rows},
+          {"group_cols", s.group_cols},
+          {"scale_type", scale_type_name(s.scale_type)},
+          {"rule", scale_rule_name(s.rule)},
+          {"asymmetric", s.asymmetric},
+          {"tensor_scale", s.tensor_scale},
+          {"element_unit_log2", s.element_unit_log2}};
+}
+
+// The array sizes a [rows, cols] matrix takes in `format`.
+struct PartSizes {
+  uint64_t codes = 0, scales = 0, mins = 0;
+};
+Expected<PartSizes> part_sizes(const std::string& format, int64_t rows, int64_t cols) {
+  if (format == kFp32Storage) return PartSizes{static_cast<uint64_t>(rows * cols) * 4, 0, 0};
+  LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
+  const BlockLayout& l = f->layout;
+  const uint64_t scales = static_cast<uint64_t>(scale_count(l, rows, cols)) * l.scale_bytes;
+  return PartSizes{static_cast<uint64_t>(rows * row_code_bytes(l.code_bits, cols)), scales, l.asymmetric ? scales : 0};
+}
+
+Expected<int64_t> get_int(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_number_integer()) return make_error("{}: missing integer '{}'", where, key);
+  return j[key].get<int64_t>();
+}
+
+Expected<std::string> get_string(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_string()) return make_error("{}: missing string '{}'", where, key);
+  return j[key].get<std::string>();
+}
+
+Expected<json> parse_header_json(const GgufFile& gguf, const std::string& key) {
+  LB_ASSIGN_OR_RETURN(std::string text, gguf.get_string(key));
+  try {
+    return json::parse(text);
+  } catch (const json::exception& e) {
+    return make_error("{}: metadata '{}' is not valid JSON: {}", gguf.path(), key, e.what());
+  }
+}
+
+// rows x cols of a record shape: a vector [n] is one row.
+bool matrix_dims(const std::vector<int64_t>& shape, int64_t& rows, int64_t& cols) {
+  if (shape.size() == 1) {
+    rows = 1;
+    cols = shape[0];
+  } else if (shape.size() == 2) {
+    rows = shape[0];
+    cols = shape[1];
+  } else {
+    return false;
+  }
+  return rows > 0 && cols > 0;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------- config
+
+json config_to_json(const ModelConfig& c) {
+  return {{"architecture", c.architecture},
+          {"n_layers", c.n_layers},
+          {"dim", c.dim},
+          {"n_heads", c.n_heads},
+          {"n_kv_heads", c.n_kv_heads},
+          {"head_dim", c.head_dim},
+          {"ffn_dim", c.ffn_dim},
+          {"vocab_size", c.vocab_size},
+          {"max_seq_len", c.max_seq_len},
+          {"norm_eps", c.norm_eps},
+          {"rope_theta", c.rope_theta},
+          {"rope_layout", rope_layout_name(c.rope_layout)},
+          {"rope_scaling",
+           {{"llama3", c.rope_scaling.llama3},
+            {"factor", c.rope_scaling.factor},
+            {"low_freq_factor", c.rope_scaling.low_freq_factor},
+            {"high_freq_factor", c.rope_scaling.high_freq_factor},
+            {"original_max_position", c.rope_scaling.original_max_position}}},
+          {"tied_embeddings", c.tied_embeddings},
+          {"qkv_bias", c.qkv_bias}};
+}
+
+Expected<ModelConfig> config_from_json(const json& j, const std::string& source) {
+  const std::string where = source + ": lowbit.config";
+  ModelConfig c;
+  try {
+    c.architecture = j.at("architecture").get<std::string>();
+    c.n_layers = j.at("n_layers").get<int>();
+    c.dim = j.at("dim").get<int>();
+    c.n_heads = j.at("n_heads").get<int>();
+    c.n_kv_heads = j.at("n_kv_heads").get<int>();
+    c.head_dim = j.at("head_dim").get<int>();
+    c.ffn_dim = j.at("ffn_dim").get<int>();
+    c.vocab_size = j.at("vocab_size").get<int>();
+    c.max_seq_len = j.at("max_seq_len").get<int>();
+    c.norm_eps = j.at("norm_eps").get<float>();
+    c.rope_theta = j.at("rope_theta").get<double>();
+    const std::string layout = j.at("rope_layout").get<std::string>();
+    if (layout == rope_layout_name(RopeLayout::kHalfSplit)) {
+      c.rope_layout = RopeLayout::kHalfSplit;
+    } else if (layout == rope_layout_name(RopeLayout::kAdjacentPairs)) {
+      c.rope_layout = RopeLayout::kAdjacentPairs;
+    } else {
+      return make_error("{}: unknown rope_layout \"{}\"", where, layout);
+    }
+    const json& s = j.at("rope_scaling");
+    c.rope_scaling.llama3 = s.at("llama3").get<bool>();
+    c.rope_scaling.factor = s.at("factor").get<double>();
+    c.rope_scaling.low_freq_factor = s.at("low_freq_factor").get<double>();
+    c.rope_scaling.high_freq_factor = s.at("high_freq_factor").get<double>();
+    c.rope_scaling.original_max_position = s.at("original_max_position").get<int64_t>();
+    c.tied_embeddings = j.at("tied_embeddings").get<bool>();
+    c.qkv_bias = j.at("qkv_bias").get<bool>();
+  } catch (const json::exception& e) {
+    return make_error("{}: {}", where, e.what());
+  }
+  LB_RETURN_IF_ERROR(c.validate(source));
+  return c;
+}
+
+// ---------------------------------------------------------------------------- writer
+
+Expected<LowbitFileWriter> LowbitFileWriter::create(const std::string& path, const LowbitFileInfo& info,
+                                                    const GgufFile* tokenizer_gguf) {
+  GgufWriter header;
+  header.set_u32("lowbit.format_version", kLowbitFormatVersion);
+  header.set_string("lowbit.config", config_to_json(info.config).dump());
+  header.set_string("lowbit.recipe", info.recipe.dump());
+  header.set_string("lowbit.calibration", info.calibration.dump());
+  header.set_string("lowbit.source", info.source.dump());
+  if (tokenizer_gguf != nullptr) {
+    for (const auto& [key, value] : tokenizer_gguf->metadata()) {
+      if (key.rfind("tokenizer.", 0) == 0) header.set(key, value);
+    }
+  }
+  LB_ASSIGN_OR_RETURN(ContainerWriter container, ContainerWriter::create(path, std::move(header)));
+  return LowbitFileWriter(std::move(container));
+}
+
+Expected<json> LowbitFileWriter::write_part(const std::string& what, const std::string& format,
+                                            const QuantizedTensor& t) {
+  LB_ASSIGN_OR_RETURN(PartSizes sizes, part_sizes(format, t.rows, t.cols));
+  if (t.codes.size() != sizes.codes || t.scales.size() != sizes.scales || t.mins.size() != sizes.mins) {
+    return make_error("{}: {} arrays (codes {}, scales {}, mins {}) do not match [{}, {}] (expected {}, {}, {})", what,
+                      format, t.codes.size(), t.scales.size(), t.mins.size(), t.rows, t.cols, sizes.codes, sizes.scales,
+                      sizes.mins);
+  }
+  json part = {{"rows", t.rows}, {"cols", t.cols}, {"tensor_scale", t.tensor_scale}};
+  LB_ASSIGN_OR_RETURN(BlobRef codes, container_.append(t.codes.data(), t.codes.size()));
+  LB_ASSIGN_OR_RETURN(BlobRef scales, container_.append(t.scales.data(), t.scales.size()));
+  LB_ASSIGN_OR_RETURN(BlobRef mins, container_.append(t.mins.data(), t.mins.size()));
+  part["codes"] = blob_json(codes);
+  part["scales"] = blob_json(scales);
+  part["mins"] = blob_json(mins);
+  return part;
+}
+
+Status LowbitFileWriter::add(const std::string& name, const std::vector<int64_t>& shape, const QuantizedWeight& q,
+                             const std::string& method) {
+  int64_t rows = 0, cols = 0;
+  if (!matrix_dims(shape, rows, cols) || q.rows() != rows || q.cols() != cols) {
+    return make_error("lowbit writer: tensor '{}': stored [{}, {}] does not match its shape", name, q.rows(), q.cols());
+  }
+  json record = {{"name", name}, {"shape", shape}, {"format", q.format}};
+  if (q.format != kFp32Storage) {
+    LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(q.format));
+    record["spec"] = spec_json(f->spec);
+  }
+  if (!method.empty()) record["method"] = method;
+  LB_ASSIGN_OR_RETURN(json part, write_part("tensor '" + name + "'", q.format, q.tensor));
+  record.update(part);
+  if (!q.outliers.empty()) {
+    std::vector<uint8_t> bytes(q.outliers.size() * kOutlierRecordBytes);
+    for (size_t i = 0; i < q.outliers.size(); ++i) {
+      std::memcpy(&bytes[i * 12 + 0], &q.outliers[i].row, 4);
+      std::memcpy(&bytes[i * 12 + 4], &q.outliers[i].col, 4);
+      std::memcpy(&bytes[i * 12 + 8], &q.outliers[i].value, 4);
+    }
+    LB_ASSIGN_OR_RETURN(BlobRef ref, container_.append(bytes.data(), bytes.size()));
+    record["outliers"] = {{"count", q.outliers.size()}, {"data", blob_json(ref)}};
+  }
+  if (q.rank > 0) {
+    json lowrank = {{"rank", q.rank}, {"format", q.lowrank_format}};
+    LB_ASSIGN_OR_RETURN(lowrank["u"], write_part("tensor '" + name + "' U", q.lowrank_format, q.lowrank_u));
+    LB_ASSIGN_OR_RETURN(lowrank["v"], write_part("tensor '" + name + "' V", q.lowrank_format, q.lowrank_v));
+    record["lowrank"] = std::move(lowrank);
+  }
+  tensors_.push_back(std::move(record));
+  return Status::ok_status();
+}
+
+Status LowbitFileWriter::add_fp32(const std::string& name, const std::vector<int64_t>& shape, const float* data) {
+  int64_t rows = 0, cols = 0;
+  if (!matrix_dims(shape, rows, cols)) return make_error("lowbit writer: tensor '{}': bad shape", name);
+  QuantizedWeight q;
+  q.format = kFp32Storage;
+  LB_ASSIGN_OR_RETURN(q.tensor, quantize_matrix(kFp32Storage, data, rows, cols));
+  return add(name, shape, q, "");
+}
+
+Status LowbitFileWriter::finish() { return container_.finish(json{{"tensors", tensors_}}); }
+
+// ---------------------------------------------------------------------------- reader
+
+Expected<LowbitModelFile> LowbitModelFile::open(const std::string& path) {
+  LB_ASSIGN_OR_RETURN(ContainerReader reader, ContainerReader::open(path));
+  LowbitModelFile file(std::make_unique<ContainerReader>(std::move(reader)));
+  const GgufFile& h = file.header();
+  const int64_t version = h.get_int_or("lowbit.format_version", -1);
+  if (version != kLowbitFormatVersion) {
+    return make_error("{}: lowbit model format version {}, this build reads version {}", path, version,
+                      kLowbitFormatVersion);
+  }
+  LB_ASSIGN_OR_RETURN(json config, parse_header_json(h, "lowbit.config"));
+  LB_ASSIGN_OR_RETURN(file.info_.config, config_from_json(config, path));
+  LB_ASSIGN_OR_RETURN(file.info_.recipe, parse_header_json(h, "lowbit.recipe"));
+  LB_ASSIGN_OR_RETURN(file.info_.calibration, parse_header_json(h, "lowbit.calibration"));
+  LB_ASSIGN_OR_RETURN(file.info_.source, parse_header_json(h, "lowbit.source"));
+  const json& index = file.container_->index();
+  if (!index.contains("tensors") || !index["tensors"].is_array()) {
+    return make_error("{}: index has no \"tensors\" array", path);
+  }
+  for (const json& record : index["tensors"]) {
+    if (!record.is_object() || !record.contains("name") || !record["name"].is_string()) {
+      return make_error("{}: index record without a name", path);
+    }
+    const std::string name = record["name"].get<std::string>();
+    if (!file.records_.emplace(name, &record).second) return make_error("{}: tensor '{}' appears twice", path, name);
+  }
+  return file;
+}
+
+Expected<QuantizedTensor> LowbitModelFile::read_part(const json& part, const std::string& format, int64_t rows,
+                                                     int64_t cols, const std::string& what) const {
+  if (!part.is_object()) return make_error("{}: {}: missing storage", path(), what);
+  LB_ASSIGN_OR_RETURN(int64_t stored_rows, get_int(part, "rows", path() + ": " + what));
+  LB_ASSIGN_OR_RETURN(int64_t stored_cols, get_int(part, "cols", path() + ": " + what));
+  if (stored_rows != rows || stored_cols != cols) {
+    return make_error("{}: {}: stored [{}, {}], expected [{}, {}]", path(), what, stored_rows, stored_cols, rows, cols);
+  }
+  if (!part.contains("tensor_scale") || !part["tensor_scale"].is_number()) {
+    return make_error("{}: {}: missing tensor_scale", path(), what);
+  }
+  QuantizedTensor t;
+  t.rows = rows;
+  t.cols = cols;
+  t.tensor_scale = part["tensor_scale"].get<float>();
+  auto sizes = part_sizes(format, rows, cols);
+  if (!sizes.ok()) return sizes.status().with_context(path() + ": " + what);
+  const struct {
+    const char* key;
+    std::vector<uint8_t>* out;
+    uint64_t expected;
+  } arrays[] = {
+      {"codes", &t.codes, sizes->codes}, {"scales", &t.scales, sizes->scales}, {"mins", &t.mins, sizes->mins}};
+  for (const auto& a : arrays) {
+    const std::string name = what + " " + a.key;
+    if (!part.contains(a.key)) return make_error("{}: {}: missing", path(), name);
+    LB_ASSIGN_OR_RETURN(std::span<const uint8_t> bytes, container_->blob(part[a.key], name));
+    if (bytes.size() != a.expected) {
+      return make_error("{}: {}: {} bytes, {} [{}, {}] needs {}", path(), name, bytes.size(), format, rows, cols,
+                        a.expected);
+    }
+    a.out->assign(bytes.begin(), bytes.end());
+  }
+  return t;
+}
+
+Expected<QuantizedWeight> LowbitModelFile::read(const std::string& name, const std::vector<int64_t>& shape) const {
+  auto it = records_.find(name);
+  if (it == records_.end()) return make_error("{}: missing tensor '{}'", path(), name);
+  const json& r = *it->second;
+  const std::string what = "tensor '" + name + "'";
+  if (!r.contains("shape") || !r["shape"].is_array() || r["shape"] != json(shape)) {
+    return make_error("{}: {} has shape {}, expected {}", path(), what, r.value("shape", json()).dump(),
+                      json(shape).dump());
+  }
+  int64_t rows = 0, cols = 0;
+  matrix_dims(shape, rows, cols);
+  QuantizedWeight q;
+  LB_ASSIGN_OR_RETURN(q.format, get_string(r, "format", path() + ": " + what));
+  if (q.format != kFp32Storage) {
+    auto format = find_block_format(q.format);
+    if (!format.ok()) return format.status().with_context(path() + ": " + what);
+    if (!r.contains("spec") || r["spec"] != spec_json((*format)->spec)) {
+      return make_error("{}: {}: format '{}' as stored ({}) differs from this build's ({})", path(), what, q.format,
+                        r.value("spec", json()).dump(), spec_json((*format)->spec).dump());
+    }
+  }
+  LB_ASSIGN_OR_RETURN(q.tensor, read_part(r, q.format, rows, cols, what));
+  if (r.contains("outliers")) {
+    const json& o = r["outliers"];
+    LB_ASSIGN_OR_RETURN(int64_t count, get_int(o, "count", path() + ": " + what + " outliers"));
+    if (!o.contains("data")) return make_error("{}: {} outliers: missing data", path(), what);
+    LB_ASSIGN_OR_RETURN(std::span<const uint8_t> bytes, container_->blob(o["data"], what + " outliers"));
+    if (count < 0 || bytes.size() != static_cast<uint64_t>(count) * kOutlierRecordBytes) {
+      return make_error("{}: {} outliers: {} bytes for {} records", path(), what, bytes.size(), count);
+    }
+    q.outliers.resize(static_cast<size_t>(count));
+    for (size_t i = 0; i < q.outliers.size(); ++i) {
+      SparseOutlier& s = q.outliers[i];
+      std::memcpy(&s.row, &bytes[i * 12 + 0], 4);
+      std::memcpy(&s.col, &bytes[i * 12 + 4], 4);
+      std::memcpy(&s.value, &bytes[i * 12 + 8], 4);
+      if (s.row < 0 || s.row >= rows || s.col < 0 || s.col >= cols || !std::isfinite(s.value)) {
+        return make_error("{}: {} outlier {} at ({}, {}) value {} is outside [{}, {}] or not finite", path(), what, i,
+                          s.row, s.col, s.value, rows, cols);
+      }
+    }
+  }
+  if (r.contains("lowrank")) {
+    const json& l = r["lowrank"];
+    LB_ASSIGN_OR_RETURN(int64_t rank, get_int(l, "rank", path() + ": " + what + " lowrank"));
+    LB_ASSIGN_OR_RETURN(q.lowrank_format, get_string(l, "format", path() + ": " + what + " lowrank"));
+    if (rank <= 0 || rank > std::min(rows, cols)) {
+      return make_error("{}: {}: low-rank rank {} outside [1, {}]", path(), what, rank, std::min(rows, cols));
+    }
+    q.rank = static_cast<int>(rank);
+    LB_ASSIGN_OR_RETURN(q.lowrank_u, read_part(l.value("u", json()), q.lowrank_format, rows, rank, what + " U"));
+    LB_ASSIGN_OR_RETURN(q.lowrank_v, read_part(l.value("v", json()), q.lowrank_format, rank, cols, what + " V"));
+  }
+  return q;
+}
+
+Expected<std::vector<float>> LowbitModelFile::read_fp32(const std::string& name,
+                                                        const std::vector<int64_t>& shape) const {
+  LB_ASSIGN_OR_RETURN(QuantizedWeight q, read(name, shape));
+  std::vector<float> out(static_cast<size_t>(q.rows() * q.cols()));
+  LB_RETURN_IF_ERROR(dequantize_weight(q, out.data()).with_context(fmt::format("{}: tensor '{}'", path(), name)));
+  return out;
+}
+
+bool LowbitModelFile::is_quantized(const std::string& name) const {
+  auto it = records_.find(name);
+  return it != records_.end() && it->second->value("format", "") != kFp32Storage;
+}
+
+FileSummary LowbitModelFile::summary() const {
+  FileSummary s;
+  s.format = "lowbit";
+  s.path = path();
+  s.file_bytes = container_->file_size();
+  for (const json& r : container_->index()["tensors"]) {
+    StoredTensor t;
+    t.name = r["name"].get<std::string>();
+    t.dtype = r.value("format", "?");
+    if (r.contains("lowrank")) t.dtype += fmt::format("+lorc{}", r["lowrank"].value("rank", 0));
+    if (r.contains("outliers")) t.dtype += "+outliers";
+    if (r.contains("shape") && r["shape"].is_array()) t.shape = r["shape"].get<std::vector<int64_t>>();
+    // Every blob the record references, and the FP32 tensor scale of two-level formats.
+    auto add_part = [&t](const json& part, const std::string& format) {
+      if (!part.is_object()) return;
+      for (const char* key : {"codes", "scales", "mins"}) {
+        if (part.contains(key) && part[key].is_object()) t.n_bytes += part[key].value("bytes", uint64_t{0});
+      }
+      auto f = find_block_format(format);
+      if (f.ok() && (*f)->layout.tensor_scale) t.n_bytes += 4;
+    };
+    add_part(r, r.value("format", ""));
+    if (r.contains("outliers") && r["outliers"].contains("data")) {
+      t.n_bytes += r["outliers"]["data"].value("bytes", uint64_t{0});
+    }
+    if (r.contains("lowrank")) {
+      const json& l = r["lowrank"];
+      add_part(l.value("u", json()), l.value("format", ""));
+      add_part(l.value("v", json()), l.value("format", ""));
+    }
+    s.tensors.push_back(std::move(t));
+  }
+  return s;
+}
+
+}  // namespace lowbit

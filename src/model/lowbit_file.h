@@ -1,0 +1,108 @@
+// A quantized (or any) Llama-family model in lowbit's own file, as the
+// quantization pipeline writes it and `lowbit info|generate|ppl` read it. The
+// byte layout is the container of io/lowbit_container.h; this file fixes what is
+// in it (docs/FORMAT.md is the full description):
+//   header keys   lowbit.format_version (u32), lowbit.config (JSON ModelConfig),
+//                 lowbit.recipe (JSON, the recipe document), lowbit.calibration
+//                 (JSON, {} when none), lowbit.source (JSON {"path", "format"}),
+//                 tokenizer.* copied from a GGUF source
+//   index         {"tensors": [record, ...]}, one record per stored tensor, in the
+//                 order written: token_embedding, then per layer attn_norm, the
+//                 seven linears (and q/k/v biases), ffn_norm; output_norm, lm_head
+//                 (untied only), rope_freqs (when present)
+//   record        {"name", "shape": [rows, cols] (vectors: [n]), "format": name,
+//                  "spec": {...} (scaled formats), "codes", "scales", "mins": blob refs,
+//                  "tensor_scale", optional "outliers": {"count", "data"},
+//                  optional "lowrank": {"rank", "format", "u": part, "v": part},
+//                  optional "method"}
+// Every tensor is stored as a QuantizedWeight under a format name: a scaled
+// format, or "fp32" (raw floats in codes) for norms and unquantized tensors.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "io/lowbit_container.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "quant/quantized_weight.h"
+
+namespace lowbit {
+
+constexpr uint32_t kLowbitFormatVersion = 1;
+
+nlohmann::json config_to_json(const ModelConfig& config);
+Expected<ModelConfig> config_from_json(const nlohmann::json& j, const std::string& source);
+
+// What the header records besides the config.
+struct LowbitFileInfo {
+  ModelConfig config;
+  nlohmann::json recipe = nlohmann::json::object();       // the recipe document
+  nlohmann::json calibration = nlohmann::json::object();  // {} when none was used
+  nlohmann::json source = nlohmann::json::object();       // {"path", "format"}
+};
+
+class LowbitFileWriter {
+ public:
+  // Starts `path`.tmp with the header. `tokenizer_gguf`, when not null, is a GGUF
+  // file whose tokenizer.* keys are copied.
+  static Expected<LowbitFileWriter> create(const std::string& path, const LowbitFileInfo& info,
+                                           const GgufFile* tokenizer_gguf);
+
+  // A tensor in any storage; shape [rows, cols] for matrices, [n] for vectors
+  // (stored as rows = 1). `method` is recorded for `lowbit info` ("" = none).
+  Status add(const std::string& name, const std::vector<int64_t>& shape, const QuantizedWeight& q,
+             const std::string& method);
+  // An FP32 vector or matrix, stored raw.
+  Status add_fp32(const std::string& name, const std::vector<int64_t>& shape, const float* data);
+
+  // Writes the index and renames the file into place. Without this call the
+  // destructor removes the temporary file.
+  Status finish();
+
+  uint64_t bytes_written() const { return container_.bytes_written(); }
+
+ private:
+  explicit LowbitFileWriter(ContainerWriter container) : container_(std::move(container)) {}
+  Expected<nlohmann::json> write_part(const std::string& what, const std::string& format, const QuantizedTensor& t);
+
+  ContainerWriter container_;
+  nlohmann::json tensors_ = nlohmann::json::array();
+};
+
+class LowbitModelFile {
+ public:
+  static Expected<LowbitModelFile> open(const std::string& path);
+
+  const std::string& path() const { return container_->path(); }
+  const LowbitFileInfo& info() const { return info_; }
+  const ModelConfig& config() const { return info_.config; }
+  const GgufFile& header() const { return container_->header(); }
+  bool has(const std::string& name) const { return records_.count(name) != 0; }
+
+  // The stored form of a tensor; its shape must be `shape`. Errors name the file and tensor.
+  Expected<QuantizedWeight> read(const std::string& name, const std::vector<int64_t>& shape) const;
+  // The same dequantized to FP32.
+  Expected<std::vector<float>> read_fp32(const std::string& name, const std::vector<int64_t>& shape) const;
+  // Whether a stored tensor is in a non-FP32 storage.
+  bool is_quantized(const std::string& name) const;
+
+  // One row per stored tensor: dtype = format name, bytes = stored bytes.
+  FileSummary summary() const;
+
+ private:
+  explicit LowbitModelFile(std::unique_ptr<ContainerReader> container) : container_(std::move(container)) {}
+  Expected<QuantizedTensor> read_part(const nlohmann::json& part, const std::string& format, int64_t rows, int64_t cols,
+                                      const std::string& what) const;
+
+  std::unique_ptr<ContainerReader> container_;
+  LowbitFileInfo info_;
+  std::map<std::string, const nlohmann::json*> records_;  // into container_->index()
+};
+
+}  // namespace lowbit

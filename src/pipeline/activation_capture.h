@@ -1,0 +1,51 @@
+// Observers that complement ActivationStats in the quantization pipeline: a
+// sampler keeping actual input rows (AWQ's scale search measures ‖X Wᵀ − X Qᵀ‖ on
+// them) and a fan-out that feeds one forward pass to several observers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/linear.h"
+
+namespace lowbit {
+
+// Keeps every `stride`-th token (counted over all calls) of the inputs of the
+// named linears, at most max_rows of them. Names are reduced to their shared-input
+// leader (activation_stats.h), so "layers.0.k_proj" captures the q/k/v input once.
+class RowSampler : public ActivationObserver {
+ public:
+  RowSampler(const std::vector<std::string>& names, int64_t stride, int64_t max_rows);
+
+  void observe(const std::string& linear_name, const float* x, int64_t n_tokens, int64_t in_features) override;
+
+  struct Rows {
+    int64_t in_features = 0;
+    int64_t n_rows = 0;
+    int64_t tokens_seen = 0;
+    std::vector<float> data;  // [n_rows, in_features]
+  };
+  // Null when `linear_name`'s input was not selected or not seen.
+  const Rows* find(const std::string& linear_name) const;
+
+ private:
+  int64_t stride_;
+  int64_t max_rows_;
+  std::map<std::string, Rows> rows_;  // by leader name; selected ones exist from the start
+};
+
+// Calls every observer in order.
+class ObserverFanout : public ActivationObserver {
+ public:
+  explicit ObserverFanout(std::vector<ActivationObserver*> observers) : observers_(std::move(observers)) {}
+  void observe(const std::string& linear_name, const float* x, int64_t n_tokens, int64_t in_features) override {
+    for (ActivationObserver* o : observers_) o->observe(linear_name, x, n_tokens, in_features);
+  }
+
+ private:
+  std::vector<ActivationObserver*> observers_;
+};
+
+}  // namespace lowbit

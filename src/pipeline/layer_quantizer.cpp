@@ -1,0 +1,227 @@
+#include "pipeline/layer_quantizer.h"
+
+#include <chrono>
+#include <map>
+#include <set>
+
+#include "model/decoder_block.h"
+#include "model/quantized_linear.h"
+#include "pipeline/activation_capture.h"
+#include "pipeline/awq_fold.h"
+#include "pipeline/linear_quantizer.h"
+#include "quant/quantizers.h"
+
+namespace lowbit {
+namespace {
+
+// The forward-order phases of step 3; the first linear of each is its input's leader.
+const std::vector<std::vector<std::string>> kPhases = {
+    {"q_proj", "k_proj", "v_proj"}, {"o_proj"}, {"gate_proj", "up_proj"}, {"down_proj"}};
+constexpr AwqGroup kPhaseGroups[] = {AwqGroup::kQkv, AwqGroup::kOut, AwqGroup::kGateUp, AwqGroup::kDown};
+
+Matrix& matrix_of(LayerWeights& w, const std::string& suffix) {
+  if (suffix == "q_proj") return w.q_proj;
+  if (suffix == "k_proj") return w.k_proj;
+  if (suffix == "v_proj") return w.v_proj;
+  if (suffix == "o_proj") return w.o_proj;
+  if (suffix == "gate_proj") return w.gate_proj;
+  if (suffix == "up_proj") return w.up_proj;
+  return w.down_proj;
+}
+
+LayerWeights copy_weights(const LayerWeights& w) { return w; }
+
+std::string linear_name(int index, const std::string& suffix) { return fmt::format("layers.{}.{}", index, suffix); }
+
+class LayerQuantizer {
+ public:
+  LayerQuantizer(const LayerQuantizerContext& ctx, int index, LayerWeights w)
+      : ctx_(ctx), c_(*ctx.config), index_(index), w_(std::move(w)) {}
+
+  Expected<std::vector<ModuleReport>> run() {
+    for (const auto& phase : kPhases) {
+      for (const std::string& suffix : phase) rules_[suffix] = &ctx_.recipe->rule_for(linear_name(index_, suffix));
+    }
+    if (ctx_.calibration) LB_RETURN_IF_ERROR(statistics_pass());
+    LB_RETURN_IF_ERROR(
+        ctx_.writer->add_fp32(fmt::format("layers.{}.attn_norm", index_), {c_.dim}, w_.attn_norm.data()));
+    LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(fmt::format("layers.{}.ffn_norm", index_), {c_.dim}, w_.ffn_norm.data()));
+    std::optional<DecoderBlock> block;
+    if (ctx_.calibration) {
+      LB_ASSIGN_OR_RETURN(block, DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+    }
+    for (size_t p = 0; p < kPhases.size(); ++p) {
+      const std::string leader = linear_name(index_, kPhases[p][0]);
+      if (block && ctx_.recipe->true_sequential && p > 0) {
+        ActivationStats stats({.hessian = ctx_.hessian, .names = {leader}});
+        LB_RETURN_IF_ERROR(observe(*block, stats));
+        LB_RETURN_IF_ERROR(stats.status());
+        hessians_[leader] = stats.find(leader)->hessian();
+      }
+      const std::vector<double>* h = hessians_.count(leader) ? &hessians_[leader] : nullptr;
+      for (const std::string& suffix : kPhases[p]) {
+        LB_RETURN_IF_ERROR(quantize_one(suffix, h, block ? &*block : nullptr));
+      }
+      hessians_.erase(leader);
+    }
+    if (block) {
+      // In place: the quantized layer's outputs are the next layer's inputs.
+      const CalibrationState& cal = *ctx_.calibration;
+      LB_RETURN_IF_ERROR(cal.runner->run(*block, cal.x, cal.n_seq, cal.x, *ctx_.pool));
+    }
+    return std::move(reports_);
+  }
+
+ private:
+  // Runs `block` over the calibration inputs for its observer only: one sequence at a time
+  // into a one-sequence buffer, so no second copy of the hidden states is needed.
+  Status observe(const DecoderBlock& block, ActivationObserver& observer) {
+    const CalibrationState& cal = *ctx_.calibration;
+    const int64_t per_seq = static_cast<int64_t>(cal.runner->seq_len()) * c_.dim;
+    std::vector<float> out(static_cast<size_t>(per_seq));  // [seq_len, dim]
+    for (int s = 0; s < cal.n_seq; ++s) {
+      LB_RETURN_IF_ERROR(cal.runner->run(block, cal.x + s * per_seq, 1, out.data(), *ctx_.pool, &observer));
+    }
+    return Status::ok_status();
+  }
+
+  // Which AWQ groups this layer folds: every linear of the group must use awq with one format.
+  Expected<std::vector<AwqGroup>> awq_groups() const {
+    std::vector<AwqGroup> groups;
+    for (size_t p = 0; p < kPhases.size(); ++p) {
+      int awq = 0;
+      std::set<std::string> formats;
+      for (const std::string& suffix : kPhases[p]) {
+        const QuantRule& r = *rules_.at(suffix);
+        if (r.method == QuantMethod::kAwq) ++awq;
+        formats.insert(r.format);
+      }
+      if (awq == 0) continue;
+      if (awq != static_cast<int>(kPhases[p].size()) || formats.size() != 1) {
+        return make_error("layers.{}: AWQ scales the shared input of {}: give them all method awq and one format",
+                          index_, awq_group_name(kPhaseGroups[p]));
+      }
+      groups.push_back(kPhaseGroups[p]);
+    }
+    return groups;
+  }
+
+  Status statistics_pass() {
+    const CalibrationState& cal = *ctx_.calibration;
+    LB_ASSIGN_OR_RETURN(std::vector<AwqGroup> groups, awq_groups());
+    std::vector<std::string> h_names;  // inputs whose H this pass collects
+    for (size_t p = 0; p < kPhases.size(); ++p) {
+      if (p == 0 || !ctx_.recipe->true_sequential) h_names.push_back(linear_name(index_, kPhases[p][0]));
+    }
+    std::vector<std::string> awq_names;
+    int awq_tokens = 1;
+    for (AwqGroup g : groups) {
+      const std::string first = awq_group_linears(g)[0];
+      awq_names.push_back(linear_name(index_, first));
+      awq_tokens = std::max(awq_tokens, rules_.at(first)->options.awq_tokens);
+    }
+    const int64_t total_tokens = static_cast<int64_t>(cal.n_seq) * cal.runner->seq_len();
+    ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names});
+    ActivationStats abs_stats({.hessian = HessianPrecision::kNone, .names = awq_names});
+    RowSampler rows(awq_names, (total_tokens + awq_tokens - 1) / awq_tokens, awq_tokens);
+    ObserverFanout fanout({&h_stats, &abs_stats, &rows});
+    {
+      LB_ASSIGN_OR_RETURN(DecoderBlock fp_block,
+                          DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+      LB_RETURN_IF_ERROR(observe(fp_block, groups.empty() ? static_cast<ActivationObserver&>(h_stats) : fanout));
+    }
+    LB_RETURN_IF_ERROR(h_stats.status());
+    for (const std::string& name : h_names) {
+      const InputStats* s = h_stats.find(name);
+      if (s == nullptr) return make_error("{}: no calibration statistics were collected", name);
+      hessians_[name] = s->hessian();
+      h_stats.erase(name);
+    }
+    for (AwqGroup g : groups) LB_RETURN_IF_ERROR(search_and_fold(g, abs_stats, rows));
+    return Status::ok_status();
+  }
+
+  Status search_and_fold(AwqGroup group, const ActivationStats& abs_stats, const RowSampler& rows) {
+    const std::vector<std::string> suffixes = awq_group_linears(group);
+    const std::string leader = linear_name(index_, suffixes[0]);
+    const InputStats* s = abs_stats.find(leader);
+    const RowSampler::Rows* x = rows.find(leader);
+    if (s == nullptr || x == nullptr) return make_error("{}: no calibration rows for the AWQ search", leader);
+    const std::vector<double> mean = s->mean_abs();
+    std::vector<float> mean_abs(mean.begin(), mean.end());
+    if (group == AwqGroup::kOut) mean_abs = gqa_shared_channels(mean_abs, c_);
+    std::vector<const float*> weights;
+    std::vector<int64_t> out_rows;
+    for (const std::string& suffix : suffixes) {
+      weights.push_back(matrix_of(w_, suffix).data.data());
+      out_rows.push_back(matrix_of(w_, suffix).rows);
+    }
+    const QuantRule& rule = *rules_.at(suffixes[0]);
+    LB_ASSIGN_OR_RETURN(const BlockFormat* format, rule_format(rule));
+    auto found = search_awq_scales(*format, weights, out_rows, awq_group_width(group, c_), x->data.data(), x->n_rows,
+                                   mean_abs, AwqSearch{rule.options.awq_grid});
+    if (!found.ok()) return found.status().with_context(leader + " AWQ search");
+    const std::vector<float>& scale = found->scales;
+    LB_RETURN_IF_ERROR(fold_awq_scales(w_, c_, index_, group, scale));
+    for (const std::string& suffix : suffixes) awq_alpha_[suffix] = found->alpha;
+    // The folded input is x / s: H_jk ← H_jk / (s_j s_k).
+    auto h = hessians_.find(leader);
+    if (h != hessians_.end()) {
+      const int64_t n = static_cast<int64_t>(scale.size());
+      for (int64_t j = 0; j < n; ++j) {
+        for (int64_t k = 0; k < n; ++k) h->second[j * n + k] /= static_cast<double>(scale[j]) * scale[k];
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status quantize_one(const std::string& suffix, const std::vector<double>* h, DecoderBlock* block) {
+    const std::string name = linear_name(index_, suffix);
+    if (ctx_.on_module) ctx_.on_module(name);
+    const auto start = std::chrono::steady_clock::now();
+    const QuantRule& rule = *rules_.at(suffix);
+    Matrix& m = matrix_of(w_, suffix);
+    LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
+    LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(rule.method)));
+    if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));
+    ModuleReport report;
+    report.name = name;
+    report.method = quant_method_name(rule.method);
+    report.format = rule.format;
+    report.rows = m.rows;
+    report.cols = m.cols;
+    report.stored_bytes = r.weight.storage_bytes();
+    report.bits_per_weight = r.weight.bits_per_weight();
+    report.weight_rel_error = r.weight_rel_error;
+    report.output_rel_error = r.output_rel_error;
+    if (awq_alpha_.count(suffix)) report.awq_alpha = awq_alpha_[suffix];
+    report.dead_columns = r.dead_columns;
+    report.outliers = r.weight.outliers.size();
+    report.lorc_rank = r.weight.rank;
+    if (block != nullptr) {
+      LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedLinear> q, QuantizedLinear::create(std::move(r.weight), m.bias));
+      LB_RETURN_IF_ERROR(block->replace_linear(suffix, std::move(q)));
+    }
+    m = Matrix();  // this layer's FP32 copy of the linear is no longer needed
+    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    reports_.push_back(std::move(report));
+    return Status::ok_status();
+  }
+
+  const LayerQuantizerContext& ctx_;
+  const ModelConfig& c_;
+  int index_;
+  LayerWeights w_;                                       // FP32, AWQ scales folded in
+  std::map<std::string, const QuantRule*> rules_;        // by suffix
+  std::map<std::string, std::vector<double>> hessians_;  // by leader name, [in, in]
+  std::map<std::string, float> awq_alpha_;               // by suffix
+  std::vector<ModuleReport> reports_;
+};
+
+}  // namespace
+
+Expected<std::vector<ModuleReport>> quantize_layer(const LayerQuantizerContext& ctx, int index, LayerWeights w) {
+  return LayerQuantizer(ctx, index, std::move(w)).run();
+}
+
+}  // namespace lowbit

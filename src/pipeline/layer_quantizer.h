@@ -1,0 +1,71 @@
+// One decoder layer of the sequential pipeline (GPTQ's scheme, Frantar et al.
+// 2022, section 4): the layer's calibration inputs are the outputs of the
+// already-quantized layers before it.
+//   1. Statistics pass over the FP32 layer: H = XᵀX of each linear input (only
+//      q/k/v's under true-sequential), mean|x| and sampled rows for AWQ groups.
+//   2. AWQ: scales searched per group on the FP32 layer and folded (awq_fold.h);
+//      the statistics of a folded input are rescaled (H ← D⁻¹ H D⁻¹, D = diag(s)).
+//   3. Linears quantized in forward order, phase by phase: q/k/v, o, gate/up, down.
+//      Under true-sequential, phases after the first re-run the block (earlier
+//      phases already quantized) to collect their input's H.
+//   4. The quantized block is run on the inputs, in place: the next layer's inputs.
+// Without calibration data only step 3 runs, without statistics. Every tensor of
+// the layer is written to the output as soon as it is final.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "model/lowbit_file.h"
+#include "model/weights.h"
+#include "pipeline/activation_stats.h"
+#include "pipeline/layer_runner.h"
+#include "pipeline/recipe.h"
+
+namespace lowbit {
+
+struct ModuleReport {
+  std::string name;
+  std::string method;
+  std::string format;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  double bits_per_weight = 0.0;  // stored bits / (rows · cols), side tables included
+  uint64_t stored_bytes = 0;
+  double weight_rel_error = 0.0;           // ‖W − Ŵ‖² / ‖W‖²
+  std::optional<double> output_rel_error;  // ‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖² on the calibration inputs
+  std::optional<float> awq_alpha;
+  int dead_columns = 0;
+  size_t outliers = 0;
+  int lorc_rank = 0;
+  double seconds = 0.0;
+};
+
+// Calibration hidden states carried from layer to layer.
+struct CalibrationState {
+  LayerRunner* runner = nullptr;
+  int n_seq = 0;
+  float* x = nullptr;  // [n_seq, seq_len, dim], replaced by the layer's outputs
+};
+
+struct LayerQuantizerContext {
+  const ModelConfig* config = nullptr;
+  const Recipe* recipe = nullptr;
+  const std::vector<float>* rope_freq_factors = nullptr;
+  ThreadPool* pool = nullptr;
+  HessianPrecision hessian = HessianPrecision::kFp64;
+  std::optional<CalibrationState> calibration;  // none: data-free quantization
+  LowbitFileWriter* writer = nullptr;
+  std::function<void(const std::string&)> on_module;  // called before each linear, for progress
+};
+
+// Quantizes decoder layer `index` (FP32 weights `w`, consumed) and writes its tensors.
+Expected<std::vector<ModuleReport>> quantize_layer(const LayerQuantizerContext& ctx, int index, LayerWeights w);
+
+}  // namespace lowbit

@@ -1,0 +1,103 @@
+#include "pipeline/linear_quantizer.h"
+
+#include <limits>
+
+#include "quant/quantizers.h"
+
+namespace lowbit {
+namespace {
+
+std::vector<float> hessian_diagonal(const std::vector<double>& h, int64_t cols) {
+  std::vector<float> d(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) d[j] = static_cast<float>(h[j * cols + j]);
+  return d;
+}
+
+Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int64_t rows, int64_t cols,
+                                     const std::vector<double>* hessian, int* dead_columns) {
+  if (rule.method == QuantMethod::kNone) {
+    QuantizedWeight q;
+    q.format = rule.format;
+    LB_ASSIGN_OR_RETURN(q.tensor, quantize_matrix(rule.format, w, rows, cols));
+    return q;
+  }
+  LB_ASSIGN_OR_RETURN(const BlockFormat* format, rule_format(rule));
+  switch (rule.method) {
+    case QuantMethod::kRtn:
+    case QuantMethod::kAwq: {  // AWQ: the scales are already folded into w; round with (weighted) clipping search
+      RtnOptions o;
+      o.search = rule.options.search;
+      if (rule.options.importance || (rule.method == QuantMethod::kAwq && hessian != nullptr)) {
+        if (hessian == nullptr) return make_error("option 'importance' needs calibration data (--calib)");
+        o.importance = hessian_diagonal(*hessian, cols);
+      }
+      return quantize_rtn(*format, w, rows, cols, o);
+    }
+    case QuantMethod::kGptq: {
+      if (hessian == nullptr) return make_error("gptq needs calibration data (--calib)");
+      GptqOptions o;
+      o.damp_percent = rule.options.damp;
+      o.block_size = rule.options.block_size;
+      o.act_order = rule.options.act_order;
+      o.static_groups = rule.options.static_groups;
+      o.search = rule.options.search;
+      GptqStats stats;
+      LB_ASSIGN_OR_RETURN(QuantizedWeight q, quantize_gptq(*format, w, rows, cols, *hessian, o, &stats));
+      *dead_columns = stats.dead_columns;
+      return q;
+    }
+    case QuantMethod::kEasyQuant: {
+      EasyQuantOptions o;
+      o.outlier_fraction = rule.options.outlier_fraction;
+      return quantize_easyquant(*format, w, rows, cols, o);
+    }
+    case QuantMethod::kNone: break;
+  }
+  return make_error("unhandled method {}", quant_method_name(rule.method));
+}
+
+}  // namespace
+
+double relative_weight_error(const float* w, const float* q, int64_t n) {
+  double num = 0.0, den = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(w[i]) - static_cast<double>(q[i]);
+    num += d * d;
+    den += static_cast<double>(w[i]) * static_cast<double>(w[i]);
+  }
+  if (den == 0.0) return num == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return num / den;
+}
+
+double relative_output_error(const float* w, const float* q, int64_t rows, int64_t cols,
+                             const std::vector<double>& hessian) {
+  const std::vector<float> zero(static_cast<size_t>(rows * cols), 0.0f);
+  const double num = hessian_proxy_error(w, q, rows, cols, hessian);
+  const double den = hessian_proxy_error(w, zero.data(), rows, cols, hessian);
+  if (den == 0.0) return num == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return num / den;
+}
+
+Expected<LinearQuantResult> quantize_linear(const QuantRule& rule, const std::string& name, const float* w,
+                                            int64_t rows, int64_t cols, const std::vector<double>* hessian) {
+  const std::string where =
+      fmt::format("{} ({} {}, {})", name, quant_method_name(rule.method), rule.format, rule.label());
+  if (hessian != nullptr && hessian->size() != static_cast<size_t>(cols * cols)) {
+    return make_error("{}: H has {} values, expected [{}, {}]", where, hessian->size(), cols, cols);
+  }
+  LinearQuantResult r;
+  auto q = run_method(rule, w, rows, cols, hessian, &r.dead_columns);
+  if (!q.ok()) return q.status().with_context(where);
+  r.weight = std::move(q).value();
+  if (rule.options.lorc_rank > 0) {
+    const int rank = static_cast<int>(std::min<int64_t>(rule.options.lorc_rank, std::min(rows, cols)));
+    LB_RETURN_IF_ERROR(add_lowrank_correction(r.weight, w, rank, rule.options.lorc_format).with_context(where));
+  }
+  std::vector<float> deq(static_cast<size_t>(rows * cols));  // [rows, cols]
+  LB_RETURN_IF_ERROR(dequantize_weight(r.weight, deq.data()).with_context(where));
+  r.weight_rel_error = relative_weight_error(w, deq.data(), rows * cols);
+  if (hessian != nullptr) r.output_rel_error = relative_output_error(w, deq.data(), rows, cols, *hessian);
+  return r;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,39 @@
+// One weight matrix quantized as a recipe rule says (pipeline/recipe.h), with the
+// errors the pipeline reports:
+//   weight error   ‖W − Ŵ‖²_F / ‖W‖²_F
+//   output error   ‖X Wᵀ − X Ŵᵀ‖²_F / ‖X Wᵀ‖²_F = tr(ΔW H ΔWᵀ) / tr(W H Wᵀ),
+//                  H = XᵀX over the calibration tokens, ΔW = W − Ŵ
+// (Ŵ = the dequantized weight, outliers and low-rank correction included).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "pipeline/recipe.h"
+#include "quant/quantized_weight.h"
+
+namespace lowbit {
+
+struct LinearQuantResult {
+  QuantizedWeight weight;
+  double weight_rel_error = 0.0;
+  std::optional<double> output_rel_error;  // when H was given
+  int dead_columns = 0;                    // GPTQ: inputs never active in calibration
+};
+
+// w: [rows, cols]. hessian: [cols, cols] H = Σ_t x_t x_tᵀ of the input, or null
+// (required by gptq and rtn with importance; awq uses diag(H) to weight its
+// clipping search when given). `name` goes into errors.
+Expected<LinearQuantResult> quantize_linear(const QuantRule& rule, const std::string& name, const float* w,
+                                            int64_t rows, int64_t cols, const std::vector<double>* hessian);
+
+// ‖w − q‖² / ‖w‖² over n values, in double; 0 when w is all zero and q == w.
+double relative_weight_error(const float* w, const float* q, int64_t n);
+// tr((W − Q) H (W − Q)ᵀ) / tr(W H Wᵀ); w, q: [rows, cols], h: [cols, cols].
+double relative_output_error(const float* w, const float* q, int64_t rows, int64_t cols,
+                             const std::vector<double>& hessian);
+
+}  // namespace lowbit

@@ -1,0 +1,231 @@
+#include "pipeline/quantize_pipeline.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/progress.h"
+#include "eval/bench.h"
+#include "io/gguf.h"
+#include "pipeline/layer_runner.h"
+#include "pipeline/linear_quantizer.h"
+
+namespace lowbit {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kMemoryOverheadBytes = 300ull << 20;
+constexpr int kLinearsPerLayer = 7;
+
+const char* bos_name(CalibrationBos b) {
+  switch (b) {
+    case CalibrationBos::kNone: return "none";
+    case CalibrationBos::kFirstToken: return "first_token";
+    case CalibrationBos::kDocumentStart: return "document_start";
+  }
+  return "?";
+}
+
+uint64_t layer_params(const ModelConfig& c) {
+  return 2ull * c.dim + 2ull * c.q_dim() * c.dim + 2ull * c.kv_dim() * c.dim + 3ull * c.ffn_dim * c.dim;
+}
+
+void log_module(const ModuleReport& m) {
+  std::string out_err = m.output_rel_error ? fmt::format("{:.3e}", *m.output_rel_error) : std::string("-");
+  std::fprintf(stderr, "  %-22s %-9s %-15s %7.3f bpw  weight err %.3e  output err %s%s  %.2f s\n", m.name.c_str(),
+               m.method.c_str(), m.format.c_str(), m.bits_per_weight, m.weight_rel_error, out_err.c_str(),
+               m.awq_alpha ? fmt::format("  alpha {:.2f}", *m.awq_alpha).c_str() : "", m.seconds);
+}
+
+// A tensor outside the decoder layers (token_embedding, lm_head), quantized without calibration.
+Expected<ModuleReport> quantize_table(const Recipe& recipe, const std::string& name, const std::vector<float>& data,
+                                      int64_t rows, int64_t cols, LowbitFileWriter& writer) {
+  const auto start = std::chrono::steady_clock::now();
+  const QuantRule& rule = recipe.rule_for(name);
+  LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, data.data(), rows, cols, nullptr));
+  LB_RETURN_IF_ERROR(writer.add(name, {rows, cols}, r.weight, quant_method_name(rule.method)));
+  ModuleReport m;
+  m.name = name;
+  m.method = quant_method_name(rule.method);
+  m.format = rule.format;
+  m.rows = rows;
+  m.cols = cols;
+  m.stored_bytes = r.weight.storage_bytes();
+  m.bits_per_weight = r.weight.bits_per_weight();
+  m.weight_rel_error = r.weight_rel_error;
+  m.outliers = r.weight.outliers.size();
+  m.lorc_rank = r.weight.rank;
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return m;
+}
+
+// The source's GGUF header, whose tokenizer.* keys the output copies; null for other sources.
+Expected<std::unique_ptr<GgufFile>> tokenizer_header(const ModelSource& source) {
+  const std::string& format = source.summary().format;
+  if (format != "gguf" && format != "lowbit") return std::unique_ptr<GgufFile>();
+  LB_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(source.path()));
+  return std::make_unique<GgufFile>(std::move(gguf));
+}
+
+}  // namespace
+
+int default_calibration_length(const ModelConfig& config) { return std::min(2048, config.max_seq_len); }
+
+uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len) {
+  const uint64_t activations = 2ull * static_cast<uint64_t>(n_samples) * seq_len * c.dim * sizeof(float);
+  const uint64_t layers = 2ull * layer_params(c) * sizeof(float);
+  const uint64_t tables = static_cast<uint64_t>(c.vocab_size) * c.dim * sizeof(float) * (c.tied_embeddings ? 1 : 2);
+  return activations + layers + tables + kMemoryOverheadBytes;
+}
+
+Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  std::error_code ec;
+  if (std::filesystem::exists(o.output_path, ec) && std::filesystem::equivalent(o.output_path, o.model_path, ec)) {
+    return make_error("-o {}: the output would replace the model being quantized", o.output_path);
+  }
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(o.model_path, o.load));
+  const ModelConfig& config = source->config();
+  const bool calibrate = !o.calib_path.empty();
+  if (!calibrate && recipe.needs_calibration(config)) {
+    return make_error("recipe {} needs calibration data (gptq, awq or rtn with importance): pass --calib FILE",
+                      recipe.name);
+  }
+
+  // Calibration windows (tokens only; hidden states come after the embedding is read).
+  CalibrationSet calibration;
+  json calibration_json = json::object();
+  if (calibrate) {
+    CalibrationOptions co = o.calibration;
+    if (co.seq_len == 0) co.seq_len = default_calibration_length(config);
+    if (co.seq_len > config.max_seq_len) {
+      return make_error("--calib-len {}: longer than the model's context ({})", co.seq_len, config.max_seq_len);
+    }
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, source->tokenizer());
+    if (tokenizer == nullptr) {
+      return make_error("{}: no tokenizer to read the calibration text (--tokenizer)", o.model_path);
+    }
+    if (o.auto_bos) {
+      co.bos =
+          tokenizer->add_bos() && tokenizer->bos_id() >= 0 ? CalibrationBos::kDocumentStart : CalibrationBos::kNone;
+    }
+    LB_ASSIGN_OR_RETURN(calibration, load_calibration(o.calib_path, *tokenizer, co));
+    calibration_json = {{"path", o.calib_path},
+                        {"n_samples", co.n_samples},
+                        {"seq_len", co.seq_len},
+                        {"seed", co.seed},
+                        {"bos", bos_name(co.bos)},
+                        {"hessian", o.hessian == HessianPrecision::kFp32 ? "fp32" : "fp64"},
+                        {"true_sequential", recipe.true_sequential}};
+  }
+
+  LowbitFileInfo info;
+  info.config = config;
+  info.recipe = recipe.json;
+  info.calibration = calibration_json;
+  info.source = {{"path", o.model_path}, {"format", source->summary().format}};
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> tokenizer_gguf, tokenizer_header(*source));
+  LB_ASSIGN_OR_RETURN(LowbitFileWriter writer, LowbitFileWriter::create(o.output_path, info, tokenizer_gguf.get()));
+  tokenizer_gguf.reset();
+
+  QuantizeReport report;
+  report.output_path = o.output_path;
+  report.calibration = calibration_json;
+
+  // Embedding: stored, then used once to embed the calibration tokens, then freed.
+  std::vector<float> hidden;  // [n_samples, seq_len, dim]
+  {
+    LB_ASSIGN_OR_RETURN(std::vector<float> embedding, source->token_embedding());  // [vocab, dim]
+    LB_ASSIGN_OR_RETURN(ModuleReport m,
+                        quantize_table(recipe, "token_embedding", embedding, config.vocab_size, config.dim, writer));
+    report.modules.push_back(std::move(m));
+    if (calibrate) {
+      LB_ASSIGN_OR_RETURN(hidden, embed_tokens(embedding, config, calibration.tokens.data(),
+                                               static_cast<int64_t>(calibration.tokens.size())));
+    }
+  }
+  LB_ASSIGN_OR_RETURN(std::vector<float> rope_freq_factors, source->rope_freq_factors());
+
+  ThreadPool pool(o.threads);
+  std::optional<LayerRunner> runner;
+  if (calibrate) runner.emplace(config, calibration.seq_len);
+  ProgressBar progress("quantize", static_cast<int64_t>(config.n_layers) * kLinearsPerLayer, o.progress);
+  int64_t modules_done = 0;
+  int current_layer = 0;
+  LayerQuantizerContext ctx;
+  ctx.config = &config;
+  ctx.recipe = &recipe;
+  ctx.rope_freq_factors = &rope_freq_factors;
+  ctx.pool = &pool;
+  ctx.hessian = o.hessian;
+  if (calibrate) ctx.calibration = CalibrationState{&*runner, calibration.n_samples(), hidden.data()};
+  ctx.writer = &writer;
+  ctx.on_module = [&](const std::string& name) {
+    progress.update(modules_done++, fmt::format("layer {}/{}  {}", current_layer + 1, config.n_layers, name));
+  };
+  for (int i = 0; i < config.n_layers; ++i) {
+    current_layer = i;
+    LB_ASSIGN_OR_RETURN(LayerWeights w, source->layer(i));
+    LB_ASSIGN_OR_RETURN(std::vector<ModuleReport> modules, quantize_layer(ctx, i, std::move(w)));
+    for (ModuleReport& m : modules) {
+      if (o.verbose) log_module(m);
+      report.linear_params += static_cast<uint64_t>(m.rows * m.cols);
+      report.linear_bytes += m.stored_bytes;
+      report.modules.push_back(std::move(m));
+    }
+  }
+  progress.update(modules_done);
+  progress.finish();
+  hidden = std::vector<float>();
+
+  LB_ASSIGN_OR_RETURN(std::vector<float> output_norm, source->output_norm());
+  LB_RETURN_IF_ERROR(writer.add_fp32("output_norm", {config.dim}, output_norm.data()));
+  if (!config.tied_embeddings) {
+    LB_ASSIGN_OR_RETURN(Matrix lm_head, source->lm_head());
+    LB_ASSIGN_OR_RETURN(ModuleReport m,
+                        quantize_table(recipe, "lm_head", lm_head.data, config.vocab_size, config.dim, writer));
+    if (o.verbose) log_module(m);
+    report.modules.push_back(std::move(m));
+  }
+  if (!rope_freq_factors.empty()) {
+    LB_RETURN_IF_ERROR(writer.add_fp32("rope_freqs", {config.head_dim / 2}, rope_freq_factors.data()));
+  }
+  LB_RETURN_IF_ERROR(writer.finish());
+  report.file_bytes = std::filesystem::file_size(o.output_path, ec);
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.peak_rss_bytes = peak_rss_bytes();
+  report.memory_bound_bytes = memory_bound(config, calibrate ? calibration.n_samples() : 0, calibration.seq_len);
+  return report;
+}
+
+json report_json(const QuantizeReport& r) {
+  json modules = json::array();
+  for (const ModuleReport& m : r.modules) {
+    json j = {{"name", m.name},
+              {"method", m.method},
+              {"format", m.format},
+              {"shape", {m.rows, m.cols}},
+              {"bits_per_weight", m.bits_per_weight},
+              {"stored_bytes", m.stored_bytes},
+              {"weight_rel_error", m.weight_rel_error},
+              {"output_rel_error", m.output_rel_error ? json(*m.output_rel_error) : json(nullptr)},
+              {"seconds", m.seconds}};
+    if (m.awq_alpha) j["awq_alpha"] = *m.awq_alpha;
+    if (m.dead_columns > 0) j["dead_columns"] = m.dead_columns;
+    if (m.outliers > 0) j["outliers"] = m.outliers;
+    if (m.lorc_rank > 0) j["lorc_rank"] = m.lorc_rank;
+    modules.push_back(std::move(j));
+  }
+  return {{"output", r.output_path},
+          {"calibration", r.calibration},
+          {"modules", modules},
+          {"linear_bits_per_weight", r.linear_bits_per_weight()},
+          {"file_bytes", r.file_bytes},
+          {"seconds", r.seconds},
+          {"peak_rss_bytes", r.peak_rss_bytes},
+          {"memory_bound_bytes", r.memory_bound_bytes}};
+}
+
+}  // namespace lowbit

@@ -1,0 +1,69 @@
+// `lowbit quantize`: a model quantized per a recipe, decoder layer by decoder
+// layer (layer_quantizer.h), streamed into a lowbit model file.
+//
+// Memory: only the current decoder layer is read to FP32 (twice: the weights being
+// quantized and the block that runs them); the rest of the source stays mapped.
+// Peak resident memory is bounded by
+//   N·L·dim·4                      calibration hidden states of one layer (updated in place;
+//                                  the bound counts inputs and outputs: 2·N·L·dim·4)
+// + 2 · 4 · (params of one layer)  two FP32 copies of a decoder layer
+// + 4 · vocab · dim (· 2 untied)   embedding (freed once the calibration tokens are embedded) / lm_head
+// + Hessians 8·in² per distinct linear input (FP64), the attention scores of one
+//   sequence (4·L²), AWQ's sampled rows, the quantizers' work space: the overhead
+// (memory_bound() computes it with 300 MiB of overhead).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/model_source.h"
+#include "pipeline/activation_stats.h"
+#include "pipeline/calibration.h"
+#include "pipeline/layer_quantizer.h"
+#include "pipeline/recipe.h"
+
+namespace lowbit {
+
+struct PipelineOptions {
+  std::string model_path;
+  LoadOptions load;
+  std::string output_path;
+  std::string calib_path;          // "" = no calibration (data-free recipes only)
+  CalibrationOptions calibration;  // seq_len 0 = min(2048, the model's context)
+  bool auto_bos = true;            // bos = document start when the tokenizer adds BOS, else none
+  HessianPrecision hessian = HessianPrecision::kFp64;
+  int threads = 2;
+  bool progress = true;  // progress bar on stderr
+  bool verbose = false;  // one line per module on stderr
+};
+
+struct QuantizeReport {
+  std::string output_path;
+  std::vector<ModuleReport> modules;
+  nlohmann::json calibration;  // as stored in the file ({} when none)
+  uint64_t file_bytes = 0;
+  uint64_t linear_params = 0;  // decoder linears
+  uint64_t linear_bytes = 0;   // their stored bytes
+  double seconds = 0.0;
+  uint64_t peak_rss_bytes = 0;      // getrusage: the whole process so far
+  uint64_t memory_bound_bytes = 0;  // memory_bound() for this run
+
+  double linear_bits_per_weight() const {
+    return linear_params > 0 ? 8.0 * static_cast<double>(linear_bytes) / static_cast<double>(linear_params) : 0.0;
+  }
+};
+
+// The peak-memory bound above for a model and calibration shape (0 samples: none).
+uint64_t memory_bound(const ModelConfig& config, int n_samples, int seq_len);
+
+// The calibration length used when CalibrationOptions::seq_len is 0.
+int default_calibration_length(const ModelConfig& config);
+
+Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOptions& options);
+
+nlohmann::json report_json(const QuantizeReport& report);
+
+}  // namespace lowbit

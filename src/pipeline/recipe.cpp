@@ -1,0 +1,370 @@
+#include "pipeline/recipe.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/mapped_file.h"
+
+namespace lowbit {
+namespace {
+
+using json = nlohmann::json;
+
+struct MethodName {
+  QuantMethod method;
+  const char* name;
+};
+constexpr MethodName kMethods[] = {{QuantMethod::kNone, "none"},
+                                   {QuantMethod::kRtn, "rtn"},
+                                   {QuantMethod::kGptq, "gptq"},
+                                   {QuantMethod::kAwq, "awq"},
+                                   {QuantMethod::kEasyQuant, "easyquant"}};
+
+bool is_table_name(const std::string& name) { return name == "lm_head" || name == "token_embedding"; }
+
+QuantRule make_unmatched_table_rule() {
+  QuantRule r;
+  r.method = QuantMethod::kNone;
+  r.format = "fp16";
+  r.implicit = true;
+  return r;
+}
+
+// Reads one option into `field` with a range check; the error names the rule.
+class OptionReader {
+ public:
+  OptionReader(const json& options, std::string where) : options_(options), where_(std::move(where)) {}
+
+  Status check_keys() const {
+    static const std::set<std::string> known = {"search",           "importance",    "damp",       "block_size",
+                                                "act_order",        "static_groups", "awq_grid",   "awq_tokens",
+                                                "outlier_fraction", "lorc_rank",     "lorc_format"};
+    for (const auto& [key, value] : options_.items()) {
+      if (known.count(key) == 0) {
+        std::string list;
+        for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+        return make_error("{}: unknown option '{}' (known: {})", where_, key, list);
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status read_bool(const char* key, bool& field) const {
+    if (!options_.contains(key)) return Status::ok_status();
+    if (!options_[key].is_boolean()) return make_error("{}: option '{}' must be true or false", where_, key);
+    field = options_[key].get<bool>();
+    return Status::ok_status();
+  }
+
+  Status read_int(const char* key, int& field, int lo, int hi) const {
+    if (!options_.contains(key)) return Status::ok_status();
+    const json& v = options_[key];
+    if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
+      return make_error("{}: option '{}' must be an integer in [{}, {}], got {}", where_, key, lo, hi, v.dump());
+    }
+    field = v.get<int>();
+    return Status::ok_status();
+  }
+
+  Status read_float(const char* key, float& field, float lo, float hi, bool open_lo) const {
+    if (!options_.contains(key)) return Status::ok_status();
+    const json& v = options_[key];
+    const double d = v.is_number() ? v.get<double>() : std::nan("");
+    if (!v.is_number() || !std::isfinite(d) || d > hi || d < lo || (open_lo && d == lo)) {
+      return make_error("{}: option '{}' must be a number in {}{}, {}], got {}", where_, key, open_lo ? "(" : "[", lo,
+                        hi, v.dump());
+    }
+    field = static_cast<float>(d);
+    return Status::ok_status();
+  }
+
+  Status read_string(const char* key, std::string& field) const {
+    if (!options_.contains(key)) return Status::ok_status();
+    if (!options_[key].is_string()) return make_error("{}: option '{}' must be a string", where_, key);
+    field = options_[key].get<std::string>();
+    return Status::ok_status();
+  }
+
+ private:
+  const json& options_;
+  std::string where_;
+};
+
+Status read_options(const json& j, const std::string& where, RuleOptions& o) {
+  if (!j.is_object()) return make_error("{}: 'options' must be an object", where);
+  const OptionReader r(j, where);
+  LB_RETURN_IF_ERROR(r.check_keys());
+  std::string search = o.search == ScaleSearch::kMseClip ? "mse" : "minmax";
+  LB_RETURN_IF_ERROR(r.read_string("search", search));
+  if (search != "minmax" && search != "mse") {
+    return make_error("{}: option 'search' must be \"minmax\" or \"mse\", got \"{}\"", where, search);
+  }
+  o.search = search == "mse" ? ScaleSearch::kMseClip : ScaleSearch::kMinMax;
+  LB_RETURN_IF_ERROR(r.read_bool("importance", o.importance));
+  LB_RETURN_IF_ERROR(r.read_float("damp", o.damp, 0.0f, 1.0f, true));
+  LB_RETURN_IF_ERROR(r.read_int("block_size", o.block_size, 1, 4096));
+  LB_RETURN_IF_ERROR(r.read_bool("act_order", o.act_order));
+  LB_RETURN_IF_ERROR(r.read_bool("static_groups", o.static_groups));
+  LB_RETURN_IF_ERROR(r.read_int("awq_grid", o.awq_grid, 1, 1000));
+  LB_RETURN_IF_ERROR(r.read_int("awq_tokens", o.awq_tokens, 1, 1 << 20));
+  LB_RETURN_IF_ERROR(r.read_float("outlier_fraction", o.outlier_fraction, 0.0f, 0.5f, false));
+  LB_RETURN_IF_ERROR(r.read_int("lorc_rank", o.lorc_rank, 0, 4096));
+  LB_RETURN_IF_ERROR(r.read_string("lorc_format", o.lorc_format));
+  return Status::ok_status();
+}
+
+Status check_format_name(const std::string& name, const std::string& where, const char* what) {
+  if (name == "fp32") return Status::ok_status();
+  auto f = find_block_format(name);
+  if (!f.ok()) return f.status().with_context(fmt::format("{}: {}", where, what));
+  return Status::ok_status();
+}
+
+// Method/format combinations that make sense.
+Status check_rule(const QuantRule& r, const std::string& where) {
+  LB_RETURN_IF_ERROR(check_format_name(r.format, where, "format"));
+  if (r.method == QuantMethod::kNone) {
+    if (r.format != "fp32" && r.format != "fp16" && r.format != "bf16") {
+      return make_error("{}: method \"none\" stores fp32, fp16 or bf16, not \"{}\" (use rtn to quantize)", where,
+                        r.format);
+    }
+    if (r.options.lorc_rank > 0) return make_error("{}: lorc_rank needs a quantizing method, not \"none\"", where);
+  } else if (r.keeps_fp32()) {
+    return make_error("{}: method \"{}\" needs a scaled format, not \"fp32\" (use method \"none\")", where,
+                      quant_method_name(r.method));
+  }
+  if (r.options.importance && r.method != QuantMethod::kRtn) {
+    return make_error("{}: option 'importance' applies to rtn only", where);
+  }
+  if (r.options.lorc_rank > 0) LB_RETURN_IF_ERROR(check_format_name(r.options.lorc_format, where, "lorc_format"));
+  return Status::ok_status();
+}
+
+Expected<QuantRule> read_rule(const json& j, int index, const std::string& source) {
+  const std::string where =
+      index >= 0 ? fmt::format("recipe {}: rule {}", source, index) : fmt::format("recipe {}: default", source);
+  if (!j.is_object()) return make_error("{}: must be an object", where);
+  for (const auto& [key, value] : j.items()) {
+    if (key != "match" && key != "method" && key != "format" && key != "options") {
+      return make_error("{}: unknown key '{}' (known: match, method, format, options)", where, key);
+    }
+  }
+  QuantRule r;
+  r.index = index;
+  if (index >= 0) {
+    if (!j.contains("match") || !j["match"].is_string()) return make_error("{}: needs a \"match\" regex string", where);
+    r.match = j["match"].get<std::string>();
+    try {
+      r.regex = std::make_shared<const std::regex>(r.match, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      return make_error("{}: bad regex \"{}\": {}", where, r.match, e.what());
+    }
+  } else if (j.contains("match")) {
+    return make_error("{}: the default rule has no \"match\"", where);
+  }
+  if (!j.contains("method") || !j["method"].is_string()) return make_error("{}: needs a \"method\" string", where);
+  const std::string method = j["method"].get<std::string>();
+  bool found = false;
+  for (const MethodName& m : kMethods) {
+    if (method == m.name) {
+      r.method = m.method;
+      found = true;
+    }
+  }
+  if (!found) return make_error("{}: unknown method \"{}\" (known: none, rtn, gptq, awq, easyquant)", where, method);
+  if (j.contains("format")) {
+    if (!j["format"].is_string()) return make_error("{}: \"format\" must be a string", where);
+    r.format = j["format"].get<std::string>();
+  } else if (r.method != QuantMethod::kNone) {
+    return make_error("{}: method \"{}\" needs a \"format\"", where, method);
+  }
+  if (j.contains("options")) LB_RETURN_IF_ERROR(read_options(j["options"], where, r.options));
+  LB_RETURN_IF_ERROR(check_rule(r, where));
+  return r;
+}
+
+}  // namespace
+
+const QuantRule kUnmatchedTableRule = make_unmatched_table_rule();
+
+const char* quant_method_name(QuantMethod m) {
+  for (const MethodName& n : kMethods) {
+    if (n.method == m) return n.name;
+  }
+  return "?";
+}
+
+bool method_needs_calibration(QuantMethod m) { return m == QuantMethod::kGptq || m == QuantMethod::kAwq; }
+
+std::string QuantRule::label() const {
+  if (index >= 0) return fmt::format("rule {} (/{}/)", index, match);
+  return implicit ? "the implicit fp16 rule" : "default";
+}
+
+const QuantRule& Recipe::rule_for(const std::string& name) const {
+  for (const QuantRule& r : rules) {
+    if (std::regex_search(name, *r.regex)) return r;
+  }
+  return is_table_name(name) ? kUnmatchedTableRule : default_rule;
+}
+
+bool Recipe::needs_calibration(const ModelConfig& config) const {
+  // Every layer has the same seven names up to the index, but a rule may name one layer.
+  for (int i = 0; i < config.n_layers; ++i) {
+    for (const char* suffix : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
+      const QuantRule& r = rule_for(fmt::format("layers.{}.{}", i, suffix));
+      if (method_needs_calibration(r.method) || r.options.importance) return true;
+    }
+  }
+  return false;
+}
+
+Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
+  if (!doc.is_object()) return make_error("recipe {}: must be a JSON object", source);
+  for (const auto& [key, value] : doc.items()) {
+    if (key != "name" && key != "description" && key != "rules" && key != "default" && key != "true_sequential") {
+      return make_error("recipe {}: unknown key '{}' (known: name, description, true_sequential, rules, default)",
+                        source, key);
+    }
+  }
+  Recipe recipe;
+  recipe.source = source;
+  recipe.json = doc;
+  if (!doc.contains("name") || !doc["name"].is_string() || doc["name"].get<std::string>().empty()) {
+    return make_error("recipe {}: needs a non-empty \"name\" string", source);
+  }
+  recipe.name = doc["name"].get<std::string>();
+  if (doc.contains("description")) {
+    if (!doc["description"].is_string()) return make_error("recipe {}: \"description\" must be a string", source);
+    recipe.description = doc["description"].get<std::string>();
+  }
+  if (doc.contains("true_sequential")) {
+    if (!doc["true_sequential"].is_boolean()) {
+      return make_error("recipe {}: \"true_sequential\" must be true or false", source);
+    }
+    recipe.true_sequential = doc["true_sequential"].get<bool>();
+  }
+  if (doc.contains("rules")) {
+    if (!doc["rules"].is_array()) return make_error("recipe {}: \"rules\" must be an array", source);
+    for (size_t i = 0; i < doc["rules"].size(); ++i) {
+      LB_ASSIGN_OR_RETURN(QuantRule r, read_rule(doc["rules"][i], static_cast<int>(i), source));
+      recipe.rules.push_back(std::move(r));
+    }
+  }
+  if (!doc.contains("default")) return make_error("recipe {}: needs a \"default\" rule", source);
+  LB_ASSIGN_OR_RETURN(recipe.default_rule, read_rule(doc["default"], -1, source));
+  // lm_head and token_embedding are quantized without calibration data.
+  for (const char* table : {"lm_head", "token_embedding"}) {
+    const QuantRule& r = recipe.rule_for(table);
+    if (method_needs_calibration(r.method) || r.options.importance) {
+      return make_error(
+          "recipe {}: {} matches {} with method \"{}\", but {} takes only data-free methods (none, "
+          "rtn without importance, easyquant)",
+          source, table, r.label(), quant_method_name(r.method), table);
+    }
+  }
+  return recipe;
+}
+
+Expected<Recipe> load_recipe(const std::string& name_or_path) {
+  for (const BuiltinRecipe& b : builtin_recipes()) {
+    if (name_or_path == b.name) return parse_recipe(json::parse(b.json), std::string("built-in ") + b.name);
+  }
+  auto text = read_text_file(name_or_path);
+  if (!text.ok()) {
+    return make_error("--recipe {}: neither a built-in recipe (see --list-recipes) nor a readable file ({})",
+                      name_or_path, text.status().message());
+  }
+  json doc;
+  try {
+    doc = json::parse(text.value());
+  } catch (const json::parse_error& e) {
+    return make_error("recipe {}: invalid JSON: {}", name_or_path, e.what());
+  }
+  return parse_recipe(doc, name_or_path);
+}
+
+Expected<const BlockFormat*> rule_format(const QuantRule& rule) {
+  if (rule.keeps_fp32()) return make_error("{}: format fp32 is not a scaled format", rule.label());
+  return find_block_format(rule.format);
+}
+
+Expected<double> rule_bits_per_weight(const QuantRule& rule, int64_t rows, int64_t cols) {
+  if (rule.keeps_fp32()) return 32.0;
+  LB_ASSIGN_OR_RETURN(const BlockFormat* f, rule_format(rule));
+  double bits = f->bits_per_element(rows, cols);
+  if (rule.method == QuantMethod::kEasyQuant) {
+    // round(fraction · cols) outliers per row (quant/quantizers.h), 96 bits each.
+    bits += 96.0 * std::round(rule.options.outlier_fraction * static_cast<double>(cols)) / static_cast<double>(cols);
+  }
+  const int64_t r = rule.options.lorc_rank;
+  if (r > 0) {
+    double factor_bits = 32.0 * static_cast<double>(r * (rows + cols));
+    if (rule.options.lorc_format != "fp32") {
+      LB_ASSIGN_OR_RETURN(const BlockFormat* lf, find_block_format(rule.options.lorc_format));
+      factor_bits = lf->bits_per_element(rows, r) * static_cast<double>(rows * r) +
+                    lf->bits_per_element(r, cols) * static_cast<double>(r * cols);
+    }
+    bits += factor_bits / static_cast<double>(rows * cols);
+  }
+  return bits;
+}
+
+Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
+  double linear_bits = 0.0;
+  double linear_params = 0.0;
+  auto add = [&](const std::string& name, int64_t rows, int64_t cols, bool linear, double& bits) -> Status {
+    LB_ASSIGN_OR_RETURN(double bpw, rule_bits_per_weight(recipe.rule_for(name), rows, cols));
+    bits += bpw * static_cast<double>(rows * cols);
+    if (linear) {
+      linear_bits += bpw * static_cast<double>(rows * cols);
+      linear_params += static_cast<double>(rows * cols);
+    }
+    return Status::ok_status();
+  };
+  double model_bits = 0.0;
+  double params = 0.0;
+  for (int i = 0; i < c.n_layers; ++i) {
+    const std::string p = fmt::format("layers.{}.", i);
+    const struct {
+      const char* suffix;
+      int64_t rows, cols;
+    } shapes[] = {{"q_proj", c.q_dim(), c.dim},   {"k_proj", c.kv_dim(), c.dim},   {"v_proj", c.kv_dim(), c.dim},
+                  {"o_proj", c.dim, c.q_dim()},   {"gate_proj", c.ffn_dim, c.dim}, {"up_proj", c.ffn_dim, c.dim},
+                  {"down_proj", c.dim, c.ffn_dim}};
+    for (const auto& s : shapes) {
+      LB_RETURN_IF_ERROR(add(p + s.suffix, s.rows, s.cols, true, model_bits));
+      params += static_cast<double>(s.rows * s.cols);
+    }
+    model_bits += 32.0 * 2 * c.dim;  // the two RMSNorm weights
+    params += 2.0 * c.dim;
+  }
+  LB_RETURN_IF_ERROR(add("token_embedding", c.vocab_size, c.dim, false, model_bits));
+  params += static_cast<double>(c.vocab_size) * c.dim;
+  if (!c.tied_embeddings) {
+    LB_RETURN_IF_ERROR(add("lm_head", c.vocab_size, c.dim, false, model_bits));
+    params += static_cast<double>(c.vocab_size) * c.dim;
+  }
+  model_bits += 32.0 * c.dim;  // output norm
+  params += c.dim;
+  RecipeSize size;
+  size.linear_bpw = linear_bits / linear_params;
+  size.model_bpw = model_bits / params;
+  size.model_bytes = static_cast<uint64_t>(model_bits / 8.0);
+  return size;
+}
+
+ModelConfig smollm2_135m_config() {
+  ModelConfig c;
+  c.n_layers = 30;
+  c.dim = 576;
+  c.n_heads = 9;
+  c.n_kv_heads = 3;
+  c.head_dim = 64;
+  c.ffn_dim = 1536;
+  c.vocab_size = 49152;
+  c.tied_embeddings = true;
+  return c;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,119 @@
+// Quantization recipes: which method and number format each tensor of a model
+// gets. A recipe is a JSON document
+//   {"name": "...", "description": "...", "true_sequential": false,
+//    "rules": [{"match": "<regex>", "method": "...", "format": "...", "options": {...}}, ...],
+//    "default": {"method": "...", "format": "...", "options": {...}}}
+// Tensor names are the model's linear names ("layers.{i}.q_proj" ... "down_proj",
+// "lm_head") and "token_embedding". A rule matches a name when its regex (ECMAScript,
+// std::regex_search, so anchor with ^...$ for a whole-name match) finds it; the
+// first matching rule wins. Names no rule matches: decoder linears take
+// "default"; lm_head and token_embedding keep FP16 (kUnmatchedTableRule), as
+// most PTQ papers keep the embedding and the output head unquantized. A tied
+// lm_head is the token embedding and follows it.
+//
+// Methods: none (store as fp32/fp16/bf16), rtn, gptq, awq, easyquant; formats:
+// "fp32" or a scaled format name from formats/block_format.h. GPTQ, AWQ and RTN
+// with "importance" need calibration data; lm_head and token_embedding take only
+// data-free methods. The built-in recipes (builtin_recipes()) are JSON texts of
+// the same schema, so `lowbit quantize --list-recipes --verbose` prints what a
+// recipe file would contain.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "formats/block_format.h"
+#include "model/config.h"
+
+namespace lowbit {
+
+enum class QuantMethod { kNone, kRtn, kGptq, kAwq, kEasyQuant };
+
+const char* quant_method_name(QuantMethod m);
+bool method_needs_calibration(QuantMethod m);
+
+// Per-rule knobs; which ones a method reads is listed in docs/FORMAT.md. JSON keys
+// are the field names.
+struct RuleOptions {
+  ScaleSearch search = ScaleSearch::kMinMax;  // "minmax" | "mse": clipping search of every scale
+  bool importance = false;                    // rtn: weight the MSE search by diag(H) (imatrix)
+  float damp = 0.01f;                         // gptq: λ = damp · mean(diag H)
+  int block_size = 128;                       // gptq: lazy batch
+  bool act_order = false;                     // gptq: columns by descending diag(H)
+  bool static_groups = false;                 // gptq
+  int awq_grid = 20;                          // awq: α grid points in [0, 1]
+  int awq_tokens = 4096;                      // awq: calibration rows kept for the scale search
+  float outlier_fraction = 0.005f;            // easyquant: weights kept exactly
+  int lorc_rank = 0;                          // any method: rank of the LoRC correction (0 = none)
+  std::string lorc_format = "int8_pc";        // format of the LoRC factors U, V
+};
+
+struct QuantRule {
+  int index = -1;     // position in "rules"; -1 for "default" and the implicit rules
+  std::string match;  // the regex text ("" for default)
+  std::shared_ptr<const std::regex> regex;
+  QuantMethod method = QuantMethod::kNone;
+  std::string format = "fp32";  // "fp32" or a scaled format name
+  RuleOptions options;
+  bool implicit = false;  // kUnmatchedTableRule
+
+  bool keeps_fp32() const { return format == "fp32"; }
+  // "rule 2 (/lm_head/)" or "default", for messages.
+  std::string label() const;
+};
+
+struct Recipe {
+  std::string name;
+  std::string description;
+  std::string source;  // "built-in" or the file path, for messages
+  bool true_sequential = false;
+  std::vector<QuantRule> rules;
+  QuantRule default_rule;
+  nlohmann::json json;  // the document as parsed (stored in the quantized file)
+
+  // The rule that applies to a tensor name (see the file comment).
+  const QuantRule& rule_for(const std::string& name) const;
+  // Whether any tensor of a model with this config needs calibration data.
+  bool needs_calibration(const ModelConfig& config) const;
+};
+
+// The rule for lm_head / token_embedding when no rule of the recipe matches them.
+extern const QuantRule kUnmatchedTableRule;
+
+// Parses and checks a recipe document; errors name `source` and the rule.
+Expected<Recipe> parse_recipe(const nlohmann::json& document, const std::string& source);
+// A built-in name, else a JSON file.
+Expected<Recipe> load_recipe(const std::string& name_or_path);
+
+struct BuiltinRecipe {
+  const char* name;
+  const char* json;  // a recipe document
+};
+const std::vector<BuiltinRecipe>& builtin_recipes();
+
+// The scaled format a rule quantizes with; error for "fp32".
+Expected<const BlockFormat*> rule_format(const QuantRule& rule);
+
+// Bits per weight a rule stores for a rows x cols matrix: the format's codes and
+// scales, plus for EasyQuant 96 bits per kept outlier (row, col, value) and for
+// LoRC the factors U [rows, r] and V [r, cols] in their format.
+Expected<double> rule_bits_per_weight(const QuantRule& rule, int64_t rows, int64_t cols);
+
+// Bits per weight of a recipe on a model: over the decoder linears only, and over
+// every stored parameter (linears, embedding, lm_head, norms).
+struct RecipeSize {
+  double linear_bpw = 0.0;
+  double model_bpw = 0.0;
+  uint64_t model_bytes = 0;
+};
+Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& config);
+
+// SmolLM2-135M's shapes, the reference model of `--list-recipes`.
+ModelConfig smollm2_135m_config();
+
+}  // namespace lowbit

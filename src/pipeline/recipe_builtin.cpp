@@ -1,0 +1,51 @@
+// The built-in recipes: JSON documents of the recipe schema (recipe.h). The W4
+// and W3 integer recipes use asymmetric groups (UINT codes, FP16 scale and
+// minimum per group: GPTQ/AWQ with zero points), so RTN, GPTQ, AWQ and EasyQuant
+// differ only in the method. lm_head and token_embedding are not named, so they
+// stay FP16 (recipe.h) except in fp32 and bf16. The GPTQ recipes leave
+// true_sequential off: it costs three more passes of every layer over the
+// calibration set (2.1x the time on stories260K, same KLD); a recipe file can set it.
+#include "pipeline/recipe.h"
+
+namespace lowbit {
+
+const std::vector<BuiltinRecipe>& builtin_recipes() {
+  static const std::vector<BuiltinRecipe> table = {
+      {"fp32", R"json({"name": "fp32", "description": "no quantization: every tensor FP32 (the reference)",
+          "rules": [{"match": "^(token_embedding|lm_head)$", "method": "none", "format": "fp32"}],
+          "default": {"method": "none", "format": "fp32"}})json"},
+      {"bf16", R"json({"name": "bf16", "description": "BF16 storage of every tensor, FP32 compute",
+          "rules": [{"match": "^(token_embedding|lm_head)$", "method": "none", "format": "bf16"}],
+          "default": {"method": "none", "format": "bf16"}})json"},
+      {"w8", R"json({"name": "w8", "description": "INT8 per output channel, round to nearest (W8A16)",
+          "default": {"method": "rtn", "format": "int8_pc"}})json"},
+      {"w4g128-rtn", R"json({"name": "w4g128-rtn", "description": "INT4 asymmetric groups of 128, round to nearest",
+          "default": {"method": "rtn", "format": "int4_g128_asym"}})json"},
+      {"w4g128-gptq", R"json({"name": "w4g128-gptq", "description": "INT4 asymmetric groups of 128, GPTQ",
+          "default": {"method": "gptq", "format": "int4_g128_asym", "options": {"damp": 0.01, "block_size": 128}}})json"},
+      {"w4g128-awq",
+       R"json({"name": "w4g128-awq", "description": "INT4 asymmetric groups of 128, AWQ scales + clipping search",
+          "default": {"method": "awq", "format": "int4_g128_asym", "options": {"search": "mse", "awq_grid": 20}}})json"},
+      {"w4g128-easyquant", R"json({"name": "w4g128-easyquant",
+          "description": "INT4 asymmetric groups of 128, EasyQuant: 0.5% outliers kept, ranges optimised (data-free)",
+          "default": {"method": "easyquant", "format": "int4_g128_asym", "options": {"outlier_fraction": 0.005}}})json"},
+      {"w3g128-rtn", R"json({"name": "w3g128-rtn", "description": "INT3 asymmetric groups of 128, round to nearest",
+          "default": {"method": "rtn", "format": "int3_g128"}})json"},
+      {"w3g128-gptq", R"json({"name": "w3g128-gptq", "description": "INT3 asymmetric groups of 128, GPTQ",
+          "default": {"method": "gptq", "format": "int3_g128", "options": {"damp": 0.01, "block_size": 128}}})json"},
+      {"w3g128-gptq-lorc", R"json({"name": "w3g128-gptq-lorc",
+          "description": "INT3 groups of 128, GPTQ + rank-8 LoRC correction with INT8 factors (ZeroQuant-V2)",
+          "default": {"method": "gptq", "format": "int3_g128",
+                      "options": {"damp": 0.01, "block_size": 128, "lorc_rank": 8, "lorc_format": "int8_pc"}}})json"},
+      {"w2g64-gptq", R"json({"name": "w2g64-gptq", "description": "INT2 asymmetric groups of 64, GPTQ",
+          "default": {"method": "gptq", "format": "int2_g64", "options": {"damp": 0.01, "block_size": 128}}})json"},
+      {"nvfp4",
+       R"json({"name": "nvfp4", "description": "NVFP4 (FP4 E2M1, UE4M3 scale per 16, FP32 tensor scale), round to nearest",
+          "default": {"method": "rtn", "format": "nvfp4"}})json"},
+      {"mxfp4", R"json({"name": "mxfp4", "description": "OCP MXFP4 (FP4 E2M1, E8M0 scale per 32), round to nearest",
+          "default": {"method": "rtn", "format": "mxfp4"}})json"},
+  };
+  return table;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,102 @@
+// `--kv` on the command line: spec errors name the bad part, the JSON reports
+// carry the cache's bytes per token beside the FP32 figure, --kv leaves --base on
+// the FP32 cache, and a tuned/calibrated configuration saved with --kv-save runs
+// again as `--kv FILE`.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace {
+
+using lowbit::testing::CommandResult;
+using lowbit::testing::count_lines;
+using lowbit::testing::run_lowbit;
+
+std::string temp_file(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("lowbit_kv_cli_" + std::to_string(getpid()) + "_" + name))
+      .string();
+}
+
+TEST(KvCli, BadSpecFailsWithOneLineNamingThePart) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  const CommandResult r = run_lowbit("generate " + model + " --prompt a -n 2 --kv k4v4-kivvi");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("--kv"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("'kivvi'"), std::string::npos) << r.output;
+  const CommandResult nuq = run_lowbit("generate " + model + " --prompt a -n 2 --kv k3v3-nuq");
+  EXPECT_NE(nuq.exit_code, 0);
+  EXPECT_NE(nuq.output.find("--kv-calib"), std::string::npos) << nuq.output;
+}
+
+TEST(KvCli, PplReportsBytesAndKeepsTheBaseOnFp32) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
+  const std::string json = temp_file("ppl.json");
+  const std::string common = "ppl " + model + " --text " + text + " --ctx 128 --chunks 2 --no-progress --base " + model;
+  CommandResult r = run_lowbit(common + " --kv k4v4-kivi-r16 --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json p = nlohmann::json::parse(std::ifstream(json));
+  // stories260K: 5 layers x 32 channels; keys 2 x 32 x 4 bytes over 32 tokens + 16, values 16 + 4 x 4.
+  EXPECT_DOUBLE_EQ(p["kv_bytes_per_token"].get<double>(), 5 * ((32 * 32 / 2 + 32 * 4) / 32.0 + 16 + 16));
+  EXPECT_DOUBLE_EQ(p["kv_bytes_per_token_fp32"].get<double>(), 5 * 2 * 32 * 4);
+  EXPECT_GT(p["kv_bytes_allocated"].get<double>(), 0);
+  EXPECT_GT(p["peak_rss_bytes"].get<double>(), 0);
+  EXPECT_EQ(p["kv"], "k4v4-kivi-r16");
+  EXPECT_GT(p["kld_mean"].get<double>(), 1e-4);  // the quantized cache against the FP32 base
+  // FP32 storage behind the quantized cache (rotated, pre-RoPE) matches the base.
+  r = run_lowbit(common + " --kv k32v32-rot-prerope --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  p = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_LT(p["kld_mean"].get<double>(), 1e-8);
+  EXPECT_NEAR(p["base_ppl"].get<double>(), p["ppl"].get<double>(), 1e-5);
+  std::filesystem::remove(json);
+}
+
+TEST(KvCli, TunedConfigurationRunsAgainFromItsFile) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
+  const std::string config = temp_file("kv.json");
+  const std::string json = temp_file("gen.json");
+  CommandResult r = run_lowbit("generate " + model + " --prompt 'Once upon a time' -n 4 --kv k4v4-nuq-sink1" +
+                               " --kv-calib " + text + " --kv-calib-samples 1 --kv-calib-len 64 --kv-tune 3" +
+                               " --kv-save " + config + " --json " + json);
+  ASSERT_NE(r.exit_code, 0) << "NUQ specs are not tuned";
+  r = run_lowbit("generate " + model + " --prompt 'Once upon a time' -n 4 --kv k4v4-sink1 --kv-calib " + text +
+                 " --kv-calib-samples 1 --kv-calib-len 64 --kv-tune 3 --kv-save " + config + " --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json saved = nlohmann::json::parse(std::ifstream(config));
+  ASSERT_EQ(saved["layers"].size(), 5u);
+  double bits = 0;
+  for (const auto& l : saved["layers"]) bits += l["k_bits"].get<int>() + l["v_bits"].get<int>();
+  EXPECT_LE(bits / 10, 3.0);
+  EXPECT_TRUE(saved["calibration"].contains("sensitivity"));
+  const nlohmann::json first = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_DOUBLE_EQ(first["kv_average_bits"].get<double>(), bits / 10);
+
+  r = run_lowbit("generate " + model + " --prompt 'Once upon a time' -n 4 --kv " + config + " --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json again = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_EQ(again["tokens"], first["tokens"]);
+  EXPECT_EQ(again["kv_bytes_per_token"], first["kv_bytes_per_token"]);
+
+  // NUQ codebooks fitted on the fly, saved, and loaded back.
+  r = run_lowbit("generate " + model + " --prompt 'Once upon a time' -n 4 --kv k3v3-nuq --kv-calib " + text +
+                 " --kv-calib-samples 1 --kv-calib-len 64 --kv-save " + config + " --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  saved = nlohmann::json::parse(std::ifstream(config));
+  ASSERT_EQ(saved["codebooks"].size(), 5u);
+  EXPECT_EQ(saved["codebooks"][0]["key"].size(), 8u);
+  const nlohmann::json nuq = nlohmann::json::parse(std::ifstream(json));
+  r = run_lowbit("generate " + model + " --prompt 'Once upon a time' -n 4 --kv " + config + " --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(json))["tokens"], nuq["tokens"]);
+  std::filesystem::remove(config);
+  std::filesystem::remove(json);
+}
+
+}  // namespace

