@@ -82,8 +82,9 @@ double KvSpec::average_bits(int n_layers) const {
 }
 
 std::string KvSpec::describe() const {
-  if (source.empty()) return name;
-  return fmt::format("{} ({}{})", source, name, layers.size() > 1 ? ", per-layer bits" : "");
+  const char* per_layer = layers.size() > 1 ? ", per-layer bits" : "";
+  if (source.empty()) return layers.size() > 1 ? fmt::format("{} ({})", name, per_layer + 2) : name;
+  return fmt::format("{} ({}{})", source, name, per_layer);
 }
 
 Expected<KvTensorSpec> kv_tensor_with_bits(const KvTensorSpec& like, int bits, const std::string& what) {
