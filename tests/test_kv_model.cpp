@@ -245,14 +245,18 @@ TEST(KvModel, PreRopeWithSixteenBitCodes) {
 
 // Dense-and-sparse with p = 100% keeps every element in the side list, and a
 // residual window or sink count covering the sequence keeps every position in
-// FP32: the logits are bit-identical to the FP32 cache's.
+// FP32: the logits equal the FP32 cache's, bit for bit where the attention runs
+// the same BLAS calls, and to float rounding where a batch's exact band is
+// scored separately (a window, or KIVI's uncoded block; the stored rows are
+// bit-exact either way, KvStream.SinksAndResidualWindowAreBitExact).
 TEST(KvModel, AllOutliersOrAllWindowIsExact) {
   REQUIRE_STORIES();
   const auto toks = tokens(100);
   const auto fp = logits_with(st->model, toks, "fp32");
-  for (const char* spec : {"k2v2-sparse100", "k2v2-kivi-b8-sparse100", "k2v2-r100", "k2v2-sink100"}) {
-    EXPECT_EQ(logits_with(st->model, toks, spec), fp) << spec;
-  }
+  EXPECT_EQ(logits_with(st->model, toks, "k2v2-sparse100"), fp);
+  EXPECT_EQ(logits_with(st->model, toks, "k2v2-sink100"), fp);
+  EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k2v2-kivi-b8-sparse100"), fp, 5e-5);
+  EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k2v2-r100"), fp, 5e-5);
 }
 
 TEST(KvModel, QualityOrdersByBits) {

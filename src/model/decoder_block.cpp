@@ -88,7 +88,8 @@ uint64_t DecoderBlock::weight_bytes() const {
 // written at once, query t must see positions [key_from[t], pos + t] exactly, as
 // it would decoding token by token, though the batch's write has coded some of
 // them: those exact rows, positions [from, n_pos), are kept aside (read before
-// the write, or taken from this batch), scored separately and used where exact.
+// the write, or taken from this batch) and each query's band of them (at most
+// R + T positions) is scored and weighted separately.
 Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_layer, const KvCacheLayout& layout,
                                BlockScratch& s, ThreadPool& pool) const {
   const ModelConfig& c = config_;
@@ -144,46 +145,50 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   }
   // Rotated storage: q·k = (qR)·(kR), so the queries are rotated to match.
   if (layout.keys_rotated) cache.rotate_heads(s.q.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
-  const int n_exact = n_pos - from;
-  if (mixed) s.scores_exact.resize(static_cast<size_t>(n_tokens) * n_exact);
+  if (mixed) s.attn_exact.resize(static_cast<size_t>(n_tokens) * hd);
   for (int h = 0; h < c.n_heads; ++h) {
     const int kvh = h / group;
     // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_pos, hd, attn_scale, s.q.data() + h * hd,
                 c.q_dim(), keys + kvh * hd, kv_dim, 0.0f, s.scores.data(), n_pos);
-    if (mixed) {
-      // scores_exact[n, n_exact] against the exact rows, used from key_from[t] on.
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_exact, hd, attn_scale, s.q.data() + h * hd,
-                  c.q_dim(), s.k_exact.data() + kvh * hd, kv_dim, 0.0f, s.scores_exact.data(), n_exact);
-    }
     // Causal mask: token t (position pos+t) sees positions [0, pos+t].
     pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         float* row = s.scores.data() + t * n_pos;
         const int visible = pos + static_cast<int>(t) + 1;
+        // The exact band (at most R + T positions before the query): scores
+        // against the exact keys, and the exact values' share kept in attn_exact.
         if (mixed) {
-          float* exact = s.scores_exact.data() + t * n_exact;
-          for (int p = std::max(from, s.key_from[t]); p < visible; ++p) row[p] = exact[p - from];
+          const float* q = s.q.data() + t * c.q_dim() + h * hd;
+          for (int p = std::max(from, s.key_from[t]); p < visible; ++p) {
+            const float* k = s.k_exact.data() + static_cast<int64_t>(p - from) * kv_dim + kvh * hd;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; ++i) dot += q[i] * k[i];
+            row[p] = dot * attn_scale;
+          }
         }
         softmax(row, visible);
         std::fill(row + visible, row + n_pos, 0.0f);
         if (mixed) {
-          // Probabilities of exactly-read values move to the exact side.
-          float* exact = s.scores_exact.data() + t * n_exact;
-          for (int p = from; p < n_pos; ++p) {
-            const bool exact_value = p >= s.value_from[t];
-            exact[p - from] = exact_value ? row[p] : 0.0f;
-            if (exact_value) row[p] = 0.0f;
+          float* out = s.attn_exact.data() + t * hd;
+          std::fill(out, out + hd, 0.0f);
+          for (int p = std::max(from, s.value_from[t]); p < visible; ++p) {
+            const float* v = s.v_exact.data() + static_cast<int64_t>(p - from) * kv_dim + kvh * hd;
+            for (int i = 0; i < hd; ++i) out[i] += row[p] * v[i];
+            row[p] = 0.0f;
           }
         }
       }
     });
-    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ P_exact · v_exact)
+    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ the exact values' share)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_pos, 1.0f, s.scores.data(), n_pos,
                 values + kvh * hd, kv_dim, 0.0f, s.attn.data() + h * hd, c.q_dim());
     if (mixed) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_exact, 1.0f, s.scores_exact.data(),
-                  n_exact, s.v_exact.data() + kvh * hd, kv_dim, 1.0f, s.attn.data() + h * hd, c.q_dim());
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        float* out = s.attn.data() + t * c.q_dim() + h * hd;
+        const float* exact = s.attn_exact.data() + t * hd;
+        for (int i = 0; i < hd; ++i) out[i] += exact[i];
+      }
     }
   }
   // Rotated values: P (V R) Rᵀ = P V.

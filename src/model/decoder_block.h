@@ -38,7 +38,7 @@ struct BlockScratch {
   // Caches that keep recent positions exact (KvCacheLayout::recent_fp), batched writes only:
   std::vector<float> k_exact;       // [n_pos - from, kv_dim] exact rows of positions [from, n_pos)
   std::vector<float> v_exact;       // [n_pos - from, kv_dim]
-  std::vector<float> scores_exact;  // [n, n_pos - from] one head at a time
+  std::vector<float> attn_exact;    // [n, head_dim] the exact values' share, one head at a time
   std::vector<int> key_from;        // [n] first exactly read key position of each query
   std::vector<int> value_from;      // [n]
 
