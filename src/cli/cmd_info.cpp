@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include "model/lowbit_file.h"
+
 namespace lowbit::cli {
 
 void register_info(CLI::App& root, CommandRunner& runner) {
@@ -48,28 +50,16 @@ void register_info(CLI::App& root, CommandRunner& runner) {
                            {"bits_per_weight", tensor_bpw}});
       }
       if (!flags->verbose) std::printf("(--verbose lists the tensors)\n");
-      nlohmann::json report = {
-          {"model", s.path},
-          {"format", s.format},
-          {"architecture", c.architecture},
-          {"n_layers", c.n_layers},
-          {"dim", c.dim},
-          {"n_heads", c.n_heads},
-          {"n_kv_heads", c.n_kv_heads},
-          {"head_dim", c.head_dim},
-          {"ffn_dim", c.ffn_dim},
-          {"vocab_size", c.vocab_size},
-          {"context_length", c.max_seq_len},
-          {"norm_eps", c.norm_eps},
-          {"rope_theta", c.rope_theta},
-          {"rope_layout", rope_layout_name(c.rope_layout)},
-          {"tied_embeddings", c.tied_embeddings},
-          {"qkv_bias", c.qkv_bias},
-          {"n_parameters", m.model.n_parameters()},
-          {"file_bytes", s.file_bytes},
-          {"bits_per_weight", bpw},
-          {"tensors", tensors},
-      };
+      // The stored config keys (as in a lowbit file's lowbit.config), plus the
+      // report's own fields; "context_length" is kept as the alias of max_seq_len.
+      nlohmann::json report = config_to_json(c);
+      report["context_length"] = c.max_seq_len;
+      report["model"] = s.path;
+      report["format"] = s.format;
+      report["n_parameters"] = m.model.n_parameters();
+      report["file_bytes"] = s.file_bytes;
+      report["bits_per_weight"] = bpw;
+      report["tensors"] = tensors;
       return write_json_report(flags->json_path, report);
     };
   });

@@ -238,6 +238,12 @@ Expected<QuantizedTensor> quantize(const BlockFormat& format, const float* x, in
                                    const QuantizeOptions& options = {}, Isa isa = active_isa());
 Status dequantize(const BlockFormat& format, const QuantizedTensor& q, float* out, Isa isa = active_isa());
 
+// Scale codes are stored little-endian in `bytes` (1, 2 or 4) bytes each, in
+// QuantizedTensor::scales / mins. Shared with code that keeps scales apart from
+// the codes (quant/block_scales.h).
+void write_scale_code(uint8_t* dst, uint32_t code, int bytes);
+uint32_t read_scale_code(const uint8_t* src, int bytes);
+
 // Code c (0-based) of row r, unpacked (tests and inspection).
 uint32_t code_at(const BlockFormat& format, const QuantizedTensor& q, int64_t r, int64_t c);
 

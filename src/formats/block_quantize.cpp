@@ -34,16 +34,6 @@ float uniform_at(uint64_t seed, uint64_t index) {
   return static_cast<float>(z >> 40) * 0x1.0p-24f;
 }
 
-void write_code(uint8_t* dst, uint32_t code, int bytes) {
-  for (int i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(code >> (8 * i));
-}
-
-uint32_t read_code(const uint8_t* src, int bytes) {
-  uint32_t code = 0;
-  for (int i = 0; i < bytes; ++i) code |= static_cast<uint32_t>(src[i]) << (8 * i);
-  return code;
-}
-
 // One block's scale: stored codes and what the kernels use.
 struct ScaleChoice {
   uint32_t scale_code = 0;
@@ -312,8 +302,8 @@ Expected<QuantizedTensor> Runner::quantize(const float* x, int64_t rows, int64_t
         const int64_t i = br * g.grid_cols + bc;
         scale[i] = c.scale;
         offset[i] = c.offset;
-        write_code(q.scales.data() + i * l.scale_bytes, c.scale_code, l.scale_bytes);
-        if (asym_) write_code(q.mins.data() + i * l.scale_bytes, c.min_code, l.scale_bytes);
+        write_scale_code(q.scales.data() + i * l.scale_bytes, c.scale_code, l.scale_bytes);
+        if (asym_) write_scale_code(q.mins.data() + i * l.scale_bytes, c.min_code, l.scale_bytes);
       }
     }
   }
@@ -351,8 +341,8 @@ Status Runner::dequantize(const QuantizedTensor& q, float* out) {
     scale[0] = std::ldexp(1.0f, f_.spec.element_unit_log2);
   } else {
     for (size_t i = 0; i < n_scales; ++i) {
-      const uint32_t sc = read_code(q.scales.data() + i * l.scale_bytes, l.scale_bytes);
-      const uint32_t mc = l.asymmetric ? read_code(q.mins.data() + i * l.scale_bytes, l.scale_bytes) : 0;
+      const uint32_t sc = read_scale_code(q.scales.data() + i * l.scale_bytes, l.scale_bytes);
+      const uint32_t mc = l.asymmetric ? read_scale_code(q.mins.data() + i * l.scale_bytes, l.scale_bytes) : 0;
       const ScaleChoice c = from_codes(sc, mc, q.tensor_scale);
       if (!std::isfinite(c.scale) || !std::isfinite(c.offset)) {
         return make_error("{}: scale block {} decodes to a non-finite scale (code {:#x})", f_.name(), i, sc);
@@ -419,6 +409,16 @@ Expected<QuantizedTensor> quantize(const BlockFormat& format, const float* x, in
 Status dequantize(const BlockFormat& format, const QuantizedTensor& q, float* out, Isa isa) {
   LB_ASSIGN_OR_RETURN(BlockKernel kernel, BlockKernel::create(format, isa));
   return kernel.dequantize(q, out);
+}
+
+void write_scale_code(uint8_t* dst, uint32_t code, int bytes) {
+  for (int i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(code >> (8 * i));
+}
+
+uint32_t read_scale_code(const uint8_t* src, int bytes) {
+  uint32_t code = 0;
+  for (int i = 0; i < bytes; ++i) code |= static_cast<uint32_t>(src[i]) << (8 * i);
+  return code;
 }
 
 uint32_t code_at(const BlockFormat& format, const QuantizedTensor& q, int64_t r, int64_t c) {

@@ -5,38 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "formats/block_kernels.h"
+
 namespace lowbit {
-namespace {
-
-uint32_t read_le(const uint8_t* src, int bytes) {
-  uint32_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint32_t>(src[i]) << (8 * i);
-  return v;
-}
-
-void write_le(uint8_t* dst, uint32_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-// block_format.h's code stream: code c of a row at bits [c*b, c*b + b), LSB first.
-void pack_row(const uint16_t* codes, int64_t n, int bits, uint8_t* dst) {
-  uint64_t acc = 0;
-  int filled = 0;
-  const uint32_t mask = (1u << bits) - 1u;
-  for (int64_t i = 0; i < n; ++i) {
-    acc |= static_cast<uint64_t>(codes[i] & mask) << filled;
-    filled += bits;
-    while (filled >= 8) {
-      *dst++ = static_cast<uint8_t>(acc);
-      acc >>= 8;
-      filled -= 8;
-    }
-  }
-  if (filled > 0) *dst = static_cast<uint8_t>(acc);
-}
-
-}  // namespace
-
 BlockScales::BlockScales(const BlockFormat& format, ElementKernel kernel, BlockKernel block_kernel, int64_t rows,
                          int64_t cols)
     : format_(&format), kernel_(std::move(kernel)), block_kernel_(std::move(block_kernel)), rows_(rows), cols_(cols) {}
@@ -121,12 +92,12 @@ Status BlockScales::choose(const float* x, int64_t c0, int64_t n, const Quantize
     for (int64_t bc = 0; bc < slice_cols; ++bc) {
       const int64_t i = br * slice_cols + bc;
       const int64_t b = br * grid_cols_ + c0 / group_ + bc;
-      scale_code_[b] = read_le(q.scales.data() + i * l.scale_bytes, l.scale_bytes);
+      scale_code_[b] = read_scale_code(q.scales.data() + i * l.scale_bytes, l.scale_bytes);
       float s = decode_scale(t, scale_code_[b]);
       if (l.tensor_scale) s *= tensor_scale_;
       scale_[b] = s * unit;
       if (l.asymmetric) {
-        min_code_[b] = read_le(q.mins.data() + i * l.scale_bytes, l.scale_bytes);
+        min_code_[b] = read_scale_code(q.mins.data() + i * l.scale_bytes, l.scale_bytes);
         offset_[b] = decode_scale(t, min_code_[b]);
       }
       chosen_[b] = 1;
@@ -194,13 +165,14 @@ Expected<QuantizedTensor> BlockScales::pack(const uint16_t* codes) const {
   q.cols = cols_;
   const int64_t row_bytes = row_code_bytes(l.code_bits, cols_);
   q.codes.assign(static_cast<size_t>(rows_ * row_bytes), 0);
-  for (int64_t r = 0; r < rows_; ++r) pack_row(codes + r * cols_, cols_, l.code_bits, q.codes.data() + r * row_bytes);
+  const ScaleKernels& packer = scalar_scale_kernels();  // block_format.h's code stream
+  for (int64_t r = 0; r < rows_; ++r) packer.pack(codes + r * cols_, cols_, l.code_bits, q.codes.data() + r * row_bytes);
   const int64_t stored = scale_count(l, rows_, cols_);  // 0 for kNone
   q.scales.assign(static_cast<size_t>(stored * l.scale_bytes), 0);
   if (l.asymmetric) q.mins.assign(q.scales.size(), 0);
   for (int64_t b = 0; b < stored; ++b) {
-    write_le(q.scales.data() + b * l.scale_bytes, scale_code_[b], l.scale_bytes);
-    if (l.asymmetric) write_le(q.mins.data() + b * l.scale_bytes, min_code_[b], l.scale_bytes);
+    write_scale_code(q.scales.data() + b * l.scale_bytes, scale_code_[b], l.scale_bytes);
+    if (l.asymmetric) write_scale_code(q.mins.data() + b * l.scale_bytes, min_code_[b], l.scale_bytes);
   }
   q.tensor_scale = l.tensor_scale ? tensor_scale_ : 1.0f;
   return q;
