@@ -7,7 +7,7 @@
 #include <cstring>
 #include <random>
 
-#include "kvcache/hadamard.h"
+#include "kernels/hadamard.h"
 #include "kvcache/kv_spec.h"
 #include "kvcache/kv_stream.h"
 #include "kvcache/kv_tensor_codec.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kvcache/hadamard.h"
+#include "kernels/hadamard.h"
 
 namespace lowbit {
 namespace {
