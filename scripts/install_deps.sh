@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(g++ cmake make pkg-config git python3 python3-pip unzip
           libopenblas-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
-          libsentencepiece-dev libgtest-dev libbenchmark-dev)
+          libsentencepiece-dev libgtest-dev libbenchmark-dev
+          gnuplot-nox)  # gnuplot-nox: lowbit inspect --plot
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,5 +20,6 @@ void register_ppl(CLI::App& root, CommandRunner& runner);
 void register_bench(CLI::App& root, CommandRunner& runner);
 void register_formats(CLI::App& root, CommandRunner& runner);
 void register_quantize(CLI::App& root, CommandRunner& runner);
+void register_inspect(CLI::App& root, CommandRunner& runner);
 
 }  // namespace lowbit::cli
