@@ -1,36 +1,129 @@
-// `lowbit bench MODEL [-p 512] [-n 128] [-t T] [--reps R] [--json F]`
+// `lowbit bench MODEL|--shape NAME|DIMS [--recipe R] [-p 512] [-n 128] [-t T] [--reps R] [--json F]`
+//
+// Times prompt processing (one batched forward of -p tokens) and decode (-n
+// one-token steps), and probes the memory bandwidth in the same process
+// (eval/bandwidth.h) so the decode roofline fraction
+//   roofline_fraction = weight_bytes_per_token * tg_tps / bandwidth_gbs
+// compares like with like (the read probe: decode streams the weights once per
+// token). --shape builds a random-weight model of that shape quantized in memory
+// with a data-free recipe (eval/synthetic_model.h).
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "eval/bandwidth.h"
 #include "eval/bench.h"
+#include "eval/synthetic_model.h"
+#include "pipeline/recipe.h"
 
 namespace lowbit::cli {
 namespace {
 
 struct BenchFlags {
-  ModelFlags model;
+  std::string model_path;
+  std::string tokenizer_path;
+  std::string shape;
+  std::string recipe = "fp32";
+  int threads = 2;
+  std::string json_path;
+  bool verbose = false;
+  bool no_bandwidth = false;
   BenchOptions options;
 };
 
+// The storage format of each linear under a data-free recipe.
+Expected<FormatForLinear> recipe_formats(const std::string& name) {
+  LB_ASSIGN_OR_RETURN(Recipe recipe, load_recipe(name));
+  // Read from the document, so recipes of any schema version are checked the same way.
+  for (const char* key : {"rotation", "smooth", "osp"}) {
+    if (recipe.json.contains(key)) {
+      return make_error("--recipe {}: \"{}\" needs the quantize pipeline; --shape takes data-free weight-only recipes",
+                        name, key);
+    }
+  }
+  auto has_act = [](const nlohmann::json& rule) { return rule.is_object() && rule.contains("act"); };
+  bool act = recipe.json.contains("default") && has_act(recipe.json["default"]);
+  if (recipe.json.contains("rules")) {
+    for (const auto& rule : recipe.json["rules"]) act = act || has_act(rule);
+  }
+  if (act) {
+    return make_error("--recipe {}: activation quantization has no packed integer kernel yet; --shape benchmarks "
+                      "weight-only recipes", name);
+  }
+  return FormatForLinear([recipe, name](const std::string& linear) -> Expected<std::string> {
+    const QuantRule& rule = recipe.rule_for(linear);
+    if (rule.method != QuantMethod::kNone && rule.method != QuantMethod::kRtn) {
+      return make_error("--recipe {}: {} uses {}, which needs calibration data; --shape takes data-free recipes", name,
+                        linear, quant_method_name(rule.method));
+    }
+    if (rule.method == QuantMethod::kRtn && rule.options.search != ScaleSearch::kMinMax) {
+      return make_error("--recipe {}: {} uses an MSE scale search; --shape quantizes with min-max scales", name, linear);
+    }
+    return rule.format;
+  });
+}
+
+std::string kernels_line(const AttachReport& r) {
+  std::string s;
+  for (const auto& [name, n] : r.packed) s += fmt::format("{}{} x{}", s.empty() ? "" : ", ", name, n);
+  for (const auto& [why, n] : r.dequantized) s += fmt::format("{}dequantized f32 ({}) x{}", s.empty() ? "" : ", ", why, n);
+  return s.empty() ? "f32 (no quantized linears)" : s;
+}
+
 Status run_bench_command(const BenchFlags& f) {
-  configure_threads(f.model.threads);
-  LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model.model_path, f.model.tokenizer_path));
-  ThreadPool pool(f.model.threads);
-  LB_ASSIGN_OR_RETURN(BenchResult r, run_bench(m.model, f.options, pool));
+  if (f.model_path.empty() == f.shape.empty()) return make_error("bench: give either MODEL or --shape");
+  configure_threads(f.threads);
+  ThreadPool pool(f.threads);
+  std::optional<LlamaModel> model;
+  AttachReport report;
+  std::string label;
+  if (!f.shape.empty()) {
+    LB_ASSIGN_OR_RETURN(ModelConfig config, shape_config(f.shape));
+    config.max_seq_len = std::max(config.max_seq_len, std::max(f.options.prompt_tokens, f.options.decode_tokens + 1));
+    LB_ASSIGN_OR_RETURN(FormatForLinear formats, recipe_formats(f.recipe));
+    LB_ASSIGN_OR_RETURN(SyntheticModel s, build_synthetic_model(config, formats, f.options.seed, pool));
+    model.emplace(std::move(s.model));
+    report = std::move(s.report);
+    label = fmt::format("shape {} (random weights), recipe {}", f.shape, f.recipe);
+  } else {
+    LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model_path, f.tokenizer_path, &report));
+    model.emplace(std::move(m.model));
+    label = "model " + f.model_path;
+  }
+  const std::string isa = isa_name(active_isa());
+  const std::string kernels = kernels_line(report);
+  if (f.verbose) std::fprintf(stderr, "kernels (isa %s): %s\n", isa.c_str(), kernels.c_str());
+
+  LB_ASSIGN_OR_RETURN(BenchResult r, run_bench(*model, f.options, pool));
+  BandwidthResult bw;
+  if (!f.no_bandwidth) {
+    LB_ASSIGN_OR_RETURN(bw, measure_bandwidth({}, pool));
+  }
   auto spread = [](const std::vector<double>& v) {
     return std::make_pair(*std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()));
   };
   const auto [pp_lo, pp_hi] = spread(r.pp_tps);
   const auto [tg_lo, tg_hi] = spread(r.tg_tps);
-  const uint64_t weight_bytes = m.model.weight_bytes();
-  std::printf("model %s, %d threads, %d repetitions, weights %.1f MB (f32 runtime)\n", f.model.model_path.c_str(),
-              f.model.threads, f.options.repetitions, weight_bytes / 1e6);
-  std::printf("pp%d: %.1f tokens/s median (min %.1f, max %.1f)\n", f.options.prompt_tokens, r.pp_median, pp_lo, pp_hi);
-  std::printf("tg%d: %.1f tokens/s median (min %.1f, max %.1f)\n", f.options.decode_tokens, r.tg_median, tg_lo, tg_hi);
+  const uint64_t weight_bytes = model->weight_bytes();
+  const uint64_t per_token = decode_weight_bytes(*model);
+  const double achieved_gbs = static_cast<double>(per_token) * r.tg_median / 1e9;
+  const double roofline = bw.read_gbs > 0.0 ? achieved_gbs / bw.read_gbs : 0.0;
+  std::printf("%s, %d threads, %d repetitions, isa %s\n", label.c_str(), f.threads, f.options.repetitions, isa.c_str());
+  std::printf("kernels: %s\n", kernels.c_str());
+  std::printf("weights %.1f MB in memory, %.1f MB read per decode token\n", weight_bytes / 1e6, per_token / 1e6);
+  std::printf("pp%d: %.2f tokens/s median (min %.2f, max %.2f)\n", f.options.prompt_tokens, r.pp_median, pp_lo, pp_hi);
+  std::printf("tg%d: %.2f tokens/s median (min %.2f, max %.2f), %.2f GB/s of weights\n", f.options.decode_tokens,
+              r.tg_median, tg_lo, tg_hi, achieved_gbs);
+  if (!f.no_bandwidth) {
+    std::printf("bandwidth (%d threads): read %.2f GB/s (%.0f MiB), triad %.2f GB/s (3 x %.0f MiB); "
+                "decode roofline fraction %.3f\n",
+                f.threads, bw.read_gbs, bw.read_bytes / 1048576.0, bw.triad_gbs, bw.triad_bytes / 1048576.0, roofline);
+  }
   std::printf("peak RSS: %.1f MB\n", r.peak_rss_bytes / 1e6);
-  nlohmann::json report = {
-      {"model", f.model.model_path},
-      {"threads", f.model.threads},
+  nlohmann::json j = {
+      {"model", f.model_path},
+      {"shape", f.shape},
+      {"recipe", f.shape.empty() ? "" : f.recipe},
+      {"threads", f.threads},
       {"prompt_tokens", f.options.prompt_tokens},
       {"decode_tokens", f.options.decode_tokens},
       {"repetitions", f.options.repetitions},
@@ -39,23 +132,39 @@ Status run_bench_command(const BenchFlags& f) {
       {"pp_tps_all", r.pp_tps},
       {"tg_tps_all", r.tg_tps},
       {"weight_bytes", weight_bytes},
+      {"weight_bytes_per_token", per_token},
+      {"achieved_gbs", achieved_gbs},
+      {"bandwidth_gbs", f.no_bandwidth ? nlohmann::json(nullptr) : nlohmann::json(bw.read_gbs)},
+      {"triad_gbs", f.no_bandwidth ? nlohmann::json(nullptr) : nlohmann::json(bw.triad_gbs)},
+      {"roofline_fraction", f.no_bandwidth ? nlohmann::json(nullptr) : nlohmann::json(roofline)},
+      {"isa", isa},
+      {"kernels", kernels},
       {"peak_rss_bytes", r.peak_rss_bytes},
   };
-  return write_json_report(f.model.json_path, report);
+  return write_json_report(f.json_path, j);
 }
 
 }  // namespace
 
 void register_bench(CLI::App& root, CommandRunner& runner) {
   auto flags = std::make_shared<BenchFlags>();
-  CLI::App* app = root.add_subcommand("bench", "Prompt-processing and decode speed, median over repetitions");
-  add_model_flags(*app, flags->model, true);
+  CLI::App* app = root.add_subcommand("bench", "Prompt-processing and decode speed, median over repetitions, "
+                                               "with the measured memory bandwidth and decode roofline fraction");
+  app->add_option("model", flags->model_path, "Model: .gguf, .lowbit, Hugging Face folder or llama2.c .bin");
+  app->add_option("--tokenizer", flags->tokenizer_path, "Tokenizer file (llama2.c models)")->check(CLI::ExistingFile);
+  app->add_option("--shape", flags->shape, "Random-weight model of this shape instead of MODEL: " + shape_names());
+  app->add_option("--recipe", flags->recipe, "With --shape: a data-free recipe (lowbit quantize --list-recipes)")
+      ->capture_default_str();
+  app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   app->add_option("-p,--prompt-tokens", flags->options.prompt_tokens, "Prompt tokens per pp run")
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
   app->add_option("-n,--decode-tokens", flags->options.decode_tokens, "Tokens per tg run")
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
   app->add_option("--reps", flags->options.repetitions, "Repetitions")->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app->add_flag("--no-bandwidth", flags->no_bandwidth, "Skip the memory bandwidth probe");
+  app->add_option("--json", flags->json_path, "Write a JSON report to this file");
+  app->add_flag("-v,--verbose", flags->verbose, "Print the kernels chosen");
   app->callback([flags, &runner] { runner.run = [flags] { return run_bench_command(*flags); }; });
 }
 

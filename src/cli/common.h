@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "model/loader.h"
+#include "model/quantized_linear.h"
 
 namespace lowbit::cli {
 
@@ -31,7 +32,9 @@ struct RunnableModel {
   LlamaModel model;
 };
 
-Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path);
+// report: when set, receives which runtime kernels the quantized linears took.
+Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path,
+                                      AttachReport* report = nullptr);
 
 // Sets the BLAS thread count once for this process.
 void configure_threads(int threads);

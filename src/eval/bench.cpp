@@ -15,6 +15,13 @@ double median(std::vector<double> values) {
   return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
+uint64_t decode_weight_bytes(LlamaModel& model) {
+  const ModelConfig& c = model.config();
+  uint64_t bytes = (static_cast<uint64_t>(2 * c.n_layers + 1) * c.dim + c.dim) * sizeof(float);  // norms + a row
+  for (const std::string& name : model.linear_names()) bytes += model.find_linear(name)->weight_bytes();
+  return bytes;
+}
+
 uint64_t peak_rss_bytes() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);

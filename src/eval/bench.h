@@ -30,6 +30,10 @@ Expected<BenchResult> run_bench(const LlamaModel& model, const BenchOptions& opt
 
 double median(std::vector<double> values);
 
+// Bytes of weights one decode step reads: every linear layer's stored bytes
+// (packed, or FP32 for dense layers), the norms, and one embedding row.
+uint64_t decode_weight_bytes(LlamaModel& model);
+
 // Peak resident set size of this process so far (getrusage ru_maxrss).
 uint64_t peak_rss_bytes();
 

@@ -1,5 +1,8 @@
 #include "model/quantized_linear.h"
 
+#include "model/packed_convert.h"
+#include "model/packed_linear.h"
+
 namespace lowbit {
 
 Expected<std::unique_ptr<QuantizedLinear>> QuantizedLinear::create(QuantizedWeight weight, std::vector<float> bias) {
@@ -26,14 +29,40 @@ std::string QuantizedLinear::describe() const {
   return s;
 }
 
-Status attach_quantized_linears(LlamaModel& model, std::map<std::string, QuantizedWeight> linears) {
-  for (auto& [name, weight] : linears) {
+Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, std::vector<float> bias,
+                                                        const AttachOptions& options, std::string* reason) {
+  std::string why = options.packed ? packed_unsupported_reason(weight) : "packed kernels off";
+  if (reason != nullptr) *reason = why;
+  if (why.empty()) {
+    const std::string label = fmt::format("{} {:.3f} bpw", weight.format, weight.bits_per_weight());
+    LB_ASSIGN_OR_RETURN(PackedMatrix packed, pack_quantized_weight(weight));
+    weight = QuantizedWeight();  // only the packed layout stays resident
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> p,
+                        PackedLinear::create(std::move(packed), std::move(bias), label, options.isa));
+    return std::unique_ptr<Linear>(std::move(p));
+  }
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedLinear> q, QuantizedLinear::create(std::move(weight), std::move(bias)));
+  return std::unique_ptr<Linear>(std::move(q));
+}
+
+Status attach_quantized_linears(LlamaModel& model, std::map<std::string, QuantizedWeight> linears,
+                                const AttachOptions& options, AttachReport* report) {
+  for (auto it = linears.begin(); it != linears.end(); it = linears.erase(it)) {
+    const std::string& name = it->first;
     const Linear* current = model.find_linear(name);
     if (current == nullptr) return make_error("quantized linear '{}': the model has no such layer", name);
     std::vector<float> bias;
     if (const auto* dense = dynamic_cast<const DenseLinear*>(current)) bias = dense->matrix().bias;
-    auto q = QuantizedLinear::create(std::move(weight), std::move(bias));
+    std::string reason;
+    auto q = make_quantized_linear(std::move(it->second), std::move(bias), options, &reason);
     if (!q.ok()) return q.status().with_context("linear '" + name + "'");
+    if (report != nullptr) {
+      if (reason.empty()) {
+        ++report->packed[static_cast<const PackedLinear&>(**q).kernels().name];
+      } else {
+        ++report->dequantized[reason];
+      }
+    }
     LB_RETURN_IF_ERROR(model.replace_linear(name, std::move(q).value()));
   }
   return Status::ok_status();

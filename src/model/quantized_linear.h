@@ -1,8 +1,10 @@
 // A linear layer whose weight is stored quantized (quant/quantized_weight.h).
-// This version dequantizes the weight to FP32 once, when it is built, and runs
-// the FP32 product; it keeps the packed weight so weight_bytes() and describe()
-// report what is stored (format, bits per weight). Kernels that run on the
-// packed codes are a separate piece of work.
+// QuantizedLinear dequantizes the weight to FP32 once, when it is built, and runs
+// the FP32 product (the reference runtime, and what the quantization pipeline
+// uses); it keeps the packed weight so weight_bytes() and describe() report what
+// is stored (format, bits per weight). attach_quantized_linears builds a
+// PackedLinear (model/packed_linear.h) instead whenever a packed kernel exists
+// for the format (model/packed_convert.h), so the FP32 copy is never made.
 #pragma once
 
 #include <map>
@@ -44,8 +46,25 @@ class QuantizedLinear : public Linear {
   DenseLinear dense_;
 };
 
-// Replaces each named linear of `model` by a QuantizedLinear of its packed form,
+struct AttachOptions {
+  bool packed = true;     // PackedLinear where a packed kernel exists; false: always QuantizedLinear
+  Isa isa = active_isa(); // kernels for this level (LOWBIT_ISA forces it process-wide)
+};
+
+// What attach_quantized_linears chose: linears per describe() kind, for --verbose.
+struct AttachReport {
+  std::map<std::string, int> packed;       // kernel name ("lut4/avx512") -> number of linears
+  std::map<std::string, int> dequantized;  // reason there is no packed kernel -> number of linears
+};
+
+// The runtime linear for one quantized weight (PackedLinear or QuantizedLinear).
+// reason: set to why no packed kernel was used ("" when one was).
+Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, std::vector<float> bias,
+                                                        const AttachOptions& options, std::string* reason = nullptr);
+
+// Replaces each named linear of `model` by the runtime linear of its packed form,
 // keeping the current layer's bias. Errors name the linear.
-Status attach_quantized_linears(LlamaModel& model, std::map<std::string, QuantizedWeight> linears);
+Status attach_quantized_linears(LlamaModel& model, std::map<std::string, QuantizedWeight> linears,
+                                const AttachOptions& options = {}, AttachReport* report = nullptr);
 
 }  // namespace lowbit

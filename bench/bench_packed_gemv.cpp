@@ -1,0 +1,114 @@
+// Google Benchmark for the packed GEMV / row-dequantization kernels
+// (kernels/packed_matrix.h) at TinyLlama-1.1B shapes, one thread, against the
+// FP32 OpenBLAS sgemv of the same shape in the same run (BM_Fp32Sgemv).
+// Run: build/lowbit_bench_kernels --benchmark_filter='Packed|Fp32Sgemv'.
+// args: format index (kFormats), ISA (0 generic, 1 avx512), rows, cols.
+#include <benchmark/benchmark.h>
+
+#include <cblas.h>
+
+#include <random>
+
+#include "kernels/packed_matrix.h"
+#include "model/packed_convert.h"
+#include "quant/quantized_weight.h"
+
+namespace lowbit {
+namespace {
+
+const char* const kFormats[] = {"int4_g128_asym", "int4_g128", "mxfp4", "nvfp4", "nf4_g64", "int8_pc", "fp8_e4m3",
+                                "bf16", "fp16"};
+
+std::vector<float> random_values(int64_t n, uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> d(0.0f, 0.02f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+PackedMatrix packed(const char* format, int64_t rows, int64_t cols) {
+  const std::vector<float> w = random_values(rows * cols, 1);
+  QuantizedWeight q;
+  q.format = format;
+  q.tensor = std::move(quantize_matrix(format, w.data(), rows, cols)).value();
+  return std::move(pack_quantized_weight(q)).value();
+}
+
+Isa isa_arg(int64_t a) { return a == 0 ? Isa::kGeneric : Isa::kAvx512; }
+
+void BM_PackedGemv(benchmark::State& state) {
+  const char* format = kFormats[state.range(0)];
+  const Isa isa = isa_arg(state.range(1));
+  if (!isa_supported(isa, detect_cpu_features())) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  const PackedMatrix w = packed(format, state.range(2), state.range(3));
+  const PackedKernels k = packed_kernels(w.kind, isa);
+  const std::vector<float> x = random_values(w.cols, 2);
+  PackedActivation a;
+  prepare_activation(w, x.data(), a);
+  std::vector<float> y(static_cast<size_t>(w.rows));
+  for (auto _ : state) {
+    k.gemv(w, a, 0, w.rows, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(format) + " " + k.name);
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.storage_bytes()),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(w.rows * w.cols),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+void BM_PackedDequantizeRows(benchmark::State& state) {
+  const char* format = kFormats[state.range(0)];
+  const Isa isa = isa_arg(state.range(1));
+  if (!isa_supported(isa, detect_cpu_features())) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  const PackedMatrix w = packed(format, state.range(2), state.range(3));
+  const PackedKernels k = packed_kernels(w.kind, isa);
+  const int64_t tile = 256;
+  std::vector<float> out(static_cast<size_t>(tile * w.cols));
+  int64_t r0 = 0;
+  for (auto _ : state) {
+    k.dequantize_rows(w, r0, r0 + tile, out.data());
+    r0 = (r0 + tile) % (w.rows - tile);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(std::string(format) + " " + k.name);
+  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(tile * w.cols),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+void BM_Fp32Sgemv(benchmark::State& state) {
+  const int64_t rows = state.range(0), cols = state.range(1);
+  const std::vector<float> w = random_values(rows * cols, 1), x = random_values(cols, 2);
+  std::vector<float> y(static_cast<size_t>(rows));
+  openblas_set_num_threads(1);
+  for (auto _ : state) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(rows), static_cast<int>(cols), 1.0f, w.data(),
+                static_cast<int>(cols), x.data(), 1, 0.0f, y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel("f32 openblas sgemv");
+  state.counters["GB/s"] = benchmark::Counter(4.0 * rows * cols, benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
+  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(rows * cols),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+void packed_args(benchmark::internal::Benchmark* b) {
+  for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {
+    for (int64_t isa : {0, 1}) b->Args({f, isa, 5632, 2048});
+  }
+}
+
+BENCHMARK(BM_PackedGemv)->Apply(packed_args);
+BENCHMARK(BM_PackedDequantizeRows)->Apply(packed_args);
+BENCHMARK(BM_Fp32Sgemv)->Args({5632, 2048});
+
+}  // namespace
+}  // namespace lowbit

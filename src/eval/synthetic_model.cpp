@@ -1,0 +1,172 @@
+#include "eval/synthetic_model.h"
+
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "formats/block_format.h"
+#include "model/packed_linear.h"
+
+namespace lowbit {
+namespace {
+
+ModelConfig preset(int dim, int layers, int heads, int kv_heads, int ffn, int vocab, bool tied) {
+  ModelConfig c;
+  c.dim = dim;
+  c.n_layers = layers;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.head_dim = dim / heads;
+  c.ffn_dim = ffn;
+  c.vocab_size = vocab;
+  c.tied_embeddings = tied;
+  c.max_seq_len = 2048;
+  return c;
+}
+
+const std::map<std::string, ModelConfig>& presets() {
+  static const std::map<std::string, ModelConfig> table = {
+      {"tinyllama-1.1b", preset(2048, 22, 32, 4, 5632, 32000, false)},
+      {"smollm2-135m", preset(576, 30, 9, 3, 1536, 49152, true)},
+      {"stories260k", preset(64, 5, 8, 4, 172, 512, false)},
+  };
+  return table;
+}
+
+uint64_t splitmix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// v[i] uniform in [-a, a], a = sqrt(3) * 0.02, from (seed, stream, i).
+void fill_random(std::vector<float>& v, size_t n, uint64_t seed, uint64_t stream, ThreadPool& pool) {
+  v.resize(n);
+  const float a = std::sqrt(3.0f) * 0.02f;
+  const uint64_t key = splitmix(seed ^ splitmix(stream));
+  pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const uint64_t h = splitmix(key + static_cast<uint64_t>(i));
+      v[i] = (static_cast<float>(h >> 40) * 0x1.0p-24f * 2.0f - 1.0f) * a;
+    }
+  });
+}
+
+void random_matrix(Matrix& m, int64_t rows, int64_t cols, uint64_t seed, uint64_t stream, ThreadPool& pool) {
+  m.rows = rows;
+  m.cols = cols;
+  fill_random(m.data, static_cast<size_t>(rows * cols), seed, stream, pool);
+}
+
+}  // namespace
+
+std::string shape_names() {
+  std::string s;
+  for (const auto& [name, c] : presets()) s += (s.empty() ? "" : ", ") + name;
+  return s + ", or dim=..,layers=..,heads=..,kv_heads=..,ffn=..,vocab=..[,tied=1][,ctx=N]";
+}
+
+Expected<ModelConfig> shape_config(const std::string& name_or_dims) {
+  auto it = presets().find(name_or_dims);
+  if (it != presets().end()) return it->second;
+  if (name_or_dims.find('=') == std::string::npos) {
+    return make_error("--shape '{}': not a known shape ({})", name_or_dims, shape_names());
+  }
+  std::map<std::string, int> v = {{"tied", 0}, {"ctx", 2048}};
+  std::stringstream ss(name_or_dims);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos) return make_error("--shape: '{}' is not key=value", item);
+    const std::string key = item.substr(0, eq);
+    try {
+      size_t used = 0;
+      const int value = std::stoi(item.substr(eq + 1), &used);
+      if (used != item.size() - eq - 1) throw std::invalid_argument(item);
+      v[key] = value;
+    } catch (const std::exception&) {
+      return make_error("--shape: '{}' is not an integer", item);
+    }
+  }
+  for (const char* key : {"dim", "layers", "heads", "kv_heads", "ffn", "vocab"}) {
+    if (!v.count(key)) return make_error("--shape '{}': missing {}=", name_or_dims, key);
+  }
+  if (v.size() != 8) return make_error("--shape '{}': unknown key (known: {})", name_or_dims, shape_names());
+  if (v["heads"] <= 0 || v["dim"] % v["heads"] != 0) return make_error("--shape: heads must divide dim");
+  ModelConfig c = preset(v["dim"], v["layers"], v["heads"], v["kv_heads"], v["ffn"], v["vocab"], v["tied"] != 0);
+  c.max_seq_len = v["ctx"];
+  LB_RETURN_IF_ERROR(c.validate("--shape"));
+  return c;
+}
+
+Expected<SyntheticModel> build_synthetic_model(const ModelConfig& config, const FormatForLinear& format_for,
+                                               uint64_t seed, ThreadPool& pool, const AttachOptions& attach) {
+  LB_RETURN_IF_ERROR(config.validate("synthetic model"));
+  const ModelConfig& c = config;
+  ModelWeights w;
+  uint64_t stream = 0;
+  fill_random(w.token_embedding, static_cast<size_t>(c.vocab_size) * c.dim, seed, stream++, pool);
+  w.output_norm.assign(static_cast<size_t>(c.dim), 1.0f);
+  w.layers.resize(static_cast<size_t>(c.n_layers));
+  for (LayerWeights& l : w.layers) {
+    l.attn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
+    l.ffn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
+    random_matrix(l.q_proj, c.q_dim(), c.dim, seed, stream++, pool);
+    random_matrix(l.k_proj, c.kv_dim(), c.dim, seed, stream++, pool);
+    random_matrix(l.v_proj, c.kv_dim(), c.dim, seed, stream++, pool);
+    random_matrix(l.o_proj, c.dim, c.q_dim(), seed, stream++, pool);
+    random_matrix(l.gate_proj, c.ffn_dim, c.dim, seed, stream++, pool);
+    random_matrix(l.up_proj, c.ffn_dim, c.dim, seed, stream++, pool);
+    random_matrix(l.down_proj, c.dim, c.ffn_dim, seed, stream++, pool);
+  }
+  if (!c.tied_embeddings) random_matrix(w.lm_head, c.vocab_size, c.dim, seed, stream++, pool);
+  LB_ASSIGN_OR_RETURN(LlamaModel model, LlamaModel::create(c, std::move(w)));
+
+  // Quantize one linear at a time (its FP32 matrix is freed when the layer is
+  // replaced), the rows of each split over the pool by the block kernels' caller.
+  SyntheticModel out{std::move(model), {}};
+  for (const std::string& name : out.model.linear_names()) {
+    LB_ASSIGN_OR_RETURN(std::string format, format_for(name));
+    if (format == kFp32Storage) continue;
+    const auto* dense = dynamic_cast<const DenseLinear*>(out.model.find_linear(name));
+    if (dense == nullptr) return make_error("synthetic model: '{}' is not dense", name);
+    const Matrix& m = dense->matrix();
+    // Rows quantize independently under per-row and per-group scales: split them
+    // over the pool, then join the parts. A tensor scale (NVFP4) or 2-D tiles need the whole matrix.
+    LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
+    const bool splittable = !f->layout.tensor_scale && f->layout.granularity != ScaleGranularity::kTensor &&
+                            f->layout.granularity != ScaleGranularity::kBlock2D;
+    const int parts = splittable ? pool.size() : 1;
+    std::vector<Expected<QuantizedTensor>> pieces(static_cast<size_t>(parts), make_error("not run"));
+    const int64_t chunk = ceil_div(m.rows, parts);
+    pool.parallel_for(parts, [&](int64_t b, int64_t e, int) {
+      for (int64_t p = b; p < e; ++p) {
+        const int64_t r0 = std::min(m.rows, p * chunk), r1 = std::min(m.rows, r0 + chunk);
+        pieces[p] = quantize_matrix(format, m.data.data() + r0 * m.cols, r1 - r0, m.cols);
+      }
+    });
+    QuantizedWeight q;
+    q.format = format;
+    q.tensor.rows = m.rows;
+    q.tensor.cols = m.cols;
+    q.tensor.tensor_scale = pieces[0].ok() ? pieces[0]->tensor_scale : 1.0f;
+    for (auto& piece : pieces) {
+      if (!piece.ok()) return piece.status().with_context(name);
+      q.tensor.codes.insert(q.tensor.codes.end(), piece->codes.begin(), piece->codes.end());
+      q.tensor.scales.insert(q.tensor.scales.end(), piece->scales.begin(), piece->scales.end());
+      q.tensor.mins.insert(q.tensor.mins.end(), piece->mins.begin(), piece->mins.end());
+    }
+    std::string reason;
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lin, make_quantized_linear(std::move(q), m.bias, attach, &reason));
+    if (reason.empty()) {
+      ++out.report.packed[static_cast<const PackedLinear&>(*lin).kernels().name];
+    } else {
+      ++out.report.dequantized[reason];
+    }
+    LB_RETURN_IF_ERROR(out.model.replace_linear(name, std::move(lin)));
+  }
+  return out;
+}
+
+}  // namespace lowbit

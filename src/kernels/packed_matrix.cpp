@@ -1,0 +1,153 @@
+// PackedMatrix (packed_matrix.h): sizes, the scalar reference decode and GEMV,
+// and the choice of kernels per ISA.
+#include "kernels/packed_matrix.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/half.h"
+
+namespace lowbit {
+
+const char* packed_kind_name(PackedKind kind) {
+  switch (kind) {
+    case PackedKind::kLut4: return "lut4";
+    case PackedKind::kInt8Row: return "int8";
+    case PackedKind::kFp8Row: return "fp8";
+    case PackedKind::kFp16: return "fp16";
+    case PackedKind::kBf16: return "bf16";
+  }
+  return "?";
+}
+
+int64_t PackedMatrix::row_bytes() const {
+  switch (kind) {
+    case PackedKind::kLut4: return cols_padded / 2;
+    case PackedKind::kInt8Row:
+    case PackedKind::kFp8Row: return cols_padded;
+    case PackedKind::kFp16:
+    case PackedKind::kBf16: return cols_padded * 2;
+  }
+  return 0;
+}
+
+uint64_t PackedMatrix::storage_bytes() const {
+  return codes.size() + 2 * (scales.size() + mins.size()) + 4 * row_scales.size() + 4;
+}
+
+Status PackedMatrix::validate() const {
+  const char* k = packed_kind_name(kind);
+  if (rows < 0 || cols < 0 || cols_padded < cols || cols_padded % kPackedColAlign != 0 ||
+      cols_padded >= cols + kPackedColAlign) {
+    return make_error("packed {}: shape [{}, {}] padded to {} columns", k, rows, cols, cols_padded);
+  }
+  if (codes.size() != static_cast<size_t>(rows * row_bytes())) {
+    return make_error("packed {}: {} code bytes for [{}, {}]", k, codes.size(), rows, cols_padded);
+  }
+  if (kind == PackedKind::kLut4) {
+    if (group < 16 || group % 16 != 0) return make_error("packed lut4: group {} is not a multiple of 16", group);
+    const size_t n = static_cast<size_t>(rows * n_groups());
+    if (scales.size() != n || mins.size() != (asymmetric ? n : 0)) {
+      return make_error("packed lut4: {} scales / {} mins for {} groups", scales.size(), mins.size(), n);
+    }
+  }
+  if ((kind == PackedKind::kInt8Row || kind == PackedKind::kFp8Row) && row_scales.size() != static_cast<size_t>(rows)) {
+    return make_error("packed {}: {} row scales for {} rows", k, row_scales.size(), rows);
+  }
+  return Status::ok_status();
+}
+
+void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a) {
+  a.x.assign(static_cast<size_t>(w.cols_padded), 0.0f);
+  std::memcpy(a.x.data(), x, static_cast<size_t>(w.cols) * sizeof(float));
+  a.xsum.clear();
+  if (w.kind != PackedKind::kLut4 || !w.asymmetric) return;
+  const int64_t ng = w.n_groups();
+  a.xsum.assign(static_cast<size_t>(ng), 0.0f);
+  for (int64_t g = 0; g < ng; ++g) {
+    const int64_t end = std::min<int64_t>(w.cols_padded, (g + 1) * w.group);
+    float s = 0.0f;
+    for (int64_t c = g * w.group; c < end; ++c) s += a.x[c];
+    a.xsum[g] = s;
+  }
+}
+
+float e4m3_value(uint8_t code) {
+  // E4M3 bits placed in binary16 (exponent bias 15 instead of 7) scale the value by
+  // 2^-8 for normals and subnormals alike.
+  const uint16_t h = static_cast<uint16_t>(((code & 0x7F) << 7) | ((code & 0x80) << 8));
+  return fp16_to_float(h) * 256.0f;
+}
+
+namespace {
+
+float scale16(uint16_t code, bool bf16) { return bf16 ? bf16_to_float(code) : fp16_to_float(code); }
+
+// The code of column c in its 32-column block (packed_matrix.h).
+uint32_t lut4_code(const PackedMatrix& w, int64_t r, int64_t c) {
+  const uint8_t* row = w.codes.data() + r * w.row_bytes();
+  const int64_t b = c / 32, j = c % 32;
+  const uint8_t byte = row[b * 16 + (j % 16)];
+  return j < 16 ? (byte & 0xF) : (byte >> 4);
+}
+
+}  // namespace
+
+float packed_value(const PackedMatrix& w, int64_t r, int64_t c) {
+  switch (w.kind) {
+    case PackedKind::kLut4: {
+      const int64_t g = r * w.n_groups() + c / w.group;
+      float v = w.lut[lut4_code(w, r, c)] * scale16(w.scales[g], w.bf16_scales);
+      if (w.asymmetric) v += scale16(w.mins[g], w.bf16_scales);
+      return v * w.tensor_scale;
+    }
+    case PackedKind::kInt8Row:
+      return static_cast<float>(static_cast<int8_t>(w.codes[r * w.row_bytes() + c])) * w.row_scales[r] * w.tensor_scale;
+    case PackedKind::kFp8Row: return e4m3_value(w.codes[r * w.row_bytes() + c]) * w.row_scales[r] * w.tensor_scale;
+    case PackedKind::kFp16:
+    case PackedKind::kBf16: {
+      const uint8_t* p = w.codes.data() + r * w.row_bytes() + 2 * c;
+      const uint16_t h = static_cast<uint16_t>(p[0] | (p[1] << 8));
+      return (w.kind == PackedKind::kFp16 ? fp16_to_float(h) : bf16_to_float(h)) * w.tensor_scale;
+    }
+  }
+  return 0.0f;
+}
+
+void gemv_packed_reference(const PackedMatrix& w, const float* x, int64_t r0, int64_t r1, float* y) {
+  for (int64_t r = r0; r < r1; ++r) {
+    double s = 0.0;
+    for (int64_t c = 0; c < w.cols; ++c) s += static_cast<double>(packed_value(w, r, c)) * x[c];
+    y[r - r0] = static_cast<float>(s);
+  }
+}
+
+double packed_gemv_bound(const PackedMatrix& w, const float* x, int64_t r) {
+  double mag = 0.0;  // sum over the products the kernels form, in absolute value
+  for (int64_t c = 0; c < w.cols; ++c) {
+    double a = std::fabs(static_cast<double>(packed_value(w, r, c)));
+    if (w.kind == PackedKind::kLut4) {
+      const int64_t g = r * w.n_groups() + c / w.group;
+      a = std::fabs(static_cast<double>(w.lut[lut4_code(w, r, c)]) * scale16(w.scales[g], w.bf16_scales));
+      if (w.asymmetric) a += std::fabs(static_cast<double>(scale16(w.mins[g], w.bf16_scales)));
+      a *= std::fabs(static_cast<double>(w.tensor_scale));
+    }
+    mag += a * std::fabs(static_cast<double>(x[c]));
+  }
+  const double depth = static_cast<double>(w.cols_padded) / 16.0 + (w.group > 0 ? w.group / 16.0 : 0.0) + 8.0;
+  return depth * 0x1.0p-24 * mag + 1e-30;
+}
+
+PackedKernels packed_kernels(PackedKind kind, Isa isa) {
+  const bool avx512 = isa >= Isa::kAvx512;
+  switch (kind) {
+    case PackedKind::kLut4: return avx512 ? packed_kernels_lut4_avx512() : packed_kernels_lut4_generic();
+    case PackedKind::kInt8Row: return avx512 ? packed_kernels_int8_avx512() : packed_kernels_int8_generic();
+    case PackedKind::kFp8Row: return avx512 ? packed_kernels_fp8_avx512() : packed_kernels_fp8_generic();
+    case PackedKind::kFp16:
+    case PackedKind::kBf16: return avx512 ? packed_kernels_half_avx512() : packed_kernels_half_generic();
+  }
+  return packed_kernels_lut4_generic();
+}
+
+}  // namespace lowbit

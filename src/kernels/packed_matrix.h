@@ -1,0 +1,118 @@
+// Packed weight layouts the runtime kernels read (issue 7), converted at load
+// from the quantized model file (model/packed_convert.h), and the kernels that
+// multiply them: GEMV for decode, row dequantization for prompt GEMMs.
+//
+// Every layout stores a weight W [rows, cols] (out_features x in_features) row
+// by row, each row padded with zero codes to cols_padded = ceil(cols / 32) * 32
+// columns; callers pass activations padded with zeros to cols_padded, so the
+// padding multiplies 0 and no kernel has a tail loop.
+//
+//   kLut4    4-bit codes through a 16-entry table, one 2-byte scale per group of
+//            G columns (G a multiple of 16), optional 2-byte minimum:
+//              W[r, c] = lut[code] * s[r, c / G] (+ m[r, c / G]) , all times tensor_scale
+//            Covers INT4 symmetric and asymmetric (zero point folded into the
+//            minimum, GPTQ/AWQ groups), FP4 E2M1 (MXFP4, NVFP4), NF4 and any
+//            4-bit codebook. Codes: per 32-column block, 16 bytes; byte j holds
+//            column 32b + j in its low nibble and column 32b + 16 + j in its high
+//            nibble (so one 16-byte load gives two 16-lane vectors of codes
+//            without a shuffle). Scales are FP16 codes, or BF16 codes when
+//            `bf16_scales` (E8M0 powers of two do not fit FP16; UE4M3 and FP16
+//            scales do, exactly).
+//   kInt8Row INT8 codes (two's complement) [rows][cols_padded], FP32 scale per row:
+//              W[r, c] = code * row_scale[r]
+//   kFp8Row  FP8 E4M3 codes [rows][cols_padded], FP32 scale per row:
+//              W[r, c] = e4m3(code) * row_scale[r]
+//   kFp16    IEEE binary16 values [rows][cols_padded] (2 bytes each, little-endian)
+//   kBf16    bfloat16 values, likewise
+//
+// The GEMV kernels compute y[r] = sum_c W[r, c] x[c] for a range of rows with
+// FP32 arithmetic: per group, sum_c lut[code] x[c] in 16 lanes, then times the
+// group scale; the asymmetric minimum enters as m * sum_{c in group} x[c] (the
+// group sums of x are computed once per call, PackedActivation). So the result
+// differs from the dequantize-then-dot reference only by FP32 rounding: for
+// n = cols_padded, |err| <= (n/16 + G/16 + 8) * 2^-24 * sum_c (|lut s| + |m|) |x_c|
+// (recursive-summation bound over the lane depth, the lane tree and the scale
+// products; packed_gemv_bound computes it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "kernels/cpu_features.h"
+
+namespace lowbit {
+
+enum class PackedKind { kLut4, kInt8Row, kFp8Row, kFp16, kBf16 };
+
+inline constexpr int64_t kPackedColAlign = 32;
+
+const char* packed_kind_name(PackedKind kind);
+
+struct PackedMatrix {
+  PackedKind kind = PackedKind::kLut4;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t cols_padded = 0;       // multiple of kPackedColAlign
+  int group = 0;                 // kLut4: columns per scale, a multiple of 16
+  bool asymmetric = false;       // kLut4: a minimum per group
+  bool bf16_scales = false;      // kLut4: scales/mins are BF16 codes (else FP16)
+  float lut[16] = {};            // kLut4: value of each code
+  float tensor_scale = 1.0f;     // multiplies every output
+  std::vector<uint8_t> codes;    // [rows][row_bytes()]
+  std::vector<uint16_t> scales;  // kLut4: [rows][n_groups()]
+  std::vector<uint16_t> mins;    // kLut4 asymmetric: [rows][n_groups()]
+  std::vector<float> row_scales; // kInt8Row, kFp8Row: [rows]
+
+  int64_t row_bytes() const;
+  int64_t n_groups() const { return group > 0 ? (cols_padded + group - 1) / group : 0; }
+  // Bytes held (codes, scales, mins, row scales, the tensor scale).
+  uint64_t storage_bytes() const;
+  // Checks every array size against the shape; errors say which.
+  Status validate() const;
+};
+
+// x padded to cols_padded, and its group sums for asymmetric kLut4.
+struct PackedActivation {
+  std::vector<float> x;     // [cols_padded], zeros past cols
+  std::vector<float> xsum;  // kLut4 asymmetric: [n_groups] sum of x over each group
+};
+void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a);
+
+// Scalar value of one weight (the reference decode of the packed layout).
+float packed_value(const PackedMatrix& w, int64_t r, int64_t c);
+
+// The reference GEMV in double: y[r] = sum_c packed_value(r, c) x[c] for r in [r0, r1).
+void gemv_packed_reference(const PackedMatrix& w, const float* x, int64_t r0, int64_t r1, float* y);
+// The error bound of the FP32 kernels for row r (see the header comment).
+double packed_gemv_bound(const PackedMatrix& w, const float* x, int64_t r);
+
+// One op set for one layout and ISA. x / a: prepared by prepare_activation.
+struct PackedKernels {
+  // y[r - r0] for r in [r0, r1).
+  void (*gemv)(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) = nullptr;
+  // out [r1 - r0][cols] = W[r0:r1, 0:cols] in FP32 (for prompt GEMMs on a tile).
+  void (*dequantize_rows)(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) = nullptr;
+  Isa isa = Isa::kGeneric;  // the level the kernels were written for
+  const char* name = "";    // "lut4/avx512"
+};
+
+// The best kernels for `isa` (AVX-512 kernels serve every AVX-512 level; AVX2
+// runs generic). Always succeeds for the kinds above.
+PackedKernels packed_kernels(PackedKind kind, Isa isa);
+
+// Per-ISA tables (one translation unit per weight type and ISA).
+PackedKernels packed_kernels_lut4_generic();
+PackedKernels packed_kernels_lut4_avx512();
+PackedKernels packed_kernels_int8_generic();
+PackedKernels packed_kernels_int8_avx512();
+PackedKernels packed_kernels_fp8_generic();
+PackedKernels packed_kernels_fp8_avx512();
+PackedKernels packed_kernels_half_generic();
+PackedKernels packed_kernels_half_avx512();
+
+// FP8 E4M3 (OCP, bias 7, no infinities) code -> value; 0x7F / 0xFF (NaN) decode as 480.
+float e4m3_value(uint8_t code);
+
+}  // namespace lowbit

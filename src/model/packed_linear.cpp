@@ -1,0 +1,57 @@
+#include "model/packed_linear.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+
+namespace lowbit {
+
+Expected<std::unique_ptr<PackedLinear>> PackedLinear::create(PackedMatrix weight, std::vector<float> bias,
+                                                             std::string label, Isa isa) {
+  LB_RETURN_IF_ERROR(weight.validate());
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != weight.rows) {
+    return make_error("packed linear: bias has {} values for {} rows", bias.size(), weight.rows);
+  }
+  const PackedKernels k = packed_kernels(weight.kind, isa);
+  return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(weight), std::move(bias), std::move(label), k));
+}
+
+uint64_t PackedLinear::weight_bytes() const { return w_.storage_bytes() + bias_.size() * sizeof(float); }
+
+std::string PackedLinear::describe() const { return label_ + " packed " + kernels_.name; }
+
+void PackedLinear::gemv(const float* x, float* y, ThreadPool& pool) const {
+  PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
+  prepare_activation(w_, x, a);
+  pool.parallel_for(w_.rows, [&](int64_t r0, int64_t r1, int) { kernels_.gemv(w_, a, r0, r1, y + r0); });
+}
+
+void PackedLinear::gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
+  const int64_t rows = w_.rows, cols = w_.cols;
+  // Tile height: about kTileBytes of FP32, a multiple of 16 rows.
+  const int64_t tile = std::min(rows, std::max<int64_t>(16, kTileBytes / (4 * std::max<int64_t>(1, cols)) / 16 * 16));
+  std::vector<float> buf(static_cast<size_t>(tile * cols));  // [tile, cols] dequantized rows
+  for (int64_t r0 = 0; r0 < rows; r0 += tile) {
+    const int64_t tr = std::min(tile, rows - r0);
+    pool.parallel_for(tr, [&](int64_t b, int64_t e, int) { kernels_.dequantize_rows(w_, r0 + b, r0 + e, buf.data() + b * cols); });
+    // y[:, r0:r0+tr] = x[n, cols] · tile[tr, cols]ᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(tr),
+                static_cast<int>(cols), 1.0f, x, static_cast<int>(cols), buf.data(), static_cast<int>(cols), 0.0f,
+                y + r0, static_cast<int>(rows));
+  }
+}
+
+void PackedLinear::forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
+  const int64_t in = w_.cols, out = w_.rows;
+  if (n_tokens < kGemvMaxTokens) {
+    for (int64_t t = 0; t < n_tokens; ++t) gemv(x + t * in, y + t * out, pool);
+  } else {
+    gemm(x, n_tokens, y, pool);
+  }
+  if (bias_.empty()) return;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias_[o];
+  }
+}
+
+}  // namespace lowbit

@@ -1,0 +1,53 @@
+// A linear layer that runs on its packed quantized weight (kernels/packed_matrix.h)
+// without an FP32 copy: memory is the packed size.
+//   decode (fewer than kGemvMaxTokens tokens): the packed GEMV per token, rows
+//     split over the thread pool; weights are decoded in registers.
+//   prompts: the weight is dequantized one tile of rows at a time into an FP32
+//     buffer of about kTileBytes (cache-resident, rows split over the pool) and
+//     multiplied with BLAS sgemm, so prompt speed follows FP32 sgemm while only
+//     the packed weight stays resident.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "kernels/packed_matrix.h"
+#include "model/linear.h"
+
+namespace lowbit {
+
+class PackedLinear : public Linear {
+ public:
+  static constexpr int64_t kGemvMaxTokens = 4;
+  static constexpr int64_t kTileBytes = 4 << 20;
+
+  // bias: [rows] or empty. label: what describe() starts with ("int4_g128_asym 4.250 bpw").
+  static Expected<std::unique_ptr<PackedLinear>> create(PackedMatrix weight, std::vector<float> bias, std::string label,
+                                                        Isa isa = active_isa());
+
+  int64_t in_features() const override { return w_.cols; }
+  int64_t out_features() const override { return w_.rows; }
+  void forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const override;
+  // Packed bytes (kernels/packed_matrix.h storage_bytes) + the FP32 bias.
+  uint64_t weight_bytes() const override;
+  // "<label> packed lut4/avx512".
+  std::string describe() const override;
+
+  const PackedMatrix& packed() const { return w_; }
+  const PackedKernels& kernels() const { return kernels_; }
+
+ private:
+  PackedLinear(PackedMatrix w, std::vector<float> bias, std::string label, PackedKernels kernels)
+      : w_(std::move(w)), bias_(std::move(bias)), label_(std::move(label)), kernels_(kernels) {}
+  void gemv(const float* x, float* y, ThreadPool& pool) const;
+  void gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
+
+  PackedMatrix w_;
+  std::vector<float> bias_;
+  std::string label_;
+  PackedKernels kernels_;
+};
+
+}  // namespace lowbit

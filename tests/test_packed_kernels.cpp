@@ -1,0 +1,221 @@
+// The packed-kernel harness (kernels/packed_matrix.h): one table of ops x
+// formats x ISA levels over awkward shapes, each variant against the scalar
+// reference. Packing is checked against the block format's own dequantization;
+// GEMV results against the double-precision reference within the FP32 error
+// bound of the header (packed_gemv_bound); row dequantization within one
+// rounding of the reference decode. Failures print the worst element.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "core/thread_pool.h"
+#include "kernels/packed_matrix.h"
+#include "model/packed_convert.h"
+#include "model/packed_linear.h"
+#include "model/quantized_linear.h"
+#include "quant/quantized_weight.h"
+
+namespace lowbit {
+namespace {
+
+const char* const kFormats[] = {"int4_g128", "int4_g128_asym", "mxfp4",    "mxfp4_up", "nvfp4", "nf4_g64",
+                                "fp4_g128_pow2", "int8_pc",     "fp8_e4m3", "fp16",     "bf16"};
+const int64_t kRows[] = {1, 3, 17, 33, 255};
+const int64_t kCols[] = {1, 3, 17, 31, 32, 33, 255, 4097};
+
+// Gaussian values with structure: an all-zero 16-column stretch in row 0, one
+// large outlier per row, a negative ramp at the end.
+std::vector<float> test_matrix(int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> n(0.0f, 0.05f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (float& v : w) v = n(rng);
+  for (int64_t c = 0; c < std::min<int64_t>(16, cols); ++c) w[c] = 0.0f;
+  for (int64_t r = 0; r < rows; ++r) w[r * cols + (r * 7) % cols] = 0.9f * ((r % 2) ? 1.0f : -1.0f);
+  for (int64_t c = std::max<int64_t>(0, cols - 8); c < cols; ++c) w[(rows - 1) * cols + c] = -0.01f * (cols - c);
+  return w;
+}
+
+std::vector<float> test_vector(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = d(rng);
+  return x;
+}
+
+QuantizedWeight quantized(const std::string& format, int64_t rows, int64_t cols, uint64_t seed) {
+  const std::vector<float> w = test_matrix(rows, cols, seed);
+  auto t = quantize_matrix(format, w.data(), rows, cols);
+  EXPECT_TRUE(t.ok()) << t.status().message();
+  QuantizedWeight q;
+  q.format = format;
+  q.tensor = std::move(t).value();
+  return q;
+}
+
+// The ISA levels this CPU runs, each through the dispatch.
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16}) {
+    if (isa_supported(isa, detect_cpu_features())) out.push_back(isa);
+  }
+  return out;
+}
+
+TEST(PackedKernels, PackingMatchesTheBlockFormatReference) {
+  for (const char* format : kFormats) {
+    for (int64_t rows : {3, 17}) {
+      for (int64_t cols : kCols) {
+        SCOPED_TRACE(testing::Message() << format << " [" << rows << ", " << cols << "]");
+        const QuantizedWeight q = quantized(format, rows, cols, 7);
+        ASSERT_EQ(packed_unsupported_reason(q), "");
+        auto p = pack_quantized_weight(q);
+        ASSERT_TRUE(p.ok()) << p.status().message();
+        std::vector<float> want(static_cast<size_t>(rows * cols));
+        ASSERT_TRUE(dequantize_weight(q, want.data()).ok());
+        // NVFP4 multiplies the tensor scale last, the block format first: one rounding apart.
+        const double rel = p->tensor_scale != 1.0f ? 0x1.0p-23 : 0.0;
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) {
+            const float got = packed_value(*p, r, c), w = want[r * cols + c];
+            ASSERT_LE(std::fabs(got - w), rel * std::fabs(w)) << "at (" << r << ", " << c << "): " << got << " vs " << w;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(PackedKernels, EveryIsaMatchesTheReference) {
+  const std::vector<Isa> isas = supported_isas();
+  std::printf("%-16s %-12s %-16s %12s %12s\n", "format", "isa", "kernels", "gemv err/bnd", "deq err/bnd");
+  for (const char* format : kFormats) {
+    std::vector<double> worst_gemv(isas.size()), worst_deq(isas.size());
+    std::vector<std::string> kernel_name(isas.size());
+    for (int64_t rows : kRows) {
+      for (int64_t cols : kCols) {
+        const QuantizedWeight q = quantized(format, rows, cols, 1000 + rows * 31 + cols);
+        auto packed = pack_quantized_weight(q);
+        ASSERT_TRUE(packed.ok()) << packed.status().message();
+        const PackedMatrix& p = *packed;
+        const std::vector<float> x = test_vector(cols, 5 + cols);
+        PackedActivation a;
+        prepare_activation(p, x.data(), a);
+        std::vector<float> want(rows), ref(static_cast<size_t>(rows * cols));
+        std::vector<double> bound(rows);
+        gemv_packed_reference(p, x.data(), 0, rows, want.data());
+        for (int64_t r = 0; r < rows; ++r) bound[r] = packed_gemv_bound(p, x.data(), r);
+        for (int64_t i = 0; i < rows * cols; ++i) ref[i] = packed_value(p, i / cols, i % cols);
+        // Two row ranges, so kernels starting inside the matrix are covered.
+        const int64_t split = rows / 2;
+        for (size_t v = 0; v < isas.size(); ++v) {
+          SCOPED_TRACE(testing::Message() << format << " " << isa_name(isas[v]) << " [" << rows << ", " << cols << "]");
+          const PackedKernels k = packed_kernels(p.kind, isas[v]);
+          kernel_name[v] = k.name;
+          ASSERT_LE(k.isa, isas[v]);
+          std::vector<float> got(rows);
+          k.gemv(p, a, 0, split, got.data());
+          k.gemv(p, a, split, rows, got.data() + split);
+          int64_t worst_row = 0;
+          double worst = 0.0;
+          for (int64_t r = 0; r < rows; ++r) {
+            const double ratio = std::fabs(static_cast<double>(got[r]) - want[r]) / bound[r];
+            if (ratio > worst) worst = ratio, worst_row = r;
+          }
+          EXPECT_LE(worst, 1.0) << "gemv row " << worst_row << ": " << got[worst_row] << " vs " << want[worst_row];
+          worst_gemv[v] = std::max(worst_gemv[v], worst);
+
+          std::vector<float> deq(static_cast<size_t>(rows * cols), NAN);
+          k.dequantize_rows(p, 0, split, deq.data());
+          k.dequantize_rows(p, split, rows, deq.data() + split * cols);
+          double worst_d = 0.0;
+          int64_t worst_i = 0;
+          for (int64_t i = 0; i < rows * cols; ++i) {
+            // One rounding (a contracted multiply-add), relative to the larger term.
+            const double tol = 0x1.0p-23 * (std::fabs(ref[i]) + 1e-30) + (p.asymmetric ? 0x1.0p-23 : 0.0);
+            const double ratio = std::isnan(deq[i]) ? 1e30 : std::fabs(deq[i] - ref[i]) / tol;
+            if (ratio > worst_d) worst_d = ratio, worst_i = i;
+          }
+          EXPECT_LE(worst_d, 1.0) << "dequantize element " << worst_i << ": " << deq[worst_i] << " vs " << ref[worst_i];
+          worst_deq[v] = std::max(worst_deq[v], worst_d);
+        }
+      }
+    }
+    for (size_t v = 0; v < isas.size(); ++v) {
+      std::printf("%-16s %-12s %-16s %12.3g %12.3g\n", format, isa_name(isas[v]), kernel_name[v].c_str(),
+                  worst_gemv[v], worst_deq[v]);
+    }
+  }
+}
+
+TEST(PackedKernels, AvxLevelsPickTheAvx512Kernels) {
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kGeneric).name, "lut4/generic");
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx2).name, "lut4/generic");
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name, "lut4/avx512");
+  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
+  EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx512Bf16).name, "half/avx512");
+}
+
+TEST(PackedKernels, FormatsWithoutAKernelSayWhy) {
+  EXPECT_NE(packed_unsupported_reason(quantized("int3_g128", 4, 64, 1)), "");
+  EXPECT_NE(packed_unsupported_reason(quantized("mxfp6_e2m3", 4, 64, 1)), "");
+  QuantizedWeight q = quantized("int4_g128", 4, 64, 1);
+  q.outliers.push_back({0, 0, 1.0f});
+  EXPECT_EQ(packed_unsupported_reason(q), "sparse outliers");
+  EXPECT_FALSE(pack_quantized_weight(q).ok());
+  // The runtime falls back to the dequantized FP32 copy.
+  std::string reason;
+  auto lin = make_quantized_linear(std::move(q), {}, {}, &reason);
+  ASSERT_TRUE(lin.ok());
+  EXPECT_EQ(reason, "sparse outliers");
+  EXPECT_NE(dynamic_cast<QuantizedLinear*>(lin->get()), nullptr);
+}
+
+// PackedLinear on the thread pool: decode (GEMV per token) and prompt (tiles +
+// sgemm) paths, bias included, against the dequantized weight in double.
+TEST(PackedLinear, ThreadedForwardMatchesTheDequantizedProduct) {
+  ThreadPool pool(2);
+  for (const char* format : {"int4_g128_asym", "nvfp4", "int8_pc", "fp8_e4m3", "bf16"}) {
+    for (int64_t rows : {17, 300}) {
+      const int64_t cols = 4097;
+      SCOPED_TRACE(testing::Message() << format << " rows " << rows);
+      QuantizedWeight q = quantized(format, rows, cols, 3);
+      std::vector<float> w(static_cast<size_t>(rows * cols));
+      ASSERT_TRUE(dequantize_weight(q, w.data()).ok());
+      std::vector<float> bias = test_vector(rows, 9);
+      std::string reason;
+      auto lin = make_quantized_linear(std::move(q), bias, {}, &reason);
+      ASSERT_TRUE(lin.ok()) << lin.status().message();
+      ASSERT_EQ(reason, "");
+      const auto* packed = dynamic_cast<const PackedLinear*>(lin->get());
+      ASSERT_NE(packed, nullptr);
+      EXPECT_EQ(packed->describe().rfind(format, 0), 0u) << packed->describe();
+      for (int64_t n : {1, 3, 5, 40}) {
+        const std::vector<float> x = test_vector(n * cols, 11 + n);
+        std::vector<float> y(static_cast<size_t>(n * rows));
+        (*lin)->forward(x.data(), n, y.data(), pool);
+        double worst = 0.0;
+        for (int64_t t = 0; t < n; ++t) {
+          for (int64_t r = 0; r < rows; ++r) {
+            double s = bias[r], mag = std::fabs(bias[r]);
+            for (int64_t c = 0; c < cols; ++c) {
+              s += static_cast<double>(w[r * cols + c]) * x[t * cols + c];
+              mag += std::fabs(static_cast<double>(w[r * cols + c]) * x[t * cols + c]);
+            }
+            // sgemm and the packed GEMV both accumulate in FP32: bound (K/16 + 160) eps sum |w x|,
+            // plus the asymmetric min-sum rearrangement (covered by a factor 4).
+            const double bound = 4.0 * (cols / 16.0 + 160.0) * 0x1.0p-24 * mag;
+            worst = std::max(worst, std::fabs(y[t * rows + r] - s) / bound);
+          }
+        }
+        EXPECT_LE(worst, 1.0) << "tokens " << n;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lowbit
