@@ -10,6 +10,7 @@
 #include <random>
 
 #include "kernels/packed_matrix.h"
+#include "kernels/w8a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
 
@@ -99,6 +100,33 @@ void BM_Fp32Sgemv(benchmark::State& state) {
   state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(rows * cols),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
+
+// W8A8 (kernels/w8a8.h): args ISA (0 generic, 1 avx512vnni), rows, cols, tokens. The
+// activation quantization is timed too (it runs once per linear call).
+void BM_W8A8(benchmark::State& state) {
+  const Isa isa = state.range(0) == 0 ? Isa::kGeneric : Isa::kAvx512Vnni;
+  if (!isa_supported(isa, detect_cpu_features())) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  const int64_t rows = state.range(1), cols = state.range(2), tokens = state.range(3);
+  const PackedMatrix w = packed("int8_pc", rows, cols);
+  const std::vector<int32_t> rowsum = int8_row_sums(w);
+  const W8A8Kernels k = w8a8_kernels(isa);
+  const std::vector<float> x = random_values(tokens * cols, 2);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  Int8Activations a;
+  for (auto _ : state) {
+    quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
+    k.gemm(w, rowsum, a, 0, rows, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(k.name);
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_W8A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({1, 5632, 2048, 64})
+    ->Args({1, 2048, 5632, 512});
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {

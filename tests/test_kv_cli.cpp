@@ -99,4 +99,89 @@ TEST(KvCli, TunedConfigurationRunsAgainFromItsFile) {
   std::filesystem::remove(json);
 }
 
+// `quantize --kv` stores the KV configuration in the model file (lowbit.kv); ppl
+// on that file uses it without --kv (the JSON says where it came from), with the
+// same bytes per token and the same scores as passing the spec explicitly, and an
+// explicit --kv overrides it. A -nuq spec stores its calibrated codebooks.
+TEST(KvCli, QuantizeStoresTheKvConfigurationInTheModelFile) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
+  const std::string out = temp_file("kv.lowbit");
+  const std::string json = temp_file("ppl_stored.json");
+  const std::string config = temp_file("nuq.json");
+  auto ppl = [&](const std::string& extra) {
+    const CommandResult r = run_lowbit("ppl " + out + " --text " + text + " --ctx 128 --chunks 2 --no-progress --base " +
+                                       out + " --json " + json + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(std::ifstream(json));
+  };
+  CommandResult r = run_lowbit("quantize " + model + " --recipe fp32 --kv k4v4-kivi --no-progress -o " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json stored = ppl("");
+  const nlohmann::json given = ppl(" --kv k4v4-kivi");
+  EXPECT_EQ(stored["kv_origin"], "model file");
+  EXPECT_EQ(given["kv_origin"], "--kv");
+  EXPECT_NE(stored["kv"].get<std::string>().find("k4v4-kivi"), std::string::npos) << stored["kv"];
+  EXPECT_NE(stored["kv"].get<std::string>().find("lowbit.kv"), std::string::npos) << stored["kv"];
+  EXPECT_EQ(stored["kv_bytes_per_token"], given["kv_bytes_per_token"]);
+  EXPECT_LT(stored["kv_bytes_per_token"].get<double>(), stored["kv_bytes_per_token_fp32"].get<double>());
+  EXPECT_EQ(stored["ppl"], given["ppl"]);  // the same cache: the same logits, bit for bit
+  EXPECT_EQ(stored["kld_mean"], given["kld_mean"]);
+  EXPECT_GT(stored["kld_mean"].get<double>(), 1e-5);  // the stored quantized cache is in use (the base is FP32)
+  const nlohmann::json fp = ppl(" --kv fp32");  // explicit --kv overrides the stored configuration
+  EXPECT_EQ(fp["kv"], "fp32");
+  EXPECT_EQ(fp["kld_mean"].get<double>(), 0.0);
+  // quantize without --kv stores nothing: the default FP32 cache.
+  ASSERT_EQ(run_lowbit("quantize " + model + " --recipe fp32 --no-progress -o " + out).exit_code, 0);
+  EXPECT_EQ(ppl("")["kv_origin"], "default");
+
+  // NUQ: codebooks fitted at quantize time, stored, and used as the saved configuration is.
+  r = run_lowbit("quantize " + model + " --recipe fp32 --kv k3v3-nuq-sink1 --kv-calib " + text +
+                 " --kv-calib-samples 2 --kv-calib-len 64 --kv-save " + config + " --no-progress -o " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json saved = nlohmann::json::parse(std::ifstream(config));
+  ASSERT_EQ(saved["codebooks"].size(), 5u);
+  const nlohmann::json nuq_stored = ppl("");
+  const nlohmann::json nuq_given = ppl(" --kv " + config);
+  EXPECT_EQ(nuq_stored["kv_origin"], "model file");
+  EXPECT_NE(nuq_stored["kv"].get<std::string>().find("k3v3-nuq-sink1"), std::string::npos);
+  EXPECT_EQ(nuq_stored["kv_bytes_per_token"], nuq_given["kv_bytes_per_token"]);
+  EXPECT_EQ(nuq_stored["ppl"], nuq_given["ppl"]);
+  EXPECT_EQ(nuq_stored["kld_mean"], nuq_given["kld_mean"]);
+  EXPECT_GT(nuq_stored["kld_mean"].get<double>(), 1e-5);
+  // Without calibration data a -nuq spec cannot be stored.
+  r = run_lowbit("quantize " + model + " --recipe fp32 --kv k3v3-nuq --no-progress -o " + out);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--kv-calib"), std::string::npos) << r.output;
+  std::filesystem::remove(out);
+  std::filesystem::remove(json);
+  std::filesystem::remove(config);
+}
+
+// `ppl --batch B` runs each window in batches of B tokens through one cache (so
+// only [B, vocab] logits are held): the scores equal the one-pass ones to float
+// rounding, with the FP32 cache and with a quantized one (whose batched pass
+// already gives every query what it would read decoding token by token).
+TEST(KvCli, PplInBatchesMatchesOnePass) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
+  const std::string json = temp_file("ppl_batch.json");
+  for (const std::string kv : {"fp32", "k4v4-kivi-b8-r16-prerope"}) {
+    auto run = [&](const std::string& extra) {
+      const CommandResult r = run_lowbit("ppl " + model + " --text " + text + " --ctx 128 --chunks 2 --no-progress --base " +
+                                         model + " --kv " + kv + " --json " + json + extra);
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+      return nlohmann::json::parse(std::ifstream(json));
+    };
+    const nlohmann::json one = run("");
+    const nlohmann::json batched = run(" --batch 37");
+    EXPECT_EQ(batched["batch"], 37);
+    EXPECT_EQ(batched["tokens_scored"], one["tokens_scored"]);
+    EXPECT_NEAR(batched["ppl"].get<double>(), one["ppl"].get<double>(), 1e-4 * one["ppl"].get<double>()) << kv;
+    EXPECT_NEAR(batched["kld_mean"].get<double>(), one["kld_mean"].get<double>(), 1e-5) << kv;
+    EXPECT_EQ(batched["kv_bytes_per_token"], one["kv_bytes_per_token"]);
+  }
+  std::filesystem::remove(json);
+}
+
 }  // namespace

@@ -17,7 +17,9 @@
 #include "kvcache/nuq_fit.h"
 #include "kvcache/quantized_kv_cache.h"
 #include "model/llama_model.h"
+#include "kernels/hadamard.h"
 #include "model/loader.h"
+#include "model_writers.h"
 #include "test_util.h"
 
 namespace lowbit {
@@ -105,13 +107,18 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, si
   } while (0)
 
 // Issue 6 asks for 8-bit KV to move stories260K's logits by < 1e-2 (max abs).
-// That bound is out of reach for any 8-bit code on this model: its keys reach
-// |k| = 30 (a half step of 8-bit codes over a head's range is ~0.1) and the
-// logits move by about ten times the key error; FP16-precision keys alone
-// (k8v8-kivi-b1, whose groups are single elements with FP16 zero points) move
-// them by 0.025, and 8-bit values alone (k32v8) by 0.04. So the changes are
-// pinned in measured bands (both regressions and unexplained improvements show),
-// and the 1e-2 bound is asserted where it holds: the mean |change|.
+// That bound is out of reach for any 8-bit code on this model, and even for an
+// FP16 cache: its keys reach |k| = 30 (a half step of 8-bit codes over a head's
+// range is ~0.1) and the max logit change is ~3x the max key error. Measured on
+// these 200 story tokens (max |change|): an FP16 cache (k8v8-kivi-b1-g1: every
+// element its own group, so it decodes to its FP16 zero point) 0.028; FP16 keys
+// alone (k8v8-kivi-b1) 0.048 with 8-bit values; the finest 8-bit key codes
+// tried, pre-RoPE per channel over 2-token blocks (k8v32-kivi-b2-prerope, 24 bits
+// per element with the FP16 scale and zero point) 0.017; -b4 0.076, -b8 0.097;
+// 8-bit values alone k32v8 0.041, -g4 0.025, -g2 0.0046 (24 bits per element).
+// So the changes are pinned in measured bands (both regressions and unexplained
+// improvements show), the FP16 cache's band documents why 1e-2 cannot hold, and
+// the 1e-2 bound is asserted where it holds: the mean |change|.
 TEST(KvModel, EightBitLogitChangesArePinned) {
   REQUIRE_STORIES();
   const auto toks = story_tokens(*st, 200);
@@ -126,6 +133,7 @@ TEST(KvModel, EightBitLogitChangesArePinned) {
   const auto k8 = logits_with(st->model, toks, "k8v8");
   const auto kivi = logits_with(st->model, toks, "k8v8-kivi-b8-prerope");
   const auto v8 = logits_with(st->model, toks, "k32v8");
+  const auto fp16 = logits_with(st->model, toks, "k8v8-kivi-b1-g1");
   EXPECT_GT(mean_abs(k8), 0.05);  // plain per-token 8-bit keys: 0.072 measured
   EXPECT_LT(mean_abs(k8), 0.10);
   EXPECT_LT(mean_abs(kivi), 1e-2);
@@ -140,6 +148,9 @@ TEST(KvModel, EightBitLogitChangesArePinned) {
   EXPECT_LT(max_kivi, 0.13);
   EXPECT_GT(max_v8, 0.03);
   EXPECT_LT(max_v8, 0.055);
+  const double max_fp16 = max_abs_diff(fp16, fp, &at);  // measured 0.028
+  EXPECT_GT(max_fp16, 0.02);
+  EXPECT_LT(max_fp16, 0.04);
 }
 
 // Captures the attention output of a block: the input of its o_proj.
@@ -152,15 +163,15 @@ class AttentionCapture : public ActivationObserver {
 };
 
 // The attention output of layer `layer`'s block on the embeddings of `toks`, with a cache of `spec_text`.
-std::vector<float> block_attention(const Stories& s, int layer, const std::vector<int32_t>& toks,
+std::vector<float> block_attention(const LoadedModel& m, int layer, const std::vector<int32_t>& toks,
                                    const std::string& spec_text) {
-  const ModelConfig& c = s.loaded.config;
-  auto block = DecoderBlock::create(c, layer, s.loaded.weights.layers[layer], s.loaded.weights.rope_freq_factors);
+  const ModelConfig& c = m.config;
+  auto block = DecoderBlock::create(c, layer, m.weights.layers[layer], m.weights.rope_freq_factors);
   EXPECT_TRUE(block.ok()) << block.status().message();
   const int n = static_cast<int>(toks.size());
   std::vector<float> x(static_cast<size_t>(n) * c.dim);  // [n, dim]
   for (int t = 0; t < n; ++t) {
-    std::copy_n(s.loaded.weights.token_embedding.data() + static_cast<int64_t>(toks[t]) * c.dim, c.dim,
+    std::copy_n(m.weights.token_embedding.data() + static_cast<int64_t>(toks[t]) * c.dim, c.dim,
                 x.data() + static_cast<int64_t>(t) * c.dim);
   }
   auto spec = parse_kv_spec(spec_text);
@@ -182,23 +193,130 @@ TEST(KvModel, RotatedAttentionEqualsUnrotated) {
   REQUIRE_STORIES();
   const auto toks = tokens(200);
   for (int layer : {0, 2, 4}) {
-    const auto fp = block_attention(*st, layer, toks, "fp32");
+    const auto fp = block_attention(st->loaded, layer, toks, "fp32");
     ASSERT_EQ(fp.size(), toks.size() * st->loaded.config.q_dim());
-    EXPECT_LOGITS_NEAR(block_attention(*st, layer, toks, "k32v32-rot"), fp, 1e-5);
-    EXPECT_LOGITS_NEAR(block_attention(*st, layer, toks, "k32v32-rot-prerope"), fp, 1e-5);
+    EXPECT_LOGITS_NEAR(block_attention(st->loaded, layer, toks, "k32v32-rot"), fp, 1e-5);
+    EXPECT_LOGITS_NEAR(block_attention(st->loaded, layer, toks, "k32v32-rot-prerope"), fp, 1e-5);
   }
   const auto fp = logits_with(st->model, toks, "fp32");
   EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k32v32-rot"), fp, 5e-5);
   EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k32v32-rot-prerope"), fp, 5e-5);
 }
 
+// A random model with SmolLM2's attention shape in miniature: 6 query heads
+// sharing 3 KV heads of 12, so per-head rotation is of order 12 (Paley) and
+// grouped-head rotation of the 3 heads of order 36 (kernels/hadamard.h), neither
+// a power of two (SmolLM2: 3 KV heads of 64, -rotg3 of order 192 = 16·12).
+LoadedModel grouped_heads_model() {
+  ModelConfig c;
+  c.architecture = "llama";
+  c.n_layers = 2;
+  c.dim = 72;
+  c.n_heads = 6;
+  c.n_kv_heads = 3;
+  c.head_dim = 12;
+  c.ffn_dim = 96;
+  c.vocab_size = 64;
+  c.max_seq_len = 256;
+  c.norm_eps = 1e-5f;
+  c.rope_theta = 10000.0;
+  c.rope_layout = RopeLayout::kHalfSplit;
+  return testing::make_random_model(c, 11);
+}
+
+std::vector<float> logits_of(const LoadedModel& m, const std::vector<int32_t>& toks, const std::string& spec_text) {
+  auto model = LlamaModel::create(m.config, testing::clone_weights(m).weights);
+  EXPECT_TRUE(model.ok()) << model.status().message();
+  return logits_with(*model, toks, spec_text);
+}
+
+// Grouped-head rotation (-rotgG, RotateKV) stores keys and values rotated over
+// groups of G KV heads and un-rotates them on reading; per-head rotation of a
+// non-power-of-two head_dim rotates the queries to match. In FP32 storage
+// attention is unchanged up to float rounding: the attention output within
+// 1e-5 and the logits within 5e-5, post- and pre-RoPE, on stories260K (4 KV heads
+// of 8: groups of 2 and 4, orders 16 and 32) and on the random model (orders 12
+// and 36).
+TEST(KvModel, GroupedRotatedAttentionEqualsUnrotated) {
+  const LoadedModel random = grouped_heads_model();
+  const std::vector<int32_t> toks = [] {
+    std::vector<int32_t> t = tokens(120, 5);
+    for (int32_t& x : t) x %= 64;
+    return t;
+  }();
+  for (int layer : {0, 1}) {
+    const auto fp = block_attention(random, layer, toks, "fp32");
+    ASSERT_EQ(fp.size(), toks.size() * random.config.q_dim());
+    for (const char* spec : {"k32v32-rot", "k32v32-rotg3", "k32v32-rot-prerope", "k32v32-rotg3-prerope"}) {
+      const auto rotated = block_attention(random, layer, toks, spec);
+      EXPECT_LOGITS_NEAR(rotated, fp, 1e-5);
+      EXPECT_NE(rotated, block_attention(random, layer, toks, "k8v8-rotg3")) << "the 8-bit cache is in use";
+    }
+  }
+  const auto fp = logits_of(random, toks, "fp32");
+  EXPECT_LOGITS_NEAR(logits_of(random, toks, "k32v32-rotg3"), fp, 5e-5);
+  EXPECT_LOGITS_NEAR(logits_of(random, toks, "k32v32-rot-prerope"), fp, 5e-5);
+
+  REQUIRE_STORIES();
+  const auto story = tokens(200);
+  for (int layer : {0, 4}) {
+    const auto sfp = block_attention(st->loaded, layer, story, "fp32");
+    for (const char* spec : {"k32v32-rotg2", "k32v32-rotg4", "k32v32-rotg4-prerope"}) {
+      EXPECT_LOGITS_NEAR(block_attention(st->loaded, layer, story, spec), sfp, 1e-5);
+    }
+  }
+  EXPECT_LOGITS_NEAR(logits_with(st->model, story, "k32v32-rotg4-prerope"), logits_with(st->model, story, "fp32"),
+                     5e-5);
+}
+
+// The stored rows under -rotgG are the rows times the Hadamard matrix of order
+// G·head_dim (checked against the dense reference), and reads return the rows.
+TEST(KvModel, GroupedRotationStoresRotatedRows) {
+  const KvCacheShape shape{1, 10, 3, 12};
+  auto spec = parse_kv_spec("k32v32-rotg3");
+  ASSERT_TRUE(spec.ok());
+  auto cache = QuantizedKvCache::create(*spec, shape);
+  ASSERT_TRUE(cache.ok()) << cache.status().message();
+  const KvCacheLayout layout = (*cache)->layout();
+  EXPECT_FALSE(layout.keys_rotated || layout.values_rotated);
+  std::vector<float> k(10 * 36), v(10 * 36);
+  std::mt19937 rng(4);
+  std::normal_distribution<float> d(0.0f, 2.0f);
+  for (float& x : k) x = d(rng);
+  for (float& x : v) x = d(rng);
+  ASSERT_TRUE((*cache)->write(0, 0, 10, k.data(), v.data()).ok());
+  std::vector<float> stored(k.size()), kb(k.size()), vb(v.size());
+  (*cache)->read_stored(0, true, 10, stored.data());
+  const std::vector<double> h = hadamard_matrix(36);
+  ASSERT_EQ(h.size(), 36u * 36u);
+  for (int t = 0; t < 10; ++t) {
+    for (int j = 0; j < 36; ++j) {
+      double e = 0;
+      for (int i = 0; i < 36; ++i) e += k[t * 36 + i] * h[i * 36 + j];
+      EXPECT_NEAR(stored[t * 36 + j], e, 1e-5) << t << " " << j;
+    }
+  }
+  (*cache)->read(0, 10, kb.data(), vb.data());
+  for (size_t i = 0; i < k.size(); ++i) {
+    ASSERT_NEAR(kb[i], k[i], 1e-5);
+    ASSERT_NEAR(vb[i], v[i], 1e-5);
+  }
+}
+
 // Pre-RoPE storage applies RoPE after reading: with FP32 storage the logits equal
 // the FP path to float rounding. With 16-bit codes every key read back and
 // rotated by RoPE is within sqrt(2) half steps of the exact rotated key (RoPE
-// turns pairs of a head, so a pair's error keeps its length). Issue 6's bound of
-// 1e-4 on the logits does not hold on stories260K: 16-bit codes over a head's
-// range (|k| up to 30) have a half step of ~2e-4 and the logits move by ~10x the
-// key error, pre-RoPE or not; the logit changes are pinned instead.
+// turns pairs of a head, so a pair's error keeps its length).
+// Issue 6's bound of 1e-4 on the logits holds with fine groups: keys pre-RoPE per
+// channel over 2-token blocks, values per token in groups of 2
+// (k16v16-kivi-b2-prerope-g2; measured 1.5e-5 on these tokens, 1.9e-5 on story
+// text). That is a correctness setting, not a compact one: an FP32 scale and zero
+// point per 2 elements make it 48 bits per element. With the default groups
+// (per-token groups of head_dim = 8, FP32 scales) 16-bit codes move the logits by
+// 1.9e-3 pre-RoPE (2.2e-3 post-RoPE): the max logit change tracks the codes'
+// relative precision (half a step over a group's range, |k| up to 30) times the
+// logits' size (up to 19); -kivi-b8-prerope gives 2.8e-4, 16-bit values alone
+// (k32v16) 1.9e-4. Those are pinned in bands.
 TEST(KvModel, PreRopeWithSixteenBitCodes) {
   REQUIRE_STORIES();
   const auto toks = tokens(200);
@@ -207,8 +325,11 @@ TEST(KvModel, PreRopeWithSixteenBitCodes) {
   size_t at = 0;
   const double post = max_abs_diff(logits_with(st->model, toks, "k16v16"), fp, &at);
   const double pre = max_abs_diff(logits_with(st->model, toks, "k16v16-prerope"), fp, &at);
-  EXPECT_LT(pre, 3e-3);  // measured 1.9e-3 (2.2e-3 post-RoPE)
+  EXPECT_GT(pre, 1e-3);  // measured 1.9e-3 (2.2e-3 post-RoPE)
+  EXPECT_LT(pre, 3e-3);
+  EXPECT_GT(post, 1e-3);
   EXPECT_LT(post, 3e-3);
+  EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k16v16-kivi-b2-prerope-g2"), fp, 1e-4);  // measured 1.5e-5
 
   // Keys: pre-RoPE rows of 4 heads of 8 at 50 positions, coded, read, rotated.
   const ModelConfig& c = st->loaded.config;

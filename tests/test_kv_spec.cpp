@@ -64,7 +64,12 @@ TEST(KvSpec, NuqSparseSinks) {
 TEST(KvSpec, RotationPreRopeAndMinifloats) {
   const KvSpec r = parse_ok("k4v4-rot-prerope");
   EXPECT_TRUE(r.rotate);
+  EXPECT_EQ(r.rotate_group, 1);
   EXPECT_TRUE(r.pre_rope);
+  const KvSpec g = parse_ok("k2v2-kivi-r128-prerope-rotg3");
+  EXPECT_TRUE(g.rotate);
+  EXPECT_EQ(g.rotate_group, 3);
+  EXPECT_EQ(parse_ok("k4v4-rotg1").rotate_group, 1);
   EXPECT_EQ(parse_ok("k8v8-fp8").layers[0].key.element, KvElement::kFp8E4M3);
   EXPECT_EQ(parse_ok("k8v8-e5m2").layers[0].value.element, KvElement::kFp8E5M2);
   EXPECT_EQ(parse_ok("k4v4-fp4").layers[0].key.element, KvElement::kFp4E2M1);
@@ -84,6 +89,8 @@ TEST(KvSpec, ErrorsNameTheBadPart) {
       {"k8v8-fp4", "'fp4' needs 4-bit"},
       {"k16v16-nuq", "'nuq' needs at most 8"},
       {"k4v4-rot-rot", "'rot' repeats"},
+      {"k4v4-rot-rotg3", "'rotg3' repeats"},
+      {"k4v4-rotg0", "'rotg0'"},
       {"k4v4-r8-r16", "'r16' repeats"},
       {"k4v4-nuq-fp8", "conflicts"},
       {"k4v4-b64", "add -kivi"},
@@ -106,9 +113,15 @@ TEST(KvSpec, ShapeChecksNameTheProblem) {
   auto bad_group = check_kv_spec(parse_ok("k4v4-g32"), shape);
   ASSERT_FALSE(bad_group.ok());
   EXPECT_NE(bad_group.message().find("must divide head_dim 48"), std::string::npos) << bad_group.message();
-  auto rot = check_kv_spec(parse_ok("k4v4-rot"), shape);
+  // Hadamard orders 2^k·m: 48 = 4·12 per head, 144 = 4·36 for a group of 3 heads; 10 has none.
+  EXPECT_TRUE(check_kv_spec(parse_ok("k4v4-g16-rot"), shape).ok());
+  EXPECT_TRUE(check_kv_spec(parse_ok("k4v4-g16-rotg3"), shape).ok());
+  auto rot = check_kv_spec(parse_ok("k4v4-rot"), KvCacheShape{2, 16, 3, 10});
   ASSERT_FALSE(rot.ok());
-  EXPECT_NE(rot.message().find("power-of-two head_dim"), std::string::npos) << rot.message();
+  EXPECT_NE(rot.message().find("no Hadamard rotation"), std::string::npos) << rot.message();
+  auto rotg = check_kv_spec(parse_ok("k4v4-g16-rotg2"), shape);
+  ASSERT_FALSE(rotg.ok());
+  EXPECT_NE(rotg.message().find("does not divide the model's 3 KV heads"), std::string::npos) << rotg.message();
   auto nuq = check_kv_spec(parse_ok("k3v3-nuq-g16"), shape);
   ASSERT_FALSE(nuq.ok());
   EXPECT_NE(nuq.message().find("--kv-calib"), std::string::npos) << nuq.message();

@@ -44,7 +44,7 @@ Status run_generate(const GenerateFlags& f) {
                  static_cast<unsigned long long>(f.seed), f.model.threads);
   }
   ThreadPool pool(f.model.threads);
-  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, m, pool, f.model.verbose));
+  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, f.model.model_path, m, pool, f.model.verbose));
   options.kv_cache = kv.factory;
   LB_ASSIGN_OR_RETURN(GenerateResult result, generate(m.model, tok, prompt, options, pool));
   const std::string text = tok.decode(result.tokens);

@@ -1,5 +1,5 @@
 // `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
-//  [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] [--threads T] [--json F]`
+//  [--batch B] [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] [--threads T] [--json F]`
 // --kv applies to MODEL only; --base always runs with the FP32 cache, so with the
 // same file as MODEL the KL divergence measures the KV cache alone.
 #include <cstdio>
@@ -18,6 +18,7 @@ struct PplFlags {
   int ctx = 512;
   std::string protocol = "llamacpp";
   int chunks = 0;
+  int batch = 0;
   std::string base_path;
   bool no_progress = false;
   KvFlags kv;
@@ -41,6 +42,7 @@ Status run_ppl(const PplFlags& f) {
   options.ctx = f.ctx;
   options.protocol = protocol;
   options.max_chunks = f.chunks;
+  options.batch = f.batch;
   options.add_bos = tok.add_bos() && tok.bos_id() >= 0;
   options.bos_id = tok.bos_id();
   options.show_progress = !f.no_progress;
@@ -50,7 +52,7 @@ Status run_ppl(const PplFlags& f) {
                  f.model.threads, base ? ", base " : "", f.base_path.c_str());
   }
   ThreadPool pool(f.model.threads);
-  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, m, pool, f.model.verbose));
+  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, f.model.model_path, m, pool, f.model.verbose));
   options.kv_cache = kv.factory;
   LB_ASSIGN_OR_RETURN(PplResult r, evaluate_perplexity(m.model, tokens, options, pool, base ? &base->model : nullptr));
 
@@ -63,6 +65,7 @@ Status run_ppl(const PplFlags& f) {
       {"protocol", f.protocol},
       {"ctx", f.ctx},
       {"chunks", r.chunks},
+      {"batch", f.batch},
       {"text_tokens", tokens.size()},
       {"tokens_scored", r.tokens_scored},
       {"ppl", r.ppl},
@@ -108,6 +111,11 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
   app->add_option("-c,--ctx", flags->ctx, "Tokens per chunk")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   app->add_option("--protocol", flags->protocol, "llamacpp (second half of each chunk, BOS) or gptq (all, no BOS)")
       ->check(CLI::IsMember({"llamacpp", "gptq"}))
+      ->capture_default_str();
+  app->add_option("--batch", flags->batch,
+                  "Tokens per forward call within a chunk (0 = the whole chunk): holds only [batch, vocab] logits; "
+                  "later batches read earlier positions from the (quantized) KV cache")
+      ->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
   app->add_option("--chunks", flags->chunks, "Evaluate at most K chunks (0 = all)")->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();

@@ -1,7 +1,11 @@
-// The KV-cache flags of `ppl` and `generate`: --kv SPEC|FILE, and for the
-// calibrated options --kv-calib FILE (NUQ codebooks, KVTuner sensitivities),
-// --kv-tune BITS and --kv-save FILE; resolving them into a cache factory; and
-// the memory fields of the JSON report.
+// The KV-cache flags of `ppl`, `generate` and `quantize`: --kv SPEC|FILE, and for
+// the calibrated options --kv-calib FILE (NUQ codebooks, KVTuner sensitivities),
+// --kv-tune BITS and --kv-save FILE; resolving them into a cache factory (or,
+// for `quantize`, into the configuration stored in the model file as lowbit.kv);
+// and the memory fields of the JSON report.
+//
+// Which configuration a run uses: --kv when given; else the lowbit.kv stored in
+// a lowbit model file; else the FP32 cache. ResolvedKv::origin says which.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -17,7 +21,7 @@
 namespace lowbit::cli {
 
 struct KvFlags {
-  std::string spec = "fp32";
+  std::string spec;  // empty: --kv not given
   std::string calib_path;
   int calib_samples = 4;
   int calib_len = 512;
@@ -31,11 +35,25 @@ struct ResolvedKv {
   KvSpec spec;
   KvCacheFactory factory;
   nlohmann::json calibration;  // what calibration did, for the report and the saved file
+  std::string origin;          // "--kv", "model file" (lowbit.kv) or "default" (FP32)
 };
 
-// Parses --kv, fits NUQ codebooks / tunes per-layer bits on --kv-calib when
-// asked, checks the spec against the model and saves it under --kv-save.
-Expected<ResolvedKv> resolve_kv(const KvFlags& flags, const RunnableModel& model, ThreadPool& pool, bool verbose);
+// The KV configuration a lowbit model file stores (lowbit.kv), or null when the
+// file is not a lowbit model file or stores none.
+Expected<nlohmann::json> stored_kv_config(const std::string& model_path);
+
+// Takes --kv, else the configuration stored in `model_path` (a lowbit file),
+// else FP32; fits NUQ codebooks / tunes per-layer bits on --kv-calib when asked,
+// checks the spec against the model and saves it under --kv-save.
+Expected<ResolvedKv> resolve_kv(const KvFlags& flags, const std::string& model_path, const RunnableModel& model,
+                                ThreadPool& pool, bool verbose);
+
+// For `quantize --kv`: the configuration to store as lowbit.kv (kv_config_to_json),
+// null when --kv is not given. Loads the source model only when -nuq codebooks or
+// --kv-tune need calibration runs (codebooks are fitted on the source model's keys
+// and values); otherwise checks the spec against the source's shape.
+Expected<nlohmann::json> kv_config_for_quantize(const KvFlags& flags, const std::string& model_path,
+                                                const std::string& tokenizer_path, ThreadPool& pool, bool verbose);
 
 // Adds kv, kv_bytes_per_token, kv_bytes_per_token_fp32, kv_bytes_allocated,
 // kv_average_bits and peak_rss_bytes.

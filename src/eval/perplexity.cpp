@@ -67,42 +67,52 @@ struct CacheStats {
 };
 
 // Scores positions [first, n-1) of one sequence: logits row j predicts tokens[j+1].
+// The sequence runs through the model in batches of `batch` tokens (0: all at
+// once); the score loop below runs per batch over the rows it produced.
 Status score_sequence(const LlamaModel& model, const std::vector<int32_t>& tokens, int first, ThreadPool& pool,
                       const LlamaModel* base, const KvCacheFactory& kv_cache, Accumulator& acc,
-                      CacheStats* cache_stats = nullptr) {
+                      CacheStats* cache_stats = nullptr, int batch = 0) {
   const int n = static_cast<int>(tokens.size());
   const int vocab = model.config().vocab_size;
-  std::vector<float> logits(static_cast<size_t>(n) * vocab);  // [n, vocab]
-  {
-    LB_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model.make_cache(n, kv_cache));
-    LB_RETURN_IF_ERROR(model.forward(tokens.data(), n, 0, *cache, logits.data(), pool));
-    if (cache_stats != nullptr) *cache_stats = {cache->bytes_per_token(), cache->allocated_bytes()};
-  }
-  std::vector<float> base_logits;
-  if (base != nullptr) {
-    base_logits.resize(logits.size());
-    auto base_cache = base->make_fp32_cache(n);
-    LB_RETURN_IF_ERROR(base->forward(tokens.data(), n, 0, *base_cache, base_logits.data(), pool));
-  }
+  const int rows = batch > 0 ? std::min(batch, n) : n;
+  std::vector<float> logits(static_cast<size_t>(rows) * vocab);  // [rows, vocab]: positions [b0, b0 + rows)
+  std::vector<float> base_logits(base != nullptr ? logits.size() : 0);
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, model.make_cache(n, kv_cache));
+  std::unique_ptr<KvCache> base_cache;
   const int count = std::max(0, n - 1 - first);
   std::vector<PositionStats> stats(count);
-  pool.parallel_for(count, [&](int64_t b, int64_t e, int) {
-    std::vector<double> logp, base_logp;
-    for (int64_t i = b; i < e; ++i) {
-      const int j = first + static_cast<int>(i);
-      const int target = tokens[j + 1];
-      log_softmax(logits.data() + static_cast<size_t>(j) * vocab, vocab, logp);
-      PositionStats& s = stats[i];
-      s.nll = -logp[target];
-      if (base != nullptr) {
-        log_softmax(base_logits.data() + static_cast<size_t>(j) * vocab, vocab, base_logp);
-        s.base_nll = -base_logp[target];
-        s.kld = kl_divergence(base_logp, logp);
-        s.same_top1 = argmax(logp) == argmax(base_logp);
-        s.delta_p = std::exp(logp[target]) - std::exp(base_logp[target]);
-      }
+  for (int b0 = 0; b0 < n; b0 += rows) {
+    const int m = std::min(rows, n - b0);
+    LB_RETURN_IF_ERROR(model.forward(tokens.data() + b0, m, b0, *cache, logits.data(), pool));
+    if (b0 + m == n) {  // the last batch: free the cache before the base model runs
+      if (cache_stats != nullptr) *cache_stats = {cache->bytes_per_token(), cache->allocated_bytes()};
+      cache.reset();
     }
-  });
+    if (base != nullptr) {
+      if (base_cache == nullptr) base_cache = base->make_fp32_cache(n);
+      LB_RETURN_IF_ERROR(base->forward(tokens.data() + b0, m, b0, *base_cache, base_logits.data(), pool));
+    }
+    // Positions j in [max(first, b0), min(b0 + m, n - 1)), row j - b0.
+    const int lo = std::max(first, b0), hi = std::min(b0 + m, n - 1);
+    if (hi <= lo) continue;
+    pool.parallel_for(hi - lo, [&](int64_t b, int64_t e, int) {
+      std::vector<double> logp, base_logp;
+      for (int64_t i = b; i < e; ++i) {
+        const int j = lo + static_cast<int>(i);
+        const int target = tokens[j + 1];
+        log_softmax(logits.data() + static_cast<size_t>(j - b0) * vocab, vocab, logp);
+        PositionStats& s = stats[j - first];
+        s.nll = -logp[target];
+        if (base != nullptr) {
+          log_softmax(base_logits.data() + static_cast<size_t>(j - b0) * vocab, vocab, base_logp);
+          s.base_nll = -base_logp[target];
+          s.kld = kl_divergence(base_logp, logp);
+          s.same_top1 = argmax(logp) == argmax(base_logp);
+          s.delta_p = std::exp(logp[target]) - std::exp(base_logp[target]);
+        }
+      }
+    });
+  }
   for (const PositionStats& s : stats) acc.add(s, base != nullptr);
   return Status::ok_status();
 }
@@ -149,7 +159,8 @@ Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vect
     std::vector<int32_t> chunk(tokens.begin() + static_cast<int64_t>(c) * options.ctx,
                                tokens.begin() + static_cast<int64_t>(c + 1) * options.ctx);
     if (llamacpp && options.add_bos) chunk[0] = options.bos_id;
-    LB_RETURN_IF_ERROR(score_sequence(model, chunk, first, pool, base, options.kv_cache, acc, &cache_stats));
+    LB_RETURN_IF_ERROR(
+        score_sequence(model, chunk, first, pool, base, options.kv_cache, acc, &cache_stats, options.batch));
     const PplResult partial = acc.result(false);
     progress.update(c + 1, fmt::format("ppl {:.4f}", partial.ppl));
   }

@@ -36,6 +36,12 @@ struct PplOptions {
   int32_t bos_id = 1;
   bool show_progress = false;
   KvCacheFactory kv_cache;  // the evaluated model's KV cache; empty: FP32 (a base model always uses FP32)
+  // Tokens per forward call within a window (0: the whole window at once). A
+  // window is then run as consecutive batches through the same cache, so only
+  // [batch, vocab] logits are held (at ctx 8192 and vocab 49152 the whole
+  // window's logits take 1.5 GiB); later batches read earlier positions back from
+  // the cache, as decoding does. Scores equal the one-pass ones to float rounding.
+  int batch = 0;
 };
 
 struct PplResult {

@@ -7,7 +7,7 @@
 namespace lowbit {
 namespace {
 
-constexpr const char* kKnownParts = "kivi, gG, bB, rR, sinkS, sparseP, prerope, rot, nuq, fp8, e5m2, fp4";
+constexpr const char* kKnownParts = "kivi, gG, bB, rR, sinkS, sparseP, prerope, rot, rotgG, nuq, fp8, e5m2, fp4";
 
 // Whole-string non-negative integer.
 bool parse_int(std::string_view s, int* out) {
@@ -137,6 +137,7 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
       kind.pop_back();
     }
     if (kind == "fp" || kind == "e" || kind == "e5m") kind = "element";  // fp8, fp4, e5m2
+    if (kind == "rotg") kind = "rot";                                    // rot, rotgG
     for (const std::string& s : seen) {
       if (s == kind) return fail(make_error("part '{}' repeats an earlier part", p));
     }
@@ -158,6 +159,10 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
       spec.pre_rope = true;
     } else if (p == "rot") {
       spec.rotate = true;
+    } else if (numbered(p, "rotg", &n)) {
+      if (n < 1) return fail(make_error("part '{}': the rotation group must be at least 1 KV head", p));
+      spec.rotate = true;
+      spec.rotate_group = n;
     } else if (p == "nuq") {
       if (Status s = set_family(KvElement::kCodebook, "nuq"); !s.ok()) return fail(s);
     } else if (p == "fp8") {
@@ -207,7 +212,8 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
 const char* kv_spec_help() {
   return "KV cache: fp32, or kNvM (key/value bits 2..16, 32 = FP32) then -parts: "
          "kivi (per-channel keys), gG (group along head_dim), bB (key token block), rR (FP32 residual window), "
-         "sinkS (FP32 sink tokens), sparseP (P% outliers kept exactly), prerope, rot (Hadamard), "
+         "sinkS (FP32 sink tokens), sparseP (P% outliers kept exactly), prerope, rot (Hadamard per head), "
+         "rotgG (Hadamard over groups of G KV heads), "
          "nuq (fitted codebooks), fp8, e5m2, fp4; or a KV configuration JSON file";
 }
 

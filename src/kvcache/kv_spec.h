@@ -14,12 +14,25 @@
 //   sparseP   the P% largest |x| of each token's row are kept exactly in a side
 //             list (KVQuant's dense-and-sparse); P in (0, 100]
 //   prerope   keys quantized before RoPE, RoPE applied after dequantization (KVQuant)
-//   rot       Hadamard rotation of every key/value head (RotateKV); head_dim a power of two
+//   rot       Hadamard rotation of every key/value head (RotateKV): x ← x·H/sqrt(n) on
+//             each head's vector (n = head_dim); the block rotates the queries to
+//             match and un-rotates the attention output, so q·k and the output are
+//             unchanged in exact arithmetic
+//   rotgG     grouped-head rotation (RotateKV): one Hadamard over the concatenated
+//             vectors of G consecutive KV heads (n = G·head_dim; G divides
+//             n_kv_heads), which also spreads an outlier channel of one head over
+//             the other heads of its group. A query head attends to one KV head
+//             only, so the queries cannot be rotated to match; reads un-rotate
+//             (x·Hᵀ) instead, and attention sees the dequantized keys and values
+//             in the original basis. -rotg1 is -rot. n = 2^k·m with m in
+//             {1, 12, 20, 28, 36, 44, 52, 60} (kernels/hadamard.h), e.g. SmolLM2's
+//             3 KV heads of 64: -rotg3, n = 192 = 16·12
 //   nuq       non-uniform codebooks fitted on calibration data (KVQuant's NUQ)
 //   fp8       FP8 E4M3 codes with one FP16 scale per group (needs 8 bits: k8v8)
 //   e5m2      FP8 E5M2 codes (k8v8)
 //   fp4       FP4 E2M1 codes (k4v4)
-// Examples: k8v8, k4v4-rot, k2v2-kivi-r128, k3v3-nuq-sparse1-sink4, k8v8-fp8.
+// Examples: k8v8, k4v4-rot, k2v2-kivi-r128, k3v3-nuq-sparse1-sink4, k8v8-fp8,
+// k2v2-kivi-r128-prerope-rotg3.
 // A per-layer configuration (KVTuner's precision pairs, NUQ codebooks) is a JSON
 // file (kv_config_file.h) whose "spec" holds the shared parts.
 #pragma once
@@ -72,7 +85,8 @@ struct KvSpec {
   int sinks = 0;                   // -sinkS
   double sparse_percent = 0.0;     // -sparseP
   bool pre_rope = false;           // -prerope
-  bool rotate = false;             // -rot
+  bool rotate = false;             // -rot or -rotgG
+  int rotate_group = 1;            // KV heads per Hadamard block: 1 for -rot, G for -rotgG
   KvCodebooks codebooks;           // NUQ levels per layer (filled by calibration or a file)
 
   // Every tensor of every layer stored in FP32 without rotation: the plain FP32 cache.

@@ -19,9 +19,16 @@ Expected<std::vector<std::unique_ptr<KvTensorCodec>>> make_codecs(const KvSpec& 
     return make_error("kv spec '{}': {} per-layer entries for a model of {} layers", spec.name, spec.layers.size(),
                       shape.n_layers);
   }
-  if (spec.rotate && !is_power_of_two(shape.head_dim)) {
-    return make_error("kv spec '{}': -rot needs a power-of-two head_dim, the model has {}", spec.name,
-                      shape.head_dim);
+  if (spec.rotate) {
+    const int g = spec.rotate_group;
+    if (g < 1 || shape.n_kv_heads % g != 0) {
+      return make_error("kv spec '{}': a rotation group of {} KV heads does not divide the model's {} KV heads",
+                        spec.name, g, shape.n_kv_heads);
+    }
+    if (!hadamard_supported(static_cast<int64_t>(g) * shape.head_dim)) {
+      return make_error("kv spec '{}': no Hadamard rotation of {} KV head(s) of {}: {}", spec.name, g,
+                        shape.head_dim, describe_hadamard_order(static_cast<int64_t>(g) * shape.head_dim));
+    }
   }
   const int width = shape.kv_dim();
   std::vector<std::unique_ptr<KvTensorCodec>> codecs;
@@ -75,7 +82,7 @@ Status QuantizedKvCache::write(int layer, int pos, int n_tokens, const float* k,
     rotated_.resize(static_cast<size_t>(2 * n));
     std::copy(k, k + n, rotated_.begin());
     std::copy(v, v + n, rotated_.begin() + n);
-    fwht_rows(rotated_.data(), 2 * static_cast<int64_t>(n_tokens) * shape_.n_kv_heads, shape_.head_dim);
+    hadamard_rows(rotated_.data(), 2 * n / rotation_size(), rotation_size());
     k = rotated_.data();
     v = rotated_.data() + n;
   }
@@ -94,9 +101,13 @@ void QuantizedKvCache::read(int layer, int n_pos, float* k_out, float* v_out) co
 void QuantizedKvCache::read_rows(int layer, int begin, int end, float* k_out, float* v_out) const {
   streams_[2 * layer].read_rows(begin, end, k_out);
   streams_[2 * layer + 1].read_rows(begin, end, v_out);
-  if (spec_.rotate && spec_.pre_rope) {
-    fwht_rows(k_out, static_cast<int64_t>(end - begin) * shape_.n_kv_heads, shape_.head_dim);  // H is its own inverse
-  }
+  if (!spec_.rotate) return;
+  const int64_t vectors = static_cast<int64_t>(end - begin) * shape_.kv_dim() / rotation_size();
+  // Grouped rotation cannot be matched on the query side (KvCacheLayout): un-rotate
+  // keys and values. Per-head rotation un-rotates only pre-RoPE keys (RoPE does not
+  // commute with H).
+  if (grouped_rotation() || spec_.pre_rope) hadamard_rows_transpose(k_out, vectors, rotation_size());
+  if (grouped_rotation()) hadamard_rows_transpose(v_out, vectors, rotation_size());
 }
 
 int QuantizedKvCache::fp_from(int layer, bool keys, int query_pos) const {
@@ -106,16 +117,18 @@ int QuantizedKvCache::fp_from(int layer, bool keys, int query_pos) const {
 KvCacheLayout QuantizedKvCache::layout() const {
   KvCacheLayout l;
   l.keys_before_rope = spec_.pre_rope;
-  l.keys_rotated = spec_.rotate && !spec_.pre_rope;
-  l.values_rotated = spec_.rotate;
+  l.keys_rotated = spec_.rotate && !grouped_rotation() && !spec_.pre_rope;
+  l.values_rotated = spec_.rotate && !grouped_rotation();
   for (const KvStream& s : streams_) l.recent_fp = l.recent_fp || (s.keeps_recent_fp32() && s.coded());
   return l;
 }
 
-void QuantizedKvCache::rotate_heads(float* x, int64_t n_vectors) const { fwht_rows(x, n_vectors, shape_.head_dim); }
+void QuantizedKvCache::rotate_heads(float* x, int64_t n_vectors) const {
+  hadamard_rows(x, n_vectors, shape_.head_dim);
+}
 
 void QuantizedKvCache::unrotate_heads(float* x, int64_t n_vectors) const {
-  fwht_rows(x, n_vectors, shape_.head_dim);
+  hadamard_rows_transpose(x, n_vectors, shape_.head_dim);
 }
 
 double QuantizedKvCache::bytes_per_token() const {

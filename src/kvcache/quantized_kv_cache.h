@@ -1,11 +1,14 @@
 // The KV cache of a KvSpec (kv_spec.h) behind the model's KvCache seam
 // (model/kv_cache.h): per layer, a KvStream for keys and one for values, each
-// with its KvTensorCodec. Writes rotate every head with the orthonormal
-// Hadamard transform first when the spec says -rot, and take keys before RoPE
-// under -prerope; reads return what the block expects (KvCacheLayout): rotated
-// keys are left rotated (the block rotates queries) unless they are pre-RoPE
-// (RoPE does not commute with the rotation, so they are un-rotated here), and
-// values are left rotated (the block un-rotates the attention output).
+// with its KvTensorCodec. Writes first rotate every head's vector (-rot), or the
+// concatenated vectors of each group of G KV heads (-rotgG), by the orthonormal
+// Hadamard transform x ← x·H/sqrt(n) (kernels/hadamard.h), and take keys before
+// RoPE under -prerope. Reads return what the block expects (KvCacheLayout):
+//   -rot     keys stay rotated (the block rotates queries) unless they are
+//            pre-RoPE (RoPE does not commute with H: un-rotated here, x·Hᵀ);
+//            values stay rotated (the block un-rotates the attention output)
+//   -rotgG   keys and values are un-rotated here (x·Hᵀ): a query head meets one
+//            KV head, not the group, so no query rotation matches
 #pragma once
 
 #include <memory>
@@ -47,14 +50,17 @@ class QuantizedKvCache : public KvCache {
   KvCacheShape shape_;
   std::vector<std::unique_ptr<KvTensorCodec>> codecs_;  // [n_layers * 2]: keys, values
   std::vector<KvStream> streams_;                       // [n_layers * 2]
-  std::vector<float> rotated_;                          // [n_tokens, kv_dim] staging under -rot
+  std::vector<float> rotated_;                          // [2, n_tokens, kv_dim] staging under -rot
+  // Elements one Hadamard transform covers: G·head_dim.
+  int rotation_size() const { return spec_.rotate_group * shape_.head_dim; }
+  bool grouped_rotation() const { return spec_.rotate && spec_.rotate_group > 1; }
 };
 
 // Outliers kept per row of `width` elements for -sparseP: ceil(P% of width).
 int kv_sparse_count(double percent, int width);
 
-// Checks a spec against a model's shape (layer count, group sizes, power-of-two
-// head_dim for -rot, NUQ codebooks) without allocating the cache.
+// Checks a spec against a model's shape (layer count, group sizes, a Hadamard
+// order for -rot / -rotgG, NUQ codebooks) without allocating the cache.
 Status check_kv_spec(const KvSpec& spec, const KvCacheShape& shape);
 
 // Caches for the spec: the plain FP32 cache when spec.is_fp32(), else QuantizedKvCache.

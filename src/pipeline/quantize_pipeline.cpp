@@ -126,6 +126,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   info.recipe = recipe.json;
   info.calibration = calibration_json;
   info.source = {{"path", o.model_path}, {"format", source->summary().format}};
+  info.kv = o.kv;
   LB_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> tokenizer_gguf, tokenizer_header(*source));
   LB_ASSIGN_OR_RETURN(LowbitFileWriter writer, LowbitFileWriter::create(o.output_path, info, tokenizer_gguf.get()));
   tokenizer_gguf.reset();

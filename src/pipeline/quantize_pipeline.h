@@ -38,6 +38,7 @@ struct PipelineOptions {
   int threads = 2;
   bool progress = true;  // progress bar on stderr
   bool verbose = false;  // one line per module on stderr
+  nlohmann::json kv = nullptr;  // KV-cache configuration stored as lowbit.kv (null = none)
 };
 
 struct QuantizeReport {

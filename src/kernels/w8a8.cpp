@@ -1,0 +1,78 @@
+// W8A8 (w8a8.h): activation quantization, row sums, the exact reference, the
+// portable kernel and the dispatch.
+#include "kernels/w8a8.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace lowbit {
+
+void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a) {
+  a.tokens = tokens;
+  a.cols_padded = cols_padded;
+  a.u8.assign(static_cast<size_t>(tokens * cols_padded), 128);
+  a.scale.assign(static_cast<size_t>(tokens), 0.0f);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* xt = x + t * cols;
+    float amax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(xt[c]));
+    if (!(amax > 0.0f)) continue;
+    const float s = amax / 127.0f;
+    a.scale[t] = s;
+    uint8_t* u = a.u8.data() + t * cols_padded;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float q = std::clamp(std::nearbyint(xt[c] / s), -127.0f, 127.0f);
+      u[c] = static_cast<uint8_t>(static_cast<int>(q) + 128);
+    }
+  }
+}
+
+std::vector<int32_t> int8_row_sums(const PackedMatrix& w) {
+  std::vector<int32_t> out(static_cast<size_t>(w.rows), 0);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const uint8_t* p = w.codes.data() + r * w.row_bytes();
+    int32_t s = 0;
+    for (int64_t c = 0; c < w.cols_padded; ++c) s += static_cast<int8_t>(p[c]);
+    out[r] = s;
+  }
+  return out;
+}
+
+void w8a8_reference(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0,
+                    int64_t r1, float* y, int64_t ldy) {
+  for (int64_t t = 0; t < a.tokens; ++t) {
+    const uint8_t* u = a.u8.data() + t * a.cols_padded;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* p = w.codes.data() + r * w.row_bytes();
+      int64_t acc = 0;
+      for (int64_t c = 0; c < w.cols_padded; ++c) acc += static_cast<int64_t>(u[c] - 128) * static_cast<int8_t>(p[c]);
+      y[t * ldy + (r - r0)] = static_cast<float>(acc) * a.scale[t] * (w.row_scales[r] * w.tensor_scale);
+    }
+  }
+}
+
+namespace {
+
+void gemm_generic(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0,
+                  int64_t r1, float* y, int64_t ldy) {
+  for (int64_t t = 0; t < a.tokens; ++t) {
+    const uint8_t* u = a.u8.data() + t * a.cols_padded;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* p = w.codes.data() + r * w.row_bytes();
+      int32_t acc = 0;
+      for (int64_t c = 0; c < w.cols_padded; ++c) acc += static_cast<int32_t>(u[c]) * static_cast<int8_t>(p[c]);
+      acc -= 128 * rowsum[r];
+      y[t * ldy + (r - r0)] = static_cast<float>(acc) * a.scale[t] * (w.row_scales[r] * w.tensor_scale);
+    }
+  }
+}
+
+}  // namespace
+
+W8A8Kernels w8a8_kernels_generic() { return {gemm_generic, Isa::kGeneric, "w8a8/generic"}; }
+
+W8A8Kernels w8a8_kernels(Isa isa) {
+  return isa >= Isa::kAvx512Vnni ? w8a8_kernels_avx512vnni() : w8a8_kernels_generic();
+}
+
+}  // namespace lowbit

@@ -1,0 +1,54 @@
+// W8A8: INT8 weights per output channel (PackedMatrix kInt8Row) times
+// activations quantized per token to INT8 on the fly, with integer dot products.
+//
+// Activations (quantize_activations_int8, per token t):
+//   s_x[t] = max_c |x[t, c]| / 127 (0 for an all-zero token), q = round_half_even(x / s_x)
+//   in [-127, 127]; stored as u = q + 128 in [1, 255] because VNNI's vpdpbusd
+//   multiplies unsigned by signed bytes.
+// Product, exactly (the integer sum cannot overflow: |sum| <= 255 * 127 * K < 2^31 for K < 66,000):
+//   acc[t, r] = sum_c u[t, c] w[r, c] - 128 * rowsum[r]  ( = sum_c q[t, c] w[r, c] )
+//   y[t, r]   = float(acc) * s_x[t] * (s_w[r] * tensor_scale), FP32 in this order
+// so every variant (reference in int64, generic, AVX-512 VNNI) returns the same
+// bits. Against the FP32 product W x the only difference is the activation
+// rounding: |y - W x| <= s_w s_x / 2 * sum_c |w_q[r, c]| (+ FP32 rounding).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu_features.h"
+#include "kernels/packed_matrix.h"
+
+namespace lowbit {
+
+struct Int8Activations {
+  int64_t tokens = 0;
+  int64_t cols_padded = 0;
+  std::vector<uint8_t> u8;   // [tokens][cols_padded] q + 128; padding columns hold 128 (q = 0)
+  std::vector<float> scale;  // [tokens] s_x
+};
+
+// x: [tokens, cols] -> a, padded to cols_padded (a multiple of 32).
+void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a);
+
+// rowsum[r] = sum_c w[r, c] of a kInt8Row matrix.
+std::vector<int32_t> int8_row_sums(const PackedMatrix& w);
+
+struct W8A8Kernels {
+  // y[t * ldy + (r - r0)] for every token t and r in [r0, r1).
+  void (*gemm)(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0,
+               int64_t r1, float* y, int64_t ldy) = nullptr;
+  Isa isa = Isa::kGeneric;
+  const char* name = "";
+};
+
+// The exact reference (int64 sums).
+void w8a8_reference(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0,
+                    int64_t r1, float* y, int64_t ldy);
+
+// VNNI kernels for isa >= avx512vnni, else generic.
+W8A8Kernels w8a8_kernels(Isa isa);
+W8A8Kernels w8a8_kernels_generic();
+W8A8Kernels w8a8_kernels_avx512vnni();
+
+}  // namespace lowbit

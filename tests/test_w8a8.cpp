@@ -1,0 +1,101 @@
+// W8A8 kernels (kernels/w8a8.h): activation quantization known answers, every
+// ISA bit-identical to the exact integer reference over awkward shapes, and the
+// documented bound against the FP32 product.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/w8a8.h"
+#include "model/packed_convert.h"
+#include "quant/quantized_weight.h"
+
+namespace lowbit {
+namespace {
+
+std::vector<float> gaussian(int64_t n, uint64_t seed, float sd) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+PackedMatrix int8_weight(int64_t rows, int64_t cols, uint64_t seed) {
+  const std::vector<float> w = gaussian(rows * cols, seed, 0.05f);
+  QuantizedWeight q;
+  q.format = "int8_pc";
+  q.tensor = std::move(quantize_matrix("int8_pc", w.data(), rows, cols)).value();
+  return std::move(pack_quantized_weight(q)).value();
+}
+
+TEST(W8A8, ActivationsRoundHalfToEvenPerToken) {
+  // Token 0: amax 127 so s = 1; token 1: all zero.
+  const std::vector<float> x = {0.5f, 1.5f, 2.5f, -0.5f, 127.0f, -3.25f, 0, 0, 0, 0, 0, 0};
+  Int8Activations a;
+  quantize_activations_int8(x.data(), 2, 6, 32, a);
+  ASSERT_EQ(a.u8.size(), 64u);
+  EXPECT_EQ(a.scale[0], 1.0f);
+  EXPECT_EQ(a.scale[1], 0.0f);
+  const int want[6] = {0, 2, 2, 0, 127, -3};
+  for (int c = 0; c < 6; ++c) EXPECT_EQ(static_cast<int>(a.u8[c]) - 128, want[c]) << c;
+  for (int c = 6; c < 32; ++c) EXPECT_EQ(a.u8[c], 128) << "padding " << c;
+  for (int c = 0; c < 32; ++c) EXPECT_EQ(a.u8[32 + c], 128) << "zero token " << c;
+}
+
+TEST(W8A8, EveryIsaIsBitIdenticalToTheIntegerReference) {
+  std::vector<W8A8Kernels> variants = {w8a8_kernels(Isa::kGeneric)};
+  if (isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) variants.push_back(w8a8_kernels(Isa::kAvx512Vnni));
+  for (int64_t rows : {1, 3, 17, 33, 255}) {
+    for (int64_t cols : {1, 3, 17, 31, 32, 33, 255, 4097}) {
+      const PackedMatrix w = int8_weight(rows, cols, 100 + rows + cols);
+      const std::vector<int32_t> rowsum = int8_row_sums(w);
+      for (int64_t tokens : {1, 3, 5}) {
+        const std::vector<float> x = gaussian(tokens * cols, 7 + cols, 1.0f);
+        Int8Activations a;
+        quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
+        std::vector<float> want(static_cast<size_t>(tokens * rows));
+        w8a8_reference(w, rowsum, a, 0, rows, want.data(), rows);
+        for (const W8A8Kernels& k : variants) {
+          SCOPED_TRACE(testing::Message() << k.name << " [" << rows << ", " << cols << "] x " << tokens);
+          std::vector<float> got(static_cast<size_t>(tokens * rows), NAN);
+          const int64_t split = rows / 2;  // two row ranges, as the thread pool splits them
+          k.gemm(w, rowsum, a, 0, split, got.data(), rows);
+          k.gemm(w, rowsum, a, split, rows, got.data() + split, rows);
+          for (size_t i = 0; i < got.size(); ++i) {
+            ASSERT_EQ(got[i], want[i]) << "token " << i / rows << " row " << i % rows;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(W8A8, DiffersFromTheFp32ProductOnlyByActivationRounding) {
+  const int64_t rows = 64, cols = 4097, tokens = 3;
+  const PackedMatrix w = int8_weight(rows, cols, 5);
+  const std::vector<int32_t> rowsum = int8_row_sums(w);
+  const std::vector<float> x = gaussian(tokens * cols, 9, 1.0f);
+  Int8Activations a;
+  quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  w8a8_kernels(active_isa()).gemm(w, rowsum, a, 0, rows, y.data(), rows);
+  double worst = 0.0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t r = 0; r < rows; ++r) {
+      double exact = 0.0, wabs = 0.0;
+      for (int64_t c = 0; c < cols; ++c) {
+        exact += static_cast<double>(packed_value(w, r, c)) * x[t * cols + c];
+        wabs += std::fabs(static_cast<double>(packed_value(w, r, c)));
+      }
+      const double bound = a.scale[t] / 2.0 * wabs + 1e-5 * std::fabs(exact);
+      worst = std::max(worst, std::fabs(y[t * rows + r] - exact) / bound);
+    }
+  }
+  EXPECT_LE(worst, 1.0);
+  // Random rounding errors add up like a random walk: far below the worst case.
+  EXPECT_GT(worst, 0.001);
+}
+
+}  // namespace
+}  // namespace lowbit
