@@ -1,5 +1,6 @@
 #include "model/quantized_linear.h"
 
+#include "core/half.h"
 #include "model/packed_convert.h"
 #include "model/packed_linear.h"
 
@@ -45,8 +46,32 @@ Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, 
   return std::unique_ptr<Linear>(std::move(q));
 }
 
+namespace {
+
+// A dense output head whose values are all exact in FP16 (a tied head copied from
+// an embedding the file stores in FP16) as a packed FP16 linear: the same
+// products at half the bytes per decode token. Null when some value is not exact.
+Expected<std::unique_ptr<Linear>> exact_fp16_head(const DenseLinear& head, const AttachOptions& options) {
+  const Matrix& m = head.matrix();
+  QuantizedWeight q;
+  q.format = "fp16";
+  q.tensor.rows = m.rows;
+  q.tensor.cols = m.cols;
+  q.tensor.codes.resize(m.data.size() * 2);  // [rows][cols] little-endian binary16
+  for (size_t i = 0; i < m.data.size(); ++i) {
+    const uint16_t h = float_to_fp16(m.data[i]);
+    if (!(fp16_to_float(h) == m.data[i])) return std::unique_ptr<Linear>();
+    q.tensor.codes[2 * i] = static_cast<uint8_t>(h & 0xFF);
+    q.tensor.codes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+  return make_quantized_linear(std::move(q), m.bias, options);
+}
+
+}  // namespace
+
 Status attach_quantized_linears(LlamaModel& model, std::map<std::string, QuantizedWeight> linears,
                                 const AttachOptions& options, AttachReport* report) {
+  const bool quantized_model = !linears.empty();
   for (auto it = linears.begin(); it != linears.end(); it = linears.erase(it)) {
     const std::string& name = it->first;
     const Linear* current = model.find_linear(name);
@@ -64,6 +89,15 @@ Status attach_quantized_linears(LlamaModel& model, std::map<std::string, Quantiz
       }
     }
     LB_RETURN_IF_ERROR(model.replace_linear(name, std::move(q).value()));
+  }
+  if (quantized_model && options.packed) {
+    if (const auto* head = dynamic_cast<const DenseLinear*>(model.find_linear("lm_head"))) {
+      LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> packed, exact_fp16_head(*head, options));
+      if (packed != nullptr) {
+        if (report != nullptr) ++report->packed[static_cast<const PackedLinear&>(*packed).kernels().name];
+        LB_RETURN_IF_ERROR(model.replace_linear("lm_head", std::move(packed)));
+      }
+    }
   }
   return Status::ok_status();
 }

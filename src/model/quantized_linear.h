@@ -63,7 +63,9 @@ Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, 
                                                         const AttachOptions& options, std::string* reason = nullptr);
 
 // Replaces each named linear of `model` by the runtime linear of its packed form,
-// keeping the current layer's bias. Errors name the linear.
+// keeping the current layer's bias. Errors name the linear. With packed kernels
+// on and a non-empty map, a dense lm_head whose values are all exact in FP16 (a
+// tied head of an FP16-stored embedding) becomes a packed FP16 linear too.
 Status attach_quantized_linears(LlamaModel& model, std::map<std::string, QuantizedWeight> linears,
                                 const AttachOptions& options = {}, AttachReport* report = nullptr);
 
