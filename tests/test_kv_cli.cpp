@@ -160,13 +160,16 @@ TEST(KvCli, QuantizeStoresTheKvConfigurationInTheModelFile) {
 
 // `ppl --batch B` runs each window in batches of B tokens through one cache (so
 // only [B, vocab] logits are held): the scores equal the one-pass ones to float
-// rounding, with the FP32 cache and with a quantized one (whose batched pass
-// already gives every query what it would read decoding token by token).
+// rounding with FP32 storage, in the FP32 cache and behind the quantized cache's
+// residual window, pre-RoPE and rotation paths. With coded storage a rounding
+// difference can flip a code (perplexity.h), so a coded cache is held to a
+// looser band (measured: equal to 1e-4 here).
 TEST(KvCli, PplInBatchesMatchesOnePass) {
   LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
   LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
   const std::string json = temp_file("ppl_batch.json");
-  for (const std::string kv : {"fp32", "k4v4-kivi-b8-r16-prerope"}) {
+  for (const std::string kv : {"fp32", "k32v32-r16-prerope-rot", "k4v4-kivi-b8-r16-prerope"}) {
+    const double tol = kv[1] == '4' ? 1e-2 : 1e-4;
     auto run = [&](const std::string& extra) {
       const CommandResult r = run_lowbit("ppl " + model + " --text " + text + " --ctx 128 --chunks 2 --no-progress --base " +
                                          model + " --kv " + kv + " --json " + json + extra);
@@ -177,8 +180,8 @@ TEST(KvCli, PplInBatchesMatchesOnePass) {
     const nlohmann::json batched = run(" --batch 37");
     EXPECT_EQ(batched["batch"], 37);
     EXPECT_EQ(batched["tokens_scored"], one["tokens_scored"]);
-    EXPECT_NEAR(batched["ppl"].get<double>(), one["ppl"].get<double>(), 1e-4 * one["ppl"].get<double>()) << kv;
-    EXPECT_NEAR(batched["kld_mean"].get<double>(), one["kld_mean"].get<double>(), 1e-5) << kv;
+    EXPECT_NEAR(batched["ppl"].get<double>(), one["ppl"].get<double>(), tol * one["ppl"].get<double>()) << kv;
+    EXPECT_NEAR(batched["kld_mean"].get<double>(), one["kld_mean"].get<double>(), tol * 0.1) << kv;
     EXPECT_EQ(batched["kv_bytes_per_token"], one["kv_bytes_per_token"]);
   }
   std::filesystem::remove(json);

@@ -1,13 +1,11 @@
 // `lowbit quantize MODEL --recipe NAME|FILE [--calib FILE] [--calib-samples N] [--calib-len L] [--seed S]
-//                  [--threads T] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] -o OUT [--json F]`
-// --kv stores a KV-cache configuration in the file (lowbit.kv) that ppl/generate use when run without --kv.
+//                  [--threads T] -o OUT [--json F]`
 // `lowbit quantize --list-recipes [--verbose]`
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "cli/kv_cli.h"
 #include "pipeline/quantize_pipeline.h"
 #include "pipeline/recipe.h"
 
@@ -30,7 +28,6 @@ struct QuantizeFlags {
   bool list_recipes = false;
   bool no_progress = false;
   bool verbose = false;
-  KvFlags kv;
 };
 
 constexpr const char* kDefaultCalibration = "data/c4/c4_validation_2k.jsonl";
@@ -46,13 +43,15 @@ Status run_list(bool verbose) {
   const ModelConfig ref = smollm2_135m_config();
   std::printf(
       "Built-in recipes (--recipe NAME). Bits per weight on SmolLM2-135M shapes: over the decoder linears, "
-      "and over every stored parameter (FP16 embedding, FP32 norms); calib = needs calibration data.\n");
-  std::printf("  %-18s %8s %8s %9s  %-5s  %s\n", "name", "linears", "model", "size MB", "calib", "description");
+      "and over every stored parameter (FP16 embedding, FP32 norms); act = bits per linear input activation "
+      "(scales included, 32 = FP32); calib = needs calibration data.\n");
+  std::printf("  %-22s %8s %8s %9s %6s  %-5s  %s\n", "name", "linears", "model", "size MB", "act", "calib",
+              "description");
   for (const BuiltinRecipe& b : builtin_recipes()) {
     LB_ASSIGN_OR_RETURN(Recipe r, load_recipe(b.name));
     LB_ASSIGN_OR_RETURN(RecipeSize size, recipe_size(r, ref));
-    std::printf("  %-18s %8.3f %8.3f %9.1f  %-5s  %s\n", b.name, size.linear_bpw, size.model_bpw,
-                static_cast<double>(size.model_bytes) / 1e6, r.needs_calibration(ref) ? "yes" : "no",
+    std::printf("  %-22s %8.3f %8.3f %9.1f %6.2f  %-5s  %s\n", b.name, size.linear_bpw, size.model_bpw,
+                static_cast<double>(size.model_bytes) / 1e6, size.act_bits, r.needs_calibration(ref) ? "yes" : "no",
                 r.description.c_str());
     if (verbose) std::printf("%s\n", r.json.dump(2).c_str());
   }
@@ -83,10 +82,6 @@ Status run_quantize(const QuantizeFlags& f) {
   o.threads = f.threads;
   o.progress = !f.no_progress;
   o.verbose = f.verbose;
-  {
-    ThreadPool pool(f.threads);
-    LB_ASSIGN_OR_RETURN(o.kv, kv_config_for_quantize(f.kv, f.model_path, f.tokenizer_path, pool, f.verbose));
-  }
   if (o.calib_path.empty()) {
     // Only data-aware recipes read calibration data by default; the model decides (a rule may name one layer).
     auto source = open_model_source(f.model_path, o.load);
@@ -120,7 +115,6 @@ Status run_quantize(const QuantizeFlags& f) {
   report["recipe"] = recipe.name;
   report["recipe_json"] = recipe.json;
   report["threads"] = f.threads;
-  if (!o.kv.is_null()) report["kv"] = o.kv;
   return write_json_report(f.json_path, report);
 }
 
@@ -156,7 +150,6 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   app->add_option("-o,--output", flags->output_path, "Output lowbit model file (written as OUT.tmp, then renamed)");
   app->add_option("--json", flags->json_path, "Write a JSON report (per-module error, bits per weight, time, RSS)");
-  add_kv_flags(*app, flags->kv);
   app->add_flag("--list-recipes", flags->list_recipes, "List the built-in recipes with bits per weight");
   app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per module");

@@ -45,6 +45,8 @@ Expected<DecoderBlock> DecoderBlock::create(const ModelConfig& config, int index
   b.rope_inv_freq_ = rope_inverse_frequencies(config, rope_freq_factors);
   b.attn_norm_ = std::move(w.attn_norm);
   b.ffn_norm_ = std::move(w.ffn_norm);
+  b.attn_norm_bias_ = std::move(w.attn_norm_bias);
+  b.ffn_norm_bias_ = std::move(w.ffn_norm_bias);
   Matrix* matrices[] = {&w.q_proj, &w.k_proj, &w.v_proj, &w.o_proj, &w.gate_proj, &w.up_proj, &w.down_proj};
   for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
     b.linears_[k] = std::make_unique<DenseLinear>(std::move(*matrices[k]));
@@ -74,8 +76,21 @@ Status DecoderBlock::replace_linear(std::string_view suffix, std::unique_ptr<Lin
   return make_error("no linear layer named 'layers.{}.{}'", index_, suffix);
 }
 
+Status DecoderBlock::wrap_linear(std::string_view suffix, const LinearWrapper& wrap) {
+  for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
+    if (kLinearSuffixes[k] != suffix) continue;
+    const int64_t in = linears_[k]->in_features(), out = linears_[k]->out_features();
+    linears_[k] = wrap(std::move(linears_[k]));
+    if (linears_[k] == nullptr || linears_[k]->in_features() != in || linears_[k]->out_features() != out) {
+      return make_error("linear '{}': the wrapper changed the layer's shape [{}, {}]", names_[k], out, in);
+    }
+    return Status::ok_status();
+  }
+  return make_error("no linear layer named 'layers.{}.{}'", index_, suffix);
+}
+
 uint64_t DecoderBlock::weight_bytes() const {
-  uint64_t bytes = (attn_norm_.size() + ffn_norm_.size()) * sizeof(float);
+  uint64_t bytes = (attn_norm_.size() + ffn_norm_.size() + attn_norm_bias_.size() + ffn_norm_bias_.size()) * sizeof(float);
   for (const auto& lin : linears_) bytes += lin->weight_bytes();
   return bytes;
 }
@@ -213,14 +228,20 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
     if (observer != nullptr) observer->observe(names_[k], in, n, lin.in_features());
     lin.forward(in, n, out, pool);
   };
-  auto norm_rows = [&](const std::vector<float>& w) {
+  auto norm_rows = [&](const std::vector<float>& w, const std::vector<float>& bias) {
     pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) rms_norm(x + t * dim, w.data(), dim, c.norm_eps, s.xb.data() + t * dim);
+      for (int64_t t = b; t < e; ++t) {
+        float* out = s.xb.data() + t * dim;
+        rms_norm(x + t * dim, w.data(), dim, c.norm_eps, out);
+        if (!bias.empty()) {
+          for (int j = 0; j < dim; ++j) out[j] += bias[j];
+        }
+      }
     });
   };
 
   // Attention block.
-  norm_rows(attn_norm_);
+  norm_rows(attn_norm_, attn_norm_bias_);
   run_linear(kQ, s.xb.data(), s.q.data());
   run_linear(kK, s.xb.data(), s.k.data());
   run_linear(kV, s.xb.data(), s.v.data());
@@ -239,7 +260,7 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
   for (int64_t i = 0; i < n * dim; ++i) x[i] += s.proj[i];
 
   // MLP block: down(silu(gate(x)) * up(x)).
-  norm_rows(ffn_norm_);
+  norm_rows(ffn_norm_, ffn_norm_bias_);
   run_linear(kGate, s.xb.data(), s.gate.data());
   run_linear(kUp, s.xb.data(), s.up.data());
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {

@@ -2,12 +2,14 @@
 // quantization pipeline) and as a building block of LlamaModel:
 //   h   = x + o_proj(attention(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1))),  n1 = rms_norm(x, attn_norm)
 //   out = h + down_proj(silu(gate_proj(n2)) * up_proj(n2)),                      n2 = rms_norm(h, ffn_norm)
+// (+ attn_norm_bias / ffn_norm_bias after the norms when the weights have them)
 // with grouped-query causal attention over the positions held in a KV cache.
 // Linear layers are named "layers.{i}.q_proj" ... "layers.{i}.down_proj" for the
 // replacement seam and the activation observer.
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -45,6 +47,9 @@ struct BlockScratch {
   void resize(const ModelConfig& config, int64_t n_tokens, int64_t n_pos);
 };
 
+// Builds a layer around the one it takes (wrap_linear); never fails.
+using LinearWrapper = std::function<std::unique_ptr<Linear>(std::unique_ptr<Linear>)>;
+
 // The replacement seam's rule: a replacement has the shape of the layer it replaces.
 Status check_replacement_shape(const std::string& name, const Linear& current, const Linear& replacement);
 
@@ -68,6 +73,10 @@ class DecoderBlock {
   const Linear* find_linear(std::string_view suffix) const;
   // Replaces a linear layer; shapes must match.
   Status replace_linear(std::string_view suffix, std::unique_ptr<Linear> replacement);
+  // Replaces a linear layer by wrap(current layer), e.g. an activation quantizer
+  // or an online rotation around it; the result must have the same shape (a
+  // mismatch is an error that leaves the block unusable).
+  Status wrap_linear(std::string_view suffix, const LinearWrapper& wrap);
   uint64_t weight_bytes() const;  // linears + norms
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
@@ -88,6 +97,8 @@ class DecoderBlock {
   std::vector<double> rope_inv_freq_;               // [head_dim / 2]
   std::vector<float> attn_norm_;                    // [dim]
   std::vector<float> ffn_norm_;                     // [dim]
+  std::vector<float> attn_norm_bias_;               // [dim] or empty
+  std::vector<float> ffn_norm_bias_;                // [dim] or empty
   std::array<std::unique_ptr<Linear>, 7> linears_;  // in kLinearSuffixes order
   std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
 };

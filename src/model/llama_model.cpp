@@ -69,6 +69,20 @@ Status LlamaModel::replace_linear(const std::string& name, std::unique_ptr<Linea
   return block->replace_linear(suffix, std::move(replacement));
 }
 
+Status LlamaModel::wrap_linear(const std::string& name, const LinearWrapper& wrap) {
+  if (name == "lm_head") {
+    const int64_t in = lm_head_->in_features(), out = lm_head_->out_features();
+    lm_head_ = wrap(std::move(lm_head_));
+    if (lm_head_ == nullptr || lm_head_->in_features() != in || lm_head_->out_features() != out) {
+      return make_error("linear 'lm_head': the wrapper changed the layer's shape [{}, {}]", out, in);
+    }
+    return Status::ok_status();
+  }
+  auto [block, suffix] = find_block(name);
+  if (block == nullptr || block->find_linear(suffix) == nullptr) return make_error("no linear layer named '{}'", name);
+  return block->wrap_linear(suffix, wrap);
+}
+
 uint64_t LlamaModel::weight_bytes() const {
   uint64_t bytes = (token_embedding_.size() + output_norm_.size()) * sizeof(float);
   for (const DecoderBlock& block : layers_) bytes += block.weight_bytes();

@@ -39,6 +39,8 @@ class LlamaModel {
   Linear* find_linear(const std::string& name);
   // Replaces a linear layer; shapes must match.
   Status replace_linear(const std::string& name, std::unique_ptr<Linear> replacement);
+  // Replaces a linear layer by wrap(current layer) (DecoderBlock::wrap_linear).
+  Status wrap_linear(const std::string& name, const LinearWrapper& wrap);
   uint64_t weight_bytes() const;  // linears + embeddings + norms
   uint64_t n_parameters() const;
 

@@ -41,6 +41,19 @@ class LowbitSource : public ModelSource {
     return out;
   }
 
+  Expected<std::map<std::string, ActQuantAttachment>> act_quantizers() const override {
+    std::map<std::string, ActQuantAttachment> out;
+    for (int i = 0; i < config().n_layers; ++i) {
+      for (const LinearShape& s : linear_shapes(config())) {
+        const std::string name = fmt::format("layers.{}.{}", i, s.suffix);
+        const nlohmann::json* act = file_.record_field(name, "act");
+        if (act == nullptr) continue;
+        LB_ASSIGN_OR_RETURN(out[name], parse_act_attachment(*act, fmt::format("{}: tensor '{}'", file_.path(), name)));
+      }
+    }
+    return out;
+  }
+
  protected:
   Expected<std::vector<float>> read_token_embedding() const override {
     return file_.read_fp32("token_embedding", {config().vocab_size, config().dim});
@@ -52,6 +65,12 @@ class LowbitSource : public ModelSource {
     LayerWeights l;
     LB_ASSIGN_OR_RETURN(l.attn_norm, file_.read_fp32(p + "attn_norm", {c.dim}));
     LB_ASSIGN_OR_RETURN(l.ffn_norm, file_.read_fp32(p + "ffn_norm", {c.dim}));
+    if (file_.has(p + "attn_norm_bias")) {
+      LB_ASSIGN_OR_RETURN(l.attn_norm_bias, file_.read_fp32(p + "attn_norm_bias", {c.dim}));
+    }
+    if (file_.has(p + "ffn_norm_bias")) {
+      LB_ASSIGN_OR_RETURN(l.ffn_norm_bias, file_.read_fp32(p + "ffn_norm_bias", {c.dim}));
+    }
     Matrix* matrices[] = {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj};
     const std::vector<LinearShape> shapes = linear_shapes(c);
     for (size_t k = 0; k < shapes.size(); ++k) {
@@ -59,7 +78,7 @@ class LowbitSource : public ModelSource {
       m.rows = shapes[k].rows;
       m.cols = shapes[k].cols;
       LB_ASSIGN_OR_RETURN(m.data, file_.read_fp32(p + shapes[k].suffix, {m.rows, m.cols}));
-      if (shapes[k].bias) {
+      if (shapes[k].bias || file_.has(p + shapes[k].suffix + ".bias")) {
         LB_ASSIGN_OR_RETURN(m.bias, file_.read_fp32(p + shapes[k].suffix + ".bias", {m.rows}));
       }
     }

@@ -23,6 +23,9 @@ struct LoadedModel {
   // Linears the file stores quantized (ModelSource::quantized_linears); `weights`
   // holds them dequantized.
   std::map<std::string, QuantizedWeight> quantized_linears;
+  // Activation quantizers of the linears (ModelSource::act_quantizers), to wrap
+  // around them once the model is built (model/act_quant_linear.h).
+  std::map<std::string, ActQuantAttachment> act_quantizers;
 };
 
 // Reads every piece of an opened model (each checked as ModelSource checks it)

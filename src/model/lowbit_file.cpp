@@ -143,7 +143,6 @@ Expected<LowbitFileWriter> LowbitFileWriter::create(const std::string& path, con
   header.set_string("lowbit.recipe", info.recipe.dump());
   header.set_string("lowbit.calibration", info.calibration.dump());
   header.set_string("lowbit.source", info.source.dump());
-  if (!info.kv.is_null()) header.set_string("lowbit.kv", info.kv.dump());
   if (tokenizer_gguf != nullptr) {
     for (const auto& [key, value] : tokenizer_gguf->metadata()) {
       if (key.rfind("tokenizer.", 0) == 0) header.set(key, value);
@@ -214,6 +213,16 @@ Status LowbitFileWriter::add_fp32(const std::string& name, const std::vector<int
   return add(name, shape, q, "");
 }
 
+Status LowbitFileWriter::set_record_field(const std::string& name, const std::string& key, json value) {
+  for (json& record : tensors_) {
+    if (record["name"] == name) {
+      record[key] = std::move(value);
+      return Status::ok_status();
+    }
+  }
+  return make_error("lowbit writer: no tensor '{}' to set '{}' on", name, key);
+}
+
 Status LowbitFileWriter::finish() { return container_.finish(json{{"tensors", tensors_}}); }
 
 // ---------------------------------------------------------------------------- reader
@@ -232,9 +241,6 @@ Expected<LowbitModelFile> LowbitModelFile::open(const std::string& path) {
   LB_ASSIGN_OR_RETURN(file.info_.recipe, parse_header_json(h, "lowbit.recipe"));
   LB_ASSIGN_OR_RETURN(file.info_.calibration, parse_header_json(h, "lowbit.calibration"));
   LB_ASSIGN_OR_RETURN(file.info_.source, parse_header_json(h, "lowbit.source"));
-  if (h.find("lowbit.kv") != nullptr) {
-    LB_ASSIGN_OR_RETURN(file.info_.kv, parse_header_json(h, "lowbit.kv"));
-  }
   const json& index = file.container_->index();
   if (!index.contains("tensors") || !index["tensors"].is_array()) {
     return make_error("{}: index has no \"tensors\" array", path);
@@ -352,6 +358,12 @@ Expected<std::vector<float>> LowbitModelFile::read_fp32(const std::string& name,
 bool LowbitModelFile::is_quantized(const std::string& name) const {
   auto it = records_.find(name);
   return it != records_.end() && it->second->value("format", "") != kFp32Storage;
+}
+
+const json* LowbitModelFile::record_field(const std::string& name, const std::string& key) const {
+  auto it = records_.find(name);
+  if (it == records_.end() || !it->second->contains(key)) return nullptr;
+  return &(*it->second)[key];
 }
 
 FileSummary LowbitModelFile::summary() const {

@@ -5,7 +5,6 @@
 //   header keys   lowbit.format_version (u32), lowbit.config (JSON ModelConfig),
 //                 lowbit.recipe (JSON, the recipe document), lowbit.calibration
 //                 (JSON, {} when none), lowbit.source (JSON {"path", "format"}),
-//                 optional lowbit.kv (JSON KV-cache configuration, used by ppl/generate),
 //                 tokenizer.* copied from a GGUF source
 //   index         {"tensors": [record, ...]}, one record per stored tensor, in the
 //                 order written: token_embedding, then per layer attn_norm, the
@@ -15,7 +14,9 @@
 //                  "spec": {...} (scaled formats), "codes", "scales", "mins": blob refs,
 //                  "tensor_scale", optional "outliers": {"count", "data"},
 //                  optional "lowrank": {"rank", "format", "u": part, "v": part},
-//                  optional "method"}
+//                  optional "method",
+//                  optional "act": the linear's activation quantizer, the spec of
+//                  quant/act_quant.h plus "threshold" (FP32 T, per-tensor static only)}
 // Every tensor is stored as a QuantizedWeight under a format name: a scaled
 // format, or "fp32" (raw floats in codes) for norms and unquantized tensors.
 #pragma once
@@ -46,7 +47,6 @@ struct LowbitFileInfo {
   nlohmann::json recipe = nlohmann::json::object();       // the recipe document
   nlohmann::json calibration = nlohmann::json::object();  // {} when none was used
   nlohmann::json source = nlohmann::json::object();       // {"path", "format"}
-  nlohmann::json kv = nullptr;  // lowbit.kv: a KV configuration (kvcache/kv_config_file.h); null = none
 };
 
 class LowbitFileWriter {
@@ -62,6 +62,9 @@ class LowbitFileWriter {
              const std::string& method);
   // An FP32 vector or matrix, stored raw.
   Status add_fp32(const std::string& name, const std::vector<int64_t>& shape, const float* data);
+  // Sets `key` of the record of tensor `name`, already added (e.g. "act": the
+  // linear's activation quantizer). Error when no such tensor was added.
+  Status set_record_field(const std::string& name, const std::string& key, nlohmann::json value);
 
   // Writes the index and renames the file into place. Without this call the
   // destructor removes the temporary file.
@@ -93,6 +96,8 @@ class LowbitModelFile {
   Expected<std::vector<float>> read_fp32(const std::string& name, const std::vector<int64_t>& shape) const;
   // Whether a stored tensor is in a non-FP32 storage.
   bool is_quantized(const std::string& name) const;
+  // Field `key` of the record of `name`; null when the tensor or the field is absent.
+  const nlohmann::json* record_field(const std::string& name, const std::string& key) const;
 
   // One row per stored tensor: dtype = format name, bytes = stored bytes.
   FileSummary summary() const;

@@ -45,6 +45,8 @@ Status check_matrix(const Matrix& m, int64_t rows, int64_t cols, bool bias, cons
 Status validate_layer_weights(const LayerWeights& l, const ModelConfig& c, int index, const std::string& source) {
   const std::string p = fmt::format("layers.{}.", index);
   LB_RETURN_IF_ERROR(check_vector(l.attn_norm, c.dim, p + "attn_norm", source));
+  if (!l.attn_norm_bias.empty()) LB_RETURN_IF_ERROR(check_vector(l.attn_norm_bias, c.dim, p + "attn_norm_bias", source));
+  if (!l.ffn_norm_bias.empty()) LB_RETURN_IF_ERROR(check_vector(l.ffn_norm_bias, c.dim, p + "ffn_norm_bias", source));
   LB_RETURN_IF_ERROR(check_matrix(l.q_proj, c.q_dim(), c.dim, c.qkv_bias, p + "q_proj", source));
   LB_RETURN_IF_ERROR(check_matrix(l.k_proj, c.kv_dim(), c.dim, c.qkv_bias, p + "k_proj", source));
   LB_RETURN_IF_ERROR(check_matrix(l.v_proj, c.kv_dim(), c.dim, c.qkv_bias, p + "v_proj", source));
@@ -104,6 +106,10 @@ Expected<std::unique_ptr<Tokenizer>> ModelSource::tokenizer() const {
 
 Expected<std::map<std::string, QuantizedWeight>> ModelSource::quantized_linears() const {
   return std::map<std::string, QuantizedWeight>();
+}
+
+Expected<std::map<std::string, ActQuantAttachment>> ModelSource::act_quantizers() const {
+  return std::map<std::string, ActQuantAttachment>();
 }
 
 Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path, const LoadOptions& options) {

@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "quant/act_quant.h"
 #include "quant/quantized_weight.h"
 #include "tokenizer/tokenizer.h"
 
@@ -51,6 +52,9 @@ class ModelSource {
   // model file), by linear name ("layers.3.q_proj", "lm_head"); empty for files
   // of FP weights. layer() and lm_head() return the same layers dequantized.
   virtual Expected<std::map<std::string, QuantizedWeight>> quantized_linears() const;
+  // The activation quantizer of every linear the file gives one (a lowbit model
+  // file with an "act" recipe), by linear name; empty for other files.
+  virtual Expected<std::map<std::string, ActQuantAttachment>> act_quantizers() const;
 
  protected:
   ModelSource(ModelConfig config, FileSummary summary, LoadOptions options);

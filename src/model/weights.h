@@ -23,6 +23,10 @@ struct Matrix {
 
 struct LayerWeights {
   std::vector<float> attn_norm;  // [dim]
+  // Optional per-channel shifts added after each RMSNorm, n = rms_norm(x) · w + b:
+  // [dim] or empty (none). Outlier Suppression+ puts -z/s here (pipeline/outlier_migration.h).
+  std::vector<float> attn_norm_bias;
+  std::vector<float> ffn_norm_bias;
   Matrix q_proj;                 // [n_heads*head_dim, dim], bias for qwen2
   Matrix k_proj;                 // [n_kv_heads*head_dim, dim]
   Matrix v_proj;                 // [n_kv_heads*head_dim, dim]

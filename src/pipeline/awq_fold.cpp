@@ -80,12 +80,14 @@ Status fold_awq_scales(LayerWeights& w, const ModelConfig& c, int layer, AwqGrou
   switch (group) {
     case AwqGroup::kQkv:
       for (int64_t j = 0; j < width; ++j) w.attn_norm[j] /= s[j];
+      for (size_t j = 0; j < w.attn_norm_bias.size(); ++j) w.attn_norm_bias[j] /= s[j];
       scale_columns(w.q_proj, s);
       scale_columns(w.k_proj, s);
       scale_columns(w.v_proj, s);
       break;
     case AwqGroup::kGateUp:
       for (int64_t j = 0; j < width; ++j) w.ffn_norm[j] /= s[j];
+      for (size_t j = 0; j < w.ffn_norm_bias.size(); ++j) w.ffn_norm_bias[j] /= s[j];
       scale_columns(w.gate_proj, s);
       scale_columns(w.up_proj, s);
       break;

@@ -1,9 +1,10 @@
-// Folding AWQ's per-input-channel scales into a decoder layer so the FP function
-// is unchanged (Lin et al. 2023, "apply_scale"): a linear reading input x becomes
+// Folding per-input-channel scales into a decoder layer so the FP function is
+// unchanged: AWQ's (Lin et al. 2023, "apply_scale"), SmoothQuant's and Outlier
+// Suppression+'s (pipeline/outlier_migration.h). A linear reading input x becomes
 //   W x = (W diag(s)) (x / s),
 // W diag(s) is what gets quantized, and x / s is produced by the operation before:
-//   kQkv     attn_norm[j] /= s[j];   q, k, v columns j *= s[j]
-//   kGateUp  ffn_norm[j]  /= s[j];   gate, up columns j *= s[j]
+//   kQkv     attn_norm[j] /= s[j] (and its bias);   q, k, v columns j *= s[j]
+//   kGateUp  ffn_norm[j]  /= s[j] (and its bias);   gate, up columns j *= s[j]
 //   kOut     v_proj row c (and bias) /= s[c'];  o_proj column j *= s[j]
 //            The attention output channel j = h·head_dim + d is a mix of v channel
 //            c = (h / group)·head_dim + d, group = n_heads / n_kv_heads, so s must be

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "model/act_quant_linear.h"
 #include "model/decoder_block.h"
 #include "model/quantized_linear.h"
 #include "pipeline/activation_capture.h"
@@ -46,6 +47,11 @@ class LayerQuantizer {
     LB_RETURN_IF_ERROR(
         ctx_.writer->add_fp32(fmt::format("layers.{}.attn_norm", index_), {c_.dim}, w_.attn_norm.data()));
     LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(fmt::format("layers.{}.ffn_norm", index_), {c_.dim}, w_.ffn_norm.data()));
+    for (const auto& [name, bias] : {std::pair{"attn_norm_bias", &w_.attn_norm_bias}, {"ffn_norm_bias", &w_.ffn_norm_bias}}) {
+      if (!bias->empty()) {
+        LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(fmt::format("layers.{}.{}", index_, name), {c_.dim}, bias->data()));
+      }
+    }
     std::optional<DecoderBlock> block;
     if (ctx_.calibration) {
       LB_ASSIGN_OR_RETURN(block, DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
@@ -57,6 +63,7 @@ class LayerQuantizer {
         LB_RETURN_IF_ERROR(observe(*block, stats));
         LB_RETURN_IF_ERROR(stats.status());
         hessians_[leader] = stats.find(leader)->hessian();
+        if (input_abs_max_.count(leader)) input_abs_max_[leader] = stats.find(leader)->abs_max;
       }
       const std::vector<double>* h = hessians_.count(leader) ? &hessians_[leader] : nullptr;
       for (const std::string& suffix : kPhases[p]) {
@@ -120,17 +127,32 @@ class LayerQuantizer {
       awq_names.push_back(linear_name(index_, first));
       awq_tokens = std::max(awq_tokens, rules_.at(first)->options.awq_tokens);
     }
+    // Inputs of linears with per-tensor static activation quantizers: their max |x_j|.
+    std::vector<std::string> act_names;
+    for (const auto& [suffix, rule] : rules_) {
+      if (rule->act && rule->act->is_static()) act_names.push_back(shared_input_key(linear_name(index_, suffix)));
+    }
     const int64_t total_tokens = static_cast<int64_t>(cal.n_seq) * cal.runner->seq_len();
     ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names});
     ActivationStats abs_stats({.hessian = HessianPrecision::kNone, .names = awq_names});
+    ActivationStats act_stats({.hessian = HessianPrecision::kNone, .names = act_names});
     RowSampler rows(awq_names, (total_tokens + awq_tokens - 1) / awq_tokens, awq_tokens);
-    ObserverFanout fanout({&h_stats, &abs_stats, &rows});
+    std::vector<ActivationObserver*> observers = {&h_stats};
+    if (!groups.empty()) observers.insert(observers.end(), {&abs_stats, &rows});
+    if (!act_names.empty()) observers.push_back(&act_stats);
+    ObserverFanout fanout(observers);
     {
       LB_ASSIGN_OR_RETURN(DecoderBlock fp_block,
                           DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
-      LB_RETURN_IF_ERROR(observe(fp_block, groups.empty() ? static_cast<ActivationObserver&>(h_stats) : fanout));
+      LB_RETURN_IF_ERROR(observe(fp_block, fanout));
     }
     LB_RETURN_IF_ERROR(h_stats.status());
+    LB_RETURN_IF_ERROR(act_stats.status());
+    for (const std::string& name : act_names) {
+      const InputStats* s = act_stats.find(name);
+      if (s == nullptr) return make_error("{}: no calibration statistics for its activation threshold", name);
+      input_abs_max_[name] = s->abs_max;
+    }
     for (const std::string& name : h_names) {
       const InputStats* s = h_stats.find(name);
       if (s == nullptr) return make_error("{}: no calibration statistics were collected", name);
@@ -164,7 +186,12 @@ class LayerQuantizer {
     const std::vector<float>& scale = found->scales;
     LB_RETURN_IF_ERROR(fold_awq_scales(w_, c_, index_, group, scale));
     for (const std::string& suffix : suffixes) awq_alpha_[suffix] = found->alpha;
-    // The folded input is x / s: H_jk ← H_jk / (s_j s_k).
+    // The folded input is x / s: max|x_j| ← max|x_j| / s_j,
+    auto m = input_abs_max_.find(leader);
+    if (m != input_abs_max_.end()) {
+      for (size_t j = 0; j < scale.size(); ++j) m->second[j] /= scale[j];
+    }
+    // and H_jk ← H_jk / (s_j s_k).
     auto h = hessians_.find(leader);
     if (h != hessians_.end()) {
       const int64_t n = static_cast<int64_t>(scale.size());
@@ -184,6 +211,11 @@ class LayerQuantizer {
     LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
     LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(rule.method)));
     if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));
+    std::optional<ActQuantAttachment> act;
+    if (rule.act) {
+      LB_ASSIGN_OR_RETURN(act, act_attachment(name, *rule.act));
+      LB_RETURN_IF_ERROR(ctx_.writer->set_record_field(name, "act", act_attachment_json(*act)));
+    }
     ModuleReport report;
     report.name = name;
     report.method = quant_method_name(rule.method);
@@ -201,11 +233,34 @@ class LayerQuantizer {
     if (block != nullptr) {
       LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedLinear> q, QuantizedLinear::create(std::move(r.weight), m.bias));
       LB_RETURN_IF_ERROR(block->replace_linear(suffix, std::move(q)));
+      if (act) {
+        // The following phases and layers see this linear's quantized activations too.
+        LB_ASSIGN_OR_RETURN(ActQuantizer quantizer, ActQuantizer::create(act->spec));
+        const float threshold = act->static_threshold;
+        LB_RETURN_IF_ERROR(block->wrap_linear(suffix, [&](std::unique_ptr<Linear> inner) -> std::unique_ptr<Linear> {
+          return std::move(ActQuantLinear::create(std::move(inner), quantizer, threshold)).value();
+        }));
+      }
     }
     m = Matrix();  // this layer's FP32 copy of the linear is no longer needed
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     reports_.push_back(std::move(report));
     return Status::ok_status();
+  }
+
+  // A rule's activation quantizer for linear `name`; per-tensor static: T = clip · max_j max|x_j|
+  // over the calibration inputs (a zero input gets T = 1: any positive T keeps it zero).
+  Expected<ActQuantAttachment> act_attachment(const std::string& name, const ActQuantSpec& spec) const {
+    ActQuantAttachment a{spec, 0.0f};
+    if (!spec.is_static()) return a;
+    auto it = input_abs_max_.find(shared_input_key(name));
+    if (it == input_abs_max_.end()) {
+      return make_error("{}: per-tensor static activations need calibration data (--calib)", name);
+    }
+    float amax = 0.0f;
+    for (float v : it->second) amax = std::max(amax, v);
+    a.static_threshold = amax > 0.0f ? spec.clip * amax : 1.0f;
+    return a;
   }
 
   const LayerQuantizerContext& ctx_;
@@ -215,6 +270,7 @@ class LayerQuantizer {
   std::map<std::string, const QuantRule*> rules_;        // by suffix
   std::map<std::string, std::vector<double>> hessians_;  // by leader name, [in, in]
   std::map<std::string, float> awq_alpha_;               // by suffix
+  std::map<std::string, std::vector<float>> input_abs_max_;  // by leader name, [in]: static act thresholds
   std::vector<ModuleReport> reports_;
 };
 

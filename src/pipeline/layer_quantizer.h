@@ -8,6 +8,10 @@
 //   3. Linears quantized in forward order, phase by phase: q/k/v, o, gate/up, down.
 //      Under true-sequential, phases after the first re-run the block (earlier
 //      phases already quantized) to collect their input's H.
+//      A rule with "act" wraps the quantized linear in its activation quantizer
+//      (model/act_quant_linear.h) and stores the spec in the linear's record; a
+//      per-tensor static threshold is clip · max|x| of the input in step 1 (after
+//      AWQ's fold; refreshed per phase under true-sequential).
 //   4. The quantized block is run on the inputs, in place: the next layer's inputs.
 // Without calibration data only step 3 runs, without statistics. Every tensor of
 // the layer is written to the output as soon as it is final.

@@ -145,8 +145,8 @@ Expected<QuantRule> read_rule(const json& j, int index, const std::string& sourc
       index >= 0 ? fmt::format("recipe {}: rule {}", source, index) : fmt::format("recipe {}: default", source);
   if (!j.is_object()) return make_error("{}: must be an object", where);
   for (const auto& [key, value] : j.items()) {
-    if (key != "match" && key != "method" && key != "format" && key != "options") {
-      return make_error("{}: unknown key '{}' (known: match, method, format, options)", where, key);
+    if (key != "match" && key != "method" && key != "format" && key != "options" && key != "act") {
+      return make_error("{}: unknown key '{}' (known: match, method, format, options, act)", where, key);
     }
   }
   QuantRule r;
@@ -179,6 +179,9 @@ Expected<QuantRule> read_rule(const json& j, int index, const std::string& sourc
     return make_error("{}: method \"{}\" needs a \"format\"", where, method);
   }
   if (j.contains("options")) LB_RETURN_IF_ERROR(read_options(j["options"], where, r.options));
+  if (j.contains("act")) {
+    LB_ASSIGN_OR_RETURN(r.act, parse_act_spec(j["act"], where));
+  }
   LB_RETURN_IF_ERROR(check_rule(r, where));
   return r;
 }
@@ -214,6 +217,7 @@ bool Recipe::needs_calibration(const ModelConfig& config) const {
     for (const char* suffix : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
       const QuantRule& r = rule_for(fmt::format("layers.{}.{}", i, suffix));
       if (method_needs_calibration(r.method) || r.options.importance) return true;
+      if (r.act && r.act->is_static()) return true;
     }
   }
   return false;
@@ -324,6 +328,7 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
   };
   double model_bits = 0.0;
   double params = 0.0;
+  double act_bits = 0.0, act_inputs = 0.0;
   for (int i = 0; i < c.n_layers; ++i) {
     const std::string p = fmt::format("layers.{}.", i);
     const struct {
@@ -335,6 +340,9 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
     for (const auto& s : shapes) {
       LB_RETURN_IF_ERROR(add(p + s.suffix, s.rows, s.cols, true, model_bits));
       params += static_cast<double>(s.rows * s.cols);
+      const QuantRule& rule = recipe.rule_for(p + s.suffix);
+      act_bits += (rule.act ? act_bits_per_element(*rule.act, s.cols) : 32.0) * static_cast<double>(s.cols);
+      act_inputs += static_cast<double>(s.cols);
     }
     model_bits += 32.0 * 2 * c.dim;  // the two RMSNorm weights
     params += 2.0 * c.dim;
@@ -351,6 +359,7 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
   size.linear_bpw = linear_bits / linear_params;
   size.model_bpw = model_bits / params;
   size.model_bytes = static_cast<uint64_t>(model_bits / 8.0);
+  if (act_inputs > 0.0) size.act_bits = act_bits / act_inputs;
   return size;
 }
 

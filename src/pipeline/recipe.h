@@ -1,7 +1,8 @@
 // Quantization recipes: which method and number format each tensor of a model
 // gets. A recipe is a JSON document
 //   {"name": "...", "description": "...", "true_sequential": false,
-//    "rules": [{"match": "<regex>", "method": "...", "format": "...", "options": {...}}, ...],
+//    "rules": [{"match": "<regex>", "method": "...", "format": "...", "options": {...},
+//               "act": {"format": "int8", "granularity": "tensor|token|group", "group": 32, "clip": 1.0}}, ...],
 //    "default": {"method": "...", "format": "...", "options": {...}}}
 // Tensor names are the model's linear names ("layers.{i}.q_proj" ... "down_proj",
 // "lm_head") and "token_embedding". A rule matches a name when its regex (ECMAScript,
@@ -10,6 +11,10 @@
 // "default"; lm_head and token_embedding keep FP16 (kUnmatchedTableRule), as
 // most PTQ papers keep the embedding and the output head unquantized. A tied
 // lm_head is the token embedding and follows it.
+//
+// "act" (optional, rules and default) fake-quantizes the linear's input
+// activations (quant/act_quant.h); a per-tensor static spec ("granularity":
+// "tensor") needs calibration data for its threshold.
 //
 // Methods: none (store as fp32/fp16/bf16), rtn, gptq, awq, easyquant; formats:
 // "fp32" or a scaled format name from formats/block_format.h. GPTQ, AWQ and RTN
@@ -22,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -29,6 +35,7 @@
 #include "core/status.h"
 #include "formats/block_format.h"
 #include "model/config.h"
+#include "quant/act_quant.h"
 
 namespace lowbit {
 
@@ -60,6 +67,8 @@ struct QuantRule {
   QuantMethod method = QuantMethod::kNone;
   std::string format = "fp32";  // "fp32" or a scaled format name
   RuleOptions options;
+  // Fake quantization of the linear's input ("act": quant/act_quant.h); none = FP32 inputs.
+  std::optional<ActQuantSpec> act;
   bool implicit = false;  // kUnmatchedTableRule
 
   bool keeps_fp32() const { return format == "fp32"; }
@@ -110,6 +119,9 @@ struct RecipeSize {
   double linear_bpw = 0.0;
   double model_bpw = 0.0;
   uint64_t model_bytes = 0;
+  // Bits per input activation of the decoder linears (scales included, mean
+  // weighted by input width); 32 where inputs stay FP32.
+  double act_bits = 32.0;
 };
 Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& config);
 

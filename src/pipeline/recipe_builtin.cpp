@@ -44,6 +44,31 @@ const std::vector<BuiltinRecipe>& builtin_recipes() {
           "default": {"method": "rtn", "format": "nvfp4"}})json"},
       {"mxfp4", R"json({"name": "mxfp4", "description": "OCP MXFP4 (FP4 E2M1, E8M0 scale per 32), round to nearest",
           "default": {"method": "rtn", "format": "mxfp4"}})json"},
+      // Weights and activations (issue 5). Activations are fake-quantized at each linear's
+      // input (quant/act_quant.h); lm_head keeps FP16 weights and FP32 inputs.
+      {"w8a8", R"json({"name": "w8a8",
+          "description": "INT8 per-channel weights (RTN), INT8 per-tensor static activations (calibrated max)",
+          "default": {"method": "rtn", "format": "int8_pc", "act": {"format": "int8", "granularity": "tensor"}}})json"},
+      {"w8a8-dyn", R"json({"name": "w8a8-dyn",
+          "description": "INT8 per-channel weights (RTN), INT8 per-token dynamic activations",
+          "default": {"method": "rtn", "format": "int8_pc", "act": {"format": "int8", "granularity": "token"}}})json"},
+      {"w4a8-gptq", R"json({"name": "w4a8-gptq",
+          "description": "INT4 asymmetric groups of 128 (GPTQ), INT8 per-token dynamic activations",
+          "default": {"method": "gptq", "format": "int4_g128_asym", "options": {"damp": 0.01, "block_size": 128},
+                      "act": {"format": "int8", "granularity": "token"}}})json"},
+      {"w4a4-gptq", R"json({"name": "w4a4-gptq",
+          "description": "INT4 asymmetric groups of 128 (GPTQ), INT4 [-7, 7] per-token dynamic activations",
+          "default": {"method": "gptq", "format": "int4_g128_asym", "options": {"damp": 0.01, "block_size": 128},
+                      "act": {"format": "int4", "granularity": "token"}}})json"},
+      {"fp8", R"json({"name": "fp8",
+          "description": "FP8 E4M3 weights (FP32 scale per channel) and FP8 E4M3 per-token dynamic activations",
+          "default": {"method": "rtn", "format": "fp8_e4m3", "act": {"format": "fp8_e4m3", "granularity": "token"}}})json"},
+      {"mxfp4-w4a4", R"json({"name": "mxfp4-w4a4",
+          "description": "OCP MXFP4 weights (RTN) and activations (E8M0 scale per 32 inputs)",
+          "default": {"method": "rtn", "format": "mxfp4", "act": {"format": "mxfp4"}}})json"},
+      {"nvfp4-w4a4", R"json({"name": "nvfp4-w4a4",
+          "description": "NVFP4 weights (RTN) and activations (UE4M3 scale per 16 inputs, FP32 per-token scale)",
+          "default": {"method": "rtn", "format": "nvfp4", "act": {"format": "nvfp4"}}})json"},
   };
   return table;
 }
