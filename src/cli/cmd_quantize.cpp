@@ -1,11 +1,13 @@
 // `lowbit quantize MODEL --recipe NAME|FILE [--calib FILE] [--calib-samples N] [--calib-len L] [--seed S]
-//                  [--threads T] -o OUT [--json F]`
+//                  [--threads T] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] -o OUT [--json F]`
+// --kv stores a KV-cache configuration in the file (lowbit.kv) that ppl/generate use when run without --kv.
 // `lowbit quantize --list-recipes [--verbose]`
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/kv_cli.h"
 #include "pipeline/quantize_pipeline.h"
 #include "pipeline/recipe.h"
 
@@ -28,6 +30,7 @@ struct QuantizeFlags {
   bool list_recipes = false;
   bool no_progress = false;
   bool verbose = false;
+  KvFlags kv;
 };
 
 constexpr const char* kDefaultCalibration = "data/c4/c4_validation_2k.jsonl";
@@ -82,6 +85,10 @@ Status run_quantize(const QuantizeFlags& f) {
   o.threads = f.threads;
   o.progress = !f.no_progress;
   o.verbose = f.verbose;
+  {
+    ThreadPool pool(f.threads);
+    LB_ASSIGN_OR_RETURN(o.kv, kv_config_for_quantize(f.kv, f.model_path, f.tokenizer_path, pool, f.verbose));
+  }
   if (o.calib_path.empty()) {
     // Only data-aware recipes read calibration data by default; the model decides (a rule may name one layer).
     auto source = open_model_source(f.model_path, o.load);
@@ -115,6 +122,7 @@ Status run_quantize(const QuantizeFlags& f) {
   report["recipe"] = recipe.name;
   report["recipe_json"] = recipe.json;
   report["threads"] = f.threads;
+  if (!o.kv.is_null()) report["kv"] = o.kv;
   return write_json_report(f.json_path, report);
 }
 
@@ -150,6 +158,7 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   app->add_option("-o,--output", flags->output_path, "Output lowbit model file (written as OUT.tmp, then renamed)");
   app->add_option("--json", flags->json_path, "Write a JSON report (per-module error, bits per weight, time, RSS)");
+  add_kv_flags(*app, flags->kv);
   app->add_flag("--list-recipes", flags->list_recipes, "List the built-in recipes with bits per weight");
   app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per module");

@@ -20,7 +20,8 @@ void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads) {
   app.add_flag("-v,--verbose", flags.verbose, "Print the resolved configuration");
 }
 
-Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path) {
+Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path,
+                                      AttachReport* report) {
   LoadOptions options;
   options.tokenizer_path = tokenizer_path;
   LB_ASSIGN_OR_RETURN(LoadedModel loaded, load_model(path, options));
@@ -32,8 +33,9 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
   loaded.weights = ModelWeights();
   auto model = LlamaModel::create(config, std::move(weights));
   if (!model.ok()) return model.status().with_context(path);
-  LB_RETURN_IF_ERROR(attach_quantized_linears(*model, std::move(loaded.quantized_linears)).with_context(path));
-  // Around the weights (dense or quantized); an online rotation goes outside these.
+  LB_RETURN_IF_ERROR(
+      attach_quantized_linears(*model, std::move(loaded.quantized_linears), {}, report).with_context(path));
+  // Around the weights (dense, quantized or packed); an online rotation goes outside these.
   LB_RETURN_IF_ERROR(attach_act_quantizers(*model, loaded.act_quantizers).with_context(path));
   return RunnableModel{std::move(loaded), std::move(model).value()};
 }

@@ -143,6 +143,7 @@ Expected<LowbitFileWriter> LowbitFileWriter::create(const std::string& path, con
   header.set_string("lowbit.recipe", info.recipe.dump());
   header.set_string("lowbit.calibration", info.calibration.dump());
   header.set_string("lowbit.source", info.source.dump());
+  if (!info.kv.is_null()) header.set_string("lowbit.kv", info.kv.dump());
   if (tokenizer_gguf != nullptr) {
     for (const auto& [key, value] : tokenizer_gguf->metadata()) {
       if (key.rfind("tokenizer.", 0) == 0) header.set(key, value);
@@ -241,6 +242,9 @@ Expected<LowbitModelFile> LowbitModelFile::open(const std::string& path) {
   LB_ASSIGN_OR_RETURN(file.info_.recipe, parse_header_json(h, "lowbit.recipe"));
   LB_ASSIGN_OR_RETURN(file.info_.calibration, parse_header_json(h, "lowbit.calibration"));
   LB_ASSIGN_OR_RETURN(file.info_.source, parse_header_json(h, "lowbit.source"));
+  if (h.find("lowbit.kv") != nullptr) {
+    LB_ASSIGN_OR_RETURN(file.info_.kv, parse_header_json(h, "lowbit.kv"));
+  }
   const json& index = file.container_->index();
   if (!index.contains("tensors") || !index["tensors"].is_array()) {
     return make_error("{}: index has no \"tensors\" array", path);

@@ -5,6 +5,7 @@
 //   header keys   lowbit.format_version (u32), lowbit.config (JSON ModelConfig),
 //                 lowbit.recipe (JSON, the recipe document), lowbit.calibration
 //                 (JSON, {} when none), lowbit.source (JSON {"path", "format"}),
+//                 optional lowbit.kv (JSON KV-cache configuration, used by ppl/generate),
 //                 tokenizer.* copied from a GGUF source
 //   index         {"tensors": [record, ...]}, one record per stored tensor, in the
 //                 order written: token_embedding, then per layer attn_norm, the
@@ -47,6 +48,7 @@ struct LowbitFileInfo {
   nlohmann::json recipe = nlohmann::json::object();       // the recipe document
   nlohmann::json calibration = nlohmann::json::object();  // {} when none was used
   nlohmann::json source = nlohmann::json::object();       // {"path", "format"}
+  nlohmann::json kv = nullptr;  // lowbit.kv: a KV configuration (kvcache/kv_config_file.h); null = none
 };
 
 class LowbitFileWriter {

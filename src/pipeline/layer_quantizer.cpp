@@ -10,6 +10,7 @@
 #include "pipeline/activation_capture.h"
 #include "pipeline/awq_fold.h"
 #include "pipeline/linear_quantizer.h"
+#include "pipeline/outlier_migration.h"
 #include "quant/quantizers.h"
 
 namespace lowbit {
@@ -43,7 +44,10 @@ class LayerQuantizer {
     for (const auto& phase : kPhases) {
       for (const std::string& suffix : phase) rules_[suffix] = &ctx_.recipe->rule_for(linear_name(index_, suffix));
     }
-    if (ctx_.calibration) LB_RETURN_IF_ERROR(statistics_pass());
+    if (ctx_.calibration) {
+      LB_RETURN_IF_ERROR(migrate());  // SmoothQuant / OS+ before every statistic the quantizers use
+      LB_RETURN_IF_ERROR(statistics_pass());
+    }
     LB_RETURN_IF_ERROR(
         ctx_.writer->add_fp32(fmt::format("layers.{}.attn_norm", index_), {c_.dim}, w_.attn_norm.data()));
     LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(fmt::format("layers.{}.ffn_norm", index_), {c_.dim}, w_.ffn_norm.data()));
@@ -111,6 +115,83 @@ class LayerQuantizer {
       groups.push_back(kPhaseGroups[p]);
     }
     return groups;
+  }
+
+  // SmoothQuant and Outlier Suppression+ (pipeline/outlier_migration.h) on the groups the
+  // recipe names: channel ranges and sampled rows from one pass of the FP32 layer, then
+  // each group's shift/scale chosen and folded into w_.
+  Status migrate() {
+    const Recipe& r = *ctx_.recipe;
+    std::vector<std::pair<AwqGroup, bool>> todo;  // (group, OS+)
+    if (r.smooth) {
+      for (AwqGroup g : r.smooth->groups) todo.emplace_back(g, false);
+    }
+    if (r.osp) {
+      for (AwqGroup g : r.osp->groups) todo.emplace_back(g, true);
+    }
+    if (todo.empty()) return Status::ok_status();
+    std::vector<std::string> leaders;
+    for (const auto& [g, osp] : todo) {
+      leaders.push_back(linear_name(index_, awq_group_linears(g)[0]));
+    }
+    const CalibrationState& cal = *ctx_.calibration;
+    const int tokens = std::max(r.smooth ? r.smooth->tokens : 1, r.osp ? r.osp->tokens : 1);
+    const int64_t total_tokens = static_cast<int64_t>(cal.n_seq) * cal.runner->seq_len();
+    ChannelRange range(leaders);
+    RowSampler rows(leaders, (total_tokens + tokens - 1) / tokens, tokens);
+    {
+      ObserverFanout fanout({&range, &rows});
+      LB_ASSIGN_OR_RETURN(DecoderBlock fp_block,
+                          DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+      LB_RETURN_IF_ERROR(observe(fp_block, fanout));
+    }
+    for (const auto& [group, osp] : todo) {
+      const std::vector<std::string> suffixes = awq_group_linears(group);
+      const std::string leader = linear_name(index_, suffixes[0]);
+      const ChannelRange::Range* rg = range.find(leader);
+      const RowSampler::Rows* x = rows.find(leader);
+      if (rg == nullptr || x == nullptr) return make_error("{}: no calibration rows for {}", leader, osp ? "OS+" : "SmoothQuant");
+      std::vector<MigrationLinear> linears;
+      for (const std::string& suffix : suffixes) {
+        const QuantRule& rule = *rules_.at(suffix);
+        MigrationLinear l;
+        l.weight = &matrix_of(w_, suffix);
+        if (!rule.keeps_fp32()) {
+          LB_ASSIGN_OR_RETURN(l.weight_format, rule_format(rule));
+        }
+        l.act = rule.act;
+        linears.push_back(l);
+      }
+      const int64_t in = x->in_features;
+      MigrationResult m;
+      if (osp) {
+        auto found = search_outlier_suppression(linears, *rg, x->data.data(), x->n_rows, in, r.osp->grid, *ctx_.pool);
+        if (!found.ok()) return found.status().with_context(leader + " OS+ search");
+        m = std::move(found).value();
+      } else {
+        std::vector<float> abs_max(static_cast<size_t>(in));
+        for (int64_t j = 0; j < in; ++j) abs_max[j] = std::max(std::fabs(rg->min[j]), std::fabs(rg->max[j]));
+        if (r.smooth->search) {
+          auto found = search_smoothquant_alpha(linears, abs_max, x->data.data(), x->n_rows, in, r.smooth->grid,
+                                                *ctx_.pool);
+          if (!found.ok()) return found.status().with_context(leader + " SmoothQuant search");
+          m = std::move(found).value();
+        } else {
+          m.scale = smoothquant_scales(abs_max, linears, r.smooth->alpha);
+          m.parameter = r.smooth->alpha;
+        }
+      }
+      if (group == AwqGroup::kOut) m.scale = gqa_shared_channels(m.scale, c_);
+      if (!m.shift.empty()) LB_RETURN_IF_ERROR(fold_channel_shift(w_, c_, index_, group, m.shift));
+      LB_RETURN_IF_ERROR(fold_awq_scales(w_, c_, index_, group, m.scale));
+      for (const std::string& suffix : suffixes) {
+        MigrationNote& note = migration_[suffix];
+        note.method = osp ? "osp" : "smooth";
+        note.parameter = m.parameter;
+        if (osp || r.smooth->search) note.errors = {m.error_plain, m.error};
+      }
+    }
+    return Status::ok_status();
   }
 
   Status statistics_pass() {
@@ -227,6 +308,15 @@ class LayerQuantizer {
     report.weight_rel_error = r.weight_rel_error;
     report.output_rel_error = r.output_rel_error;
     if (awq_alpha_.count(suffix)) report.awq_alpha = awq_alpha_[suffix];
+    if (migration_.count(suffix)) {
+      const MigrationNote& note = migration_[suffix];
+      report.migration = note.method;
+      report.migration_parameter = note.parameter;
+      if (note.errors) {
+        report.migration_error_plain = note.errors->first;
+        report.migration_error = note.errors->second;
+      }
+    }
     report.dead_columns = r.dead_columns;
     report.outliers = r.weight.outliers.size();
     report.lorc_rank = r.weight.rank;
@@ -270,6 +360,12 @@ class LayerQuantizer {
   std::map<std::string, const QuantRule*> rules_;        // by suffix
   std::map<std::string, std::vector<double>> hessians_;  // by leader name, [in, in]
   std::map<std::string, float> awq_alpha_;               // by suffix
+  struct MigrationNote {
+    std::string method;  // "smooth" | "osp"
+    float parameter = 0.0f;
+    std::optional<std::pair<double, double>> errors;  // E without / with, when searched
+  };
+  std::map<std::string, MigrationNote> migration_;  // by suffix
   std::map<std::string, std::vector<float>> input_abs_max_;  // by leader name, [in]: static act thresholds
   std::vector<ModuleReport> reports_;
 };

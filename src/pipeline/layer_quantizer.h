@@ -1,6 +1,9 @@
 // One decoder layer of the sequential pipeline (GPTQ's scheme, Frantar et al.
 // 2022, section 4): the layer's calibration inputs are the outputs of the
 // already-quantized layers before it.
+//   0. SmoothQuant / Outlier Suppression+ (recipe "smooth" / "osp"): channel
+//      ranges of the FP32 layer's inputs, shift and scale chosen per group and folded
+//      (pipeline/outlier_migration.h); everything after sees the migrated layer.
 //   1. Statistics pass over the FP32 layer: H = XᵀX of each linear input (only
 //      q/k/v's under true-sequential), mean|x| and sampled rows for AWQ groups.
 //   2. AWQ: scales searched per group on the FP32 layer and folded (awq_fold.h);
@@ -45,6 +48,11 @@ struct ModuleReport {
   double weight_rel_error = 0.0;           // ‖W − Ŵ‖² / ‖W‖²
   std::optional<double> output_rel_error;  // ‖XWᵀ − XŴᵀ‖² / ‖XWᵀ‖² on the calibration inputs
   std::optional<float> awq_alpha;
+  // SmoothQuant / OS+ of the linear's input group (pipeline/outlier_migration.h):
+  std::string migration;                       // "smooth" | "osp" | "" (none)
+  std::optional<float> migration_parameter;    // α or the OS+ threshold t
+  std::optional<double> migration_error_plain;  // the searches' E without migration
+  std::optional<double> migration_error;        // and at the chosen parameter
   int dead_columns = 0;
   size_t outliers = 0;
   int lorc_rank = 0;

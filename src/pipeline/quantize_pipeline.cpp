@@ -34,9 +34,14 @@ uint64_t layer_params(const ModelConfig& c) {
 
 void log_module(const ModuleReport& m) {
   std::string out_err = m.output_rel_error ? fmt::format("{:.3e}", *m.output_rel_error) : std::string("-");
-  std::fprintf(stderr, "  %-22s %-9s %-15s %7.3f bpw  weight err %.3e  output err %s%s  %.2f s\n", m.name.c_str(),
+  std::string migration;
+  if (!m.migration.empty()) {
+    migration = fmt::format("  {} {} {:.3g}", m.migration, m.migration == "osp" ? "t" : "alpha", *m.migration_parameter);
+    if (m.migration_error) migration += fmt::format(" (E {:.3e} -> {:.3e})", *m.migration_error_plain, *m.migration_error);
+  }
+  std::fprintf(stderr, "  %-22s %-9s %-15s %7.3f bpw  weight err %.3e  output err %s%s%s  %.2f s\n", m.name.c_str(),
                m.method.c_str(), m.format.c_str(), m.bits_per_weight, m.weight_rel_error, out_err.c_str(),
-               m.awq_alpha ? fmt::format("  alpha {:.2f}", *m.awq_alpha).c_str() : "", m.seconds);
+               m.awq_alpha ? fmt::format("  alpha {:.2f}", *m.awq_alpha).c_str() : "", migration.c_str(), m.seconds);
 }
 
 // A tensor outside the decoder layers (token_embedding, lm_head), quantized without calibration.
@@ -214,6 +219,13 @@ json report_json(const QuantizeReport& r) {
               {"output_rel_error", m.output_rel_error ? json(*m.output_rel_error) : json(nullptr)},
               {"seconds", m.seconds}};
     if (m.awq_alpha) j["awq_alpha"] = *m.awq_alpha;
+    if (!m.migration.empty()) {
+      j["migration"] = {{"method", m.migration}, {"parameter", *m.migration_parameter}};
+      if (m.migration_error) {
+        j["migration"]["error_plain"] = *m.migration_error_plain;
+        j["migration"]["error"] = *m.migration_error;
+      }
+    }
     if (m.dead_columns > 0) j["dead_columns"] = m.dead_columns;
     if (m.outliers > 0) j["outliers"] = m.outliers;
     if (m.lorc_rank > 0) j["lorc_rank"] = m.lorc_rank;

@@ -212,6 +212,7 @@ const QuantRule& Recipe::rule_for(const std::string& name) const {
 }
 
 bool Recipe::needs_calibration(const ModelConfig& config) const {
+  if (smooth || osp) return true;  // both read channel statistics
   // Every layer has the same seven names up to the index, but a rule may name one layer.
   for (int i = 0; i < config.n_layers; ++i) {
     for (const char* suffix : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
@@ -226,9 +227,11 @@ bool Recipe::needs_calibration(const ModelConfig& config) const {
 Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
   if (!doc.is_object()) return make_error("recipe {}: must be a JSON object", source);
   for (const auto& [key, value] : doc.items()) {
-    if (key != "name" && key != "description" && key != "rules" && key != "default" && key != "true_sequential") {
-      return make_error("recipe {}: unknown key '{}' (known: name, description, true_sequential, rules, default)",
-                        source, key);
+    if (key != "name" && key != "description" && key != "rules" && key != "default" && key != "true_sequential" &&
+        key != "smooth" && key != "osp") {
+      return make_error(
+          "recipe {}: unknown key '{}' (known: name, description, true_sequential, smooth, osp, rules, default)",
+          source, key);
     }
   }
   Recipe recipe;
@@ -248,6 +251,14 @@ Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
     }
     recipe.true_sequential = doc["true_sequential"].get<bool>();
   }
+  if (doc.contains("smooth")) {
+    LB_ASSIGN_OR_RETURN(recipe.smooth, parse_smooth_spec(doc["smooth"], "recipe " + source + ": smooth"));
+  }
+  if (doc.contains("osp")) {
+    LB_ASSIGN_OR_RETURN(recipe.osp, parse_osp_spec(doc["osp"], "recipe " + source + ": osp"));
+  }
+  LB_RETURN_IF_ERROR(check_migration_groups(recipe.smooth ? &*recipe.smooth : nullptr,
+                                            recipe.osp ? &*recipe.osp : nullptr, "recipe " + source));
   if (doc.contains("rules")) {
     if (!doc["rules"].is_array()) return make_error("recipe {}: \"rules\" must be an array", source);
     for (size_t i = 0; i < doc["rules"].size(); ++i) {

@@ -3,7 +3,8 @@
 //   {"name": "...", "description": "...", "true_sequential": false,
 //    "rules": [{"match": "<regex>", "method": "...", "format": "...", "options": {...},
 //               "act": {"format": "int8", "granularity": "tensor|token|group", "group": 32, "clip": 1.0}}, ...],
-//    "default": {"method": "...", "format": "...", "options": {...}}}
+//    "default": {"method": "...", "format": "...", "options": {...}},
+//    "smooth": {"alpha": 0.5, ...}, "osp": {"grid": 20, ...}}
 // Tensor names are the model's linear names ("layers.{i}.q_proj" ... "down_proj",
 // "lm_head") and "token_embedding". A rule matches a name when its regex (ECMAScript,
 // std::regex_search, so anchor with ^...$ for a whole-name match) finds it; the
@@ -35,6 +36,7 @@
 #include "core/status.h"
 #include "formats/block_format.h"
 #include "model/config.h"
+#include "pipeline/migration_spec.h"
 #include "quant/act_quant.h"
 
 namespace lowbit {
@@ -81,6 +83,10 @@ struct Recipe {
   std::string description;
   std::string source;  // "built-in" or the file path, for messages
   bool true_sequential = false;
+  // "smooth" / "osp": SmoothQuant / Outlier Suppression+ before weight quantization
+  // (pipeline/migration_spec.h).
+  std::optional<SmoothSpec> smooth;
+  std::optional<OspSpec> osp;
   std::vector<QuantRule> rules;
   QuantRule default_rule;
   nlohmann::json json;  // the document as parsed (stored in the quantized file)
