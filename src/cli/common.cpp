@@ -4,6 +4,7 @@
 
 #include "core/mapped_file.h"
 #include "model/act_quant_linear.h"
+#include "model/online_hadamard_linear.h"
 #include "model/quantized_linear.h"
 
 namespace lowbit::cli {
@@ -37,6 +38,8 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
       attach_quantized_linears(*model, std::move(loaded.quantized_linears), {}, report).with_context(path));
   // Around the weights (dense, quantized or packed); an online rotation goes outside these.
   LB_RETURN_IF_ERROR(attach_act_quantizers(*model, loaded.act_quantizers).with_context(path));
+  // Outermost: the online Hadamard transform of a rotated model's down_proj input.
+  if (loaded.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(*model, *loaded.rotation).with_context(path));
   return RunnableModel{std::move(loaded), std::move(model).value()};
 }
 

@@ -54,6 +54,12 @@ class LowbitSource : public ModelSource {
     return out;
   }
 
+  Expected<std::optional<RotationSpec>> rotation() const override {
+    if (file_.info().rotation.is_null()) return std::optional<RotationSpec>();
+    LB_ASSIGN_OR_RETURN(RotationSpec spec, rotation_spec_from_json(file_.info().rotation, file_.path() + ": lowbit.rotation"));
+    return std::optional<RotationSpec>(spec);
+  }
+
  protected:
   Expected<std::vector<float>> read_token_embedding() const override {
     return file_.read_fp32("token_embedding", {config().vocab_size, config().dim});

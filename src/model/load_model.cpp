@@ -19,6 +19,7 @@ Expected<LoadedModel> read_model(const ModelSource& source) {
   LB_ASSIGN_OR_RETURN(m.tokenizer, source.tokenizer());
   LB_ASSIGN_OR_RETURN(m.quantized_linears, source.quantized_linears());
   LB_ASSIGN_OR_RETURN(m.act_quantizers, source.act_quantizers());
+  LB_ASSIGN_OR_RETURN(m.rotation, source.rotation());
   return m;
 }
 

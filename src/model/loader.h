@@ -26,6 +26,9 @@ struct LoadedModel {
   // Activation quantizers of the linears (ModelSource::act_quantizers), to wrap
   // around them once the model is built (model/act_quant_linear.h).
   std::map<std::string, ActQuantAttachment> act_quantizers;
+  // The rotation the weights carry (ModelSource::rotation): the runtime wraps
+  // down_proj in its online transform (model/online_hadamard_linear.h).
+  std::optional<RotationSpec> rotation;
 };
 
 // Reads every piece of an opened model (each checked as ModelSource checks it)

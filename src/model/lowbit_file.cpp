@@ -144,6 +144,7 @@ Expected<LowbitFileWriter> LowbitFileWriter::create(const std::string& path, con
   header.set_string("lowbit.calibration", info.calibration.dump());
   header.set_string("lowbit.source", info.source.dump());
   if (!info.kv.is_null()) header.set_string("lowbit.kv", info.kv.dump());
+  if (!info.rotation.is_null()) header.set_string("lowbit.rotation", info.rotation.dump());
   if (tokenizer_gguf != nullptr) {
     for (const auto& [key, value] : tokenizer_gguf->metadata()) {
       if (key.rfind("tokenizer.", 0) == 0) header.set(key, value);
@@ -244,6 +245,9 @@ Expected<LowbitModelFile> LowbitModelFile::open(const std::string& path) {
   LB_ASSIGN_OR_RETURN(file.info_.source, parse_header_json(h, "lowbit.source"));
   if (h.find("lowbit.kv") != nullptr) {
     LB_ASSIGN_OR_RETURN(file.info_.kv, parse_header_json(h, "lowbit.kv"));
+  }
+  if (h.find("lowbit.rotation") != nullptr) {
+    LB_ASSIGN_OR_RETURN(file.info_.rotation, parse_header_json(h, "lowbit.rotation"));
   }
   const json& index = file.container_->index();
   if (!index.contains("tensors") || !index["tensors"].is_array()) {

@@ -6,6 +6,7 @@
 //                 lowbit.recipe (JSON, the recipe document), lowbit.calibration
 //                 (JSON, {} when none), lowbit.source (JSON {"path", "format"}),
 //                 optional lowbit.kv (JSON KV-cache configuration, used by ppl/generate),
+//                 optional lowbit.rotation (JSON, model/rotation_spec.h),
 //                 tokenizer.* copied from a GGUF source
 //   index         {"tensors": [record, ...]}, one record per stored tensor, in the
 //                 order written: token_embedding, then per layer attn_norm, the
@@ -49,6 +50,10 @@ struct LowbitFileInfo {
   nlohmann::json calibration = nlohmann::json::object();  // {} when none was used
   nlohmann::json source = nlohmann::json::object();       // {"path", "format"}
   nlohmann::json kv = nullptr;  // lowbit.kv: a KV configuration (kvcache/kv_config_file.h); null = none
+  // lowbit.rotation: the QuaRot rotation the weights carry (model/rotation_spec.h
+  // JSON plus a descriptive "transforms"); null = none. The runtime wraps down_proj
+  // in its online transform when "online_down" is true.
+  nlohmann::json rotation = nullptr;
 };
 
 class LowbitFileWriter {

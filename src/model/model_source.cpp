@@ -112,6 +112,8 @@ Expected<std::map<std::string, ActQuantAttachment>> ModelSource::act_quantizers(
   return std::map<std::string, ActQuantAttachment>();
 }
 
+Expected<std::optional<RotationSpec>> ModelSource::rotation() const { return std::optional<RotationSpec>(); }
+
 Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;

@@ -10,11 +10,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "model/config.h"
+#include "model/rotation_spec.h"
 #include "model/weights.h"
 #include "quant/act_quant.h"
 #include "quant/quantized_weight.h"
@@ -55,6 +57,9 @@ class ModelSource {
   // The activation quantizer of every linear the file gives one (a lowbit model
   // file with an "act" recipe), by linear name; empty for other files.
   virtual Expected<std::map<std::string, ActQuantAttachment>> act_quantizers() const;
+  // The QuaRot rotation the weights carry (a lowbit model file with a "rotation"
+  // recipe: model/rotation_spec.h); nullopt for other files.
+  virtual Expected<std::optional<RotationSpec>> rotation() const;
 
  protected:
   ModelSource(ModelConfig config, FileSummary summary, LoadOptions options);

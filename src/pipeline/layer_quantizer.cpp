@@ -6,11 +6,13 @@
 
 #include "model/act_quant_linear.h"
 #include "model/decoder_block.h"
+#include "model/online_hadamard_linear.h"
 #include "model/quantized_linear.h"
 #include "pipeline/activation_capture.h"
 #include "pipeline/awq_fold.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/outlier_migration.h"
+#include "pipeline/rotated_observer.h"
 #include "quant/quantizers.h"
 
 namespace lowbit {
@@ -58,7 +60,7 @@ class LayerQuantizer {
     }
     std::optional<DecoderBlock> block;
     if (ctx_.calibration) {
-      LB_ASSIGN_OR_RETURN(block, DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+      LB_ASSIGN_OR_RETURN(block, make_block());
     }
     for (size_t p = 0; p < kPhases.size(); ++p) {
       const std::string leader = linear_name(index_, kPhases[p][0]);
@@ -84,9 +86,28 @@ class LayerQuantizer {
   }
 
  private:
+  // The FP32 block of the current weights; under a rotation with online_down, down_proj
+  // (stored as W·H) is wrapped in the online transform, as the runtime will run it.
+  Expected<DecoderBlock> make_block() const {
+    LB_ASSIGN_OR_RETURN(DecoderBlock block, DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+    LB_RETURN_IF_ERROR(wrap_online_down(block));
+    return block;
+  }
+
+  Status wrap_online_down(DecoderBlock& block) const {
+    if (ctx_.online_down == nullptr) return Status::ok_status();
+    return block.wrap_linear("down_proj", [&](std::unique_ptr<Linear> inner) -> std::unique_ptr<Linear> {
+      return std::make_unique<OnlineHadamardLinear>(std::move(inner), *ctx_.online_down);
+    });
+  }
+
   // Runs `block` over the calibration inputs for its observer only: one sequence at a time
-  // into a one-sequence buffer, so no second copy of the hidden states is needed.
-  Status observe(const DecoderBlock& block, ActivationObserver& observer) {
+  // into a one-sequence buffer, so no second copy of the hidden states is needed. Under
+  // online_down the observer gets down_proj's input rotated (x·H), what its weight multiplies.
+  Status observe(const DecoderBlock& block, ActivationObserver& outer) {
+    std::optional<RotatedInputObserver> rotated;
+    if (ctx_.online_down != nullptr) rotated.emplace(outer, linear_name(index_, "down_proj"), *ctx_.online_down);
+    ActivationObserver& observer = rotated ? static_cast<ActivationObserver&>(*rotated) : outer;
     const CalibrationState& cal = *ctx_.calibration;
     const int64_t per_seq = static_cast<int64_t>(cal.runner->seq_len()) * c_.dim;
     std::vector<float> out(static_cast<size_t>(per_seq));  // [seq_len, dim]
@@ -108,6 +129,11 @@ class LayerQuantizer {
         formats.insert(r.format);
       }
       if (awq == 0) continue;
+      if (kPhaseGroups[p] == AwqGroup::kDown && ctx_.online_down != nullptr) {
+        return make_error("layers.{}: AWQ on down_proj cannot fold into up_proj under the rotation's online "
+                          "Hadamard transform of its input (set \"online_down\": false or another method)",
+                          index_);
+      }
       if (awq != static_cast<int>(kPhases[p].size()) || formats.size() != 1) {
         return make_error("layers.{}: AWQ scales the shared input of {}: give them all method awq and one format",
                           index_, awq_group_name(kPhaseGroups[p]));
@@ -141,8 +167,7 @@ class LayerQuantizer {
     RowSampler rows(leaders, (total_tokens + tokens - 1) / tokens, tokens);
     {
       ObserverFanout fanout({&range, &rows});
-      LB_ASSIGN_OR_RETURN(DecoderBlock fp_block,
-                          DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+      LB_ASSIGN_OR_RETURN(DecoderBlock fp_block, make_block());
       LB_RETURN_IF_ERROR(observe(fp_block, fanout));
     }
     for (const auto& [group, osp] : todo) {
@@ -223,8 +248,7 @@ class LayerQuantizer {
     if (!act_names.empty()) observers.push_back(&act_stats);
     ObserverFanout fanout(observers);
     {
-      LB_ASSIGN_OR_RETURN(DecoderBlock fp_block,
-                          DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+      LB_ASSIGN_OR_RETURN(DecoderBlock fp_block, make_block());
       LB_RETURN_IF_ERROR(observe(fp_block, fanout));
     }
     LB_RETURN_IF_ERROR(h_stats.status());
@@ -331,6 +355,7 @@ class LayerQuantizer {
           return std::move(ActQuantLinear::create(std::move(inner), quantizer, threshold)).value();
         }));
       }
+      if (suffix == "down_proj") LB_RETURN_IF_ERROR(wrap_online_down(*block));  // outermost
     }
     m = Matrix();  // this layer's FP32 copy of the linear is no longer needed
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

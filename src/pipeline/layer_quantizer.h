@@ -28,6 +28,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "kernels/orthogonal_rotation.h"
 #include "model/config.h"
 #include "model/lowbit_file.h"
 #include "model/weights.h"
@@ -75,6 +76,10 @@ struct LayerQuantizerContext {
   std::optional<CalibrationState> calibration;  // none: data-free quantization
   LowbitFileWriter* writer = nullptr;
   std::function<void(const std::string&)> on_module;  // called before each linear, for progress
+  // The online transform H of down_proj's input when the weights are rotated with
+  // online_down (pipeline/rotation.h): the layer's w.down_proj is W·H, blocks run it
+  // as OnlineHadamardLinear and its statistics are of x·H. Null: none.
+  const Rotation* online_down = nullptr;
 };
 
 // Quantizes decoder layer `index` (FP32 weights `w`, consumed) and writes its tensors.

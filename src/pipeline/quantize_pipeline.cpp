@@ -10,6 +10,7 @@
 #include "io/gguf.h"
 #include "pipeline/layer_runner.h"
 #include "pipeline/linear_quantizer.h"
+#include "pipeline/rotation.h"
 
 namespace lowbit {
 namespace {
@@ -126,8 +127,21 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
                         {"true_sequential", recipe.true_sequential}};
   }
 
+  // QuaRot rotation (pipeline/rotation.h): each piece is rotated as it is read, before
+  // any other step; a tied head becomes a separate lm_head.
+  std::optional<ModelRotations> rotations;
+  if (recipe.rotation) {
+    rotations = ModelRotations::create(config, *recipe.rotation);
+    for (const std::string& note : rotations->notes()) std::fprintf(stderr, "note: rotation: %s\n", note.c_str());
+  }
+
   LowbitFileInfo info;
   info.config = config;
+  if (rotations) {
+    info.config.tied_embeddings = false;
+    info.rotation = rotation_spec_to_json(*recipe.rotation);
+    info.rotation["transforms"] = rotations->describe();
+  }
   info.recipe = recipe.json;
   info.calibration = calibration_json;
   info.source = {{"path", o.model_path}, {"format", source->summary().format}};
@@ -139,11 +153,13 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   QuantizeReport report;
   report.output_path = o.output_path;
   report.calibration = calibration_json;
+  report.rotation = info.rotation;
 
   // Embedding: stored, then used once to embed the calibration tokens, then freed.
   std::vector<float> hidden;  // [n_samples, seq_len, dim]
   {
     LB_ASSIGN_OR_RETURN(std::vector<float> embedding, source->token_embedding());  // [vocab, dim]
+    if (rotations) rotate_embedding(embedding, *rotations);  // so the calibration states are rotated too
     LB_ASSIGN_OR_RETURN(ModuleReport m,
                         quantize_table(recipe, "token_embedding", embedding, config.vocab_size, config.dim, writer));
     report.modules.push_back(std::move(m));
@@ -168,12 +184,14 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   ctx.hessian = o.hessian;
   if (calibrate) ctx.calibration = CalibrationState{&*runner, calibration.n_samples(), hidden.data()};
   ctx.writer = &writer;
+  if (rotations && rotations->down) ctx.online_down = &*rotations->down;
   ctx.on_module = [&](const std::string& name) {
     progress.update(modules_done++, fmt::format("layer {}/{}  {}", current_layer + 1, config.n_layers, name));
   };
   for (int i = 0; i < config.n_layers; ++i) {
     current_layer = i;
     LB_ASSIGN_OR_RETURN(LayerWeights w, source->layer(i));
+    if (rotations) LB_RETURN_IF_ERROR(rotate_layer(w, config, *rotations).with_context(fmt::format("layers.{}", i)));
     LB_ASSIGN_OR_RETURN(std::vector<ModuleReport> modules, quantize_layer(ctx, i, std::move(w)));
     for (ModuleReport& m : modules) {
       if (o.verbose) log_module(m);
@@ -187,9 +205,22 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   hidden = std::vector<float>();
 
   LB_ASSIGN_OR_RETURN(std::vector<float> output_norm, source->output_norm());
+  Matrix lm_head;  // rotated: head·diag(output_norm)·Q (output_norm becomes 1), the tied embedding re-read
+  if (rotations) {
+    std::vector<float> head;  // [vocab, dim]
+    if (config.tied_embeddings) {
+      LB_ASSIGN_OR_RETURN(head, source->token_embedding());
+    } else {
+      LB_ASSIGN_OR_RETURN(Matrix untied, source->lm_head());
+      head = std::move(untied.data);
+    }
+    lm_head = rotate_lm_head(head, config, output_norm, *rotations);
+  }
   LB_RETURN_IF_ERROR(writer.add_fp32("output_norm", {config.dim}, output_norm.data()));
-  if (!config.tied_embeddings) {
-    LB_ASSIGN_OR_RETURN(Matrix lm_head, source->lm_head());
+  if (!info.config.tied_embeddings) {
+    if (!rotations) {
+      LB_ASSIGN_OR_RETURN(lm_head, source->lm_head());
+    }
     LB_ASSIGN_OR_RETURN(ModuleReport m,
                         quantize_table(recipe, "lm_head", lm_head.data, config.vocab_size, config.dim, writer));
     if (o.verbose) log_module(m);
@@ -202,7 +233,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   report.file_bytes = std::filesystem::file_size(o.output_path, ec);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();
-  report.memory_bound_bytes = memory_bound(config, calibrate ? calibration.n_samples() : 0, calibration.seq_len);
+  report.memory_bound_bytes = memory_bound(info.config, calibrate ? calibration.n_samples() : 0, calibration.seq_len);
   return report;
 }
 
@@ -233,6 +264,7 @@ json report_json(const QuantizeReport& r) {
   }
   return {{"output", r.output_path},
           {"calibration", r.calibration},
+          {"rotation", r.rotation},
           {"modules", modules},
           {"linear_bits_per_weight", r.linear_bits_per_weight()},
           {"file_bytes", r.file_bytes},

@@ -45,6 +45,7 @@ struct QuantizeReport {
   std::string output_path;
   std::vector<ModuleReport> modules;
   nlohmann::json calibration;  // as stored in the file ({} when none)
+  nlohmann::json rotation;     // lowbit.rotation as stored (null when none)
   uint64_t file_bytes = 0;
   uint64_t linear_params = 0;  // decoder linears
   uint64_t linear_bytes = 0;   // their stored bytes

@@ -228,9 +228,10 @@ Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
   if (!doc.is_object()) return make_error("recipe {}: must be a JSON object", source);
   for (const auto& [key, value] : doc.items()) {
     if (key != "name" && key != "description" && key != "rules" && key != "default" && key != "true_sequential" &&
-        key != "smooth" && key != "osp") {
+        key != "rotation" && key != "smooth" && key != "osp") {
       return make_error(
-          "recipe {}: unknown key '{}' (known: name, description, true_sequential, smooth, osp, rules, default)",
+          "recipe {}: unknown key '{}' (known: name, description, true_sequential, rotation, smooth, osp, rules, "
+          "default)",
           source, key);
     }
   }
@@ -250,6 +251,9 @@ Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
       return make_error("recipe {}: \"true_sequential\" must be true or false", source);
     }
     recipe.true_sequential = doc["true_sequential"].get<bool>();
+  }
+  if (doc.contains("rotation")) {
+    LB_ASSIGN_OR_RETURN(recipe.rotation, rotation_spec_from_json(doc["rotation"], "recipe " + source));
   }
   if (doc.contains("smooth")) {
     LB_ASSIGN_OR_RETURN(recipe.smooth, parse_smooth_spec(doc["smooth"], "recipe " + source + ": smooth"));
@@ -360,7 +364,7 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
   }
   LB_RETURN_IF_ERROR(add("token_embedding", c.vocab_size, c.dim, false, model_bits));
   params += static_cast<double>(c.vocab_size) * c.dim;
-  if (!c.tied_embeddings) {
+  if (!c.tied_embeddings || recipe.rotation) {  // a rotation unties the head (pipeline/rotation.h)
     LB_RETURN_IF_ERROR(add("lm_head", c.vocab_size, c.dim, false, model_bits));
     params += static_cast<double>(c.vocab_size) * c.dim;
   }

@@ -4,6 +4,7 @@
 //    "rules": [{"match": "<regex>", "method": "...", "format": "...", "options": {...},
 //               "act": {"format": "int8", "granularity": "tensor|token|group", "group": 32, "clip": 1.0}}, ...],
 //    "default": {"method": "...", "format": "...", "options": {...}},
+//    "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": false},
 //    "smooth": {"alpha": 0.5, ...}, "osp": {"grid": 20, ...}}
 // Tensor names are the model's linear names ("layers.{i}.q_proj" ... "down_proj",
 // "lm_head") and "token_embedding". A rule matches a name when its regex (ECMAScript,
@@ -36,6 +37,7 @@
 #include "core/status.h"
 #include "formats/block_format.h"
 #include "model/config.h"
+#include "model/rotation_spec.h"
 #include "pipeline/migration_spec.h"
 #include "quant/act_quant.h"
 
@@ -83,8 +85,11 @@ struct Recipe {
   std::string description;
   std::string source;  // "built-in" or the file path, for messages
   bool true_sequential = false;
-  // "smooth" / "osp": SmoothQuant / Outlier Suppression+ before weight quantization
-  // (pipeline/migration_spec.h).
+  // "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": false} (all
+  // optional): QuaRot-style rotation before any other step (pipeline/rotation.h).
+  std::optional<RotationSpec> rotation;
+  // "smooth" / "osp": SmoothQuant / Outlier Suppression+ after the rotation and
+  // before weight quantization (pipeline/migration_spec.h).
   std::optional<SmoothSpec> smooth;
   std::optional<OspSpec> osp;
   std::vector<QuantRule> rules;
