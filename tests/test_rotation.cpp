@@ -142,8 +142,8 @@ TEST(RotateModel, KeepsLogitsOnStories260K) {
   EXPECT_EQ(r.down->kind(), Rotation::Kind::kRandomOrthogonal);
   ASSERT_EQ(r.notes().size(), 1u);
   EXPECT_NE(r.notes()[0].find("down_proj input: no Hadamard matrix of order 172"), std::string::npos);
-  const double rel = check_rotation_keeps_logits(m, RotationSpec{.seed = 0, .online_down = true, .rotate_v_heads = true},
-                                                 {1, 403, 407, 261, 378, 429, 365, 274, 13, 1, 300, 22, 89});
+  const RotationSpec spec{.seed = 0, .online_down = true, .rotate_v_heads = true};
+  const double rel = check_rotation_keeps_logits(m, spec, {1, 403, 407, 261, 378, 429, 365, 274, 13, 1, 300, 22, 89});
   RecordProperty("max_rel_logit_error", std::to_string(rel));
 }
 

@@ -166,23 +166,21 @@ TEST_F(RotationPipeline, AwqOnDownProjIsRejectedUnderTheOnlineTransform) {
   o.calibration.n_samples = 2;
   o.calibration.seq_len = 32;
   o.progress = false;
-  const auto r = quantize_model(
-      recipe({{"name", "rot-awq"}, {"rotation", json::object()}, {"default", {{"method", "awq"}, {"format", "int4_g128_asym"}}}}),
-      o);
+  const json awq = {{"method", "awq"}, {"format", "int4_g128_asym"}};
+  const auto r = quantize_model(recipe({{"name", "rot-awq"}, {"rotation", json::object()}, {"default", awq}}), o);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("AWQ on down_proj"), std::string::npos) << r.status().message();
 }
 
 TEST(RotationRecipe, ParsesAndRejectsBadRotation) {
-  const Recipe r = get(parse_recipe(json{{"name", "r"}, {"rotation", {{"seed", 5}}}, {"default", {{"method", "none"}, {"format", "fp32"}}}},
-                                    "r.json"));
+  const json fp32 = {{"method", "none"}, {"format", "fp32"}};
+  const Recipe r = get(parse_recipe(json{{"name", "r"}, {"rotation", {{"seed", 5}}}, {"default", fp32}}, "r.json"));
   ASSERT_TRUE(r.rotation.has_value());
   EXPECT_EQ(r.rotation->seed, 5u);
   EXPECT_TRUE(r.rotation->online_down);
   EXPECT_FALSE(get(load_recipe("w8")).rotation.has_value());
   EXPECT_TRUE(get(load_recipe("rot")).rotation.has_value());
-  const auto bad = parse_recipe(json{{"name", "r"}, {"rotation", {{"online_down", "yes"}}}, {"default", {{"method", "none"}, {"format", "fp32"}}}},
-                                "r.json");
+  const auto bad = parse_recipe(json{{"name", "r"}, {"rotation", {{"online_down", "yes"}}}, {"default", fp32}}, "r.json");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("recipe r.json: rotation.online_down must be true or false"), std::string::npos)
       << bad.status().message();

@@ -57,7 +57,10 @@ std::vector<int8_t> paley1(const SmallField& f) {
   const std::vector<int> s = bordered_jacobsthal(f, -1);
   std::vector<int8_t> h(static_cast<size_t>(n * n));
   for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < n; ++j) h[static_cast<size_t>(i * n + j)] = static_cast<int8_t>(s[static_cast<size_t>(i * n + j)] + (i == j));
+    for (int j = 0; j < n; ++j) {
+      const auto at = static_cast<size_t>(i * n + j);
+      h[at] = static_cast<int8_t>(s[at] + (i == j));
+    }
   }
   return h;
 }

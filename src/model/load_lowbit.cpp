@@ -56,7 +56,8 @@ class LowbitSource : public ModelSource {
 
   Expected<std::optional<RotationSpec>> rotation() const override {
     if (file_.info().rotation.is_null()) return std::optional<RotationSpec>();
-    LB_ASSIGN_OR_RETURN(RotationSpec spec, rotation_spec_from_json(file_.info().rotation, file_.path() + ": lowbit.rotation"));
+    const std::string where = file_.path() + ": lowbit.rotation";
+    LB_ASSIGN_OR_RETURN(RotationSpec spec, rotation_spec_from_json(file_.info().rotation, where));
     return std::optional<RotationSpec>(spec);
   }
 

@@ -89,7 +89,8 @@ class LayerQuantizer {
   // The FP32 block of the current weights; under a rotation with online_down, down_proj
   // (stored as W·H) is wrapped in the online transform, as the runtime will run it.
   Expected<DecoderBlock> make_block() const {
-    LB_ASSIGN_OR_RETURN(DecoderBlock block, DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+    LB_ASSIGN_OR_RETURN(DecoderBlock block,
+                        DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
     LB_RETURN_IF_ERROR(wrap_online_down(block));
     return block;
   }
