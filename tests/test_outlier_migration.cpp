@@ -127,6 +127,49 @@ TEST(OutlierMigration, ShiftsOnlyWhereExact) {
   EXPECT_FALSE(fold_channel_shift(m.weights.layers[0], m.config, 0, AwqGroup::kQkv, std::vector<float>(15)).ok());
 }
 
+TEST(MigrationRecipe, KeysParseAndErrorsNameTheRecipe) {
+  const json def = {{"method", "rtn"}, {"format", "int8_pc"}};
+  const Recipe r = get(parse_recipe({{"name", "r"}, {"smooth", {{"alpha", 0.8}, {"groups", {"out", "down"}}}},
+                                     {"osp", {{"grid", 5}}}, {"default", def}},
+                                    "r.json"));
+  ASSERT_TRUE(r.smooth && r.osp);
+  EXPECT_FLOAT_EQ(r.smooth->alpha, 0.8f);
+  EXPECT_EQ(r.smooth->groups, (std::vector<AwqGroup>{AwqGroup::kOut, AwqGroup::kDown}));
+  EXPECT_EQ(r.osp->groups, (std::vector<AwqGroup>{AwqGroup::kQkv, AwqGroup::kGateUp}));
+  EXPECT_TRUE(r.needs_calibration(smollm2_135m_config()));  // channel statistics even for RTN
+  for (const json& bad : {json{{"smooth", {{"alpha", 1.5}}}}, json{{"smooth", {{"groups", {"qkv", "qkv"}}}}},
+                          json{{"smooth", {{"groups", {"lm_head"}}}}}, json{{"osp", {{"groups", {"down"}}}}},
+                          json{{"osp", {{"grid", 0}}}}, json{{"smooth", {{"beta", 1}}}},
+                          json{{"smooth", json::object()}, {"osp", json::object()}}}) {
+    json doc = bad;
+    doc["name"] = "bad";
+    doc["default"] = def;
+    auto parsed = parse_recipe(doc, "bad.json");
+    ASSERT_FALSE(parsed.ok()) << doc.dump();
+    EXPECT_NE(parsed.status().message().find("bad.json"), std::string::npos) << parsed.status().message();
+  }
+}
+
+TEST(MigrationRecipe, BuiltinsOfTheIssueExist) {
+  for (const char* name : {"w8a8", "w8a8-smooth", "w8a8-osp", "w8a8-dyn", "w4a8-gptq", "w4a8-rot-gptq", "w4a4-gptq",
+                           "w4a4-rot-gptq", "w4a4-rot-smooth-gptq", "fp8", "mxfp4-w4a4", "nvfp4-w4a4",
+                           "mxfp4-w4a4-rot", "nvfp4-w4a4-rot"}) {
+    auto r = load_recipe(name);
+    ASSERT_TRUE(r.ok()) << name << ": " << r.status().message();
+    EXPECT_TRUE(r->default_rule.act.has_value()) << name;
+    EXPECT_FALSE(r->rule_for("lm_head").act.has_value()) << name;  // the head keeps FP32 inputs
+  }
+  EXPECT_TRUE(load_recipe("w8a8-smooth")->smooth.has_value());
+  EXPECT_TRUE(load_recipe("w8a8-osp")->osp.has_value());
+  for (const char* name : {"w4a8-rot-gptq", "w4a4-rot-gptq", "w4a4-rot-smooth-gptq", "mxfp4-w4a4-rot", "nvfp4-w4a4-rot"}) {
+    EXPECT_TRUE(load_recipe(name)->rotation.has_value()) << name;
+  }
+  EXPECT_TRUE(load_recipe("w4a4-rot-smooth-gptq")->smooth->search);
+  const RecipeSize w4a4 = get(recipe_size(get(load_recipe("w4a4-gptq")), smollm2_135m_config()));
+  // Seven FP32 scales per token per layer over 6 · 576 + 1536 inputs.
+  EXPECT_NEAR(w4a4.act_bits, 4.0 + 32.0 * 7 / (6 * 576 + 1536), 1e-9);
+}
+
 // ---------------------------------------------------------------------------- pipeline
 
 class MigrationOnStories : public ::testing::Test {

@@ -159,6 +159,11 @@ class LayerQuantizer {
     if (todo.empty()) return Status::ok_status();
     std::vector<std::string> leaders;
     for (const auto& [g, osp] : todo) {
+      if (g == AwqGroup::kDown && ctx_.online_down != nullptr) {
+        return make_error("layers.{}: smoothing down_proj cannot fold into up_proj under the rotation's online "
+                          "Hadamard transform of its input (drop \"down\" from the groups)",
+                          index_);
+      }
       leaders.push_back(linear_name(index_, awq_group_linears(g)[0]));
     }
     const CalibrationState& cal = *ctx_.calibration;
