@@ -1,5 +1,7 @@
 #include "eval/bandwidth.h"
 
+#include "kernels/stream_read.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -12,19 +14,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Sum of words [b, e) with 8 independent accumulators (no FP reassociation needed to vectorize).
-uint64_t sum_words(const uint64_t* p, int64_t b, int64_t e) {
-  uint64_t acc[8] = {};
-  int64_t i = b;
-  for (; i + 8 <= e; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += p[i + j];
-  }
-  for (; i < e; ++i) acc[0] += p[i];
-  uint64_t s = 0;
-  for (uint64_t v : acc) s += v;
-  return s;
-}
 
 }  // namespace
 
@@ -43,10 +32,11 @@ Expected<BandwidthResult> measure_bandwidth(const BandwidthOptions& options, Thr
       for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i);
     });
     std::vector<uint64_t> sums(n_threads);
+    const SumWordsFn sum_words = sum_words_kernel(active_isa());
     double best = 0.0;
     for (int rep = 0; rep <= options.repetitions; ++rep) {
       const auto t0 = Clock::now();
-      pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { sums[t] += sum_words(buf.get(), b, e); });
+      pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { sums[t] += sum_words(buf.get() + b, e - b); });
       const double s = seconds_since(t0);
       if (rep > 0) best = std::max(best, static_cast<double>(options.read_bytes) / s / 1e9);
     }

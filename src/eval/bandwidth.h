@@ -1,7 +1,7 @@
 // A STREAM-like memory bandwidth probe, run by `lowbit bench` in the same
 // process as the model so the roofline fraction compares like with like.
-//   read   every thread sums its share of one buffer (64-bit integer adds, 8
-//          independent accumulators): bytes = buffer size. This is what decode
+//   read   every thread sums its share of one buffer (64-bit integer adds,
+//          AVX-512 loads where available, kernels/stream_read.h): bytes = buffer size. This is what decode
 //          does with the weights, so it is the roofline `lowbit bench` uses.
 //   triad  a[i] = b[i] + s * c[i] over three FP32 arrays, split over the
 //          threads; bytes = 3 * array size (STREAM's count, write-allocate
