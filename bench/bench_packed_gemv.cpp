@@ -10,6 +10,7 @@
 #include <random>
 
 #include "kernels/packed_matrix.h"
+#include "kernels/w4a8.h"
 #include "kernels/w8a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
@@ -127,6 +128,28 @@ void BM_W8A8(benchmark::State& state) {
 }
 BENCHMARK(BM_W8A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({1, 5632, 2048, 64})
     ->Args({1, 2048, 5632, 512});
+
+// W4A8 (kernels/w4a8.h), int4_g128_asym: args rows, cols, tokens (VNNI only).
+void BM_W4A8(benchmark::State& state) {
+  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
+  const PackedMatrix w = packed("int4_g128_asym", rows, cols);
+  const std::vector<float> x = random_values(tokens * cols, 2);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  Int8Activations a;
+  for (auto _ : state) {
+    quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
+    const std::vector<int32_t> qsum = group_activation_sums(w, a);
+    w4a8_avx512vnni(w, a, qsum, 0, rows, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_W4A8)->Args({5632, 2048, 1})->Args({2048, 5632, 64});
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {

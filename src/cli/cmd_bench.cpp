@@ -27,6 +27,7 @@ struct BenchFlags {
   std::string json_path;
   bool verbose = false;
   bool no_bandwidth = false;
+  std::string act = "fp32";
   BenchOptions options;
 };
 
@@ -71,6 +72,9 @@ std::string kernels_line(const AttachReport& r) {
 
 Status run_bench_command(const BenchFlags& f) {
   if (f.model_path.empty() == f.shape.empty()) return make_error("bench: give either MODEL or --shape");
+  if (f.act != "fp32" && f.shape.empty()) return make_error("bench: --act int8 needs --shape");
+  AttachOptions attach;
+  attach.int8_activations = f.act == "int8";
   configure_threads(f.threads);
   ThreadPool pool(f.threads);
   std::optional<LlamaModel> model;
@@ -80,10 +84,10 @@ Status run_bench_command(const BenchFlags& f) {
     LB_ASSIGN_OR_RETURN(ModelConfig config, shape_config(f.shape));
     config.max_seq_len = std::max(config.max_seq_len, std::max(f.options.prompt_tokens, f.options.decode_tokens + 1));
     LB_ASSIGN_OR_RETURN(FormatForLinear formats, recipe_formats(f.recipe));
-    LB_ASSIGN_OR_RETURN(SyntheticModel s, build_synthetic_model(config, formats, f.options.seed, pool));
+    LB_ASSIGN_OR_RETURN(SyntheticModel s, build_synthetic_model(config, formats, f.options.seed, pool, attach));
     model.emplace(std::move(s.model));
     report = std::move(s.report);
-    label = fmt::format("shape {} (random weights), recipe {}", f.shape, f.recipe);
+    label = fmt::format("shape {} (random weights), recipe {}, activations {}", f.shape, f.recipe, f.act);
   } else {
     LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model_path, f.tokenizer_path, &report));
     model.emplace(std::move(m.model));
@@ -123,6 +127,7 @@ Status run_bench_command(const BenchFlags& f) {
       {"model", f.model_path},
       {"shape", f.shape},
       {"recipe", f.shape.empty() ? "" : f.recipe},
+      {"activations", f.act},
       {"threads", f.threads},
       {"prompt_tokens", f.options.prompt_tokens},
       {"decode_tokens", f.options.decode_tokens},
@@ -161,6 +166,11 @@ void register_bench(CLI::App& root, CommandRunner& runner) {
   app->add_option("-n,--decode-tokens", flags->options.decode_tokens, "Tokens per tg run")
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
   app->add_option("--reps", flags->options.repetitions, "Repetitions")->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app->add_option("--act", flags->act,
+                  "With --shape: fp32, or int8 = quantize linear inputs per token to INT8 and run the W8A8/W4A8 "
+                  "integer kernels where the weight layout has one")
+      ->check(CLI::IsMember({"fp32", "int8"}))
       ->capture_default_str();
   app->add_flag("--no-bandwidth", flags->no_bandwidth, "Skip the memory bandwidth probe");
   app->add_option("--json", flags->json_path, "Write a JSON report to this file");

@@ -160,7 +160,7 @@ Expected<SyntheticModel> build_synthetic_model(const ModelConfig& config, const 
     std::string reason;
     LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lin, make_quantized_linear(std::move(q), m.bias, attach, &reason));
     if (reason.empty()) {
-      ++out.report.packed[static_cast<const PackedLinear&>(*lin).kernels().name];
+      ++out.report.packed[static_cast<const PackedLinear&>(*lin).kernel_name()];
     } else {
       ++out.report.dequantized[reason];
     }

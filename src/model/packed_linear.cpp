@@ -18,7 +18,36 @@ Expected<std::unique_ptr<PackedLinear>> PackedLinear::create(PackedMatrix weight
 
 uint64_t PackedLinear::weight_bytes() const { return w_.storage_bytes() + bias_.size() * sizeof(float); }
 
-std::string PackedLinear::describe() const { return label_ + " packed " + kernels_.name; }
+std::string PackedLinear::kernel_name() const { return int8_act_ ? int_name_ : kernels_.name; }
+
+std::string PackedLinear::describe() const { return label_ + " packed " + kernel_name(); }
+
+Status PackedLinear::enable_int8_activations(Isa isa) {
+  if (w_.kind == PackedKind::kInt8Row) {
+    rowsum_ = int8_row_sums(w_);
+    w8a8_ = w8a8_kernels(isa);
+    int_name_ = w8a8_.name;
+  } else if (w4a8_supported(w_, nullptr)) {
+    w4a8_ = w4a8_kernel(isa);
+    int_name_ = isa >= Isa::kAvx512Vnni ? "w4a8/avx512vnni" : "w4a8/reference";
+  } else {
+    return make_error("{}: no integer-activation kernel for the {} layout", label_, packed_kind_name(w_.kind));
+  }
+  int8_act_ = true;
+  return Status::ok_status();
+}
+
+void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
+  Int8Activations a;  // [n_tokens, cols_padded] per-token INT8, shared read-only by the threads
+  quantize_activations_int8(x, n_tokens, w_.cols, w_.cols_padded, a);
+  const int64_t out = w_.rows;
+  if (w_.kind == PackedKind::kInt8Row) {
+    pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w8a8_.gemm(w_, rowsum_, a, r0, r1, y + r0, out); });
+  } else {
+    const std::vector<int32_t> qsum = group_activation_sums(w_, a);
+    pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w4a8_(w_, a, qsum, r0, r1, y + r0, out); });
+  }
+}
 
 void PackedLinear::gemv(const float* x, float* y, ThreadPool& pool) const {
   PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
@@ -43,7 +72,9 @@ void PackedLinear::gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& 
 
 void PackedLinear::forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
   const int64_t in = w_.cols, out = w_.rows;
-  if (n_tokens < kGemvMaxTokens) {
+  if (int8_act_) {
+    integer_forward(x, n_tokens, y, pool);
+  } else if (n_tokens < kGemvMaxTokens) {
     for (int64_t t = 0; t < n_tokens; ++t) gemv(x + t * in, y + t * out, pool);
   } else {
     gemm(x, n_tokens, y, pool);

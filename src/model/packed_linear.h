@@ -14,6 +14,8 @@
 
 #include "core/status.h"
 #include "kernels/packed_matrix.h"
+#include "kernels/w4a8.h"
+#include "kernels/w8a8.h"
 #include "model/linear.h"
 
 namespace lowbit {
@@ -38,16 +40,30 @@ class PackedLinear : public Linear {
   const PackedMatrix& packed() const { return w_; }
   const PackedKernels& kernels() const { return kernels_; }
 
+  // Switches the layer to integer activations: every call quantizes its input per
+  // token to INT8 (kernels/w8a8.h) and runs the W8A8 (kInt8Row) or W4A8 (integer
+  // kLut4, kernels/w4a8.h) kernel. Error when the layout has no such kernel.
+  Status enable_int8_activations(Isa isa = active_isa());
+  bool int8_activations() const { return int8_act_; }
+  // The kernel name forward() runs ("lut4/avx512", "w8a8/avx512vnni", ...).
+  std::string kernel_name() const;
+
  private:
   PackedLinear(PackedMatrix w, std::vector<float> bias, std::string label, PackedKernels kernels)
       : w_(std::move(w)), bias_(std::move(bias)), label_(std::move(label)), kernels_(kernels) {}
   void gemv(const float* x, float* y, ThreadPool& pool) const;
   void gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
+  void integer_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
 
   PackedMatrix w_;
   std::vector<float> bias_;
   std::string label_;
   PackedKernels kernels_;
+  bool int8_act_ = false;
+  std::vector<int32_t> rowsum_;  // kInt8Row: sum of each row's codes (W8A8)
+  W8A8Kernels w8a8_;
+  W4A8Fn w4a8_ = nullptr;
+  std::string int_name_;
 };
 
 }  // namespace lowbit

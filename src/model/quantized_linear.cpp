@@ -40,6 +40,9 @@ Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, 
     weight = QuantizedWeight();  // only the packed layout stays resident
     LB_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> p,
                         PackedLinear::create(std::move(packed), std::move(bias), label, options.isa));
+    if (options.int8_activations && (p->packed().kind == PackedKind::kInt8Row || w4a8_supported(p->packed(), nullptr))) {
+      LB_RETURN_IF_ERROR(p->enable_int8_activations(options.isa));
+    }
     return std::unique_ptr<Linear>(std::move(p));
   }
   LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedLinear> q, QuantizedLinear::create(std::move(weight), std::move(bias)));
@@ -83,7 +86,7 @@ Status attach_quantized_linears(LlamaModel& model, std::map<std::string, Quantiz
     if (!q.ok()) return q.status().with_context("linear '" + name + "'");
     if (report != nullptr) {
       if (reason.empty()) {
-        ++report->packed[static_cast<const PackedLinear&>(**q).kernels().name];
+        ++report->packed[static_cast<const PackedLinear&>(**q).kernel_name()];
       } else {
         ++report->dequantized[reason];
       }
@@ -94,7 +97,7 @@ Status attach_quantized_linears(LlamaModel& model, std::map<std::string, Quantiz
     if (const auto* head = dynamic_cast<const DenseLinear*>(model.find_linear("lm_head"))) {
       LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> packed, exact_fp16_head(*head, options));
       if (packed != nullptr) {
-        if (report != nullptr) ++report->packed[static_cast<const PackedLinear&>(*packed).kernels().name];
+        if (report != nullptr) ++report->packed[static_cast<const PackedLinear&>(*packed).kernel_name()];
         LB_RETURN_IF_ERROR(model.replace_linear("lm_head", std::move(packed)));
       }
     }

@@ -49,6 +49,10 @@ class QuantizedLinear : public Linear {
 struct AttachOptions {
   bool packed = true;     // PackedLinear where a packed kernel exists; false: always QuantizedLinear
   Isa isa = active_isa(); // kernels for this level (LOWBIT_ISA forces it process-wide)
+  // Quantize activations per token to INT8 and run the integer kernels (W8A8 for
+  // int8_pc, W4A8 for integer 4-bit groups) where the packed layout has one; other
+  // layers keep FP32 activations. A runtime choice, not stored in the model.
+  bool int8_activations = false;
 };
 
 // What attach_quantized_linears chose: linears per describe() kind, for --verbose.

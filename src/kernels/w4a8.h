@@ -1,0 +1,44 @@
+// W4A8: 4-bit integer weights in groups (PackedMatrix kLut4 whose table is the
+// integer code itself: UINT4 with a minimum, int4_g128_asym; or two's-complement
+// INT4, int4_g128) times activations quantized per token to INT8 on the fly
+// (w8a8.h's Int8Activations), with integer dot products per group.
+//
+// Per row r, token t, group g (v = the integer weight value of the code):
+//   UINT4:  dot_g = sum_{c in g} code_c q_c                 (vpdpbusd: codes unsigned, q signed)
+//   INT4:   dot_g = sum_{c in g} (code_c ^ 8) q_c - 8 * qsum_g   ( = sum v_c q_c )
+//   y[t, r] = tensor_scale * s_x[t] * sum_g (s_g * float(dot_g) + m_g * float(qsum_g))
+// where qsum_g = sum_{c in g} q_c and m_g = 0 for INT4. dot_g is exact in int32;
+// the float sum runs over the groups in order in every variant, so reference,
+// generic and VNNI results are bit-identical.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/packed_matrix.h"
+#include "kernels/w8a8.h"
+
+namespace lowbit {
+
+// Whether w's table is the integer code (UINT4) or two's-complement INT4; false otherwise.
+bool w4a8_supported(const PackedMatrix& w, bool* signed_codes);
+
+// qsum[t][g] = sum of q over group g of token t, [tokens][n_groups].
+std::vector<int32_t> group_activation_sums(const PackedMatrix& w, const Int8Activations& a);
+
+using W4A8Fn = void (*)(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
+                        int64_t r1, float* y, int64_t ldy);
+
+void w4a8_reference(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
+                    int64_t r1, float* y, int64_t ldy);
+void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
+                     int64_t r1, float* y, int64_t ldy);
+// y of one (token, row) from its exact group dots [n_groups] (shared by every
+// variant so the float steps are the same instructions).
+float w4a8_finish(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t t,
+                  int64_t r, const int32_t* dots);
+
+// VNNI for isa >= avx512vnni, else the reference loop (it is the portable kernel too).
+W4A8Fn w4a8_kernel(Isa isa);
+
+}  // namespace lowbit
