@@ -71,4 +71,18 @@ Status ModelWeights::validate(const ModelConfig& c, const std::string& source) c
   return Status::ok_status();
 }
 
+const Matrix& linear_matrix(const LayerWeights& w, std::string_view suffix) {
+  if (suffix == "q_proj") return w.q_proj;
+  if (suffix == "k_proj") return w.k_proj;
+  if (suffix == "v_proj") return w.v_proj;
+  if (suffix == "o_proj") return w.o_proj;
+  if (suffix == "gate_proj") return w.gate_proj;
+  if (suffix == "up_proj") return w.up_proj;
+  return w.down_proj;
+}
+
+Matrix& linear_matrix(LayerWeights& w, std::string_view suffix) {
+  return const_cast<Matrix&>(linear_matrix(static_cast<const LayerWeights&>(w), suffix));
+}
+
 }  // namespace lowbit

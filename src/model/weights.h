@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -36,6 +37,12 @@ struct LayerWeights {
   Matrix up_proj;                // [ffn_dim, dim]
   Matrix down_proj;              // [dim, ffn_dim]
 };
+
+// The matrix of a layer's linear by its suffix, one of "q_proj", "k_proj",
+// "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" (any other name gives
+// down_proj: callers pass DecoderBlock::kLinearSuffixes).
+Matrix& linear_matrix(LayerWeights& w, std::string_view suffix);
+const Matrix& linear_matrix(const LayerWeights& w, std::string_view suffix);
 
 struct ModelWeights {
   std::vector<float> token_embedding;  // [vocab, dim]

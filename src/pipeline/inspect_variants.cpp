@@ -13,16 +13,6 @@ namespace {
 constexpr std::array<AwqGroup, kInputPoints.size()> kPointGroups = {AwqGroup::kQkv, AwqGroup::kOut, AwqGroup::kGateUp,
                                                                     AwqGroup::kDown};
 
-const Matrix& matrix_of(const LayerWeights& w, const std::string& suffix) {
-  if (suffix == "q_proj") return w.q_proj;
-  if (suffix == "k_proj") return w.k_proj;
-  if (suffix == "v_proj") return w.v_proj;
-  if (suffix == "o_proj") return w.o_proj;
-  if (suffix == "gate_proj") return w.gate_proj;
-  if (suffix == "up_proj") return w.up_proj;
-  return w.down_proj;
-}
-
 }  // namespace
 
 Expected<InspectVariant> inspect_plain(const ModelConfig& config, ModelWeights weights,
@@ -57,7 +47,9 @@ Status fold_smoothquant(ModelWeights& weights, const ModelConfig& config, const 
     for (size_t p = 0; p < kInputPoints.size(); ++p) {
       const AwqGroup group = kPointGroups[p];
       std::vector<MigrationLinear> linears;
-      for (const std::string& suffix : awq_group_linears(group)) linears.push_back({&matrix_of(w, suffix), nullptr, {}});
+      for (const std::string& suffix : awq_group_linears(group)) {
+        linears.push_back({&linear_matrix(w, suffix), nullptr, {}});
+      }
       std::vector<float> s = smoothquant_scales(plain.layers[i].inputs[p].channel_max, linears, alpha);
       if (group == AwqGroup::kOut) s = gqa_shared_channels(s, config);
       LB_RETURN_IF_ERROR(fold_awq_scales(w, config, static_cast<int>(i), group, s));

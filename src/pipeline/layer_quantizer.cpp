@@ -23,16 +23,6 @@ const std::vector<std::vector<std::string>> kPhases = {
     {"q_proj", "k_proj", "v_proj"}, {"o_proj"}, {"gate_proj", "up_proj"}, {"down_proj"}};
 constexpr AwqGroup kPhaseGroups[] = {AwqGroup::kQkv, AwqGroup::kOut, AwqGroup::kGateUp, AwqGroup::kDown};
 
-Matrix& matrix_of(LayerWeights& w, const std::string& suffix) {
-  if (suffix == "q_proj") return w.q_proj;
-  if (suffix == "k_proj") return w.k_proj;
-  if (suffix == "v_proj") return w.v_proj;
-  if (suffix == "o_proj") return w.o_proj;
-  if (suffix == "gate_proj") return w.gate_proj;
-  if (suffix == "up_proj") return w.up_proj;
-  return w.down_proj;
-}
-
 LayerWeights copy_weights(const LayerWeights& w) { return w; }
 
 std::string linear_name(int index, const std::string& suffix) { return fmt::format("layers.{}.{}", index, suffix); }
@@ -186,7 +176,7 @@ class LayerQuantizer {
       for (const std::string& suffix : suffixes) {
         const QuantRule& rule = *rules_.at(suffix);
         MigrationLinear l;
-        l.weight = &matrix_of(w_, suffix);
+        l.weight = &linear_matrix(w_, suffix);
         if (!rule.keeps_fp32()) {
           LB_ASSIGN_OR_RETURN(l.weight_format, rule_format(rule));
         }
@@ -286,8 +276,8 @@ class LayerQuantizer {
     std::vector<const float*> weights;
     std::vector<int64_t> out_rows;
     for (const std::string& suffix : suffixes) {
-      weights.push_back(matrix_of(w_, suffix).data.data());
-      out_rows.push_back(matrix_of(w_, suffix).rows);
+      weights.push_back(linear_matrix(w_, suffix).data.data());
+      out_rows.push_back(linear_matrix(w_, suffix).rows);
     }
     const QuantRule& rule = *rules_.at(suffixes[0]);
     LB_ASSIGN_OR_RETURN(const BlockFormat* format, rule_format(rule));
@@ -318,7 +308,7 @@ class LayerQuantizer {
     if (ctx_.on_module) ctx_.on_module(name);
     const auto start = std::chrono::steady_clock::now();
     const QuantRule& rule = *rules_.at(suffix);
-    Matrix& m = matrix_of(w_, suffix);
+    Matrix& m = linear_matrix(w_, suffix);
     LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
     LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(rule.method)));
     if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));
