@@ -56,23 +56,10 @@ double mean_kld(const std::vector<float>& a, const std::vector<float>& b, int vo
   return total / static_cast<double>(n);
 }
 
-class ActPipelineOnStories : public ::testing::Test {
+class ActPipelineOnStories : public testing::StoriesPipelineTest {
  protected:
-  void SetUp() override {
-    model_ = testing::shared_path("models/stories260K/stories260K.gguf");
-    text_ = testing::shared_path("data/tinystories/tinystories_validation_head.txt");
-    if (model_.empty() || text_.empty()) GTEST_SKIP() << "shared test material missing (stories260K, tinystories)";
-  }
-
   Expected<QuantizeReport> run(const Recipe& recipe, const std::string& out) {
-    PipelineOptions o;
-    o.model_path = model_;
-    o.output_path = out;
-    o.calib_path = text_;
-    o.calibration.n_samples = 8;
-    o.calibration.seq_len = 64;
-    o.calibration.seed = 3;
-    o.progress = false;
+    PipelineOptions o = pipeline_options(out);
     return quantize_model(recipe, o);
   }
 
@@ -86,8 +73,6 @@ class ActPipelineOnStories : public ::testing::Test {
   ModelConfig reference_config() { return get(load_model(model_, {})).config; }
   ModelWeights reference_weights() { return std::move(get(load_model(model_, {})).weights); }
 
-  std::string model_;
-  std::string text_;
   const std::vector<int32_t> tokens_ = {1,   403, 407, 261, 378, 432, 350, 280, 265, 273, 285, 290, 300, 310, 320,
                                         330, 340, 350, 360, 370, 380, 390, 400, 410, 420, 430, 440, 450, 460, 470};
 };

@@ -172,29 +172,14 @@ TEST(MigrationRecipe, BuiltinsOfTheIssueExist) {
 
 // ---------------------------------------------------------------------------- pipeline
 
-class MigrationOnStories : public ::testing::Test {
+class MigrationOnStories : public testing::StoriesPipelineTest {
  protected:
-  void SetUp() override {
-    model_ = testing::shared_path("models/stories260K/stories260K.gguf");
-    text_ = testing::shared_path("data/tinystories/tinystories_validation_head.txt");
-    if (model_.empty() || text_.empty()) GTEST_SKIP() << "shared test material missing (stories260K, tinystories)";
-  }
-
   Expected<QuantizeReport> run(const json& recipe, const std::string& out) {
-    PipelineOptions o;
-    o.model_path = model_;
-    o.output_path = out;
-    o.calib_path = text_;
-    o.calibration.n_samples = 8;
-    o.calibration.seq_len = 64;
-    o.calibration.seed = 3;
-    o.progress = false;
+    PipelineOptions o = pipeline_options(out);
     LB_ASSIGN_OR_RETURN(Recipe r, parse_recipe(recipe, "test"));
     return quantize_model(r, o);
   }
 
-  std::string model_;
-  std::string text_;
 };
 
 TEST_F(MigrationOnStories, FoldedFp32ModelKeepsItsLogits) {

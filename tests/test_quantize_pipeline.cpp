@@ -120,23 +120,10 @@ TEST(AwqFold, RejectsScalesItCannotFold) {
   EXPECT_FALSE(fold_awq_scales(l, m.config, 0, AwqGroup::kDown, s).ok());  // 16 scales for 24 channels
 }
 
-class PipelineOnStories : public ::testing::Test {
+class PipelineOnStories : public testing::StoriesPipelineTest {
  protected:
-  void SetUp() override {
-    model_ = testing::shared_path("models/stories260K/stories260K.gguf");
-    text_ = testing::shared_path("data/tinystories/tinystories_validation_head.txt");
-    if (model_.empty() || text_.empty()) GTEST_SKIP() << "shared test material missing (stories260K, tinystories)";
-  }
-
   Expected<QuantizeReport> run(const Recipe& recipe, const std::string& out, bool calibrate = true) {
-    PipelineOptions o;
-    o.model_path = model_;
-    o.output_path = out;
-    if (calibrate) o.calib_path = text_;
-    o.calibration.n_samples = 8;
-    o.calibration.seq_len = 64;
-    o.calibration.seed = 3;
-    o.progress = false;
+    PipelineOptions o = pipeline_options(out, calibrate);
     return quantize_model(recipe, o);
   }
 
@@ -147,8 +134,6 @@ class PipelineOnStories : public ::testing::Test {
     return nullptr;
   }
 
-  std::string model_;
-  std::string text_;
 };
 
 TEST_F(PipelineOnStories, GptqReportsEveryModuleAndBeatsRtnOnTheSameInputs) {

@@ -12,16 +12,13 @@
 #include "model/rotation_spec.h"
 #include "model_writers.h"
 #include "pipeline/rotation.h"
+#include "test_quantize_util.h"
 #include "test_util.h"
 
 namespace lowbit {
 namespace {
 
-template <typename T>
-T get(Expected<T> e) {
-  EXPECT_TRUE(e.ok()) << e.status().message();
-  return std::move(e).value();
-}
+using testing::get;
 
 // Logits [n_tokens, vocab] of config + weights, with down_proj wrapped as `spec` says
 // (online == false: no wrapper even when the spec asks for one).

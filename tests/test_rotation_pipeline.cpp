@@ -16,6 +16,7 @@
 #include "pipeline/quantize_pipeline.h"
 #include "pipeline/recipe.h"
 #include "pipeline/rotated_observer.h"
+#include "test_quantize_util.h"
 #include "test_util.h"
 
 namespace lowbit {
@@ -23,11 +24,7 @@ namespace {
 
 using json = nlohmann::json;
 
-template <typename T>
-T get(Expected<T> e) {
-  EXPECT_TRUE(e.ok()) << e.status().message();
-  return std::move(e).value();
-}
+using testing::get;
 
 // Logits [n_tokens, vocab] of a loaded model, with the online rotation its file asks for.
 std::vector<float> logits_of(const LoadedModel& m, const std::vector<int32_t>& tokens) {
@@ -65,23 +62,10 @@ double mean_kld(const std::vector<float>& p, const std::vector<float>& q, int vo
   return total / static_cast<double>(n);
 }
 
-class RotationPipeline : public ::testing::Test {
+class RotationPipeline : public testing::StoriesPipelineTest {
  protected:
-  void SetUp() override {
-    model_ = testing::shared_path("models/stories260K/stories260K.gguf");
-    text_ = testing::shared_path("data/tinystories/tinystories_validation_head.txt");
-    if (model_.empty() || text_.empty()) GTEST_SKIP() << "shared test material missing (stories260K, tinystories)";
-  }
-
   QuantizeReport run(const Recipe& recipe, const std::string& out, bool calibrate) {
-    PipelineOptions o;
-    o.model_path = model_;
-    o.output_path = out;
-    if (calibrate) o.calib_path = text_;
-    o.calibration.n_samples = 8;
-    o.calibration.seq_len = 64;
-    o.calibration.seed = 3;
-    o.progress = false;
+    PipelineOptions o = pipeline_options(out, calibrate);
     return get(quantize_model(recipe, o));
   }
 
@@ -99,8 +83,6 @@ class RotationPipeline : public ::testing::Test {
     return t;
   }
 
-  std::string model_;
-  std::string text_;
 };
 
 TEST_F(RotationPipeline, RotRecipeKeepsTheFunction) {
