@@ -9,20 +9,15 @@
 #include "kernels/w4a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
+#include "test_quant_util.h"
 
 namespace lowbit {
 namespace {
 
-std::vector<float> gaussian(int64_t n, uint64_t seed, float sd) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, sd);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::gaussian;  // [rows, cols] N(0, sigma²), seeded
 
 PackedMatrix int4_weight(const char* format, int64_t rows, int64_t cols, uint64_t seed) {
-  const std::vector<float> w = gaussian(rows * cols, seed, 0.05f);
+  const std::vector<float> w = gaussian(rows, cols, seed, 0.05f);
   QuantizedWeight q;
   q.format = format;
   q.tensor = std::move(quantize_matrix(format, w.data(), rows, cols)).value();
@@ -66,9 +61,9 @@ TEST(W4A8, VnniIsBitIdenticalToTheReference) {
           if (by16) w = regroup16(std::move(w));
           ASSERT_TRUE(w.validate().ok());
           for (int64_t tokens : {1, 3}) {
-            SCOPED_TRACE(testing::Message() << format << (by16 ? " g16" : "") << " [" << rows << ", " << cols << "] x "
+            SCOPED_TRACE(::testing::Message() << format << (by16 ? " g16" : "") << " [" << rows << ", " << cols << "] x "
                                             << tokens);
-            const std::vector<float> x = gaussian(tokens * cols, 3 + cols, 1.0f);
+            const std::vector<float> x = gaussian(tokens, cols, 3 + cols, 1.0f);
             Int8Activations a;
             quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
             const std::vector<int32_t> qsum = group_activation_sums(w, a);

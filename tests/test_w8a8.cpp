@@ -9,20 +9,15 @@
 #include "kernels/w8a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
+#include "test_quant_util.h"
 
 namespace lowbit {
 namespace {
 
-std::vector<float> gaussian(int64_t n, uint64_t seed, float sd) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, sd);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::gaussian;  // [rows, cols] N(0, sigma²), seeded
 
 PackedMatrix int8_weight(int64_t rows, int64_t cols, uint64_t seed) {
-  const std::vector<float> w = gaussian(rows * cols, seed, 0.05f);
+  const std::vector<float> w = gaussian(rows, cols, seed, 0.05f);
   QuantizedWeight q;
   q.format = "int8_pc";
   q.tensor = std::move(quantize_matrix("int8_pc", w.data(), rows, cols)).value();
@@ -51,13 +46,13 @@ TEST(W8A8, EveryIsaIsBitIdenticalToTheIntegerReference) {
       const PackedMatrix w = int8_weight(rows, cols, 100 + rows + cols);
       const std::vector<int32_t> rowsum = int8_row_sums(w);
       for (int64_t tokens : {1, 3, 5}) {
-        const std::vector<float> x = gaussian(tokens * cols, 7 + cols, 1.0f);
+        const std::vector<float> x = gaussian(tokens, cols, 7 + cols, 1.0f);
         Int8Activations a;
         quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
         std::vector<float> want(static_cast<size_t>(tokens * rows));
         w8a8_reference(w, rowsum, a, 0, rows, want.data(), rows);
         for (const W8A8Kernels& k : variants) {
-          SCOPED_TRACE(testing::Message() << k.name << " [" << rows << ", " << cols << "] x " << tokens);
+          SCOPED_TRACE(::testing::Message() << k.name << " [" << rows << ", " << cols << "] x " << tokens);
           std::vector<float> got(static_cast<size_t>(tokens * rows), NAN);
           const int64_t split = rows / 2;  // two row ranges, as the thread pool splits them
           k.gemm(w, rowsum, a, 0, split, got.data(), rows);
@@ -75,7 +70,7 @@ TEST(W8A8, DiffersFromTheFp32ProductOnlyByActivationRounding) {
   const int64_t rows = 64, cols = 4097, tokens = 3;
   const PackedMatrix w = int8_weight(rows, cols, 5);
   const std::vector<int32_t> rowsum = int8_row_sums(w);
-  const std::vector<float> x = gaussian(tokens * cols, 9, 1.0f);
+  const std::vector<float> x = gaussian(tokens, cols, 9, 1.0f);
   Int8Activations a;
   quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
