@@ -61,8 +61,8 @@ TEST(W4A8, VnniIsBitIdenticalToTheReference) {
           if (by16) w = regroup16(std::move(w));
           ASSERT_TRUE(w.validate().ok());
           for (int64_t tokens : {1, 3}) {
-            SCOPED_TRACE(::testing::Message() << format << (by16 ? " g16" : "") << " [" << rows << ", " << cols << "] x "
-                                            << tokens);
+            SCOPED_TRACE(::testing::Message() << format << (by16 ? " g16" : "") << " [" << rows << ", " << cols
+                                              << "] x " << tokens);
             const std::vector<float> x = gaussian(tokens, cols, 3 + cols, 1.0f);
             Int8Activations a;
             quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
