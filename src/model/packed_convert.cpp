@@ -13,10 +13,9 @@ namespace {
 
 int64_t padded_cols(int64_t cols) { return ceil_div(cols, kPackedColAlign) * kPackedColAlign; }
 
+// Scale code `index` of a QuantizedTensor's scale bytes (formats layer's byte order).
 uint32_t scale_code(const std::vector<uint8_t>& bytes, int width, int64_t index) {
-  uint32_t v = 0;
-  for (int i = 0; i < width; ++i) v |= static_cast<uint32_t>(bytes[index * width + i]) << (8 * i);
-  return v;
+  return read_scale_code(bytes.data() + index * width, width);
 }
 
 bool lut4_scale_type(ScaleType t, bool* bf16) {
