@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 
 #include "core/thread_pool.h"
 #include "kernels/packed_matrix.h"
@@ -116,6 +117,9 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
           const PackedKernels k = packed_kernels(p.kind, isas[v]);
           kernel_name[v] = k.name;
           ASSERT_LE(k.isa, isas[v]);
+          // Every SIMD level runs SIMD kernels (none falls back to generic), named after their level.
+          EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2) << k.name;
+          EXPECT_EQ(std::string(k.name).substr(std::string(k.name).find('/') + 1), isa_name(k.isa));
           std::vector<float> got(rows);
           k.gemv(p, a, 0, split, got.data());
           k.gemv(p, a, split, rows, got.data() + split);
@@ -151,9 +155,13 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
   }
 }
 
-TEST(PackedKernels, AvxLevelsPickTheAvx512Kernels) {
+TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kGeneric).name, "lut4/generic");
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx2).name, "lut4/generic");
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx2).name, "lut4/avx2");
+  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx2).name, "int8/avx2");
+  EXPECT_STREQ(packed_kernels(PackedKind::kFp8Row, Isa::kAvx2).name, "fp8/avx2");
+  EXPECT_STREQ(packed_kernels(PackedKind::kFp16, Isa::kAvx2).name, "half/avx2");
+  EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx2).name, "half/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name, "lut4/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx512Bf16).name, "half/avx512");

@@ -138,14 +138,26 @@ double packed_gemv_bound(const PackedMatrix& w, const float* x, int64_t r) {
   return depth * 0x1.0p-24 * mag + 1e-30;
 }
 
+namespace {
+
+// The table of the highest level at or below `isa` among generic, AVX2, AVX-512.
+PackedKernels pick(Isa isa, PackedKernels (*generic)(), PackedKernels (*avx2)(), PackedKernels (*avx512)()) {
+  return isa >= Isa::kAvx512 ? avx512() : isa >= Isa::kAvx2 ? avx2() : generic();
+}
+
+}  // namespace
+
 PackedKernels packed_kernels(PackedKind kind, Isa isa) {
-  const bool avx512 = isa >= Isa::kAvx512;
   switch (kind) {
-    case PackedKind::kLut4: return avx512 ? packed_kernels_lut4_avx512() : packed_kernels_lut4_generic();
-    case PackedKind::kInt8Row: return avx512 ? packed_kernels_int8_avx512() : packed_kernels_int8_generic();
-    case PackedKind::kFp8Row: return avx512 ? packed_kernels_fp8_avx512() : packed_kernels_fp8_generic();
+    case PackedKind::kLut4:
+      return pick(isa, packed_kernels_lut4_generic, packed_kernels_lut4_avx2, packed_kernels_lut4_avx512);
+    case PackedKind::kInt8Row:
+      return pick(isa, packed_kernels_int8_generic, packed_kernels_int8_avx2, packed_kernels_int8_avx512);
+    case PackedKind::kFp8Row:
+      return pick(isa, packed_kernels_fp8_generic, packed_kernels_fp8_avx2, packed_kernels_fp8_avx512);
     case PackedKind::kFp16:
-    case PackedKind::kBf16: return avx512 ? packed_kernels_half_avx512() : packed_kernels_half_generic();
+    case PackedKind::kBf16:
+      return pick(isa, packed_kernels_half_generic, packed_kernels_half_avx2, packed_kernels_half_avx512);
   }
   return packed_kernels_lut4_generic();
 }

@@ -98,18 +98,22 @@ struct PackedKernels {
   const char* name = "";    // "lut4/avx512"
 };
 
-// The best kernels for `isa` (AVX-512 kernels serve every AVX-512 level; AVX2
-// runs generic). Always succeeds for the kinds above.
+// The best kernels for `isa` (AVX-512 kernels serve every AVX-512 level, AVX2
+// kernels the AVX2 level). Always succeeds for the kinds above.
 PackedKernels packed_kernels(PackedKind kind, Isa isa);
 
 // Per-ISA tables (one translation unit per weight type and ISA).
 PackedKernels packed_kernels_lut4_generic();
+PackedKernels packed_kernels_lut4_avx2();
 PackedKernels packed_kernels_lut4_avx512();
 PackedKernels packed_kernels_int8_generic();
+PackedKernels packed_kernels_int8_avx2();
 PackedKernels packed_kernels_int8_avx512();
 PackedKernels packed_kernels_fp8_generic();
+PackedKernels packed_kernels_fp8_avx2();
 PackedKernels packed_kernels_fp8_avx512();
 PackedKernels packed_kernels_half_generic();
+PackedKernels packed_kernels_half_avx2();
 PackedKernels packed_kernels_half_avx512();
 
 // FP8 E4M3 (OCP, bias 7, no infinities) code -> value; 0x7F / 0xFF (NaN) decode as 480.
