@@ -1,14 +1,16 @@
-// W4A8 kernels (kernels/w4a8.h): which tables qualify, VNNI bit-identical to the
-// reference over awkward shapes (groups of 128 and of 16), and the bound against
-// the FP32 product.
+// W4A8 kernels (kernels/w4a8.h): which tables qualify, AVX2 and VNNI
+// bit-identical to the reference over awkward shapes (groups of 128, 16 and 48)
+// and at the extreme codes, and the bound against the FP32 product.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <random>
 
 #include "kernels/w4a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
+#include "test_int8_act_util.h"
 #include "test_quant_util.h"
 
 namespace lowbit {
@@ -24,21 +26,36 @@ PackedMatrix int4_weight(const char* format, int64_t rows, int64_t cols, uint64_
   return std::move(pack_quantized_weight(q)).value();
 }
 
-// The same codes regrouped by 16 (every 16 columns take the scale of their old group).
-PackedMatrix regroup16(PackedMatrix w) {
+// The same codes regrouped by `group` columns (each new group takes the scale
+// of the old group holding its first column).
+PackedMatrix regroup(PackedMatrix w, int group) {
   const int64_t old_ng = w.n_groups(), old_g = w.group;
-  w.group = 16;
+  w.group = group;
   const int64_t ng = w.n_groups();
   std::vector<uint16_t> s(static_cast<size_t>(w.rows * ng)), m(w.asymmetric ? s.size() : 0);
   for (int64_t r = 0; r < w.rows; ++r) {
     for (int64_t g = 0; g < ng; ++g) {
-      s[r * ng + g] = w.scales[r * old_ng + g * 16 / old_g];
-      if (w.asymmetric) m[r * ng + g] = w.mins[r * old_ng + g * 16 / old_g];
+      s[r * ng + g] = w.scales[r * old_ng + g * group / old_g];
+      if (w.asymmetric) m[r * ng + g] = w.mins[r * old_ng + g * group / old_g];
     }
   }
   w.scales = s;
   w.mins = m;
   return w;
+}
+
+struct Variant {
+  const char* name;
+  W4A8Fn fn;
+  bool odd_groups;  // handles groups of an odd multiple of 16 other than 16 (48, 80, ...)
+};
+
+// The SIMD kernels this CPU runs.
+std::vector<Variant> supported_variants() {
+  std::vector<Variant> out;
+  if (isa_supported(Isa::kAvx2, detect_cpu_features())) out.push_back({"avx2", w4a8_avx2, true});
+  if (isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) out.push_back({"avx512vnni", w4a8_avx512vnni, false});
+  return out;
 }
 
 TEST(W4A8, IntegerTablesQualify) {
@@ -51,28 +68,40 @@ TEST(W4A8, IntegerTablesQualify) {
   EXPECT_FALSE(w4a8_supported(int4_weight("nf4_g64", 2, 64, 1), nullptr));
 }
 
-TEST(W4A8, VnniIsBitIdenticalToTheReference) {
-  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) GTEST_SKIP() << "no AVX-512 VNNI";
+TEST(W4A8, EachLevelPicksItsKernel) {
+  EXPECT_EQ(w4a8_kernel(Isa::kGeneric), w4a8_reference);
+  EXPECT_EQ(w4a8_kernel(Isa::kAvx2), w4a8_avx2);
+  EXPECT_EQ(w4a8_kernel(Isa::kAvx512), w4a8_avx2);
+  EXPECT_EQ(w4a8_kernel(Isa::kAvx512Vnni), w4a8_avx512vnni);
+}
+
+TEST(W4A8, EveryIsaIsBitIdenticalToTheReference) {
+  const std::vector<Variant> variants = supported_variants();
+  if (variants.empty()) GTEST_SKIP() << "no AVX2";
   for (const char* format : {"int4_g128_asym", "int4_g128"}) {
-    for (bool by16 : {false, true}) {
+    for (int group : {0, 16, 48}) {  // 0: the format's own groups
       for (int64_t rows : {1, 3, 17, 33}) {
         for (int64_t cols : {1, 3, 17, 31, 32, 33, 255, 4097}) {
           PackedMatrix w = int4_weight(format, rows, cols, 10 + rows + cols);
-          if (by16) w = regroup16(std::move(w));
+          if (group != 0) w = regroup(std::move(w), group);
           ASSERT_TRUE(w.validate().ok());
           for (int64_t tokens : {1, 3}) {
-            SCOPED_TRACE(::testing::Message() << format << (by16 ? " g16" : "") << " [" << rows << ", " << cols
-                                              << "] x " << tokens);
+            SCOPED_TRACE(::testing::Message() << format << " g" << w.group << " [" << rows << ", " << cols << "] x "
+                                              << tokens);
             const std::vector<float> x = gaussian(tokens, cols, 3 + cols, 1.0f);
             Int8Activations a;
             quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
             const std::vector<int32_t> qsum = group_activation_sums(w, a);
-            std::vector<float> want(static_cast<size_t>(tokens * rows)), got(want.size(), NAN);
+            std::vector<float> want(static_cast<size_t>(tokens * rows));
             w4a8_reference(w, a, qsum, 0, rows, want.data(), rows);
             const int64_t split = rows / 2;
-            w4a8_avx512vnni(w, a, qsum, 0, split, got.data(), rows);
-            w4a8_avx512vnni(w, a, qsum, split, rows, got.data() + split, rows);
-            for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+            for (const Variant& v : variants) {
+              if (w.group % 32 != 0 && w.group != 16 && !v.odd_groups) continue;
+              std::vector<float> got(want.size(), NAN);
+              v.fn(w, a, qsum, 0, split, got.data(), rows);
+              v.fn(w, a, qsum, split, rows, got.data() + split, rows);
+              for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << v.name << " output " << i;
+            }
             // Against the FP32 product: only the activation rounding (and FP32 steps).
             for (int64_t t = 0; t < tokens; ++t) {
               for (int64_t r = 0; r < rows; ++r) {
@@ -87,6 +116,50 @@ TEST(W4A8, VnniIsBitIdenticalToTheReference) {
             }
           }
         }
+      }
+    }
+  }
+}
+
+// The largest group dots: codes whose unsigned operand is 15 (UINT4 15, INT4 7)
+// against activations +-127 in groups of 512 (16 blocks), where int16 partial
+// sums would overflow if more than 8 blocks were added before widening.
+TEST(W4A8, ExtremeCodesInLongGroupsAreExact) {
+  const std::vector<Variant> variants = supported_variants();
+  if (variants.empty()) GTEST_SKIP() << "no AVX2";
+  for (bool asymmetric : {true, false}) {
+    const int64_t rows = 4, cols = 2048 + 17;
+    PackedMatrix w;
+    w.kind = PackedKind::kLut4;
+    w.rows = rows;
+    w.cols = cols;
+    w.cols_padded = (cols + 31) / 32 * 32;
+    w.group = 512;
+    w.asymmetric = asymmetric;
+    for (int c = 0; c < 16; ++c) w.lut[c] = static_cast<float>(asymmetric || c < 8 ? c : c - 16);
+    const uint8_t pattern[rows] = {0xFF, 0x77, 0x88, 0x7F};  // per row: both nibbles of every byte
+    w.codes.resize(static_cast<size_t>(rows * w.row_bytes()));
+    for (int64_t r = 0; r < rows; ++r) std::fill_n(w.codes.begin() + r * w.row_bytes(), w.row_bytes(), pattern[r]);
+    w.scales.assign(static_cast<size_t>(rows * w.n_groups()), 0x3C00);  // FP16 1.0
+    if (asymmetric) w.mins.assign(w.scales.size(), 0xBC00);             // FP16 -1.0
+    ASSERT_TRUE(w.validate().ok());
+    bool signed_codes = false;
+    ASSERT_TRUE(w4a8_supported(w, &signed_codes));
+    ASSERT_EQ(signed_codes, !asymmetric);
+    const Int8Activations a = testing::extreme_int8_activations(cols, w.cols_padded);
+    const int64_t tokens = a.tokens;
+    ASSERT_EQ(a.u8[0], 255);
+    const std::vector<int32_t> qsum = group_activation_sums(w, a);
+    std::vector<float> want(static_cast<size_t>(tokens * rows));
+    w4a8_reference(w, a, qsum, 0, rows, want.data(), rows);
+    // Row 0, token 0: every weight is 15 (UINT4, min -1: 14) or -1 (INT4), every q 127.
+    EXPECT_NEAR(want[0], (asymmetric ? 14.0 : -1.0) * cols, 1e-2 * cols);
+    for (const Variant& v : variants) {
+      std::vector<float> got(want.size(), NAN);
+      v.fn(w, a, qsum, 0, rows, got.data(), rows);
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(got[i], want[i]) << v.name << (asymmetric ? " uint4" : " int4") << " token " << i / rows << " row "
+                                   << i % rows;
       }
     }
   }

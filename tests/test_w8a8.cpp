@@ -9,6 +9,7 @@
 #include "kernels/w8a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
+#include "test_int8_act_util.h"
 #include "test_quant_util.h"
 
 namespace lowbit {
@@ -38,9 +39,24 @@ TEST(W8A8, ActivationsRoundHalfToEvenPerToken) {
   for (int c = 0; c < 32; ++c) EXPECT_EQ(a.u8[32 + c], 128) << "zero token " << c;
 }
 
+// The kernels of every level this CPU runs (generic, AVX2, AVX-512 VNNI).
+std::vector<W8A8Kernels> supported_variants() {
+  std::vector<W8A8Kernels> out = {w8a8_kernels(Isa::kGeneric)};
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512Vnni}) {
+    if (isa_supported(isa, detect_cpu_features())) out.push_back(w8a8_kernels(isa));
+  }
+  return out;
+}
+
+TEST(W8A8, EachLevelPicksItsKernels) {
+  EXPECT_STREQ(w8a8_kernels(Isa::kGeneric).name, "w8a8/generic");
+  EXPECT_STREQ(w8a8_kernels(Isa::kAvx2).name, "w8a8/avx2");
+  EXPECT_STREQ(w8a8_kernels(Isa::kAvx512).name, "w8a8/avx2");
+  EXPECT_STREQ(w8a8_kernels(Isa::kAvx512Vnni).name, "w8a8/avx512vnni");
+}
+
 TEST(W8A8, EveryIsaIsBitIdenticalToTheIntegerReference) {
-  std::vector<W8A8Kernels> variants = {w8a8_kernels(Isa::kGeneric)};
-  if (isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) variants.push_back(w8a8_kernels(Isa::kAvx512Vnni));
+  const std::vector<W8A8Kernels> variants = supported_variants();
   for (int64_t rows : {1, 3, 17, 33, 255}) {
     for (int64_t cols : {1, 3, 17, 31, 32, 33, 255, 4097}) {
       const PackedMatrix w = int8_weight(rows, cols, 100 + rows + cols);
@@ -62,6 +78,40 @@ TEST(W8A8, EveryIsaIsBitIdenticalToTheIntegerReference) {
           }
         }
       }
+    }
+  }
+}
+
+// The largest products: weight codes -128 / 127 / -127 against activations
+// +-127, so a pair of products reaches 2 * 128 * 127 in magnitude (a kernel
+// multiplying u = q + 128 by w in saturating int16 pairs would clip here).
+TEST(W8A8, ExtremeCodesAreExact) {
+  const int64_t rows = 5, cols = 4097;
+  PackedMatrix w;
+  w.kind = PackedKind::kInt8Row;
+  w.rows = rows;
+  w.cols = cols;
+  w.cols_padded = (cols + 31) / 32 * 32;
+  w.codes.assign(static_cast<size_t>(rows * w.row_bytes()), 0);
+  w.row_scales.assign(static_cast<size_t>(rows), 1.0f / 127.0f);
+  const int8_t pattern[rows][2] = {{-128, -128}, {127, 127}, {-127, -127}, {-128, 127}, {127, -128}};
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) w.codes[r * w.row_bytes() + c] = static_cast<uint8_t>(pattern[r][c % 2]);
+  }
+  ASSERT_TRUE(w.validate().ok());
+  const std::vector<int32_t> rowsum = int8_row_sums(w);
+  const Int8Activations a = testing::extreme_int8_activations(cols, w.cols_padded);
+  const int64_t tokens = a.tokens;
+  ASSERT_EQ(a.u8[0], 255);
+  ASSERT_EQ(a.u8[a.cols_padded], 1);
+  std::vector<float> want(static_cast<size_t>(tokens * rows));
+  w8a8_reference(w, rowsum, a, 0, rows, want.data(), rows);
+  EXPECT_NEAR(want[0], -128.0 * cols / 127.0, 1e-2);  // 127 * -128 * cols * (1/127) * (1/127)
+  for (const W8A8Kernels& k : supported_variants()) {
+    std::vector<float> got(want.size(), NAN);
+    k.gemm(w, rowsum, a, 0, rows, got.data(), rows);
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i], want[i]) << k.name << " token " << i / rows << " row " << i % rows;
     }
   }
 }

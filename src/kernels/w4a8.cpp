@@ -75,6 +75,9 @@ void w4a8_reference(const PackedMatrix& w, const Int8Activations& a, const std::
   }
 }
 
-W4A8Fn w4a8_kernel(Isa isa) { return isa >= Isa::kAvx512Vnni ? w4a8_avx512vnni : w4a8_reference; }
+W4A8Fn w4a8_kernel(Isa isa) {
+  if (isa >= Isa::kAvx512Vnni) return w4a8_avx512vnni;
+  return isa >= Isa::kAvx2 ? w4a8_avx2 : w4a8_reference;
+}
 
 }  // namespace lowbit

@@ -9,7 +9,7 @@
 //   y[t, r] = tensor_scale * s_x[t] * sum_g (s_g * float(dot_g) + m_g * float(qsum_g))
 // where qsum_g = sum_{c in g} q_c and m_g = 0 for INT4. dot_g is exact in int32;
 // the float sum runs over the groups in order in every variant, so reference,
-// generic and VNNI results are bit-identical.
+// AVX2 and VNNI results are bit-identical.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,8 @@ using W4A8Fn = void (*)(const PackedMatrix& w, const Int8Activations& a, const s
 
 void w4a8_reference(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                     int64_t r1, float* y, int64_t ldy);
+void w4a8_avx2(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
+               int64_t r1, float* y, int64_t ldy);
 void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                      int64_t r1, float* y, int64_t ldy);
 // y of one (token, row) from its exact group dots [n_groups] (shared by every
@@ -38,7 +40,8 @@ void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std:
 float w4a8_finish(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t t,
                   int64_t r, const int32_t* dots);
 
-// VNNI for isa >= avx512vnni, else the reference loop (it is the portable kernel too).
+// VNNI for isa >= avx512vnni, AVX2 (vpmaddubsw) for avx2 and avx512, else the
+// reference loop (it is the portable kernel too).
 W4A8Fn w4a8_kernel(Isa isa);
 
 }  // namespace lowbit

@@ -72,7 +72,8 @@ void gemm_generic(const PackedMatrix& w, const std::vector<int32_t>& rowsum, con
 W8A8Kernels w8a8_kernels_generic() { return {gemm_generic, Isa::kGeneric, "w8a8/generic"}; }
 
 W8A8Kernels w8a8_kernels(Isa isa) {
-  return isa >= Isa::kAvx512Vnni ? w8a8_kernels_avx512vnni() : w8a8_kernels_generic();
+  if (isa >= Isa::kAvx512Vnni) return w8a8_kernels_avx512vnni();
+  return isa >= Isa::kAvx2 ? w8a8_kernels_avx2() : w8a8_kernels_generic();
 }
 
 }  // namespace lowbit

@@ -8,7 +8,7 @@
 // Product, exactly (the integer sum cannot overflow: |sum| <= 255 * 127 * K < 2^31 for K < 66,000):
 //   acc[t, r] = sum_c u[t, c] w[r, c] - 128 * rowsum[r]  ( = sum_c q[t, c] w[r, c] )
 //   y[t, r]   = float(acc) * s_x[t] * (s_w[r] * tensor_scale), FP32 in this order
-// so every variant (reference in int64, generic, AVX-512 VNNI) returns the same
+// so every variant (reference in int64, generic, AVX2, AVX-512 VNNI) returns the same
 // bits. Against the FP32 product W x the only difference is the activation
 // rounding: |y - W x| <= s_w s_x / 2 * sum_c |w_q[r, c]| (+ FP32 rounding).
 #pragma once
@@ -46,9 +46,10 @@ struct W8A8Kernels {
 void w8a8_reference(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0,
                     int64_t r1, float* y, int64_t ldy);
 
-// VNNI kernels for isa >= avx512vnni, else generic.
+// VNNI kernels for isa >= avx512vnni, AVX2 (vpmaddubsw) for avx2 and avx512, else generic.
 W8A8Kernels w8a8_kernels(Isa isa);
 W8A8Kernels w8a8_kernels_generic();
+W8A8Kernels w8a8_kernels_avx2();
 W8A8Kernels w8a8_kernels_avx512vnni();
 
 }  // namespace lowbit
