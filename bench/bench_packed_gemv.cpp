@@ -2,7 +2,8 @@
 // (kernels/packed_matrix.h) at TinyLlama-1.1B shapes, one thread, against the
 // FP32 OpenBLAS sgemv of the same shape in the same run (BM_Fp32Sgemv).
 // Run: build/lowbit_bench_kernels --benchmark_filter='Packed|Fp32Sgemv'.
-// args: format index (kFormats), ISA (0 generic, 1 avx512), rows, cols.
+// args: format index (kFormats), ISA (0 generic, 1 avx2, 2 avx512), rows, cols; every
+// variant of a format runs in the same process, so their numbers compare directly.
 #include <benchmark/benchmark.h>
 
 #include <cblas.h>
@@ -37,7 +38,7 @@ PackedMatrix packed(const char* format, int64_t rows, int64_t cols) {
   return std::move(pack_quantized_weight(q)).value();
 }
 
-Isa isa_arg(int64_t a) { return a == 0 ? Isa::kGeneric : Isa::kAvx512; }
+Isa isa_arg(int64_t a) { return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : Isa::kAvx512; }
 
 void BM_PackedGemv(benchmark::State& state) {
   const char* format = kFormats[state.range(0)];
@@ -102,10 +103,13 @@ void BM_Fp32Sgemv(benchmark::State& state) {
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
-// W8A8 (kernels/w8a8.h): args ISA (0 generic, 1 avx512vnni), rows, cols, tokens. The
+// The integer-activation kernels' ISA argument: 0 generic, 1 avx2, 2 avx512vnni.
+Isa int8_isa_arg(int64_t a) { return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : Isa::kAvx512Vnni; }
+
+// W8A8 (kernels/w8a8.h): args ISA (int8_isa_arg), rows, cols, tokens. The
 // activation quantization is timed too (it runs once per linear call).
 void BM_W8A8(benchmark::State& state) {
-  const Isa isa = state.range(0) == 0 ? Isa::kGeneric : Isa::kAvx512Vnni;
+  const Isa isa = int8_isa_arg(state.range(0));
   if (!isa_supported(isa, detect_cpu_features())) {
     state.SkipWithError("ISA not supported");
     return;
@@ -126,16 +130,19 @@ void BM_W8A8(benchmark::State& state) {
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_W8A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({1, 5632, 2048, 64})
-    ->Args({1, 2048, 5632, 512});
+BENCHMARK(BM_W8A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({2, 5632, 2048, 1})
+    ->Args({1, 5632, 2048, 64})->Args({2, 5632, 2048, 64})->Args({1, 2048, 5632, 512})->Args({2, 2048, 5632, 512});
 
-// W4A8 (kernels/w4a8.h), int4_g128_asym: args rows, cols, tokens (VNNI only).
+// W4A8 (kernels/w4a8.h), int4_g128_asym: args ISA (int8_isa_arg; generic is the
+// reference loop), rows, cols, tokens.
 void BM_W4A8(benchmark::State& state) {
-  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) {
+  const Isa isa = int8_isa_arg(state.range(0));
+  if (!isa_supported(isa, detect_cpu_features())) {
     state.SkipWithError("ISA not supported");
     return;
   }
-  const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
+  const W4A8Fn kernel = w4a8_kernel(isa);
+  const int64_t rows = state.range(1), cols = state.range(2), tokens = state.range(3);
   const PackedMatrix w = packed("int4_g128_asym", rows, cols);
   const std::vector<float> x = random_values(tokens * cols, 2);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
@@ -143,17 +150,19 @@ void BM_W4A8(benchmark::State& state) {
   for (auto _ : state) {
     quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
     const std::vector<int32_t> qsum = group_activation_sums(w, a);
-    w4a8_avx512vnni(w, a, qsum, 0, rows, y.data(), rows);
+    kernel(w, a, qsum, 0, rows, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
   }
+  state.SetLabel(isa_name(isa));
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_W4A8)->Args({5632, 2048, 1})->Args({2048, 5632, 64});
+BENCHMARK(BM_W4A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({2, 5632, 2048, 1})
+    ->Args({1, 2048, 5632, 64})->Args({2, 2048, 5632, 64});
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {
-    for (int64_t isa : {0, 1}) b->Args({f, isa, 5632, 2048});
+    for (int64_t isa : {0, 1, 2}) b->Args({f, isa, 5632, 2048});
   }
 }
 
