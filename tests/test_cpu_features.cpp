@@ -16,7 +16,7 @@ CpuFeatures everything() {
 }
 
 TEST(CpuFeatures, NamesRoundTrip) {
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16}) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
     auto parsed = parse_isa(isa_name(isa));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, isa);
@@ -39,6 +39,33 @@ TEST(CpuFeatures, BestIsaFollowsTheLevels) {
   f.f16c = false;
   EXPECT_EQ(best_isa(f), Isa::kGeneric);
   EXPECT_EQ(best_isa(CpuFeatures{}), Isa::kGeneric);
+}
+
+// AMX needs the instructions, the tile state in XCR0 and the Linux permission,
+// and sits above avx512bf16: forcing avx512bf16 turns it off.
+TEST(CpuFeatures, AmxNeedsCpuOsAndPermission) {
+  CpuFeatures f = everything();
+  EXPECT_FALSE(isa_supported(Isa::kAmx, f));
+  f.amx_tile = f.amx_int8 = f.os_amx = f.amx_permitted = true;
+  EXPECT_EQ(best_isa(f), Isa::kAmx);
+  EXPECT_NE(describe_cpu_features(f).find("amx_int8"), std::string::npos) << describe_cpu_features(f);
+  f.amx_permitted = false;  // arch_prctl(ARCH_REQ_XCOMP_PERM) refused
+  EXPECT_EQ(best_isa(f), Isa::kAvx512Bf16);
+  EXPECT_NE(describe_cpu_features(f).find("amx refused"), std::string::npos) << describe_cpu_features(f);
+  f.amx_permitted = true;
+  f.os_amx = false;  // XCR0 bits 17/18 clear
+  EXPECT_EQ(best_isa(f), Isa::kAvx512Bf16);
+  f.os_amx = true;
+  f.amx_int8 = false;
+  EXPECT_EQ(best_isa(f), Isa::kAvx512Bf16);
+  f.amx_int8 = true;
+  auto lower = resolve_isa("avx512bf16", f);
+  ASSERT_TRUE(lower.ok());
+  EXPECT_LT(*lower, Isa::kAmx);
+  auto amx = resolve_isa("amx", f);
+  ASSERT_TRUE(amx.ok());
+  EXPECT_EQ(*amx, Isa::kAmx);
+  EXPECT_FALSE(resolve_isa("amx", everything()).ok());
 }
 
 TEST(CpuFeatures, OsStateIsRequired) {
@@ -80,6 +107,8 @@ TEST(CpuFeatures, DetectionAgreesWithTheCompilerRuntime) {
   EXPECT_EQ(f.avx512f, static_cast<bool>(__builtin_cpu_supports("avx512f")));
   EXPECT_EQ(f.avx512bw, static_cast<bool>(__builtin_cpu_supports("avx512bw")));
   EXPECT_EQ(f.avx512vnni, static_cast<bool>(__builtin_cpu_supports("avx512vnni")));
+  EXPECT_EQ(f.amx_tile, static_cast<bool>(__builtin_cpu_supports("amx-tile")));
+  EXPECT_EQ(f.amx_int8, static_cast<bool>(__builtin_cpu_supports("amx-int8")));
 #endif
   // The active level is supported, and it is the best one unless LOWBIT_ISA asks for less.
   EXPECT_TRUE(isa_supported(active_isa(), f));

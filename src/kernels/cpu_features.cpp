@@ -7,6 +7,10 @@
 #include <cpuid.h>
 #define LOWBIT_X86 1
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace lowbit {
 namespace {
@@ -30,9 +34,27 @@ unsigned long long read_xcr0() {
 }
 
 bool bit(unsigned reg, int b) { return ((reg >> b) & 1u) != 0; }
+
+// Linux (5.16+) keeps AMX tile data disabled until a process asks for it:
+// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). Asked once per process
+// (the grant is process-wide and a repeat is a no-op). Any failure, including
+// a kernel too old to know the call, counts as refused: AMX stays off.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(__x86_64__)
+  static const bool granted = [] {
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return granted;
+#else
+  return true;
+#endif
+}
 #endif
 
-constexpr const char* kIsaNames[] = {"generic", "avx2", "avx512", "avx512vnni", "avx512bf16"};
+constexpr const char* kIsaNames[] = {"generic", "avx2", "avx512", "avx512vnni", "avx512bf16", "amx"};
+constexpr int kIsaCount = static_cast<int>(sizeof(kIsaNames) / sizeof(kIsaNames[0]));
 
 }  // namespace
 
@@ -49,6 +71,7 @@ CpuFeatures detect_cpu_features() {
     const unsigned long long xcr0 = read_xcr0();
     f.os_ymm = (xcr0 & 0x6) == 0x6;
     f.os_zmm = (xcr0 & 0xe6) == 0xe6;
+    f.os_amx = (xcr0 & 0x60000) == 0x60000;
   }
   if (max_leaf >= 7) {
     const CpuidRegs l7 = cpuid(7, 0);
@@ -60,7 +83,11 @@ CpuFeatures detect_cpu_features() {
     f.avx512vl = bit(l7.ebx, 31);
     f.avx512vnni = bit(l7.ecx, 11);
     if (l7.eax >= 1) f.avx512bf16 = bit(cpuid(7, 1).eax, 5);
+    f.amx_bf16 = bit(l7.edx, 22);
+    f.amx_tile = bit(l7.edx, 24);
+    f.amx_int8 = bit(l7.edx, 25);
   }
+  if (f.amx_tile && f.os_amx) f.amx_permitted = request_amx_permission();
 #endif
   return f;
 }
@@ -74,12 +101,14 @@ bool isa_supported(Isa isa, const CpuFeatures& f) {
     case Isa::kAvx512: return avx512;
     case Isa::kAvx512Vnni: return avx512 && f.avx512vnni;
     case Isa::kAvx512Bf16: return avx512 && f.avx512vnni && f.avx512bf16;
+    case Isa::kAmx:
+      return avx512 && f.avx512vnni && f.avx512bf16 && f.amx_tile && f.amx_int8 && f.os_amx && f.amx_permitted;
   }
   return false;
 }
 
 Isa best_isa(const CpuFeatures& f) {
-  for (Isa isa : {Isa::kAvx512Bf16, Isa::kAvx512Vnni, Isa::kAvx512, Isa::kAvx2}) {
+  for (Isa isa : {Isa::kAmx, Isa::kAvx512Bf16, Isa::kAvx512Vnni, Isa::kAvx512, Isa::kAvx2}) {
     if (isa_supported(isa, f)) return isa;
   }
   return Isa::kGeneric;
@@ -88,10 +117,10 @@ Isa best_isa(const CpuFeatures& f) {
 const char* isa_name(Isa isa) { return kIsaNames[static_cast<int>(isa)]; }
 
 Expected<Isa> parse_isa(const std::string& name) {
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < kIsaCount; ++i) {
     if (name == kIsaNames[i]) return static_cast<Isa>(i);
   }
-  return make_error("unknown ISA '{}' (expected generic, avx2, avx512, avx512vnni or avx512bf16)", name);
+  return make_error("unknown ISA '{}' (expected generic, avx2, avx512, avx512vnni, avx512bf16 or amx)", name);
 }
 
 Expected<Isa> resolve_isa(const std::string& override_name, const CpuFeatures& features) {
@@ -140,11 +169,16 @@ std::string describe_cpu_features(const CpuFeatures& f) {
   add(f.avx512dq, "avx512dq");
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");
+  add(f.amx_tile, "amx_tile");
+  add(f.amx_int8, "amx_int8");
+  add(f.amx_bf16, "amx_bf16");
   if (s.empty()) s = "no SIMD extensions";
   s += " (os:";
   s += f.os_ymm ? " ymm" : "";
   s += f.os_zmm ? " zmm" : "";
-  s += (f.os_ymm || f.os_zmm) ? ")" : " none)";
+  s += f.os_amx ? " amx" : "";
+  s += (f.os_ymm || f.os_zmm || f.os_amx) ? ")" : " none)";
+  if (f.amx_tile && f.os_amx && !f.amx_permitted) s += " (amx refused)";
   return s;
 }
 

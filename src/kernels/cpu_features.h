@@ -2,11 +2,15 @@
 //
 // An ISA level is usable only when the CPU reports its instructions (CPUID) and
 // the OS saves the register state they need (XCR0 via XGETBV: YMM for AVX2,
-// opmask + ZMM for AVX-512); a CPU with AVX-512 under an OS that does not
-// enable ZMM state must not run AVX-512 code. The levels are ordered, each one
-// including the previous: generic < avx2 < avx512 < avx512vnni < avx512bf16.
+// opmask + ZMM for AVX-512, XTILECFG + XTILEDATA for AMX); a CPU with AVX-512
+// under an OS that does not enable ZMM state must not run AVX-512 code. AMX
+// also needs the process's permission on Linux (arch_prctl ARCH_REQ_XCOMP_PERM
+// for XTILEDATA, asked once at detection; without it the first tile
+// instruction faults), so a refused request makes AMX unsupported. The levels
+// are ordered, each one including the previous:
+//   generic < avx2 < avx512 < avx512vnni < avx512bf16 < amx.
 // Kernels are chosen from the level once (see active_isa); tests and users
-// force a lower level with LOWBIT_ISA=generic|avx2|avx512|avx512vnni|avx512bf16.
+// force a lower level with LOWBIT_ISA=generic|avx2|avx512|avx512vnni|avx512bf16|amx.
 #pragma once
 
 #include <string>
@@ -21,6 +25,7 @@ enum class Isa {
   kAvx512,      // + AVX-512 F/BW/VL/DQ (Skylake-SP, Zen 4)
   kAvx512Vnni,  // + AVX512_VNNI int8 dot products (Cascade Lake)
   kAvx512Bf16,  // + AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4)
+  kAmx,         // + AMX-TILE and AMX-INT8 tile matrix multiply (Sapphire Rapids)
 };
 
 struct CpuFeatures {
@@ -36,12 +41,19 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512vnni = false;
   bool avx512bf16 = false;
+  bool amx_tile = false;  // leaf 7 EDX bit 24
+  bool amx_int8 = false;  // leaf 7 EDX bit 25
+  bool amx_bf16 = false;  // leaf 7 EDX bit 22 (reported, not used by a kernel yet)
   // XCR0: the OS saves the state
   bool os_ymm = false;  // bits 1, 2 (SSE, AVX)
   bool os_zmm = false;  // bits 1, 2, 5, 6, 7 (+ opmask, ZMM_Hi256, Hi16_ZMM)
+  bool os_amx = false;  // bits 17, 18 (XTILECFG, XTILEDATA)
+  // Linux granted this process XTILEDATA (always true where no permission is needed)
+  bool amx_permitted = false;
 };
 
-// Reads CPUID and XCR0 (all false on non-x86 builds).
+// Reads CPUID and XCR0 (all false on non-x86 builds); where the CPU and OS have
+// AMX, asks Linux once per process for the tile data permission.
 CpuFeatures detect_cpu_features();
 
 // Whether every instruction and register state of `isa` is available.
@@ -49,7 +61,7 @@ bool isa_supported(Isa isa, const CpuFeatures& features);
 // The highest supported level.
 Isa best_isa(const CpuFeatures& features);
 
-// "generic", "avx2", "avx512", "avx512vnni", "avx512bf16".
+// "generic", "avx2", "avx512", "avx512vnni", "avx512bf16", "amx".
 const char* isa_name(Isa isa);
 // Inverse of isa_name; the error lists the accepted names.
 Expected<Isa> parse_isa(const std::string& name);
@@ -65,7 +77,8 @@ Isa active_isa();
 // The LOWBIT_ISA environment value, "" when unset.
 std::string lowbit_isa_env();
 
-// One line for --verbose: "avx2 fma f16c bmi2 avx512f ... (os: ymm zmm)".
+// One line for --verbose: "avx2 fma f16c bmi2 avx512f ... amx_int8 (os: ymm zmm amx)";
+// "(amx refused)" when the OS would save tiles but denied the permission.
 std::string describe_cpu_features(const CpuFeatures& features);
 
 }  // namespace lowbit
