@@ -23,13 +23,23 @@ bool w4a8_supported(const PackedMatrix& w, bool* signed_codes) {
   return (identity && w.asymmetric) || (twos && !w.asymmetric);
 }
 
-std::vector<int32_t> group_activation_sums(const PackedMatrix& w, const Int8Activations& a) {
+void group_activation_sums_rows(const PackedMatrix& w, const Int8Activations& a, int64_t t0, int64_t t1,
+                                int32_t* qsum) {
   const int64_t ng = w.n_groups();
-  std::vector<int32_t> out(static_cast<size_t>(a.tokens * ng), 0);
-  for (int64_t t = 0; t < a.tokens; ++t) {
+  for (int64_t t = t0; t < t1; ++t) {
     const uint8_t* u = a.u8.data() + t * a.cols_padded;
-    for (int64_t c = 0; c < w.cols_padded; ++c) out[t * ng + c / w.group] += static_cast<int32_t>(u[c]) - 128;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * w.group, c1 = std::min<int64_t>(w.cols_padded, c0 + w.group);
+      int32_t s = 0;  // sum of u, then minus 128 per column: sum of q
+      for (int64_t c = c0; c < c1; ++c) s += u[c];
+      qsum[t * ng + g] = s - 128 * static_cast<int32_t>(c1 - c0);
+    }
   }
+}
+
+std::vector<int32_t> group_activation_sums(const PackedMatrix& w, const Int8Activations& a) {
+  std::vector<int32_t> out(static_cast<size_t>(a.tokens * w.n_groups()), 0);
+  group_activation_sums_rows(w, a, 0, a.tokens, out.data());
   return out;
 }
 

@@ -7,24 +7,36 @@
 
 namespace lowbit {
 
-void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a) {
+void reserve_int8_activations(int64_t tokens, int64_t cols_padded, Int8Activations& a) {
   a.tokens = tokens;
   a.cols_padded = cols_padded;
   a.u8.assign(static_cast<size_t>(tokens * cols_padded), 128);
   a.scale.assign(static_cast<size_t>(tokens), 0.0f);
-  for (int64_t t = 0; t < tokens; ++t) {
+}
+
+void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a) {
+  for (int64_t t = t0; t < t1; ++t) {
     const float* xt = x + t * cols;
     float amax = 0.0f;
     for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(xt[c]));
     if (!(amax > 0.0f)) continue;
     const float s = amax / 127.0f;
     a.scale[t] = s;
-    uint8_t* u = a.u8.data() + t * cols_padded;
+    uint8_t* u = a.u8.data() + t * a.cols_padded;
     for (int64_t c = 0; c < cols; ++c) {
       const float q = std::clamp(std::nearbyint(xt[c] / s), -127.0f, 127.0f);
       u[c] = static_cast<uint8_t>(static_cast<int>(q) + 128);
     }
   }
+}
+
+void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a) {
+  reserve_int8_activations(tokens, cols_padded, a);
+  quantize_rows_int8_generic(x, cols, 0, tokens, a);
+}
+
+QuantizeRowsFn quantize_rows_int8(Isa isa) {
+  return isa >= Isa::kAvx512Vnni ? quantize_rows_int8_avx512 : quantize_rows_int8_generic;
 }
 
 std::vector<int32_t> int8_row_sums(const PackedMatrix& w) {

@@ -28,8 +28,19 @@ struct Int8Activations {
   std::vector<float> scale;  // [tokens] s_x
 };
 
-// x: [tokens, cols] -> a, padded to cols_padded (a multiple of 32).
+// x: [tokens, cols] -> a, padded to cols_padded (a multiple of 32). The reference.
 void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a);
+
+// The same in pieces, for threads: size a for [tokens][cols_padded] (all q = 0,
+// scales 0), then quantize disjoint token ranges [t0, t1) of x [tokens, cols]
+// into it. Every variant gives quantize_activations_int8's bits (the AVX-512 one
+// divides and rounds half to even in 16 lanes: the same IEEE operations).
+void reserve_int8_activations(int64_t tokens, int64_t cols_padded, Int8Activations& a);
+using QuantizeRowsFn = void (*)(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
+void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
+void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
+// AVX-512 for isa >= avx512vnni (its translation unit), else generic.
+QuantizeRowsFn quantize_rows_int8(Isa isa);
 
 // rowsum[r] = sum_c w[r, c] of a kInt8Row matrix.
 std::vector<int32_t> int8_row_sums(const PackedMatrix& w);

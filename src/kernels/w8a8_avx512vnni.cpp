@@ -80,7 +80,44 @@ void gemm(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8A
   }
 }
 
+// The first min(n, 16) of 16 lanes (n > 0).
+inline __mmask16 lanes(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+}
+
 }  // namespace
+
+// Per token: amax over 16 lanes (max(|x|, m) keeps m when x is NaN, as std::max
+// in the reference does), then q = trunc(clamp(rne(x / s))) with the reference's
+// IEEE division and round-half-even; clamp's operand order passes NaN through as
+// std::clamp does, and the integer conversion truncates like static_cast<int>.
+void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a) {
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  const __m512i bias = _mm512_set1_epi32(128);
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* xt = x + t * cols;
+    __m512 m = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 k = lanes(cols - c);
+      m = _mm512_max_ps(_mm512_and_ps(_mm512_maskz_loadu_ps(k, xt + c), abs_mask), m);
+    }
+    const float amax = _mm512_reduce_max_ps(m);
+    if (!(amax > 0.0f)) continue;
+    const float s = amax / 127.0f;
+    a.scale[t] = s;
+    const __m512 sv = _mm512_set1_ps(s);
+    uint8_t* u = a.u8.data() + t * a.cols_padded;
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 k = lanes(cols - c);
+      __m512 q = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(k, xt + c), sv),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      q = _mm512_min_ps(hi, _mm512_max_ps(lo, q));
+      const __m512i v = _mm512_add_epi32(_mm512_cvttps_epi32(q), bias);
+      _mm_mask_storeu_epi8(u + c, k, _mm512_cvtepi32_epi8(v));
+    }
+  }
+}
 
 W8A8Kernels w8a8_kernels_avx512vnni() { return {gemm, Isa::kAvx512Vnni, "w8a8/avx512vnni"}; }
 
