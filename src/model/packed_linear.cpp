@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "kernels/amx_gemm.h"
+
 namespace lowbit {
 
 Expected<std::unique_ptr<PackedLinear>> PackedLinear::create(PackedMatrix weight, std::vector<float> bias,
@@ -26,25 +28,51 @@ Status PackedLinear::enable_int8_activations(Isa isa) {
   if (w_.kind == PackedKind::kInt8Row) {
     rowsum_ = int8_row_sums(w_);
     w8a8_ = w8a8_kernels(isa);
-    int_name_ = w8a8_.name;
+    amx_min_tokens_ = isa >= Isa::kAmx ? kAmxMinTokensW8A8 : 0;
+    // AMX for prompts, VNNI below kAmxMinTokensW8A8.
+    int_name_ = amx_min_tokens_ > 0 ? "w8a8/amx+avx512vnni" : w8a8_.name;
   } else if (w4a8_supported(w_, nullptr)) {
     w4a8_ = w4a8_kernel(isa);
+    amx_min_tokens_ = isa >= Isa::kAmx && w4a8_amx_supported(w_) ? kAmxMinTokensW4A8 : 0;
     int_name_ = isa >= Isa::kAvx512Vnni ? "w4a8/avx512vnni" : "w4a8/reference";
+    if (amx_min_tokens_ > 0) int_name_ = "w4a8/amx+avx512vnni";
   } else {
     return make_error("{}: no integer-activation kernel for the {} layout", label_, packed_kind_name(w_.kind));
   }
+  quantize_rows_ = quantize_rows_int8(isa);
   int8_act_ = true;
   return Status::ok_status();
 }
 
 void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
-  Int8Activations a;  // [n_tokens, cols_padded] per-token INT8, shared read-only by the threads
-  quantize_activations_int8(x, n_tokens, w_.cols, w_.cols_padded, a);
+  const bool amx = amx_min_tokens_ > 0 && n_tokens >= amx_min_tokens_;
+  // Shared read-only by the threads once filled (one parallel pass over tokens):
+  Int8Activations a;          // [n_tokens, cols_padded] per-token INT8
+  std::vector<int32_t> qsum;  // W4A8: [n_tokens, n_groups]
+  AmxActivations xa;          // AMX: [tokens_padded, k_padded] signed q
+  reserve_int8_activations(n_tokens, w_.cols_padded, a);
+  if (w_.kind != PackedKind::kInt8Row) qsum.resize(static_cast<size_t>(n_tokens * w_.n_groups()));
+  if (amx) reserve_amx_activations(n_tokens, w_.cols_padded, xa);
+  pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
+    quantize_rows_(x, w_.cols, t0, t1, a);
+    if (!qsum.empty()) group_activation_sums_rows(w_, a, t0, t1, qsum.data());
+    if (amx) amx_activation_rows(a, t0, t1, xa);
+  });
   const int64_t out = w_.rows;
-  if (w_.kind == PackedKind::kInt8Row) {
+  if (amx) {
+    // Threads take whole 32-row blocks so that no block is padded twice.
+    const int64_t blocks = (out + kAmxRowBlock - 1) / kAmxRowBlock;
+    pool.parallel_for(blocks, [&](int64_t b0, int64_t b1, int) {
+      const int64_t r0 = b0 * kAmxRowBlock, r1 = std::min(out, b1 * kAmxRowBlock);
+      if (w_.kind == PackedKind::kInt8Row) {
+        w8a8_amx(w_, xa, r0, r1, y + r0, out);
+      } else {
+        w4a8_amx(w_, xa, qsum, r0, r1, y + r0, out);
+      }
+    });
+  } else if (w_.kind == PackedKind::kInt8Row) {
     pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w8a8_.gemm(w_, rowsum_, a, r0, r1, y + r0, out); });
   } else {
-    const std::vector<int32_t> qsum = group_activation_sums(w_, a);
     pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w4a8_(w_, a, qsum, r0, r1, y + r0, out); });
   }
 }
