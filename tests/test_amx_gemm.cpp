@@ -13,6 +13,7 @@
 #include "model/packed_linear.h"
 #include "core/thread_pool.h"
 #include "quant/quantized_weight.h"
+#include "test_int8_act_util.h"
 #include "test_quant_util.h"
 
 namespace lowbit {
@@ -148,6 +149,29 @@ TEST(AmxGemm, W4A8IsBitIdenticalToTheReference) {
         }
       }
     }
+  }
+}
+
+// q = +-127 in every column of a long row: the int32 sums reach their largest size.
+TEST(AmxGemm, ExtremeActivationsStayExact) {
+  if (!have_amx()) GTEST_SKIP() << kNoAmx;
+  const int64_t rows = 40, cols = 8191;
+  for (const char* format : {"int8_pc", "int4_g128_asym", "int4_g128"}) {
+    SCOPED_TRACE(format);
+    const PackedMatrix w = packed(format, rows, cols, 17);
+    const Int8Activations a = testing::extreme_int8_activations(cols, w.cols_padded);
+    AmxActivations xa;
+    prepare_amx_activations(a, xa);
+    std::vector<float> want(static_cast<size_t>(a.tokens * rows)), got(want.size(), NAN);
+    if (w.kind == PackedKind::kInt8Row) {
+      w8a8_reference(w, int8_row_sums(w), a, 0, rows, want.data(), rows);
+      w8a8_amx(w, xa, 0, rows, got.data(), rows);
+    } else {
+      const std::vector<int32_t> qsum = group_activation_sums(w, a);
+      w4a8_reference(w, a, qsum, 0, rows, want.data(), rows);
+      w4a8_amx(w, xa, qsum, 0, rows, got.data(), rows);
+    }
+    expect_same(got, want, rows);
   }
 }
 
