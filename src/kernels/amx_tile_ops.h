@@ -54,12 +54,27 @@ inline void to_vnni(const int8_t* rows, int64_t k_padded, int8_t* b) {
   }
 }
 
+// Asks for the 16 cache lines of a 1 KiB tile to be brought into L1.
+inline void prefetch_tile(const int8_t* p) {
+  for (int i = 0; i < 1024; i += 64) _mm_prefetch(reinterpret_cast<const char*>(p) + i, _MM_HINT_T0);
+}
+
 // C tiles (zeroed before) += A block (tokens [t, t + 32) of x) x B blocks b0, b1
-// (16 rows each, [k_padded / 4][64]) over K in [k0, k1), steps of kc.
+// (16 rows each, [k_padded / 4][64]) over K in [k0, k1), steps of kc. The four
+// tiles two 64-byte steps ahead are prefetched: tile loads come from L2 (the A
+// and B blocks do not fit L1 together), and the hardware prefetchers alone left
+// the loads waiting (measured 8-15% faster W8A8 with it, 5632 x 2048 x 512).
 template <int kc>
 inline void accumulate(const AmxActivations& x, int64_t t, const int8_t* b0, const int8_t* b1, int64_t k0,
                        int64_t k1) {
+  constexpr int64_t kAhead = 2 * kAmxK;
   for (int64_t k = k0; k < k1; k += kc) {
+    if (k % kAmxK == 0 && k + kAhead < x.k_padded) {
+      prefetch_tile(x.tile(t, k + kAhead));
+      prefetch_tile(x.tile(t + 16, k + kAhead));
+      prefetch_tile(b0 + 16 * (k + kAhead));
+      prefetch_tile(b1 + 16 * (k + kAhead));
+    }
     _tile_loadd(4, x.tile(t, k), 64);
     _tile_loadd(5, x.tile(t + 16, k), 64);
     _tile_loadd(6, b0 + 16 * k, 64);  // B row kk = k / 4 starts at byte 64 kk
