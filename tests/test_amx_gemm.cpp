@@ -9,10 +9,8 @@
 
 #include "kernels/amx_gemm.h"
 #include "kernels/w4a8.h"
-#include "model/packed_convert.h"
 #include "model/packed_linear.h"
 #include "core/thread_pool.h"
-#include "quant/quantized_weight.h"
 #include "test_int8_act_util.h"
 #include "test_quant_util.h"
 
@@ -24,31 +22,8 @@ using testing::gaussian;  // [rows, cols] N(0, sigma²), seeded
 bool have_amx() { return isa_supported(Isa::kAmx, detect_cpu_features()); }
 constexpr const char* kNoAmx = "AMX-INT8 not usable here (CPU, XCR0 or the Linux XTILEDATA permission)";
 
-PackedMatrix packed(const char* format, int64_t rows, int64_t cols, uint64_t seed) {
-  const std::vector<float> w = gaussian(rows, cols, seed, 0.05f);
-  QuantizedWeight q;
-  q.format = format;
-  q.tensor = std::move(quantize_matrix(format, w.data(), rows, cols)).value();
-  return std::move(pack_quantized_weight(q)).value();
-}
-
-// The same codes regrouped by `group` (a divisor of 128): every sub-group takes
-// the scale (and minimum) of the group of 128 it came from.
-PackedMatrix regroup(PackedMatrix w, int group) {
-  const int64_t old_ng = w.n_groups(), old_g = w.group;
-  w.group = group;
-  const int64_t ng = w.n_groups();
-  std::vector<uint16_t> s(static_cast<size_t>(w.rows * ng)), m(w.asymmetric ? s.size() : 0);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t g = 0; g < ng; ++g) {
-      s[r * ng + g] = w.scales[r * old_ng + g * group / old_g];
-      if (w.asymmetric) m[r * ng + g] = w.mins[r * old_ng + g * group / old_g];
-    }
-  }
-  w.scales = s;
-  w.mins = m;
-  return w;
-}
+using testing::packed_weight;  // format, rows, cols, seed -> packed
+using testing::regroup;        // the same codes, another group size
 
 void expect_same(const std::vector<float>& got, const std::vector<float>& want, int64_t rows) {
   for (size_t i = 0; i < got.size(); ++i) {
@@ -99,7 +74,7 @@ TEST(AmxGemm, W8A8IsBitIdenticalToTheReference) {
   if (!have_amx()) GTEST_SKIP() << kNoAmx;
   for (int64_t rows : kRows) {
     for (int64_t cols : kCols) {
-      const PackedMatrix w = packed("int8_pc", rows, cols, 200 + rows + cols);
+      const PackedMatrix w = packed_weight("int8_pc", rows, cols, 200 + rows + cols);
       const std::vector<int32_t> rowsum = int8_row_sums(w);
       for (int64_t tokens : kTokens) {
         SCOPED_TRACE(::testing::Message() << "[" << rows << ", " << cols << "] x " << tokens);
@@ -125,7 +100,7 @@ TEST(AmxGemm, W4A8IsBitIdenticalToTheReference) {
     for (int group : {128, 64, 32}) {
       for (int64_t rows : kRows) {
         for (int64_t cols : kCols) {
-          const PackedMatrix w = regroup(packed(format, rows, cols, 30 + rows + cols), group);
+          const PackedMatrix w = regroup(packed_weight(format, rows, cols, 30 + rows + cols), group);
           ASSERT_TRUE(w.validate().ok());
           ASSERT_TRUE(w4a8_amx_supported(w));
           for (int64_t tokens : kTokens) {
@@ -158,7 +133,7 @@ TEST(AmxGemm, ExtremeActivationsStayExact) {
   const int64_t rows = 40, cols = 8191;
   for (const char* format : {"int8_pc", "int4_g128_asym", "int4_g128"}) {
     SCOPED_TRACE(format);
-    const PackedMatrix w = packed(format, rows, cols, 17);
+    const PackedMatrix w = packed_weight(format, rows, cols, 17);
     const Int8Activations a = testing::extreme_int8_activations(cols, w.cols_padded);
     AmxActivations xa;
     prepare_amx_activations(a, xa);
@@ -176,9 +151,9 @@ TEST(AmxGemm, ExtremeActivationsStayExact) {
 }
 
 TEST(AmxGemm, GroupsOf16AreLeftToVnni) {
-  EXPECT_TRUE(w4a8_amx_supported(packed("int4_g128", 2, 64, 1)));
-  EXPECT_FALSE(w4a8_amx_supported(regroup(packed("int4_g128", 2, 64, 1), 16)));
-  EXPECT_FALSE(w4a8_amx_supported(packed("nvfp4", 2, 64, 1)));
+  EXPECT_TRUE(w4a8_amx_supported(packed_weight("int4_g128", 2, 64, 1)));
+  EXPECT_FALSE(w4a8_amx_supported(regroup(packed_weight("int4_g128", 2, 64, 1), 16)));
+  EXPECT_FALSE(w4a8_amx_supported(packed_weight("nvfp4", 2, 64, 1)));
 }
 
 // PackedLinear with ISA amx runs prompts on AMX and short calls on VNNI; both
@@ -188,8 +163,8 @@ TEST(AmxGemm, PackedLinearDispatchMatchesVnni) {
   ThreadPool pool(2);
   for (const char* format : {"int8_pc", "int4_g128_asym", "int4_g128"}) {
     const int64_t rows = 97, cols = 300;
-    auto amx = PackedLinear::create(packed(format, rows, cols, 7), {}, format, Isa::kAmx);
-    auto vnni = PackedLinear::create(packed(format, rows, cols, 7), {}, format, Isa::kAvx512Vnni);
+    auto amx = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, Isa::kAmx);
+    auto vnni = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, Isa::kAvx512Vnni);
     ASSERT_TRUE(amx.ok() && vnni.ok());
     ASSERT_TRUE((*amx)->enable_int8_activations(Isa::kAmx).ok());
     ASSERT_TRUE((*vnni)->enable_int8_activations(Isa::kAvx512Vnni).ok());

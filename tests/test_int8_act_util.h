@@ -1,10 +1,14 @@
-// Integer-activation inputs shared by the W8A8 and W4A8 kernel tests.
+// Integer-activation inputs and packed weights shared by the W8A8, W4A8 and AMX
+// kernel tests.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "kernels/w8a8.h"
+#include "model/packed_convert.h"
+#include "quant/quantized_weight.h"
+#include "test_quant_util.h"
 
 namespace lowbit::testing {
 
@@ -21,6 +25,33 @@ inline Int8Activations extreme_int8_activations(int64_t cols, int64_t cols_padde
   Int8Activations a;
   quantize_activations_int8(x.data(), tokens, cols, cols_padded, a);
   return a;
+}
+
+// A seeded N(0, 0.05²) [rows, cols] weight quantized to `format` and packed.
+inline PackedMatrix packed_weight(const char* format, int64_t rows, int64_t cols, uint64_t seed) {
+  const std::vector<float> w = gaussian(rows, cols, seed, 0.05f);
+  QuantizedWeight q;
+  q.format = format;
+  q.tensor = std::move(quantize_matrix(format, w.data(), rows, cols)).value();
+  return std::move(pack_quantized_weight(q)).value();
+}
+
+// The same codes regrouped by `group` columns (each new group takes the scale
+// of the old group holding its first column).
+inline PackedMatrix regroup(PackedMatrix w, int group) {
+  const int64_t old_ng = w.n_groups(), old_g = w.group;
+  w.group = group;
+  const int64_t ng = w.n_groups();
+  std::vector<uint16_t> s(static_cast<size_t>(w.rows * ng)), m(w.asymmetric ? s.size() : 0);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    for (int64_t g = 0; g < ng; ++g) {
+      s[r * ng + g] = w.scales[r * old_ng + g * group / old_g];
+      if (w.asymmetric) m[r * ng + g] = w.mins[r * old_ng + g * group / old_g];
+    }
+  }
+  w.scales = s;
+  w.mins = m;
+  return w;
 }
 
 }  // namespace lowbit::testing

@@ -18,31 +18,8 @@ namespace {
 
 using testing::gaussian;  // [rows, cols] N(0, sigma²), seeded
 
-PackedMatrix int4_weight(const char* format, int64_t rows, int64_t cols, uint64_t seed) {
-  const std::vector<float> w = gaussian(rows, cols, seed, 0.05f);
-  QuantizedWeight q;
-  q.format = format;
-  q.tensor = std::move(quantize_matrix(format, w.data(), rows, cols)).value();
-  return std::move(pack_quantized_weight(q)).value();
-}
-
-// The same codes regrouped by `group` columns (each new group takes the scale
-// of the old group holding its first column).
-PackedMatrix regroup(PackedMatrix w, int group) {
-  const int64_t old_ng = w.n_groups(), old_g = w.group;
-  w.group = group;
-  const int64_t ng = w.n_groups();
-  std::vector<uint16_t> s(static_cast<size_t>(w.rows * ng)), m(w.asymmetric ? s.size() : 0);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t g = 0; g < ng; ++g) {
-      s[r * ng + g] = w.scales[r * old_ng + g * group / old_g];
-      if (w.asymmetric) m[r * ng + g] = w.mins[r * old_ng + g * group / old_g];
-    }
-  }
-  w.scales = s;
-  w.mins = m;
-  return w;
-}
+using testing::packed_weight;  // format, rows, cols, seed -> packed
+using testing::regroup;        // the same codes, another group size
 
 struct Variant {
   const char* name;
@@ -60,12 +37,12 @@ std::vector<Variant> supported_variants() {
 
 TEST(W4A8, IntegerTablesQualify) {
   bool signed_codes = true;
-  EXPECT_TRUE(w4a8_supported(int4_weight("int4_g128_asym", 2, 64, 1), &signed_codes));
+  EXPECT_TRUE(w4a8_supported(packed_weight("int4_g128_asym", 2, 64, 1), &signed_codes));
   EXPECT_FALSE(signed_codes);
-  EXPECT_TRUE(w4a8_supported(int4_weight("int4_g128", 2, 64, 1), &signed_codes));
+  EXPECT_TRUE(w4a8_supported(packed_weight("int4_g128", 2, 64, 1), &signed_codes));
   EXPECT_TRUE(signed_codes);
-  EXPECT_FALSE(w4a8_supported(int4_weight("nvfp4", 2, 64, 1), nullptr));
-  EXPECT_FALSE(w4a8_supported(int4_weight("nf4_g64", 2, 64, 1), nullptr));
+  EXPECT_FALSE(w4a8_supported(packed_weight("nvfp4", 2, 64, 1), nullptr));
+  EXPECT_FALSE(w4a8_supported(packed_weight("nf4_g64", 2, 64, 1), nullptr));
 }
 
 TEST(W4A8, EachLevelPicksItsKernel) {
@@ -82,7 +59,7 @@ TEST(W4A8, EveryIsaIsBitIdenticalToTheReference) {
     for (int group : {0, 16, 48}) {  // 0: the format's own groups
       for (int64_t rows : {1, 3, 17, 33}) {
         for (int64_t cols : {1, 3, 17, 31, 32, 33, 255, 4097}) {
-          PackedMatrix w = int4_weight(format, rows, cols, 10 + rows + cols);
+          PackedMatrix w = packed_weight(format, rows, cols, 10 + rows + cols);
           if (group != 0) w = regroup(std::move(w), group);
           ASSERT_TRUE(w.validate().ok());
           for (int64_t tokens : {1, 3}) {
