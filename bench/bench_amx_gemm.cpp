@@ -45,10 +45,12 @@ void BM_IntGemm(benchmark::State& state) {
   for (float& v : x) v = d(rng);
   std::vector<float> y(static_cast<size_t>(tokens * rows));  // [tokens, rows]
   const W8A8Kernels vnni8 = w8a8_kernels(Isa::kAvx512Vnni);
+  const QuantizeRowsFn quantize = quantize_rows_int8(Isa::kAvx512Vnni);  // the runtime's AVX-512 quantizer
   Int8Activations a;
   AmxActivations xa;
   for (auto _ : state) {
-    quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
+    reserve_int8_activations(tokens, w.cols_padded, a);
+    quantize(x.data(), cols, 0, tokens, a);
     if (amx) prepare_amx_activations(a, xa);
     const std::vector<int32_t> qsum = w8 ? std::vector<int32_t>{} : group_activation_sums(w, a);
     switch (kernel) {
