@@ -44,12 +44,22 @@ class KvStream {
   bool coded() const { return codec_->spec().quantized(); }
   uint64_t allocated_bytes() const;
 
- private:
-  void code_oldest_unit();
-  float* window_row(int pos) { return window_.data() + static_cast<int64_t>(pos % window_rows_) * width_; }
+  // The storage read in place (kv_fused_attention.h): positions [0, sinks()) are
+  // sink_row(p), [sinks(), coded_end()) are units of codec().tokens_per_unit()
+  // rows (unit(u) holds positions sinks() + u T ...), [coded_end(), length())
+  // are window_row(p). Rows are [width] f32.
+  const KvTensorCodec& codec() const { return *codec_; }
+  int sinks() const { return sinks_; }
+  int coded_end() const { return coded_end_; }
+  const float* sink_row(int pos) const { return sink_rows_.data() + static_cast<int64_t>(pos) * width_; }
+  const uint8_t* unit(int64_t u) const { return units_.data() + u * codec_->unit_bytes(); }
   const float* window_row(int pos) const {
     return window_.data() + static_cast<int64_t>(pos % window_rows_) * width_;
   }
+
+ private:
+  void code_oldest_unit();
+  float* window_row(int pos) { return window_.data() + static_cast<int64_t>(pos % window_rows_) * width_; }
 
   const KvTensorCodec* codec_;
   int width_;

@@ -59,6 +59,11 @@ class KvTensorCodec {
   int sparse_count() const { return sparse_count_; }
   int64_t unit_bytes() const { return unit_bytes_; }
   int64_t sparse_row_bytes() const { return 6 * static_cast<int64_t>(sparse_count_); }
+  // The unit's layout, for readers of the codes in place (kv_fused_attention.h).
+  int groups_per_unit() const { return n_groups_; }
+  int64_t code_bytes() const { return code_bytes_; }
+  ScaleType scale_type() const { return scale_type_; }
+  bool asymmetric() const { return asymmetric_; }
   // Final storage per token: unit_bytes / T + sparse_row_bytes.
   double bytes_per_token() const;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu_features.h"
 #include "kernels/hadamard.h"
 
 namespace lowbit {
@@ -57,7 +58,8 @@ Status check_kv_spec(const KvSpec& spec, const KvCacheShape& shape) {
   return codecs.ok() ? Status::ok_status() : codecs.status();
 }
 
-Expected<std::unique_ptr<QuantizedKvCache>> QuantizedKvCache::create(const KvSpec& spec, const KvCacheShape& shape) {
+Expected<std::unique_ptr<QuantizedKvCache>> QuantizedKvCache::create(const KvSpec& spec, const KvCacheShape& shape,
+                                                                    KvAttentionMode attention) {
   if (shape.n_layers <= 0 || shape.capacity <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0) {
     return make_error("kv cache: bad shape ({} layers, {} positions, {} heads of {})", shape.n_layers,
                       shape.capacity, shape.n_kv_heads, shape.head_dim);
@@ -72,6 +74,10 @@ Expected<std::unique_ptr<QuantizedKvCache>> QuantizedKvCache::create(const KvSpe
     const bool coded = c->spec().quantized();
     cache->streams_.emplace_back(*c, shape.capacity, coded ? spec.sinks : 0, coded ? spec.residual : 0);
   }
+  for (int l = 0; l < shape.n_layers; ++l) {
+    cache->fused_.push_back(attention == KvAttentionMode::kFused && fused_attention_blocker(spec, l).empty());
+  }
+  cache->fused_kernels_ = &fused_attention_kernels(active_isa());
   return cache;
 }
 
@@ -131,6 +137,23 @@ void QuantizedKvCache::unrotate_heads(float* x, int64_t n_vectors) const {
   hadamard_rows_transpose(x, n_vectors, shape_.head_dim);
 }
 
+bool QuantizedKvCache::attend_decode(int layer, int n_pos, const float* q, int n_heads, float scale, float* out,
+                                     ThreadPool& pool) {
+  const KvStream& keys = streams_[2 * layer];
+  const KvStream& values = streams_[2 * layer + 1];
+  if (!fused_[layer] || keys.length() != n_pos || values.length() != n_pos) return false;
+  FusedDecodeQuery query;
+  query.q = q;
+  query.n_heads = n_heads;
+  query.n_kv_heads = shape_.n_kv_heads;
+  query.head_dim = shape_.head_dim;
+  query.n_pos = n_pos;
+  query.scale = scale;
+  query.out = out;
+  fused_decode_attention(keys, values, query, *fused_kernels_, fused_scratch_, pool);
+  return true;
+}
+
 double QuantizedKvCache::bytes_per_token() const {
   double bytes = 0.0;
   for (const auto& c : codecs_) bytes += c->bytes_per_token();
@@ -143,12 +166,12 @@ uint64_t QuantizedKvCache::allocated_bytes() const {
   return bytes;
 }
 
-KvCacheFactory make_kv_cache_factory(KvSpec spec) {
-  return [spec = std::move(spec)](const KvCacheShape& shape) -> Expected<std::unique_ptr<KvCache>> {
+KvCacheFactory make_kv_cache_factory(KvSpec spec, KvAttentionMode attention) {
+  return [spec = std::move(spec), attention](const KvCacheShape& shape) -> Expected<std::unique_ptr<KvCache>> {
     if (spec.is_fp32()) {
       return std::unique_ptr<KvCache>(std::make_unique<Fp32KvCache>(shape.n_layers, shape.capacity, shape.kv_dim()));
     }
-    LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedKvCache> cache, QuantizedKvCache::create(spec, shape));
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedKvCache> cache, QuantizedKvCache::create(spec, shape, attention));
     return std::unique_ptr<KvCache>(std::move(cache));
   };
 }

@@ -137,6 +137,11 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   }
   LB_RETURN_IF_ERROR(cache.write(cache_layer, pos, n_tokens, s.k.data(), s.v.data())
                          .with_context(fmt::format("layers.{}: KV cache", index_)));
+  // One token: the cache may attend from its storage in place (no [n_pos, kv_dim] FP32 copy).
+  if (n_tokens == 1 &&
+      cache.attend_decode(cache_layer, n_pos, s.q.data(), c.n_heads, attn_scale, s.attn.data(), pool)) {
+    return Status::ok_status();
+  }
   const float* keys = cache.fp32_keys(cache_layer);
   const float* values = cache.fp32_values(cache_layer);
   if (keys == nullptr || values == nullptr || layout.keys_before_rope) {

@@ -15,6 +15,10 @@
 // perplexity) gives each query what it would have read decoding token by token,
 // the cache tells from which position a query at position t still sees FP32
 // (fp_from) and the block uses the exact rows there.
+//
+// A cache may also attend for one query token itself (attend_decode), reading
+// its storage in place instead of returning FP32 rows; it decides per layer,
+// once, whether it does, and the block falls back to read() where it does not.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/thread_pool.h"
 
 namespace lowbit {
 
@@ -68,6 +73,17 @@ class KvCache {
   // (unrotate_heads). Called only when layout() says the cache rotates.
   virtual void rotate_heads(float* x, int64_t n_vectors) const {}
   virtual void unrotate_heads(float* x, int64_t n_vectors) const {}
+  // Attention of the one query token at position n_pos - 1 (written already)
+  // over positions [0, n_pos) of a layer, straight from storage:
+  //   out_h = Σ_j softmax_j(scale · q_h · k_j) v_j,  KV head of h = h / (n_heads / n_kv_heads)
+  // q: [n_heads, head_dim] after RoPE, in the space of the keys as written (the
+  // cache serves no layer whose layout asks for rotation or RoPE after reading);
+  // out: [n_heads, head_dim]. Returns false, touching nothing, when this layer
+  // takes the read() path.
+  virtual bool attend_decode(int layer, int n_pos, const float* q, int n_heads, float scale, float* out,
+                             ThreadPool& pool) {
+    return false;
+  }
   // Bytes stored per position over all layers, keys and values, scales, zero
   // points and side tables included, once a position is in its final storage
   // (FP32 sink tokens and the FP32 residual window are a fixed cost, counted in
