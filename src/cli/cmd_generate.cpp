@@ -87,6 +87,7 @@ void register_generate(CLI::App& root, CommandRunner& runner) {
   app->add_option("--seed", flags->seed, "Random seed")->capture_default_str();
   app->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating after the end-of-sequence token");
   add_kv_flags(*app, flags->kv);
+  add_kv_attention_flag(*app, flags->kv);
   app->callback([flags, &runner] { runner.run = [flags] { return run_generate(*flags); }; });
 }
 

@@ -122,6 +122,7 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
   app->add_option("--base", flags->base_path, "Base model for KL divergence, run on the same tokens");
   app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
   add_kv_flags(*app, flags->kv);
+  add_kv_attention_flag(*app, flags->kv);
   app->callback([flags, &runner] { runner.run = [flags] { return run_ppl(*flags); }; });
 }
 

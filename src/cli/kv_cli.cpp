@@ -36,6 +36,15 @@ void add_kv_flags(CLI::App& app, KvFlags& f) {
   app.add_option("--kv-save", f.save_path, "Save the resolved KV configuration (per-layer bits, codebooks) as JSON");
 }
 
+void add_kv_attention_flag(CLI::App& app, KvFlags& f) {
+  app.add_option("--kv-attention", f.attention,
+                 "One-token attention over a quantized KV cache: fused = read the codes in place where the spec "
+                 "allows (integer codes, no NUQ/FP8/FP4, sparse, pre-RoPE or rotation), materialize = decode the "
+                 "history to FP32 first")
+      ->check(CLI::IsMember({"fused", "materialize"}))
+      ->capture_default_str();
+}
+
 Expected<nlohmann::json> stored_kv_config(const std::string& model_path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(model_path, ec)) return nlohmann::json();
@@ -130,7 +139,12 @@ Expected<ResolvedKv> resolve_kv(const KvFlags& f, const std::string& model_path,
     std::fprintf(stderr, "kv: %s, %.2f bits on average\n", out.spec.describe().c_str(),
                  out.spec.average_bits(m.model.config().n_layers));
   }
-  out.factory = make_kv_cache_factory(out.spec);
+  LB_ASSIGN_OR_RETURN(const KvAttentionMode attention, parse_kv_attention_mode(f.attention));
+  if (verbose) {
+    std::fprintf(stderr, "%s\n",
+                 describe_decode_attention(out.spec, m.model.config().n_layers, attention).c_str());
+  }
+  out.factory = make_kv_cache_factory(out.spec, attention);
   return out;
 }
 

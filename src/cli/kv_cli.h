@@ -27,9 +27,12 @@ struct KvFlags {
   int calib_len = 512;
   double tune_bits = 0.0;  // 0: no tuning
   std::string save_path;
+  std::string attention = "fused";  // --kv-attention: fused | materialize (kv_fused_attention.h)
 };
 
 void add_kv_flags(CLI::App& app, KvFlags& flags);
+// --kv-attention fused|materialize (commands that run the model).
+void add_kv_attention_flag(CLI::App& app, KvFlags& flags);
 
 struct ResolvedKv {
   KvSpec spec;
