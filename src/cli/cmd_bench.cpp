@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/kv_cli.h"
 #include "eval/bandwidth.h"
 #include "eval/bench.h"
 #include "eval/synthetic_model.h"
@@ -28,6 +29,7 @@ struct BenchFlags {
   bool verbose = false;
   bool no_bandwidth = false;
   std::string act = "fp32";
+  KvFlags kv;
   BenchOptions options;
 };
 
@@ -73,6 +75,8 @@ std::string kernels_line(const AttachReport& r) {
 Status run_bench_command(const BenchFlags& f) {
   if (f.model_path.empty() == f.shape.empty()) return make_error("bench: give either MODEL or --shape");
   if (f.act != "fp32" && f.shape.empty()) return make_error("bench: --act int8 needs --shape");
+  if (!f.kv.spec.empty() && !f.shape.empty()) return make_error("bench: --kv needs MODEL");
+  BenchOptions options = f.options;
   AttachOptions attach;
   attach.int8_activations = f.act == "int8";
   configure_threads(f.threads);
@@ -82,7 +86,8 @@ Status run_bench_command(const BenchFlags& f) {
   std::string label;
   if (!f.shape.empty()) {
     LB_ASSIGN_OR_RETURN(ModelConfig config, shape_config(f.shape));
-    config.max_seq_len = std::max(config.max_seq_len, std::max(f.options.prompt_tokens, f.options.decode_tokens + 1));
+    config.max_seq_len = std::max(config.max_seq_len,
+                                  std::max(f.options.prompt_tokens, f.options.depth + f.options.decode_tokens + 1));
     LB_ASSIGN_OR_RETURN(FormatForLinear formats, recipe_formats(f.recipe));
     LB_ASSIGN_OR_RETURN(SyntheticModel s, build_synthetic_model(config, formats, f.options.seed, pool, attach));
     model.emplace(std::move(s.model));
@@ -90,14 +95,17 @@ Status run_bench_command(const BenchFlags& f) {
     label = fmt::format("shape {} (random weights), recipe {}, activations {}", f.shape, f.recipe, f.act);
   } else {
     LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model_path, f.tokenizer_path, &report));
+    LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, f.model_path, m, pool, f.verbose));
+    options.kv_cache = kv.factory;
+    label = fmt::format("kv {}, ", kv.spec.describe());
     model.emplace(std::move(m.model));
-    label = "model " + f.model_path;
+    label += "model " + f.model_path;
   }
   const std::string isa = isa_name(active_isa());
   const std::string kernels = kernels_line(report);
   if (f.verbose) std::fprintf(stderr, "kernels (isa %s): %s\n", isa.c_str(), kernels.c_str());
 
-  LB_ASSIGN_OR_RETURN(BenchResult r, run_bench(*model, f.options, pool));
+  LB_ASSIGN_OR_RETURN(BenchResult r, run_bench(*model, options, pool));
   BandwidthResult bw;
   if (!f.no_bandwidth) {
     LB_ASSIGN_OR_RETURN(bw, measure_bandwidth({}, pool));
@@ -115,8 +123,8 @@ Status run_bench_command(const BenchFlags& f) {
   std::printf("kernels: %s\n", kernels.c_str());
   std::printf("weights %.1f MB in memory, %.1f MB read per decode token\n", weight_bytes / 1e6, per_token / 1e6);
   std::printf("pp%d: %.2f tokens/s median (min %.2f, max %.2f)\n", f.options.prompt_tokens, r.pp_median, pp_lo, pp_hi);
-  std::printf("tg%d: %.2f tokens/s median (min %.2f, max %.2f), %.2f GB/s of weights\n", f.options.decode_tokens,
-              r.tg_median, tg_lo, tg_hi, achieved_gbs);
+  std::printf("tg%d at depth %d: %.2f tokens/s median (min %.2f, max %.2f), %.2f GB/s of weights\n",
+              f.options.decode_tokens, f.options.depth, r.tg_median, tg_lo, tg_hi, achieved_gbs);
   if (!f.no_bandwidth) {
     std::printf("bandwidth (%d threads): read %.2f GB/s (%.0f MiB), triad %.2f GB/s (3 x %.0f MiB); "
                 "decode roofline fraction %.3f\n",
@@ -131,6 +139,9 @@ Status run_bench_command(const BenchFlags& f) {
       {"threads", f.threads},
       {"prompt_tokens", f.options.prompt_tokens},
       {"decode_tokens", f.options.decode_tokens},
+      {"depth", f.options.depth},
+      {"kv", f.kv.spec.empty() ? "fp32" : f.kv.spec},
+      {"kv_attention", f.kv.attention},
       {"repetitions", f.options.repetitions},
       {"pp_tps", r.pp_median},
       {"tg_tps", r.tg_median},
@@ -165,6 +176,11 @@ void register_bench(CLI::App& root, CommandRunner& runner) {
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
   app->add_option("-n,--decode-tokens", flags->options.decode_tokens, "Tokens per tg run")
       ->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app->add_option("-d,--depth", flags->options.depth, "Context tokens before each tg run (one untimed batched pass)")
+      ->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  app->add_option("--kv", flags->kv.spec, std::string("With MODEL: quantized KV cache for pp and tg, ") +
+                                              kv_spec_help());
+  add_kv_attention_flag(*app, flags->kv);
   app->add_option("--reps", flags->options.repetitions, "Repetitions")->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app->add_option("--act", flags->act,

@@ -34,13 +34,13 @@ Expected<BenchResult> run_bench(const LlamaModel& model, const BenchOptions& opt
   if (options.prompt_tokens < 1 || options.decode_tokens < 1 || options.repetitions < 1) {
     return make_error("bench: -p, -n and --reps must be at least 1");
   }
-  if (options.prompt_tokens > c.max_seq_len || options.decode_tokens + 1 > c.max_seq_len) {
-    return make_error("bench: -p {} / -n {} exceed the model context {}", options.prompt_tokens,
+  if (options.prompt_tokens > c.max_seq_len || options.depth + options.decode_tokens + 1 > c.max_seq_len) {
+    return make_error("bench: -p {} / -d {} + -n {} exceed the model context {}", options.prompt_tokens, options.depth,
                       options.decode_tokens, c.max_seq_len);
   }
   std::mt19937_64 rng(options.seed);
   std::uniform_int_distribution<int32_t> token(0, c.vocab_size - 1);
-  std::vector<int32_t> prompt(options.prompt_tokens);
+  std::vector<int32_t> prompt(std::max(options.prompt_tokens, options.depth));
   for (int32_t& t : prompt) t = token(rng);
   std::vector<float> logits(c.vocab_size);
   ForwardOptions last_only;
@@ -48,17 +48,21 @@ Expected<BenchResult> run_bench(const LlamaModel& model, const BenchOptions& opt
 
   BenchResult result;
   for (int rep = 0; rep < options.repetitions; ++rep) {
-    auto cache = model.make_fp32_cache(std::max(options.prompt_tokens, options.decode_tokens + 1));
+    LB_ASSIGN_OR_RETURN(auto cache, model.make_cache(options.prompt_tokens, options.kv_cache));
     const auto t0 = Clock::now();
     LB_RETURN_IF_ERROR(model.forward(prompt.data(), options.prompt_tokens, 0, *cache, logits.data(), pool, last_only));
     const double pp_s = std::chrono::duration<double>(Clock::now() - t0).count();
     result.pp_tps.push_back(options.prompt_tokens / pp_s);
 
-    // Decode from an empty cache: one token per step, like llama-bench's tg test.
-    auto decode_cache = model.make_fp32_cache(options.decode_tokens + 1);
+    // Decode one token per step, like llama-bench's tg test, after `depth` context tokens.
+    cache.reset();  // the pp cache's memory is returned before tg allocates its own
+    LB_ASSIGN_OR_RETURN(auto decode_cache, model.make_cache(options.depth + options.decode_tokens, options.kv_cache));
+    if (options.depth > 0) {
+      LB_RETURN_IF_ERROR(model.forward(prompt.data(), options.depth, 0, *decode_cache, logits.data(), pool, last_only));
+    }
     int32_t next = prompt[0];
     const auto t1 = Clock::now();
-    for (int i = 0; i < options.decode_tokens; ++i) {
+    for (int i = options.depth; i < options.depth + options.decode_tokens; ++i) {
       LB_RETURN_IF_ERROR(model.forward(&next, 1, i, *decode_cache, logits.data(), pool, last_only));
       next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     }

@@ -13,9 +13,11 @@ namespace lowbit {
 
 struct BenchOptions {
   int prompt_tokens = 512;   // pp: one batched forward of this many tokens
-  int decode_tokens = 128;   // tg: this many one-token forwards after a 1-token prompt
+  int decode_tokens = 128;   // tg: this many one-token forwards after `depth` context tokens
   int repetitions = 5;
   uint64_t seed = 1;         // random token ids
+  int depth = 0;             // tg decodes after a context of this many tokens (one untimed batched forward)
+  KvCacheFactory kv_cache;   // caches of pp and tg; empty: FP32
 };
 
 struct BenchResult {
