@@ -11,6 +11,7 @@
 #include <random>
 
 #include "kernels/packed_matrix.h"
+#include "kernels/w4a4.h"
 #include "kernels/w4a8.h"
 #include "kernels/w8a8.h"
 #include "model/packed_convert.h"
@@ -159,6 +160,34 @@ void BM_W4A8(benchmark::State& state) {
 }
 BENCHMARK(BM_W4A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({2, 5632, 2048, 1})
     ->Args({1, 2048, 5632, 64})->Args({2, 2048, 5632, 64});
+
+// W4A4 (kernels/w4a4.h), int4_g128_asym weights, INT4 activations per token
+// (act group 0) or per group along K: args ISA (0 reference, 1 avx512vnni), rows,
+// cols, tokens, act group. Activation quantization and sub-block sums are timed.
+void BM_W4A4(benchmark::State& state) {
+  const Isa isa = state.range(0) == 0 ? Isa::kGeneric : Isa::kAvx512Vnni;
+  if (!isa_supported(isa, detect_cpu_features())) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  const int64_t rows = state.range(1), cols = state.range(2), tokens = state.range(3), group = state.range(4);
+  const PackedMatrix w = packed("int4_g128_asym", rows, cols);
+  const W4A4Fn k = w4a4_kernel(isa);
+  const std::vector<float> x = random_values(tokens * cols, 2);
+  std::vector<float> y(static_cast<size_t>(tokens * rows));
+  Int4Activations a;
+  for (auto _ : state) {
+    quantize_activations_int4(x.data(), tokens, cols, w.cols_padded, group, {}, a);
+    const std::vector<int32_t> qsum = w4a4_block_sums(w, a);
+    k(w, a, qsum, 0, rows, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(w4a4_kernel_name(isa));
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_W4A4)->Args({0, 5632, 2048, 1, 0})->Args({1, 5632, 2048, 1, 0})->Args({1, 2048, 5632, 64, 0})
+    ->Args({1, 2048, 5632, 64, 32});
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {

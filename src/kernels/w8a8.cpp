@@ -14,13 +14,22 @@ void reserve_int8_activations(int64_t tokens, int64_t cols_padded, Int8Activatio
   a.scale.assign(static_cast<size_t>(tokens), 0.0f);
 }
 
-void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a) {
+void quantize_rows_int8_rule(const float* x, int64_t cols, int64_t t0, int64_t t1, const IntActRule& rule,
+                             Int8Activations& a) {
   for (int64_t t = t0; t < t1; ++t) {
     const float* xt = x + t * cols;
     float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(xt[c]));
-    if (!(amax > 0.0f)) continue;
-    const float s = amax / 127.0f;
+    bool finite = true;
+    for (int64_t c = 0; c < cols; ++c) {
+      finite = finite && std::isfinite(xt[c]);
+      amax = std::max(amax, std::fabs(xt[c]));
+    }
+    if (!finite) {
+      a.scale[t] = std::nanf("");
+      continue;
+    }
+    const float s = int_act_scale(rule, amax, 127.0f);
+    if (!(s > 0.0f)) continue;
     a.scale[t] = s;
     uint8_t* u = a.u8.data() + t * a.cols_padded;
     for (int64_t c = 0; c < cols; ++c) {
@@ -30,9 +39,14 @@ void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_
   }
 }
 
-void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a) {
+void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a) {
+  quantize_rows_int8_rule(x, cols, t0, t1, {}, a);
+}
+
+void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a,
+                               const IntActRule& rule) {
   reserve_int8_activations(tokens, cols_padded, a);
-  quantize_rows_int8_generic(x, cols, 0, tokens, a);
+  quantize_rows_int8_rule(x, cols, 0, tokens, rule, a);
 }
 
 QuantizeRowsFn quantize_rows_int8(Isa isa) {

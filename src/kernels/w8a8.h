@@ -28,8 +28,28 @@ struct Int8Activations {
   std::vector<float> scale;  // [tokens] s_x
 };
 
+// How a token's activation scale is chosen (shared by the W8A8 / W4A8 / W4A4
+// activation quantizers): T = static_threshold when it is > 0 (per-tensor static,
+// values beyond +-T saturate), else clip * max |x| over the token (or group);
+// s = T / qmax. These are the float steps of quant/act_quant's "int8" / "int4"
+// token and tensor specs, so the codes equal the simulation's (tested).
+struct IntActRule {
+  float clip = 1.0f;              // (0, 1]
+  float static_threshold = 0.0f;  // > 0: per-tensor static T
+};
+// s = T / qmax for a block whose max |x| is amax.
+inline float int_act_scale(const IntActRule& rule, float amax, float qmax) {
+  const float t = rule.static_threshold > 0.0f ? rule.static_threshold : rule.clip * amax;
+  return t / qmax;
+}
+
 // x: [tokens, cols] -> a, padded to cols_padded (a multiple of 32). The reference.
-void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a);
+// A token with a non-finite value gets a NaN scale (NaN outputs, as the simulation's).
+void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int64_t cols_padded, Int8Activations& a,
+                               const IntActRule& rule = {});
+// Token range [t0, t1) under `rule` (portable); rule {} is quantize_rows_int8_generic.
+void quantize_rows_int8_rule(const float* x, int64_t cols, int64_t t0, int64_t t1, const IntActRule& rule,
+                             Int8Activations& a);
 
 // The same in pieces, for threads: size a for [tokens][cols_padded] (all q = 0,
 // scales 0), then quantize disjoint token ranges [t0, t1) of x [tokens, cols]
