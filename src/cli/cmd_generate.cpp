@@ -23,7 +23,8 @@ struct GenerateFlags {
 
 Status run_generate(const GenerateFlags& f) {
   configure_threads(f.model.threads);
-  LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model.model_path, f.model.tokenizer_path));
+  LB_ASSIGN_OR_RETURN(RunnableModel m,
+                      load_runnable(f.model.model_path, f.model.tokenizer_path, nullptr, act_runtime(f.model)));
   const Tokenizer& tok = *m.loaded.tokenizer;
   std::vector<int32_t> prompt;
   if (tok.add_bos() && tok.bos_id() >= 0) prompt.push_back(tok.bos_id());

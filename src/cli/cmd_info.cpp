@@ -13,7 +13,8 @@ void register_info(CLI::App& root, CommandRunner& runner) {
   add_model_flags(*app, *flags, false);
   app->callback([flags, &runner] {
     runner.run = [flags]() -> Status {
-      LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(flags->model_path, flags->tokenizer_path));
+      LB_ASSIGN_OR_RETURN(RunnableModel m,
+                          load_runnable(flags->model_path, flags->tokenizer_path, nullptr, act_runtime(*flags)));
       const ModelConfig& c = m.loaded.config;
       const FileSummary& s = m.loaded.summary;
       const double bpw = file_bits_per_weight(s);

@@ -28,10 +28,11 @@ Status run_ppl(const PplFlags& f) {
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(f.text_path));
-  LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model.model_path, f.model.tokenizer_path));
+  LB_ASSIGN_OR_RETURN(RunnableModel m,
+                      load_runnable(f.model.model_path, f.model.tokenizer_path, nullptr, act_runtime(f.model)));
   std::unique_ptr<RunnableModel> base;
   if (!f.base_path.empty()) {
-    auto loaded = load_runnable(f.base_path, f.model.tokenizer_path);
+    auto loaded = load_runnable(f.base_path, f.model.tokenizer_path, nullptr, {f.model.simulate_act, false});
     if (!loaded.ok()) return loaded.status().with_context("--base");
     base = std::make_unique<RunnableModel>(std::move(loaded).value());
   }

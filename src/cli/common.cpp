@@ -19,10 +19,19 @@ void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads) {
   }
   app.add_option("--json", flags.json_path, "Write a JSON report to this file");
   app.add_flag("-v,--verbose", flags.verbose, "Print the resolved configuration");
+  app.add_flag("--simulate-act", flags.simulate_act,
+               "Quantized activations: always fake-quantize + FP32 product, even where an integer kernel is exact");
+}
+
+std::string act_kernels_line(const ActAttachReport& r) {
+  std::string s;
+  for (const auto& [name, n] : r.integer) s += fmt::format("{}{} x{}", s.empty() ? "" : ", ", name, n);
+  for (const auto& [why, n] : r.simulated) s += fmt::format("{}simulated ({}) x{}", s.empty() ? "" : ", ", why, n);
+  return s;
 }
 
 Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path,
-                                      AttachReport* report) {
+                                      AttachReport* report, ActRuntime act) {
   LoadOptions options;
   options.tokenizer_path = tokenizer_path;
   LB_ASSIGN_OR_RETURN(LoadedModel loaded, load_model(path, options));
@@ -37,7 +46,14 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
   LB_RETURN_IF_ERROR(
       attach_quantized_linears(*model, std::move(loaded.quantized_linears), {}, report).with_context(path));
   // Around the weights (dense, quantized or packed); an online rotation goes outside these.
-  LB_RETURN_IF_ERROR(attach_act_quantizers(*model, loaded.act_quantizers).with_context(path));
+  ActAttachOptions act_options;
+  act_options.integer_kernels = !act.simulate;
+  ActAttachReport act_report;
+  LB_RETURN_IF_ERROR(attach_act_quantizers(*model, loaded.act_quantizers, act_options, &act_report).with_context(path));
+  if (act.verbose && !loaded.act_quantizers.empty()) {
+    std::fprintf(stderr, "activations (isa %s): %s\n", isa_name(act_options.isa),
+                 act_kernels_line(act_report).c_str());
+  }
   // Outermost: the online Hadamard transform of a rotated model's down_proj input.
   if (loaded.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(*model, *loaded.rotation).with_context(path));
   return RunnableModel{std::move(loaded), std::move(model).value()};

@@ -9,6 +9,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "model/act_quant_linear.h"
 #include "model/llama_model.h"
 #include "model/loader.h"
 #include "model/quantized_linear.h"
@@ -22,6 +23,7 @@ struct ModelFlags {
   int threads = 2;
   std::string json_path;
   bool verbose = false;
+  bool simulate_act = false;  // --simulate-act
 };
 
 void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads);
@@ -32,9 +34,20 @@ struct RunnableModel {
   LlamaModel model;
 };
 
+// How quantized activations run: the integer kernels where one is exact for the
+// act spec (default) or always the simulation; verbose: print the choice (stderr).
+struct ActRuntime {
+  bool simulate = false;
+  bool verbose = false;
+};
+inline ActRuntime act_runtime(const ModelFlags& f) { return {f.simulate_act, f.verbose}; }
+
 // report: when set, receives which runtime kernels the quantized linears took.
 Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path,
-                                      AttachReport* report = nullptr);
+                                      AttachReport* report = nullptr, ActRuntime act = {});
+
+// "w8a8/avx512vnni x42, simulated (act int4 token: ...) x7" (empty without act quantizers).
+std::string act_kernels_line(const ActAttachReport& r);
 
 // Sets the BLAS thread count once for this process.
 void configure_threads(int threads);

@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "model/packed_linear.h"
+
 namespace lowbit {
 
 Expected<std::unique_ptr<ActQuantLinear>> ActQuantLinear::create(std::unique_ptr<Linear> inner,
@@ -33,14 +35,39 @@ std::string ActQuantLinear::describe() const {
   return d;
 }
 
-Status attach_act_quantizers(LlamaModel& model, const std::map<std::string, ActQuantAttachment>& linears) {
+namespace {
+
+// Why `current` keeps the simulation ("" when an integer kernel takes the spec).
+std::string simulation_reason(const Linear& current, const ActQuantAttachment& a, const ActAttachOptions& options) {
+  if (!options.integer_kernels) return "integer kernels off";
+  const auto* packed = dynamic_cast<const PackedLinear*>(&current);
+  if (packed == nullptr) return "weights not packed (" + current.describe() + ")";
+  return PackedLinear::integer_act_unsupported(packed->packed(), a);
+}
+
+}  // namespace
+
+Status attach_act_quantizers(LlamaModel& model, const std::map<std::string, ActQuantAttachment>& linears,
+                             const ActAttachOptions& options, ActAttachReport* report) {
   for (const auto& [name, a] : linears) {
-    if (model.find_linear(name) == nullptr) return make_error("act quantizer for '{}': the model has no such layer", name);
+    Linear* current = model.find_linear(name);
+    if (current == nullptr) return make_error("act quantizer for '{}': the model has no such layer", name);
     auto quantizer = ActQuantizer::create(a.spec);
     if (!quantizer.ok()) return quantizer.status().with_context("linear '" + name + "'");
     if (a.spec.is_static() && !(a.static_threshold > 0.0f && std::isfinite(a.static_threshold))) {
       return make_error("linear '{}': per-tensor static activation threshold {} must be positive and finite", name,
                         a.static_threshold);
+    }
+    const std::string why = simulation_reason(*current, a, options);
+    if (why.empty()) {
+      auto& packed = static_cast<PackedLinear&>(*current);
+      LB_RETURN_IF_ERROR(packed.enable_integer_activations(a, options.isa).with_context("linear '" + name + "'"));
+      if (report != nullptr) ++report->integer[packed.kernel_name()];
+      continue;
+    }
+    if (report != nullptr) {
+      const ActQuantSpec& s = a.spec;
+      ++report->simulated[fmt::format("act {} {}: {}", s.format, act_granularity_name(s.granularity), why)];
     }
     // Checked above, so building the wrapper cannot fail.
     LB_RETURN_IF_ERROR(model.wrap_linear(name, [&](std::unique_ptr<Linear> inner) -> std::unique_ptr<Linear> {

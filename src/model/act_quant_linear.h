@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "kernels/cpu_features.h"
 #include "model/linear.h"
 #include "model/llama_model.h"
 #include "quant/act_quant.h"
@@ -45,8 +46,24 @@ class ActQuantLinear : public Linear {
   float threshold_;
 };
 
-// Wraps each named linear of `model` (its current implementation, whatever it
-// is) in an ActQuantLinear. Errors name the linear.
-Status attach_act_quantizers(LlamaModel& model, const std::map<std::string, ActQuantAttachment>& linears);
+struct ActAttachOptions {
+  // A packed linear whose layout and act spec have an exact integer kernel
+  // (PackedLinear::integer_act_unsupported) runs it instead of the simulation.
+  // false: always simulate (the reference the integer path is tested against).
+  bool integer_kernels = true;
+  Isa isa = active_isa();
+};
+
+// What attach_act_quantizers chose, for --verbose.
+struct ActAttachReport {
+  std::map<std::string, int> integer;    // kernel name ("w8a8/avx512vnni") -> number of linears
+  std::map<std::string, int> simulated;  // "act int8 tensor: <why no integer kernel>" -> number of linears
+};
+
+// For each named linear of `model`: switches a packed linear to its integer
+// activation kernel where one computes the spec exactly, else wraps the current
+// implementation (whatever it is) in an ActQuantLinear. Errors name the linear.
+Status attach_act_quantizers(LlamaModel& model, const std::map<std::string, ActQuantAttachment>& linears,
+                             const ActAttachOptions& options = {}, ActAttachReport* report = nullptr);
 
 }  // namespace lowbit

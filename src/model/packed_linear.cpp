@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/amx_gemm.h"
 
@@ -24,6 +25,47 @@ std::string PackedLinear::kernel_name() const { return int8_act_ ? int_name_ : k
 
 std::string PackedLinear::describe() const { return label_ + " packed " + kernel_name(); }
 
+std::string PackedLinear::integer_act_unsupported(const PackedMatrix& w, const ActQuantAttachment& act) {
+  const ActQuantSpec& s = act.spec;
+  if (s.format == "int4") {
+    if (!w4a8_supported(w, nullptr)) {
+      return fmt::format("no W4A4 kernel for the {} weight layout (integer 4-bit groups only)",
+                         packed_kind_name(w.kind));
+    }
+    const int64_t group = s.granularity == ActGranularity::kGroup ? s.group : 0;
+    if (!w4a4_supported(w, group)) {
+      return fmt::format("W4A4 needs sub-blocks of 16k columns (weight group {}, act group {})", w.group, s.group);
+    }
+    return "";
+  }
+  if (s.format != "int8") return fmt::format("no integer kernel for {} activations", s.format);
+  if (s.granularity == ActGranularity::kGroup) return "no integer kernel for per-group int8 activations";
+  if (w.kind != PackedKind::kInt8Row && !w4a8_supported(w, nullptr)) {
+    return fmt::format("no integer-activation kernel for the {} weight layout", packed_kind_name(w.kind));
+  }
+  return "";
+}
+
+Status PackedLinear::enable_integer_activations(const ActQuantAttachment& act, Isa isa) {
+  const std::string why = integer_act_unsupported(w_, act);
+  if (!why.empty()) return make_error("{}: {}", label_, why);
+  if (act.spec.is_static() && !(act.static_threshold > 0.0f && std::isfinite(act.static_threshold))) {
+    return make_error("{}: per-tensor static activation threshold {} must be positive and finite", label_,
+                      act.static_threshold);
+  }
+  if (act.spec.format == "int4") {
+    int8_act_ = true;
+    w4a4_ = w4a4_kernel(isa);
+    int_name_ = w4a4_kernel_name(isa);
+    act_group_ = act.spec.granularity == ActGranularity::kGroup ? act.spec.group : 0;
+  } else {
+    LB_RETURN_IF_ERROR(enable_int8_activations(isa));
+  }
+  act_rule_.clip = act.spec.clip;
+  act_rule_.static_threshold = act.spec.is_static() ? act.static_threshold : 0.0f;
+  return Status::ok_status();
+}
+
 Status PackedLinear::enable_int8_activations(Isa isa) {
   if (w_.kind == PackedKind::kInt8Row) {
     rowsum_ = int8_row_sums(w_);
@@ -41,10 +83,21 @@ Status PackedLinear::enable_int8_activations(Isa isa) {
   }
   quantize_rows_ = quantize_rows_int8(isa);
   int8_act_ = true;
+  act_rule_ = {};
+  w4a4_ = nullptr;
   return Status::ok_status();
 }
 
+void PackedLinear::w4a4_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
+  Int4Activations a;  // [n_tokens, cols_padded / 2] packed INT4, shared read-only by the threads
+  quantize_activations_int4(x, n_tokens, w_.cols, w_.cols_padded, act_group_, act_rule_, a);
+  const std::vector<int32_t> qsum = w4a4_block_sums(w_, a);
+  const int64_t out = w_.rows;
+  pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w4a4_(w_, a, qsum, r0, r1, y + r0, out); });
+}
+
 void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
+  if (w4a4_ != nullptr) return w4a4_forward(x, n_tokens, y, pool);
   const bool amx = amx_min_tokens_ > 0 && n_tokens >= amx_min_tokens_;
   // Shared read-only by the threads once filled (one parallel pass over tokens):
   Int8Activations a;          // [n_tokens, cols_padded] per-token INT8
@@ -54,7 +107,11 @@ void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, T
   if (w_.kind != PackedKind::kInt8Row) qsum.resize(static_cast<size_t>(n_tokens * w_.n_groups()));
   if (amx) reserve_amx_activations(n_tokens, w_.cols_padded, xa);
   pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-    quantize_rows_(x, w_.cols, t0, t1, a);
+    if (act_rule_.static_threshold > 0.0f || act_rule_.clip != 1.0f) {
+      quantize_rows_int8_rule(x, w_.cols, t0, t1, act_rule_, a);  // static T or a clip: the portable quantizer
+    } else {
+      quantize_rows_(x, w_.cols, t0, t1, a);
+    }
     if (!qsum.empty()) group_activation_sums_rows(w_, a, t0, t1, qsum.data());
     if (amx) amx_activation_rows(a, t0, t1, xa);
   });

@@ -14,9 +14,11 @@
 
 #include "core/status.h"
 #include "kernels/packed_matrix.h"
+#include "kernels/w4a4.h"
 #include "kernels/w4a8.h"
 #include "kernels/w8a8.h"
 #include "model/linear.h"
+#include "quant/act_quant.h"
 
 namespace lowbit {
 
@@ -53,6 +55,18 @@ class PackedLinear : public Linear {
   // the layout has no such kernel.
   Status enable_int8_activations(Isa isa = active_isa());
   bool int8_activations() const { return int8_act_; }
+
+  // Integer activations from a model file's activation quantizer (quant/act_quant.h),
+  // where a kernel computes exactly what ActQuantLinear simulates (the same codes
+  // and scales; only the float summation order of the product differs):
+  //   "int8" per token (any clip) or per tensor static (the calibrated T: s = T / 127)
+  //     with kInt8Row (W8A8) or integer kLut4 (W4A8) weights;
+  //   "int4" per token, per tensor static or per group (sub-blocks of 16k columns)
+  //     with integer kLut4 weights (W4A4, kernels/w4a4.h).
+  // Empty when `act` has such a kernel for w, else why not (for --verbose).
+  static std::string integer_act_unsupported(const PackedMatrix& w, const ActQuantAttachment& act);
+  // Switches to that kernel; an error carrying the reason when there is none.
+  Status enable_integer_activations(const ActQuantAttachment& act, Isa isa = active_isa());
   // The kernel name forward() runs ("lut4/avx512", "w8a8/avx512vnni", ...).
   std::string kernel_name() const;
 
@@ -62,12 +76,16 @@ class PackedLinear : public Linear {
   void gemv(const float* x, float* y, ThreadPool& pool) const;
   void gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
   void integer_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
+  void w4a4_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
 
   PackedMatrix w_;
   std::vector<float> bias_;
   std::string label_;
   PackedKernels kernels_;
   bool int8_act_ = false;
+  IntActRule act_rule_;          // how integer_forward picks the activation scales
+  W4A4Fn w4a4_ = nullptr;        // set: INT4 activations (W4A4)
+  int64_t act_group_ = 0;        // W4A4: activation columns per scale, 0 per token
   std::vector<int32_t> rowsum_;  // kInt8Row: sum of each row's codes (W8A8)
   W8A8Kernels w8a8_;
   W4A8Fn w4a8_ = nullptr;
