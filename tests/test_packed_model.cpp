@@ -80,6 +80,11 @@ TEST_P(PackedStories, PackedPathMatchesTheDequantizedPath) {
   o.model_path = model_;
   o.output_path = dir.file("s.lbq");
   o.progress = false;
+  if (recipe.find("gptq") != std::string::npos) {  // GPTQ needs calibration inputs: 8 windows of 64 tokens
+    o.calib_path = text_;
+    o.calibration.n_samples = 8;
+    o.calibration.seq_len = 64;
+  }
   ASSERT_TRUE(quantize_model(get(load_recipe(recipe)), o).ok());
   const LoadedModel loaded = get(load_model(o.output_path, {}));
   const int n_linears = 7 * loaded.config.n_layers + 1;  // + lm_head (FP16)
@@ -109,7 +114,8 @@ TEST_P(PackedStories, PackedPathMatchesTheDequantizedPath) {
               packed / reference - 1.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Recipes, PackedStories, ::testing::Values("w4g128-rtn", "w8", "nvfp4", "mxfp4"),
+INSTANTIATE_TEST_SUITE_P(Recipes, PackedStories, ::testing::Values("w4g128-rtn", "w8", "nvfp4", "mxfp4", "w3g128-rtn",
+                                                                        "w2g64-gptq"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';

@@ -16,6 +16,7 @@ const char* packed_kind_name(PackedKind kind) {
     case PackedKind::kFp8Row: return "fp8";
     case PackedKind::kFp16: return "fp16";
     case PackedKind::kBf16: return "bf16";
+    case PackedKind::kBits: return "bits";
   }
   return "?";
 }
@@ -27,6 +28,7 @@ int64_t PackedMatrix::row_bytes() const {
     case PackedKind::kFp8Row: return cols_padded;
     case PackedKind::kFp16:
     case PackedKind::kBf16: return cols_padded * 2;
+    case PackedKind::kBits: return cols_padded / 32 * 4 * code_bits;
   }
   return 0;
 }
@@ -44,11 +46,14 @@ Status PackedMatrix::validate() const {
   if (codes.size() != static_cast<size_t>(rows * row_bytes())) {
     return make_error("packed {}: {} code bytes for [{}, {}]", k, codes.size(), rows, cols_padded);
   }
-  if (kind == PackedKind::kLut4) {
-    if (group < 16 || group % 16 != 0) return make_error("packed lut4: group {} is not a multiple of 16", group);
+  if (kind == PackedKind::kBits && code_bits != 2 && code_bits != 3) {
+    return make_error("packed bits: {}-bit codes (2 or 3 supported)", code_bits);
+  }
+  if (packed_grouped(kind)) {
+    if (group < 16 || group % 16 != 0) return make_error("packed {}: group {} is not a multiple of 16", k, group);
     const size_t n = static_cast<size_t>(rows * n_groups());
     if (scales.size() != n || mins.size() != (asymmetric ? n : 0)) {
-      return make_error("packed lut4: {} scales / {} mins for {} groups", scales.size(), mins.size(), n);
+      return make_error("packed {}: {} scales / {} mins for {} groups", k, scales.size(), mins.size(), n);
     }
   }
   if ((kind == PackedKind::kInt8Row || kind == PackedKind::kFp8Row) && row_scales.size() != static_cast<size_t>(rows)) {
@@ -61,7 +66,7 @@ void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation&
   a.x.assign(static_cast<size_t>(w.cols_padded), 0.0f);
   std::memcpy(a.x.data(), x, static_cast<size_t>(w.cols) * sizeof(float));
   a.xsum.clear();
-  if (w.kind != PackedKind::kLut4 || !w.asymmetric) return;
+  if (!packed_grouped(w.kind) || !w.asymmetric) return;
   const int64_t ng = w.n_groups();
   a.xsum.assign(static_cast<size_t>(ng), 0.0f);
   for (int64_t g = 0; g < ng; ++g) {
@@ -91,13 +96,27 @@ uint32_t lut4_code(const PackedMatrix& w, int64_t r, int64_t c) {
   return j < 16 ? (byte & 0xF) : (byte >> 4);
 }
 
+// The table index of column c of a grouped layout.
+uint32_t grouped_code(const PackedMatrix& w, int64_t r, int64_t c) {
+  return w.kind == PackedKind::kBits ? bits_code(w, r, c) : lut4_code(w, r, c);
+}
+
 }  // namespace
+
+uint32_t bits_code(const PackedMatrix& w, int64_t r, int64_t c) {
+  const uint8_t* block = w.codes.data() + r * w.row_bytes() + (c / 32) * 4 * w.code_bits;
+  const int64_t h = (c % 32) / 16, i = c % 16;
+  uint32_t code = (block[4 * h + i / 4] >> (2 * (i % 4))) & 3u;
+  if (w.code_bits == 3) code |= ((block[8 + 2 * h + i / 8] >> (i % 8)) & 1u) << 2;
+  return code;
+}
 
 float packed_value(const PackedMatrix& w, int64_t r, int64_t c) {
   switch (w.kind) {
-    case PackedKind::kLut4: {
+    case PackedKind::kLut4:
+    case PackedKind::kBits: {
       const int64_t g = r * w.n_groups() + c / w.group;
-      float v = w.lut[lut4_code(w, r, c)] * scale16(w.scales[g], w.bf16_scales);
+      float v = w.lut[grouped_code(w, r, c)] * scale16(w.scales[g], w.bf16_scales);
       if (w.asymmetric) v += scale16(w.mins[g], w.bf16_scales);
       return v * w.tensor_scale;
     }
@@ -126,9 +145,9 @@ double packed_gemv_bound(const PackedMatrix& w, const float* x, int64_t r) {
   double mag = 0.0;  // sum over the products the kernels form, in absolute value
   for (int64_t c = 0; c < w.cols; ++c) {
     double a = std::fabs(static_cast<double>(packed_value(w, r, c)));
-    if (w.kind == PackedKind::kLut4) {
+    if (packed_grouped(w.kind)) {
       const int64_t g = r * w.n_groups() + c / w.group;
-      a = std::fabs(static_cast<double>(w.lut[lut4_code(w, r, c)]) * scale16(w.scales[g], w.bf16_scales));
+      a = std::fabs(static_cast<double>(w.lut[grouped_code(w, r, c)]) * scale16(w.scales[g], w.bf16_scales));
       if (w.asymmetric) a += std::fabs(static_cast<double>(scale16(w.mins[g], w.bf16_scales)));
       a *= std::fabs(static_cast<double>(w.tensor_scale));
     }
@@ -158,6 +177,8 @@ PackedKernels packed_kernels(PackedKind kind, Isa isa) {
     case PackedKind::kFp16:
     case PackedKind::kBf16:
       return pick(isa, packed_kernels_half_generic, packed_kernels_half_avx2, packed_kernels_half_avx512);
+    case PackedKind::kBits:  // no AVX2 kernel: the AVX2 level runs the portable one
+      return pick(isa, packed_kernels_bits_generic, packed_kernels_bits_generic, packed_kernels_bits_avx512);
   }
   return packed_kernels_lut4_generic();
 }

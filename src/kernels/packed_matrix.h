@@ -18,6 +18,16 @@
 //            without a shuffle). Scales are FP16 codes, or BF16 codes when
 //            `bf16_scales` (E8M0 powers of two do not fit FP16; UE4M3 and FP16
 //            scales do, exactly).
+//   kBits    2- or 3-bit codes (`code_bits`) through a 4- / 8-entry table, scales
+//            and minimums as kLut4 (INT2 / INT3 groups, uint2 / uint3 with a
+//            minimum: int2_g64, int3_g128). Codes: per 32-column block, 4 * b
+//            bytes; for each half h (columns 32b + 16h + i, i = 0..15):
+//              bytes 4h..4h+3: the low two bits of column i at bit 2i of this
+//                little-endian 32-bit word (byte 4h + i / 4, bits 2 (i % 4) ..)
+//              3-bit only, bytes 8 + 2h, 9 + 2h: the third bit of column i at bit
+//                i of this little-endian 16-bit word
+//            so 16 codes of a half come from one 32-bit broadcast, a variable
+//            shift and (3-bit) one mask register, without a table of shuffles.
 //   kInt8Row INT8 codes (two's complement) [rows][cols_padded], FP32 scale per row:
 //              W[r, c] = code * row_scale[r]
 //   kFp8Row  FP8 E4M3 codes [rows][cols_padded], FP32 scale per row:
@@ -44,7 +54,7 @@
 
 namespace lowbit {
 
-enum class PackedKind { kLut4, kInt8Row, kFp8Row, kFp16, kBf16 };
+enum class PackedKind { kLut4, kInt8Row, kFp8Row, kFp16, kBf16, kBits };
 
 inline constexpr int64_t kPackedColAlign = 32;
 
@@ -55,14 +65,15 @@ struct PackedMatrix {
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t cols_padded = 0;       // multiple of kPackedColAlign
-  int group = 0;                 // kLut4: columns per scale, a multiple of 16
-  bool asymmetric = false;       // kLut4: a minimum per group
-  bool bf16_scales = false;      // kLut4: scales/mins are BF16 codes (else FP16)
-  float lut[16] = {};            // kLut4: value of each code
+  int group = 0;                 // kLut4, kBits: columns per scale, a multiple of 16
+  bool asymmetric = false;       // kLut4, kBits: a minimum per group
+  bool bf16_scales = false;      // kLut4, kBits: scales/mins are BF16 codes (else FP16)
+  int code_bits = 0;             // kBits: 2 or 3
+  float lut[16] = {};            // kLut4, kBits: value of each code (kBits: the first 2^code_bits)
   float tensor_scale = 1.0f;     // multiplies every output
   std::vector<uint8_t> codes;    // [rows][row_bytes()]
-  std::vector<uint16_t> scales;  // kLut4: [rows][n_groups()]
-  std::vector<uint16_t> mins;    // kLut4 asymmetric: [rows][n_groups()]
+  std::vector<uint16_t> scales;  // kLut4, kBits: [rows][n_groups()]
+  std::vector<uint16_t> mins;    // kLut4, kBits asymmetric: [rows][n_groups()]
   std::vector<float> row_scales; // kInt8Row, kFp8Row: [rows]
 
   int64_t row_bytes() const;
@@ -73,15 +84,20 @@ struct PackedMatrix {
   Status validate() const;
 };
 
-// x padded to cols_padded, and its group sums for asymmetric kLut4.
+// Whether the layout has group scales (kLut4, kBits).
+inline bool packed_grouped(PackedKind kind) { return kind == PackedKind::kLut4 || kind == PackedKind::kBits; }
+
+// x padded to cols_padded, and its group sums for asymmetric grouped layouts.
 struct PackedActivation {
   std::vector<float> x;     // [cols_padded], zeros past cols
-  std::vector<float> xsum;  // kLut4 asymmetric: [n_groups] sum of x over each group
+  std::vector<float> xsum;  // kLut4 / kBits asymmetric: [n_groups] sum of x over each group
 };
 void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a);
 
 // Scalar value of one weight (the reference decode of the packed layout).
 float packed_value(const PackedMatrix& w, int64_t r, int64_t c);
+// The code of column c of row r of a kBits matrix (the reference decode of its layout).
+uint32_t bits_code(const PackedMatrix& w, int64_t r, int64_t c);
 
 // The reference GEMV in double: y[r] = sum_c packed_value(r, c) x[c] for r in [r0, r1).
 void gemv_packed_reference(const PackedMatrix& w, const float* x, int64_t r0, int64_t r1, float* y);
@@ -115,6 +131,8 @@ PackedKernels packed_kernels_fp8_avx512();
 PackedKernels packed_kernels_half_generic();
 PackedKernels packed_kernels_half_avx2();
 PackedKernels packed_kernels_half_avx512();
+PackedKernels packed_kernels_bits_generic();
+PackedKernels packed_kernels_bits_avx512();
 
 // FP8 E4M3 (OCP, bias 7, no infinities) code -> value; 0x7F / 0xFF (NaN) decode as 480.
 float e4m3_value(uint8_t code);

@@ -99,6 +99,39 @@ Expected<PackedMatrix> pack_lut4(const BlockFormat& f, const QuantizedTensor& t)
   return p;
 }
 
+// 2- / 3-bit codes in groups -> kBits (packed_matrix.h layout): the table is the
+// element's decode table, scales and minimums as kLut4.
+Expected<PackedMatrix> pack_bits(const BlockFormat& f, const QuantizedTensor& t) {
+  PackedMatrix p;
+  p.kind = PackedKind::kBits;
+  p.code_bits = f.layout.code_bits;
+  p.rows = t.rows;
+  p.cols = t.cols;
+  p.cols_padded = padded_cols(t.cols);
+  p.group = f.layout.group_cols;
+  p.asymmetric = f.spec.asymmetric;
+  lut4_scale_type(f.spec.scale_type, &p.bf16_scales);
+  const std::vector<float> table = decode_table(f.element);
+  const float unit = std::ldexp(1.0f, f.spec.element_unit_log2);
+  for (int c = 0; c < (1 << p.code_bits); ++c) p.lut[c] = std::isfinite(table[c]) ? table[c] * unit : 0.0f;
+  p.tensor_scale = f.layout.tensor_scale ? t.tensor_scale : 1.0f;
+  const int64_t block_bytes = 4 * p.code_bits;
+  p.codes.assign(static_cast<size_t>(p.rows * p.row_bytes()), 0);
+  for (int64_t r = 0; r < p.rows; ++r) {
+    uint8_t* dst = p.codes.data() + r * p.row_bytes();
+    for (int64_t c = 0; c < t.cols; ++c) {
+      const uint32_t code = code_at(f, t, r, c);
+      uint8_t* block = dst + (c / 32) * block_bytes;
+      const int64_t h = (c % 32) / 16, i = c % 16;
+      block[4 * h + i / 4] |= static_cast<uint8_t>((code & 3u) << (2 * (i % 4)));
+      if (p.code_bits == 3) block[8 + 2 * h + i / 8] |= static_cast<uint8_t>(((code >> 2) & 1u) << (i % 8));
+    }
+  }
+  LB_RETURN_IF_ERROR(convert_scales(f, t, t.scales, p.n_groups(), p.bf16_scales, p.scales));
+  if (p.asymmetric) LB_RETURN_IF_ERROR(convert_scales(f, t, t.mins, p.n_groups(), p.bf16_scales, p.mins));
+  return p;
+}
+
 Expected<PackedMatrix> pack_rows8(const BlockFormat& f, const QuantizedTensor& t, PackedKind kind) {
   PackedMatrix p;
   p.kind = kind;
@@ -139,10 +172,14 @@ std::string packed_unsupported_reason(const QuantizedWeight& q) {
   const BlockLayout& l = f.layout;
   const std::string& e = f.element.name;
   if (l.granularity == ScaleGranularity::kNone && (e == "fp16" || e == "bf16")) return "";
-  if (l.code_bits == 4) {
+  if (l.code_bits == 4 || l.code_bits == 3 || l.code_bits == 2) {
     bool bf16 = false;
-    if (l.granularity != ScaleGranularity::kGroup || l.group_cols % 16 != 0) return "4-bit codes need groups of 16k";
-    if (!lut4_scale_type(f.spec.scale_type, &bf16)) return "4-bit scales must be exact in fp16 or bf16";
+    if (l.granularity != ScaleGranularity::kGroup || l.group_cols % 16 != 0) {
+      return fmt::format("{}-bit codes need groups of 16k", l.code_bits);
+    }
+    if (!lut4_scale_type(f.spec.scale_type, &bf16)) {
+      return fmt::format("{}-bit scales must be exact in fp16 or bf16", l.code_bits);
+    }
     return "";
   }
   const bool row_fp32 = l.granularity == ScaleGranularity::kRow && f.spec.scale_type == ScaleType::kFp32;
@@ -175,6 +212,8 @@ Expected<PackedMatrix> pack_quantized_weight(const QuantizedWeight& q) {
     p = pack_half(t, PackedKind::kBf16);
   } else if (f->layout.code_bits == 4) {
     p = pack_lut4(*f, t);
+  } else if (f->layout.code_bits < 4) {
+    p = pack_bits(*f, t);
   } else if (e == "int8") {
     p = pack_rows8(*f, t, PackedKind::kInt8Row);
   } else {
