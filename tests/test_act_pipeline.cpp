@@ -20,12 +20,14 @@ namespace {
 using json = nlohmann::json;
 using testing::get;
 
-// A model file loaded as the CLI does: quantized linears, then their activation quantizers.
+// A model file loaded as the CLI does with --simulate-act: quantized linears, then
+// their activation quantizers as ActQuantLinear (the simulation; the integer
+// kernels the CLI selects by default are tested against it in test_act_integer.cpp).
 Expected<LlamaModel> load_runnable_model(const std::string& path) {
   LB_ASSIGN_OR_RETURN(LoadedModel loaded, load_model(path, {}));
   LB_ASSIGN_OR_RETURN(LlamaModel model, LlamaModel::create(loaded.config, std::move(loaded.weights)));
   LB_RETURN_IF_ERROR(attach_quantized_linears(model, std::move(loaded.quantized_linears)));
-  LB_RETURN_IF_ERROR(attach_act_quantizers(model, loaded.act_quantizers));
+  LB_RETURN_IF_ERROR(attach_act_quantizers(model, loaded.act_quantizers, {.integer_kernels = false}));
   return model;
 }
 
