@@ -58,6 +58,17 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
 
 MappedFile::~MappedFile() { release(); }
 
+void MappedFile::drop_pages(const uint8_t* begin, size_t n) const {
+  if (data_ == nullptr || begin < data_ || n > size_ || begin - data_ > static_cast<ptrdiff_t>(size_ - n)) return;
+  // Only whole pages inside the range: a neighbouring tensor's bytes on a shared page stay.
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(begin) + n) / page * page;
+  // The mapping is private and never written, so MADV_DONTNEED only drops clean
+  // page-cache pages from the resident set; a failure costs memory, not correctness.
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void MappedFile::release() {
   if (data_ != nullptr) munmap(const_cast<uint8_t*>(data_), size_);
   data_ = nullptr;

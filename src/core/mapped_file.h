@@ -25,6 +25,13 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Tells the kernel that the bytes [begin, begin + n) of the mapping are no longer
+  // needed: the whole pages inside the range leave this process's resident set
+  // (their contents stay readable; touching them again reads the file). A loader
+  // calls it once a tensor has been converted, so a model is never resident twice
+  // (mapped and converted). A range outside the mapping is ignored.
+  void drop_pages(const uint8_t* begin, size_t n) const;
+
  private:
   void release();
   const uint8_t* data_ = nullptr;

@@ -86,6 +86,8 @@ class ContainerReader {
   // The bytes of a blob reference {"offset": o, "bytes": n} taken from the index,
   // checked to lie in the blob section; `what` names it in errors.
   Expected<std::span<const uint8_t>> blob(const nlohmann::json& ref, const std::string& what) const;
+  // Drops the resident pages of bytes returned by blob() (MappedFile::drop_pages).
+  void drop_pages(std::span<const uint8_t> bytes) const { file_.drop_pages(bytes.data(), bytes.size()); }
 
  private:
   ContainerReader(MappedFile file, GgufFile header) : file_(std::move(file)), header_(std::move(header)) {}

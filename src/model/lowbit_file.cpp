@@ -363,6 +363,26 @@ Expected<std::vector<float>> LowbitModelFile::read_fp32(const std::string& name,
   return out;
 }
 
+void LowbitModelFile::drop_pages(const std::string& name) const {
+  auto it = records_.find(name);
+  if (it == records_.end()) return;
+  auto drop = [this](const json& part) {
+    if (!part.is_object()) return;
+    for (const char* key : {"codes", "scales", "mins", "data"}) {
+      if (!part.contains(key)) continue;
+      auto bytes = container_->blob(part[key], key);
+      if (bytes.ok()) container_->drop_pages(*bytes);
+    }
+  };
+  const json& r = *it->second;
+  drop(r);
+  if (r.contains("outliers")) drop(r["outliers"]);
+  if (r.contains("lowrank")) {
+    drop(r["lowrank"].value("u", json()));
+    drop(r["lowrank"].value("v", json()));
+  }
+}
+
 bool LowbitModelFile::is_quantized(const std::string& name) const {
   auto it = records_.find(name);
   return it != records_.end() && it->second->value("format", "") != kFp32Storage;

@@ -101,6 +101,9 @@ class LowbitModelFile {
   Expected<QuantizedWeight> read(const std::string& name, const std::vector<int64_t>& shape) const;
   // The same dequantized to FP32.
   Expected<std::vector<float>> read_fp32(const std::string& name, const std::vector<int64_t>& shape) const;
+  // Drops the resident pages of every blob of tensor `name` (its bytes were read
+  // and converted; ContainerReader::drop_pages). No-op for an unknown name.
+  void drop_pages(const std::string& name) const;
   // Whether a stored tensor is in a non-FP32 storage.
   bool is_quantized(const std::string& name) const;
   // Field `key` of the record of `name`; null when the tensor or the field is absent.
