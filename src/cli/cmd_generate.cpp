@@ -65,6 +65,7 @@ Status run_generate(const GenerateFlags& f) {
       {"top_p", f.top_p},
       {"seed", f.seed},
       {"threads", f.model.threads},
+      {"weight_bytes", m.model.weight_bytes()},  // held by the runtime model (packed where stored quantized)
   };
   add_kv_report(report, kv, m.model.config(), result.kv_bytes_per_token, result.kv_bytes_allocated);
   return write_json_report(f.model.json_path, report);

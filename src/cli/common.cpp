@@ -6,6 +6,7 @@
 #include "model/act_quant_linear.h"
 #include "model/online_hadamard_linear.h"
 #include "model/quantized_linear.h"
+#include "model/runtime_model.h"
 
 namespace lowbit::cli {
 
@@ -34,29 +35,26 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
                                       AttachReport* report, ActRuntime act) {
   LoadOptions options;
   options.tokenizer_path = tokenizer_path;
-  LB_ASSIGN_OR_RETURN(LoadedModel loaded, load_model(path, options));
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(path, options));
+  LB_ASSIGN_OR_RETURN(LoadedModel loaded, read_model_info(*source));
   if (loaded.tokenizer == nullptr) {
     return make_error("{}: no tokenizer (a llama2.c model needs --tokenizer tokenizer.bin)", path);
   }
-  ModelConfig config = loaded.config;
-  ModelWeights weights = std::move(loaded.weights);
-  loaded.weights = ModelWeights();
-  auto model = LlamaModel::create(config, std::move(weights));
-  if (!model.ok()) return model.status().with_context(path);
-  LB_RETURN_IF_ERROR(
-      attach_quantized_linears(*model, std::move(loaded.quantized_linears), {}, report).with_context(path));
+  // Packed straight from the stored tensors where the file keeps them (model/runtime_model.h).
+  LB_ASSIGN_OR_RETURN(LlamaModel model, build_runtime_model(*source, {}, report));
+  source.reset();  // unmaps the file
   // Around the weights (dense, quantized or packed); an online rotation goes outside these.
   ActAttachOptions act_options;
   act_options.integer_kernels = !act.simulate;
   ActAttachReport act_report;
-  LB_RETURN_IF_ERROR(attach_act_quantizers(*model, loaded.act_quantizers, act_options, &act_report).with_context(path));
+  LB_RETURN_IF_ERROR(attach_act_quantizers(model, loaded.act_quantizers, act_options, &act_report).with_context(path));
   if (act.verbose && !loaded.act_quantizers.empty()) {
     std::fprintf(stderr, "activations (isa %s): %s\n", isa_name(act_options.isa),
                  act_kernels_line(act_report).c_str());
   }
   // Outermost: the online Hadamard transform of a rotated model's down_proj input.
-  if (loaded.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(*model, *loaded.rotation).with_context(path));
-  return RunnableModel{std::move(loaded), std::move(model).value()};
+  if (loaded.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(model, *loaded.rotation).with_context(path));
+  return RunnableModel{std::move(loaded), std::move(model)};
 }
 
 void configure_threads(int threads) { openblas_set_num_threads(threads); }

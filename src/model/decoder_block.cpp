@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/block_shapes.h"
 #include "model/model_source.h"
 #include "model/ops.h"
 
@@ -39,19 +40,45 @@ void BlockScratch::resize(const ModelConfig& c, int64_t n, int64_t n_pos) {
 Expected<DecoderBlock> DecoderBlock::create(const ModelConfig& config, int index, LayerWeights w,
                                             const std::vector<float>& rope_freq_factors) {
   LB_RETURN_IF_ERROR(validate_layer_weights(w, config, index, "decoder block"));
+  std::array<std::unique_ptr<Linear>, 7> linears;
+  for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
+    linears[k] = std::make_unique<DenseLinear>(std::move(linear_matrix(w, kLinearSuffixes[k])));
+  }
+  return create(config, index, std::move(w), std::move(linears), rope_freq_factors);
+}
+
+Expected<DecoderBlock> DecoderBlock::create(const ModelConfig& config, int index, LayerWeights norms,
+                                            std::array<std::unique_ptr<Linear>, 7> linears,
+                                            const std::vector<float>& rope_freq_factors) {
+  const std::string where = fmt::format("decoder block {}", index);
+  auto check_norm = [&](const std::vector<float>& v, bool optional, const char* name) -> Status {
+    if ((optional && v.empty()) || v.size() == static_cast<size_t>(config.dim)) return Status::ok_status();
+    return make_error("{}: {} has {} values, expected {}", where, name, v.size(), config.dim);
+  };
+  LB_RETURN_IF_ERROR(check_norm(norms.attn_norm, false, "attn_norm"));
+  LB_RETURN_IF_ERROR(check_norm(norms.ffn_norm, false, "ffn_norm"));
+  LB_RETURN_IF_ERROR(check_norm(norms.attn_norm_bias, true, "attn_norm_bias"));
+  LB_RETURN_IF_ERROR(check_norm(norms.ffn_norm_bias, true, "ffn_norm_bias"));
+  const std::array<LinearShape, 7> shapes = block_linear_shapes(config);
   DecoderBlock b;
+  for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
+    b.names_[k] = fmt::format("layers.{}.{}", index, kLinearSuffixes[k]);
+    if (!linear_matrix(norms, kLinearSuffixes[k]).empty()) {
+      return make_error("{}: {} given both as a matrix and as a layer", where, b.names_[k]);
+    }
+    const Linear* l = linears[k].get();
+    if (l == nullptr || l->out_features() != shapes[k].rows || l->in_features() != shapes[k].cols) {
+      return make_error("{}: {} missing or not [{}, {}]", where, b.names_[k], shapes[k].rows, shapes[k].cols);
+    }
+  }
   b.config_ = config;
   b.index_ = index;
   b.rope_inv_freq_ = rope_inverse_frequencies(config, rope_freq_factors);
-  b.attn_norm_ = std::move(w.attn_norm);
-  b.ffn_norm_ = std::move(w.ffn_norm);
-  b.attn_norm_bias_ = std::move(w.attn_norm_bias);
-  b.ffn_norm_bias_ = std::move(w.ffn_norm_bias);
-  Matrix* matrices[] = {&w.q_proj, &w.k_proj, &w.v_proj, &w.o_proj, &w.gate_proj, &w.up_proj, &w.down_proj};
-  for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
-    b.linears_[k] = std::make_unique<DenseLinear>(std::move(*matrices[k]));
-    b.names_[k] = fmt::format("layers.{}.{}", index, kLinearSuffixes[k]);
-  }
+  b.attn_norm_ = std::move(norms.attn_norm);
+  b.ffn_norm_ = std::move(norms.ffn_norm);
+  b.attn_norm_bias_ = std::move(norms.attn_norm_bias);
+  b.ffn_norm_bias_ = std::move(norms.ffn_norm_bias);
+  b.linears_ = std::move(linears);
   return b;
 }
 

@@ -63,6 +63,12 @@ class DecoderBlock {
   // matrices become DenseLinear layers. rope_freq_factors: [head_dim/2] or empty.
   static Expected<DecoderBlock> create(const ModelConfig& config, int index, LayerWeights weights,
                                        const std::vector<float>& rope_freq_factors);
+  // The same around linear layers built elsewhere (packed ones, model/runtime_model.h),
+  // in kLinearSuffixes order, each checked against the config's shape. The norms
+  // (and norm biases) come from `norms`, whose matrices must be empty.
+  static Expected<DecoderBlock> create(const ModelConfig& config, int index, LayerWeights norms,
+                                       std::array<std::unique_ptr<Linear>, 7> linears,
+                                       const std::vector<float>& rope_freq_factors);
 
   int index() const { return index_; }
   // "layers.{i}.{suffix}" of linear k (k indexes kLinearSuffixes).

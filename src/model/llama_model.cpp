@@ -22,7 +22,7 @@ Expected<LlamaModel> LlamaModel::create(ModelConfig config, ModelWeights weights
   } else {
     model.lm_head_ = std::make_unique<DenseLinear>(std::move(weights.lm_head));
   }
-  model.token_embedding_ = std::move(weights.token_embedding);
+  LB_ASSIGN_OR_RETURN(model.token_embedding_, TokenEmbedding::fp32(std::move(weights.token_embedding), config.dim));
   model.layers_.reserve(weights.layers.size());
   for (size_t i = 0; i < weights.layers.size(); ++i) {
     LB_ASSIGN_OR_RETURN(
@@ -30,6 +30,36 @@ Expected<LlamaModel> LlamaModel::create(ModelConfig config, ModelWeights weights
         DecoderBlock::create(config, static_cast<int>(i), std::move(weights.layers[i]), weights.rope_freq_factors));
     model.layers_.push_back(std::move(block));
   }
+  return model;
+}
+
+Expected<LlamaModel> LlamaModel::assemble(ModelConfig config, TokenEmbedding embedding, std::vector<float> output_norm,
+                                          std::vector<DecoderBlock> blocks, std::unique_ptr<Linear> lm_head,
+                                          bool head_shares_embedding) {
+  LB_RETURN_IF_ERROR(config.validate("model"));
+  if (embedding.vocab() != config.vocab_size || embedding.dim() != config.dim) {
+    return make_error("model: token embedding [{}, {}], expected [{}, {}]", embedding.vocab(), embedding.dim(),
+                      config.vocab_size, config.dim);
+  }
+  if (output_norm.size() != static_cast<size_t>(config.dim)) {
+    return make_error("model: output_norm has {} values, expected {}", output_norm.size(), config.dim);
+  }
+  if (blocks.size() != static_cast<size_t>(config.n_layers)) {
+    return make_error("model: {} decoder blocks, config says {}", blocks.size(), config.n_layers);
+  }
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].index() != static_cast<int>(i)) return make_error("model: block {} has index {}", i, blocks[i].index());
+  }
+  if (lm_head == nullptr || lm_head->out_features() != config.vocab_size || lm_head->in_features() != config.dim) {
+    return make_error("model: lm_head missing or not [{}, {}]", config.vocab_size, config.dim);
+  }
+  LlamaModel model;
+  model.config_ = std::move(config);
+  model.token_embedding_ = std::move(embedding);
+  model.output_norm_ = std::move(output_norm);
+  model.layers_ = std::move(blocks);
+  model.lm_head_ = std::move(lm_head);
+  model.head_shares_embedding_ = head_shares_embedding;
   return model;
 }
 
@@ -62,6 +92,7 @@ Status LlamaModel::replace_linear(const std::string& name, std::unique_ptr<Linea
   if (name == "lm_head") {
     LB_RETURN_IF_ERROR(check_replacement_shape(name, *lm_head_, *replacement));
     lm_head_ = std::move(replacement);
+    head_shares_embedding_ = false;
     return Status::ok_status();
   }
   auto [block, suffix] = find_block(name);
@@ -84,9 +115,9 @@ Status LlamaModel::wrap_linear(const std::string& name, const LinearWrapper& wra
 }
 
 uint64_t LlamaModel::weight_bytes() const {
-  uint64_t bytes = (token_embedding_.size() + output_norm_.size()) * sizeof(float);
+  uint64_t bytes = token_embedding_.bytes() + output_norm_.size() * sizeof(float);
   for (const DecoderBlock& block : layers_) bytes += block.weight_bytes();
-  if (!config_.tied_embeddings) bytes += lm_head_->weight_bytes();
+  if (!head_shares_embedding_) bytes += lm_head_->weight_bytes();
   return bytes;
 }
 
@@ -130,7 +161,7 @@ Status LlamaModel::forward(const int32_t* tokens, int n_tokens, int pos, KvCache
   const int dim = c.dim;
   std::vector<float> x(n * dim);  // [n, dim] residual stream
   for (int64_t t = 0; t < n; ++t) {
-    std::copy_n(token_embedding_.data() + static_cast<int64_t>(tokens[t]) * dim, dim, x.data() + t * dim);
+    token_embedding_.lookup(tokens[t], x.data() + t * dim);
   }
   BlockScratch scratch;
   for (const DecoderBlock& block : layers_) {

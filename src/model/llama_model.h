@@ -19,6 +19,7 @@
 #include "model/decoder_block.h"
 #include "model/kv_cache.h"
 #include "model/linear.h"
+#include "model/token_embedding.h"
 #include "model/weights.h"
 
 namespace lowbit {
@@ -32,6 +33,13 @@ class LlamaModel {
  public:
   // Takes the weights; matrices become DenseLinear layers.
   static Expected<LlamaModel> create(ModelConfig config, ModelWeights weights);
+  // From parts built elsewhere (model/runtime_model.h builds packed ones straight
+  // from a lowbit file): output_norm [dim], blocks in layer order, the head
+  // [vocab, dim]. head_shares_embedding: the head runs on the embedding's storage
+  // (a tied head over the packed table), so weight_bytes() counts it once.
+  static Expected<LlamaModel> assemble(ModelConfig config, TokenEmbedding embedding, std::vector<float> output_norm,
+                                       std::vector<DecoderBlock> blocks, std::unique_ptr<Linear> lm_head,
+                                       bool head_shares_embedding);
 
   const ModelConfig& config() const { return config_; }
 
@@ -41,7 +49,10 @@ class LlamaModel {
   Status replace_linear(const std::string& name, std::unique_ptr<Linear> replacement);
   // Replaces a linear layer by wrap(current layer) (DecoderBlock::wrap_linear).
   Status wrap_linear(const std::string& name, const LinearWrapper& wrap);
-  uint64_t weight_bytes() const;  // linears + embeddings + norms
+  // Bytes held by the weights: linears + embedding + norms, and the head unless it
+  // shares the embedding's storage (a tied FP32 head is a copy and is counted).
+  uint64_t weight_bytes() const;
+  const TokenEmbedding& token_embedding() const { return token_embedding_; }
   uint64_t n_parameters() const;
 
   std::unique_ptr<KvCache> make_fp32_cache(int capacity) const;
@@ -61,10 +72,11 @@ class LlamaModel {
   std::pair<DecoderBlock*, std::string> find_block(const std::string& name);
 
   ModelConfig config_;
-  std::vector<float> token_embedding_;  // [vocab, dim]
+  TokenEmbedding token_embedding_;      // [vocab, dim]
   std::vector<float> output_norm_;      // [dim]
   std::vector<DecoderBlock> layers_;
   std::unique_ptr<Linear> lm_head_;
+  bool head_shares_embedding_ = false;  // until lm_head is replaced
 };
 
 }  // namespace lowbit

@@ -1,6 +1,7 @@
 // lowbit model file (model/lowbit_file.h) → ModelSource. Quantized tensors are
-// dequantized to FP32 piece by piece like any other source; quantized_linears()
-// also hands out their packed form so the runtime can keep it (QuantizedLinear).
+// dequantized to FP32 piece by piece like any other source (the quantization
+// pipeline's view); stored_tensor() hands out each tensor as stored, so the
+// runtime (model/runtime_model.h) packs it without an FP32 copy.
 #include "model/lowbit_file.h"
 #include "model/model_source.h"
 
@@ -52,6 +53,16 @@ class LowbitSource : public ModelSource {
       }
     }
     return out;
+  }
+
+  bool has_stored_tensors() const override { return true; }
+
+  Expected<std::optional<QuantizedWeight>> stored_tensor(const std::string& name,
+                                                         const std::vector<int64_t>& shape) const override {
+    if (!file_.has(name)) return std::optional<QuantizedWeight>();
+    LB_ASSIGN_OR_RETURN(QuantizedWeight q, file_.read(name, shape));
+    file_.drop_pages(name);  // q holds its own copy; the mapped pages would only double the resident size
+    return std::optional<QuantizedWeight>(std::move(q));
   }
 
   Expected<std::optional<RotationSpec>> rotation() const override {

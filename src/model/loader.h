@@ -34,6 +34,11 @@ struct LoadedModel {
 // Reads every piece of an opened model (each checked as ModelSource checks it)
 // and its tokenizer.
 Expected<LoadedModel> read_model(const ModelSource& source);
+// The parts of read_model: everything but the weights and the quantized linears
+// (config, summary, tokenizer, activation quantizers, rotation) ...
+Expected<LoadedModel> read_model_info(const ModelSource& source);
+// ... and the FP32 weights.
+Expected<ModelWeights> read_weights(const ModelSource& source);
 
 // Chooses the loader by the path: a folder is a Hugging Face checkpoint, a file
 // starting with "GGUF" is GGUF, a ".bin" is llama2.c.

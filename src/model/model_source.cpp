@@ -114,6 +114,13 @@ Expected<std::map<std::string, ActQuantAttachment>> ModelSource::act_quantizers(
 
 Expected<std::optional<RotationSpec>> ModelSource::rotation() const { return std::optional<RotationSpec>(); }
 
+bool ModelSource::has_stored_tensors() const { return false; }
+
+Expected<std::optional<QuantizedWeight>> ModelSource::stored_tensor(const std::string&,
+                                                                    const std::vector<int64_t>&) const {
+  return std::optional<QuantizedWeight>();
+}
+
 Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path, const LoadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;

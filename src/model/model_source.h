@@ -61,6 +61,19 @@ class ModelSource {
   // recipe: model/rotation_spec.h); nullopt for other files.
   virtual Expected<std::optional<RotationSpec>> rotation() const;
 
+  // Whether stored_tensor() gives every piece in its stored form (a lowbit model
+  // file), so the runtime can pack quantized tensors without an FP32 copy
+  // (model/runtime_model.h). False for files of FP weights.
+  virtual bool has_stored_tensors() const;
+  // The stored form of tensor `name` ("token_embedding", "layers.3.attn_norm",
+  // "layers.3.q_proj", "layers.3.q_proj.bias", "output_norm", "lm_head",
+  // "rope_freqs"; norms and unquantized tensors in format "fp32"), checked against
+  // `shape`; nullopt when the file has no such tensor or no stored tensors. Errors
+  // name the file and the tensor. Once called, the tensor's mapped bytes are
+  // dropped from memory (the result is a copy; reading again reads the file).
+  virtual Expected<std::optional<QuantizedWeight>> stored_tensor(const std::string& name,
+                                                                 const std::vector<int64_t>& shape) const;
+
  protected:
   ModelSource(ModelConfig config, FileSummary summary, LoadOptions options);
 

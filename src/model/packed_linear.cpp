@@ -11,11 +11,18 @@ namespace lowbit {
 
 Expected<std::unique_ptr<PackedLinear>> PackedLinear::create(PackedMatrix weight, std::vector<float> bias,
                                                              std::string label, Isa isa) {
-  LB_RETURN_IF_ERROR(weight.validate());
-  if (!bias.empty() && static_cast<int64_t>(bias.size()) != weight.rows) {
-    return make_error("packed linear: bias has {} values for {} rows", bias.size(), weight.rows);
+  return create_shared(std::make_shared<const PackedMatrix>(std::move(weight)), std::move(bias), std::move(label), isa);
+}
+
+Expected<std::unique_ptr<PackedLinear>> PackedLinear::create_shared(std::shared_ptr<const PackedMatrix> weight,
+                                                                    std::vector<float> bias, std::string label,
+                                                                    Isa isa) {
+  if (weight == nullptr) return make_error("packed linear '{}': no matrix", label);
+  LB_RETURN_IF_ERROR(weight->validate());
+  if (!bias.empty() && static_cast<int64_t>(bias.size()) != weight->rows) {
+    return make_error("packed linear: bias has {} values for {} rows", bias.size(), weight->rows);
   }
-  const PackedKernels k = packed_kernels(weight.kind, isa);
+  const PackedKernels k = packed_kernels(weight->kind, isa);
   return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(weight), std::move(bias), std::move(label), k));
 }
 

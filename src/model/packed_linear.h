@@ -36,6 +36,11 @@ class PackedLinear : public Linear {
   // bias: [rows] or empty. label: what describe() starts with ("int4_g128_asym 4.250 bpw").
   static Expected<std::unique_ptr<PackedLinear>> create(PackedMatrix weight, std::vector<float> bias, std::string label,
                                                         Isa isa = active_isa());
+  // The same over a matrix that stays shared (a tied lm_head over the packed token
+  // embedding, model/token_embedding.h): the storage is held once, not copied.
+  static Expected<std::unique_ptr<PackedLinear>> create_shared(std::shared_ptr<const PackedMatrix> weight,
+                                                               std::vector<float> bias, std::string label,
+                                                               Isa isa = active_isa());
 
   int64_t in_features() const override { return w_.cols; }
   int64_t out_features() const override { return w_.rows; }
@@ -46,6 +51,7 @@ class PackedLinear : public Linear {
   std::string describe() const override;
 
   const PackedMatrix& packed() const { return w_; }
+  const std::shared_ptr<const PackedMatrix>& shared_packed() const { return storage_; }
   const PackedKernels& kernels() const { return kernels_; }
 
   // Switches the layer to integer activations: every call quantizes its input per
@@ -71,14 +77,15 @@ class PackedLinear : public Linear {
   std::string kernel_name() const;
 
  private:
-  PackedLinear(PackedMatrix w, std::vector<float> bias, std::string label, PackedKernels kernels)
-      : w_(std::move(w)), bias_(std::move(bias)), label_(std::move(label)), kernels_(kernels) {}
+  PackedLinear(std::shared_ptr<const PackedMatrix> w, std::vector<float> bias, std::string label, PackedKernels kernels)
+      : storage_(std::move(w)), w_(*storage_), bias_(std::move(bias)), label_(std::move(label)), kernels_(kernels) {}
   void gemv(const float* x, float* y, ThreadPool& pool) const;
   void gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
   void integer_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
   void w4a4_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const;
 
-  PackedMatrix w_;
+  std::shared_ptr<const PackedMatrix> storage_;  // never null; may be shared (create_shared)
+  const PackedMatrix& w_;                        // *storage_
   std::vector<float> bias_;
   std::string label_;
   PackedKernels kernels_;

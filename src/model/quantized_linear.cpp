@@ -49,6 +49,22 @@ Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, 
   return std::unique_ptr<Linear>(std::move(q));
 }
 
+std::optional<QuantizedWeight> exact_fp16_weight(const float* data, int64_t rows, int64_t cols) {
+  QuantizedWeight q;
+  q.format = "fp16";
+  q.tensor.rows = rows;
+  q.tensor.cols = cols;
+  const size_t n = static_cast<size_t>(rows * cols);
+  q.tensor.codes.resize(n * 2);  // [rows][cols] little-endian binary16
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = float_to_fp16(data[i]);
+    if (!(fp16_to_float(h) == data[i])) return std::nullopt;
+    q.tensor.codes[2 * i] = static_cast<uint8_t>(h & 0xFF);
+    q.tensor.codes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+  return q;
+}
+
 namespace {
 
 // A dense output head whose values are all exact in FP16 (a tied head copied from
@@ -56,18 +72,9 @@ namespace {
 // products at half the bytes per decode token. Null when some value is not exact.
 Expected<std::unique_ptr<Linear>> exact_fp16_head(const DenseLinear& head, const AttachOptions& options) {
   const Matrix& m = head.matrix();
-  QuantizedWeight q;
-  q.format = "fp16";
-  q.tensor.rows = m.rows;
-  q.tensor.cols = m.cols;
-  q.tensor.codes.resize(m.data.size() * 2);  // [rows][cols] little-endian binary16
-  for (size_t i = 0; i < m.data.size(); ++i) {
-    const uint16_t h = float_to_fp16(m.data[i]);
-    if (!(fp16_to_float(h) == m.data[i])) return std::unique_ptr<Linear>();
-    q.tensor.codes[2 * i] = static_cast<uint8_t>(h & 0xFF);
-    q.tensor.codes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-  }
-  return make_quantized_linear(std::move(q), m.bias, options);
+  std::optional<QuantizedWeight> q = exact_fp16_weight(m.data.data(), m.rows, m.cols);
+  if (!q) return std::unique_ptr<Linear>();
+  return make_quantized_linear(std::move(*q), m.bias, options);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct AttachReport {
 // reason: set to why no packed kernel was used ("" when one was).
 Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, std::vector<float> bias,
                                                         const AttachOptions& options, std::string* reason = nullptr);
+
+// `data` [rows, cols] stored as "fp16" when every value is exact in FP16 (a table
+// the file stores in FP16 that a loader widened to FP32), nullopt otherwise.
+std::optional<QuantizedWeight> exact_fp16_weight(const float* data, int64_t rows, int64_t cols);
 
 // Replaces each named linear of `model` by the runtime linear of its packed form,
 // keeping the current layer's bias. Errors name the linear. With packed kernels
