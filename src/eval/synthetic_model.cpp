@@ -1,10 +1,12 @@
 #include "eval/synthetic_model.h"
 
+#include <array>
 #include <cmath>
 #include <map>
 #include <sstream>
 
 #include "formats/block_format.h"
+#include "model/block_shapes.h"
 #include "model/packed_linear.h"
 
 namespace lowbit {
@@ -100,73 +102,95 @@ Expected<ModelConfig> shape_config(const std::string& name_or_dims) {
   return c;
 }
 
+namespace {
+
+// The runtime layer of one random matrix: dense for "fp32", else quantized with
+// RTN and handed to make_quantized_linear (packed where a kernel exists). The FP32
+// matrix is freed on return, so building a model holds one FP32 matrix at a time.
+Expected<std::unique_ptr<Linear>> runtime_linear(const std::string& name, Matrix m, const FormatForLinear& format_for,
+                                                 ThreadPool& pool, const AttachOptions& attach, AttachReport& report) {
+  LB_ASSIGN_OR_RETURN(std::string format, format_for(name));
+  if (format == kFp32Storage) return std::unique_ptr<Linear>(std::make_unique<DenseLinear>(std::move(m)));
+  // Rows quantize independently under per-row and per-group scales: split them
+  // over the pool, then join the parts. A tensor scale (NVFP4) or 2-D tiles need the whole matrix.
+  LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
+  const bool splittable = !f->layout.tensor_scale && f->layout.granularity != ScaleGranularity::kTensor &&
+                          f->layout.granularity != ScaleGranularity::kBlock2D;
+  const int parts = splittable ? pool.size() : 1;
+  std::vector<Expected<QuantizedTensor>> pieces(static_cast<size_t>(parts), make_error("not run"));
+  const int64_t chunk = ceil_div(m.rows, parts);
+  pool.parallel_for(parts, [&](int64_t b, int64_t e, int) {
+    for (int64_t p = b; p < e; ++p) {
+      const int64_t r0 = std::min(m.rows, p * chunk), r1 = std::min(m.rows, r0 + chunk);
+      pieces[p] = quantize_matrix(format, m.data.data() + r0 * m.cols, r1 - r0, m.cols);
+    }
+  });
+  QuantizedWeight q;
+  q.format = format;
+  q.tensor.rows = m.rows;
+  q.tensor.cols = m.cols;
+  q.tensor.tensor_scale = pieces[0].ok() ? pieces[0]->tensor_scale : 1.0f;
+  m.data = std::vector<float>();
+  for (auto& piece : pieces) {
+    if (!piece.ok()) return piece.status().with_context(name);
+    q.tensor.codes.insert(q.tensor.codes.end(), piece->codes.begin(), piece->codes.end());
+    q.tensor.scales.insert(q.tensor.scales.end(), piece->scales.begin(), piece->scales.end());
+    q.tensor.mins.insert(q.tensor.mins.end(), piece->mins.begin(), piece->mins.end());
+    piece = make_error("joined");
+  }
+  std::string reason;
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lin, make_quantized_linear(std::move(q), std::move(m.bias), attach, &reason));
+  if (reason.empty()) {
+    ++report.packed[static_cast<const PackedLinear&>(*lin).kernel_name()];
+  } else {
+    ++report.dequantized[reason];
+  }
+  return lin;
+}
+
+}  // namespace
+
 Expected<SyntheticModel> build_synthetic_model(const ModelConfig& config, const FormatForLinear& format_for,
                                                uint64_t seed, ThreadPool& pool, const AttachOptions& attach) {
   LB_RETURN_IF_ERROR(config.validate("synthetic model"));
   const ModelConfig& c = config;
-  ModelWeights w;
+  AttachReport report;
+  // Streams: 0 the embedding, then 7 per layer in kLinearSuffixes order, then an untied head.
   uint64_t stream = 0;
-  fill_random(w.token_embedding, static_cast<size_t>(c.vocab_size) * c.dim, seed, stream++, pool);
-  w.output_norm.assign(static_cast<size_t>(c.dim), 1.0f);
-  w.layers.resize(static_cast<size_t>(c.n_layers));
-  for (LayerWeights& l : w.layers) {
-    l.attn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
-    l.ffn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
-    random_matrix(l.q_proj, c.q_dim(), c.dim, seed, stream++, pool);
-    random_matrix(l.k_proj, c.kv_dim(), c.dim, seed, stream++, pool);
-    random_matrix(l.v_proj, c.kv_dim(), c.dim, seed, stream++, pool);
-    random_matrix(l.o_proj, c.dim, c.q_dim(), seed, stream++, pool);
-    random_matrix(l.gate_proj, c.ffn_dim, c.dim, seed, stream++, pool);
-    random_matrix(l.up_proj, c.ffn_dim, c.dim, seed, stream++, pool);
-    random_matrix(l.down_proj, c.dim, c.ffn_dim, seed, stream++, pool);
-  }
-  if (!c.tied_embeddings) random_matrix(w.lm_head, c.vocab_size, c.dim, seed, stream++, pool);
-  LB_ASSIGN_OR_RETURN(LlamaModel model, LlamaModel::create(c, std::move(w)));
-
-  // Quantize one linear at a time (its FP32 matrix is freed when the layer is
-  // replaced), the rows of each split over the pool by the block kernels' caller.
-  SyntheticModel out{std::move(model), {}};
-  for (const std::string& name : out.model.linear_names()) {
-    LB_ASSIGN_OR_RETURN(std::string format, format_for(name));
-    if (format == kFp32Storage) continue;
-    const auto* dense = dynamic_cast<const DenseLinear*>(out.model.find_linear(name));
-    if (dense == nullptr) return make_error("synthetic model: '{}' is not dense", name);
-    const Matrix& m = dense->matrix();
-    // Rows quantize independently under per-row and per-group scales: split them
-    // over the pool, then join the parts. A tensor scale (NVFP4) or 2-D tiles need the whole matrix.
-    LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
-    const bool splittable = !f->layout.tensor_scale && f->layout.granularity != ScaleGranularity::kTensor &&
-                            f->layout.granularity != ScaleGranularity::kBlock2D;
-    const int parts = splittable ? pool.size() : 1;
-    std::vector<Expected<QuantizedTensor>> pieces(static_cast<size_t>(parts), make_error("not run"));
-    const int64_t chunk = ceil_div(m.rows, parts);
-    pool.parallel_for(parts, [&](int64_t b, int64_t e, int) {
-      for (int64_t p = b; p < e; ++p) {
-        const int64_t r0 = std::min(m.rows, p * chunk), r1 = std::min(m.rows, r0 + chunk);
-        pieces[p] = quantize_matrix(format, m.data.data() + r0 * m.cols, r1 - r0, m.cols);
-      }
-    });
-    QuantizedWeight q;
-    q.format = format;
-    q.tensor.rows = m.rows;
-    q.tensor.cols = m.cols;
-    q.tensor.tensor_scale = pieces[0].ok() ? pieces[0]->tensor_scale : 1.0f;
-    for (auto& piece : pieces) {
-      if (!piece.ok()) return piece.status().with_context(name);
-      q.tensor.codes.insert(q.tensor.codes.end(), piece->codes.begin(), piece->codes.end());
-      q.tensor.scales.insert(q.tensor.scales.end(), piece->scales.begin(), piece->scales.end());
-      q.tensor.mins.insert(q.tensor.mins.end(), piece->mins.begin(), piece->mins.end());
+  std::vector<float> embedding;  // [vocab, dim]
+  fill_random(embedding, static_cast<size_t>(c.vocab_size) * c.dim, seed, stream++, pool);
+  const auto shapes = block_linear_shapes(c);
+  std::vector<DecoderBlock> blocks;
+  blocks.reserve(static_cast<size_t>(c.n_layers));
+  for (int i = 0; i < c.n_layers; ++i) {
+    LayerWeights norms;
+    norms.attn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
+    norms.ffn_norm.assign(static_cast<size_t>(c.dim), 1.0f);
+    std::array<std::unique_ptr<Linear>, 7> linears;
+    for (size_t k = 0; k < linears.size(); ++k) {
+      Matrix m;
+      random_matrix(m, shapes[k].rows, shapes[k].cols, seed, stream++, pool);
+      const std::string name = fmt::format("layers.{}.{}", i, DecoderBlock::kLinearSuffixes[k]);
+      LB_ASSIGN_OR_RETURN(linears[k], runtime_linear(name, std::move(m), format_for, pool, attach, report));
     }
-    std::string reason;
-    LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lin, make_quantized_linear(std::move(q), m.bias, attach, &reason));
-    if (reason.empty()) {
-      ++out.report.packed[static_cast<const PackedLinear&>(*lin).kernel_name()];
-    } else {
-      ++out.report.dequantized[reason];
-    }
-    LB_RETURN_IF_ERROR(out.model.replace_linear(name, std::move(lin)));
+    LB_ASSIGN_OR_RETURN(DecoderBlock block, DecoderBlock::create(c, i, std::move(norms), std::move(linears), {}));
+    blocks.push_back(std::move(block));
   }
-  return out;
+  Matrix head;  // [vocab, dim]: a tied head starts as a copy of the table (quantized on its own, or kept FP32)
+  if (c.tied_embeddings) {
+    head.rows = c.vocab_size;
+    head.cols = c.dim;
+    head.data = embedding;
+  } else {
+    random_matrix(head, c.vocab_size, c.dim, seed, stream++, pool);
+  }
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lm_head,
+                      runtime_linear("lm_head", std::move(head), format_for, pool, attach, report));
+  LB_ASSIGN_OR_RETURN(TokenEmbedding table, TokenEmbedding::fp32(std::move(embedding), c.dim));
+  LB_ASSIGN_OR_RETURN(LlamaModel model,
+                      LlamaModel::assemble(c, std::move(table), std::vector<float>(static_cast<size_t>(c.dim), 1.0f),
+                                           std::move(blocks), std::move(lm_head), false));
+  return SyntheticModel{std::move(model), std::move(report)};
 }
 
 }  // namespace lowbit
