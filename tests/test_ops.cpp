@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <chrono>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include "core/half.h"
 #include "core/thread_pool.h"
@@ -131,6 +134,23 @@ TEST(Core, ThreadPoolCoversRangeOnce) {
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n " << n << " i " << i;
     }
   }
+}
+
+// Back-to-back calls exercise the spinning hand-off; the sleep past the spin
+// budget makes the workers block in the futex wait, and the next calls must wake
+// them. Every index is covered exactly once in every call.
+TEST(Core, ThreadPoolHandsOffRepeatedlyAndAfterBlocking) {
+  ThreadPool pool(3);
+  std::vector<int> hits(64, 0);
+  for (int round = 0; round < 2; ++round) {
+    for (int call = 0; call < 2000; ++call) {
+      pool.parallel_for(64, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  for (int i = 0; i < 64; ++i) ASSERT_EQ(hits[i], 4000) << "index " << i;
 }
 
 }  // namespace
