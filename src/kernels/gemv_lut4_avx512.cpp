@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "core/half.h"
 #include "kernels/packed_matrix.h"
 
 namespace lowbit {
@@ -29,13 +28,9 @@ namespace {
 
 constexpr int kPrefetchBytes = 512;
 
-template <bool kBf16>
-inline float scale16(uint16_t code) {
-  if constexpr (kBf16) return bf16_to_float(code);
-  return _cvtsh_ss(code);
-}
-
-// out[0:n] = the FP16 or BF16 codes sc[0:n] as floats.
+// out[0:n] = the FP16 or BF16 codes sc[0:n] as floats; out holds n rounded up
+// to 16 (the tail lanes get zeros). Full-width stores only: the FMAs read single
+// floats back at once, and a masked store cannot forward to those loads.
 template <bool kBf16>
 void scales_to_float(const uint16_t* sc, int64_t n, float* out) {
   for (int64_t i = 0; i < n; i += 16) {
@@ -48,7 +43,7 @@ void scales_to_float(const uint16_t* sc, int64_t n, float* out) {
     } else {
       v = _mm512_cvtph_ps(h);
     }
-    _mm512_mask_storeu_ps(out + i, k, v);
+    _mm512_storeu_ps(out + i, v);
   }
 }
 
@@ -58,39 +53,42 @@ inline __m512i block_codes(const uint8_t* codes, int64_t b) {
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 16 * b)));
 }
 
-// kRows rows starting at codes[i] with FP32 scales sf[i][ng]: acc[i] += sum over
-// groups of scale * sum_{c in group} lut[code_c] x_c.
+// Two rows (codes c0, c1; FP32 scales s0, s1): acc0/acc1 += sum over groups of
+// scale * sum_{c in group} lut[code_c] x_c. Named accumulators, not arrays: GCC
+// keeps an array of __m512 on the stack, and the store/reload in every FMA chain
+// halved the speed.
 //   kWholeBlocks: group is a multiple of 32, so both halves of a block share a scale.
 //   otherwise:    each 16-column half takes the scale of its own group.
-template <int kRows, bool kWholeBlocks>
-inline void rows_dot(const uint8_t* const* codes, const float* const* sf, const float* x, __m512 lut, int64_t nb,
-                     int group, __m512* acc) {
+template <bool kWholeBlocks>
+inline void two_rows_dot(const uint8_t* c0, const uint8_t* c1, const float* s0, const float* s1, const float* x,
+                         __m512 lut, int64_t nb, int group, __m512& acc0, __m512& acc1) {
   if constexpr (kWholeBlocks) {
     const int64_t bpg = group / 32;
     for (int64_t b0 = 0, g = 0; b0 < nb; b0 += bpg, ++g) {
-      __m512 lo[kRows], hi[kRows];
-      for (int i = 0; i < kRows; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
-      for (int64_t b = b0; b < std::min(nb, b0 + bpg); ++b) {
+      __m512 lo0 = _mm512_setzero_ps(), hi0 = _mm512_setzero_ps(), lo1 = _mm512_setzero_ps(), hi1 = _mm512_setzero_ps();
+      const int64_t b1 = std::min(nb, b0 + bpg);
+      for (int64_t b = b0; b < b1; ++b) {
         const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
-        for (int i = 0; i < kRows; ++i) {
-          const __m512i q = block_codes(codes[i], b);
-          lo[i] = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, lut), x0, lo[i]);
-          hi[i] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut), x1, hi[i]);
-        }
+        const __m512i q0 = block_codes(c0, b), q1 = block_codes(c1, b);
+        lo0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(q0, lut), x0, lo0);
+        hi0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q0, 4), lut), x1, hi0);
+        lo1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(q1, lut), x0, lo1);
+        hi1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q1, 4), lut), x1, hi1);
       }
-      for (int i = 0; i < kRows; ++i) acc[i] = _mm512_fmadd_ps(_mm512_add_ps(lo[i], hi[i]), _mm512_set1_ps(sf[i][g]), acc[i]);
+      acc0 = _mm512_fmadd_ps(_mm512_add_ps(lo0, hi0), _mm512_set1_ps(s0[g]), acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_add_ps(lo1, hi1), _mm512_set1_ps(s1[g]), acc1);
     }
   } else {
     for (int64_t b = 0; b < nb; ++b) {
       const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
       const int64_t g_lo = 32 * b / group, g_hi = (32 * b + 16) / group;
-      for (int i = 0; i < kRows; ++i) {
-        const __m512i q = block_codes(codes[i], b);
-        const __m512 wl = _mm512_mul_ps(_mm512_permutexvar_ps(q, lut), _mm512_set1_ps(sf[i][g_lo]));
-        const __m512 wh = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut), _mm512_set1_ps(sf[i][g_hi]));
-        acc[i] = _mm512_fmadd_ps(wl, x0, acc[i]);
-        acc[i] = _mm512_fmadd_ps(wh, x1, acc[i]);
-      }
+      const __m512i q0 = block_codes(c0, b), q1 = block_codes(c1, b);
+      acc0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_permutexvar_ps(q0, lut), _mm512_set1_ps(s0[g_lo])), x0, acc0);
+      acc0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q0, 4), lut), _mm512_set1_ps(s0[g_hi])),
+                             x1, acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_permutexvar_ps(q1, lut), _mm512_set1_ps(s1[g_lo])), x0, acc1);
+      acc1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q1, 4), lut), _mm512_set1_ps(s1[g_hi])),
+                             x1, acc1);
     }
   }
 }
@@ -108,29 +106,27 @@ float mins_dot(const float* mf, const float* xsum, int64_t ng) {
 
 template <bool kBf16, bool kWholeBlocks>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
-  constexpr int kRows = 2;
   const int64_t nb = w.cols_padded / 32, ng = w.n_groups(), rb = w.row_bytes();
+  const int64_t ngp = (ng + 15) / 16 * 16;
   const __m512 lut = _mm512_loadu_ps(w.lut);
   const float* x = a.x.data();
-  std::vector<float> scratch(static_cast<size_t>(2 * kRows * ng));  // [kRows][ng] scales, then [kRows][ng] mins
-  for (int64_t r = r0; r < r1; r += kRows) {
-    const int rows = static_cast<int>(std::min<int64_t>(kRows, r1 - r));
-    const uint8_t* codes[kRows];
-    const float* sf[kRows];
-    __m512 acc[kRows];
-    for (int i = 0; i < kRows; ++i) {
-      const int64_t ri = r + std::min(i, rows - 1);  // a lone last row runs twice, its copy discarded
-      codes[i] = w.codes.data() + ri * rb;
-      scales_to_float<kBf16>(w.scales.data() + ri * ng, ng, scratch.data() + i * ng);
-      if (w.asymmetric) scales_to_float<kBf16>(w.mins.data() + ri * ng, ng, scratch.data() + (kRows + i) * ng);
-      sf[i] = scratch.data() + i * ng;
-      acc[i] = _mm512_setzero_ps();
+  std::vector<float> scratch(static_cast<size_t>(4 * ngp));  // scales of rows r, r + 1, then their mins: [4][ngp]
+  float* sf[2] = {scratch.data(), scratch.data() + ngp};
+  float* mf[2] = {scratch.data() + 2 * ngp, scratch.data() + 3 * ngp};
+  for (int64_t r = r0; r < r1; r += 2) {
+    const bool pair = r + 1 < r1;  // a lone last row runs as both rows, its copy discarded
+    const int64_t rr[2] = {r, pair ? r + 1 : r};
+    for (int i = 0; i < 2; ++i) {
+      scales_to_float<kBf16>(w.scales.data() + rr[i] * ng, ng, sf[i]);
+      if (w.asymmetric) scales_to_float<kBf16>(w.mins.data() + rr[i] * ng, ng, mf[i]);
     }
-    rows_dot<kRows, kWholeBlocks>(codes, sf, x, lut, nb, w.group, acc);
-    for (int i = 0; i < rows; ++i) {
-      float sum = _mm512_reduce_add_ps(acc[i]);
-      if (w.asymmetric) sum += mins_dot(scratch.data() + (kRows + i) * ng, a.xsum.data(), ng);
-      y[r + i - r0] = sum * w.tensor_scale;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    two_rows_dot<kWholeBlocks>(w.codes.data() + rr[0] * rb, w.codes.data() + rr[1] * rb, sf[0], sf[1], x, lut, nb,
+                               w.group, acc0, acc1);
+    const float sums[2] = {_mm512_reduce_add_ps(acc0), _mm512_reduce_add_ps(acc1)};
+    for (int i = 0; i < (pair ? 2 : 1); ++i) {
+      const float m = w.asymmetric ? mins_dot(mf[i], a.xsum.data(), ng) : 0.0f;
+      y[r + i - r0] = (sums[i] + m) * w.tensor_scale;
     }
   }
 }
@@ -146,28 +142,30 @@ void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t 
 
 template <bool kBf16>
 void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
-  const int64_t nb = w.cols_padded / 32, ng = w.n_groups(), rb = w.row_bytes();
+  const int64_t ng = w.n_groups(), rb = w.row_bytes();
+  const int64_t ngp = (ng + 15) / 16 * 16;
   const __m512 lut = _mm512_loadu_ps(w.lut);
-  const __m512i nibble = _mm512_set1_epi32(0xF);
-  const __m512 ts = _mm512_set1_ps(w.tensor_scale);
+  std::vector<float> scratch(static_cast<size_t>(2 * ngp));  // the row's scales, then its mins: [2][ngp]
+  float* sf = scratch.data();
+  float* mf = scratch.data() + ngp;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.codes.data() + r * rb;
-    const uint16_t* sc = w.scales.data() + r * ng;
-    const uint16_t* mn = w.asymmetric ? w.mins.data() + r * ng : nullptr;
+    scales_to_float<kBf16>(w.scales.data() + r * ng, ng, sf);
+    if (w.asymmetric) scales_to_float<kBf16>(w.mins.data() + r * ng, ng, mf);
     float* o = out + (r - r0) * w.cols;
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 16 * b)));
-      const __m512i idx[2] = {_mm512_and_si512(q, nibble), _mm512_srli_epi32(q, 4)};
-      for (int h = 0; h < 2; ++h) {
-        const int64_t c = 32 * b + 16 * h;
-        if (c >= w.cols) break;
-        const int64_t g = c / w.group;
-        __m512 v = _mm512_mul_ps(_mm512_permutexvar_ps(idx[h], lut), _mm512_set1_ps(scale16<kBf16>(sc[g])));
-        if (mn != nullptr) v = _mm512_add_ps(v, _mm512_set1_ps(scale16<kBf16>(mn[g])));
-        v = _mm512_mul_ps(v, ts);
-        const int64_t n = std::min<int64_t>(16, w.cols - c);
-        _mm512_mask_storeu_ps(o + c, static_cast<__mmask16>((1u << n) - 1), v);
+    // 16 columns at a time; g follows c without a division (group is a multiple of 16).
+    for (int64_t c = 0, g = 0, g_end = w.group; c < w.cols; c += 16) {
+      if (c == g_end) {
+        ++g;
+        g_end += w.group;
       }
+      __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 16 * (c / 32))));
+      if (c % 32 != 0) q = _mm512_srli_epi32(q, 4);
+      __m512 v = _mm512_mul_ps(_mm512_permutexvar_ps(q, lut), _mm512_set1_ps(sf[g]));
+      if (w.asymmetric) v = _mm512_add_ps(v, _mm512_set1_ps(mf[g]));
+      v = _mm512_mul_ps(v, _mm512_set1_ps(w.tensor_scale));
+      const int64_t n = std::min<int64_t>(16, w.cols - c);
+      _mm512_mask_storeu_ps(o + c, static_cast<__mmask16>((1u << n) - 1), v);
     }
   }
 }
