@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/exp_rows.h"
+
 namespace lowbit {
 
 void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out) {
@@ -57,23 +59,10 @@ void apply_rope(float* vec, int n_heads, int head_dim, int pos, RopeLayout layou
   }
 }
 
-void softmax(float* x, int64_t n) {
-  float max_value = x[0];
-  for (int64_t i = 1; i < n; ++i) max_value = std::max(max_value, x[i]);
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max_value);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
+// Both run once per attention score row / FFN hidden row: the vectorized exp
+// of the active ISA (kernels/exp_rows.h; std::exp on CPUs without AVX-512).
+void softmax(float* x, int64_t n) { exp_row_ops(active_isa()).softmax(x, n); }
 
-void swiglu(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
+void swiglu(float* gate, const float* up, int64_t n) { exp_row_ops(active_isa()).swiglu(gate, up, n); }
 
 }  // namespace lowbit
