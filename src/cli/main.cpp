@@ -1,9 +1,17 @@
 // lowbit: quantize, evaluate and run Llama-family models on the CPU.
+#include <malloc.h>
+
 #include <cstdio>
 
 #include "cli/commands.h"
 
 int main(int argc, char** argv) {
+  // Prompt buffers (quantized activations, scores, FFN rows: megabytes each) are
+  // allocated per call; keep freed memory in the heap instead of returning it
+  // to the OS, so reusing it costs no page faults (measured on a 512-token
+  // TinyLlama W8A8 prompt: page faults were 4 % of the time).
+  mallopt(M_MMAP_THRESHOLD, 16 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   CLI::App app{"lowbit: low-bit quantization toolkit for Llama-family language models"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every subcommand");
