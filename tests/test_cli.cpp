@@ -87,4 +87,27 @@ TEST(Cli, GenerateAndPplJsonContract) {
   std::filesystem::remove(ppl_json);
 }
 
+// bench --shape runs a recipe's dynamic activation spec as ppl would (the integer
+// kernel where one is exact, else the simulation) and refuses static thresholds,
+// which need calibration data.
+TEST(Cli, BenchShapeRunsTheRecipeActivationSpec) {
+  const std::string json = temp_file("bench.json");
+  CommandResult r = run_lowbit("bench --shape stories260k --recipe w8a8-dyn -p 8 -n 4 --reps 1 --no-bandwidth --json " +
+                               json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json b = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_NE(b["kernels"].get<std::string>().find("activations w8a8/"), std::string::npos) << b["kernels"];
+  EXPECT_GT(b["pp_tps"].get<double>(), 0.0);
+  r = run_lowbit("bench --shape stories260k --recipe fp8 -p 8 -n 4 --reps 1 --no-bandwidth --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  b = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_NE(b["kernels"].get<std::string>().find("simulated act fp8_e4m3"), std::string::npos) << b["kernels"];
+  r = run_lowbit("bench --shape stories260k --recipe w8a8 -p 8 -n 4 --reps 1 --no-bandwidth");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("static activations"), std::string::npos) << r.output;
+  r = run_lowbit("bench --shape stories260k --recipe w8a8-dyn --act int8 -p 8 -n 4 --reps 1 --no-bandwidth");
+  EXPECT_NE(r.exit_code, 0) << "--act with a recipe that quantizes activations must be refused";
+  std::filesystem::remove(json);
+}
+
 }  // namespace

@@ -6,14 +6,19 @@
 //   roofline_fraction = weight_bytes_per_token * tg_tps / bandwidth_gbs
 // compares like with like (the read probe: decode streams the weights once per
 // token). --shape builds a random-weight model of that shape quantized in memory
-// with a data-free recipe (eval/synthetic_model.h).
+// with a data-free recipe (eval/synthetic_model.h); a dynamic activation spec in
+// the recipe runs as lowbit ppl runs it (integer kernels where exact, else the
+// simulation).
 #include <cstdio>
+#include <map>
+#include <memory>
 
 #include "cli/commands.h"
 #include "cli/kv_cli.h"
 #include "eval/bandwidth.h"
 #include "eval/bench.h"
 #include "eval/synthetic_model.h"
+#include "model/act_quant_linear.h"
 #include "pipeline/recipe.h"
 
 namespace lowbit::cli {
@@ -33,26 +38,28 @@ struct BenchFlags {
   BenchOptions options;
 };
 
-// The storage format of each linear under a data-free recipe.
-Expected<FormatForLinear> recipe_formats(const std::string& name) {
+// What a data-free recipe asks of each linear: its storage format (for the
+// synthetic model) and, where the rule has one, its activation spec. A recipe
+// whose activations are per-tensor static needs calibrated thresholds, which
+// random weights do not have: refused. The others run as `lowbit ppl` would run
+// them (attach_act_quantizers: the integer kernels where one is exact, else the
+// simulation around the packed linear).
+struct RecipeForShape {
+  FormatForLinear format;
+  // Filled by `format` as the synthetic model asks for each linear.
+  std::shared_ptr<std::map<std::string, ActQuantAttachment>> act = std::make_shared<std::map<std::string, ActQuantAttachment>>();
+};
+
+Expected<RecipeForShape> recipe_for_shape(const std::string& name) {
   LB_ASSIGN_OR_RETURN(Recipe recipe, load_recipe(name));
   // Read from the document, so recipes of any schema version are checked the same way.
   for (const char* key : {"rotation", "smooth", "osp"}) {
     if (recipe.json.contains(key)) {
-      return make_error("--recipe {}: \"{}\" needs the quantize pipeline; --shape takes data-free weight-only recipes",
-                        name, key);
+      return make_error("--recipe {}: \"{}\" needs the quantize pipeline; --shape takes data-free recipes", name, key);
     }
   }
-  auto has_act = [](const nlohmann::json& rule) { return rule.is_object() && rule.contains("act"); };
-  bool act = recipe.json.contains("default") && has_act(recipe.json["default"]);
-  if (recipe.json.contains("rules")) {
-    for (const auto& rule : recipe.json["rules"]) act = act || has_act(rule);
-  }
-  if (act) {
-    return make_error("--recipe {}: activation quantization has no packed integer kernel yet; --shape benchmarks "
-                      "weight-only recipes", name);
-  }
-  return FormatForLinear([recipe, name](const std::string& linear) -> Expected<std::string> {
+  RecipeForShape out;
+  out.format = [recipe, name, act = out.act](const std::string& linear) -> Expected<std::string> {
     const QuantRule& rule = recipe.rule_for(linear);
     if (rule.method != QuantMethod::kNone && rule.method != QuantMethod::kRtn) {
       return make_error("--recipe {}: {} uses {}, which needs calibration data; --shape takes data-free recipes", name,
@@ -61,8 +68,17 @@ Expected<FormatForLinear> recipe_formats(const std::string& name) {
     if (rule.method == QuantMethod::kRtn && rule.options.search != ScaleSearch::kMinMax) {
       return make_error("--recipe {}: {} uses an MSE scale search; --shape quantizes with min-max scales", name, linear);
     }
+    if (rule.act.has_value()) {
+      if (rule.act->is_static()) {
+        return make_error("--recipe {}: {} has per-tensor static activations, whose thresholds need calibration "
+                          "data; --shape takes dynamic (per-token or per-group) activation specs",
+                          name, linear);
+      }
+      (*act)[linear] = ActQuantAttachment{*rule.act, 0.0f};
+    }
     return rule.format;
-  });
+  };
+  return out;
 }
 
 std::string kernels_line(const AttachReport& r) {
@@ -84,14 +100,22 @@ Status run_bench_command(const BenchFlags& f) {
   std::optional<LlamaModel> model;
   AttachReport report;
   std::string label;
+  std::string act_kernels;  // what a recipe's activation spec runs on, for the kernels line
   if (!f.shape.empty()) {
     LB_ASSIGN_OR_RETURN(ModelConfig config, shape_config(f.shape));
     config.max_seq_len = std::max(config.max_seq_len,
                                   std::max(f.options.prompt_tokens, f.options.depth + f.options.decode_tokens + 1));
-    LB_ASSIGN_OR_RETURN(FormatForLinear formats, recipe_formats(f.recipe));
-    LB_ASSIGN_OR_RETURN(SyntheticModel s, build_synthetic_model(config, formats, f.options.seed, pool, attach));
+    LB_ASSIGN_OR_RETURN(RecipeForShape recipe, recipe_for_shape(f.recipe));
+    LB_ASSIGN_OR_RETURN(SyntheticModel s, build_synthetic_model(config, recipe.format, f.options.seed, pool, attach));
     model.emplace(std::move(s.model));
     report = std::move(s.report);
+    if (!recipe.act->empty()) {
+      if (f.act != "fp32") return make_error("bench: --recipe {} quantizes activations itself; drop --act", f.recipe);
+      ActAttachReport act_report;
+      LB_RETURN_IF_ERROR(attach_act_quantizers(*model, *recipe.act, {}, &act_report));
+      for (const auto& [kernel, n] : act_report.integer) act_kernels += fmt::format("; activations {} x{}", kernel, n);
+      for (const auto& [why, n] : act_report.simulated) act_kernels += fmt::format("; simulated {} x{}", why, n);
+    }
     label = fmt::format("shape {} (random weights), recipe {}, activations {}", f.shape, f.recipe, f.act);
   } else {
     LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model_path, f.tokenizer_path, &report));
@@ -102,7 +126,7 @@ Status run_bench_command(const BenchFlags& f) {
     label += "model " + f.model_path;
   }
   const std::string isa = isa_name(active_isa());
-  const std::string kernels = kernels_line(report);
+  const std::string kernels = kernels_line(report) + act_kernels;
   if (f.verbose) std::fprintf(stderr, "kernels (isa %s): %s\n", isa.c_str(), kernels.c_str());
 
   LB_ASSIGN_OR_RETURN(BenchResult r, run_bench(*model, options, pool));
@@ -169,7 +193,7 @@ void register_bench(CLI::App& root, CommandRunner& runner) {
   app->add_option("model", flags->model_path, "Model: .gguf, .lowbit, Hugging Face folder or llama2.c .bin");
   app->add_option("--tokenizer", flags->tokenizer_path, "Tokenizer file (llama2.c models)")->check(CLI::ExistingFile);
   app->add_option("--shape", flags->shape, "Random-weight model of this shape instead of MODEL: " + shape_names());
-  app->add_option("--recipe", flags->recipe, "With --shape: a data-free recipe (lowbit quantize --list-recipes)")
+  app->add_option("--recipe", flags->recipe, "With --shape: a data-free recipe (lowbit quantize --list-recipes); its dynamic activation spec runs as in lowbit ppl")
       ->capture_default_str();
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   app->add_option("-p,--prompt-tokens", flags->options.prompt_tokens, "Prompt tokens per pp run")
