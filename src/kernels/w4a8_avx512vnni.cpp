@@ -27,6 +27,13 @@ inline int32_t hsum(__m256i v) {
 
 void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                      int64_t r1, float* y, int64_t ldy) {
+  // Whole 32-column blocks per group, or exactly two groups per block (16); a
+  // group of 48, 80, ... would split a block unevenly: the reference does those
+  // (this loop never advanced past such a block before).
+  if (w.group != 16 && w.group % 32 != 0) {
+    w4a8_reference(w, a, qsum, r0, r1, y, ldy);
+    return;
+  }
   bool signed_codes = false;
   w4a8_supported(w, &signed_codes);
   const int64_t ng = w.n_groups(), nb = w.cols_padded / 32, rb = w.row_bytes();
