@@ -13,6 +13,7 @@
 #include "model/packed_convert.h"
 #include "quant/act_quant.h"
 #include "quant/quantized_weight.h"
+#include "test_int8_act_util.h"
 #include "test_quant_util.h"
 #include "test_quantize_util.h"
 
@@ -20,32 +21,8 @@ namespace lowbit {
 namespace {
 
 using testing::gaussian;  // [rows, cols] N(0, sigma²), seeded
-
-PackedMatrix int4_weight(const char* format, int64_t rows, int64_t cols, uint64_t seed) {
-  const std::vector<float> w = gaussian(rows, cols, seed, 0.05f);
-  QuantizedWeight q;
-  q.format = format;
-  q.tensor = std::move(quantize_matrix(format, w.data(), rows, cols)).value();
-  return std::move(pack_quantized_weight(q)).value();
-}
-
-// The same codes with weight groups of `group` columns (each new group takes the
-// scale and minimum of the old group holding its first column).
-PackedMatrix regroup(PackedMatrix w, int group) {
-  const int64_t old_ng = w.n_groups(), old_g = w.group;
-  w.group = group;
-  const int64_t ng = w.n_groups();
-  std::vector<uint16_t> s(static_cast<size_t>(w.rows * ng)), m(w.asymmetric ? s.size() : 0);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t g = 0; g < ng; ++g) {
-      s[r * ng + g] = w.scales[r * old_ng + g * group / old_g];
-      if (w.asymmetric) m[r * ng + g] = w.mins[r * old_ng + g * group / old_g];
-    }
-  }
-  w.scales = s;
-  w.mins = m;
-  return w;
-}
+using testing::packed_weight;  // format, rows, cols, seed -> packed
+using testing::regroup;        // the same codes, another group size
 
 TEST(W4A4, Int4CodesAndScalesEqualTheSimulation) {
   struct Case {
@@ -98,13 +75,13 @@ TEST(W4A4, Int4CodesAndScalesEqualTheSimulation) {
 }
 
 TEST(W4A4, SupportNeedsIntegerWeightsAndSubBlocksOf16) {
-  const PackedMatrix asym = int4_weight("int4_g128_asym", 2, 64, 1);
+  const PackedMatrix asym = packed_weight("int4_g128_asym", 2, 64, 1);
   EXPECT_TRUE(w4a4_supported(asym, 0));
   EXPECT_TRUE(w4a4_supported(asym, 32));
   EXPECT_TRUE(w4a4_supported(asym, 48));   // sub-blocks of 16
   EXPECT_FALSE(w4a4_supported(asym, 24));  // sub-blocks of 8
-  EXPECT_TRUE(w4a4_supported(int4_weight("int4_g128", 2, 64, 1), 64));
-  EXPECT_FALSE(w4a4_supported(int4_weight("nvfp4", 2, 64, 1), 0));
+  EXPECT_TRUE(w4a4_supported(packed_weight("int4_g128", 2, 64, 1), 64));
+  EXPECT_FALSE(w4a4_supported(packed_weight("nvfp4", 2, 64, 1), 0));
 }
 
 TEST(W4A4, VnniIsBitIdenticalToTheReference) {
@@ -119,7 +96,7 @@ TEST(W4A4, VnniIsBitIdenticalToTheReference) {
     for (const Grouping& gr : groupings) {
       for (int64_t rows : {1, 3, 17, 31, 32, 33, 255}) {
         for (int64_t cols : {32, 33, 255, 1000, 4097}) {
-          PackedMatrix w = int4_weight(format, rows, cols, 10 + rows + cols);
+          PackedMatrix w = packed_weight(format, rows, cols, 10 + rows + cols);
           if (gr.weight_group > 0) w = regroup(std::move(w), gr.weight_group);
           ASSERT_TRUE(w.validate().ok());
           for (int64_t tokens : {1, 3, 17, 33}) {
@@ -151,7 +128,7 @@ TEST(W4A4, ReferenceEqualsTheFakeQuantizedProduct) {
   for (const char* format : {"int4_g128_asym", "int4_g128"}) {
     for (int act_group : {0, 32}) {
       const int64_t rows = 9, cols = 1000, tokens = 3;
-      const PackedMatrix w = int4_weight(format, rows, cols, 77);
+      const PackedMatrix w = packed_weight(format, rows, cols, 77);
       const std::vector<float> x = gaussian(tokens, cols, 78, 1.0f);
       Int4Activations a;
       quantize_activations_int4(x.data(), tokens, cols, w.cols_padded, act_group, {}, a);

@@ -15,15 +15,11 @@
 
 #include "core/half.h"
 #include "kernels/packed_matrix.h"
+#include "kernels/scale_code_f16c.h"
 
 namespace lowbit {
 namespace {
 
-template <bool kBf16>
-inline float scale16(uint16_t code) {
-  if constexpr (kBf16) return bf16_to_float(code);
-  return _cvtsh_ss(code);
-}
 
 // Table indices of half h of the 32-column block at `block`.
 template <bool kThree>

@@ -16,15 +16,11 @@
 #include "core/half.h"
 #include "kernels/avx2_lanes.h"
 #include "kernels/packed_matrix.h"
+#include "kernels/scale_code_f16c.h"
 
 namespace lowbit {
 namespace {
 
-template <bool kBf16>
-inline float scale16(uint16_t code) {
-  if constexpr (kBf16) return bf16_to_float(code);
-  return _cvtsh_ss(code);
-}
 
 // The 16-entry table as two 8-entry halves.
 struct Lut {
