@@ -118,7 +118,8 @@ Status run_bench_command(const BenchFlags& f) {
     }
     label = fmt::format("shape {} (random weights), recipe {}, activations {}", f.shape, f.recipe, f.act);
   } else {
-    LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model_path, f.tokenizer_path, &report));
+    LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model_path, f.tokenizer_path, &report, {false, f.verbose}));
+    if (!m.act_kernels.empty()) act_kernels = "; activations " + m.act_kernels;
     LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, f.model_path, m, pool, f.verbose));
     options.kv_cache = kv.factory;
     label = fmt::format("kv {}, ", kv.spec.describe());

@@ -54,7 +54,7 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
   }
   // Outermost: the online Hadamard transform of a rotated model's down_proj input.
   if (loaded.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(model, *loaded.rotation).with_context(path));
-  return RunnableModel{std::move(loaded), std::move(model)};
+  return RunnableModel{std::move(loaded), std::move(model), act_kernels_line(act_report)};
 }
 
 void configure_threads(int threads) { openblas_set_num_threads(threads); }

@@ -32,6 +32,7 @@ void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads);
 struct RunnableModel {
   LoadedModel loaded;
   LlamaModel model;
+  std::string act_kernels;  // what the act specs run on ("w8a8/amx+avx512vnni x210"), "" without act specs
 };
 
 // How quantized activations run: the integer kernels where one is exact for the
