@@ -57,6 +57,9 @@ inline uint16_t float_to_fp16(float f) {
 
 inline float bf16_to_float(uint16_t b) { return bits_to_float(static_cast<uint32_t>(b) << 16); }
 
+// A 2-byte scale code that is BF16 when `bf16`, else FP16 (the packed layouts' group scales).
+inline float half_code_to_float(uint16_t code, bool bf16) { return bf16 ? bf16_to_float(code) : fp16_to_float(code); }
+
 inline uint16_t float_to_bf16(float f) {
   uint32_t x = float_to_bits(f);
   if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN

@@ -86,8 +86,6 @@ float e4m3_value(uint8_t code) {
 
 namespace {
 
-float scale16(uint16_t code, bool bf16) { return bf16 ? bf16_to_float(code) : fp16_to_float(code); }
-
 // The code of column c in its 32-column block (packed_matrix.h).
 uint32_t lut4_code(const PackedMatrix& w, int64_t r, int64_t c) {
   const uint8_t* row = w.codes.data() + r * w.row_bytes();
@@ -116,8 +114,8 @@ float packed_value(const PackedMatrix& w, int64_t r, int64_t c) {
     case PackedKind::kLut4:
     case PackedKind::kBits: {
       const int64_t g = r * w.n_groups() + c / w.group;
-      float v = w.lut[grouped_code(w, r, c)] * scale16(w.scales[g], w.bf16_scales);
-      if (w.asymmetric) v += scale16(w.mins[g], w.bf16_scales);
+      float v = w.lut[grouped_code(w, r, c)] * half_code_to_float(w.scales[g], w.bf16_scales);
+      if (w.asymmetric) v += half_code_to_float(w.mins[g], w.bf16_scales);
       return v * w.tensor_scale;
     }
     case PackedKind::kInt8Row:
@@ -147,8 +145,8 @@ double packed_gemv_bound(const PackedMatrix& w, const float* x, int64_t r) {
     double a = std::fabs(static_cast<double>(packed_value(w, r, c)));
     if (packed_grouped(w.kind)) {
       const int64_t g = r * w.n_groups() + c / w.group;
-      a = std::fabs(static_cast<double>(w.lut[grouped_code(w, r, c)]) * scale16(w.scales[g], w.bf16_scales));
-      if (w.asymmetric) a += std::fabs(static_cast<double>(scale16(w.mins[g], w.bf16_scales)));
+      a = std::fabs(static_cast<double>(w.lut[grouped_code(w, r, c)]) * half_code_to_float(w.scales[g], w.bf16_scales));
+      if (w.asymmetric) a += std::fabs(static_cast<double>(half_code_to_float(w.mins[g], w.bf16_scales)));
       a *= std::fabs(static_cast<double>(w.tensor_scale));
     }
     mag += a * std::fabs(static_cast<double>(x[c]));
