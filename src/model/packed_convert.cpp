@@ -70,9 +70,12 @@ Status convert_scales(const BlockFormat& f, const QuantizedTensor& t, const std:
   return Status::ok_status();
 }
 
-Expected<PackedMatrix> pack_lut4(const BlockFormat& f, const QuantizedTensor& t) {
+// The shape, groups, table and tensor scale of a grouped-table layout (kLut4 or
+// kBits with 2^code_bits table entries); the codes are the caller's.
+PackedMatrix grouped_table_header(const BlockFormat& f, const QuantizedTensor& t, PackedKind kind, int code_bits) {
   PackedMatrix p;
-  p.kind = PackedKind::kLut4;
+  p.kind = kind;
+  if (kind == PackedKind::kBits) p.code_bits = code_bits;
   p.rows = t.rows;
   p.cols = t.cols;
   p.cols_padded = padded_cols(t.cols);
@@ -81,8 +84,20 @@ Expected<PackedMatrix> pack_lut4(const BlockFormat& f, const QuantizedTensor& t)
   lut4_scale_type(f.spec.scale_type, &p.bf16_scales);
   const std::vector<float> table = decode_table(f.element);
   const float unit = std::ldexp(1.0f, f.spec.element_unit_log2);
-  for (int c = 0; c < 16; ++c) p.lut[c] = std::isfinite(table[c]) ? table[c] * unit : 0.0f;
+  for (int c = 0; c < (1 << code_bits); ++c) p.lut[c] = std::isfinite(table[c]) ? table[c] * unit : 0.0f;
   p.tensor_scale = f.layout.tensor_scale ? t.tensor_scale : 1.0f;
+  return p;
+}
+
+// The group scales (and minimums) of a grouped-table layout, re-encoded as FP16 or BF16.
+Status convert_group_scales(const BlockFormat& f, const QuantizedTensor& t, PackedMatrix& p) {
+  LB_RETURN_IF_ERROR(convert_scales(f, t, t.scales, p.n_groups(), p.bf16_scales, p.scales));
+  if (p.asymmetric) LB_RETURN_IF_ERROR(convert_scales(f, t, t.mins, p.n_groups(), p.bf16_scales, p.mins));
+  return Status::ok_status();
+}
+
+Expected<PackedMatrix> pack_lut4(const BlockFormat& f, const QuantizedTensor& t) {
+  PackedMatrix p = grouped_table_header(f, t, PackedKind::kLut4, 4);
   const int64_t in_row = row_code_bytes(4, t.cols);
   p.codes.assign(static_cast<size_t>(p.rows * p.row_bytes()), 0);
   for (int64_t r = 0; r < p.rows; ++r) {
@@ -94,27 +109,14 @@ Expected<PackedMatrix> pack_lut4(const BlockFormat& f, const QuantizedTensor& t)
       dst[16 * (c / 32) + j % 16] |= static_cast<uint8_t>(j < 16 ? code : code << 4);
     }
   }
-  LB_RETURN_IF_ERROR(convert_scales(f, t, t.scales, p.n_groups(), p.bf16_scales, p.scales));
-  if (p.asymmetric) LB_RETURN_IF_ERROR(convert_scales(f, t, t.mins, p.n_groups(), p.bf16_scales, p.mins));
+  LB_RETURN_IF_ERROR(convert_group_scales(f, t, p));
   return p;
 }
 
 // 2- / 3-bit codes in groups -> kBits (packed_matrix.h layout): the table is the
 // element's decode table, scales and minimums as kLut4.
 Expected<PackedMatrix> pack_bits(const BlockFormat& f, const QuantizedTensor& t) {
-  PackedMatrix p;
-  p.kind = PackedKind::kBits;
-  p.code_bits = f.layout.code_bits;
-  p.rows = t.rows;
-  p.cols = t.cols;
-  p.cols_padded = padded_cols(t.cols);
-  p.group = f.layout.group_cols;
-  p.asymmetric = f.spec.asymmetric;
-  lut4_scale_type(f.spec.scale_type, &p.bf16_scales);
-  const std::vector<float> table = decode_table(f.element);
-  const float unit = std::ldexp(1.0f, f.spec.element_unit_log2);
-  for (int c = 0; c < (1 << p.code_bits); ++c) p.lut[c] = std::isfinite(table[c]) ? table[c] * unit : 0.0f;
-  p.tensor_scale = f.layout.tensor_scale ? t.tensor_scale : 1.0f;
+  PackedMatrix p = grouped_table_header(f, t, PackedKind::kBits, f.layout.code_bits);
   const int64_t block_bytes = 4 * p.code_bits;
   p.codes.assign(static_cast<size_t>(p.rows * p.row_bytes()), 0);
   for (int64_t r = 0; r < p.rows; ++r) {
@@ -127,8 +129,7 @@ Expected<PackedMatrix> pack_bits(const BlockFormat& f, const QuantizedTensor& t)
       if (p.code_bits == 3) block[8 + 2 * h + i / 8] |= static_cast<uint8_t>(((code >> 2) & 1u) << (i % 8));
     }
   }
-  LB_RETURN_IF_ERROR(convert_scales(f, t, t.scales, p.n_groups(), p.bf16_scales, p.scales));
-  if (p.asymmetric) LB_RETURN_IF_ERROR(convert_scales(f, t, t.mins, p.n_groups(), p.bf16_scales, p.mins));
+  LB_RETURN_IF_ERROR(convert_group_scales(f, t, p));
   return p;
 }
 
