@@ -36,7 +36,23 @@ void widen_row(const PackedMatrix& w, int64_t r, bool signed_codes, int64_t k_pa
 
 float scale16(uint16_t code, bool bf16) { return bf16 ? bf16_to_float(code) : fp16_to_float(code); }
 
-template <int kc>
+// One group's float step for the 16 tokens of one C tile:
+//   acc[j] = (first ? 0 : acc[j]) + (s * float(dot[j]) + m * qs[j])
+// dot: [16 tokens][16 rows] int32, qs: [16] float(qsum) of the tokens,
+// acc: [16 tokens][16 rows]. With m = 0 (INT4) the m * qs term is left out: it
+// is +-0, and adding +-0 to s * dot and then to a sum that starts at +0 (and so
+// is never -0) changes no bits.
+template <bool asym, bool first>
+inline void add_group(const int32_t* dot, const float* qs, __m512 sv, __m512 mv, float* acc) {
+  for (int j = 0; j < 16; ++j) {
+    __m512 term = _mm512_mul_ps(sv, _mm512_cvtepi32_ps(_mm512_load_si512(dot + 16 * j)));
+    if constexpr (asym) term = _mm512_add_ps(term, _mm512_mul_ps(mv, _mm512_set1_ps(qs[j])));
+    const __m512 prev = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + 16 * j);
+    _mm512_store_ps(acc + 16 * j, _mm512_add_ps(prev, term));
+  }
+}
+
+template <int kc, bool asym>
 void run(const PackedMatrix& w, const AmxActivations& x, const std::vector<int32_t>& qsum, int64_t r0, int64_t r1,
          float* y, int64_t ldy) {
   bool signed_codes = false;
@@ -46,7 +62,8 @@ void run(const PackedMatrix& w, const AmxActivations& x, const std::vector<int32
   std::vector<int8_t> b(static_cast<size_t>(rb_max * kp));  // [rb_max / 16][kp / 4][64] B tiles
   std::vector<float> s(static_cast<size_t>(ng * rb_max));   // [ng][rb_max] group scales, 0 past r1
   std::vector<float> m(s.size());                           // [ng][rb_max] group minimums (0: INT4)
-  alignas(64) int32_t c[4 * 256];                           // [4 tiles][16 tokens][16 rows] group dots
+  std::vector<float> qs(static_cast<size_t>(ng * kAmxTokenBlock));  // [ng][32] float(qsum), 0 past tokens
+  alignas(64) int32_t c[2][4 * 256];                        // [2 groups][4 tiles][16 tokens][16 rows] group dots
   alignas(64) float sum[4 * 256];                           // [4 tiles][16 tokens][16 rows] FP32 sums
   const amx::TileScope tiles(kc);
   for (int64_t rb = r0; rb < r1; rb += rb_max) {
@@ -66,31 +83,50 @@ void run(const PackedMatrix& w, const AmxActivations& x, const std::vector<int32
       for (int64_t i = 0; i < nr_pad; ++i) {
         const bool in = i < nr;
         s[g * rb_max + i] = in ? scale16(w.scales[(rb + i) * ng + g], w.bf16_scales) : 0.0f;
-        m[g * rb_max + i] = in && w.asymmetric ? scale16(w.mins[(rb + i) * ng + g], w.bf16_scales) : 0.0f;
+        m[g * rb_max + i] = in && asym ? scale16(w.mins[(rb + i) * ng + g], w.bf16_scales) : 0.0f;
       }
     }
     for (int64_t t = 0; t < x.tokens_padded; t += kAmxTokenBlock) {
+      if constexpr (asym) {
+        for (int64_t j = 0; j < kAmxTokenBlock; ++j) {
+          for (int64_t g = 0; g < ng; ++g) {
+            qs[g * kAmxTokenBlock + j] = t + j < x.tokens ? static_cast<float>(qsum[(t + j) * ng + g]) : 0.0f;
+          }
+        }
+      }
       for (int64_t i = 0; i < nr_pad; i += kAmxRowBlock) {
-        std::fill(std::begin(sum), std::end(sum), 0.0f);
-        for (int64_t g = 0; g < ng; ++g) {
-          // The last group may be short; its K steps run into the zero padding.
-          const int64_t k0 = g * w.group, k1 = std::min<int64_t>(k0 + w.group, w.cols_padded);
+        // Group g's tile products into the C tiles (the last group may be short:
+        // its K steps run into the zero padding).
+        const auto multiply = [&](int64_t g) {
           amx::zero_c();
-          amx::accumulate<kc>(x, t, b.data() + i * kp, b.data() + (i + 16) * kp, k0, k1);
-          amx::store_c(c);
+          amx::accumulate<kc>(x, t, b.data() + i * kp, b.data() + (i + 16) * kp, g * w.group,
+                              std::min<int64_t>((g + 1) * w.group, w.cols_padded));
+        };
+        // Adds group g (its dots in c[g % 2]) to sum.
+        const auto add = [&](int64_t g) {
           for (int tile = 0; tile < 4; ++tile) {
-            const int64_t t0 = t + 16 * (tile / 2), n0 = i + 16 * (tile % 2);
+            const int64_t n0 = i + 16 * (tile % 2);
             if (n0 >= nr) continue;
             const __m512 sv = _mm512_loadu_ps(s.data() + g * rb_max + n0);
             const __m512 mv = _mm512_loadu_ps(m.data() + g * rb_max + n0);
-            for (int64_t j = 0; j < 16 && t0 + j < x.tokens; ++j) {
-              float* acc = sum + 256 * tile + 16 * j;
-              const __m512 d = _mm512_cvtepi32_ps(_mm512_load_si512(c + 256 * tile + 16 * j));
-              const __m512 qs = _mm512_set1_ps(static_cast<float>(qsum[(t0 + j) * ng + g]));
-              const __m512 term = _mm512_add_ps(_mm512_mul_ps(sv, d), _mm512_mul_ps(mv, qs));
-              _mm512_store_ps(acc, _mm512_add_ps(_mm512_load_ps(acc), term));
+            const int32_t* dot = c[g % 2] + 256 * tile;
+            const float* q = qs.data() + g * kAmxTokenBlock + 16 * (tile / 2);
+            if (g == 0) {
+              add_group<asym, true>(dot, q, sv, mv, sum + 256 * tile);
+            } else {
+              add_group<asym, false>(dot, q, sv, mv, sum + 256 * tile);
             }
           }
+        };
+        // Software pipeline: the tiles of group g + 1 are issued before the
+        // float step of group g, so the AMX unit and the vector units overlap
+        // (the C tiles are stored to the other half of c only after that step).
+        multiply(0);
+        amx::store_c(c[0]);
+        for (int64_t g = 0; g < ng; ++g) {
+          if (g + 1 < ng) multiply(g + 1);
+          add(g);
+          if (g + 1 < ng) amx::store_c(c[(g + 1) % 2]);
         }
         for (int tile = 0; tile < 4; ++tile) {
           const int64_t t0 = t + 16 * (tile / 2), n0 = i + 16 * (tile % 2);
@@ -111,10 +147,11 @@ void run(const PackedMatrix& w, const AmxActivations& x, const std::vector<int32
 
 void w4a8_amx(const PackedMatrix& w, const AmxActivations& x, const std::vector<int32_t>& qsum, int64_t r0,
               int64_t r1, float* y, int64_t ldy) {
-  if (w.group % 64 == 0) {
-    run<64>(w, x, qsum, r0, r1, y, ldy);
+  const bool k64 = w.group % 64 == 0;
+  if (w.asymmetric) {
+    (k64 ? run<64, true> : run<32, true>)(w, x, qsum, r0, r1, y, ldy);
   } else {
-    run<32>(w, x, qsum, r0, r1, y, ldy);
+    (k64 ? run<64, false> : run<32, false>)(w, x, qsum, r0, r1, y, ldy);
   }
 }
 
