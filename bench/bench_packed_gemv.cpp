@@ -2,7 +2,7 @@
 // (kernels/packed_matrix.h) at TinyLlama-1.1B shapes, one thread, against the
 // FP32 OpenBLAS sgemv of the same shape in the same run (BM_Fp32Sgemv).
 // Run: build/lowbit_bench_kernels --benchmark_filter='Packed|Fp32Sgemv'.
-// args: format index (kFormats), ISA (0 generic, 1 avx2, 2 avx512), rows, cols; every
+// args: format index (kFormats), ISA (0 generic, 1 avx2, 2 avx512, 3 avx512vnni), rows, cols; every
 // variant of a format runs in the same process, so their numbers compare directly.
 #include <benchmark/benchmark.h>
 
@@ -39,7 +39,9 @@ PackedMatrix packed(const char* format, int64_t rows, int64_t cols) {
   return std::move(pack_quantized_weight(q)).value();
 }
 
-Isa isa_arg(int64_t a) { return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : Isa::kAvx512; }
+Isa isa_arg(int64_t a) {
+  return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : a == 2 ? Isa::kAvx512 : Isa::kAvx512Vnni;
+}
 
 void BM_PackedGemv(benchmark::State& state) {
   const char* format = kFormats[state.range(0)];
@@ -52,9 +54,9 @@ void BM_PackedGemv(benchmark::State& state) {
   const PackedKernels k = packed_kernels(w.kind, isa);
   const std::vector<float> x = random_values(w.cols, 2);
   PackedActivation a;
-  prepare_activation(w, x.data(), a);
   std::vector<float> y(static_cast<size_t>(w.rows));
   for (auto _ : state) {
+    prepare_activation(w, x.data(), a, k.fixed16);  // once per call in the runtime too
     k.gemv(w, a, 0, w.rows, y.data());
     benchmark::DoNotOptimize(y.data());
   }
@@ -191,7 +193,7 @@ BENCHMARK(BM_W4A4)->Args({0, 5632, 2048, 1, 0})->Args({1, 5632, 2048, 1, 0})->Ar
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {
-    for (int64_t isa : {0, 1, 2}) b->Args({f, isa, 5632, 2048});
+    for (int64_t isa : {0, 1, 2, 3}) b->Args({f, isa, 5632, 2048});
   }
 }
 

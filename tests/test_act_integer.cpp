@@ -5,6 +5,7 @@
 // the simulated PPL (only the float summation order differs).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -138,16 +139,19 @@ TEST(IntegerActivations, PackedLinearEqualsTheSimulatedLinear) {
       QuantizedWeight q;
       q.format = k.weight;
       q.tensor = get(quantize_matrix(k.weight, wv.data(), rows, cols));
-      auto make = [&] { return get(PackedLinear::create(get(pack_quantized_weight(q)), {}, k.weight)); };
+      // The simulation runs the FP32 GEMV (at most AVX-512): the fixed-point VNNI GEMV
+      // (kernels/lut4_fixed16.h) would add its own 16-bit rounding of xq.
+      const Isa sim_isa = std::min(active_isa(), Isa::kAvx512);
+      auto make = [&](Isa isa) { return get(PackedLinear::create(get(pack_quantized_weight(q)), {}, k.weight, isa)); };
       ActQuantAttachment a;
       a.spec.format = k.act;
       a.spec.granularity = k.granularity;
       if (k.group > 0) a.spec.group = k.group;
       a.static_threshold = 2.0f;
-      std::unique_ptr<PackedLinear> integer = make();
+      std::unique_ptr<PackedLinear> integer = make(active_isa());
       ASSERT_TRUE(integer->enable_integer_activations(a).ok());
       const PackedMatrix& w = integer->packed();
-      auto sim = get(ActQuantLinear::create(make(), get(ActQuantizer::create(a.spec)), a.static_threshold));
+      auto sim = get(ActQuantLinear::create(make(sim_isa), get(ActQuantizer::create(a.spec)), a.static_threshold));
       for (int64_t n : {1, 5, 64}) {
         const std::vector<float> x = testing::gaussian(n, cols, 2 + n, 1.0f);
         const std::vector<float> xq = simulated(a.spec, x, n, cols, a.static_threshold);

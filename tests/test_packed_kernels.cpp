@@ -2,7 +2,8 @@
 // formats x ISA levels over awkward shapes, each variant against the scalar
 // reference. Packing is checked against the block format's own dequantization;
 // GEMV results against the double-precision reference within the FP32 error
-// bound of the header (packed_gemv_bound); row dequantization within one
+// bound of the header (packed_gemv_bound), or for the fixed-point kernels that
+// plus the quantization of x (lut4_fixed16.h); row dequantization within one
 // rounding of the reference decode. Failures print the worst element.
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 
 #include "core/thread_pool.h"
 #include "formats/block_format.h"
+#include "kernels/lut4_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "model/packed_convert.h"
 #include "model/packed_linear.h"
@@ -130,13 +132,20 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
           const bool portable_ok = p.kind == PackedKind::kBits && isas[v] == Isa::kAvx2;
           EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2 || portable_ok) << k.name;
           EXPECT_EQ(std::string(k.name).substr(std::string(k.name).find('/') + 1), isa_name(k.isa));
+          // Fixed-point kernels (lut4_fixed16.h) add the 16-bit quantization of x to their bound.
+          PackedActivation a16;
+          if (k.fixed16) prepare_activation(p, x.data(), a16, true);
+          const PackedActivation& ak = k.fixed16 ? a16 : a;
           std::vector<float> got(rows);
-          k.gemv(p, a, 0, split, got.data());
-          k.gemv(p, a, split, rows, got.data() + split);
+          k.gemv(p, ak, 0, split, got.data());
+          k.gemv(p, ak, split, rows, got.data() + split);
           int64_t worst_row = 0;
           double worst = 0.0;
           for (int64_t r = 0; r < rows; ++r) {
-            const double ratio = std::fabs(static_cast<double>(got[r]) - want[r]) / bound[r];
+            const double b = ak.fixed.valid ? lut4_fixed16_rounding_bound(p, ak, r) +
+                                                  lut4_fixed16_quantization_bound(p, ak, r)
+                                            : bound[r];
+            const double ratio = std::fabs(static_cast<double>(got[r]) - want[r]) / b;
             if (ratio > worst) worst = ratio, worst_row = r;
           }
           EXPECT_LE(worst, 1.0) << "gemv row " << worst_row << ": " << got[worst_row] << " vs " << want[worst_row];
@@ -172,7 +181,9 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_STREQ(packed_kernels(PackedKind::kFp8Row, Isa::kAvx2).name, "fp8/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kFp16, Isa::kAvx2).name, "half/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx2).name, "half/avx2");
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name, "lut4/avx512");
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512).name, "lut4/avx512");
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name, "lut4/avx512vnni");
+  EXPECT_TRUE(packed_kernels(PackedKind::kLut4, Isa::kAvx512Bf16).fixed16);
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx512Bf16).name, "half/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx2).name, "bits/generic");

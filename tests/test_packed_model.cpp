@@ -101,14 +101,19 @@ TEST_P(PackedStories, PackedPathMatchesTheDequantizedPath) {
   EXPECT_TRUE(packed_report.dequantized.empty());
   EXPECT_TRUE(deq_report.packed.empty());
   EXPECT_LT(std::fabs(packed / reference - 1.0), 1e-3) << "packed " << packed << " vs dequantized " << reference;
-  // Decode: FP32 reordering only, so the logits agree to far below their spread (|logit| ~ 10).
+  // Decode: FP32 reordering only, so the logits agree to far below their spread
+  // (|logit| ~ 10); 5e-3 where the fixed-point GEMV (kernels/lut4_fixed16.h) rounds
+  // each linear's input to 16 bits (measured 2.0e-3 for w4g128-rtn).
+  bool fixed16 = false;
+  for (const auto& [kernel, n] : packed_report.packed) fixed16 = fixed16 || kernel.find("lut4/avx512vnni") != std::string::npos;
+  const double tol = fixed16 ? 5e-3 : 1e-3;
   const std::vector<float> a = decode_logits(loaded, packed_model), b = decode_logits(loaded, reference_model);
   double worst = 0.0;
   size_t worst_i = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     if (std::fabs(a[i] - b[i]) > worst) worst = std::fabs(a[i] - b[i]), worst_i = i;
   }
-  EXPECT_LT(worst, 1e-3) << "logit " << worst_i << ": " << a[worst_i] << " vs " << b[worst_i];
+  EXPECT_LT(worst, tol) << "logit " << worst_i << ": " << a[worst_i] << " vs " << b[worst_i];
   std::printf("%s: decode max |logit diff| %.3g\n", recipe.c_str(), worst);
   std::printf("%s: PPL packed %.6f, dequantized %.6f (ratio - 1 = %.2e)\n", recipe.c_str(), packed, reference,
               packed / reference - 1.0);

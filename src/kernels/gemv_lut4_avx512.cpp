@@ -26,30 +26,12 @@
 #include <vector>
 
 #include "kernels/packed_matrix.h"
+#include "kernels/scale_rows_avx512.h"
 
 namespace lowbit {
 namespace {
 
 constexpr int kPrefetchBytes = 4096;
-
-// out[0:n] = the FP16 or BF16 codes sc[0:n] as floats; out holds n rounded up
-// to 16 (the tail lanes get zeros). Full-width stores only: the FMAs read single
-// floats back at once, and a masked store cannot forward to those loads.
-template <bool kBf16>
-void scales_to_float(const uint16_t* sc, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; i += 16) {
-    const int64_t m = std::min<int64_t>(16, n - i);
-    const __mmask16 k = static_cast<__mmask16>((1u << m) - 1);
-    const __m256i h = _mm256_maskz_loadu_epi16(k, sc + i);
-    __m512 v;
-    if constexpr (kBf16) {
-      v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    } else {
-      v = _mm512_cvtph_ps(h);
-    }
-    _mm512_storeu_ps(out + i, v);
-  }
-}
 
 // 16 x 32-bit code lanes of block b: the low nibbles are columns 32b..32b+15.
 inline __m512i block_codes(const uint8_t* codes, int64_t b) {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "kernels/lut4_fixed16.h"
 
 namespace lowbit {
 
@@ -62,10 +63,12 @@ Status PackedMatrix::validate() const {
   return Status::ok_status();
 }
 
-void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a) {
+void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, bool fixed16) {
   a.x.assign(static_cast<size_t>(w.cols_padded), 0.0f);
   std::memcpy(a.x.data(), x, static_cast<size_t>(w.cols) * sizeof(float));
   a.xsum.clear();
+  a.fixed.valid = false;
+  if (fixed16 && lut4_fixed16_eligible(w)) prepare_fixed16(w, a);
   if (!packed_grouped(w.kind) || !w.asymmetric) return;
   const int64_t ng = w.n_groups();
   a.xsum.assign(static_cast<size_t>(ng), 0.0f);
@@ -167,6 +170,8 @@ PackedKernels pick(Isa isa, PackedKernels (*generic)(), PackedKernels (*avx2)(),
 PackedKernels packed_kernels(PackedKind kind, Isa isa) {
   switch (kind) {
     case PackedKind::kLut4:
+      // VNNI: the fixed-point GEMV (lut4_fixed16.h), which falls back to lut4/avx512 itself.
+      if (isa >= Isa::kAvx512Vnni) return packed_kernels_lut4_avx512vnni();
       return pick(isa, packed_kernels_lut4_generic, packed_kernels_lut4_avx2, packed_kernels_lut4_avx512);
     case PackedKind::kInt8Row:
       return pick(isa, packed_kernels_int8_generic, packed_kernels_int8_avx2, packed_kernels_int8_avx512);

@@ -87,12 +87,23 @@ struct PackedMatrix {
 // Whether the layout has group scales (kLut4, kBits).
 inline bool packed_grouped(PackedKind kind) { return kind == PackedKind::kLut4 || kind == PackedKind::kBits; }
 
-// x padded to cols_padded, and its group sums for asymmetric grouped layouts.
+// x in 16-bit fixed point for the kLut4 fixed-point kernels (lut4_fixed16.h).
+struct Fixed16Activation {
+  bool valid = false;              // false: not prepared, or x is not finite (kernels run FP32)
+  float scale = 0.0f;              // x[c] ≈ scale * xi[c]
+  std::vector<int8_t> bytes;       // [chunks of 128 columns][4][64] lo / hi bytes of xi, in code order
+  std::vector<float> group_sums;   // [n_groups + 16] sum of xi over each group (exact below 2^24), then zeros
+};
+
+// x padded to cols_padded, and its group sums for asymmetric grouped layouts;
+// with `fixed16` (the kernels' PackedKernels::fixed16) also the fixed-point copy
+// where the layout takes it.
 struct PackedActivation {
   std::vector<float> x;     // [cols_padded], zeros past cols
   std::vector<float> xsum;  // kLut4 / kBits asymmetric: [n_groups] sum of x over each group
+  Fixed16Activation fixed;  // fixed16 kernels on eligible kLut4 layouts
 };
-void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a);
+void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, bool fixed16 = false);
 
 // Scalar value of one weight (the reference decode of the packed layout).
 float packed_value(const PackedMatrix& w, int64_t r, int64_t c);
@@ -112,6 +123,7 @@ struct PackedKernels {
   void (*dequantize_rows)(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) = nullptr;
   Isa isa = Isa::kGeneric;  // the level the kernels were written for
   const char* name = "";    // "lut4/avx512"
+  bool fixed16 = false;     // gemv reads PackedActivation::fixed where valid (prepare with fixed16)
 };
 
 // The best kernels for `isa` (AVX-512 kernels serve every AVX-512 level, AVX2
@@ -122,6 +134,7 @@ PackedKernels packed_kernels(PackedKind kind, Isa isa);
 PackedKernels packed_kernels_lut4_generic();
 PackedKernels packed_kernels_lut4_avx2();
 PackedKernels packed_kernels_lut4_avx512();
+PackedKernels packed_kernels_lut4_avx512vnni();
 PackedKernels packed_kernels_int8_generic();
 PackedKernels packed_kernels_int8_avx2();
 PackedKernels packed_kernels_int8_avx512();

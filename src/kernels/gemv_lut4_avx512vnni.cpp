@@ -1,0 +1,169 @@
+// kLut4 GEMV with 16-bit fixed-point activations on AVX-512 VNNI
+// (lut4_fixed16.h has the arithmetic and the activation byte order).
+//
+// One 64-byte load holds the codes of a 128-column chunk of a row. Per chunk:
+// two masks and a shift split it into low and high nibbles (one byte each, in
+// the order of the activation vectors), an optional vpshufb maps codes to the
+// table's bytes, and four vpdpbusd form sum u * hi, shift it by 8, and add
+// sum u * lo, so each 32-bit lane holds the exact sum of u * xi over its 8
+// columns. The lanes are converted to FP32 and multiplied by their group scale
+// once per chunk: 10 vector uops per 128 weights (12 with the table shuffle),
+// against 24 for the FP32 kernel (lut4/avx512), so decode is bound by memory.
+// Two rows run together and share the four activation vectors; the codes are
+// prefetched 4096 bytes ahead, as in lut4/avx512.
+// GCC 12 flags the intrinsics headers' _mm512_undefined_* values as maybe uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/lut4_fixed16.h"
+#include "kernels/packed_matrix.h"
+#include "kernels/scale_rows_avx512.h"
+
+namespace lowbit {
+namespace {
+
+constexpr int kPrefetchBytes = 4096;
+
+// The four activation vectors of one chunk (lut4_fixed16.h order).
+struct ChunkActivation {
+  __m512i lo_low, lo_high, hi_low, hi_high;
+};
+
+inline ChunkActivation chunk_activation(const int8_t* bytes, int64_t ch) {
+  const int8_t* p = bytes + 256 * ch;
+  return {_mm512_loadu_si512(p), _mm512_loadu_si512(p + 64), _mm512_loadu_si512(p + 128),
+          _mm512_loadu_si512(p + 192)};
+}
+
+// Lane l (columns of block l / 4, bytes 4l..4l+3 of each nibble half) of the
+// result: the exact sum over its 8 columns of u[code] * xi.
+template <bool kTable>
+inline __m512i chunk_dot(__m512i q, __m512i table, const ChunkActivation& x) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+  if constexpr (kTable) {
+    lo = _mm512_shuffle_epi8(table, lo);
+    hi = _mm512_shuffle_epi8(table, hi);
+  }
+  __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x.hi_low);
+  acc = _mm512_dpbusd_epi32(acc, hi, x.hi_high);
+  acc = _mm512_slli_epi32(acc, 8);
+  acc = _mm512_dpbusd_epi32(acc, lo, x.lo_low);
+  return _mm512_dpbusd_epi32(acc, hi, x.lo_high);
+}
+
+// Codes of chunk ch of a row; the last chunk may hold fewer than 4 blocks.
+inline __m512i chunk_codes(const uint8_t* row, int64_t ch, int64_t full_chunks, __mmask64 tail) {
+  _mm_prefetch(reinterpret_cast<const char*>(row + 64 * ch + kPrefetchBytes), _MM_HINT_T0);
+  if (ch < full_chunks) return _mm512_loadu_si512(row + 64 * ch);
+  return _mm512_maskz_loadu_epi8(tail, row + 64 * ch);
+}
+
+// sum_g xs_g * (m_g - offset * s_g): the offset and minimum terms of a row.
+float row_correction(const float* sf, const float* mf, const float* xs, int64_t ngp, float offset) {
+  __m512 acc = _mm512_setzero_ps();
+  const __m512 off = _mm512_set1_ps(offset);
+  for (int64_t g = 0; g < ngp; g += 16) {
+    const __m512 m = mf != nullptr ? _mm512_loadu_ps(mf + g) : _mm512_setzero_ps();
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(xs + g), _mm512_fnmadd_ps(off, _mm512_loadu_ps(sf + g), m), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+// kLaneGroups: groups per chunk, 1 (the group is a multiple of 128 columns),
+// 2 (64) or 4 (32); lane l then takes the scale of group l / (16 / kLaneGroups).
+template <bool kBf16, bool kTable, int kLaneGroups>
+void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
+  const Lut4ByteTable t = lut4_byte_table(w);
+  const int64_t nb = w.cols_padded / 32, chunks = (nb + 3) / 4, full_chunks = nb / 4;
+  const __mmask64 tail = (nb % 4) == 0 ? 0 : (~0ull >> (64 - 16 * (nb % 4)));
+  const int64_t ng = w.n_groups(), rb = w.row_bytes(), ngp = (ng + 15) / 16 * 16 + 16;
+  const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.u)));
+  const __m512i lane_group = kLaneGroups == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                              : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  const __m512 inv_k = _mm512_set1_ps(1.0f / t.multiplier);
+  const int8_t* xb = a.fixed.bytes.data();
+  const float out_scale = a.fixed.scale * w.tensor_scale;
+  // Scales (divided by the multiplier) of rows r, r + 1, then their mins: [4][ngp], zeros past ng.
+  std::vector<float> scratch(static_cast<size_t>(4 * ngp), 0.0f);
+  float* sf[2] = {scratch.data(), scratch.data() + ngp};
+  float* mf[2] = {scratch.data() + 2 * ngp, scratch.data() + 3 * ngp};
+  for (int64_t r = r0; r < r1; r += 2) {
+    const bool pair = r + 1 < r1;  // a lone last row runs as both rows, its copy discarded
+    const int64_t rr[2] = {r, pair ? r + 1 : r};
+    for (int i = 0; i < 2; ++i) {
+      scales_to_float<kBf16>(w.scales.data() + rr[i] * ng, ng, sf[i]);
+      for (int64_t g = 0; g < ng; g += 16) _mm512_storeu_ps(sf[i] + g, _mm512_mul_ps(_mm512_loadu_ps(sf[i] + g), inv_k));
+      if (w.asymmetric) scales_to_float<kBf16>(w.mins.data() + rr[i] * ng, ng, mf[i]);
+    }
+    const uint8_t* c0 = w.codes.data() + rr[0] * rb;
+    const uint8_t* c1 = w.codes.data() + rr[1] * rb;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    auto step = [&](int64_t ch, __m512 s0, __m512 s1) {
+      const ChunkActivation x = chunk_activation(xb, ch);
+      const __m512i d0 = chunk_dot<kTable>(chunk_codes(c0, ch, full_chunks, tail), table, x);
+      const __m512i d1 = chunk_dot<kTable>(chunk_codes(c1, ch, full_chunks, tail), table, x);
+      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d0), s0, acc0);
+      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), s1, acc1);
+    };
+    if (kLaneGroups == 1 && w.group == 128) {  // one chunk per group: no group loop around it
+      for (int64_t ch = 0; ch < chunks; ++ch) step(ch, _mm512_set1_ps(sf[0][ch]), _mm512_set1_ps(sf[1][ch]));
+    } else if constexpr (kLaneGroups == 1) {
+      const int64_t per_group = w.group / 128;  // chunks per group
+      for (int64_t ch = 0, g = 0; ch < chunks; ++g) {
+        const __m512 s0 = _mm512_set1_ps(sf[0][g]), s1 = _mm512_set1_ps(sf[1][g]);
+        for (const int64_t end = std::min(chunks, ch + per_group); ch < end; ++ch) step(ch, s0, s1);
+      }
+    } else {
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        step(ch, _mm512_permutexvar_ps(lane_group, _mm512_loadu_ps(sf[0] + kLaneGroups * ch)),
+             _mm512_permutexvar_ps(lane_group, _mm512_loadu_ps(sf[1] + kLaneGroups * ch)));
+      }
+    }
+    const float sums[2] = {_mm512_reduce_add_ps(acc0), _mm512_reduce_add_ps(acc1)};
+    for (int i = 0; i < (pair ? 2 : 1); ++i) {
+      const float corr = row_correction(sf[i], w.asymmetric ? mf[i] : nullptr, a.fixed.group_sums.data(), ngp - 16,
+                                        static_cast<float>(t.offset));
+      y[r + i - r0] = (sums[i] + corr) * out_scale;
+    }
+  }
+}
+
+template <bool kBf16, bool kTable>
+void gemv_groups(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
+  if (w.group == 32) {
+    gemv_t<kBf16, kTable, 4>(w, a, r0, r1, y);
+  } else if (w.group == 64) {
+    gemv_t<kBf16, kTable, 2>(w, a, r0, r1, y);
+  } else {
+    gemv_t<kBf16, kTable, 1>(w, a, r0, r1, y);
+  }
+}
+
+void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
+  // Not prepared (layout not eligible) or x not finite: the FP32 kernel.
+  if (!a.fixed.valid) return packed_kernels_lut4_avx512().gemv(w, a, r0, r1, y);
+  const bool table = !lut4_byte_table(w).identity;
+  if (w.bf16_scales) {
+    table ? gemv_groups<true, true>(w, a, r0, r1, y) : gemv_groups<true, false>(w, a, r0, r1, y);
+  } else {
+    table ? gemv_groups<false, true>(w, a, r0, r1, y) : gemv_groups<false, false>(w, a, r0, r1, y);
+  }
+}
+
+void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
+  packed_kernels_lut4_avx512().dequantize_rows(w, r0, r1, out);
+}
+
+}  // namespace
+
+PackedKernels packed_kernels_lut4_avx512vnni() {
+  return {gemv, dequantize_rows, Isa::kAvx512Vnni, "lut4/avx512vnni", /*fixed16=*/true};
+}
+
+}  // namespace lowbit

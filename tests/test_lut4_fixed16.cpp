@@ -1,0 +1,191 @@
+// The fixed-point kLut4 GEMV (kernels/lut4_fixed16.h): byte tables, the
+// activation split, a hand-computed case, and the VNNI kernel against the
+// fixed-point reference (FP32 rounding only) and against the exact product
+// (plus the 16-bit quantization of x), over groups of 32, 64, 128, 256 and
+// awkward shapes; NaN activations and ineligible layouts run the FP32 kernel.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/cpu_features.h"
+#include "kernels/lut4_fixed16.h"
+#include "kernels/packed_matrix.h"
+#include "test_int8_act_util.h"
+
+namespace lowbit {
+namespace {
+
+using testing::packed_weight;  // a seeded Gaussian weight, quantized and packed
+using testing::regroup;        // the same codes, another group size
+
+std::vector<float> gaussian_vector(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = d(rng);
+  if (n > 5) x[n / 3] = 40.0f;  // one outlier sets the scale
+  return x;
+}
+
+bool vnni_here() { return isa_supported(Isa::kAvx512Vnni, detect_cpu_features()); }
+
+TEST(Lut4Fixed16, ByteTables) {
+  // INT4 symmetric: two's-complement codes, lut = -8..7 -> u = lut + 8 (a shuffle).
+  const Lut4ByteTable sym = lut4_byte_table(packed_weight("int4_g128", 1, 32, 1));
+  ASSERT_TRUE(sym.ok);
+  EXPECT_EQ(sym.multiplier, 1.0f);
+  EXPECT_EQ(sym.offset, 8);
+  // UINT4 with a minimum: the code itself.
+  const Lut4ByteTable asym = lut4_byte_table(packed_weight("int4_g128_asym", 1, 32, 1));
+  ASSERT_TRUE(asym.ok);
+  EXPECT_TRUE(asym.identity);
+  EXPECT_EQ(asym.offset, 0);
+  // FP4 E2M1 times 2: -12..12.
+  const Lut4ByteTable fp4 = lut4_byte_table(packed_weight("mxfp4", 1, 32, 1));
+  ASSERT_TRUE(fp4.ok);
+  EXPECT_EQ(fp4.multiplier, 2.0f);
+  EXPECT_EQ(fp4.offset, 12);
+  const PackedMatrix mx = packed_weight("mxfp4", 1, 32, 1);
+  for (int c = 0; c < 16; ++c) EXPECT_EQ((fp4.u[c] - fp4.offset) / fp4.multiplier, mx.lut[c]) << "code " << c;
+  // NF4 is not an integer table; NVFP4's groups of 16 split a 32-column block.
+  EXPECT_FALSE(lut4_byte_table(packed_weight("nf4_g64", 1, 32, 1)).ok);
+  EXPECT_FALSE(lut4_fixed16_eligible(packed_weight("nvfp4", 1, 32, 1)));
+  EXPECT_FALSE(lut4_fixed16_eligible(regroup(packed_weight("int4_g128", 1, 96, 1), 48)));
+  EXPECT_TRUE(lut4_fixed16_eligible(regroup(packed_weight("int4_g128", 1, 96, 1), 32)));
+}
+
+// Byte p of vector P of chunk ch holds column 128 ch + 32 (p / 16) + 16 (P % 2) + p % 16:
+// lo bytes for P < 2, hi bytes for P >= 2; 256 hi + lo = round(x / scale).
+TEST(Lut4Fixed16, ActivationSplitsIntoTwoBytes) {
+  for (int64_t cols : {1, 17, 33, 129, 255, 4097}) {
+    const PackedMatrix w = packed_weight("int4_g128", 1, cols, 2);
+    const std::vector<float> x = gaussian_vector(cols, cols);
+    PackedActivation a;
+    prepare_activation(w, x.data(), a, true);
+    ASSERT_TRUE(a.fixed.valid);
+    float amax = 0.0f;
+    for (float v : x) amax = std::max(amax, std::fabs(v));
+    EXPECT_EQ(a.fixed.scale, amax / 32639.0f);
+    const int64_t chunks = (w.cols_padded + 127) / 128;
+    ASSERT_EQ(a.fixed.bytes.size(), static_cast<size_t>(256 * chunks));
+    std::vector<int64_t> sums(static_cast<size_t>(w.n_groups()), 0);
+    for (int64_t ch = 0; ch < chunks; ++ch) {
+      for (int half = 0; half < 2; ++half) {
+        for (int p = 0; p < 64; ++p) {
+          const int64_t c = 128 * ch + 32 * (p / 16) + 16 * half + p % 16;
+          const int32_t xi = 256 * a.fixed.bytes[256 * ch + 64 * (2 + half) + p] + a.fixed.bytes[256 * ch + 64 * half + p];
+          if (c >= cols) {
+            ASSERT_EQ(xi, 0) << "padding column " << c;
+            continue;
+          }
+          ASSERT_LE(std::abs(xi), kFixed16Max);
+          ASSERT_LE(std::fabs(x[c] - a.fixed.scale * xi), 0.51f * a.fixed.scale) << "column " << c;
+          sums[c / w.group] += xi;
+        }
+      }
+    }
+    for (int64_t g = 0; g < w.n_groups(); ++g) EXPECT_EQ(a.fixed.group_sums[g], static_cast<float>(sums[g]));
+  }
+}
+
+// A case by hand: codes with lut = code - 8, group scales 0.5 and 1.0 (FP16),
+// x = small integers with max |x| = 32639, so the fixed-point scale is 1 and
+// every sum is exact.
+TEST(Lut4Fixed16, HandComputedRow) {
+  if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  PackedMatrix w;
+  w.kind = PackedKind::kLut4;
+  w.rows = 1;
+  w.cols = w.cols_padded = 256;
+  w.group = 128;
+  for (int c = 0; c < 16; ++c) w.lut[c] = static_cast<float>(c - 8);
+  w.scales = {0x3800, 0x3C00};  // FP16 0.5, 1.0
+  w.codes.assign(128, 0);
+  std::vector<float> x(256);
+  double want = 0.0;
+  for (int64_t c = 0; c < 256; ++c) {
+    const int code = static_cast<int>((c * 7) % 16);
+    w.codes[16 * (c / 32) + (c % 32) % 16] |= static_cast<uint8_t>((c % 32) < 16 ? code : code << 4);
+    x[c] = c == 0 ? 32639.0f : static_cast<float>((c * 13) % 41 - 20);
+    want += (c < 128 ? 0.5 : 1.0) * (code - 8) * x[c];
+  }
+  ASSERT_TRUE(w.validate().ok());
+  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
+  ASSERT_TRUE(k.fixed16);
+  PackedActivation a;
+  prepare_activation(w, x.data(), a, true);
+  ASSERT_TRUE(a.fixed.valid);
+  ASSERT_EQ(a.fixed.scale, 1.0f);
+  float got = 0.0f;
+  k.gemv(w, a, 0, 1, &got);
+  EXPECT_EQ(got, static_cast<float>(want));
+}
+
+// The kernel against the reference over eligible layouts and awkward shapes.
+TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
+  if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
+  struct Case {
+    const char* format;
+    int group;  // 0: the format's own
+  };
+  const Case cases[] = {{"int4_g128", 0},      {"int4_g128_asym", 0}, {"mxfp4", 0},    {"mxfp4_up", 0},
+                        {"fp4_g128_pow2", 0},  {"int4_g128", 64},     {"int4_g128", 32}, {"int4_g128_asym", 256},
+                        {"int4_g128_asym", 32}};
+  for (const Case& cs : cases) {
+    for (int64_t rows : {1, 3, 17, 33}) {
+      for (int64_t cols : {1, 3, 31, 32, 33, 255, 4097}) {
+        SCOPED_TRACE(::testing::Message() << cs.format << " g" << cs.group << " [" << rows << ", " << cols << "]");
+        PackedMatrix w = packed_weight(cs.format, rows, cols, 100 + rows + cols);
+        if (cs.group != 0) w = regroup(w, cs.group);
+        ASSERT_TRUE(lut4_fixed16_eligible(w));
+        const std::vector<float> x = gaussian_vector(cols, 7 + cols);
+        PackedActivation a;
+        prepare_activation(w, x.data(), a, true);
+        ASSERT_TRUE(a.fixed.valid);
+        std::vector<float> got(rows), fixed_ref(rows), exact(rows);
+        const int64_t split = rows / 2;
+        k.gemv(w, a, 0, split, got.data());
+        k.gemv(w, a, split, rows, got.data() + split);
+        gemv_lut4_fixed16_reference(w, a, 0, rows, fixed_ref.data());
+        gemv_packed_reference(w, x.data(), 0, rows, exact.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          const double rb = lut4_fixed16_rounding_bound(w, a, r), qb = lut4_fixed16_quantization_bound(w, a, r);
+          ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb)
+              << "row " << r << ": " << got[r] << " vs reference " << fixed_ref[r];
+          ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb)
+              << "row " << r << ": " << fixed_ref[r] << " vs exact " << exact[r];
+        }
+      }
+    }
+  }
+}
+
+// NaN in x, or a layout the kernel does not take: the FP32 kernel's result, bit for bit.
+TEST(Lut4Fixed16, FallsBackToFp32) {
+  if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
+  const PackedKernels fp32 = packed_kernels(PackedKind::kLut4, Isa::kAvx512);
+  for (const char* format : {"int4_g128", "nf4_g64", "nvfp4"}) {
+    const PackedMatrix w = packed_weight(format, 5, 300, 3);
+    std::vector<float> x = gaussian_vector(300, 4);
+    if (std::string(format) == "int4_g128") x[17] = NAN;
+    PackedActivation a;
+    prepare_activation(w, x.data(), a, true);
+    EXPECT_FALSE(a.fixed.valid) << format;
+    std::vector<float> got(5), want(5);
+    k.gemv(w, a, 0, 5, got.data());
+    fp32.gemv(w, a, 0, 5, want.data());
+    for (int r = 0; r < 5; ++r) {
+      if (std::isnan(want[r])) {
+        EXPECT_TRUE(std::isnan(got[r])) << format << " row " << r;
+      } else {
+        EXPECT_EQ(got[r], want[r]) << format << " row " << r;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lowbit
