@@ -122,6 +122,12 @@ uint64_t DecoderBlock::weight_bytes() const {
   return bytes;
 }
 
+// Query rows per causal block of the prompt attention: block [r0, r0 + 64) is
+// scored against positions [0, pos + r0 + 64) only, so a 512-token prompt
+// computes 9/16 of the score square instead of all of it (128-row blocks: 5/8,
+// measured no faster on 2 threads).
+constexpr int kAttnRowBlock = 64;
+
 // Causal grouped-query attention of the new tokens (queries in s.q after RoPE,
 // keys/values in s.k/s.v, keys after RoPE unless the cache takes them before)
 // over cached positions [0, pos + n_tokens); result in s.attn.
@@ -195,9 +201,15 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   if (mixed) s.attn_exact.resize(static_cast<size_t>(n_tokens) * hd);
   for (int h = 0; h < c.n_heads; ++h) {
     const int kvh = h / group;
-    // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_tokens, n_pos, hd, attn_scale, s.q.data() + h * hd,
-                c.q_dim(), keys + kvh * hd, kv_dim, 0.0f, s.scores.data(), n_pos);
+    // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd), per block of
+    // query rows only up to the last position the block sees (causal: about
+    // half of the square for a long prompt is never computed).
+    for (int r0 = 0; r0 < n_tokens; r0 += kAttnRowBlock) {
+      const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, seen, hd, attn_scale,
+                  s.q.data() + static_cast<int64_t>(r0) * c.q_dim() + h * hd, c.q_dim(), keys + kvh * hd, kv_dim,
+                  0.0f, s.scores.data() + static_cast<int64_t>(r0) * n_pos, n_pos);
+    }
     // Causal mask: token t (position pos+t) sees positions [0, pos+t].
     pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
@@ -215,7 +227,9 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
           }
         }
         softmax(row, visible);
-        std::fill(row + visible, row + n_pos, 0.0f);
+        // Zeros up to the positions its row block's P·V reads.
+        std::fill(row + visible, row + pos + std::min<int64_t>(n_tokens, (t / kAttnRowBlock + 1) * kAttnRowBlock),
+                  0.0f);
         if (mixed) {
           float* out = s.attn_exact.data() + t * hd;
           std::fill(out, out + hd, 0.0f);
@@ -227,9 +241,14 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
         }
       }
     });
-    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ the exact values' share)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tokens, hd, n_pos, 1.0f, s.scores.data(), n_pos,
-                values + kvh * hd, kv_dim, 0.0f, s.attn.data() + h * hd, c.q_dim());
+    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ the exact values' share),
+    // per row block over the positions it sees.
+    for (int r0 = 0; r0 < n_tokens; r0 += kAttnRowBlock) {
+      const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, seen, 1.0f,
+                  s.scores.data() + static_cast<int64_t>(r0) * n_pos, n_pos, values + kvh * hd, kv_dim, 0.0f,
+                  s.attn.data() + static_cast<int64_t>(r0) * c.q_dim() + h * hd, c.q_dim());
+    }
     if (mixed) {
       for (int64_t t = 0; t < n_tokens; ++t) {
         float* out = s.attn.data() + t * c.q_dim() + h * hd;
