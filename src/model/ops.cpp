@@ -7,8 +7,16 @@
 namespace lowbit {
 
 void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out) {
-  double sum_sq = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum_sq += static_cast<double>(x[i]) * x[i];
+  // Eight interleaved double sums (x[i]^2 is exact in double; the sums differ from
+  // one running sum by ~1e-16 relative, far below the float result's rounding):
+  // one chain of dependent adds made a prompt's norms 2-3% of its time.
+  double part[8] = {};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(x[k + j]) * x[k + j];
+  }
+  for (; k < n; ++k) part[0] += static_cast<double>(x[k]) * x[k];
+  const double sum_sq = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
   const float scale = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps));
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
