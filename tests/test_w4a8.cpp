@@ -51,6 +51,32 @@ TEST(W4A8, EachLevelPicksItsKernel) {
   EXPECT_EQ(w4a8_kernel(Isa::kAvx512Vnni), w4a8_avx512vnni);
 }
 
+// The AVX-512 group sums of q equal the portable loop's: groups of 16 (a quarter
+// vector), 48 (a masked tail), 128, 512 (several vectors), a short last group,
+// and the extreme activations (every q = +-127).
+TEST(W4A8, GroupSumsMatchThePortableLoop) {
+  EXPECT_EQ(group_activation_sums_kernel(Isa::kAvx512), group_activation_sums_rows);
+  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) GTEST_SKIP() << "no AVX-512 VNNI";
+  EXPECT_EQ(group_activation_sums_kernel(Isa::kAvx512Vnni), group_activation_sums_rows_avx512);
+  for (int group : {16, 48, 128, 512}) {
+    for (int64_t cols : {1, 31, 33, 255, 4097}) {
+      SCOPED_TRACE(::testing::Message() << "group " << group << ", " << cols << " columns");
+      PackedMatrix w = regroup(packed_weight("int4_g128_asym", 1, cols, 5), group);
+      for (bool extreme : {false, true}) {
+        Int8Activations a = testing::extreme_int8_activations(cols, w.cols_padded);
+        if (!extreme) {
+          const std::vector<float> x = gaussian(7, cols, 11 + cols, 1.0f);
+          quantize_activations_int8(x.data(), 7, cols, w.cols_padded, a);
+        }
+        std::vector<int32_t> want(static_cast<size_t>(a.tokens * w.n_groups()), -1), got(want.size(), -2);
+        group_activation_sums_rows(w, a, 0, a.tokens, want.data());
+        group_activation_sums_rows_avx512(w, a, 0, a.tokens, got.data());
+        EXPECT_EQ(got, want);
+      }
+    }
+  }
+}
+
 TEST(W4A8, EveryIsaIsBitIdenticalToTheReference) {
   const std::vector<Variant> variants = supported_variants();
   if (variants.empty()) GTEST_SKIP() << "no AVX2";

@@ -25,6 +25,26 @@ inline int32_t hsum(__m256i v) {
 
 }  // namespace
 
+void group_activation_sums_rows_avx512(const PackedMatrix& w, const Int8Activations& a, int64_t t0, int64_t t1,
+                                       int32_t* qsum) {
+  const int64_t ng = w.n_groups();
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t t = t0; t < t1; ++t) {
+    const uint8_t* u = a.u8.data() + t * a.cols_padded;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * w.group, c1 = std::min<int64_t>(w.cols_padded, c0 + w.group);
+      // vpsadbw against 0: eight 64-bit lanes, each the sum of 8 bytes of u (exact).
+      __m512i s = zero;
+      for (int64_t c = c0; c < c1; c += 64) {
+        const __mmask64 m = c1 - c >= 64 ? ~__mmask64{0} : (__mmask64{1} << (c1 - c)) - 1;
+        s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(m, u + c), zero));
+      }
+      // sum of u, then minus 128 per column: sum of q (as the portable loop)
+      qsum[t * ng + g] = static_cast<int32_t>(_mm512_reduce_add_epi64(s)) - 128 * static_cast<int32_t>(c1 - c0);
+    }
+  }
+}
+
 void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                      int64_t r1, float* y, int64_t ldy) {
   // Whole 32-column blocks per group, or exactly two groups per block (16); a

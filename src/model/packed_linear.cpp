@@ -82,6 +82,7 @@ Status PackedLinear::enable_int8_activations(Isa isa) {
     int_name_ = amx_min_tokens_ > 0 ? "w8a8/amx+avx512vnni" : w8a8_.name;
   } else if (w4a8_supported(w_, nullptr)) {
     w4a8_ = w4a8_kernel(isa);
+    group_sums_ = group_activation_sums_kernel(isa);
     amx_min_tokens_ = isa >= Isa::kAmx && w4a8_amx_supported(w_) ? kAmxMinTokensW4A8 : 0;
     int_name_ = isa >= Isa::kAvx512Vnni ? "w4a8/avx512vnni" : "w4a8/reference";
     if (amx_min_tokens_ > 0) int_name_ = "w4a8/amx+avx512vnni";
@@ -119,7 +120,7 @@ void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, T
     } else {
       quantize_rows_(x, w_.cols, t0, t1, a);
     }
-    if (!qsum.empty()) group_activation_sums_rows(w_, a, t0, t1, qsum.data());
+    if (!qsum.empty()) group_sums_(w_, a, t0, t1, qsum.data());
     if (amx) amx_activation_rows(a, t0, t1, xa);
   });
   const int64_t out = w_.rows;

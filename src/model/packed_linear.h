@@ -96,6 +96,7 @@ class PackedLinear : public Linear {
   std::vector<int32_t> rowsum_;  // kInt8Row: sum of each row's codes (W8A8)
   W8A8Kernels w8a8_;
   W4A8Fn w4a8_ = nullptr;
+  GroupSumsFn group_sums_ = nullptr;  // W4A8: the per-token group sums of q
   QuantizeRowsFn quantize_rows_ = nullptr;
   int64_t amx_min_tokens_ = 0;  // > 0: calls of this many tokens or more run w8a8_amx / w4a8_amx
   std::string int_name_;
