@@ -34,7 +34,6 @@ void BlockScratch::resize(const ModelConfig& c, int64_t n, int64_t n_pos) {
   proj.resize(n * c.dim);
   gate.resize(n * c.ffn_dim);
   up.resize(n * c.ffn_dim);
-  scores.resize(n * n_pos);
 }
 
 Expected<DecoderBlock> DecoderBlock::create(const ModelConfig& config, int index, LayerWeights w,
@@ -122,6 +121,23 @@ uint64_t DecoderBlock::weight_bytes() const {
   return bytes;
 }
 
+// OpenBLAS at one thread for the scope: the attention runs its heads on the
+// pool's threads, each calling sgemm. OpenBLAS's own workers would otherwise
+// take these calls and then spin (sched_yield) for a long timeout while the
+// pool's threads run the integer GEMMs on the same cores: ~10% of a W4A8
+// prompt's CPU samples on 2 cores. The thread count is OpenBLAS's global
+// setting, so it is restored on exit.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
+  ~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
 // Query rows per causal block of the prompt attention: block [r0, r0 + 64) is
 // scored against positions [0, pos + r0 + 64) only, so a 512-token prompt
 // computes 9/16 of the score square instead of all of it (128-row blocks: 5/8,
@@ -198,22 +214,30 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   }
   // Rotated storage: q·k = (qR)·(kR), so the queries are rotated to match.
   if (layout.keys_rotated) cache.rotate_heads(s.q.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
-  if (mixed) s.attn_exact.resize(static_cast<size_t>(n_tokens) * hd);
-  for (int h = 0; h < c.n_heads; ++h) {
-    const int kvh = h / group;
-    // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd), per block of
-    // query rows only up to the last position the block sees (causal: about
-    // half of the square for a long prompt is never computed).
-    for (int r0 = 0; r0 < n_tokens; r0 += kAttnRowBlock) {
-      const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, seen, hd, attn_scale,
-                  s.q.data() + static_cast<int64_t>(r0) * c.q_dim() + h * hd, c.q_dim(), keys + kvh * hd, kv_dim,
-                  0.0f, s.scores.data() + static_cast<int64_t>(r0) * n_pos, n_pos);
-    }
-    // Causal mask: token t (position pos+t) sees positions [0, pos+t].
-    pool.parallel_for(n_tokens, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        float* row = s.scores.data() + t * n_pos;
+  // The heads are split across the pool; each thread has its own scores and
+  // exact-share rows and calls a single-threaded BLAS (see SingleThreadedBlas).
+  const int threads = pool.size();
+  const size_t score_rows = static_cast<size_t>(n_tokens) * n_pos;
+  if (s.scores.size() < threads * score_rows) s.scores.resize(threads * score_rows);
+  if (mixed) s.attn_exact.resize(static_cast<size_t>(threads) * n_tokens * hd);
+  const SingleThreadedBlas one_thread_blas;
+  pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1, int index) {
+    float* scores = s.scores.data() + index * score_rows;               // [n, n_pos]
+    float* attn_exact = mixed ? s.attn_exact.data() + static_cast<size_t>(index) * n_tokens * hd : nullptr;  // [n, hd]
+    for (int h = static_cast<int>(h0); h < h1; ++h) {
+      const int kvh = h / group;
+      // scores[n, n_pos] = q_h[n, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd), per block of
+      // query rows only up to the last position the block sees (causal: about
+      // half of the square for a long prompt is never computed).
+      for (int r0 = 0; r0 < n_tokens; r0 += kAttnRowBlock) {
+        const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, seen, hd, attn_scale,
+                    s.q.data() + static_cast<int64_t>(r0) * c.q_dim() + h * hd, c.q_dim(), keys + kvh * hd, kv_dim,
+                    0.0f, scores + static_cast<int64_t>(r0) * n_pos, n_pos);
+      }
+      // Causal mask: token t (position pos+t) sees positions [0, pos+t].
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        float* row = scores + t * n_pos;
         const int visible = pos + static_cast<int>(t) + 1;
         // The exact band (at most R + T positions before the query): scores
         // against the exact keys, and the exact values' share kept in attn_exact.
@@ -231,7 +255,7 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
         std::fill(row + visible, row + pos + std::min<int64_t>(n_tokens, (t / kAttnRowBlock + 1) * kAttnRowBlock),
                   0.0f);
         if (mixed) {
-          float* out = s.attn_exact.data() + t * hd;
+          float* out = attn_exact + t * hd;
           std::fill(out, out + hd, 0.0f);
           for (int p = std::max(from, s.value_from[t]); p < visible; ++p) {
             const float* v = s.v_exact.data() + static_cast<int64_t>(p - from) * kv_dim + kvh * hd;
@@ -240,23 +264,23 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
           }
         }
       }
-    });
-    // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ the exact values' share),
-    // per row block over the positions it sees.
-    for (int r0 = 0; r0 < n_tokens; r0 += kAttnRowBlock) {
-      const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, seen, 1.0f,
-                  s.scores.data() + static_cast<int64_t>(r0) * n_pos, n_pos, values + kvh * hd, kv_dim, 0.0f,
-                  s.attn.data() + static_cast<int64_t>(r0) * c.q_dim() + h * hd, c.q_dim());
-    }
-    if (mixed) {
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        float* out = s.attn.data() + t * c.q_dim() + h * hd;
-        const float* exact = s.attn_exact.data() + t * hd;
-        for (int i = 0; i < hd; ++i) out[i] += exact[i];
+      // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ the exact values' share),
+      // per row block over the positions it sees.
+      for (int r0 = 0; r0 < n_tokens; r0 += kAttnRowBlock) {
+        const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, seen, 1.0f,
+                    scores + static_cast<int64_t>(r0) * n_pos, n_pos, values + kvh * hd, kv_dim, 0.0f,
+                    s.attn.data() + static_cast<int64_t>(r0) * c.q_dim() + h * hd, c.q_dim());
+      }
+      if (mixed) {
+        for (int64_t t = 0; t < n_tokens; ++t) {
+          float* out = s.attn.data() + t * c.q_dim() + h * hd;
+          const float* exact = attn_exact + t * hd;
+          for (int i = 0; i < hd; ++i) out[i] += exact[i];
+        }
       }
     }
-  }
+  });
   // Rotated values: P (V R) Rᵀ = P V.
   if (layout.values_rotated) cache.unrotate_heads(s.attn.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
   return Status::ok_status();

@@ -34,13 +34,13 @@ struct BlockScratch {
   std::vector<float> proj;    // [n, dim]
   std::vector<float> gate;    // [n, ffn]
   std::vector<float> up;      // [n, ffn]
-  std::vector<float> scores;  // [n, n_pos] one head at a time
+  std::vector<float> scores;  // [threads][n, n_pos] one head at a time per pool thread (sized by attention)
   std::vector<float> k_read;  // [n_pos, kv_dim] when the cache is not FP32 or holds keys before RoPE
   std::vector<float> v_read;  // [n_pos, kv_dim]
   // Caches that keep recent positions exact (KvCacheLayout::recent_fp), batched writes only:
   std::vector<float> k_exact;       // [n_pos - from, kv_dim] exact rows of positions [from, n_pos)
   std::vector<float> v_exact;       // [n_pos - from, kv_dim]
-  std::vector<float> attn_exact;    // [n, head_dim] the exact values' share, one head at a time
+  std::vector<float> attn_exact;    // [threads][n, head_dim] the exact values' share, one head at a time per thread
   std::vector<int> key_from;        // [n] first exactly read key position of each query
   std::vector<int> value_from;      // [n]
 
