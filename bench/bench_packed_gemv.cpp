@@ -56,7 +56,7 @@ void BM_PackedGemv(benchmark::State& state) {
   PackedActivation a;
   std::vector<float> y(static_cast<size_t>(w.rows));
   for (auto _ : state) {
-    prepare_activation(w, x.data(), a, k.fixed16);  // once per call in the runtime too
+    prepare_activation(w, x.data(), a, k.prepare_fixed16);  // once per call in the runtime too
     k.gemv(w, a, 0, w.rows, y.data());
     benchmark::DoNotOptimize(y.data());
   }

@@ -5,6 +5,7 @@
 // awkward shapes; NaN activations and ineligible layouts run the FP32 kernel.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -62,7 +63,7 @@ TEST(Lut4Fixed16, ActivationSplitsIntoTwoBytes) {
     const PackedMatrix w = packed_weight("int4_g128", 1, cols, 2);
     const std::vector<float> x = gaussian_vector(cols, cols);
     PackedActivation a;
-    prepare_activation(w, x.data(), a, true);
+    prepare_activation(w, x.data(), a, prepare_fixed16);
     ASSERT_TRUE(a.fixed.valid);
     float amax = 0.0f;
     for (float v : x) amax = std::max(amax, std::fabs(v));
@@ -89,6 +90,32 @@ TEST(Lut4Fixed16, ActivationSplitsIntoTwoBytes) {
   }
 }
 
+// The kernels' AVX-512 preparation equals the portable one: same bytes, sums, scale.
+TEST(Lut4Fixed16, SimdPreparationEqualsThePortableOne) {
+  if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
+  for (int group : {32, 64, 128, 256}) {
+    for (int64_t cols : {1, 3, 17, 31, 32, 33, 129, 255, 4097}) {
+      SCOPED_TRACE(::testing::Message() << "group " << group << " cols " << cols);
+      const PackedMatrix w = regroup(packed_weight("int4_g128", 2, cols, 5), group);
+      for (int variant = 0; variant < 3; ++variant) {
+        std::vector<float> x = gaussian_vector(cols, 11 + cols);
+        if (variant == 1) std::fill(x.begin(), x.end(), 0.0f);  // all zero: scale 0
+        if (variant == 2) x[cols - 1] = INFINITY;               // not finite: no fixed-point copy
+        PackedActivation want, got;
+        prepare_activation(w, x.data(), want, prepare_fixed16);
+        prepare_activation(w, x.data(), got, k.prepare_fixed16);
+        ASSERT_EQ(got.fixed.valid, want.fixed.valid);
+        EXPECT_EQ(got.fixed.valid, variant != 2);
+        if (!want.fixed.valid) continue;
+        EXPECT_EQ(got.fixed.scale, want.fixed.scale);
+        EXPECT_EQ(got.fixed.bytes, want.fixed.bytes);
+        EXPECT_EQ(got.fixed.group_sums, want.fixed.group_sums);
+      }
+    }
+  }
+}
+
 // A case by hand: codes with lut = code - 8, group scales 0.5 and 1.0 (FP16),
 // x = small integers with max |x| = 32639, so the fixed-point scale is 1 and
 // every sum is exact.
@@ -112,9 +139,9 @@ TEST(Lut4Fixed16, HandComputedRow) {
   }
   ASSERT_TRUE(w.validate().ok());
   const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
-  ASSERT_TRUE(k.fixed16);
+  ASSERT_NE(k.prepare_fixed16, nullptr);
   PackedActivation a;
-  prepare_activation(w, x.data(), a, true);
+  prepare_activation(w, x.data(), a, k.prepare_fixed16);
   ASSERT_TRUE(a.fixed.valid);
   ASSERT_EQ(a.fixed.scale, 1.0f);
   float got = 0.0f;
@@ -142,7 +169,7 @@ TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
         ASSERT_TRUE(lut4_fixed16_eligible(w));
         const std::vector<float> x = gaussian_vector(cols, 7 + cols);
         PackedActivation a;
-        prepare_activation(w, x.data(), a, true);
+        prepare_activation(w, x.data(), a, k.prepare_fixed16);
         ASSERT_TRUE(a.fixed.valid);
         std::vector<float> got(rows), fixed_ref(rows), exact(rows);
         const int64_t split = rows / 2;
@@ -172,7 +199,7 @@ TEST(Lut4Fixed16, FallsBackToFp32) {
     std::vector<float> x = gaussian_vector(300, 4);
     if (std::string(format) == "int4_g128") x[17] = NAN;
     PackedActivation a;
-    prepare_activation(w, x.data(), a, true);
+    prepare_activation(w, x.data(), a, k.prepare_fixed16);
     EXPECT_FALSE(a.fixed.valid) << format;
     std::vector<float> got(5), want(5);
     k.gemv(w, a, 0, 5, got.data());

@@ -134,8 +134,8 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
           EXPECT_EQ(std::string(k.name).substr(std::string(k.name).find('/') + 1), isa_name(k.isa));
           // Fixed-point kernels (lut4_fixed16.h) add the 16-bit quantization of x to their bound.
           PackedActivation a16;
-          if (k.fixed16) prepare_activation(p, x.data(), a16, true);
-          const PackedActivation& ak = k.fixed16 ? a16 : a;
+          if (k.prepare_fixed16 != nullptr) prepare_activation(p, x.data(), a16, k.prepare_fixed16);
+          const PackedActivation& ak = k.prepare_fixed16 != nullptr ? a16 : a;
           std::vector<float> got(rows);
           k.gemv(p, ak, 0, split, got.data());
           k.gemv(p, ak, split, rows, got.data() + split);
@@ -183,7 +183,7 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx2).name, "half/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512).name, "lut4/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name, "lut4/avx512vnni");
-  EXPECT_TRUE(packed_kernels(PackedKind::kLut4, Isa::kAvx512Bf16).fixed16);
+  EXPECT_NE(packed_kernels(PackedKind::kLut4, Isa::kAvx512Bf16).prepare_fixed16, nullptr);
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx512Bf16).name, "half/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx2).name, "bits/generic");

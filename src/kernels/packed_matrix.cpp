@@ -63,12 +63,12 @@ Status PackedMatrix::validate() const {
   return Status::ok_status();
 }
 
-void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, bool fixed16) {
+void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, Fixed16Prepare fixed16) {
   a.x.assign(static_cast<size_t>(w.cols_padded), 0.0f);
   std::memcpy(a.x.data(), x, static_cast<size_t>(w.cols) * sizeof(float));
   a.xsum.clear();
   a.fixed.valid = false;
-  if (fixed16 && lut4_fixed16_eligible(w)) prepare_fixed16(w, a);
+  if (fixed16 != nullptr && lut4_fixed16_eligible(w)) fixed16(w, a);
   if (!packed_grouped(w.kind) || !w.asymmetric) return;
   const int64_t ng = w.n_groups();
   a.xsum.assign(static_cast<size_t>(ng), 0.0f);

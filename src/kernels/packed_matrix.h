@@ -96,14 +96,17 @@ struct Fixed16Activation {
 };
 
 // x padded to cols_padded, and its group sums for asymmetric grouped layouts;
-// with `fixed16` (the kernels' PackedKernels::fixed16) also the fixed-point copy
+// with `fixed16` (the kernels' PackedKernels::prepare_fixed16) also the fixed-point copy
 // where the layout takes it.
 struct PackedActivation {
   std::vector<float> x;     // [cols_padded], zeros past cols
   std::vector<float> xsum;  // kLut4 / kBits asymmetric: [n_groups] sum of x over each group
   Fixed16Activation fixed;  // fixed16 kernels on eligible kLut4 layouts
 };
-void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, bool fixed16 = false);
+// Fills a.fixed from a.x for an eligible layout (lut4_fixed16.h): the portable
+// prepare_fixed16 or a kernel set's SIMD twin.
+using Fixed16Prepare = void (*)(const PackedMatrix& w, PackedActivation& a);
+void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, Fixed16Prepare fixed16 = nullptr);
 
 // Scalar value of one weight (the reference decode of the packed layout).
 float packed_value(const PackedMatrix& w, int64_t r, int64_t c);
@@ -123,7 +126,8 @@ struct PackedKernels {
   void (*dequantize_rows)(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) = nullptr;
   Isa isa = Isa::kGeneric;  // the level the kernels were written for
   const char* name = "";    // "lut4/avx512"
-  bool fixed16 = false;     // gemv reads PackedActivation::fixed where valid (prepare with fixed16)
+  // Set: gemv reads PackedActivation::fixed where valid; pass it to prepare_activation.
+  Fixed16Prepare prepare_fixed16 = nullptr;
 };
 
 // The best kernels for `isa` (AVX-512 kernels serve every AVX-512 level, AVX2

@@ -144,7 +144,7 @@ void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, T
 
 void PackedLinear::gemv(const float* x, float* y, ThreadPool& pool) const {
   PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
-  prepare_activation(w_, x, a, kernels_.fixed16);
+  prepare_activation(w_, x, a, kernels_.prepare_fixed16);
   pool.parallel_for(w_.rows, [&](int64_t r0, int64_t r1, int) { kernels_.gemv(w_, a, r0, r1, y + r0); });
 }
 
