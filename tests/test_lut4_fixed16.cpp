@@ -1,7 +1,7 @@
 // The fixed-point kLut4 GEMV (kernels/lut4_fixed16.h): byte tables, the
 // activation split, a hand-computed case, and the VNNI kernel against the
 // fixed-point reference (FP32 rounding only) and against the exact product
-// (plus the 16-bit quantization of x), over groups of 32, 64, 128, 256 and
+// (plus the 16-bit quantization of x), over groups of 16, 32, 64, 128, 256 and
 // awkward shapes; NaN activations and ineligible layouts run the FP32 kernel.
 #include <gtest/gtest.h>
 
@@ -49,9 +49,9 @@ TEST(Lut4Fixed16, ByteTables) {
   EXPECT_EQ(fp4.offset, 12);
   const PackedMatrix mx = packed_weight("mxfp4", 1, 32, 1);
   for (int c = 0; c < 16; ++c) EXPECT_EQ((fp4.u[c] - fp4.offset) / fp4.multiplier, mx.lut[c]) << "code " << c;
-  // NF4 is not an integer table; NVFP4's groups of 16 split a 32-column block.
+  // NF4 is not an integer table; NVFP4 (groups of 16) is FP4 again.
   EXPECT_FALSE(lut4_byte_table(packed_weight("nf4_g64", 1, 32, 1)).ok);
-  EXPECT_FALSE(lut4_fixed16_eligible(packed_weight("nvfp4", 1, 32, 1)));
+  EXPECT_TRUE(lut4_fixed16_eligible(packed_weight("nvfp4", 1, 32, 1)));
   EXPECT_FALSE(lut4_fixed16_eligible(regroup(packed_weight("int4_g128", 1, 96, 1), 48)));
   EXPECT_TRUE(lut4_fixed16_eligible(regroup(packed_weight("int4_g128", 1, 96, 1), 32)));
 }
@@ -94,7 +94,7 @@ TEST(Lut4Fixed16, ActivationSplitsIntoTwoBytes) {
 TEST(Lut4Fixed16, SimdPreparationEqualsThePortableOne) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
-  for (int group : {32, 64, 128, 256}) {
+  for (int group : {16, 32, 64, 128, 256}) {
     for (int64_t cols : {1, 3, 17, 31, 32, 33, 129, 255, 4097}) {
       SCOPED_TRACE(::testing::Message() << "group " << group << " cols " << cols);
       const PackedMatrix w = regroup(packed_weight("int4_g128", 2, cols, 5), group);
@@ -159,7 +159,7 @@ TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
   };
   const Case cases[] = {{"int4_g128", 0},      {"int4_g128_asym", 0}, {"mxfp4", 0},    {"mxfp4_up", 0},
                         {"fp4_g128_pow2", 0},  {"int4_g128", 64},     {"int4_g128", 32}, {"int4_g128_asym", 256},
-                        {"int4_g128_asym", 32}};
+                        {"int4_g128_asym", 32}, {"nvfp4", 0},  {"int4_g128_asym", 16}};
   for (const Case& cs : cases) {
     for (int64_t rows : {1, 3, 17, 33}) {
       for (int64_t cols : {1, 3, 31, 32, 33, 255, 4097}) {
@@ -194,7 +194,7 @@ TEST(Lut4Fixed16, FallsBackToFp32) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
   const PackedKernels fp32 = packed_kernels(PackedKind::kLut4, Isa::kAvx512);
-  for (const char* format : {"int4_g128", "nf4_g64", "nvfp4"}) {
+  for (const char* format : {"int4_g128", "nf4_g64"}) {
     const PackedMatrix w = packed_weight(format, 5, 300, 3);
     std::vector<float> x = gaussian_vector(300, 4);
     if (std::string(format) == "int4_g128") x[17] = NAN;

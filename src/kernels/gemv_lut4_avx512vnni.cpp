@@ -7,7 +7,8 @@
 // table's bytes, and four vpdpbusd form sum u * hi, shift it by 8, and add
 // sum u * lo, so each 32-bit lane holds the exact sum of u * xi over its 8
 // columns. The lanes are converted to FP32 and multiplied by their group scale
-// once per chunk: 10 vector uops per 128 weights (12 with the table shuffle),
+// once per chunk: 10 vector uops per 128 weights (12 with the table shuffle;
+// groups of 16 keep the two nibble halves apart, 16),
 // against 24 for the FP32 kernel (lut4/avx512), so decode is bound by memory.
 // Two rows run together and share the four activation vectors; the codes are
 // prefetched 4096 bytes ahead, as in lut4/avx512.
@@ -57,6 +58,23 @@ inline __m512i chunk_dot(__m512i q, __m512i table, const ChunkActivation& x) {
   return _mm512_dpbusd_epi32(acc, hi, x.lo_high);
 }
 
+// Groups of 16 (NVFP4): the low and high nibbles of a block are two groups, so
+// their sums stay apart: low[l], high[l] = the exact sums of u[code] * xi over
+// the 4 low- / high-nibble columns of lane l.
+template <bool kTable>
+inline void chunk_dot_halves(__m512i q, __m512i table, const ChunkActivation& x, __m512i& low, __m512i& high) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+  if constexpr (kTable) {
+    lo = _mm512_shuffle_epi8(table, lo);
+    hi = _mm512_shuffle_epi8(table, hi);
+  }
+  low = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, x.hi_low), 8);
+  high = _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, x.hi_high), 8);
+  low = _mm512_dpbusd_epi32(low, lo, x.lo_low);
+  high = _mm512_dpbusd_epi32(high, hi, x.lo_high);
+}
+
 // Codes of chunk ch of a row; the last chunk may hold fewer than 4 blocks.
 inline __m512i chunk_codes(const uint8_t* row, int64_t ch, int64_t full_chunks, __mmask64 tail) {
   _mm_prefetch(reinterpret_cast<const char*>(row + 64 * ch + kPrefetchBytes), _MM_HINT_T0);
@@ -76,7 +94,9 @@ float row_correction(const float* sf, const float* mf, const float* xs, int64_t 
 }
 
 // kLaneGroups: groups per chunk, 1 (the group is a multiple of 128 columns),
-// 2 (64) or 4 (32); lane l then takes the scale of group l / (16 / kLaneGroups).
+// 2 (64) or 4 (32), where lane l takes the scale of group l / (16 / kLaneGroups);
+// or 8 (16), where the low-nibble sum of lane l takes group 2 (l / 4) and the
+// high-nibble sum group 2 (l / 4) + 1.
 template <bool kBf16, bool kTable, int kLaneGroups>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   const Lut4ByteTable t = lut4_byte_table(w);
@@ -84,8 +104,10 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   const __mmask64 tail = (nb % 4) == 0 ? 0 : (~0ull >> (64 - 16 * (nb % 4)));
   const int64_t ng = w.n_groups(), rb = w.row_bytes(), ngp = (ng + 15) / 16 * 16 + 16;
   const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.u)));
-  const __m512i lane_group = kLaneGroups == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
-                                              : _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  const __m512i lane_group = kLaneGroups == 2   ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                             : kLaneGroups == 4 ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
+                                                : _mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0);
+  const __m512i lane_group_high = _mm512_add_epi32(lane_group, _mm512_set1_epi32(1));  // kLaneGroups == 8
   const __m512 inv_k = _mm512_set1_ps(1.0f / t.multiplier);
   const int8_t* xb = a.fixed.bytes.data();
   const float out_scale = a.fixed.scale * w.tensor_scale;
@@ -119,6 +141,18 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
         const __m512 s0 = _mm512_set1_ps(sf[0][g]), s1 = _mm512_set1_ps(sf[1][g]);
         for (const int64_t end = std::min(chunks, ch + per_group); ch < end; ++ch) step(ch, s0, s1);
       }
+    } else if constexpr (kLaneGroups == 8) {
+      for (int64_t ch = 0; ch < chunks; ++ch) {
+        const ChunkActivation x = chunk_activation(xb, ch);
+        __m512i low0, high0, low1, high1;
+        chunk_dot_halves<kTable>(chunk_codes(c0, ch, full_chunks, tail), table, x, low0, high0);
+        chunk_dot_halves<kTable>(chunk_codes(c1, ch, full_chunks, tail), table, x, low1, high1);
+        const __m512 s0 = _mm512_loadu_ps(sf[0] + 8 * ch), s1 = _mm512_loadu_ps(sf[1] + 8 * ch);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(low0), _mm512_permutexvar_ps(lane_group, s0), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(low1), _mm512_permutexvar_ps(lane_group, s1), acc1);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(high0), _mm512_permutexvar_ps(lane_group_high, s0), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(high1), _mm512_permutexvar_ps(lane_group_high, s1), acc1);
+      }
     } else {
       for (int64_t ch = 0; ch < chunks; ++ch) {
         step(ch, _mm512_permutexvar_ps(lane_group, _mm512_loadu_ps(sf[0] + kLaneGroups * ch)),
@@ -136,7 +170,9 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
 
 template <bool kBf16, bool kTable>
 void gemv_groups(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
-  if (w.group == 32) {
+  if (w.group == 16) {
+    gemv_t<kBf16, kTable, 8>(w, a, r0, r1, y);
+  } else if (w.group == 32) {
     gemv_t<kBf16, kTable, 4>(w, a, r0, r1, y);
   } else if (w.group == 64) {
     gemv_t<kBf16, kTable, 2>(w, a, r0, r1, y);

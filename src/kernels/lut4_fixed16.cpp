@@ -73,7 +73,7 @@ Lut4ByteTable lut4_byte_table(const PackedMatrix& w) {
 }
 
 bool lut4_fixed16_eligible(const PackedMatrix& w) {
-  return w.kind == PackedKind::kLut4 && (w.group == 32 || w.group == 64 || w.group % 128 == 0) &&
+  return w.kind == PackedKind::kLut4 && (w.group == 16 || w.group == 32 || w.group == 64 || w.group % 128 == 0) &&
          lut4_byte_table(w).ok;
 }
 

@@ -1,6 +1,6 @@
 // kLut4 GEMV with 16-bit fixed-point activations: the decode kernel for 4-bit
 // weights whose table is a scaled integer table (INT4 with or without a
-// minimum; FP4 E2M1, i.e. MXFP4, times 2).
+// minimum; FP4 E2M1, i.e. MXFP4 and NVFP4, times 2).
 //
 // Why: the FP32 lut4 GEMV spends 6 vector uops per 32 weights (a table
 // permute and an FMA per 16 weights), which caps one core below the rate at
@@ -44,8 +44,8 @@ struct Lut4ByteTable {
 Lut4ByteTable lut4_byte_table(const PackedMatrix& w);
 
 // Whether the fixed-point kernels take this matrix: kLut4, a byte table, and a
-// group of 32, 64 or a multiple of 128 columns (the scales line up with the
-// 32-bit lanes of a 128-column chunk).
+// group of 16, 32, 64 or a multiple of 128 columns (the scales line up with the
+// 32-bit lanes of a 128-column chunk, or with its nibble halves).
 bool lut4_fixed16_eligible(const PackedMatrix& w);
 
 // Fills a.fixed from x[0, cols) (a.x must already hold x padded). Leaves
