@@ -96,16 +96,13 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   const int64_t ngp = (ng + 15) / 16 * 16;
   const __m512 lut = _mm512_loadu_ps(w.lut);
   const float* x = a.x.data();
-  std::vector<float> scratch(static_cast<size_t>(4 * ngp));  // scales of rows r, r + 1, then their mins: [4][ngp]
-  float* sf[2] = {scratch.data(), scratch.data() + ngp};
-  float* mf[2] = {scratch.data() + 2 * ngp, scratch.data() + 3 * ngp};
+  RowPairScales<kBf16> pair_scales(ngp);
+  float* sf[2] = {pair_scales.scales(0), pair_scales.scales(1)};
+  float* mf[2] = {pair_scales.mins(0), pair_scales.mins(1)};
   for (int64_t r = r0; r < r1; r += 2) {
     const bool pair = r + 1 < r1;  // a lone last row runs as both rows, its copy discarded
     const int64_t rr[2] = {r, pair ? r + 1 : r};
-    for (int i = 0; i < 2; ++i) {
-      scales_to_float<kBf16>(w.scales.data() + rr[i] * ng, ng, sf[i]);
-      if (w.asymmetric) scales_to_float<kBf16>(w.mins.data() + rr[i] * ng, ng, mf[i]);
-    }
+    pair_scales.load(w, rr, 1.0f);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     two_rows_dot<kWholeBlocks>(w.codes.data() + rr[0] * rb, w.codes.data() + rr[1] * rb, sf[0], sf[1], x, lut, nb,
                                w.group, acc0, acc1);

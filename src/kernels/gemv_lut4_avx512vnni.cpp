@@ -108,21 +108,15 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
                              : kLaneGroups == 4 ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
                                                 : _mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0);
   const __m512i lane_group_high = _mm512_add_epi32(lane_group, _mm512_set1_epi32(1));  // kLaneGroups == 8
-  const __m512 inv_k = _mm512_set1_ps(1.0f / t.multiplier);
   const int8_t* xb = a.fixed.bytes.data();
   const float out_scale = a.fixed.scale * w.tensor_scale;
-  // Scales (divided by the multiplier) of rows r, r + 1, then their mins: [4][ngp], zeros past ng.
-  std::vector<float> scratch(static_cast<size_t>(4 * ngp), 0.0f);
-  float* sf[2] = {scratch.data(), scratch.data() + ngp};
-  float* mf[2] = {scratch.data() + 2 * ngp, scratch.data() + 3 * ngp};
+  RowPairScales<kBf16> pair_scales(ngp);  // divided by the multiplier; zeros past ng
+  float* sf[2] = {pair_scales.scales(0), pair_scales.scales(1)};
+  float* mf[2] = {pair_scales.mins(0), pair_scales.mins(1)};
   for (int64_t r = r0; r < r1; r += 2) {
     const bool pair = r + 1 < r1;  // a lone last row runs as both rows, its copy discarded
     const int64_t rr[2] = {r, pair ? r + 1 : r};
-    for (int i = 0; i < 2; ++i) {
-      scales_to_float<kBf16>(w.scales.data() + rr[i] * ng, ng, sf[i]);
-      for (int64_t g = 0; g < ng; g += 16) _mm512_storeu_ps(sf[i] + g, _mm512_mul_ps(_mm512_loadu_ps(sf[i] + g), inv_k));
-      if (w.asymmetric) scales_to_float<kBf16>(w.mins.data() + rr[i] * ng, ng, mf[i]);
-    }
+    pair_scales.load(w, rr, 1.0f / t.multiplier);
     const uint8_t* c0 = w.codes.data() + rr[0] * rb;
     const uint8_t* c1 = w.codes.data() + rr[1] * rb;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();

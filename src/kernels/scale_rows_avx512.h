@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
+
+#include "kernels/packed_matrix.h"
 
 namespace lowbit {
 
@@ -29,5 +32,31 @@ inline void scales_to_float(const uint16_t* sc, int64_t n, float* out) {
     _mm512_storeu_ps(out + i, v);
   }
 }
+
+// The FP32 group scales (times `factor`) and minimums of the two rows a grouped
+// kernel runs together: [2][stride] scales then [2][stride] minimums, zeros past
+// n_groups (stride >= n_groups rounded up to 16).
+template <bool kBf16>
+class RowPairScales {
+ public:
+  explicit RowPairScales(int64_t stride) : stride_(stride), buf_(static_cast<size_t>(4 * stride), 0.0f) {}
+  void load(const PackedMatrix& w, const int64_t rows[2], float factor) {
+    const int64_t ng = w.n_groups();
+    for (int i = 0; i < 2; ++i) {
+      float* s = scales(i);
+      scales_to_float<kBf16>(w.scales.data() + rows[i] * ng, ng, s);
+      if (factor != 1.0f) {
+        for (int64_t g = 0; g < ng; g += 16) _mm512_storeu_ps(s + g, _mm512_mul_ps(_mm512_loadu_ps(s + g), _mm512_set1_ps(factor)));
+      }
+      if (w.asymmetric) scales_to_float<kBf16>(w.mins.data() + rows[i] * ng, ng, mins(i));
+    }
+  }
+  float* scales(int i) { return buf_.data() + i * stride_; }
+  float* mins(int i) { return buf_.data() + (2 + i) * stride_; }
+
+ private:
+  int64_t stride_;
+  std::vector<float> buf_;
+};
 
 }  // namespace lowbit
