@@ -14,6 +14,7 @@
 
 #include "core/thread_pool.h"
 #include "formats/block_format.h"
+#include "kernels/int8_fixed16.h"
 #include "kernels/lut4_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "model/packed_convert.h"
@@ -142,9 +143,10 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
           int64_t worst_row = 0;
           double worst = 0.0;
           for (int64_t r = 0; r < rows; ++r) {
-            const double b = ak.fixed.valid ? lut4_fixed16_rounding_bound(p, ak, r) +
-                                                  lut4_fixed16_quantization_bound(p, ak, r)
-                                            : bound[r];
+            const double rounding = !ak.fixed.valid                ? 0.0
+                                    : p.kind == PackedKind::kInt8Row ? int8_fixed16_rounding_bound(p, ak, r)
+                                                                     : lut4_fixed16_rounding_bound(p, ak, r);
+            const double b = ak.fixed.valid ? rounding + fixed16_quantization_bound(p, ak, r) : bound[r];
             const double ratio = std::fabs(static_cast<double>(got[r]) - want[r]) / b;
             if (ratio > worst) worst = ratio, worst_row = r;
           }
@@ -185,6 +187,7 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name, "lut4/avx512vnni");
   EXPECT_NE(packed_kernels(PackedKind::kLut4, Isa::kAvx512Bf16).prepare_fixed16, nullptr);
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
+  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512Vnni).name, "int8/avx512vnni");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx512Bf16).name, "half/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx2).name, "bits/generic");
   EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx512).name, "bits/avx512");

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/fixed16_avx512.h"
 #include "kernels/lut4_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "kernels/scale_rows_avx512.h"
@@ -186,38 +187,26 @@ void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t 
   }
 }
 
-// prepare_fixed16 (lut4_fixed16.cpp) 16 columns at a time: the same products
+// prepare_lut4_fixed16 (lut4_fixed16.cpp) 16 columns at a time: the same products
 // x * (32639 / max|x|), rounded to nearest even by vcvtps2dq as nearbyint
 // does, the same clamp and byte split. Columns past cols are zeros in a.x.
 void prepare(const PackedMatrix& w, PackedActivation& a) {
   Fixed16Activation& f = a.fixed;
   f.valid = false;
-  const float* x = a.x.data();
   const int64_t n = w.cols_padded, ng = w.n_groups();
-  __m512 amax = _mm512_setzero_ps();
-  __mmask16 not_finite = 0;
-  for (int64_t c = 0; c < n; c += 16) {
-    const __m512 v = _mm512_loadu_ps(x + c);
-    not_finite |= _mm512_fpclass_ps_mask(v, 0x99);  // QNaN, SNaN, +inf, -inf
-    amax = _mm512_max_ps(amax, _mm512_abs_ps(v));
-  }
-  if (not_finite != 0) return;
-  const float m = _mm512_reduce_max_ps(amax);
-  f.scale = m / static_cast<float>(kFixed16Max);
-  const __m512 inv = _mm512_set1_ps(m > 0.0f ? static_cast<float>(kFixed16Max) / m : 0.0f);
-  const __m512i top = _mm512_set1_epi32(kFixed16Max), bottom = _mm512_set1_epi32(-kFixed16Max);
+  float amax = 0.0f;
+  if (!lut4_fixed16_eligible(w) || !fixed16_absmax_avx512(a.x.data(), n, &amax)) return;
+  f.scale = amax / static_cast<float>(kFixed16Max);
+  const __m512 inv = _mm512_set1_ps(amax > 0.0f ? static_cast<float>(kFixed16Max) / amax : 0.0f);
   f.bytes.assign(static_cast<size_t>(256 * ((n + 127) / 128)), 0);
   std::vector<int64_t> sums(static_cast<size_t>(ng), 0);
   for (int64_t c = 0; c < n; c += 16) {  // 16 columns: one nibble half of one block, in one group
-    __m512i xi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + c), inv));
-    xi = _mm512_max_epi32(_mm512_min_epi32(xi, top), bottom);
-    const __m512i lo = _mm512_srai_epi32(_mm512_slli_epi32(xi, 24), 24);  // the signed low byte
-    const __m512i hi = _mm512_srai_epi32(_mm512_sub_epi32(xi, lo), 8);
+    const Fixed16Lanes v = fixed16_lanes(a.x.data() + c, inv);
     const int64_t within = c % 128;
     int8_t* chunk = f.bytes.data() + 256 * (c / 128) + 16 * (within / 32) + 64 * ((within % 32) / 16);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk), _mm512_cvtepi32_epi8(lo));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk + 128), _mm512_cvtepi32_epi8(hi));
-    sums[c / w.group] += _mm512_reduce_add_epi32(xi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk), v.lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(chunk + 128), v.hi);
+    sums[c / w.group] += _mm512_reduce_add_epi32(v.xi);
   }
   f.group_sums.assign(static_cast<size_t>(ng + 16), 0.0f);
   for (int64_t g = 0; g < ng; ++g) f.group_sums[g] = static_cast<float>(sums[g]);

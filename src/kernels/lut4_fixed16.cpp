@@ -77,28 +77,37 @@ bool lut4_fixed16_eligible(const PackedMatrix& w) {
          lut4_byte_table(w).ok;
 }
 
-void prepare_fixed16(const PackedMatrix& w, PackedActivation& a) {
+bool fixed16_values(const float* x, int64_t n, float* scale, std::vector<int32_t>& xi) {
+  float amax = 0.0f;
+  for (int64_t c = 0; c < n; ++c) {
+    if (!std::isfinite(x[c])) return false;
+    amax = std::max(amax, std::fabs(x[c]));
+  }
+  *scale = amax / static_cast<float>(kFixed16Max);
+  const float inv = amax > 0.0f ? static_cast<float>(kFixed16Max) / amax : 0.0f;
+  xi.resize(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) {
+    xi[c] = std::clamp(static_cast<int32_t>(std::nearbyint(x[c] * inv)), -kFixed16Max, kFixed16Max);
+  }
+  return true;
+}
+
+void prepare_lut4_fixed16(const PackedMatrix& w, PackedActivation& a) {
   Fixed16Activation& f = a.fixed;
   f.valid = false;
-  float amax = 0.0f;
-  for (int64_t c = 0; c < w.cols; ++c) {
-    if (!std::isfinite(a.x[c])) return;
-    amax = std::max(amax, std::fabs(a.x[c]));
-  }
+  std::vector<int32_t> xi;
+  if (!lut4_fixed16_eligible(w) || !fixed16_values(a.x.data(), w.cols, &f.scale, xi)) return;
   const int64_t chunks = (w.cols_padded + 127) / 128, ng = w.n_groups();
-  f.scale = amax / static_cast<float>(kFixed16Max);
-  const float inv = amax > 0.0f ? static_cast<float>(kFixed16Max) / amax : 0.0f;
   f.bytes.assign(static_cast<size_t>(256 * chunks), 0);
   std::vector<int64_t> sums(static_cast<size_t>(ng), 0);
   for (int64_t c = 0; c < w.cols; ++c) {
-    const int32_t xi = std::clamp(static_cast<int32_t>(std::nearbyint(a.x[c] * inv)), -kFixed16Max, kFixed16Max);
-    const int8_t lo = static_cast<int8_t>(static_cast<uint8_t>(xi & 0xFF));  // two's-complement low byte
-    const int8_t hi = static_cast<int8_t>((xi - lo) / 256);
+    const int8_t lo = static_cast<int8_t>(static_cast<uint8_t>(xi[c] & 0xFF));  // two's-complement low byte
+    const int8_t hi = static_cast<int8_t>((xi[c] - lo) / 256);
     const Fixed16Slot s = fixed16_slot(c);
     int8_t* chunk = f.bytes.data() + 256 * s.chunk;
     chunk[64 * s.half + s.byte] = lo;
     chunk[64 * (2 + s.half) + s.byte] = hi;
-    sums[c / w.group] += xi;
+    sums[c / w.group] += xi[c];
   }
   f.group_sums.assign(static_cast<size_t>(ng + 16), 0.0f);
   for (int64_t g = 0; g < ng; ++g) f.group_sums[g] = static_cast<float>(sums[g]);
@@ -138,7 +147,7 @@ double lut4_fixed16_rounding_bound(const PackedMatrix& w, const PackedActivation
   return depth * 0x1.0p-24 * mag * f.scale * std::fabs(w.tensor_scale) + 1e-30;
 }
 
-double lut4_fixed16_quantization_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) {
+double fixed16_quantization_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) {
   double mag = 0.0;
   for (int64_t c = 0; c < w.cols; ++c) mag += std::fabs(static_cast<double>(packed_value(w, r, c)));
   // 0.5 of a step, plus the FP32 rounding of x * (32639 / max|x|) and of the scale.

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/packed_matrix.h"
 
@@ -48,9 +49,15 @@ Lut4ByteTable lut4_byte_table(const PackedMatrix& w);
 // 32-bit lanes of a 128-column chunk, or with its nibble halves).
 bool lut4_fixed16_eligible(const PackedMatrix& w);
 
+// xi[0, n) = round(x / scale) clamped to ±kFixed16Max, scale = max|x| / kFixed16Max
+// (0 for an all-zero x). False when x has a NaN or infinity. Every layout's
+// portable preparation quantizes x this way.
+bool fixed16_values(const float* x, int64_t n, float* scale, std::vector<int32_t>& xi);
+
 // Fills a.fixed from x[0, cols) (a.x must already hold x padded). Leaves
-// a.fixed.valid false when x has a NaN or infinity (the kernels then run FP32).
-void prepare_fixed16(const PackedMatrix& w, PackedActivation& a);
+// a.fixed.valid false when x has a NaN or infinity (the kernels then run FP32),
+// or when the layout is not eligible.
+void prepare_lut4_fixed16(const PackedMatrix& w, PackedActivation& a);
 
 // The reference: the formula above in double, from a.fixed. y[r - r0], r in [r0, r1).
 void gemv_lut4_fixed16_reference(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y);
@@ -58,8 +65,8 @@ void gemv_lut4_fixed16_reference(const PackedMatrix& w, const PackedActivation& 
 // Bound on |kernel - gemv_lut4_fixed16_reference| for row r: FP32 rounding of
 // the per-chunk conversions, scale products and sums (depth * 2^-24 * magnitude).
 double lut4_fixed16_rounding_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r);
-// Bound on |gemv_lut4_fixed16_reference - exact W x| for row r: the 16-bit
-// quantization of x, scale / 2 * sum_c |W[r, c]|.
-double lut4_fixed16_quantization_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r);
+// Bound on |fixed-point reference - exact W x| for row r of any layout: the
+// 16-bit quantization of x, scale / 2 * sum_c |W[r, c]| (plus FP32 slack).
+double fixed16_quantization_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r);
 
 }  // namespace lowbit

@@ -6,7 +6,6 @@
 #include <cstring>
 
 #include "core/half.h"
-#include "kernels/lut4_fixed16.h"
 
 namespace lowbit {
 
@@ -68,7 +67,7 @@ void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation&
   std::memcpy(a.x.data(), x, static_cast<size_t>(w.cols) * sizeof(float));
   a.xsum.clear();
   a.fixed.valid = false;
-  if (fixed16 != nullptr && lut4_fixed16_eligible(w)) fixed16(w, a);
+  if (fixed16 != nullptr) fixed16(w, a);  // leaves a.fixed invalid where the layout does not take it
   if (!packed_grouped(w.kind) || !w.asymmetric) return;
   const int64_t ng = w.n_groups();
   a.xsum.assign(static_cast<size_t>(ng), 0.0f);
@@ -174,6 +173,8 @@ PackedKernels packed_kernels(PackedKind kind, Isa isa) {
       if (isa >= Isa::kAvx512Vnni) return packed_kernels_lut4_avx512vnni();
       return pick(isa, packed_kernels_lut4_generic, packed_kernels_lut4_avx2, packed_kernels_lut4_avx512);
     case PackedKind::kInt8Row:
+      // VNNI: the fixed-point GEMV (int8_fixed16.h), which falls back to int8/avx512 itself.
+      if (isa >= Isa::kAvx512Vnni) return packed_kernels_int8_avx512vnni();
       return pick(isa, packed_kernels_int8_generic, packed_kernels_int8_avx2, packed_kernels_int8_avx512);
     case PackedKind::kFp8Row:
       return pick(isa, packed_kernels_fp8_generic, packed_kernels_fp8_avx2, packed_kernels_fp8_avx512);

@@ -87,12 +87,13 @@ struct PackedMatrix {
 // Whether the layout has group scales (kLut4, kBits).
 inline bool packed_grouped(PackedKind kind) { return kind == PackedKind::kLut4 || kind == PackedKind::kBits; }
 
-// x in 16-bit fixed point for the kLut4 fixed-point kernels (lut4_fixed16.h).
+// x in 16-bit fixed point for the fixed-point GEMVs (kLut4: lut4_fixed16.h, kInt8Row: int8_fixed16.h).
 struct Fixed16Activation {
   bool valid = false;              // false: not prepared, or x is not finite (kernels run FP32)
   float scale = 0.0f;              // x[c] ≈ scale * xi[c]
-  std::vector<int8_t> bytes;       // [chunks of 128 columns][4][64] lo / hi bytes of xi, in code order
-  std::vector<float> group_sums;   // [n_groups + 16] sum of xi over each group (exact below 2^24), then zeros
+  std::vector<int8_t> bytes;       // lo / hi bytes of xi in the layout's order (lut4_fixed16.h, int8_fixed16.h)
+  std::vector<float> group_sums;   // [groups + 16] sum of xi over each group (exact below 2^24), then zeros
+  int64_t total = 0;               // sum of xi over all columns, exact
 };
 
 // x padded to cols_padded, and its group sums for asymmetric grouped layouts;
@@ -101,10 +102,10 @@ struct Fixed16Activation {
 struct PackedActivation {
   std::vector<float> x;     // [cols_padded], zeros past cols
   std::vector<float> xsum;  // kLut4 / kBits asymmetric: [n_groups] sum of x over each group
-  Fixed16Activation fixed;  // fixed16 kernels on eligible kLut4 layouts
+  Fixed16Activation fixed;  // fixed-point kernels on the layouts that take them
 };
-// Fills a.fixed from a.x for an eligible layout (lut4_fixed16.h): the portable
-// prepare_fixed16 or a kernel set's SIMD twin.
+// Fills a.fixed from a.x where the layout takes it, else leaves it invalid
+// (lut4_fixed16.h, int8_fixed16.h): a portable preparation or its SIMD twin.
 using Fixed16Prepare = void (*)(const PackedMatrix& w, PackedActivation& a);
 void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, Fixed16Prepare fixed16 = nullptr);
 
@@ -142,6 +143,7 @@ PackedKernels packed_kernels_lut4_avx512vnni();
 PackedKernels packed_kernels_int8_generic();
 PackedKernels packed_kernels_int8_avx2();
 PackedKernels packed_kernels_int8_avx512();
+PackedKernels packed_kernels_int8_avx512vnni();
 PackedKernels packed_kernels_fp8_generic();
 PackedKernels packed_kernels_fp8_avx2();
 PackedKernels packed_kernels_fp8_avx512();

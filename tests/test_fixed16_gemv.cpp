@@ -1,4 +1,4 @@
-// The fixed-point kLut4 GEMV (kernels/lut4_fixed16.h): byte tables, the
+// The fixed-point GEMVs (kernels/lut4_fixed16.h, kernels/int8_fixed16.h). kLut4: byte tables, the
 // activation split, a hand-computed case, and the VNNI kernel against the
 // fixed-point reference (FP32 rounding only) and against the exact product
 // (plus the 16-bit quantization of x), over groups of 16, 32, 64, 128, 256 and
@@ -10,6 +10,7 @@
 #include <random>
 
 #include "kernels/cpu_features.h"
+#include "kernels/int8_fixed16.h"
 #include "kernels/lut4_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "test_int8_act_util.h"
@@ -63,7 +64,7 @@ TEST(Lut4Fixed16, ActivationSplitsIntoTwoBytes) {
     const PackedMatrix w = packed_weight("int4_g128", 1, cols, 2);
     const std::vector<float> x = gaussian_vector(cols, cols);
     PackedActivation a;
-    prepare_activation(w, x.data(), a, prepare_fixed16);
+    prepare_activation(w, x.data(), a, prepare_lut4_fixed16);
     ASSERT_TRUE(a.fixed.valid);
     float amax = 0.0f;
     for (float v : x) amax = std::max(amax, std::fabs(v));
@@ -103,7 +104,7 @@ TEST(Lut4Fixed16, SimdPreparationEqualsThePortableOne) {
         if (variant == 1) std::fill(x.begin(), x.end(), 0.0f);  // all zero: scale 0
         if (variant == 2) x[cols - 1] = INFINITY;               // not finite: no fixed-point copy
         PackedActivation want, got;
-        prepare_activation(w, x.data(), want, prepare_fixed16);
+        prepare_activation(w, x.data(), want, prepare_lut4_fixed16);
         prepare_activation(w, x.data(), got, k.prepare_fixed16);
         ASSERT_EQ(got.fixed.valid, want.fixed.valid);
         EXPECT_EQ(got.fixed.valid, variant != 2);
@@ -178,7 +179,7 @@ TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
         gemv_lut4_fixed16_reference(w, a, 0, rows, fixed_ref.data());
         gemv_packed_reference(w, x.data(), 0, rows, exact.data());
         for (int64_t r = 0; r < rows; ++r) {
-          const double rb = lut4_fixed16_rounding_bound(w, a, r), qb = lut4_fixed16_quantization_bound(w, a, r);
+          const double rb = lut4_fixed16_rounding_bound(w, a, r), qb = fixed16_quantization_bound(w, a, r);
           ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb)
               << "row " << r << ": " << got[r] << " vs reference " << fixed_ref[r];
           ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb)
@@ -212,6 +213,67 @@ TEST(Lut4Fixed16, FallsBackToFp32) {
       }
     }
   }
+}
+
+// kInt8Row: the AVX-512 preparation equals the portable one; the kernel matches
+// the fixed-point reference within FP32 rounding and the exact product within
+// the quantization of x; NaN falls back to int8/avx512.
+TEST(Int8Fixed16, VnniKernelMatchesTheReferences) {
+  if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const PackedKernels k = packed_kernels(PackedKind::kInt8Row, Isa::kAvx512Vnni);
+  ASSERT_STREQ(k.name, "int8/avx512vnni");
+  for (int64_t rows : {1, 3, 17, 33}) {
+    for (int64_t cols : {1, 3, 31, 32, 33, 64, 65, 255, 4097}) {
+      SCOPED_TRACE(::testing::Message() << "[" << rows << ", " << cols << "]");
+      const PackedMatrix w = packed_weight("int8_pc", rows, cols, 200 + rows + cols);
+      const std::vector<float> x = gaussian_vector(cols, 9 + cols);
+      PackedActivation want, a;
+      prepare_activation(w, x.data(), want, prepare_int8_fixed16);
+      prepare_activation(w, x.data(), a, k.prepare_fixed16);
+      ASSERT_TRUE(a.fixed.valid);
+      EXPECT_EQ(a.fixed.scale, want.fixed.scale);
+      EXPECT_EQ(a.fixed.bytes, want.fixed.bytes);
+      EXPECT_EQ(a.fixed.total, want.fixed.total);
+      std::vector<float> got(rows), fixed_ref(rows), exact(rows);
+      const int64_t split = rows / 2;
+      k.gemv(w, a, 0, split, got.data());
+      k.gemv(w, a, split, rows, got.data() + split);
+      gemv_int8_fixed16_reference(w, a, 0, rows, fixed_ref.data());
+      gemv_packed_reference(w, x.data(), 0, rows, exact.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        const double rb = int8_fixed16_rounding_bound(w, a, r), qb = fixed16_quantization_bound(w, a, r);
+        ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb) << "row " << r;
+        ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb) << "row " << r;
+      }
+    }
+  }
+  // Codes at both ends of INT8 and x = ±32639 (scale 1): exact.
+  PackedMatrix w = packed_weight("int8_pc", 2, 64, 1);
+  w.row_scales = {1.0f, 0.5f};
+  std::vector<float> x(64);
+  double want[2] = {0.0, 0.0};
+  for (int64_t c = 0; c < 64; ++c) {
+    w.codes[c] = static_cast<uint8_t>(c % 2 ? -127 : 127);
+    w.codes[w.row_bytes() + c] = static_cast<uint8_t>(static_cast<int8_t>(c - 32));
+    x[c] = c % 3 ? 32639.0f : -32639.0f;
+    want[0] += (c % 2 ? -127.0 : 127.0) * x[c];
+    want[1] += 0.5 * (c - 32) * x[c];
+  }
+  PackedActivation a;
+  prepare_activation(w, x.data(), a, k.prepare_fixed16);
+  ASSERT_EQ(a.fixed.scale, 1.0f);
+  float got[2];
+  k.gemv(w, a, 0, 2, got);
+  EXPECT_EQ(got[0], static_cast<float>(want[0]));
+  EXPECT_EQ(got[1], static_cast<float>(want[1]));
+  // NaN: the FP32 kernel, bit for bit.
+  x[5] = NAN;
+  prepare_activation(w, x.data(), a, k.prepare_fixed16);
+  EXPECT_FALSE(a.fixed.valid);
+  float fp32[2];
+  packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).gemv(w, a, 0, 2, fp32);
+  k.gemv(w, a, 0, 2, got);
+  EXPECT_TRUE(std::isnan(got[0]) && std::isnan(fp32[0]));
 }
 
 }  // namespace
