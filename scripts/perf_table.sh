@@ -4,7 +4,8 @@
 # pp512 / tg128, median of R repetitions, with the bandwidth probe of each run.
 # Usage: scripts/perf_table.sh LOWBIT OUT_DIR [REPS] [SHAPES...]
 # Run it on an idle machine: it prints one markdown row per (shape, recipe) and
-# keeps every JSON report in OUT_DIR.
+# keeps every JSON report in OUT_DIR. ONLY=REGEX (matched against "label|recipe|flags")
+# runs a subset of the rows.
 set -euo pipefail
 B=${1:?lowbit binary}
 OUT=${2:?output folder}
@@ -30,6 +31,7 @@ echo "|---|---|---|---|---|---|---|---|"
 for shape in "${SHAPES[@]}"; do
   for row in "${ROWS[@]}"; do
     IFS='|' read -r label recipe extra <<<"$row"
+    [[ -n "${ONLY:-}" && ! "$row" =~ ${ONLY} ]] && continue
     tag="${shape}_${recipe}${extra:+_int8}"
     # shellcheck disable=SC2086
     "$B" bench --shape "$shape" --recipe "$recipe" $extra -p 512 -n 128 -t 2 --reps "$REPS" \
