@@ -5,8 +5,8 @@
 // two vpdpbusd (against the lo and the hi bytes of xi) into two int32
 // accumulators that run over the whole row; one exact integer result per row,
 // scaled once. 4 vector uops per 64 weights, against 12 for int8/avx512. Two
-// rows run together and share the activation loads; codes are prefetched 4096
-// bytes ahead.
+// rows run together and share the activation loads; codes are prefetched at two
+// distances (stream_prefetch.h).
 // GCC 12 flags the intrinsics headers' _mm512_undefined_* values as maybe uninitialized.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -18,15 +18,14 @@
 #include "kernels/fixed16_avx512.h"
 #include "kernels/int8_fixed16.h"
 #include "kernels/packed_matrix.h"
+#include "kernels/stream_prefetch.h"
 
 namespace lowbit {
 namespace {
 
-constexpr int kPrefetchBytes = 4096;
-
 // Codes of 64 columns from i, as unsigned bytes q + 128 (the last step may hold 32 columns).
 inline __m512i biased_codes(const uint8_t* row, int64_t i, int64_t full, __mmask64 tail) {
-  _mm_prefetch(reinterpret_cast<const char*>(row + 64 * i + kPrefetchBytes), _MM_HINT_T0);
+  prefetch_stream(row + 64 * i);
   const __m512i q = i < full ? _mm512_loadu_si512(row + 64 * i) : _mm512_maskz_loadu_epi8(tail, row + 64 * i);
   return _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
 }

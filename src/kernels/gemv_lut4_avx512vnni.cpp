@@ -11,7 +11,7 @@
 // groups of 16 keep the two nibble halves apart, 16),
 // against 24 for the FP32 kernel (lut4/avx512), so decode is bound by memory.
 // Two rows run together and share the four activation vectors; the codes are
-// prefetched 4096 bytes ahead, as in lut4/avx512.
+// prefetched at two distances (stream_prefetch.h).
 // GCC 12 flags the intrinsics headers' _mm512_undefined_* values as maybe uninitialized.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -25,11 +25,10 @@
 #include "kernels/lut4_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "kernels/scale_rows_avx512.h"
+#include "kernels/stream_prefetch.h"
 
 namespace lowbit {
 namespace {
-
-constexpr int kPrefetchBytes = 4096;
 
 // The four activation vectors of one chunk (lut4_fixed16.h order).
 struct ChunkActivation {
@@ -78,7 +77,7 @@ inline void chunk_dot_halves(__m512i q, __m512i table, const ChunkActivation& x,
 
 // Codes of chunk ch of a row; the last chunk may hold fewer than 4 blocks.
 inline __m512i chunk_codes(const uint8_t* row, int64_t ch, int64_t full_chunks, __mmask64 tail) {
-  _mm_prefetch(reinterpret_cast<const char*>(row + 64 * ch + kPrefetchBytes), _MM_HINT_T0);
+  prefetch_stream(row + 64 * ch);
   if (ch < full_chunks) return _mm512_loadu_si512(row + 64 * ch);
   return _mm512_maskz_loadu_epi8(tail, row + 64 * ch);
 }

@@ -14,12 +14,9 @@
 #include <algorithm>
 
 #include "kernels/packed_matrix.h"
+#include "kernels/stream_prefetch.h"
 
 namespace lowbit::avx512 {
-
-// Codes are prefetched this far ahead of the two rows being read (as the lut4
-// kernels do): the hardware prefetcher alone leaves the loop waiting on DRAM.
-inline constexpr int64_t kRowPrefetchBytes = 4096;
 
 // y[r - r0] = row_factor(r) * sum_c decode(W[r, c]) x[c], two rows at a time
 // with two accumulators each.
@@ -36,8 +33,8 @@ void gemv_rows(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 2 <= n16; i += 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(p0 + kB * i + kRowPrefetchBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p1 + kB * i + kRowPrefetchBytes), _MM_HINT_T0);
+      prefetch_stream(p0 + kB * i);  // the hardware prefetcher alone leaves the loop waiting on DRAM
+      prefetch_stream(p1 + kB * i);
       const __m512 x0 = _mm512_loadu_ps(x + 16 * i), x1 = _mm512_loadu_ps(x + 16 * i + 16);
       a0 = _mm512_fmadd_ps(decode(p0 + kB * i), x0, a0);
       a1 = _mm512_fmadd_ps(decode(p0 + kB * i + kB), x1, a1);
