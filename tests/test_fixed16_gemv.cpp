@@ -153,37 +153,41 @@ TEST(Lut4Fixed16, HandComputedRow) {
 // The kernel against the reference over eligible layouts and awkward shapes.
 TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
-  struct Case {
-    const char* format;
-    int group;  // 0: the format's own
-  };
-  const Case cases[] = {{"int4_g128", 0},      {"int4_g128_asym", 0}, {"mxfp4", 0},    {"mxfp4_up", 0},
-                        {"fp4_g128_pow2", 0},  {"int4_g128", 64},     {"int4_g128", 32}, {"int4_g128_asym", 256},
-                        {"int4_g128_asym", 32}, {"nvfp4", 0},  {"int4_g128_asym", 16}};
-  for (const Case& cs : cases) {
-    for (int64_t rows : {1, 3, 17, 33}) {
-      for (int64_t cols : {1, 3, 31, 32, 33, 255, 4097}) {
-        SCOPED_TRACE(::testing::Message() << cs.format << " g" << cs.group << " [" << rows << ", " << cols << "]");
-        PackedMatrix w = packed_weight(cs.format, rows, cols, 100 + rows + cols);
-        if (cs.group != 0) w = regroup(w, cs.group);
-        ASSERT_TRUE(lut4_fixed16_eligible(w));
-        const std::vector<float> x = gaussian_vector(cols, 7 + cols);
-        PackedActivation a;
-        prepare_activation(w, x.data(), a, k.prepare_fixed16);
-        ASSERT_TRUE(a.fixed.valid);
-        std::vector<float> got(rows), fixed_ref(rows), exact(rows);
-        const int64_t split = rows / 2;
-        k.gemv(w, a, 0, split, got.data());
-        k.gemv(w, a, split, rows, got.data() + split);
-        gemv_lut4_fixed16_reference(w, a, 0, rows, fixed_ref.data());
-        gemv_packed_reference(w, x.data(), 0, rows, exact.data());
-        for (int64_t r = 0; r < rows; ++r) {
-          const double rb = lut4_fixed16_rounding_bound(w, a, r), qb = fixed16_quantization_bound(w, a, r);
-          ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb)
-              << "row " << r << ": " << got[r] << " vs reference " << fixed_ref[r];
-          ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb)
-              << "row " << r << ": " << fixed_ref[r] << " vs exact " << exact[r];
+  std::vector<PackedKernels> variants = {packed_kernels_lut4_avx512vnni()};  // shift + mask nibbles
+  if (detect_cpu_features().gfni) variants.push_back(packed_kernels_lut4_avx512vnni_gfni());
+  for (const PackedKernels& k : variants) {
+    SCOPED_TRACE(k.name);
+    struct Case {
+      const char* format;
+      int group;  // 0: the format's own
+    };
+    const Case cases[] = {{"int4_g128", 0},      {"int4_g128_asym", 0}, {"mxfp4", 0},    {"mxfp4_up", 0},
+                          {"fp4_g128_pow2", 0},  {"int4_g128", 64},     {"int4_g128", 32}, {"int4_g128_asym", 256},
+                          {"int4_g128_asym", 32}, {"nvfp4", 0},  {"int4_g128_asym", 16}};
+    for (const Case& cs : cases) {
+      for (int64_t rows : {1, 3, 17, 33}) {
+        for (int64_t cols : {1, 3, 31, 32, 33, 255, 4097}) {
+          SCOPED_TRACE(::testing::Message() << cs.format << " g" << cs.group << " [" << rows << ", " << cols << "]");
+          PackedMatrix w = packed_weight(cs.format, rows, cols, 100 + rows + cols);
+          if (cs.group != 0) w = regroup(w, cs.group);
+          ASSERT_TRUE(lut4_fixed16_eligible(w));
+          const std::vector<float> x = gaussian_vector(cols, 7 + cols);
+          PackedActivation a;
+          prepare_activation(w, x.data(), a, k.prepare_fixed16);
+          ASSERT_TRUE(a.fixed.valid);
+          std::vector<float> got(rows), fixed_ref(rows), exact(rows);
+          const int64_t split = rows / 2;
+          k.gemv(w, a, 0, split, got.data());
+          k.gemv(w, a, split, rows, got.data() + split);
+          gemv_lut4_fixed16_reference(w, a, 0, rows, fixed_ref.data());
+          gemv_packed_reference(w, x.data(), 0, rows, exact.data());
+          for (int64_t r = 0; r < rows; ++r) {
+            const double rb = lut4_fixed16_rounding_bound(w, a, r), qb = fixed16_quantization_bound(w, a, r);
+            ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb)
+                << "row " << r << ": " << got[r] << " vs reference " << fixed_ref[r];
+            ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb)
+                << "row " << r << ": " << fixed_ref[r] << " vs exact " << exact[r];
+          }
         }
       }
     }

@@ -132,7 +132,9 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
           // except kBits at the AVX2 level (no AVX2 kernel yet: the portable one runs there).
           const bool portable_ok = p.kind == PackedKind::kBits && isas[v] == Isa::kAvx2;
           EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2 || portable_ok) << k.name;
-          EXPECT_EQ(std::string(k.name).substr(std::string(k.name).find('/') + 1), isa_name(k.isa));
+          // "<layout>/<level>[+<feature>]"
+          const std::string level = std::string(k.name).substr(std::string(k.name).find('/') + 1);
+          EXPECT_EQ(level.substr(0, level.find('+')), isa_name(k.isa));
           // Fixed-point kernels (lut4_fixed16.h) add the 16-bit quantization of x to their bound.
           PackedActivation a16;
           if (k.prepare_fixed16 != nullptr) prepare_activation(p, x.data(), a16, k.prepare_fixed16);
@@ -184,7 +186,8 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_STREQ(packed_kernels(PackedKind::kFp16, Isa::kAvx2).name, "half/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx2).name, "half/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512).name, "lut4/avx512");
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name, "lut4/avx512vnni");
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name,
+               detect_cpu_features().gfni ? "lut4/avx512vnni+gfni" : "lut4/avx512vnni");
   EXPECT_NE(packed_kernels(PackedKind::kLut4, Isa::kAvx512Bf16).prepare_fixed16, nullptr);
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512Vnni).name, "int8/avx512vnni");

@@ -82,6 +82,7 @@ CpuFeatures detect_cpu_features() {
     f.avx512bw = bit(l7.ebx, 30);
     f.avx512vl = bit(l7.ebx, 31);
     f.avx512vnni = bit(l7.ecx, 11);
+    f.gfni = bit(l7.ecx, 8);
     if (l7.eax >= 1) f.avx512bf16 = bit(cpuid(7, 1).eax, 5);
     f.amx_bf16 = bit(l7.edx, 22);
     f.amx_tile = bit(l7.edx, 24);
@@ -169,6 +170,7 @@ std::string describe_cpu_features(const CpuFeatures& f) {
   add(f.avx512dq, "avx512dq");
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");
+  add(f.gfni, "gfni");
   add(f.amx_tile, "amx_tile");
   add(f.amx_int8, "amx_int8");
   add(f.amx_bf16, "amx_bf16");

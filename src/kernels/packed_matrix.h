@@ -140,6 +140,7 @@ PackedKernels packed_kernels_lut4_generic();
 PackedKernels packed_kernels_lut4_avx2();
 PackedKernels packed_kernels_lut4_avx512();
 PackedKernels packed_kernels_lut4_avx512vnni();
+PackedKernels packed_kernels_lut4_avx512vnni_gfni();  // call only where CPUID reports GFNI
 PackedKernels packed_kernels_int8_generic();
 PackedKernels packed_kernels_int8_avx2();
 PackedKernels packed_kernels_int8_avx512();
