@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/half.h"
+#include "kernels/exp_rows.h"
 #include "kvcache/kv_code_read.h"
 
 namespace lowbit {
@@ -88,19 +89,6 @@ void value_f32_ref(const float* rows, int64_t n_rows, int64_t stride, int hd, co
 }
 
 // ---- the driver ----------------------------------------------------------
-
-// softmax over x[0, n) in place (max subtracted).
-void softmax_row(float* x, int64_t n) {
-  float mx = x[0];
-  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
-  float sum = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
 
 // Positions [0, n_pos) of a stream split into its three storages.
 struct StreamParts {
@@ -217,7 +205,7 @@ KvCodeLayout code_layout_of(const KvTensorCodec& codec, int head_dim) {
 
 const FusedAttentionKernels& reference_fused_attention_kernels() {
   static const FusedAttentionKernels k{"reference", key_scores_rows_ref, key_scores_blocks_ref, value_rows_ref,
-                                       key_scores_f32_ref, value_f32_ref};
+                                       key_scores_f32_ref, value_f32_ref, exp_row_ops_generic().softmax};
   return k;
 }
 
@@ -237,7 +225,7 @@ void fused_decode_attention(const KvStream& keys, const KvStream& values, const 
       const float* q = a.q + static_cast<int64_t>(kvh) * group * hd;  // the group's heads are consecutive
       float* out = a.out + static_cast<int64_t>(kvh) * group * hd;
       head_scores(keys, a, kernels, kvh, q, group, scores.data());
-      for (int g = 0; g < group; ++g) softmax_row(scores.data() + static_cast<int64_t>(g) * a.n_pos, a.n_pos);
+      for (int g = 0; g < group; ++g) kernels.softmax(scores.data() + static_cast<int64_t>(g) * a.n_pos, a.n_pos);
       std::fill(out, out + static_cast<int64_t>(group) * hd, 0.0f);
       head_values(values, a, kernels, kvh, scores.data(), group, out);
     }

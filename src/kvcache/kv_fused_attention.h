@@ -87,6 +87,8 @@ struct FusedAttentionKernels {
                          float scale, float* scores, int64_t ld);
   void (*value_f32)(const float* rows, int64_t n_rows, int64_t stride, int head_dim, const float* p, int n_q,
                     int64_t ld, float* out);
+  // Softmax of one score row in place: the model's own (kernels/exp_rows.h) at the same level.
+  void (*softmax)(float* x, int64_t n);
 };
 
 // The scalar reference: each element dequantized exactly as KvTensorCodec::decode

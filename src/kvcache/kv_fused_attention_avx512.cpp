@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/exp_rows.h"
 #include "kvcache/kv_code_read.h"
 
 namespace lowbit {
@@ -196,7 +197,7 @@ void value_f32_avx512(const float* rows, int64_t n_rows, int64_t stride, int hd,
 
 const FusedAttentionKernels& avx512_fused_attention_kernels() {
   static const FusedAttentionKernels k{"avx512", key_scores_rows_avx512, key_scores_blocks_avx512, value_rows_avx512,
-                                       key_scores_f32_avx512, value_f32_avx512};
+                                       key_scores_f32_avx512, value_f32_avx512, exp_row_ops_avx512().softmax};
   return k;
 }
 
