@@ -82,8 +82,7 @@ void prepare(const PackedMatrix& w, PackedActivation& a) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(f.bytes.data() + plane + c), v.hi);
     total += _mm512_reduce_add_epi32(v.xi);
   }
-  f.group_sums.assign(17, 0.0f);
-  f.group_sums[0] = static_cast<float>(total);
+  f.group_sums.clear();  // one group, the row: its sum is `total`
   f.total = total;
   f.valid = true;
 }

@@ -35,8 +35,7 @@ void prepare_int8_fixed16(const PackedMatrix& w, PackedActivation& a) {
     f.bytes[plane + c] = static_cast<int8_t>((xi[c] - lo) / 256);
     sum += xi[c];
   }
-  f.group_sums.assign(17, 0.0f);
-  f.group_sums[0] = static_cast<float>(sum);
+  f.group_sums.clear();  // one group, the row: its sum is `total`
   f.total = sum;
   f.valid = true;
 }

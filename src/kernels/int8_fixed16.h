@@ -9,7 +9,7 @@
 //
 // Activation bytes (Fixed16Activation::bytes): [2][cols64], the lo bytes of xi
 // in column order, then the hi bytes; cols64 = cols_padded rounded up to 64,
-// zeros past cols. total = group_sums[0] = sum_c xi_c.
+// zeros past cols. total = sum_c xi_c (group_sums stays empty).
 #pragma once
 
 #include <cstdint>

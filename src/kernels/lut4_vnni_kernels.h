@@ -118,8 +118,8 @@ struct Lut4VnniKernels {
   // or 8 (16), where the low-nibble sum of lane l takes group 2 (l / 4) and the
   // high-nibble sum group 2 (l / 4) + 1.
   template <bool kBf16, bool kTable, int kLaneGroups>
-  static void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
-    const Lut4ByteTable t = lut4_byte_table(w);
+  static void gemv_t(const PackedMatrix& w, const Lut4ByteTable& t, const PackedActivation& a, int64_t r0, int64_t r1,
+                     float* y) {
     const int64_t nb = w.cols_padded / 32, chunks = (nb + 3) / 4, full_chunks = nb / 4;
     const __mmask64 tail = (nb % 4) == 0 ? 0 : (~0ull >> (64 - 16 * (nb % 4)));
     const int64_t ng = w.n_groups(), rb = w.row_bytes(), ngp = (ng + 15) / 16 * 16 + 16;
@@ -183,26 +183,28 @@ struct Lut4VnniKernels {
   }
 
   template <bool kBf16, bool kTable>
-  static void gemv_groups(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
+  static void gemv_groups(const PackedMatrix& w, const Lut4ByteTable& t, const PackedActivation& a, int64_t r0,
+                          int64_t r1, float* y) {
     if (w.group == 16) {
-      gemv_t<kBf16, kTable, 8>(w, a, r0, r1, y);
+      gemv_t<kBf16, kTable, 8>(w, t, a, r0, r1, y);
     } else if (w.group == 32) {
-      gemv_t<kBf16, kTable, 4>(w, a, r0, r1, y);
+      gemv_t<kBf16, kTable, 4>(w, t, a, r0, r1, y);
     } else if (w.group == 64) {
-      gemv_t<kBf16, kTable, 2>(w, a, r0, r1, y);
+      gemv_t<kBf16, kTable, 2>(w, t, a, r0, r1, y);
     } else {
-      gemv_t<kBf16, kTable, 1>(w, a, r0, r1, y);
+      gemv_t<kBf16, kTable, 1>(w, t, a, r0, r1, y);
     }
   }
 
   static void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
     // Not prepared (layout not eligible) or x not finite: the FP32 kernel.
     if (!a.fixed.valid) return packed_kernels_lut4_avx512().gemv(w, a, r0, r1, y);
-    const bool table = !lut4_byte_table(w).identity;
+    const Lut4ByteTable t = lut4_byte_table(w);  // once per call, for every row
+    const bool table = !t.identity;
     if (w.bf16_scales) {
-      table ? gemv_groups<true, true>(w, a, r0, r1, y) : gemv_groups<true, false>(w, a, r0, r1, y);
+      table ? gemv_groups<true, true>(w, t, a, r0, r1, y) : gemv_groups<true, false>(w, t, a, r0, r1, y);
     } else {
-      table ? gemv_groups<false, true>(w, a, r0, r1, y) : gemv_groups<false, false>(w, a, r0, r1, y);
+      table ? gemv_groups<false, true>(w, t, a, r0, r1, y) : gemv_groups<false, false>(w, t, a, r0, r1, y);
     }
   }
 

@@ -92,8 +92,8 @@ struct Fixed16Activation {
   bool valid = false;              // false: not prepared, or x is not finite (kernels run FP32)
   float scale = 0.0f;              // x[c] ≈ scale * xi[c]
   std::vector<int8_t> bytes;       // lo / hi bytes of xi in the layout's order (lut4_fixed16.h, int8_fixed16.h)
-  std::vector<float> group_sums;   // [groups + 16] sum of xi over each group (exact below 2^24), then zeros
-  int64_t total = 0;               // sum of xi over all columns, exact
+  std::vector<float> group_sums;   // kLut4: [groups + 16] sum of xi over each group (exact below 2^24), then zeros
+  int64_t total = 0;               // kInt8Row: sum of xi over all columns, exact
 };
 
 // x padded to cols_padded, and its group sums for asymmetric grouped layouts;
