@@ -68,7 +68,8 @@ void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation&
   a.xsum.clear();
   a.fixed.valid = false;
   if (fixed16 != nullptr) fixed16(w, a);  // leaves a.fixed invalid where the layout does not take it
-  if (!packed_grouped(w.kind) || !w.asymmetric) return;
+  // The fixed-point kernels read their own integer group sums; xsum is for the FP32 ones.
+  if (a.fixed.valid || !packed_grouped(w.kind) || !w.asymmetric) return;
   const int64_t ng = w.n_groups();
   a.xsum.assign(static_cast<size_t>(ng), 0.0f);
   for (int64_t g = 0; g < ng; ++g) {

@@ -101,7 +101,7 @@ struct Fixed16Activation {
 // where the layout takes it.
 struct PackedActivation {
   std::vector<float> x;     // [cols_padded], zeros past cols
-  std::vector<float> xsum;  // kLut4 / kBits asymmetric: [n_groups] sum of x over each group
+  std::vector<float> xsum;  // kLut4 / kBits asymmetric, fixed not valid: [n_groups] sum of x over each group
   Fixed16Activation fixed;  // fixed-point kernels on the layouts that take them
 };
 // Fills a.fixed from a.x where the layout takes it, else leaves it invalid

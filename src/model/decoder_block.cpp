@@ -3,11 +3,14 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <span>
 
 #include "model/block_shapes.h"
 #include "model/model_source.h"
 #include "model/ops.h"
+#include "model/packed_linear.h"
 
 namespace lowbit {
 namespace {
@@ -303,6 +306,23 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
     if (observer != nullptr) observer->observe(names_[k], in, n, lin.in_features());
     lin.forward(in, n, out, pool);
   };
+  // Linears that read the same input: decoding one token with packed layers
+  // that can share it, one GEMV pass (PackedLinear::gemv_shared_input); else
+  // one after the other.
+  auto run_shared_input = [&](std::initializer_list<size_t> ks, const float* in, std::initializer_list<float*> outs) {
+    std::array<const PackedLinear*, 3> packed{};
+    bool shared = n == 1 && observer == nullptr && ks.size() <= packed.size();
+    for (size_t i = 0; shared && i < ks.size(); ++i) {
+      packed[i] = dynamic_cast<const PackedLinear*>(linears_[ks.begin()[i]].get());
+      shared = packed[i] != nullptr && packed[0]->shares_decode_input(*packed[i]);
+    }
+    if (shared) {
+      PackedLinear::gemv_shared_input(std::span(packed.data(), ks.size()), in, std::span(outs.begin(), outs.size()),
+                                      pool);
+      return;
+    }
+    for (size_t i = 0; i < ks.size(); ++i) run_linear(ks.begin()[i], in, outs.begin()[i]);
+  };
   auto norm_rows = [&](const std::vector<float>& w, const std::vector<float>& bias) {
     pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
@@ -317,9 +337,7 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
 
   // Attention block.
   norm_rows(attn_norm_, attn_norm_bias_);
-  run_linear(kQ, s.xb.data(), s.q.data());
-  run_linear(kK, s.xb.data(), s.k.data());
-  run_linear(kV, s.xb.data(), s.v.data());
+  run_shared_input({kQ, kK, kV}, s.xb.data(), {s.q.data(), s.k.data(), s.v.data()});
   const KvCacheLayout layout = cache.layout();
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
@@ -336,8 +354,7 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
 
   // MLP block: down(silu(gate(x)) * up(x)).
   norm_rows(ffn_norm_, ffn_norm_bias_);
-  run_linear(kGate, s.xb.data(), s.gate.data());
-  run_linear(kUp, s.xb.data(), s.up.data());
+  run_shared_input({kGate, kUp}, s.xb.data(), {s.gate.data(), s.up.data()});
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) swiglu(s.gate.data() + t * c.ffn_dim, s.up.data() + t * c.ffn_dim, c.ffn_dim);
   });

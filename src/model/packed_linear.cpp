@@ -148,6 +148,34 @@ void PackedLinear::gemv(const float* x, float* y, ThreadPool& pool) const {
   pool.parallel_for(w_.rows, [&](int64_t r0, int64_t r1, int) { kernels_.gemv(w_, a, r0, r1, y + r0); });
 }
 
+bool PackedLinear::shares_decode_input(const PackedLinear& other) const {
+  const PackedMatrix &a = w_, &b = other.w_;
+  return !int8_act_ && !other.int8_act_ && kernels_.gemv == other.kernels_.gemv &&
+         kernels_.prepare_fixed16 == other.kernels_.prepare_fixed16 && a.kind == b.kind && a.cols == b.cols &&
+         a.cols_padded == b.cols_padded && a.group == b.group && a.asymmetric == b.asymmetric &&
+         a.bf16_scales == b.bf16_scales && a.code_bits == b.code_bits && std::equal(a.lut, a.lut + 16, b.lut);
+}
+
+void PackedLinear::gemv_shared_input(std::span<const PackedLinear* const> linears, const float* x,
+                                     std::span<float* const> ys, ThreadPool& pool) {
+  if (linears.empty()) return;
+  const PackedLinear& first = *linears[0];
+  PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
+  prepare_activation(first.w_, x, a, first.kernels_.prepare_fixed16);
+  std::vector<int64_t> offsets(linears.size() + 1, 0);  // row offset of each layer in the stacked rows
+  for (size_t i = 0; i < linears.size(); ++i) offsets[i + 1] = offsets[i] + linears[i]->w_.rows;
+  pool.parallel_for(offsets.back(), [&](int64_t r0, int64_t r1, int) {
+    for (size_t i = 0; i < linears.size(); ++i) {
+      const int64_t b = std::max(r0, offsets[i]) - offsets[i], e = std::min(r1, offsets[i + 1]) - offsets[i];
+      if (b < e) first.kernels_.gemv(linears[i]->w_, a, b, e, ys[i] + b);
+    }
+  });
+  for (size_t i = 0; i < linears.size(); ++i) {
+    const std::vector<float>& bias = linears[i]->bias_;
+    for (size_t o = 0; o < bias.size(); ++o) ys[i][o] += bias[o];
+  }
+}
+
 void PackedLinear::gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
   const int64_t rows = w_.rows, cols = w_.cols;
   // Tile height: about kTileBytes of FP32, a multiple of 16 rows.

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,23 @@ class PackedLinear : public Linear {
   Status enable_integer_activations(const ActQuantAttachment& act, Isa isa = active_isa());
   // The kernel name forward() runs ("lut4/avx512", "w8a8/avx512vnni", ...).
   std::string kernel_name() const;
+
+  // Whether `other` reads a decode input exactly as this layer does, so that
+  // gemv_shared_input may prepare it once for both: the same layout (kind,
+  // columns, groups, table), the same GEMV kernels, no integer activations.
+  bool shares_decode_input(const PackedLinear& other) const;
+  // One token through several layers that read the same input (q/k/v,
+  // gate/up), each pair shares_decode_input: ys[i][out_i] = linears[i] · x
+  // (+ bias). The input is prepared once and the rows of all layers are split
+  // over the pool in one call, as if they were one matrix, so a token pays one
+  // preparation and one hand-off per group instead of one per layer, and the
+  // short K/V streams (256 rows of TinyLlama) ride on Q's instead of paying
+  // a stream start and a barrier each. Every row runs the kernel forward() runs
+  // on the same prepared input; on one thread the results are forward()'s bit
+  // for bit, on more a row may land in another row block of a blocked FP32
+  // kernel and round differently, within that kernel's bound.
+  static void gemv_shared_input(std::span<const PackedLinear* const> linears, const float* x,
+                                std::span<float* const> ys, ThreadPool& pool);
 
  private:
   PackedLinear(std::shared_ptr<const PackedMatrix> w, std::vector<float> bias, std::string label, PackedKernels kernels)
