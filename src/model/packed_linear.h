@@ -83,14 +83,11 @@ class PackedLinear : public Linear {
   bool shares_decode_input(const PackedLinear& other) const;
   // One token through several layers that read the same input (q/k/v,
   // gate/up), each pair shares_decode_input: ys[i][out_i] = linears[i] · x
-  // (+ bias). The input is prepared once and the rows of all layers are split
-  // over the pool in one call, as if they were one matrix, so a token pays one
+  // (+ bias). The input is prepared once and all layers run in one pool call,
+  // each thread taking its share of every layer, so a token pays one
   // preparation and one hand-off per group instead of one per layer, and the
-  // short K/V streams (256 rows of TinyLlama) ride on Q's instead of paying
-  // a stream start and a barrier each. Every row runs the kernel forward() runs
-  // on the same prepared input; on one thread the results are forward()'s bit
-  // for bit, on more a row may land in another row block of a blocked FP32
-  // kernel and round differently, within that kernel's bound.
+  // short K/V projections (256 rows of TinyLlama) stop paying a barrier each.
+  // The shares are forward()'s, so each output is forward()'s bit for bit.
   static void gemv_shared_input(std::span<const PackedLinear* const> linears, const float* x,
                                 std::span<float* const> ys, ThreadPool& pool);
 
