@@ -42,15 +42,15 @@ inline PackedMatrix regroup(PackedMatrix w, int group) {
   const int64_t old_ng = w.n_groups(), old_g = w.group;
   w.group = group;
   const int64_t ng = w.n_groups();
-  std::vector<uint16_t> s(static_cast<size_t>(w.rows * ng)), m(w.asymmetric ? s.size() : 0);
+  HugePageVector<uint16_t> s(static_cast<size_t>(w.rows * ng)), m(w.asymmetric ? s.size() : 0);
   for (int64_t r = 0; r < w.rows; ++r) {
     for (int64_t g = 0; g < ng; ++g) {
       s[r * ng + g] = w.scales[r * old_ng + g * group / old_g];
       if (w.asymmetric) m[r * ng + g] = w.mins[r * old_ng + g * group / old_g];
     }
   }
-  w.scales = s;
-  w.mins = m;
+  w.scales = std::move(s);
+  w.mins = std::move(m);
   return w;
 }
 

@@ -1,5 +1,6 @@
 #include "eval/bandwidth.h"
 
+#include "core/huge_page_allocator.h"
 #include "kernels/stream_read.h"
 
 #include <algorithm>
@@ -27,7 +28,9 @@ Expected<BandwidthResult> measure_bandwidth(const BandwidthOptions& options, Thr
   const int n_threads = pool.size();
   {
     const int64_t words = static_cast<int64_t>(options.read_bytes / 8);
-    std::unique_ptr<uint64_t[]> buf(new uint64_t[words]);  // [words]
+    // On huge pages where the system allows, as the packed weights are
+    // (core/huge_page_allocator.h): the roofline is the same kind of stream.
+    HugePageBuffer<uint64_t> buf = huge_page_buffer<uint64_t>(words);  // [words], first touched by the threads
     pool.parallel_for(words, [&](int64_t b, int64_t e, int) {
       for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i);
     });
@@ -51,7 +54,7 @@ Expected<BandwidthResult> measure_bandwidth(const BandwidthOptions& options, Thr
   }
   {
     const int64_t n = static_cast<int64_t>(options.triad_bytes / 4);
-    std::unique_ptr<float[]> a(new float[n]), b(new float[n]), c(new float[n]);  // [n] each
+    HugePageBuffer<float> a = huge_page_buffer<float>(n), b = huge_page_buffer<float>(n), c = huge_page_buffer<float>(n);
     pool.parallel_for(n, [&](int64_t lo, int64_t hi, int) {
       for (int64_t i = lo; i < hi; ++i) a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
     });

@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "core/huge_page_allocator.h"
 #include "core/status.h"
 #include "kernels/cpu_features.h"
 
@@ -71,10 +72,11 @@ struct PackedMatrix {
   int code_bits = 0;             // kBits: 2 or 3
   float lut[16] = {};            // kLut4, kBits: value of each code (kBits: the first 2^code_bits)
   float tensor_scale = 1.0f;     // multiplies every output
-  std::vector<uint8_t> codes;    // [rows][row_bytes()]
-  std::vector<uint16_t> scales;  // kLut4, kBits: [rows][n_groups()]
-  std::vector<uint16_t> mins;    // kLut4, kBits asymmetric: [rows][n_groups()]
-  std::vector<float> row_scales; // kInt8Row, kFp8Row: [rows]
+  // Streamed once per decode token: on huge pages where the system allows (core/huge_page_allocator.h).
+  HugePageVector<uint8_t> codes;    // [rows][row_bytes()]
+  HugePageVector<uint16_t> scales;  // kLut4, kBits: [rows][n_groups()]
+  HugePageVector<uint16_t> mins;    // kLut4, kBits asymmetric: [rows][n_groups()]
+  std::vector<float> row_scales;    // kInt8Row, kFp8Row: [rows]
 
   int64_t row_bytes() const;
   int64_t n_groups() const { return group > 0 ? (cols_padded + group - 1) / group : 0; }

@@ -51,7 +51,7 @@ Expected<const BlockFormat*> format_of(const QuantizedWeight& q) { return find_b
 
 // 2-byte scale codes of the stored scales, re-encoded exactly into FP16 or BF16.
 Status convert_scales(const BlockFormat& f, const QuantizedTensor& t, const std::vector<uint8_t>& stored,
-                      int64_t n_groups, bool bf16, std::vector<uint16_t>& out) {
+                      int64_t n_groups, bool bf16, HugePageVector<uint16_t>& out) {
   const int width = f.layout.scale_bytes;
   const int64_t stored_cols = scale_cols(f.layout, t.cols);
   out.assign(static_cast<size_t>(t.rows * n_groups), 0);  // groups past the stored ones cover padding only

@@ -23,7 +23,7 @@ Status check_finite(const float* v, size_t n, const std::string& where) {
 // tensor scales. (4-bit codes index a finite table; INT8 codes are integers.)
 Status check_packed_finite(const PackedMatrix& p, const std::string& where) {
   auto half_finite = [](uint16_t h, bool bf16) { return bf16 ? (h & 0x7F80) != 0x7F80 : (h & 0x7C00) != 0x7C00; };
-  for (const std::vector<uint16_t>* v : {&p.scales, &p.mins}) {
+  for (const HugePageVector<uint16_t>* v : {&p.scales, &p.mins}) {
     for (size_t i = 0; i < v->size(); ++i) {
       if (!half_finite((*v)[i], p.bf16_scales)) return make_error("{}: scale {} is not finite", where, i);
     }
