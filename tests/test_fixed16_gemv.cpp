@@ -32,6 +32,30 @@ std::vector<float> gaussian_vector(int64_t n, uint64_t seed) {
 
 bool vnni_here() { return isa_supported(Isa::kAvx512Vnni, detect_cpu_features()); }
 
+using FixedReference = void (*)(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y);
+using RoundingBound = double (*)(const PackedMatrix& w, const PackedActivation& a, int64_t r);
+
+// k.gemv over two row ranges (so kernels starting inside the matrix run) against
+// the layout's fixed-point reference, within its FP32 rounding bound, and that
+// reference against the exact product of x, within the 16-bit quantization of x
+// plus the rounding.
+void expect_fixed16_bounds(const PackedKernels& k, const PackedMatrix& w, const std::vector<float>& x,
+                           const PackedActivation& a, FixedReference reference, RoundingBound rounding) {
+  const int64_t rows = w.rows, split = rows / 2;
+  std::vector<float> got(rows), fixed_ref(rows), exact(rows);
+  k.gemv(w, a, 0, split, got.data());
+  k.gemv(w, a, split, rows, got.data() + split);
+  reference(w, a, 0, rows, fixed_ref.data());
+  gemv_packed_reference(w, x.data(), 0, rows, exact.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    const double rb = rounding(w, a, r), qb = fixed16_quantization_bound(w, a, r);
+    ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb)
+        << "row " << r << ": " << got[r] << " vs reference " << fixed_ref[r];
+    ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb)
+        << "row " << r << ": " << fixed_ref[r] << " vs exact " << exact[r];
+  }
+}
+
 TEST(Lut4Fixed16, ByteTables) {
   // INT4 symmetric: two's-complement codes, lut = -8..7 -> u = lut + 8 (a shuffle).
   const Lut4ByteTable sym = lut4_byte_table(packed_weight("int4_g128", 1, 32, 1));
@@ -175,19 +199,8 @@ TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
           PackedActivation a;
           prepare_activation(w, x.data(), a, k.prepare_fixed16);
           ASSERT_TRUE(a.fixed.valid);
-          std::vector<float> got(rows), fixed_ref(rows), exact(rows);
-          const int64_t split = rows / 2;
-          k.gemv(w, a, 0, split, got.data());
-          k.gemv(w, a, split, rows, got.data() + split);
-          gemv_lut4_fixed16_reference(w, a, 0, rows, fixed_ref.data());
-          gemv_packed_reference(w, x.data(), 0, rows, exact.data());
-          for (int64_t r = 0; r < rows; ++r) {
-            const double rb = lut4_fixed16_rounding_bound(w, a, r), qb = fixed16_quantization_bound(w, a, r);
-            ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb)
-                << "row " << r << ": " << got[r] << " vs reference " << fixed_ref[r];
-            ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb)
-                << "row " << r << ": " << fixed_ref[r] << " vs exact " << exact[r];
-          }
+          expect_fixed16_bounds(k, w, x, a, gemv_lut4_fixed16_reference, lut4_fixed16_rounding_bound);
+          if (::testing::Test::HasFatalFailure()) return;
         }
       }
     }
@@ -238,17 +251,8 @@ TEST(Int8Fixed16, VnniKernelMatchesTheReferences) {
       EXPECT_EQ(a.fixed.scale, want.fixed.scale);
       EXPECT_EQ(a.fixed.bytes, want.fixed.bytes);
       EXPECT_EQ(a.fixed.total, want.fixed.total);
-      std::vector<float> got(rows), fixed_ref(rows), exact(rows);
-      const int64_t split = rows / 2;
-      k.gemv(w, a, 0, split, got.data());
-      k.gemv(w, a, split, rows, got.data() + split);
-      gemv_int8_fixed16_reference(w, a, 0, rows, fixed_ref.data());
-      gemv_packed_reference(w, x.data(), 0, rows, exact.data());
-      for (int64_t r = 0; r < rows; ++r) {
-        const double rb = int8_fixed16_rounding_bound(w, a, r), qb = fixed16_quantization_bound(w, a, r);
-        ASSERT_LE(std::fabs(static_cast<double>(got[r]) - fixed_ref[r]), rb) << "row " << r;
-        ASSERT_LE(std::fabs(static_cast<double>(fixed_ref[r]) - exact[r]), qb + rb) << "row " << r;
-      }
+      expect_fixed16_bounds(k, w, x, a, gemv_int8_fixed16_reference, int8_fixed16_rounding_bound);
+      if (::testing::Test::HasFatalFailure()) return;
     }
   }
   // Codes at both ends of INT8 and x = ±32639 (scale 1): exact.
