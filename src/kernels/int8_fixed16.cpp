@@ -30,9 +30,9 @@ void prepare_int8_fixed16(const PackedMatrix& w, PackedActivation& a) {
   f.bytes.assign(static_cast<size_t>(2 * plane), 0);
   int64_t sum = 0;
   for (int64_t c = 0; c < w.cols; ++c) {
-    const int8_t lo = static_cast<int8_t>(static_cast<uint8_t>(xi[c] & 0xFF));  // two's-complement low byte
-    f.bytes[c] = lo;
-    f.bytes[plane + c] = static_cast<int8_t>((xi[c] - lo) / 256);
+    const Fixed16Bytes b = fixed16_bytes(xi[c]);
+    f.bytes[c] = b.lo;
+    f.bytes[plane + c] = b.hi;
     sum += xi[c];
   }
   f.group_sums.clear();  // one group, the row: its sum is `total`

@@ -30,11 +30,6 @@ int32_t fixed16_value(const Fixed16Activation& f, int64_t c) {
   return 256 * chunk[64 * (2 + s.half) + s.byte] + chunk[64 * s.half + s.byte];
 }
 
-uint32_t lut4_code_at(const PackedMatrix& w, int64_t r, int64_t c) {
-  const uint8_t byte = w.codes[r * w.row_bytes() + 16 * (c / 32) + (c % 32) % 16];
-  return (c % 32) < 16 ? (byte & 0xFu) : (byte >> 4);
-}
-
 float group_scale(const PackedMatrix& w, int64_t r, int64_t g) {
   return half_code_to_float(w.scales[r * w.n_groups() + g], w.bf16_scales);
 }
@@ -101,12 +96,11 @@ void prepare_lut4_fixed16(const PackedMatrix& w, PackedActivation& a) {
   f.bytes.assign(static_cast<size_t>(256 * chunks), 0);
   std::vector<int64_t> sums(static_cast<size_t>(ng), 0);
   for (int64_t c = 0; c < w.cols; ++c) {
-    const int8_t lo = static_cast<int8_t>(static_cast<uint8_t>(xi[c] & 0xFF));  // two's-complement low byte
-    const int8_t hi = static_cast<int8_t>((xi[c] - lo) / 256);
+    const Fixed16Bytes b = fixed16_bytes(xi[c]);
     const Fixed16Slot s = fixed16_slot(c);
     int8_t* chunk = f.bytes.data() + 256 * s.chunk;
-    chunk[64 * s.half + s.byte] = lo;
-    chunk[64 * (2 + s.half) + s.byte] = hi;
+    chunk[64 * s.half + s.byte] = b.lo;
+    chunk[64 * (2 + s.half) + s.byte] = b.hi;
     sums[c / w.group] += xi[c];
   }
   f.group_sums.assign(static_cast<size_t>(ng + 16), 0.0f);
@@ -122,7 +116,7 @@ void gemv_lut4_fixed16_reference(const PackedMatrix& w, const PackedActivation& 
     for (int64_t g = 0; g < w.n_groups(); ++g) {
       int64_t dot = 0;  // sum u_c xi_c over the group, exact
       for (int64_t c = g * w.group; c < std::min<int64_t>(w.cols, (g + 1) * w.group); ++c) {
-        dot += static_cast<int64_t>(t.u[lut4_code_at(w, r, c)]) * fixed16_value(f, c);
+        dot += static_cast<int64_t>(t.u[lut4_code(w, r, c)]) * fixed16_value(f, c);
       }
       const double xs = f.group_sums[g], s = group_scale(w, r, g) / static_cast<double>(t.multiplier);
       acc += s * (static_cast<double>(dot) - t.offset * xs) + group_min(w, r, g) * xs;
@@ -138,7 +132,7 @@ double lut4_fixed16_rounding_bound(const PackedMatrix& w, const PackedActivation
   for (int64_t g = 0; g < w.n_groups(); ++g) {
     double dot = 0.0;
     for (int64_t c = g * w.group; c < std::min<int64_t>(w.cols, (g + 1) * w.group); ++c) {
-      dot += static_cast<double>(t.u[lut4_code_at(w, r, c)]) * std::abs(fixed16_value(f, c));
+      dot += static_cast<double>(t.u[lut4_code(w, r, c)]) * std::abs(fixed16_value(f, c));
     }
     const double xs = std::fabs(f.group_sums[g]);
     mag += std::fabs(group_scale(w, r, g) / t.multiplier) * (dot + t.offset * xs) + std::fabs(group_min(w, r, g)) * xs;

@@ -54,6 +54,16 @@ bool lut4_fixed16_eligible(const PackedMatrix& w);
 // portable preparation quantizes x this way.
 bool fixed16_values(const float* x, int64_t n, float* scale, std::vector<int32_t>& xi);
 
+// xi = 256 hi + lo with lo its two's-complement low byte (both signed bytes,
+// |hi| <= 127 for |xi| <= kFixed16Max): the split every layout stores.
+struct Fixed16Bytes {
+  int8_t lo, hi;
+};
+inline Fixed16Bytes fixed16_bytes(int32_t xi) {
+  const int8_t lo = static_cast<int8_t>(static_cast<uint8_t>(xi & 0xFF));
+  return {lo, static_cast<int8_t>((xi - lo) / 256)};
+}
+
 // Fills a.fixed from x[0, cols) (a.x must already hold x padded). Leaves
 // a.fixed.valid false when x has a NaN or infinity (the kernels then run FP32),
 // or when the layout is not eligible.

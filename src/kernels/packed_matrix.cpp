@@ -87,15 +87,14 @@ float e4m3_value(uint8_t code) {
   return fp16_to_float(h) * 256.0f;
 }
 
-namespace {
-
-// The code of column c in its 32-column block (packed_matrix.h).
 uint32_t lut4_code(const PackedMatrix& w, int64_t r, int64_t c) {
   const uint8_t* row = w.codes.data() + r * w.row_bytes();
   const int64_t b = c / 32, j = c % 32;
   const uint8_t byte = row[b * 16 + (j % 16)];
   return j < 16 ? (byte & 0xF) : (byte >> 4);
 }
+
+namespace {
 
 // The table index of column c of a grouped layout.
 uint32_t grouped_code(const PackedMatrix& w, int64_t r, int64_t c) {

@@ -113,6 +113,8 @@ void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation&
 
 // Scalar value of one weight (the reference decode of the packed layout).
 float packed_value(const PackedMatrix& w, int64_t r, int64_t c);
+// The code of column c of row r of a kLut4 matrix (its 32-column block's nibble).
+uint32_t lut4_code(const PackedMatrix& w, int64_t r, int64_t c);
 // The code of column c of row r of a kBits matrix (the reference decode of its layout).
 uint32_t bits_code(const PackedMatrix& w, int64_t r, int64_t c);
 
