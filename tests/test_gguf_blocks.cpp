@@ -560,7 +560,8 @@ TEST_P(GgufType, RequantizingDequantizedOutput) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTypes, GgufType,
-                         ::testing::Values("q8_0", "q5_0", "q5_1", "q4_0", "q4_1", "iq4_nl"),
+                         ::testing::Values("q8_0", "q6_K", "q5_K", "q4_K", "q5_0", "q5_1", "q4_0", "q4_1",
+                                           "q3_K", "q2_K", "iq4_nl"),
                          param_name);
 
 }  // namespace

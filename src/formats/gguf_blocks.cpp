@@ -15,7 +15,7 @@ namespace gguf_codec {
 const std::vector<Codec>& codecs() {
   static const std::vector<Codec> table = [] {
     std::vector<Codec> legacy = legacy_codecs();
-    std::vector<Codec> kquants;  // the K types follow
+    std::vector<Codec> kquants = kquant_codecs();
     // The order of gguf_blocks.h: Q8_0, Q6_K, Q5_K, Q4_K, Q5_0, Q5_1, Q4_0, Q4_1, Q3_K, Q2_K, IQ4_NL.
     const uint32_t order[] = {8, 14, 13, 12, 6, 7, 2, 3, 11, 10, kGgmlTypeIq4Nl};
     std::vector<Codec> all;
