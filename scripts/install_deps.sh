@@ -12,10 +12,18 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install_deps: all packages present"
-  exit 0
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "install_deps: installing ${missing[*]}"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "install_deps: installing ${missing[*]}"
-$SUDO apt-get update
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+# gguf-py (llama.cpp's numpy reference) and numpy: the GGUF checks in tests/python,
+# which the C++ suite runs where they import. Debian's python is externally
+# managed (PEP 668), hence the fallback.
+if ! python3 -c "import gguf, numpy" 2>/dev/null; then
+  echo "install_deps: pip install gguf numpy"
+  python3 -m pip install --quiet gguf numpy 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages gguf numpy
+fi
