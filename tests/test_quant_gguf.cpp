@@ -140,8 +140,10 @@ TEST(QuantGguf, GptqBeatsRtnOnCorrelatedInputs) {
       const double rtn = hessian_proxy_error(p.w.data(), dequantized(*r).data(), p.rows, p.cols, p.h);
       // The error GPTQ fed back is the error of the bytes it returns.
       EXPECT_DOUBLE_EQ(stats.proxy_error, gptq);
-      // Measured 0.3-0.6 of RTN's here (the correlated channels are what GPTQ exploits).
-      EXPECT_LT(gptq, 0.8 * rtn) << "gptq " << gptq << " rtn " << rtn;
+      // Measured 0.57-0.77 of RTN's over the types (q2_K the least gain): a band, so a
+      // regression and an unexplained gain both show.
+      EXPECT_GT(gptq / rtn, 0.45) << "gptq " << gptq << " rtn " << rtn;
+      EXPECT_LT(gptq / rtn, 0.85) << "gptq " << gptq << " rtn " << rtn;
     }
   }
 }

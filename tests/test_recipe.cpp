@@ -199,7 +199,8 @@ TEST(Recipe, ResolveRuleTakesTheFirstFallbackThatHoldsTheShape) {
     EXPECT_NE(e.status().message().find(part), std::string::npos) << part << ": " << e.status().message();
   }
   EXPECT_EQ(e.status().message().find('\n'), std::string::npos);
-  auto none_fits = resolve_rule(r.rule_for("layers.0.q_proj"), "layers.0.q_proj", 64, 100);  // q5_0 needs 32 | cols
+  const Recipe short_list = parse_ok(R"({"name": "s", "default": {"method": "gptq", "format": "q4_K", "fallback": "q5_0"}})");
+  auto none_fits = resolve_rule(short_list.default_rule, "layers.0.q_proj", 64, 100);  // q5_0 needs 32 | cols
   ASSERT_FALSE(none_fits.ok());
   EXPECT_NE(none_fits.status().message().find("q5_0"), std::string::npos) << none_fits.status().message();
 }

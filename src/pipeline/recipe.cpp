@@ -146,7 +146,8 @@ Status check_rule(const QuantRule& r, const std::string& where) {
   }
   if (r.options.lorc_rank > 0) LB_RETURN_IF_ERROR(check_format_name(r.options.lorc_format, where, "lorc_format"));
   if (!r.fallback.empty() && r.method == QuantMethod::kNone) {
-    return make_error("{}: \"fallback\" needs a quantizing method ({} holds every shape)", where, r.format);
+    return make_error("{}: \"fallback\" needs a quantizing method, not \"none\" ({} holds every shape)", where,
+                      r.format);
   }
   for (const std::string& f : r.fallback) {
     LB_RETURN_IF_ERROR(check_format_name(f, where, "fallback"));
