@@ -1,0 +1,62 @@
+// Writes a model as a Hugging Face folder that transformers and vLLM load:
+//   export_safetensors         plain BF16/FP16/FP32 weights (a rotated or smoothed
+//                              FP model, or a quantized one dequantized)
+//   export_compressed_tensors  the quantized linears of a lowbit model in the
+//                              compressed-tensors format (pipeline/ct_linear.h),
+//                              everything else dense
+// Both write config.json (the model's llama / mistral / qwen2 config; with
+// "quantization_config" for compressed-tensors), model.safetensors or shards
+// "model-0000i-of-0000n.safetensors" with model.safetensors.index.json, and the
+// tokenizer files and generation_config.json of the Hugging Face folder the model
+// came from (the source itself, or the source a .lowbit file records when that
+// folder still exists). From a GGUF or llama2.c source no tokenizer file is
+// written (lowbit does not convert a GGUF vocabulary to tokenizer.json; a warning
+// says so) and generation_config.json carries the BOS/EOS ids of the tokenizer.
+//
+// Tensor names are Hugging Face's (model.layers.N.self_attn.q_proj.weight, ...).
+// q/k rows are stored in HF's half-split RoPE order: a model in lowbit's
+// adjacent-pair layout (GGUF llama sources) has them permuted,
+//   stored row  j*(head_dim/2) + i  of a head = lowbit row  2i + j,
+// the inverse of what llama.cpp's converter does to HF checkpoints.
+//
+// The folder is written as DIR.tmp-<pid> beside DIR and renamed into place when
+// complete; an existing DIR is an error unless `force` (then it is replaced).
+// What the folder cannot express is refused, naming it: activation quantization,
+// an online rotation (QuaRot's down_proj Hadamard), KV-cache settings, norm biases.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "io/safetensors.h"
+#include "model/model_source.h"
+
+namespace lowbit {
+
+struct HfExportOptions {
+  std::string out_dir;
+  SafetensorsDtype dtype = SafetensorsDtype::kBF16;  // dense tensors: BF16, F16 or F32
+  bool force = false;   // replace an existing out_dir
+  bool exact = false;   // compressed-tensors: fail instead of requantizing a tensor
+  uint64_t max_shard_bytes = 5'000'000'000;  // Hugging Face's default shard size
+};
+
+struct HfExportReport {
+  std::vector<std::string> files;     // written, relative to out_dir
+  std::vector<std::string> warnings;  // one line each, naming the tensor or file
+  uint64_t tensor_bytes = 0;          // data bytes over all shards
+  int quantized_linears = 0;          // compressed-tensors: linears written quantized ...
+  int requantized_linears = 0;        // ... of which requantized (a warning each)
+  int dense_linears = 0;              // ... and linears written dense
+};
+
+Expected<HfExportReport> export_safetensors(const ModelSource& source, const HfExportOptions& options);
+Expected<HfExportReport> export_compressed_tensors(const ModelSource& source, const HfExportOptions& options);
+
+// The row order that stores q/k rows of an adjacent-pair model half-split: stored
+// row r is row order[r] ([n_heads * head_dim] rows).
+std::vector<int64_t> half_split_row_order(int n_heads, int head_dim);
+
+}  // namespace lowbit
