@@ -69,14 +69,16 @@ void register_export(CLI::App& root, CommandRunner& runner) {
   for (const ExportTarget& t : export_targets()) names.push_back(t.name);
   app->add_option("--to", flags->target, targets_help())->required()->check(CLI::IsMember(names));
   app->add_option("-o,--output", flags->output_path, "Output (written to a temporary name, then renamed)")->required();
-  app->add_option("--type", flags->type,
+  app->add_option("--type,--dtype", flags->type,
                   "Storage type for tensors that must be converted (gguf: f32, f16, bf16 or a llama.cpp type "
-                  "such as q4_K; an FP model's matrices default to f32)");
+                  "such as q4_K; an FP model's matrices default to f32; safetensors / compressed-tensors: the "
+                  "dense tensors' bf16, f16 or f32, default bf16)");
   app->add_flag("--exact", flags->exact, "Refuse any tensor that cannot be written without changing a value");
   app->add_flag("--force", flags->force, "Replace an existing output");
   app->add_option("--tokenizer", flags->tokenizer_path,
                   "Tokenizer for a model without one the target can write (gguf: a .gguf file whose "
-                  "tokenizer.* keys are copied, for Hugging Face and llama2.c sources)")
+                  "tokenizer.* keys are copied, for Hugging Face and llama2.c sources; safetensors / "
+                  "compressed-tensors: a tokenizer.json whose folder's tokenizer files are copied)")
       ->check(CLI::ExistingFile);
   app->add_option("--json", flags->json_path, "Write a JSON report (per-tensor type and error)");
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per tensor");

@@ -52,17 +52,18 @@ std::map<uint32_t, uint8_t> fp4_codes_by_value() {
   return m;
 }
 
-// lowbit element code -> stored compressed-tensors code, for every code of the format.
-Expected<std::vector<uint8_t>> code_table(const BlockFormat& f, const CtScheme& s, const std::string& tensor) {
+// lowbit element code -> stored compressed-tensors code, for every code of the
+// format; -1 for codes the quantizer never produces (reserved, NaN).
+Expected<std::vector<int>> code_table(const BlockFormat& f, const CtScheme& s, const std::string& tensor) {
   const ElementCodec& codec = *f.element.codec;
   const uint32_t n = 1u << f.layout.code_bits;
-  std::vector<uint8_t> table(n, 0);
+  std::vector<int> table(n, -1);
   const auto fp8 = s.format == kCtFormatFloat ? fp8_codes_by_value() : std::map<uint32_t, uint8_t>();
   const auto fp4 = s.format == kCtFormatNvfp4 ? fp4_codes_by_value() : std::map<uint32_t, uint8_t>();
   const int offset = 1 << (s.weights.num_bits - 1);
   for (uint32_t c = 0; c < n; ++c) {
-    if (codec.is_reserved(c)) continue;  // never produced by the quantizer; checked when met
     const float v = codec.decode(c);
+    if (codec.is_reserved(c) || std::isnan(v)) continue;  // never produced by the quantizer; checked when met
     if (s.format == kCtFormatPacked) {
       // Integer elements decode to integers; asymmetric ones are already unsigned.
       const int q = static_cast<int>(v) + (s.weights.symmetric ? offset : 0);
@@ -70,7 +71,7 @@ Expected<std::vector<uint8_t>> code_table(const BlockFormat& f, const CtScheme& 
         return make_error("tensor '{}': {} code {} decodes to {}, outside the {}-bit range", tensor, f.name(), c, v,
                           s.weights.num_bits);
       }
-      table[c] = static_cast<uint8_t>(q);
+      table[c] = q;
     } else {
       const auto& by_value = s.format == kCtFormatFloat ? fp8 : fp4;
       auto it = by_value.find(float_to_bits(v));
@@ -113,11 +114,15 @@ Expected<Unpacked> map_codes(const QuantizedWeight& q, const BlockFormat& f, con
   const QuantizedTensor& t = q.tensor;
   const int64_t rows = t.rows, cols = t.cols;
   const BlockLayout& l = f.layout;
-  LB_ASSIGN_OR_RETURN(std::vector<uint8_t> table, code_table(f, s, tensor));
+  LB_ASSIGN_OR_RETURN(std::vector<int> table, code_table(f, s, tensor));
   Unpacked u;
   u.codes.resize(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) u.codes[r * cols + c] = table[code_at(f, t, r, c)];
+    for (int64_t c = 0; c < cols; ++c) {
+      const uint32_t code = code_at(f, t, r, c);
+      if (table[code] < 0) return make_error("tensor '{}': {} code {} at [{}, {}] is not a value", tensor, f.name(), code, r, c);
+      u.codes[r * cols + c] = static_cast<uint8_t>(table[code]);
+    }
   }
   // lowbit's block scales as the FP32 factors its kernels use.
   const int64_t lrows = scale_rows(l, rows), lcols = scale_cols(l, cols);

@@ -3,6 +3,7 @@
 
 #include "pipeline/export.h"
 #include "pipeline/export_gguf.h"
+#include "pipeline/hf_export.h"
 
 namespace lowbit {
 
@@ -12,6 +13,14 @@ const std::vector<ExportTarget>& export_targets() {
        "GGUF for llama.cpp (architecture llama/qwen2): llama.cpp block types written verbatim, exact "
        "conversions where a GGUF type holds the values, the rest requantized into --type",
        &check_gguf_export_options, &export_gguf},
+      {"safetensors", ExportOutput::kFolder,
+       "Hugging Face folder (config.json, model.safetensors, tokenizer files) of BF16/F16/F32 weights "
+       "(--type, default bf16), e.g. of a rotated or smoothed FP model",
+       &check_hf_export_options, &export_safetensors_target},
+      {"compressed-tensors", ExportOutput::kFolder,
+       "Hugging Face folder for vLLM: quantized linears as compressed-tensors (pack-quantized INT2/4/8, "
+       "float-quantized FP8, nvfp4-pack-quantized), the rest dense in --type (default bf16)",
+       &check_hf_export_options, &export_compressed_tensors_target},
   };
   return targets;
 }

@@ -274,7 +274,7 @@ Expected<ojson> make_config(const ModelConfig& c, const SourceFacts& facts, Dt d
   // The origin's text when it reads back to the same float (1e-05, not 9.99999974e-06).
   if (!j.contains("rms_norm_eps") || !j["rms_norm_eps"].is_number() ||
       static_cast<float>(j["rms_norm_eps"].get<double>()) != c.norm_eps) {
-    j["rms_norm_eps"] = static_cast<double>(c.norm_eps);
+    j["rms_norm_eps"] = std::stod(fmt::format("{}", c.norm_eps));  // shortest text of the float: 1e-05
   }
   j["rope_theta"] = c.rope_theta;
   if (c.rope_scaling.llama3) {
@@ -303,12 +303,13 @@ Expected<ojson> make_config(const ModelConfig& c, const SourceFacts& facts, Dt d
 
 // The tokenizer and generation files: copied from the origin folder, or
 // generation_config.json from the tokenizer's special ids.
-Status write_side_files(const SourceFacts& facts, const ModelSource& source, const Tokenizer* tokenizer,
-                        const StagingDir& dir, HfExportReport* report) {
+Status write_side_files(const SourceFacts& facts, const std::string& tokenizer_dir, const ModelSource& source,
+                        const Tokenizer* tokenizer, const StagingDir& dir, HfExportReport* report) {
   bool generation = false, tokenizer_file = false;
-  if (!facts.origin_dir.empty()) {
+  const std::string& from_dir = tokenizer_dir.empty() ? facts.origin_dir : tokenizer_dir;
+  if (!from_dir.empty()) {
     for (const char* name : kTokenizerFiles) {
-      const fs::path from = fs::path(facts.origin_dir) / name;
+      const fs::path from = fs::path(from_dir) / name;
       std::error_code ec;
       if (!fs::is_regular_file(from, ec)) continue;
       fs::copy_file(from, dir.file(name), ec);
@@ -318,11 +319,14 @@ Status write_side_files(const SourceFacts& facts, const ModelSource& source, con
       tokenizer_file |= std::string(name) == "tokenizer.json" || std::string(name) == "tokenizer.model";
     }
   }
-  if (!tokenizer_file) {
+  if (!tokenizer_file && !from_dir.empty()) {
+    report->warnings.push_back(fmt::format("no tokenizer files written: {} has no tokenizer.json or tokenizer.model",
+                                           from_dir));
+  } else if (!tokenizer_file) {
     report->warnings.push_back(fmt::format(
         "no tokenizer files written: the source {} ({}) is not a Hugging Face folder (lowbit does not convert a {} "
         "vocabulary to tokenizer.json); copy tokenizer.json and tokenizer_config.json of the original model into the "
-        "folder",
+        "folder (or pass --tokenizer ORIGINAL/tokenizer.json)",
         source.path(), source.summary().format, source.summary().format));
   }
   if (!generation && tokenizer != nullptr) {
@@ -516,9 +520,47 @@ Expected<HfExportReport> export_folder(const ModelSource& source, const HfExport
   LB_RETURN_IF_ERROR(write_tensors(list, dir, options.max_shard_bytes, &report));
   LB_RETURN_IF_ERROR(write_file_atomic(dir.file("config.json"), config.dump(2) + "\n"));
   report.files.insert(report.files.begin(), "config.json");
-  LB_RETURN_IF_ERROR(write_side_files(facts, source, tokenizer.get(), dir, &report));
+  LB_RETURN_IF_ERROR(write_side_files(facts, options.tokenizer_dir, source, tokenizer.get(), dir, &report));
+  for (const std::string& f : report.files) {
+    std::error_code ec;
+    report.folder_bytes += fs::file_size(dir.file(f), ec);
+  }
+  report.tensors = list.entries.size();
   LB_RETURN_IF_ERROR(dir.commit());
   return report;
+}
+
+Expected<Dt> dense_dtype(const std::string& type) {
+  if (type.empty() || type == "bf16") return Dt::kBF16;
+  if (type == "f16" || type == "fp16") return Dt::kF16;
+  if (type == "f32" || type == "fp32") return Dt::kF32;
+  return make_error("--type {}: a Hugging Face folder stores dense tensors as bf16, f16 or f32", type);
+}
+
+Expected<ExportReport> run_hf_target(const ExportOptions& o, bool ct) {
+  HfExportOptions h;
+  h.out_dir = o.output_path;
+  LB_ASSIGN_OR_RETURN(h.dtype, dense_dtype(o.type));
+  h.force = o.force;
+  h.exact = o.exact;
+  if (!o.tokenizer_path.empty()) h.tokenizer_dir = fs::absolute(fs::path(o.tokenizer_path)).parent_path().string();
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(o.model_path, LoadOptions{}));
+  LB_ASSIGN_OR_RETURN(HfExportReport r, ct ? export_compressed_tensors(*source, h) : export_safetensors(*source, h));
+  if (o.log) {
+    for (const std::string& w : r.warnings) o.log("warning: " + w);
+  }
+  ExportReport out;
+  out.output_path = o.output_path;
+  out.output_bytes = r.folder_bytes;
+  out.tensors = r.tensors;
+  out.converted_exactly = static_cast<uint64_t>(r.quantized_linears - r.requantized_linears);
+  out.requantized = static_cast<uint64_t>(r.requantized_linears);
+  out.details["files"] = r.files;
+  out.details["warnings"] = r.warnings;
+  out.details["dtype"] = safetensors_dtype_info(h.dtype).short_name;
+  out.details["quantized_linears"] = r.quantized_linears;
+  out.details["dense_linears"] = r.dense_linears;
+  return out;
 }
 
 }  // namespace
@@ -532,6 +574,22 @@ std::vector<int64_t> half_split_row_order(int n_heads, int head_dim) {
     }
   }
   return order;
+}
+
+Status check_hf_export_options(const ExportOptions& options) {
+  if (!options.tokenizer_path.empty() && !options.tokenizer_path.ends_with(".json") &&
+      !options.tokenizer_path.ends_with(".model")) {
+    return make_error("--tokenizer {}: give the tokenizer.json (or tokenizer.model) of a Hugging Face folder; its "
+                      "folder's tokenizer files are copied",
+                      options.tokenizer_path);
+  }
+  return dense_dtype(options.type).status();
+}
+
+Expected<ExportReport> export_safetensors_target(const ExportOptions& options) { return run_hf_target(options, false); }
+
+Expected<ExportReport> export_compressed_tensors_target(const ExportOptions& options) {
+  return run_hf_target(options, true);
 }
 
 Expected<HfExportReport> export_safetensors(const ModelSource& source, const HfExportOptions& options) {

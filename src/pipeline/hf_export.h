@@ -32,6 +32,7 @@
 #include "core/status.h"
 #include "io/safetensors.h"
 #include "model/model_source.h"
+#include "pipeline/export.h"
 
 namespace lowbit {
 
@@ -41,12 +42,17 @@ struct HfExportOptions {
   bool force = false;   // replace an existing out_dir
   bool exact = false;   // compressed-tensors: fail instead of requantizing a tensor
   uint64_t max_shard_bytes = 5'000'000'000;  // Hugging Face's default shard size
+  // A folder to copy the tokenizer files from instead of the model's origin (for
+  // a GGUF or llama2.c source: the original Hugging Face model); "" = none.
+  std::string tokenizer_dir;
 };
 
 struct HfExportReport {
   std::vector<std::string> files;     // written, relative to out_dir
   std::vector<std::string> warnings;  // one line each, naming the tensor or file
   uint64_t tensor_bytes = 0;          // data bytes over all shards
+  uint64_t folder_bytes = 0;          // every file written
+  uint64_t tensors = 0;               // safetensors entries
   int quantized_linears = 0;          // compressed-tensors: linears written quantized ...
   int requantized_linears = 0;        // ... of which requantized (a warning each)
   int dense_linears = 0;              // ... and linears written dense
@@ -54,6 +60,14 @@ struct HfExportReport {
 
 Expected<HfExportReport> export_safetensors(const ModelSource& source, const HfExportOptions& options);
 Expected<HfExportReport> export_compressed_tensors(const ModelSource& source, const HfExportOptions& options);
+
+// The rows "safetensors" and "compressed-tensors" of the export table
+// (pipeline/export.h): --type names the dense dtype (bf16, f16 or f32; default
+// bf16), --tokenizer a tokenizer.json / tokenizer.model whose folder the
+// tokenizer files are copied from.
+Status check_hf_export_options(const ExportOptions& options);
+Expected<ExportReport> export_safetensors_target(const ExportOptions& options);
+Expected<ExportReport> export_compressed_tensors_target(const ExportOptions& options);
 
 // The row order that stores q/k rows of an adjacent-pair model half-split: stored
 // row r is row order[r] ([n_heads * head_dim] rows).
