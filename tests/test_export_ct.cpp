@@ -467,18 +467,6 @@ void expect_readback_equals(const LoadedModel& lowbit, const std::string& ct_dir
 
 class ExportOnStories : public testing::StoriesPipelineTest {
  protected:
-  void SetUp() override {
-    testing::StoriesPipelineTest::SetUp();
-    tokenizer_ = testing::shared_path("models/stories260K/tok512.bin");
-    if (tokenizer_.empty()) GTEST_SKIP() << "shared test material missing (stories260K tok512.bin)";
-  }
-  LoadOptions with_tokenizer() const {
-    LoadOptions o;
-    o.tokenizer_path = tokenizer_;
-    return o;
-  }
-  std::string tokenizer_;
-
   std::string quantize(const std::string& recipe_json, const std::string& out) {
     const Recipe recipe = get(parse_recipe(nlohmann::json::parse(recipe_json), "test recipe"));
     auto r = quantize_model(recipe, pipeline_options(out, false));
@@ -523,12 +511,12 @@ TEST_F(ExportOnStories, ExactRecipeReadsBackBitForBitAndMatchesTheIndependentRea
   EXPECT_EQ(config["bos_token_id"], 1);
 
   const LoadedModel lowbit = get(load_model(lb, LoadOptions{}));
-  expect_readback_equals(lowbit, dir.file("ct"), true, tokenizer_);
+  expect_readback_equals(lowbit, dir.file("ct"), true);
   expect_python_reader_agrees(dir.file("ct"), dir.file("ref"));
 
   // The same model's logits through both files: same weights, RoPE pairs in
   // another order (sums over head dims reassociate).
-  auto loaded = load_model(dir.file("ct"), with_tokenizer());
+  auto loaded = load_model(dir.file("ct"), LoadOptions{});
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   const LoadedModel& back = *loaded;
   const std::vector<int32_t> tokens = {1, 45, 300, 12, 7, 99, 250, 3};
@@ -544,7 +532,7 @@ TEST_F(ExportOnStories, ExactRecipeReadsBackBitForBitAndMatchesTheIndependentRea
   o.force = true;
   o.dtype = Dt::kBF16;
   ASSERT_TRUE(export_compressed_tensors(**source, o).ok());
-  expect_readback_equals(lowbit, dir.file("ct"), false, tokenizer_);
+  expect_readback_equals(lowbit, dir.file("ct"), false);
   expect_python_reader_agrees(dir.file("ct"), dir.file("ref_bf16"));
 }
 
@@ -613,16 +601,24 @@ TEST_F(ExportOnStories, PlainSafetensorsOfAGgufModelReadsBackInHalfSplitOrder) {
   }
   EXPECT_GE(shards, 4);  // 1.18 MB in shards of at most 300 kB (a tensor larger than that alone)
   EXPECT_TRUE(fs::exists(dir.file(fmt::format("st/model-00001-of-{:05d}.safetensors", shards))));
-  bool tokenizer_warning = false;
-  for (const std::string& w : r->warnings) tokenizer_warning |= w.find("no tokenizer files") != std::string::npos;
-  EXPECT_TRUE(tokenizer_warning);
+  // tokenizer.json written from the GGUF vocabulary: the same tokens as the GGUF tokenizer.
+  EXPECT_TRUE(r->warnings.empty()) << r->warnings[0];
+  EXPECT_TRUE(fs::exists(dir.file("st/tokenizer.json")));
   const LoadedModel gguf = get(load_model(model_, LoadOptions{}));
-  expect_readback_equals(gguf, dir.file("st"), true, tokenizer_);
+  expect_readback_equals(gguf, dir.file("st"), true);
+  auto folder_tokenizer = get(load_model(dir.file("st"), LoadOptions{})).tokenizer;
+  ASSERT_NE(folder_tokenizer, nullptr);
+  for (const char* text : {"Once upon a time, there was a little girl named Lily.", "  two  spaces\nand 42 é",
+                           "The end."}) {
+    EXPECT_EQ(folder_tokenizer->encode(text), gguf.tokenizer->encode(text)) << text;
+  }
+  EXPECT_EQ(folder_tokenizer->add_bos(), gguf.tokenizer->add_bos());
+  EXPECT_EQ(folder_tokenizer->bos_id(), gguf.tokenizer->bos_id());
   // BF16: every value is the FP32 value rounded to nearest even.
   o.out_dir = dir.file("bf16");
   o.dtype = Dt::kBF16;
   ASSERT_TRUE(export_safetensors(**source, o).ok());
-  auto loaded = load_model(dir.file("bf16"), with_tokenizer());
+  auto loaded = load_model(dir.file("bf16"), LoadOptions{});
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   const LoadedModel& back = *loaded;
   const auto& want = gguf.weights.layers[2].down_proj.data;
@@ -690,7 +686,7 @@ TEST(ExportCli, CompressedTensorsAndSafetensorsTargets) {
   const std::string out = dir.file("st");
   auto r = testing::run_lowbit(fmt::format("export {} --to safetensors --dtype f16 -o {}", model, out));
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("no tokenizer files"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out + "/tokenizer.json")) << r.output;
   auto again = testing::run_lowbit(fmt::format("export {} --to safetensors -o {}", model, out));
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.output.find("--force"), std::string::npos) << again.output;

@@ -15,9 +15,11 @@
 #include "core/half.h"
 #include "core/mapped_file.h"
 #include "io/compressed_tensors.h"
+#include "io/gguf.h"
 #include "io/safetensors_writer.h"
 #include "model/lowbit_file.h"
 #include "pipeline/ct_linear.h"
+#include "tokenizer/hf_tokenizer_writer.h"
 
 namespace lowbit {
 namespace {
@@ -301,6 +303,22 @@ Expected<ojson> make_config(const ModelConfig& c, const SourceFacts& facts, Dt d
   return j;
 }
 
+Expected<HfTokenizerFiles> gguf_tokenizer_files(const ModelSource& source) {
+  const FileSummary& s = source.summary();
+  if (s.format == "gguf") {
+    LB_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(s.path));
+    return hf_tokenizer_files_from_gguf(gguf);
+  }
+  if (s.format == "lowbit") {
+    LB_ASSIGN_OR_RETURN(LowbitModelFile file, LowbitModelFile::open(s.path));
+    if (file.header().find("tokenizer.ggml.model") == nullptr) {
+      return make_error("{}: the model file carries no tokenizer (its source was not GGUF)", s.path);
+    }
+    return hf_tokenizer_files_from_gguf(file.header());
+  }
+  return make_error("{}: a {} source has no vocabulary lowbit converts to tokenizer.json", s.path, s.format);
+}
+
 // The tokenizer and generation files: copied from the origin folder, or
 // generation_config.json from the tokenizer's special ids.
 Status write_side_files(const SourceFacts& facts, const std::string& tokenizer_dir, const ModelSource& source,
@@ -323,11 +341,20 @@ Status write_side_files(const SourceFacts& facts, const std::string& tokenizer_d
     report->warnings.push_back(fmt::format("no tokenizer files written: {} has no tokenizer.json or tokenizer.model",
                                            from_dir));
   } else if (!tokenizer_file) {
-    report->warnings.push_back(fmt::format(
-        "no tokenizer files written: the source {} ({}) is not a Hugging Face folder (lowbit does not convert a {} "
-        "vocabulary to tokenizer.json); copy tokenizer.json and tokenizer_config.json of the original model into the "
-        "folder (or pass --tokenizer ORIGINAL/tokenizer.json)",
-        source.path(), source.summary().format, source.summary().format));
+    // Written from the GGUF vocabulary the model carries (a GGUF file, or a lowbit
+    // file that copied its tokenizer.* keys), where lowbit converts it.
+    auto files = gguf_tokenizer_files(source);
+    if (files.ok()) {
+      LB_RETURN_IF_ERROR(write_file_atomic(dir.file("tokenizer.json"), files->tokenizer_json + "\n"));
+      LB_RETURN_IF_ERROR(write_file_atomic(dir.file("tokenizer_config.json"), files->tokenizer_config_json + "\n"));
+      report->files.push_back("tokenizer.json");
+      report->files.push_back("tokenizer_config.json");
+    } else {
+      report->warnings.push_back(fmt::format(
+          "no tokenizer files written ({}); copy tokenizer.json and tokenizer_config.json of the original model into "
+          "the folder, or pass --tokenizer ORIGINAL/tokenizer.json",
+          files.status().message()));
+    }
   }
   if (!generation && tokenizer != nullptr) {
     ojson g = ojson::object();

@@ -9,9 +9,12 @@
 // "model-0000i-of-0000n.safetensors" with model.safetensors.index.json, and the
 // tokenizer files and generation_config.json of the Hugging Face folder the model
 // came from (the source itself, or the source a .lowbit file records when that
-// folder still exists). From a GGUF or llama2.c source no tokenizer file is
-// written (lowbit does not convert a GGUF vocabulary to tokenizer.json; a warning
-// says so) and generation_config.json carries the BOS/EOS ids of the tokenizer.
+// folder still exists). From a GGUF source (or a lowbit file quantized from one)
+// with a SentencePiece vocabulary, tokenizer.json and tokenizer_config.json are
+// written from the GGUF tokenizer keys (tokenizer/hf_tokenizer_writer.h); a GPT-2
+// style GGUF vocabulary or a llama2.c source gets none, with a warning naming
+// why. Without a generation_config.json to copy, one is written with the
+// tokenizer's BOS/EOS ids.
 //
 // Tensor names are Hugging Face's (model.layers.N.self_attn.q_proj.weight, ...).
 // q/k rows are stored in HF's half-split RoPE order: a model in lowbit's
