@@ -680,6 +680,51 @@ TEST(ExportSmolLM2Shape, Int4GroupsOf128On576ColumnsReadBackBitForBit) {
   expect_python_reader_agrees(dir.file("ct"), dir.file("ref"));
 }
 
+TEST(ExportQwen2, BiasesStayDenseAndTheConfigSaysQwen2) {
+  ModelConfig c;
+  c.architecture = "qwen2";
+  c.qkv_bias = true;
+  c.n_layers = 1;
+  c.dim = 128;
+  c.ffn_dim = 256;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 32;
+  c.vocab_size = 300;
+  c.rope_layout = RopeLayout::kHalfSplit;
+  const LoadedModel m = testing::make_random_model(c, 9);
+  ScopedTempDir dir("export_qwen2");
+  ASSERT_TRUE(testing::write_hf_checkpoint(m, nullptr, dir.file("hf")).ok());
+  std::ofstream(dir.file("hf/tokenizer.json")) << testing::spm_to_tokenizer_json(testing::make_test_spm_vocab());
+  const Recipe recipe = get(parse_recipe(
+      nlohmann::json::parse(R"({"name": "w8", "default": {"method": "rtn", "format": "int8_pc"}})"), "w8"));
+  PipelineOptions po;
+  po.model_path = dir.file("hf");
+  po.output_path = dir.file("m.lowbit");
+  po.progress = false;
+  ASSERT_TRUE(quantize_model(recipe, po).ok());
+  auto source = open_model_source(dir.file("m.lowbit"), LoadOptions{});
+  ASSERT_TRUE(source.ok());
+  HfExportOptions o;
+  o.out_dir = dir.file("ct");
+  o.dtype = Dt::kF32;
+  o.exact = true;
+  auto r = export_compressed_tensors(**source, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const auto config = nlohmann::json::parse(get(read_text_file(dir.file("ct/config.json"))));
+  EXPECT_EQ(config["model_type"], "qwen2");
+  EXPECT_EQ(config["architectures"][0], "Qwen2ForCausalLM");
+  EXPECT_EQ(config["quantization_config"]["config_groups"]["group_0"]["targets"][0], "Linear");
+  const LoadedModel lowbit = get(load_model(dir.file("m.lowbit"), LoadOptions{}));
+  expect_readback_equals(lowbit, dir.file("ct"), true);
+  auto src = open_model_source(dir.file("ct"), LoadOptions{});
+  ASSERT_TRUE(src.ok());
+  const LayerWeights back = get((*src)->layer(0));
+  std::string where;
+  EXPECT_TRUE(same_bits(back.k_proj.bias, lowbit.weights.layers[0].k_proj.bias, &where)) << where;
+  expect_python_reader_agrees(dir.file("ct"), dir.file("ref"));
+}
+
 TEST(ExportCli, CompressedTensorsAndSafetensorsTargets) {
   LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
   ScopedTempDir dir("export_cli");
