@@ -19,6 +19,7 @@ struct Unpacked {
   std::vector<float> scales;         // [scale grid] the FP32 scale each code multiplies (NVFP4: the E4M3 value)
   std::vector<uint8_t> scale_codes;  // NVFP4: [rows, cols/16] E4M3 bytes of `scales`
   std::vector<uint8_t> zeros;        // asymmetric: [rows, groups] stored zero points z + 2^(b-1)
+  std::vector<float> mins;           // asymmetric, as mapped: lowbit's block minimum m of each group
   float global_scale = 1.0f;         // NVFP4
 };
 
@@ -149,9 +150,11 @@ Expected<Unpacked> map_codes(const QuantizedWeight& q, const BlockFormat& f, con
     const float maxq = static_cast<float>((1 << bits) - 1);
     int64_t inexact = 0;
     u.zeros.resize(u.scales.size());
+    u.mins.resize(u.scales.size());
     for (int64_t i = 0; i < grows; ++i) {
       for (int64_t j = 0; j < gcols; ++j) {
         const size_t k = static_cast<size_t>(i * lcols + j / sub);
+        u.mins[i * gcols + j] = lm[k];
         // x = u*s + m = (u - z)*s  <=>  z = -m/s, an integer in [0, 2^b - 1].
         float z = 0.0f;
         if (ls[k] > 0.0f && std::isfinite(ls[k])) z = -lm[k] / ls[k];
@@ -192,10 +195,15 @@ Expected<Unpacked> map_codes(const QuantizedWeight& q, const BlockFormat& f, con
   return u;
 }
 
-// Round to nearest with integer zero points (GPTQ/AWQ's asymmetric grid) from the
-// dequantized weights w [rows, cols], on the scheme's group grid; scales are kept
-// FP16-representable so a runtime holding them in FP16 reads the same values.
-Unpacked requantize_asymmetric(const std::vector<float>& w, int64_t rows, int64_t cols, const CtScheme& s) {
+// Integer zero points for the dequantized weights w [rows, cols] on the scheme's
+// group grid (GPTQ/AWQ's asymmetric grid x = (q - z) * s). Each group takes the
+// candidate with the smallest squared error against w:
+//   round to nearest over [min(x, 0), max(x, 0)] with s = range / (2^b - 1), and,
+//   when `anchor` holds lowbit's own grid (scale s, minimum m), that scale with
+//   z = floor(-m/s) and ceil(-m/s): the whole group shifted by under half a step,
+// scales kept FP16-representable so a runtime holding them in FP16 reads the same.
+Unpacked requantize_asymmetric(const std::vector<float>& w, int64_t rows, int64_t cols, const CtScheme& s,
+                               const Unpacked* anchor) {
   const int bits = s.weights.num_bits;
   const float maxq = static_cast<float>((1 << bits) - 1);
   const int64_t group = s.weights.strategy == CtStrategy::kGroup ? s.weights.group_size : cols;
@@ -204,6 +212,7 @@ Unpacked requantize_asymmetric(const std::vector<float>& w, int64_t rows, int64_
   u.codes.resize(static_cast<size_t>(rows * cols));
   u.scales.resize(static_cast<size_t>(rows * groups));
   u.zeros.resize(u.scales.size());
+  std::vector<uint8_t> q(static_cast<size_t>(group)), best_q(q.size());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < groups; ++j) {
       const float* x = w.data() + r * cols + j * group;
@@ -212,16 +221,39 @@ Unpacked requantize_asymmetric(const std::vector<float>& w, int64_t rows, int64_
         lo = std::min(lo, x[i]);
         hi = std::max(hi, x[i]);
       }
+      struct Candidate {
+        float scale, zero;
+      };
+      std::vector<Candidate> candidates;
       float scale = (hi - lo) / maxq;
       const float half = fp16_to_float(float_to_fp16(scale));
       if (std::isfinite(half) && half > 0.0f) scale = half;
-      const float z = scale > 0.0f ? std::min(std::max(std::nearbyint(-lo / scale), 0.0f), maxq) : 0.0f;
-      u.scales[r * groups + j] = scale;
-      u.zeros[r * groups + j] = static_cast<uint8_t>(z);
-      for (int64_t i = 0; i < group; ++i) {
-        const float q = scale > 0.0f ? std::min(std::max(std::nearbyint(x[i] / scale) + z, 0.0f), maxq) : 0.0f;
-        u.codes[r * cols + j * group + i] = static_cast<uint8_t>(q);
+      candidates.push_back({scale, scale > 0.0f ? std::min(std::max(std::nearbyint(-lo / scale), 0.0f), maxq) : 0.0f});
+      if (anchor != nullptr) {
+        const float sa = anchor->scales[r * groups + j], m = anchor->mins[r * groups + j];
+        if (sa > 0.0f && std::isfinite(sa)) {
+          for (float z : {std::floor(-m / sa), std::ceil(-m / sa)}) {
+            candidates.push_back({sa, std::min(std::max(z, 0.0f), maxq)});
+          }
+        }
       }
+      double best = INFINITY;
+      for (const Candidate& c : candidates) {
+        double sse = 0.0;
+        for (int64_t i = 0; i < group; ++i) {
+          const float v = c.scale > 0.0f ? std::min(std::max(std::nearbyint(x[i] / c.scale) + c.zero, 0.0f), maxq) : 0.0f;
+          q[i] = static_cast<uint8_t>(v);
+          const double d = static_cast<double>((v - c.zero) * c.scale) - x[i];
+          sse += d * d;
+        }
+        if (sse < best) {
+          best = sse;
+          best_q.swap(q);
+          u.scales[r * groups + j] = c.scale;
+          u.zeros[r * groups + j] = static_cast<uint8_t>(c.zero);
+        }
+      }
+      std::copy(best_q.begin(), best_q.end(), u.codes.begin() + r * cols + j * group);
     }
   }
   return u;
@@ -446,8 +478,8 @@ Expected<CtConvertedLinear> ct_convert_linear(const QuantizedWeight& q, const Ct
     }
     out.exact = false;
     if (!scheme.weights.symmetric) {
-      u = requantize_asymmetric(ref, rows, cols, scheme);
-      out.note = reason + "; requantized with integer zero points (round to nearest)";
+      u = requantize_asymmetric(ref, rows, cols, scheme, side_tables ? nullptr : &u);
+      out.note = reason + "; requantized with integer zero points";
     } else if (side_tables) {
       QuantizedWeight plain;
       plain.format = q.format;
