@@ -114,6 +114,7 @@ struct Planner {
     if (source.kind() == ExportSourceKind::kLowbit) {
       if (rule != nullptr) {
         p.type = find_gguf_output_type(rule->type_id);
+        if (p.type == nullptr) return refuse(t, fmt::format("no encoder for {}", ggml_type_name(rule->type_id)));
         p.how = Conversion::kExact;
         p.rule = rule;
         if (cols % p.type->block_size != 0) {

@@ -242,6 +242,10 @@ const GgufExactRule* find_gguf_exact_rule(const std::string& format) {
     if (!found.ok()) return nullptr;
     f = *found;
   }
+  return find_gguf_exact_rule(f);
+}
+
+const GgufExactRule* find_gguf_exact_rule(const BlockFormat* f) {
   for (const GgufExactRule& rule : kExactRules) {
     if (rule.applies(f)) return &rule;
   }

@@ -76,5 +76,7 @@ struct GgufExactRule {
 // The exact rule for stored format `format` ("fp32" or a block format name), or
 // nullptr when none applies (and for names that are not block formats).
 const GgufExactRule* find_gguf_exact_rule(const std::string& format);
+// The same for a block format (nullptr: fp32), by its layout alone.
+const GgufExactRule* find_gguf_exact_rule(const BlockFormat* format);
 
 }  // namespace lowbit
