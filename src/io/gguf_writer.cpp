@@ -1,7 +1,5 @@
 #include "io/gguf_writer.h"
 
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "core/mapped_file.h"
@@ -186,89 +184,35 @@ Status GgufWriter::write(const std::string& path) const {
 // ---------------------------------------------------------------------------- streaming
 
 Expected<GgufStreamWriter> GgufStreamWriter::create(const std::string& path, const GgufWriter& layout) {
-  const std::string temp = path + ".tmp";
-  std::FILE* file = std::fopen(temp.c_str(), "wb");
-  if (file == nullptr) return make_error("{}: cannot create: {}", temp, std::strerror(errno));
+  LB_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::create(path));
   std::vector<GgufWriter::Tensor> tensors;
   for (const GgufWriter::Tensor& t : layout.tensors()) tensors.push_back({t.name, t.dims, t.type_id, t.n_bytes, {}});
-  GgufStreamWriter writer(path, file, std::move(tensors), layout.alignment());
+  GgufStreamWriter writer(std::move(file), std::move(tensors), layout.alignment());
   const std::string header = layout.serialize_header();
-  LB_RETURN_IF_ERROR(writer.write_raw(header.data(), header.size()));
+  LB_RETURN_IF_ERROR(writer.file_.write(header.data(), header.size()));
   return writer;
 }
 
-GgufStreamWriter::GgufStreamWriter(GgufStreamWriter&& other) noexcept
-    : path_(std::move(other.path_)),
-      temp_(std::move(other.temp_)),
-      file_(other.file_),
-      tensors_(std::move(other.tensors_)),
-      alignment_(other.alignment_),
-      next_(other.next_),
-      offset_(other.offset_) {
-  other.file_ = nullptr;
-  other.temp_.clear();
-}
-
-GgufStreamWriter::~GgufStreamWriter() { abandon(); }
-
-void GgufStreamWriter::abandon() {
-  if (file_ != nullptr) {
-    std::fclose(file_);
-    file_ = nullptr;
-  }
-  if (!temp_.empty()) {
-    std::remove(temp_.c_str());
-    temp_.clear();
-  }
-}
-
-Status GgufStreamWriter::write_raw(const void* data, uint64_t bytes) {
-  if (file_ == nullptr) return make_error("{}: write after the file was closed", path_);
-  if (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes) {
-    return make_error("{}: write failed at byte {}: {}", temp_, offset_, std::strerror(errno));
-  }
-  offset_ += bytes;
-  return Status::ok_status();
-}
-
-Status GgufStreamWriter::pad() {
-  const std::vector<uint8_t> zeros((alignment_ - offset_ % alignment_) % alignment_, 0);
-  return write_raw(zeros.data(), zeros.size());
-}
-
 Status GgufStreamWriter::write_tensor(const std::string& name, std::span<const uint8_t> bytes) {
-  if (next_ >= tensors_.size()) return make_error("{}: tensor '{}' was not declared", path_, name);
+  const std::string& path = file_.path();
+  if (next_ >= tensors_.size()) return make_error("{}: tensor '{}' was not declared", path, name);
   const GgufWriter::Tensor& t = tensors_[next_];
-  if (t.name != name) return make_error("{}: tensor '{}' written where '{}' was declared", path_, name, t.name);
+  if (t.name != name) return make_error("{}: tensor '{}' written where '{}' was declared", path, name, t.name);
   if (bytes.size() != t.n_bytes) {
-    return make_error("{}: tensor '{}': {} bytes given, {} needs {}", path_, name, bytes.size(),
+    return make_error("{}: tensor '{}': {} bytes given, {} needs {}", path, name, bytes.size(),
                       ggml_type_name(t.type_id), t.n_bytes);
   }
-  LB_RETURN_IF_ERROR(write_raw(bytes.data(), bytes.size()));
-  LB_RETURN_IF_ERROR(pad());
+  LB_RETURN_IF_ERROR(file_.write(bytes.data(), bytes.size()));
+  LB_RETURN_IF_ERROR(file_.pad_to(alignment_));
   ++next_;
   return Status::ok_status();
 }
 
 Status GgufStreamWriter::finish() {
   if (next_ != tensors_.size()) {
-    return make_error("{}: {} of {} declared tensors written", path_, next_, tensors_.size());
+    return make_error("{}: {} of {} declared tensors written", file_.path(), next_, tensors_.size());
   }
-  if (file_ == nullptr) return make_error("{}: already finished", path_);
-  const bool flushed = std::fflush(file_) == 0;
-  const bool closed = std::fclose(file_) == 0;
-  file_ = nullptr;
-  if (!flushed || !closed) {
-    abandon();
-    return make_error("{}: write failed: {}", temp_, std::strerror(errno));
-  }
-  if (std::rename(temp_.c_str(), path_.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    abandon();
-    return make_error("{}: cannot rename from {}: {}", path_, temp_, why);
-  }
-  temp_.clear();
-  return Status::ok_status();
+  return file_.commit();
 }
 
 }  // namespace lowbit

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file_writer.h"
 #include "core/status.h"
 #include "io/gguf.h"
 
@@ -74,32 +75,25 @@ class GgufStreamWriter {
  public:
   static Expected<GgufStreamWriter> create(const std::string& path, const GgufWriter& layout);
 
-  GgufStreamWriter(GgufStreamWriter&& other) noexcept;
+  GgufStreamWriter(GgufStreamWriter&& other) noexcept = default;
   GgufStreamWriter& operator=(GgufStreamWriter&&) = delete;
   GgufStreamWriter(const GgufStreamWriter&) = delete;
-  ~GgufStreamWriter();
 
   // The next declared tensor's data; `name` must be that tensor's.
   Status write_tensor(const std::string& name, std::span<const uint8_t> bytes);
   // Every tensor written: flushes, closes and renames into place.
   Status finish();
 
-  uint64_t bytes_written() const { return offset_; }
+  uint64_t bytes_written() const { return file_.offset(); }
 
  private:
-  GgufStreamWriter(std::string path, std::FILE* file, std::vector<GgufWriter::Tensor> tensors, uint64_t alignment)
-      : path_(std::move(path)), temp_(path_ + ".tmp"), file_(file), tensors_(std::move(tensors)), alignment_(alignment) {}
-  Status write_raw(const void* data, uint64_t bytes);
-  Status pad();
-  void abandon();
+  GgufStreamWriter(AtomicFileWriter file, std::vector<GgufWriter::Tensor> tensors, uint64_t alignment)
+      : file_(std::move(file)), tensors_(std::move(tensors)), alignment_(alignment) {}
 
-  std::string path_;
-  std::string temp_;
-  std::FILE* file_ = nullptr;
+  AtomicFileWriter file_;
   std::vector<GgufWriter::Tensor> tensors_;  // declared: name, dims, type, size (no bytes)
   uint64_t alignment_;
   size_t next_ = 0;
-  uint64_t offset_ = 0;
 };
 
 }  // namespace lowbit
