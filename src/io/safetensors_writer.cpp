@@ -1,7 +1,6 @@
 #include "io/safetensors_writer.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -35,7 +34,6 @@ Expected<SafetensorsStreamWriter> SafetensorsStreamWriter::create(const std::str
   }
   SafetensorsStreamWriter w;
   w.path_ = path;
-  w.tmp_ = path + ".tmp";
   std::set<std::string> names;
   uint64_t offset = 0;
   for (const SafetensorsEntry& e : entries) {
@@ -55,33 +53,12 @@ Expected<SafetensorsStreamWriter> SafetensorsStreamWriter::create(const std::str
   // Pad so the data buffer starts 8-byte aligned (8 + header length).
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  w.file_ = std::fopen(w.tmp_.c_str(), "wb");
-  if (w.file_ == nullptr) return make_error("{}: cannot create: {}", w.tmp_, std::strerror(errno));
+  LB_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::create(path));
   const uint64_t header_len = text.size();
-  if (std::fwrite(&header_len, sizeof(header_len), 1, w.file_) != 1 ||
-      std::fwrite(text.data(), 1, text.size(), w.file_) != text.size()) {
-    w.abandon();
-    return make_error("{}: write failed", w.tmp_);
-  }
+  LB_RETURN_IF_ERROR(file.write(&header_len, sizeof(header_len)));
+  LB_RETURN_IF_ERROR(file.write(text.data(), text.size()));
+  w.file_.emplace(std::move(file));
   return w;
-}
-
-SafetensorsStreamWriter::SafetensorsStreamWriter(SafetensorsStreamWriter&& other) noexcept
-    : path_(std::move(other.path_)),
-      tmp_(std::move(other.tmp_)),
-      file_(std::exchange(other.file_, nullptr)),
-      entries_(std::move(other.entries_)),
-      sizes_(std::move(other.sizes_)),
-      next_(other.next_),
-      data_bytes_(other.data_bytes_) {}
-
-SafetensorsStreamWriter::~SafetensorsStreamWriter() { abandon(); }
-
-void SafetensorsStreamWriter::abandon() {
-  if (file_ == nullptr) return;
-  std::fclose(file_);
-  file_ = nullptr;
-  std::remove(tmp_.c_str());
 }
 
 const std::string& SafetensorsStreamWriter::next_name() const {
@@ -90,7 +67,7 @@ const std::string& SafetensorsStreamWriter::next_name() const {
 }
 
 Status SafetensorsStreamWriter::append(const std::string& name, std::span<const uint8_t> bytes) {
-  if (file_ == nullptr) return make_error("{}: writer is closed", path_);
+  if (!file_) return make_error("{}: writer is closed", path_);
   if (next_ >= entries_.size()) return make_error("{}: tensor '{}' appended after the last one", path_, name);
   if (name != entries_[next_].name) {
     return make_error("{}: tensor '{}' appended where the header expects '{}'", path_, name, entries_[next_].name);
@@ -98,9 +75,9 @@ Status SafetensorsStreamWriter::append(const std::string& name, std::span<const 
   if (bytes.size() != sizes_[next_]) {
     return make_error("{}: tensor '{}' has {} bytes, the header says {}", path_, name, bytes.size(), sizes_[next_]);
   }
-  if (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size()) {
-    abandon();
-    return make_error("{}: write failed", tmp_);
+  if (Status st = file_->write(bytes.data(), bytes.size()); !st.ok()) {
+    file_.reset();  // removes the temporary file
+    return st;
   }
   data_bytes_ += bytes.size();
   ++next_;
@@ -108,24 +85,14 @@ Status SafetensorsStreamWriter::append(const std::string& name, std::span<const 
 }
 
 Status SafetensorsStreamWriter::finish() {
-  if (file_ == nullptr) return make_error("{}: writer is closed", path_);
+  if (!file_) return make_error("{}: writer is closed", path_);
   if (next_ != entries_.size()) {
     return make_error("{}: only {} of {} tensors were written (next: '{}')", path_, next_, entries_.size(),
                       entries_[next_].name);
   }
-  const bool flushed = std::fflush(file_) == 0;
-  const bool closed = std::fclose(file_) == 0;
-  file_ = nullptr;
-  if (!flushed || !closed) {
-    std::remove(tmp_.c_str());
-    return make_error("{}: write failed", tmp_);
-  }
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp_.c_str());
-    return make_error("{}: cannot rename from {}: {}", path_, tmp_, std::strerror(err));
-  }
-  return Status::ok_status();
+  Status st = file_->commit();
+  file_.reset();
+  return st;
 }
 
 Expected<std::vector<std::vector<size_t>>> plan_safetensors_shards(const std::vector<SafetensorsEntry>& entries,

@@ -3,9 +3,9 @@
 // and shape, then the data of each tensor in header order, so a model larger
 // than memory is written one tensor at a time.
 //
-// The file goes to `path`.tmp and is renamed over `path` by finish(); a writer
-// destroyed before finish() removes its temporary file, so a failed export never
-// leaves a truncated file that looks valid.
+// The file goes to `path`.tmp and is renamed over `path` by finish()
+// (core/atomic_file_writer.h); a writer destroyed before finish() removes its
+// temporary file, so a failed export never leaves a truncated file that looks valid.
 //
 // Hugging Face shards a checkpoint into files of at most a few GB
 // ("model-00001-of-00003.safetensors") with model.safetensors.index.json
@@ -14,12 +14,13 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/atomic_file_writer.h"
 #include "core/status.h"
 #include "io/safetensors.h"
 
@@ -40,10 +41,9 @@ class SafetensorsStreamWriter {
   // Writes the header of `entries` (names unique, not "__metadata__") to path.tmp.
   static Expected<SafetensorsStreamWriter> create(const std::string& path, std::vector<SafetensorsEntry> entries,
                                                   const std::map<std::string, std::string>& metadata = {});
-  SafetensorsStreamWriter(SafetensorsStreamWriter&& other) noexcept;
+  SafetensorsStreamWriter(SafetensorsStreamWriter&&) noexcept = default;
   SafetensorsStreamWriter& operator=(SafetensorsStreamWriter&&) = delete;
   SafetensorsStreamWriter(const SafetensorsStreamWriter&) = delete;
-  ~SafetensorsStreamWriter();
 
   // The name of the next tensor to append ("" once all are written).
   const std::string& next_name() const;
@@ -58,11 +58,9 @@ class SafetensorsStreamWriter {
 
  private:
   SafetensorsStreamWriter() = default;
-  void abandon();
 
   std::string path_;
-  std::string tmp_;
-  std::FILE* file_ = nullptr;
+  std::optional<AtomicFileWriter> file_;  // empty once finished
   std::vector<SafetensorsEntry> entries_;
   std::vector<uint64_t> sizes_;  // bytes of each entry
   size_t next_ = 0;
