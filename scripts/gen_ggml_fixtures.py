@@ -14,8 +14,8 @@ covered:
   * gguf-py's own quantizer run on structured rows (all zero, constant, ramp,
     Gaussian, one huge outlier, tiny values), where gguf-py has a quantizer;
   * seeded random bytes with the fp16 scale fields overwritten by finite values
-    (random codes hit every nibble/bit pattern; the K-quants have only a
-    dequantizer in gguf-py, so they use this source alone).
+    (random codes hit every nibble/bit pattern; the K-quants and IQ4_NL have
+    only a dequantizer in gguf-py, so they use this source alone).
 
 Only needed when the fixtures change; CI reads the committed files.
     pip install gguf numpy && python3 scripts/gen_ggml_fixtures.py
@@ -42,10 +42,11 @@ HALF_FIELDS = {
     T.Q4_K: [0, 2],       # d, dmin, scales[12], qs[128]
     T.Q5_K: [0, 2],       # d, dmin, scales[12], qh[32], qs[128]
     T.Q6_K: [208],        # ql[128], qh[64], scales[16], d
+    T.IQ4_NL: [0],        # d, qs[16]
 }
 
 QUANTIZABLE = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0]
-DEQUANT_ONLY = [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K]
+DEQUANT_ONLY = [T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_NL]
 
 
 def structured_rows(rng, block_size):

@@ -22,14 +22,15 @@ else
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# Python: gguf (with numpy) for tests/check_gguf_export.py.
+# Python: gguf-py (llama.cpp's numpy reference, pinned) with numpy, for the GGUF
+# checks in tests/python and tests/check_gguf_export.py that the C++ suite runs.
 gguf_version="0.19.0"
-have=$(python3 -c 'import importlib.metadata as m; print(m.version("gguf"))' 2>/dev/null || true)
+have=$(python3 -c 'import numpy, importlib.metadata as m; print(m.version("gguf"))' 2>/dev/null || true)
 if [ "$have" = "$gguf_version" ]; then
   echo "install_deps: gguf $gguf_version present"
 else
   echo "install_deps: pip installing gguf==$gguf_version"
   # Debian's python3 is externally managed (PEP 668): a user install needs the override there.
-  python3 -m pip install --user "gguf==$gguf_version" ||
-    python3 -m pip install --user --break-system-packages "gguf==$gguf_version"
+  python3 -m pip install --quiet --user "gguf==$gguf_version" numpy 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages "gguf==$gguf_version" numpy
 fi

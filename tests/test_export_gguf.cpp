@@ -550,6 +550,21 @@ TEST_F(ExportGgufRefusals, FormatWithoutGgufTypeNamesTensorAndFormat) {
   expect_refused(lowbit + " --to gguf --exact --type q8_0 -o " + out, {"'layers.0.q_proj'", "nvfp4", "--exact"}, out);
   EXPECT_FALSE(fs::exists(out));
   expect_refused(lowbit + " --to gguf --type q9_9 -o " + out, {"--type q9_9", "q4_K"}, out);
+  // int4_g128_asym has a rule, but not with EasyQuant's full-precision outliers beside the codes.
+  const std::string easy = dir.file("e.lowbit");
+  get(quantize(stories_, R"({"name": "easy", "default": {"method": "easyquant", "format": "int4_g128_asym",
+                                                          "options": {"outlier_fraction": 0.005}}})",
+               easy));
+  expect_refused(easy + " --to gguf -o " + out, {"tensor 'layers.", "int4_g128_asym with outliers", "--type"}, out);
+  EXPECT_FALSE(fs::exists(out));
+  // f32 holds any dequantized value: --type f32 exports either file exactly, with no warning.
+  for (const std::string& model : {lowbit, easy}) {
+    std::vector<std::string> log;
+    const ExportReport r = get(export_gguf_to(model, out, "f32", "", &log));
+    EXPECT_EQ(r.requantized, 0u) << model;
+    for (const std::string& line : log) EXPECT_EQ(line.find("warning"), std::string::npos) << line;
+    expect_same_weights(weights_of(model), weights_of(out));
+  }
 }
 
 TEST_F(ExportGgufRefusals, TransformsLlamaCppCannotRun) {

@@ -40,7 +40,7 @@ constexpr Geometry kExpectedGeometry[] = {
     {GgmlType::Q5_1, "q5_1", 32, 24},    {GgmlType::Q8_0, "q8_0", 32, 34},
     {GgmlType::Q2_K, "q2_K", 256, 84},   {GgmlType::Q3_K, "q3_K", 256, 110},
     {GgmlType::Q4_K, "q4_K", 256, 144},  {GgmlType::Q5_K, "q5_K", 256, 176},
-    {GgmlType::Q6_K, "q6_K", 256, 210},
+    {GgmlType::Q6_K, "q6_K", 256, 210},  {GgmlType::IQ4_NL, "iq4_nl", 32, 18},
 };
 
 TEST(GgmlTraits, BlockGeometryMatchesSpec) {
@@ -58,9 +58,9 @@ TEST(GgmlTraits, BlockGeometryMatchesSpec) {
 }
 
 TEST(GgmlTraits, UnsupportedIdsReturnNull) {
-  // q4_2/q4_3 (removed), q8_1/q8_K (activation-only), i-quants, integers, f64,
-  // repacked layouts, mxfp4, and ids past the end.
-  const uint32_t unsupported[] = {4, 5, 9, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+  // q4_2/q4_3 (removed), q8_1/q8_K (activation-only), i-quants but iq4_nl,
+  // integers, f64, repacked layouts, mxfp4, and ids past the end.
+  const uint32_t unsupported[] = {4, 5, 9, 15, 16, 17, 18, 19, 21, 22, 23, 24, 25, 26,
                                   27, 28, 29, 31, 34, 35, 39, 40, 41, 42, 1000, 0xFFFFFFFFu};
   for (uint32_t type_id : unsupported) {
     EXPECT_EQ(find_ggml_type(type_id), nullptr) << "type id " << type_id;
@@ -74,6 +74,7 @@ TEST(GgmlTypeName, NamesUndecodableAndUnknownIds) {
   EXPECT_EQ(ggml_type_name(10), "q2_K");
   EXPECT_EQ(ggml_type_name(15), "q8_K");
   EXPECT_EQ(ggml_type_name(16), "iq2_xxs");
+  EXPECT_EQ(ggml_type_name(20), "iq4_nl");
   EXPECT_EQ(ggml_type_name(23), "iq4_xs");
   EXPECT_EQ(ggml_type_name(28), "f64");
   EXPECT_EQ(ggml_type_name(29), "iq1_m");
@@ -167,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(
                       OracleCase{GgmlType::Q5_1, "q5_1"}, OracleCase{GgmlType::Q8_0, "q8_0"},
                       OracleCase{GgmlType::Q2_K, "q2_K"}, OracleCase{GgmlType::Q3_K, "q3_K"},
                       OracleCase{GgmlType::Q4_K, "q4_K"}, OracleCase{GgmlType::Q5_K, "q5_K"},
-                      OracleCase{GgmlType::Q6_K, "q6_K"}),
+                      OracleCase{GgmlType::Q6_K, "q6_K"}, OracleCase{GgmlType::IQ4_NL, "iq4_nl"}),
     [](const ::testing::TestParamInfo<OracleCase>& info) { return std::string(info.param.file); });
 
 // --- Hand-built golden blocks ------------------------------------------------------
@@ -239,6 +240,19 @@ TEST(GgmlGolden, Q8_0MostNegativeCode) {
   EXPECT_EQ(y[0], -32.0f);
   EXPECT_EQ(y[31], 31.75f);
   EXPECT_EQ(y[1], 0.0f);
+}
+
+TEST(GgmlGolden, Iq4NlGridEndsAndNibbleOrder) {
+  std::vector<uint8_t> b(18, 0x88);  // every code 8 -> grid value 1
+  put_half(b, 0, -0.5f);
+  b[2] = 0xF0;   // element 0: code 0 -> -127; element 16: code 15 -> 113
+  b[17] = 0x07;  // element 15: code 7 -> -10; element 31: code 0 -> -127
+  const std::vector<float> y = decode_one(GgmlType::IQ4_NL, b);
+  EXPECT_EQ(y[0], 63.5f);
+  EXPECT_EQ(y[16], -56.5f);
+  EXPECT_EQ(y[15], 5.0f);
+  EXPECT_EQ(y[31], 63.5f);
+  EXPECT_EQ(y[1], -0.5f);
 }
 
 TEST(GgmlGolden, ZeroScaleOfNegativeSignGivesNegativeZero) {

@@ -74,6 +74,16 @@ struct BlockQ8_0 {
 };
 static_assert(sizeof(BlockQ8_0) == 34);
 
+// 4.5 bits per weight. x = d * kIq4NlGrid[q], q in [0, 15], nibbles as Q4_0. The
+// grid is ggml's kvalues_iq4nl: a fixed non-uniform 16-value grid, denser near
+// zero, fitted to the distribution of LLM weights (llama.cpp PR #5590).
+struct BlockIq4Nl {
+  static constexpr int kElements = kQK;
+  uint16_t d;
+  uint8_t qs[kQK / 2];
+};
+static_assert(sizeof(BlockIq4Nl) == 18);
+
 // --- K-quants: 256-element super-blocks -----------------------------------------
 // A super-block has 16 or 8 sub-blocks, each with its own small integer scale
 // (and min), themselves scaled by the fp16 super-block d (and dmin).
@@ -185,6 +195,14 @@ void decode(const BlockQ5_1& b, float* y) {
 void decode(const BlockQ8_0& b, float* y) {
   const float d = fp16_to_float(b.d);
   for (int i = 0; i < kQK; ++i) y[i] = static_cast<float>(b.qs[i]) * d;
+}
+
+void decode(const BlockIq4Nl& b, float* y) {
+  const float d = fp16_to_float(b.d);
+  for (int i = 0; i < kQK / 2; ++i) {
+    y[i] = d * static_cast<float>(kIq4NlGrid[b.qs[i] & 0x0F]);
+    y[i + kQK / 2] = d * static_cast<float>(kIq4NlGrid[b.qs[i] >> 4]);
+  }
 }
 
 // Element e of a 2-bit K-quant half (128 elements, 32 bytes q): code
@@ -325,6 +343,7 @@ constexpr std::array kTraits = {
     block_traits<BlockQ5_0>(GgmlType::Q5_0, "q5_0"),
     block_traits<BlockQ5_1>(GgmlType::Q5_1, "q5_1"),
     block_traits<BlockQ8_0>(GgmlType::Q8_0, "q8_0"),
+    block_traits<BlockIq4Nl>(GgmlType::IQ4_NL, "iq4_nl"),
     block_traits<BlockQ2_K>(GgmlType::Q2_K, "q2_K"),
     block_traits<BlockQ3_K>(GgmlType::Q3_K, "q3_K"),
     block_traits<BlockQ4_K>(GgmlType::Q4_K, "q4_K"),

@@ -4,6 +4,7 @@
 // branching on the type themselves.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -26,8 +27,14 @@ enum class GgmlType : uint32_t {
   Q5_K = 13,
   Q6_K = 14,
   Q8_K = 15,
+  IQ4_NL = 20,
   BF16 = 30,
 };
+
+// IQ4_NL's fixed 16-value grid (ggml-common.h kvalues_iq4nl), ascending: code q
+// of a block with scale d decodes to d * kIq4NlGrid[q].
+inline constexpr std::array<int8_t, 16> kIq4NlGrid = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                      1,    13,   25,  38,  53,  69,  89,  113};
 
 // Dequantizes `n_blocks` consecutive blocks from `src` into `dst`
 // ([n_blocks * block_size] floats). Scalar reference code.

@@ -68,7 +68,9 @@ struct Planner {
   const GgufOutputType& f32() const { return *find_gguf_output_type(static_cast<uint32_t>(GgmlType::F32)); }
 
   std::string what(const ExportTensor& t) const {
-    return t.side_tables ? t.format + " with outliers or a low-rank correction" : t.format;
+    if (!t.side_tables()) return t.format;
+    return t.format + " with " +
+           (t.outliers && t.lowrank ? "outliers and a low-rank correction" : t.outliers ? "outliers" : "a low-rank correction");
   }
 
   Status refuse(const ExportTensor& t, const std::string& why) const {
@@ -105,12 +107,12 @@ struct Planner {
     }
     const int64_t cols = t.shape[1];
     if (const GgufBlockType* block = find_gguf_block_type(t.format);
-        block != nullptr && !t.side_tables && source.kind() != ExportSourceKind::kFloat) {
+        block != nullptr && !t.side_tables() && source.kind() != ExportSourceKind::kFloat) {
       p.type = find_gguf_output_type(block->type_id);
       p.how = Conversion::kVerbatim;
       return p;
     }
-    const GgufExactRule* rule = t.side_tables ? nullptr : find_gguf_exact_rule(t.format);
+    const GgufExactRule* rule = t.side_tables() ? nullptr : find_gguf_exact_rule(t.format);
     if (source.kind() == ExportSourceKind::kLowbit) {
       if (rule != nullptr) {
         p.type = find_gguf_output_type(rule->type_id);

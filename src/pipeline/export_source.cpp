@@ -28,7 +28,8 @@ class LowbitExportSource : public ExportSource {
       const nlohmann::json* format = file_.record_field(t.name, "format");
       if (format == nullptr || !format->is_string()) return make_error("{}: tensor '{}' has no format", path(), t.name);
       t.format = format->get<std::string>();
-      t.side_tables = file_.record_field(t.name, "outliers") != nullptr || file_.record_field(t.name, "lowrank") != nullptr;
+      t.outliers = file_.record_field(t.name, "outliers") != nullptr;
+      t.lowrank = file_.record_field(t.name, "lowrank") != nullptr;
       tensors_.push_back(std::move(t));
     }
     for (const StoredTensor& s : file_.summary().tensors) {
@@ -187,7 +188,7 @@ std::vector<ExportTensor> ExportSource::candidate_tensors() const {
   std::vector<ExportTensor> out;
   auto add = [&out](int layer, const std::string& role, std::vector<int64_t> shape) {
     const std::string name = layer < 0 ? role : fmt::format("layers.{}.{}", layer, role);
-    out.push_back({name, std::move(shape), layer, role, "", false});
+    out.push_back({name, std::move(shape), layer, role, "", false, false});
   };
   add(-1, "token_embedding", {vocab, dim});
   for (int i = 0; i < c.n_layers; ++i) {

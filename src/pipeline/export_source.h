@@ -30,9 +30,11 @@ struct ExportTensor {
   int layer = -1;              // decoder layer, -1 for the model-level tensors
   std::string role;            // name without "layers.N.": "q_proj", "q_proj.bias", "attn_norm", "lm_head", ...
   std::string format;          // stored format: "fp32", a block format name, or a GGUF block type name
-  bool side_tables = false;    // outliers or a low-rank correction stored besides the codes
+  bool outliers = false;       // sparse full-precision outliers stored besides the codes (EasyQuant)
+  bool lowrank = false;        // a low-rank correction U·V stored besides the codes (LoRC)
 
   bool is_matrix() const { return shape.size() == 2; }
+  bool side_tables() const { return outliers || lowrank; }
 };
 
 enum class ExportSourceKind {
