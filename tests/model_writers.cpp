@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "io/gguf.h"
 #include "model/llama_model.h"
+#include "pipeline/hf_export.h"
 #include "tokenizer/hf_tokenizer_writer.h"
 
 namespace lowbit::testing {
@@ -26,44 +27,6 @@ using ojson = nlohmann::ordered_json;
 
 constexpr int32_t kTypeNormal = kGgufTokenNormal, kTypeUnknown = kGgufTokenUnknown, kTypeControl = kGgufTokenControl,
                   kTypeByte = kGgufTokenByte;
-
-const char* hf_class_name(const std::string& architecture) {
-  if (architecture == "llama") return "LlamaForCausalLM";
-  if (architecture == "mistral") return "MistralForCausalLM";
-  if (architecture == "qwen2") return "Qwen2ForCausalLM";
-  return nullptr;
-}
-
-ojson hf_config_json(const ModelConfig& c, const char* class_name, const char* dtype_name) {
-  ojson j;
-  j["architectures"] = {class_name};
-  j["model_type"] = c.architecture;
-  j["hidden_size"] = c.dim;
-  j["intermediate_size"] = c.ffn_dim;
-  j["num_hidden_layers"] = c.n_layers;
-  j["num_attention_heads"] = c.n_heads;
-  j["num_key_value_heads"] = c.n_kv_heads;
-  j["head_dim"] = c.head_dim;
-  j["hidden_act"] = "silu";
-  j["max_position_embeddings"] = c.max_seq_len;
-  j["rms_norm_eps"] = static_cast<double>(c.norm_eps);  // exact: reads back to the same float
-  j["rope_theta"] = c.rope_theta;
-  j["tie_word_embeddings"] = c.tied_embeddings;
-  j["vocab_size"] = c.vocab_size;
-  j["torch_dtype"] = dtype_name;
-  j["bos_token_id"] = 1;
-  j["eos_token_id"] = 2;
-  if (c.rope_scaling.llama3) {
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", c.rope_scaling.factor},
-                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                         {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
-  } else {
-    j["rope_scaling"] = nullptr;
-  }
-  return j;
-}
 
 void append_raw(std::string& out, const void* data, size_t bytes) {
   out.append(static_cast<const char*>(data), bytes);
@@ -137,11 +100,9 @@ std::vector<float> permute_rope_rows(const std::vector<float>& w, int n_heads, i
 Status write_hf_checkpoint(const LoadedModel& m, const SpmVocab* vocab, const std::string& folder,
                            const HfWriteOptions& options) {
   const ModelConfig& c = m.config;
-  const char* class_name = hf_class_name(c.architecture);
-  if (class_name == nullptr) return make_error("no Hugging Face class for architecture '{}'", c.architecture);
-  if (c.qkv_bias != (c.architecture == "qwen2")) {
-    return make_error("architecture '{}' with qkv_bias={} has no Hugging Face form", c.architecture, c.qkv_bias);
-  }
+  LB_ASSIGN_OR_RETURN(ojson config, hf_config_json(c, options.dtype));
+  config["bos_token_id"] = 1;
+  config["eos_token_id"] = 2;
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) return make_error("{}: cannot create folder: {}", folder, ec.message());
@@ -181,10 +142,7 @@ Status write_hf_checkpoint(const LoadedModel& m, const SpmVocab* vocab, const st
   if (!c.tied_embeddings) add_matrix("lm_head", w.lm_head, 0);
 
   const fs::path dir(folder);
-  const char* dtype_name = options.dtype == SafetensorsDtype::kBF16  ? "bfloat16"
-                           : options.dtype == SafetensorsDtype::kF16 ? "float16"
-                                                                     : "float32";
-  LB_RETURN_IF_ERROR(write_file_atomic((dir / "config.json").string(), hf_config_json(c, class_name, dtype_name).dump(2)));
+  LB_RETURN_IF_ERROR(write_file_atomic((dir / "config.json").string(), config.dump(2)));
   if (vocab != nullptr) {
     LB_RETURN_IF_ERROR(write_file_atomic((dir / "tokenizer.json").string(), spm_to_tokenizer_json(*vocab)));
   }

@@ -265,17 +265,6 @@ std::vector<uint8_t> float_bytes(const std::vector<float>& v) {
   return b;
 }
 
-// Rows of a [rows, n] byte/float array in `order` (stored row r = row order[r]).
-template <typename T>
-std::vector<T> reorder_rows(const std::vector<T>& v, int64_t n, const std::vector<int64_t>& order) {
-  if (order.empty()) return v;
-  std::vector<T> out(v.size());
-  for (size_t r = 0; r < order.size(); ++r) {
-    std::copy_n(v.begin() + order[r] * n, n, out.begin() + static_cast<int64_t>(r) * n);
-  }
-  return out;
-}
-
 // The stored bytes of `u`, rows in `order`, in ct_module_entries order.
 Expected<std::vector<std::vector<uint8_t>>> pack(const Unpacked& u, const CtScheme& s, int64_t rows, int64_t cols,
                                                  const std::vector<int64_t>& order, const std::string& tensor) {

@@ -29,6 +29,7 @@
 // is reported, or, with `exact`, the conversion fails naming the tensor.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,6 +41,18 @@
 #include "quant/quantized_weight.h"
 
 namespace lowbit {
+
+// Rows of a row-major [rows, n] array in `order`: stored row r = row order[r]
+// (the RoPE half-split order of q/k); empty order = unchanged.
+template <typename T>
+std::vector<T> reorder_rows(const std::vector<T>& v, int64_t n, const std::vector<int64_t>& order) {
+  if (order.empty()) return v;
+  std::vector<T> out(v.size());
+  for (size_t r = 0; r < order.size(); ++r) {
+    std::copy_n(v.begin() + order[r] * n, n, out.begin() + static_cast<int64_t>(r) * n);
+  }
+  return out;
+}
 
 // The scheme a format maps onto for a [rows, cols] weight; errors name `tensor`
 // and the format when compressed-tensors cannot hold it.

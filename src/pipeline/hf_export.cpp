@@ -136,15 +136,6 @@ Expected<std::vector<uint8_t>> dense_bytes(const float* v, size_t n, Dt dtype, c
   return out;
 }
 
-std::vector<float> reorder_rows(const std::vector<float>& v, int64_t cols, const std::vector<int64_t>& order) {
-  if (order.empty()) return v;
-  std::vector<float> out(v.size());
-  for (size_t r = 0; r < order.size(); ++r) {
-    std::copy_n(v.begin() + order[r] * cols, cols, out.begin() + static_cast<int64_t>(r) * cols);
-  }
-  return out;
-}
-
 // What the export needs to know about the source besides its tensors.
 struct SourceFacts {
   std::string origin_dir;  // the Hugging Face folder the model came from, "" if none
@@ -242,19 +233,13 @@ const char* torch_dtype_name(Dt dtype) {
   return dtype == Dt::kBF16 ? "bfloat16" : dtype == Dt::kF16 ? "float16" : "float32";
 }
 
-// config.json: the origin folder's config (when there is one) with lowbit's model
-// shape, dtype and quantization written over it.
+// config.json: the origin folder's config (when there is one) with the keys
+// lowbit's config determines written over it; its max_position_embeddings (lowbit
+// caps the context at a sliding window) and its rms_norm_eps text (when it reads
+// back to the same float) are kept.
 Expected<ojson> make_config(const ModelConfig& c, const SourceFacts& facts, Dt dtype, const Tokenizer* tokenizer,
                             const CtConfig* ct) {
-  const char* class_name = nullptr;
-  for (const auto& a : kClassNames) {
-    if (c.architecture == a.model_type) class_name = a.class_name;
-  }
-  if (class_name == nullptr) return make_error("no Hugging Face class for architecture '{}'", c.architecture);
-  if (c.qkv_bias != (c.architecture == "qwen2")) {
-    return make_error("architecture '{}' with q/k/v biases {} has no Hugging Face form", c.architecture,
-                      c.qkv_bias ? "present" : "absent");
-  }
+  LB_ASSIGN_OR_RETURN(ojson keys, hf_config_json(c, dtype));
   ojson j = ojson::object();
   if (!facts.origin_dir.empty()) {
     const std::string path = (fs::path(facts.origin_dir) / "config.json").string();
@@ -263,37 +248,12 @@ Expected<ojson> make_config(const ModelConfig& c, const SourceFacts& facts, Dt d
     if (j.is_discarded() || !j.is_object()) return make_error("{}: not a valid JSON object", path);
     j.erase("quantization_config");
   }
-  j["architectures"] = {class_name};
-  j["model_type"] = c.architecture;
-  j["hidden_size"] = c.dim;
-  j["intermediate_size"] = c.ffn_dim;
-  j["num_hidden_layers"] = c.n_layers;
-  j["num_attention_heads"] = c.n_heads;
-  j["num_key_value_heads"] = c.n_kv_heads;
-  j["head_dim"] = c.head_dim;
-  j["hidden_act"] = "silu";
-  if (!j.contains("max_position_embeddings")) j["max_position_embeddings"] = c.max_seq_len;
-  // The origin's text when it reads back to the same float (1e-05, not 9.99999974e-06).
-  if (!j.contains("rms_norm_eps") || !j["rms_norm_eps"].is_number() ||
-      static_cast<float>(j["rms_norm_eps"].get<double>()) != c.norm_eps) {
-    j["rms_norm_eps"] = std::stod(fmt::format("{}", c.norm_eps));  // shortest text of the float: 1e-05
-  }
-  j["rope_theta"] = c.rope_theta;
-  if (c.rope_scaling.llama3) {
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", c.rope_scaling.factor},
-                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                         {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
-  } else {
-    j["rope_scaling"] = nullptr;
-  }
-  j["tie_word_embeddings"] = c.tied_embeddings;
-  j["vocab_size"] = c.vocab_size;
-  j["torch_dtype"] = torch_dtype_name(dtype);
-  if (c.architecture != "qwen2") {
-    j["attention_bias"] = false;
-    j["mlp_bias"] = false;
+  const bool keep_eps = j.contains("rms_norm_eps") && j["rms_norm_eps"].is_number() &&
+                        static_cast<float>(j["rms_norm_eps"].get<double>()) == c.norm_eps;
+  const bool keep_context = j.contains("max_position_embeddings");
+  for (auto& [k, v] : keys.items()) {
+    if ((k == "rms_norm_eps" && keep_eps) || (k == "max_position_embeddings" && keep_context)) continue;
+    j[k] = v;
   }
   if (tokenizer != nullptr) {
     if (!j.contains("bos_token_id") && tokenizer->bos_id() >= 0) j["bos_token_id"] = tokenizer->bos_id();
@@ -591,6 +551,48 @@ Expected<ExportReport> run_hf_target(const ExportOptions& o, bool ct) {
 }
 
 }  // namespace
+
+Expected<ojson> hf_config_json(const ModelConfig& c, Dt dtype) {
+  const char* class_name = nullptr;
+  for (const auto& a : kClassNames) {
+    if (c.architecture == a.model_type) class_name = a.class_name;
+  }
+  if (class_name == nullptr) return make_error("no Hugging Face class for architecture '{}'", c.architecture);
+  if (c.qkv_bias != (c.architecture == "qwen2")) {
+    return make_error("architecture '{}' with q/k/v biases {} has no Hugging Face form", c.architecture,
+                      c.qkv_bias ? "present" : "absent");
+  }
+  ojson j;
+  j["architectures"] = {class_name};
+  j["model_type"] = c.architecture;
+  j["hidden_size"] = c.dim;
+  j["intermediate_size"] = c.ffn_dim;
+  j["num_hidden_layers"] = c.n_layers;
+  j["num_attention_heads"] = c.n_heads;
+  j["num_key_value_heads"] = c.n_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["hidden_act"] = "silu";
+  j["max_position_embeddings"] = c.max_seq_len;
+  j["rms_norm_eps"] = std::stod(fmt::format("{}", c.norm_eps));  // shortest text of the float: 1e-05
+  j["rope_theta"] = c.rope_theta;
+  if (c.rope_scaling.llama3) {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_scaling.factor},
+                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
+  } else {
+    j["rope_scaling"] = nullptr;
+  }
+  j["tie_word_embeddings"] = c.tied_embeddings;
+  j["vocab_size"] = c.vocab_size;
+  j["torch_dtype"] = torch_dtype_name(dtype);
+  if (c.architecture != "qwen2") {
+    j["attention_bias"] = false;
+    j["mlp_bias"] = false;
+  }
+  return j;
+}
 
 std::vector<int64_t> half_split_row_order(int n_heads, int head_dim) {
   std::vector<int64_t> order(static_cast<size_t>(n_heads) * head_dim);

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/status.h"
 #include "io/safetensors.h"
 #include "model/model_source.h"
@@ -71,6 +73,13 @@ Expected<HfExportReport> export_compressed_tensors(const ModelSource& source, co
 Status check_hf_export_options(const ExportOptions& options);
 Expected<ExportReport> export_safetensors_target(const ExportOptions& options);
 Expected<ExportReport> export_compressed_tensors_target(const ExportOptions& options);
+
+// The config.json keys lowbit's config determines: architectures / model_type,
+// the shape, RoPE (theta, llama3 scaling), tied head, norm epsilon (its shortest
+// text), hidden_act, torch_dtype (`dtype`), attention/mlp_bias false for llama and
+// mistral. Error for an architecture without a Hugging Face class, or q/k/v
+// biases other than qwen2's.
+Expected<nlohmann::ordered_json> hf_config_json(const ModelConfig& config, SafetensorsDtype dtype);
 
 // The row order that stores q/k rows of an adjacent-pair model half-split: stored
 // row r is row order[r] ([n_heads * head_dim] rows).

@@ -22,14 +22,6 @@ std::vector<size_t> char_boundaries(const std::string& s) {
   return cuts;
 }
 
-bool gguf_bool_or(const GgufFile& gguf, const std::string& key, bool fallback) {
-  const GgufValue* value = gguf.find(key);
-  if (value == nullptr) return fallback;
-  if (value->type == GgufValueType::BOOL) return std::get<bool>(value->data);
-  if (value->is_integer()) return value->as_int() != 0;
-  return fallback;
-}
-
 }  // namespace
 
 std::vector<std::string> spm_bpe_merges(const SpmPieces& vocab) {
@@ -134,8 +126,8 @@ Expected<HfTokenizerFiles> hf_tokenizer_files_from_gguf(const GgufFile& gguf) {
   HfTokenizerFiles files;
   files.tokenizer_json = spm_tokenizer_json(v);
   ojson config;
-  config["add_bos_token"] = gguf_bool_or(gguf, "tokenizer.ggml.add_bos_token", true);
-  config["add_eos_token"] = gguf_bool_or(gguf, "tokenizer.ggml.add_eos_token", false);
+  config["add_bos_token"] = gguf.get_bool_or("tokenizer.ggml.add_bos_token", true);
+  config["add_eos_token"] = gguf.get_bool_or("tokenizer.ggml.add_eos_token", false);
   config["bos_token"] = v.pieces[v.bos_id];
   config["eos_token"] = v.pieces[v.eos_id];
   config["unk_token"] = v.pieces[v.unk_id];
