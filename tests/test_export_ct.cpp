@@ -465,12 +465,30 @@ void expect_readback_equals(const LoadedModel& lowbit, const std::string& ct_dir
   }
 }
 
+// Quantizes `model_path` with a data-free recipe (JSON text) into `out`.
+Status quantize_with(const std::string& model_path, const std::string& recipe_json, const std::string& out) {
+  LB_ASSIGN_OR_RETURN(Recipe recipe, parse_recipe(nlohmann::json::parse(recipe_json), "test recipe"));
+  PipelineOptions po;
+  po.model_path = model_path;
+  po.output_path = out;
+  po.progress = false;
+  return quantize_model(recipe, po).status();
+}
+
+// Exports `model_path` as compressed-tensors into `out_dir`.
+Expected<HfExportReport> export_ct(const std::string& model_path, const std::string& out_dir, Dt dtype, bool exact) {
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(model_path, LoadOptions{}));
+  HfExportOptions o;
+  o.out_dir = out_dir;
+  o.dtype = dtype;
+  o.exact = exact;
+  return export_compressed_tensors(*source, o);
+}
+
 class ExportOnStories : public testing::StoriesPipelineTest {
  protected:
   std::string quantize(const std::string& recipe_json, const std::string& out) {
-    const Recipe recipe = get(parse_recipe(nlohmann::json::parse(recipe_json), "test recipe"));
-    auto r = quantize_model(recipe, pipeline_options(out, false));
-    EXPECT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(quantize_with(model_, recipe_json, out).ok());
     return out;
   }
 };
@@ -651,21 +669,10 @@ TEST(ExportSmolLM2Shape, Int4GroupsOf128On576ColumnsReadBackBitForBit) {
     std::ofstream(dir.file("hf/tokenizer.json")) << testing::spm_to_tokenizer_json(vocab);
     std::ofstream(dir.file("hf/tokenizer_config.json")) << R"({"add_bos_token": true})";
   }
-  const Recipe recipe = get(parse_recipe(nlohmann::json::parse(
-                                             R"({"name": "w4", "default": {"method": "rtn", "format": "int4_g128"}})"),
-                                         "w4"));
-  PipelineOptions po;
-  po.model_path = dir.file("hf");
-  po.output_path = dir.file("m.lowbit");
-  po.progress = false;
-  auto q = quantize_model(recipe, po);
-  ASSERT_TRUE(q.ok()) << q.status().message();
-  auto source = open_model_source(dir.file("m.lowbit"), LoadOptions{});
-  ASSERT_TRUE(source.ok());
-  HfExportOptions o;
-  o.out_dir = dir.file("ct");
-  o.exact = true;
-  auto r = export_compressed_tensors(**source, o);
+  ASSERT_TRUE(quantize_with(dir.file("hf"), R"({"name": "w4", "default": {"method": "rtn", "format": "int4_g128"}})",
+                            dir.file("m.lowbit"))
+                  .ok());
+  auto r = export_ct(dir.file("m.lowbit"), dir.file("ct"), Dt::kBF16, true);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(fs::exists(dir.file("ct/tokenizer.json")));
   EXPECT_TRUE(fs::exists(dir.file("ct/tokenizer_config.json")));
@@ -696,20 +703,10 @@ TEST(ExportQwen2, BiasesStayDenseAndTheConfigSaysQwen2) {
   ScopedTempDir dir("export_qwen2");
   ASSERT_TRUE(testing::write_hf_checkpoint(m, nullptr, dir.file("hf")).ok());
   std::ofstream(dir.file("hf/tokenizer.json")) << testing::spm_to_tokenizer_json(testing::make_test_spm_vocab());
-  const Recipe recipe = get(parse_recipe(
-      nlohmann::json::parse(R"({"name": "w8", "default": {"method": "rtn", "format": "int8_pc"}})"), "w8"));
-  PipelineOptions po;
-  po.model_path = dir.file("hf");
-  po.output_path = dir.file("m.lowbit");
-  po.progress = false;
-  ASSERT_TRUE(quantize_model(recipe, po).ok());
-  auto source = open_model_source(dir.file("m.lowbit"), LoadOptions{});
-  ASSERT_TRUE(source.ok());
-  HfExportOptions o;
-  o.out_dir = dir.file("ct");
-  o.dtype = Dt::kF32;
-  o.exact = true;
-  auto r = export_compressed_tensors(**source, o);
+  ASSERT_TRUE(quantize_with(dir.file("hf"), R"({"name": "w8", "default": {"method": "rtn", "format": "int8_pc"}})",
+                            dir.file("m.lowbit"))
+                  .ok());
+  auto r = export_ct(dir.file("m.lowbit"), dir.file("ct"), Dt::kF32, true);
   ASSERT_TRUE(r.ok()) << r.status().message();
   const auto config = nlohmann::json::parse(get(read_text_file(dir.file("ct/config.json"))));
   EXPECT_EQ(config["model_type"], "qwen2");
