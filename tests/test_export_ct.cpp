@@ -408,7 +408,7 @@ TEST(CtConfig, SchemeMatchingFollowsTargetsAndIgnore) {
 // export of what lowbit reads from it. Fails (never skips) when python3 or numpy
 // is missing: scripts/install_deps.sh installs them.
 void expect_python_reader_agrees(const std::string& ct_dir, const std::string& scratch) {
-  auto src = open_model_source(ct_dir, LoadOptions{});
+  auto src = ExportSource::open(ct_dir);
   ASSERT_TRUE(src.ok()) << src.status().message();
   HfExportOptions o;
   o.out_dir = scratch;
@@ -477,7 +477,7 @@ Status quantize_with(const std::string& model_path, const std::string& recipe_js
 
 // Exports `model_path` as compressed-tensors into `out_dir`.
 Expected<HfExportReport> export_ct(const std::string& model_path, const std::string& out_dir, Dt dtype, bool exact) {
-  LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(model_path, LoadOptions{}));
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<ExportSource> source, ExportSource::open(model_path));
   HfExportOptions o;
   o.out_dir = out_dir;
   o.dtype = dtype;
@@ -506,7 +506,7 @@ constexpr const char* kExactMixed = R"({"name": "ct-exact", "rules": [
 TEST_F(ExportOnStories, ExactRecipeReadsBackBitForBitAndMatchesTheIndependentReader) {
   ScopedTempDir dir("export_ct_exact");
   const std::string lb = quantize(kExactMixed, dir.file("m.lowbit"));
-  auto source = open_model_source(lb, LoadOptions{});
+  auto source = ExportSource::open(lb);
   ASSERT_TRUE(source.ok()) << source.status().message();
   HfExportOptions o;
   o.out_dir = dir.file("ct");
@@ -561,7 +561,7 @@ TEST_F(ExportOnStories, MixedRecipeWithAsymmetricAndNvfp4WarnsOrRefusesUnderExac
       {"match": "up_proj$", "method": "rtn", "format": "int4_g128_asym"}],
     "default": {"method": "rtn", "format": "int8_pc"}})",
                                   dir.file("m.lowbit"));
-  auto source = open_model_source(lb, LoadOptions{});
+  auto source = ExportSource::open(lb);
   ASSERT_TRUE(source.ok());
   HfExportOptions o;
   o.out_dir = dir.file("ct");
@@ -585,7 +585,7 @@ TEST_F(ExportOnStories, UnsupportedFormatIsRefusedBeforeWriting) {
   ScopedTempDir dir("export_ct_refuse");
   const std::string lb = quantize(R"({"name": "nf4", "default": {"method": "rtn", "format": "nf4_g64"}})",
                                   dir.file("m.lowbit"));
-  auto source = open_model_source(lb, LoadOptions{});
+  auto source = ExportSource::open(lb);
   ASSERT_TRUE(source.ok());
   HfExportOptions o;
   o.out_dir = dir.file("ct");
@@ -594,8 +594,19 @@ TEST_F(ExportOnStories, UnsupportedFormatIsRefusedBeforeWriting) {
   EXPECT_NE(r.status().message().find("layers.0.q_proj"), std::string::npos) << r.status().message();
   EXPECT_NE(r.status().message().find("nf4_g64"), std::string::npos) << r.status().message();
   EXPECT_FALSE(fs::exists(dir.file("ct")));
+  // Activation quantization is a transform a Hugging Face folder cannot express.
+  const std::string act = quantize(R"({"name": "w8a8", "default": {"method": "rtn", "format": "int8_pc",
+                                       "act": {"format": "int8", "granularity": "token"}}})",
+                                   dir.file("act.lowbit"));
+  auto act_source = ExportSource::open(act);
+  ASSERT_TRUE(act_source.ok()) << act_source.status().message();
+  auto refused = export_safetensors(**act_source, o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("activation quantization"), std::string::npos)
+      << refused.status().message();
+  EXPECT_FALSE(fs::exists(dir.file("ct")));
   // An FP model has nothing to write as compressed-tensors.
-  auto fp = open_model_source(model_, LoadOptions{});
+  auto fp = ExportSource::open(model_);
   ASSERT_TRUE(fp.ok());
   auto none = export_compressed_tensors(**fp, o);
   ASSERT_FALSE(none.ok());
@@ -604,7 +615,7 @@ TEST_F(ExportOnStories, UnsupportedFormatIsRefusedBeforeWriting) {
 
 TEST_F(ExportOnStories, PlainSafetensorsOfAGgufModelReadsBackInHalfSplitOrder) {
   ScopedTempDir dir("export_st");
-  auto source = open_model_source(model_, LoadOptions{});
+  auto source = ExportSource::open(model_);
   ASSERT_TRUE(source.ok());
   HfExportOptions o;
   o.out_dir = dir.file("st");

@@ -19,6 +19,7 @@
 #include "io/safetensors_writer.h"
 #include "model/lowbit_file.h"
 #include "pipeline/ct_linear.h"
+#include "pipeline/export_source.h"
 #include "tokenizer/hf_tokenizer_writer.h"
 
 namespace lowbit {
@@ -139,40 +140,30 @@ Expected<std::vector<uint8_t>> dense_bytes(const float* v, size_t n, Dt dtype, c
 // What the export needs to know about the source besides its tensors.
 struct SourceFacts {
   std::string origin_dir;  // the Hugging Face folder the model came from, "" if none
-  std::map<std::string, std::string> stored_formats;  // lowbit: tensor name -> format ("+..." side tables cut)
+  std::map<std::string, std::string> stored_formats;  // lowbit source: tensor name -> block format or "fp32"
 };
 
-Expected<SourceFacts> check_source(const ModelSource& source) {
+// Refuses what a Hugging Face folder cannot express (ExportSource::runtime_transforms).
+Expected<SourceFacts> check_source(const ExportSource& source) {
+  LB_ASSIGN_OR_RETURN(std::vector<std::string> transforms, source.runtime_transforms());
+  if (!transforms.empty()) {
+    return make_error("{}: the model needs {}, which a Hugging Face folder cannot express", source.path(),
+                      fmt::join(transforms, "; "));
+  }
   SourceFacts f;
-  LB_ASSIGN_OR_RETURN(auto acts, source.act_quantizers());
-  if (!acts.empty()) {
-    return make_error("{}: tensor '{}' has activation quantization, which a Hugging Face folder cannot express; "
-                      "export a model quantized without an \"act\" recipe",
-                      source.path(), acts.begin()->first);
-  }
-  LB_ASSIGN_OR_RETURN(std::optional<RotationSpec> rotation, source.rotation());
-  if (rotation && rotation->online_down) {
-    return make_error("{}: the model needs an online Hadamard transform before down_proj (rotation with "
-                      "online_down), which a Hugging Face folder cannot express; rotate with online_down false",
-                      source.path());
-  }
-  const FileSummary& s = source.summary();
+  const FileSummary& s = source.model().summary();
   if (s.format == "huggingface") f.origin_dir = s.path;
-  if (s.format == "lowbit") {
+  if (source.kind() == ExportSourceKind::kLowbit) {
     LB_ASSIGN_OR_RETURN(LowbitModelFile file, LowbitModelFile::open(s.path));
-    if (!file.info().kv.is_null()) {
-      return make_error("{}: the model carries KV-cache settings (lowbit.kv), which a Hugging Face folder cannot "
-                        "express; export a model quantized without a \"kv\" recipe",
-                        s.path);
-    }
     const nlohmann::json& src = file.info().source;
     if (src.is_object() && src.value("format", "") == "huggingface") {
       const std::string origin = src.value("path", "");
       std::error_code ec;
       if (!origin.empty() && fs::is_regular_file(fs::path(origin) / "config.json", ec)) f.origin_dir = origin;
     }
+    // Only lowbit's formats map onto compressed-tensors; GGUF block types are read dequantized.
+    for (const ExportTensor& t : source.tensors()) f.stored_formats[t.name] = t.format;
   }
-  for (const StoredTensor& t : s.tensors) f.stored_formats[t.name] = t.dtype.substr(0, t.dtype.find('+'));
   return f;
 }
 
@@ -263,25 +254,17 @@ Expected<ojson> make_config(const ModelConfig& c, const SourceFacts& facts, Dt d
   return j;
 }
 
-Expected<HfTokenizerFiles> gguf_tokenizer_files(const ModelSource& source) {
-  const FileSummary& s = source.summary();
-  if (s.format == "gguf") {
-    LB_ASSIGN_OR_RETURN(GgufFile gguf, GgufFile::open(s.path));
-    return hf_tokenizer_files_from_gguf(gguf);
+Expected<HfTokenizerFiles> gguf_tokenizer_files(const ExportSource& source) {
+  const GgufFile* header = source.gguf_header();
+  if (header == nullptr || header->find("tokenizer.ggml.model") == nullptr) {
+    return make_error("{}: the model carries no GGUF vocabulary to convert to tokenizer.json", source.path());
   }
-  if (s.format == "lowbit") {
-    LB_ASSIGN_OR_RETURN(LowbitModelFile file, LowbitModelFile::open(s.path));
-    if (file.header().find("tokenizer.ggml.model") == nullptr) {
-      return make_error("{}: the model file carries no tokenizer (its source was not GGUF)", s.path);
-    }
-    return hf_tokenizer_files_from_gguf(file.header());
-  }
-  return make_error("{}: a {} source has no vocabulary lowbit converts to tokenizer.json", s.path, s.format);
+  return hf_tokenizer_files_from_gguf(*header);
 }
 
 // The tokenizer and generation files: copied from the origin folder, or
 // generation_config.json from the tokenizer's special ids.
-Status write_side_files(const SourceFacts& facts, const std::string& tokenizer_dir, const ModelSource& source,
+Status write_side_files(const SourceFacts& facts, const std::string& tokenizer_dir, const ExportSource& source,
                         const Tokenizer* tokenizer, const StagingDir& dir, HfExportReport* report) {
   bool generation = false, tokenizer_file = false;
   const std::string& from_dir = tokenizer_dir.empty() ? facts.origin_dir : tokenizer_dir;
@@ -379,13 +362,14 @@ Status write_tensors(const TensorList& list, const StagingDir& dir, uint64_t max
   return Status::ok_status();
 }
 
-Expected<HfExportReport> export_folder(const ModelSource& source, const HfExportOptions& options, bool ct) {
+Expected<HfExportReport> export_folder(const ExportSource& exported, const HfExportOptions& options, bool ct) {
+  const ModelSource& source = exported.model();
   if (options.dtype != Dt::kBF16 && options.dtype != Dt::kF16 && options.dtype != Dt::kF32) {
     return make_error("--dtype {}: dense tensors are written as bf16, f16 or f32",
                       safetensors_dtype_info(options.dtype).short_name);
   }
   const ModelConfig& c = source.config();
-  LB_ASSIGN_OR_RETURN(SourceFacts facts, check_source(source));
+  LB_ASSIGN_OR_RETURN(SourceFacts facts, check_source(exported));
   LB_ASSIGN_OR_RETURN(std::vector<float> rope_factors, source.rope_freq_factors());
   if (!rope_factors.empty() && !c.rope_scaling.llama3) {
     return make_error("{}: rope_freqs factors without llama3 rope_scaling cannot be expressed in config.json",
@@ -480,12 +464,7 @@ Expected<HfExportReport> export_folder(const ModelSource& source, const HfExport
     for (int k = 0; k < 7; ++k) add_linear_entries(plans[k], c.qkv_bias && k < 3);
     list.add({p + "post_attention_layernorm.weight", dt, {c.dim}});
     list.close_group([&, i, p, plans](Produced* out) -> Status {
-      LB_ASSIGN_OR_RETURN(LayerWeights l, source.layer(i));
-      if (!l.attn_norm_bias.empty() || !l.ffn_norm_bias.empty()) {
-        return make_error("{}: layer {} has norm biases (outlier migration), which Llama/Qwen2 checkpoints cannot "
-                          "hold; fold them before exporting",
-                          source.path(), i);
-      }
+      LB_ASSIGN_OR_RETURN(LayerWeights l, source.layer(i));  // norm biases were refused by check_source
       LB_RETURN_IF_ERROR(dense(out, p + "input_layernorm.weight", l.attn_norm));
       LB_RETURN_IF_ERROR(dense(out, p + "post_attention_layernorm.weight", l.ffn_norm));
       const Matrix* m[7] = {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj};
@@ -507,7 +486,7 @@ Expected<HfExportReport> export_folder(const ModelSource& source, const HfExport
   LB_RETURN_IF_ERROR(write_tensors(list, dir, options.max_shard_bytes, &report));
   LB_RETURN_IF_ERROR(write_file_atomic(dir.file("config.json"), config.dump(2) + "\n"));
   report.files.insert(report.files.begin(), "config.json");
-  LB_RETURN_IF_ERROR(write_side_files(facts, options.tokenizer_dir, source, tokenizer.get(), dir, &report));
+  LB_RETURN_IF_ERROR(write_side_files(facts, options.tokenizer_dir, exported, tokenizer.get(), dir, &report));
   for (const std::string& f : report.files) {
     std::error_code ec;
     report.folder_bytes += fs::file_size(dir.file(f), ec);
@@ -531,7 +510,7 @@ Expected<ExportReport> run_hf_target(const ExportOptions& o, bool ct) {
   h.force = o.force;
   h.exact = o.exact;
   if (!o.tokenizer_path.empty()) h.tokenizer_dir = fs::absolute(fs::path(o.tokenizer_path)).parent_path().string();
-  LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(o.model_path, LoadOptions{}));
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<ExportSource> source, ExportSource::open(o.model_path));
   LB_ASSIGN_OR_RETURN(HfExportReport r, ct ? export_compressed_tensors(*source, h) : export_safetensors(*source, h));
   if (o.log) {
     for (const std::string& w : r.warnings) o.log("warning: " + w);
@@ -621,11 +600,11 @@ Expected<ExportReport> export_compressed_tensors_target(const ExportOptions& opt
   return run_hf_target(options, true);
 }
 
-Expected<HfExportReport> export_safetensors(const ModelSource& source, const HfExportOptions& options) {
+Expected<HfExportReport> export_safetensors(const ExportSource& source, const HfExportOptions& options) {
   return export_folder(source, options, false);
 }
 
-Expected<HfExportReport> export_compressed_tensors(const ModelSource& source, const HfExportOptions& options) {
+Expected<HfExportReport> export_compressed_tensors(const ExportSource& source, const HfExportOptions& options) {
   return export_folder(source, options, true);
 }
 

@@ -24,8 +24,9 @@
 //
 // The folder is written as DIR.tmp-<pid> beside DIR and renamed into place when
 // complete; an existing DIR is an error unless `force` (then it is replaced).
-// What the folder cannot express is refused, naming it: activation quantization,
-// an online rotation (QuaRot's down_proj Hadamard), KV-cache settings, norm biases.
+// What the folder cannot express is refused, naming it: whatever
+// ExportSource::runtime_transforms lists (activation quantization, QuaRot's
+// online down_proj Hadamard, KV-cache settings, RMSNorm shifts).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +39,7 @@
 #include "io/safetensors.h"
 #include "model/model_source.h"
 #include "pipeline/export.h"
+#include "pipeline/export_source.h"
 
 namespace lowbit {
 
@@ -63,8 +65,8 @@ struct HfExportReport {
   int dense_linears = 0;              // ... and linears written dense
 };
 
-Expected<HfExportReport> export_safetensors(const ModelSource& source, const HfExportOptions& options);
-Expected<HfExportReport> export_compressed_tensors(const ModelSource& source, const HfExportOptions& options);
+Expected<HfExportReport> export_safetensors(const ExportSource& source, const HfExportOptions& options);
+Expected<HfExportReport> export_compressed_tensors(const ExportSource& source, const HfExportOptions& options);
 
 // The rows "safetensors" and "compressed-tensors" of the export table
 // (pipeline/export.h): --type names the dense dtype (bf16, f16 or f32; default
