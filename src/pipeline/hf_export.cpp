@@ -396,8 +396,9 @@ Expected<HfExportReport> export_folder(const ExportSource& exported, const HfExp
   if (ct) {
     ct_config = make_ct_config(linears);
     if (ct_config->groups.empty()) {
-      return make_error("{}: no linear is stored quantized, so there is nothing to write as compressed-tensors "
-                        "(quantize it with `lowbit quantize` first, or export --to safetensors)",
+      return make_error("{}: no linear is stored in a lowbit quantized format (GGUF block types are read "
+                        "dequantized), so there is nothing to write as compressed-tensors; quantize it with "
+                        "`lowbit quantize` first, or export --to safetensors",
                         source.path());
     }
   }
