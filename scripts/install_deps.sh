@@ -23,7 +23,7 @@ else
 fi
 
 # Python: gguf-py (llama.cpp's numpy reference, pinned) with numpy, for the GGUF
-# checks in tests/python and tests/check_gguf_export.py that the C++ suite runs.
+# checks in tests/python (test_gguf_blocks_py.py, check_gguf_export.py) that the C++ suite runs.
 gguf_version="0.19.0"
 have=$(python3 -c 'import numpy, importlib.metadata as m; print(m.version("gguf"))' 2>/dev/null || true)
 if [ "$have" = "$gguf_version" ]; then
