@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "formats/gguf_blocks.h"
 #include "io/lowbit_container.h"
 #include "model/loader.h"
 #include "model/lowbit_file.h"
@@ -14,6 +15,7 @@
 #include "model_writers.h"
 #include "pipeline/quantize_pipeline.h"
 #include "quant/quantizers.h"
+#include "test_quant_util.h"
 #include "test_quantize_util.h"
 #include "test_util.h"
 
@@ -195,6 +197,63 @@ TEST(LowbitFile, QuantizedWeightsRoundTripWithSideTables) {
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.status().message().find("nvfp4"), std::string::npos);
   EXPECT_NE(file.read("absent", {1}).status().message().find("absent"), std::string::npos);
+}
+
+TEST(LowbitFile, GgufTypedTensorsRoundTripAndTheirDefinitionIsChecked) {
+  testing::ScopedTempDir dir("lowbit_gguf");
+  const std::string path = dir.file("g.lbq");
+  const int64_t rows = 4, cols = 512;  // whole blocks of 32 and of 256
+  const std::vector<float> w = ramp(rows * cols, 0.003f);
+  std::vector<QuantizedWeight> stored;
+  for (const GgufBlockType& t : gguf_block_types()) stored.push_back(get(quantize_rtn(t, w.data(), rows, cols, {})));
+  QuantizedWeight lorc = stored.front();  // a LoRC correction on top of a GGUF type
+  ASSERT_TRUE(add_lowrank_correction(lorc, w.data(), 2, "int8_pc").ok());
+  LowbitFileInfo info;
+  info.config = tiny_config();
+  {
+    auto writer = get(LowbitFileWriter::create(path, info, nullptr));
+    for (const QuantizedWeight& q : stored) ASSERT_TRUE(writer.add(q.format, {rows, cols}, q, "rtn").ok()) << q.format;
+    ASSERT_TRUE(writer.add("lorc", {rows, cols}, lorc, "rtn").ok());
+    // Arrays that do not match the type's size are refused before anything is written.
+    QuantizedWeight short_codes = stored.front();
+    short_codes.tensor.codes.pop_back();
+    auto refused = writer.add("short", {rows, cols}, short_codes, "rtn");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.message().find("short"), std::string::npos) << refused.message();
+    ASSERT_TRUE(writer.finish().ok());
+  }
+  {
+    const LowbitModelFile file = get(LowbitModelFile::open(path));
+    const FileSummary summary = file.summary();
+    for (size_t i = 0; i < stored.size(); ++i) {
+      const QuantizedWeight& want = stored[i];
+      SCOPED_TRACE(want.format);
+      const QuantizedWeight got = get(file.read(want.format, {rows, cols}));
+      EXPECT_EQ(got.format, want.format);
+      expect_same_tensor(got.tensor, want.tensor);
+      EXPECT_EQ(summary.tensors[i].dtype, want.format);
+      EXPECT_EQ(summary.tensors[i].n_bytes, want.storage_bytes());
+      EXPECT_EQ(get(file.read_fp32(want.format, {rows, cols})), testing::dequantized(want));
+      const GgufBlockType& t = *find_gguf_block_type(want.format);
+      EXPECT_EQ((*file.record_field(want.format, "gguf"))["type"], t.type_id);
+    }
+    const QuantizedWeight got = get(file.read("lorc", {rows, cols}));
+    EXPECT_EQ(got.rank, 2);
+    EXPECT_EQ(get(file.read_fp32("lorc", {rows, cols})), testing::dequantized(lorc));
+  }
+  // A file whose GGUF type is defined differently from this build's is refused by name.
+  const GgufBlockType& first = gguf_block_types().front();
+  std::string bytes = read_bytes(path);
+  const std::string field = fmt::format("\"bytes_per_block\":{}", first.bytes_per_block);
+  const size_t at = bytes.find(field);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + field.size() - 1] = bytes[at + field.size() - 1] == '9' ? '8' : '9';  // same length: offsets hold
+  write_bytes(path, bytes);
+  const LowbitModelFile file = get(LowbitModelFile::open(path));
+  auto bad = file.read(first.name, {rows, cols});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(first.name), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("differs"), std::string::npos) << bad.status().message();
 }
 
 // stories260K through the pipeline with a data-free recipe and back, against the same

@@ -25,7 +25,9 @@ namespace {
 using testing::dequantized;
 using testing::gaussian;
 using testing::gram;
+using testing::least_squares;
 using testing::named_format;
+using testing::Problem;
 
 // ---- The independent reference -------------------------------------------
 
@@ -153,24 +155,6 @@ std::vector<float> reference_gptq(RefQuant kind, const std::vector<float>& w_in,
 }
 
 // ---- Tests -----------------------------------------------------------------
-
-struct Problem {
-  int64_t rows, cols, samples;
-  std::vector<float> w, x;
-  std::vector<double> h;
-};
-
-Problem least_squares(int64_t rows, int64_t cols, uint64_t seed) {
-  Problem p{rows, cols, 2 * cols, gaussian(rows, cols, seed), gaussian(2 * cols, cols, seed + 100), {}};
-  // Correlated channels: x_j += 0.5 x_{j-1}, and a few loud ones (act-order has work to do).
-  for (int64_t t = 0; t < p.samples; ++t) {
-    float* xt = p.x.data() + t * cols;
-    for (int64_t j = 1; j < cols; ++j) xt[j] += 0.5f * xt[j - 1];
-    for (int64_t j = 0; j < cols; j += 37) xt[j] *= 4.0f;
-  }
-  p.h = gram(p.x, p.samples, cols);
-  return p;
-}
 
 void expect_matches_reference(const char* format, RefQuant kind, bool act_order, bool static_groups, int block) {
   SCOPED_TRACE(::testing::Message() << format << " act_order=" << act_order << " static=" << static_groups

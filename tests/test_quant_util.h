@@ -48,6 +48,26 @@ inline std::vector<double> gram(const std::vector<float>& x, int64_t n, int64_t 
   return h;
 }
 
+// A least-squares problem for GPTQ: W [rows, cols] Gaussian, inputs X [2·cols, cols]
+// with correlated channels (x_j += 0.5 x_{j-1}) and a few loud ones (every 37th
+// ×4, so act-order has work to do), H = XᵀX.
+struct Problem {
+  int64_t rows, cols, samples;
+  std::vector<float> w, x;
+  std::vector<double> h;
+};
+
+inline Problem least_squares(int64_t rows, int64_t cols, uint64_t seed) {
+  Problem p{rows, cols, 2 * cols, gaussian(rows, cols, seed), gaussian(2 * cols, cols, seed + 100), {}};
+  for (int64_t t = 0; t < p.samples; ++t) {
+    float* xt = p.x.data() + t * cols;
+    for (int64_t j = 1; j < cols; ++j) xt[j] += 0.5f * xt[j - 1];
+    for (int64_t j = 0; j < cols; j += 37) xt[j] *= 4.0f;
+  }
+  p.h = gram(p.x, p.samples, cols);
+  return p;
+}
+
 inline std::vector<float> dequantized(const QuantizedWeight& q) {
   std::vector<float> out(static_cast<size_t>(q.rows() * q.cols()));
   Status s = dequantize_weight(q, out.data());

@@ -37,6 +37,19 @@ class QuantizeCli : public ::testing::Test {
     text_ = testing::shared_path("data/tinystories/tinystories_validation_head.txt");
     if (model_.empty() || text_.empty()) GTEST_SKIP() << "shared test material missing (stories260K, tinystories)";
   }
+  // `lowbit quantize` of stories260K with `recipe`, 8 calibration windows of 128 tokens.
+  testing::CommandResult quantize(const std::string& recipe, const std::string& out, const std::string& report) const {
+    return run_lowbit("quantize " + model_ + " --recipe " + recipe + " --calib " + text_ +
+                      " --calib-samples 8 --calib-len 128 --seed 1 -t 2 --no-progress -o " + out + " --json " + report);
+  }
+  // `lowbit ppl --base stories260K` of a quantized file: its JSON report (empty on failure).
+  json ppl_against_base(const std::string& out, const testing::ScopedTempDir& dir) const {
+    const std::string ppl = dir.file("ppl.json");
+    const auto r = run_lowbit("ppl " + out + " --text " + text_ + " --ctx 128 --chunks 8 --no-progress --base " +
+                              model_ + " --json " + ppl);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return r.exit_code == 0 ? read_json(ppl) : json::object();
+  }
   std::string model_;
   std::string text_;
 };
@@ -45,8 +58,7 @@ TEST_F(QuantizeCli, GptqThenPplAgainstTheBase) {
   testing::ScopedTempDir dir("quantize_cli");
   const std::string out = dir.file("s.lbq");
   const std::string report = dir.file("q.json");
-  auto r = run_lowbit("quantize " + model_ + " --recipe w4g128-gptq --calib " + text_ +
-                      " --calib-samples 8 --calib-len 128 --seed 1 -t 2 --no-progress -o " + out + " --json " + report);
+  auto r = quantize("w4g128-gptq", out, report);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   ASSERT_TRUE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".tmp"));
@@ -70,15 +82,45 @@ TEST_F(QuantizeCli, GptqThenPplAgainstTheBase) {
   EXPECT_NE(r.output.find("int4_g128_asym"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("bpw"), std::string::npos) << r.output;
 
-  const std::string ppl = dir.file("ppl.json");
-  r = run_lowbit("ppl " + out + " --text " + text_ + " --ctx 128 --chunks 8 --no-progress --base " + model_ +
-                 " --json " + ppl);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const json p = read_json(ppl);
+  const json p = ppl_against_base(out, dir);
+  ASSERT_TRUE(p.contains("kld_mean"));
   EXPECT_GT(p["kld_mean"].get<double>(), 1e-4);  // quantized: not the base model
   EXPECT_LT(p["kld_mean"].get<double>(), 0.25);  // ~0.07-0.1 measured at W4 g128
   EXPECT_GT(p["top1_agree"].get<double>(), 0.7);
 
+  r = run_lowbit("generate " + out + " --prompt 'Once upon a time' -n 8");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(QuantizeCli, GgufRecipeThenInfoPplAndGenerate) {
+  testing::ScopedTempDir dir("quantize_cli_gguf");
+  const std::string out = dir.file("q.lbq");
+  const std::string report = dir.file("q.json");
+  auto r = quantize("q4_0-gptq", out, report);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // stories260K's 172-wide down_proj is not whole blocks of 32: the recipe's fallback keeps it FP16.
+  EXPECT_NE(r.output.find("fallback: 5 tensors q4_0 -> fp16"), std::string::npos) << r.output;
+  const json q = read_json(report);
+  ASSERT_EQ(q["fallbacks"].size(), 5u);
+  EXPECT_EQ(q["fallbacks"][0]["name"], "layers.0.down_proj");
+  for (const json& m : q["modules"]) {
+    const std::string name = m["name"];
+    if (name == "token_embedding" || name == "lm_head") {
+      EXPECT_EQ(m["format"], "q8_0") << name;
+    } else if (name.find("down_proj") == std::string::npos) {
+      EXPECT_EQ(m["format"], "q4_0") << name;
+      EXPECT_EQ(m["method"], "gptq") << name;
+      EXPECT_DOUBLE_EQ(m["bits_per_weight"].get<double>(), 4.5) << name;
+    }
+  }
+  r = run_lowbit("info -v " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("q4_0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("q8_0"), std::string::npos) << r.output;
+  const json p = ppl_against_base(out, dir);
+  ASSERT_TRUE(p.contains("kld_mean"));
+  EXPECT_GT(p["kld_mean"].get<double>(), 1e-4);
+  EXPECT_LT(p["kld_mean"].get<double>(), 0.25);
   r = run_lowbit("generate " + out + " --prompt 'Once upon a time' -n 8");
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }

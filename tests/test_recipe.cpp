@@ -141,7 +141,7 @@ TEST(Recipe, ErrorsNameTheRecipeAndTheRule) {
             std::string::npos);
   EXPECT_NE(parse_error(R"({"name": "x", "default": {"method": "rtn", "format": "fp32"}})").find("fp32"),
             std::string::npos);
-  EXPECT_NE(parse_error(R"({"name": "x", "default": {"method": "gptq", "format": "int4_g128",
+  EXPECT_NE(parse_error(R"({"name": "x", "default": {"method": "awq", "format": "int4_g128",
                             "options": {"importance": true}}})")
                 .find("importance"),
             std::string::npos);
@@ -155,6 +155,106 @@ TEST(Recipe, ErrorsNameTheRecipeAndTheRule) {
   EXPECT_NE(parse_error(R"({"default": {"method": "rtn", "format": "int4_g128"}})").find("name"), std::string::npos);
   EXPECT_NE(parse_error(R"({"name": "x", "rules": [{"method": "rtn", "format": "int4_g128"}])" + tail).find("match"),
             std::string::npos);
+}
+
+TEST(Recipe, GgufTypesParseWithTheirMethodsAndFallbacks) {
+  const Recipe r = parse_ok(R"({"name": "gguf",
+      "rules": [{"match": "v_proj|down_proj", "method": "gptq", "format": "q6_K", "fallback": ["q8_0", "fp16"]},
+                {"match": "^(token_embedding|lm_head)$", "method": "rtn", "format": "q8_0"},
+                {"match": "o_proj", "method": "awq", "format": "q4_0"}],
+      "default": {"method": "gptq", "format": "q4_K", "fallback": "q5_0", "options": {"importance": true}}})");
+  EXPECT_EQ(r.rule_for("layers.3.v_proj").format, "q6_K");
+  EXPECT_EQ(r.rule_for("layers.3.v_proj").fallback, (std::vector<std::string>{"q8_0", "fp16"}));
+  EXPECT_EQ(r.rule_for("layers.3.q_proj").fallback, std::vector<std::string>{"q5_0"});
+  EXPECT_TRUE(r.rule_for("layers.3.q_proj").options.importance);  // gptq: weighted header search
+  EXPECT_TRUE(r.rule_for("token_embedding").fallback.empty());
+  EXPECT_EQ(r.rule_for("lm_head").format, "q8_0");
+  for (const char* name : {"q8_0-rtn", "q4_0-gptq", "q4_0-awq", "q4_K-gptq"}) EXPECT_TRUE(load_recipe(name).ok()) << name;
+  const ModelConfig c = smollm2_135m_config();
+  EXPECT_FALSE(load_recipe("q8_0-rtn")->needs_calibration(c));
+  EXPECT_TRUE(load_recipe("q4_K-gptq")->needs_calibration(c));
+}
+
+TEST(Recipe, ResolveRuleTakesTheFirstFallbackThatHoldsTheShape) {
+  const Recipe r = get(load_recipe("q4_K-gptq"));
+  // SmolLM2: 576-wide inputs are not whole 256-blocks; 1536-wide ones are.
+  const QuantRule q = get(resolve_rule(r.rule_for("layers.0.q_proj"), "layers.0.q_proj", 576, 576));
+  EXPECT_EQ(q.format, "q5_0");
+  EXPECT_EQ(q.fallback_from, "q4_K");
+  EXPECT_EQ(q.method, QuantMethod::kGptq);
+  const QuantRule down = get(resolve_rule(r.rule_for("layers.0.down_proj"), "layers.0.down_proj", 576, 1536));
+  EXPECT_EQ(down.format, "q6_K");
+  EXPECT_TRUE(down.fallback_from.empty());
+  EXPECT_EQ(get(resolve_rule(r.rule_for("layers.0.v_proj"), "layers.0.v_proj", 192, 576)).format, "q8_0");
+  // stories260K's 172-wide down_proj: no 32-block type holds it; the last fallback is FP16, stored as is.
+  const QuantRule odd = get(resolve_rule(r.rule_for("layers.0.down_proj"), "layers.0.down_proj", 64, 172));
+  EXPECT_EQ(odd.format, "fp16");
+  EXPECT_EQ(odd.fallback_from, "q6_K");
+  EXPECT_EQ(odd.method, QuantMethod::kNone);
+  // Without a fallback the error names the tensor, the type and the shape, on one line.
+  const Recipe strict = parse_ok(R"({"name": "strict", "default": {"method": "gptq", "format": "q4_K"}})");
+  auto e = resolve_rule(strict.rule_for("layers.4.o_proj"), "layers.4.o_proj", 576, 576);
+  ASSERT_FALSE(e.ok());
+  for (const char* part : {"layers.4.o_proj", "q4_K", "[576, 576]", "fallback"}) {
+    EXPECT_NE(e.status().message().find(part), std::string::npos) << part << ": " << e.status().message();
+  }
+  EXPECT_EQ(e.status().message().find('\n'), std::string::npos);
+  const Recipe short_list = parse_ok(R"({"name": "s", "default": {"method": "gptq", "format": "q4_K", "fallback": "q5_0"}})");
+  auto none_fits = resolve_rule(short_list.default_rule, "layers.0.q_proj", 64, 100);  // q5_0 needs 32 | cols
+  ASSERT_FALSE(none_fits.ok());
+  EXPECT_NE(none_fits.status().message().find("q5_0"), std::string::npos) << none_fits.status().message();
+}
+
+TEST(Recipe, GgufBitsPerWeightOnSmolLM2) {
+  // Q4_K 144 bytes per 256 (4.5 bpw), Q5_0 22 per 32 (5.5), Q6_K 210 per 256 (6.5625),
+  // Q8_0 34 per 32 (8.5); SmolLM2's 576-wide inputs fall back (q4_K -> q5_0, q6_K -> q8_0).
+  auto bpw = [](const char* format, int64_t rows, int64_t cols) {
+    QuantRule rule;
+    rule.method = QuantMethod::kRtn;
+    rule.format = format;
+    return get(rule_bits_per_weight(rule, rows, cols));
+  };
+  EXPECT_DOUBLE_EQ(bpw("q4_K", 576, 1536), 4.5);
+  EXPECT_DOUBLE_EQ(bpw("q5_0", 576, 576), 5.5);
+  EXPECT_DOUBLE_EQ(bpw("q6_K", 576, 1536), 6.5625);
+  EXPECT_DOUBLE_EQ(bpw("q8_0", 49152, 576), 8.5);
+  const RecipeSize size = get(recipe_size(get(load_recipe("q4_K-gptq")), smollm2_135m_config()));
+  // Per layer: q, o, gate, up q5_0; k q5_0; v q8_0; down q6_K.
+  const double bits = 5.5 * (576.0 * 576 * 2 + 1536.0 * 576 * 2 + 192.0 * 576) + 8.5 * 192.0 * 576 +
+                      6.5625 * 576.0 * 1536;
+  const double params = 576.0 * 576 * 2 + 1536.0 * 576 * 3 + 192.0 * 576 * 2;
+  EXPECT_NEAR(size.linear_bpw, bits / params, 1e-12);
+}
+
+TEST(Recipe, GgufCombinationsThatCannotWorkAreRefused) {
+  auto expect_error = [](const std::string& text, std::initializer_list<const char*> parts) {
+    const std::string e = parse_error(text);
+    for (const char* part : parts) EXPECT_NE(e.find(part), std::string::npos) << part << ": " << e;
+  };
+  expect_error(R"({"name": "x", "default": {"method": "easyquant", "format": "q4_0"}})", {"easyquant", "q4_0"});
+  expect_error(R"({"name": "x", "default": {"method": "easyquant", "format": "int4_g128", "fallback": "q4_0"}})",
+               {"easyquant", "q4_0"});
+  expect_error(R"({"name": "x", "default": {"method": "rtn", "format": "q4_K", "fallback": "q4_L"}})",
+               {"fallback", "q4_L"});
+  expect_error(R"({"name": "x", "default": {"method": "rtn", "format": "q4_K", "fallback": []}})", {"fallback"});
+  expect_error(R"({"name": "x", "default": {"method": "rtn", "format": "q4_K", "fallback": "q4_K"}})",
+               {"fallback", "q4_K"});
+  expect_error(R"({"name": "x", "default": {"method": "none", "format": "fp16", "fallback": "bf16"}})",
+               {"fallback", "none"});
+  expect_error(R"({"name": "x", "default": {"method": "none", "format": "q8_0"}})", {"none", "q8_0"});
+  // token_embedding is data-free; lm_head may weight RTN by its input's importance.
+  expect_error(R"({"name": "x", "rules": [{"match": "^token_embedding$", "method": "rtn", "format": "q8_0",
+                   "options": {"importance": true}}], "default": {"method": "rtn", "format": "q4_0"}})",
+               {"token_embedding", "importance"});
+  expect_error(R"({"name": "x", "rules": [{"match": "^lm_head$", "method": "gptq", "format": "q8_0"}],
+                   "default": {"method": "rtn", "format": "q4_0"}})",
+               {"lm_head", "gptq"});
+  const Recipe head = parse_ok(R"({"name": "x", "rules": [{"match": "^lm_head$", "method": "rtn", "format": "q6_K",
+                                   "options": {"importance": true}}], "default": {"method": "rtn", "format": "q4_0"}})");
+  ModelConfig untied = smollm2_135m_config();
+  untied.tied_embeddings = false;
+  EXPECT_TRUE(head.needs_calibration(untied));
+  EXPECT_FALSE(head.needs_calibration(smollm2_135m_config()));  // tied: the head is the embedding
 }
 
 TEST(Recipe, LoadsFilesAndNamesBadOnes) {

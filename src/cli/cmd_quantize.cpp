@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "cli/commands.h"
 #include "cli/kv_cli.h"
@@ -117,6 +118,14 @@ Status run_quantize(const QuantizeFlags& f) {
   std::printf("wrote %s: %.2f MB, decoder linears %.3f bits per weight, %.1f s, peak RSS %.0f MB (bound %.0f MB)\n",
               r.output_path.c_str(), static_cast<double>(r.file_bytes) / 1e6, r.linear_bits_per_weight(), r.seconds,
               static_cast<double>(r.peak_rss_bytes) / 1e6, static_cast<double>(r.memory_bound_bytes) / 1e6);
+  std::map<std::string, int> fallbacks;  // "q4_K -> q5_0" -> tensors
+  for (const ModuleReport& m : r.modules) {
+    if (!m.fallback_from.empty()) ++fallbacks[m.fallback_from + " -> " + m.format];
+  }
+  for (const auto& [change, n] : fallbacks) {
+    std::printf("fallback: %d tensors %s (their shape does not fit; names in the JSON report's \"fallbacks\")\n", n,
+                change.c_str());
+  }
   nlohmann::json report = report_json(r);
   report["model"] = f.model_path;
   report["recipe"] = recipe.name;

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
+
+#include "quant/weight_format.h"
 
 namespace lowbit {
 namespace {
@@ -23,16 +26,26 @@ json spec_json(const BlockFormatSpec& s) {
           {"element_unit_log2", s.element_unit_log2}};
 }
 
+// What a GGUF-typed record stores beside its format name: the type as numbered in
+// GGUF files and its block shape.
+json gguf_json(const GgufBlockType& t) {
+  return {{"type", t.type_id}, {"block_size", t.block_size}, {"bytes_per_block", t.bytes_per_block}};
+}
+
+// The definition a record carries of its format: "spec" (scaled formats) or
+// "gguf" (GGUF block types); the loader compares it with this build's.
+std::pair<const char*, json> format_definition(const WeightFormat& f) {
+  if (const BlockFormat* b = f.block_format()) return {"spec", spec_json(b->spec)};
+  return {"gguf", gguf_json(*f.gguf_type())};
+}
+
 // The array sizes a [rows, cols] matrix takes in `format`.
-struct PartSizes {
-  uint64_t codes = 0, scales = 0, mins = 0;
-};
+using PartSizes = WeightFormat::ArraySizes;
 Expected<PartSizes> part_sizes(const std::string& format, int64_t rows, int64_t cols) {
   if (format == kFp32Storage) return PartSizes{static_cast<uint64_t>(rows * cols) * 4, 0, 0};
-  LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
-  const BlockLayout& l = f->layout;
-  const uint64_t scales = static_cast<uint64_t>(scale_count(l, rows, cols)) * l.scale_bytes;
-  return PartSizes{static_cast<uint64_t>(rows * row_code_bytes(l.code_bits, cols)), scales, l.asymmetric ? scales : 0};
+  LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(format));
+  LB_RETURN_IF_ERROR(f.check_shape(rows, cols));
+  return f.array_sizes(rows, cols);
 }
 
 Expected<int64_t> get_int(const json& j, const char* key, const std::string& where) {
@@ -180,8 +193,9 @@ Status LowbitFileWriter::add(const std::string& name, const std::vector<int64_t>
   }
   json record = {{"name", name}, {"shape", shape}, {"format", q.format}};
   if (q.format != kFp32Storage) {
-    LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(q.format));
-    record["spec"] = spec_json(f->spec);
+    LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(q.format));
+    auto [key, definition] = format_definition(f);
+    record[key] = std::move(definition);
   }
   if (!method.empty()) record["method"] = method;
   LB_ASSIGN_OR_RETURN(json part, write_part("tensor '" + name + "'", q.format, q.tensor));
@@ -313,11 +327,12 @@ Expected<QuantizedWeight> LowbitModelFile::read(const std::string& name, const s
   QuantizedWeight q;
   LB_ASSIGN_OR_RETURN(q.format, get_string(r, "format", path() + ": " + what));
   if (q.format != kFp32Storage) {
-    auto format = find_block_format(q.format);
+    auto format = WeightFormat::find(q.format);
     if (!format.ok()) return format.status().with_context(path() + ": " + what);
-    if (!r.contains("spec") || r["spec"] != spec_json((*format)->spec)) {
+    const auto [key, definition] = format_definition(*format);
+    if (!r.contains(key) || r[key] != definition) {
       return make_error("{}: {}: format '{}' as stored ({}) differs from this build's ({})", path(), what, q.format,
-                        r.value("spec", json()).dump(), spec_json((*format)->spec).dump());
+                        r.value(key, json()).dump(), definition.dump());
     }
   }
   LB_ASSIGN_OR_RETURN(q.tensor, read_part(r, q.format, rows, cols, what));
@@ -412,8 +427,8 @@ FileSummary LowbitModelFile::summary() const {
       for (const char* key : {"codes", "scales", "mins"}) {
         if (part.contains(key) && part[key].is_object()) t.n_bytes += part[key].value("bytes", uint64_t{0});
       }
-      auto f = find_block_format(format);
-      if (f.ok() && (*f)->layout.tensor_scale) t.n_bytes += 4;
+      auto f = WeightFormat::find(format);
+      if (f.ok() && f->block_format() != nullptr && f->block_format()->layout.tensor_scale) t.n_bytes += 4;
     };
     add_part(r, r.value("format", ""));
     if (r.contains("outliers") && r["outliers"].contains("data")) {

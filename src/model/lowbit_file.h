@@ -13,14 +13,17 @@
 //                 seven linears (and q/k/v biases), ffn_norm; output_norm, lm_head
 //                 (untied only), rope_freqs (when present)
 //   record        {"name", "shape": [rows, cols] (vectors: [n]), "format": name,
-//                  "spec": {...} (scaled formats), "codes", "scales", "mins": blob refs,
+//                  "spec": {...} (scaled formats) or "gguf": {"type", "block_size",
+//                  "bytes_per_block"} (GGUF block types: the tensor bytes in "codes"),
+//                  "codes", "scales", "mins": blob refs,
 //                  "tensor_scale", optional "outliers": {"count", "data"},
 //                  optional "lowrank": {"rank", "format", "u": part, "v": part},
 //                  optional "method",
 //                  optional "act": the linear's activation quantizer, the spec of
 //                  quant/act_quant.h plus "threshold" (FP32 T, per-tensor static only)}
 // Every tensor is stored as a QuantizedWeight under a format name: a scaled
-// format, or "fp32" (raw floats in codes) for norms and unquantized tensors.
+// format, a GGUF block type (quant/weight_format.h), or "fp32" (raw floats in
+// codes) for norms and unquantized tensors.
 #pragma once
 
 #include <cstdint>

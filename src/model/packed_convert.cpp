@@ -7,6 +7,7 @@
 #include "core/half.h"
 #include "formats/block_format.h"
 #include "formats/element_format.h"
+#include "formats/gguf_blocks.h"
 
 namespace lowbit {
 namespace {
@@ -167,6 +168,7 @@ Expected<PackedMatrix> pack_half(const QuantizedTensor& t, PackedKind kind) {
 std::string packed_unsupported_reason(const QuantizedWeight& q) {
   if (!q.outliers.empty()) return "sparse outliers";
   if (q.rank > 0) return "low-rank correction";
+  if (find_gguf_block_type(q.format) != nullptr) return "GGUF block type " + q.format + " (no packed kernel yet)";
   auto found = format_of(q);
   if (!found.ok()) return "format '" + q.format + "' is not a block format";
   const BlockFormat& f = **found;

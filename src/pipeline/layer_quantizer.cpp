@@ -1,6 +1,7 @@
 #include "pipeline/layer_quantizer.h"
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <set>
 
@@ -34,7 +35,11 @@ class LayerQuantizer {
 
   Expected<std::vector<ModuleReport>> run() {
     for (const auto& phase : kPhases) {
-      for (const std::string& suffix : phase) rules_[suffix] = &ctx_.recipe->rule_for(linear_name(index_, suffix));
+      for (const std::string& suffix : phase) {
+        const std::string name = linear_name(index_, suffix);
+        const Matrix& m = linear_matrix(w_, suffix);
+        LB_ASSIGN_OR_RETURN(rules_[suffix], resolve_rule(ctx_.recipe->rule_for(name), name, m.rows, m.cols));
+      }
     }
     if (ctx_.calibration) {
       LB_RETURN_IF_ERROR(migrate());  // SmoothQuant / OS+ before every statistic the quantizers use
@@ -115,7 +120,7 @@ class LayerQuantizer {
       int awq = 0;
       std::set<std::string> formats;
       for (const std::string& suffix : kPhases[p]) {
-        const QuantRule& r = *rules_.at(suffix);
+        const QuantRule& r = rules_.at(suffix);
         if (r.method == QuantMethod::kAwq) ++awq;
         formats.insert(r.format);
       }
@@ -173,12 +178,14 @@ class LayerQuantizer {
       const RowSampler::Rows* x = rows.find(leader);
       if (rg == nullptr || x == nullptr) return make_error("{}: no calibration rows for {}", leader, osp ? "OS+" : "SmoothQuant");
       std::vector<MigrationLinear> linears;
+      std::deque<WeightFormat> formats;  // what linears point to
       for (const std::string& suffix : suffixes) {
-        const QuantRule& rule = *rules_.at(suffix);
+        const QuantRule& rule = rules_.at(suffix);
         MigrationLinear l;
         l.weight = &linear_matrix(w_, suffix);
         if (!rule.keeps_fp32()) {
-          LB_ASSIGN_OR_RETURN(l.weight_format, rule_format(rule));
+          LB_ASSIGN_OR_RETURN(WeightFormat f, rule_format(rule));
+          l.weight_format = &formats.emplace_back(f);
         }
         l.act = rule.act;
         linears.push_back(l);
@@ -227,12 +234,12 @@ class LayerQuantizer {
     for (AwqGroup g : groups) {
       const std::string first = awq_group_linears(g)[0];
       awq_names.push_back(linear_name(index_, first));
-      awq_tokens = std::max(awq_tokens, rules_.at(first)->options.awq_tokens);
+      awq_tokens = std::max(awq_tokens, rules_.at(first).options.awq_tokens);
     }
     // Inputs of linears with per-tensor static activation quantizers: their max |x_j|.
     std::vector<std::string> act_names;
     for (const auto& [suffix, rule] : rules_) {
-      if (rule->act && rule->act->is_static()) act_names.push_back(shared_input_key(linear_name(index_, suffix)));
+      if (rule.act && rule.act->is_static()) act_names.push_back(shared_input_key(linear_name(index_, suffix)));
     }
     const int64_t total_tokens = static_cast<int64_t>(cal.n_seq) * cal.runner->seq_len();
     ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names});
@@ -279,9 +286,9 @@ class LayerQuantizer {
       weights.push_back(linear_matrix(w_, suffix).data.data());
       out_rows.push_back(linear_matrix(w_, suffix).rows);
     }
-    const QuantRule& rule = *rules_.at(suffixes[0]);
-    LB_ASSIGN_OR_RETURN(const BlockFormat* format, rule_format(rule));
-    auto found = search_awq_scales(*format, weights, out_rows, awq_group_width(group, c_), x->data.data(), x->n_rows,
+    const QuantRule& rule = rules_.at(suffixes[0]);
+    LB_ASSIGN_OR_RETURN(const WeightFormat format, rule_format(rule));
+    auto found = search_awq_scales(format, weights, out_rows, awq_group_width(group, c_), x->data.data(), x->n_rows,
                                    mean_abs, AwqSearch{rule.options.awq_grid});
     if (!found.ok()) return found.status().with_context(leader + " AWQ search");
     const std::vector<float>& scale = found->scales;
@@ -307,10 +314,10 @@ class LayerQuantizer {
     const std::string name = linear_name(index_, suffix);
     if (ctx_.on_module) ctx_.on_module(name);
     const auto start = std::chrono::steady_clock::now();
-    const QuantRule& rule = *rules_.at(suffix);
+    const QuantRule& rule = rules_.at(suffix);
     Matrix& m = linear_matrix(w_, suffix);
     LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
-    LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(rule.method)));
+    LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(r.method)));
     if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));
     std::optional<ActQuantAttachment> act;
     if (rule.act) {
@@ -319,8 +326,9 @@ class LayerQuantizer {
     }
     ModuleReport report;
     report.name = name;
-    report.method = quant_method_name(rule.method);
-    report.format = rule.format;
+    report.method = quant_method_name(r.method);
+    report.format = r.weight.format;
+    report.fallback_from = r.fallback_from;
     report.rows = m.rows;
     report.cols = m.cols;
     report.stored_bytes = r.weight.storage_bytes();
@@ -378,7 +386,7 @@ class LayerQuantizer {
   const ModelConfig& c_;
   int index_;
   LayerWeights w_;                                       // FP32, AWQ scales folded in
-  std::map<std::string, const QuantRule*> rules_;        // by suffix
+  std::map<std::string, QuantRule> rules_;               // by suffix, resolved for the linear's shape
   std::map<std::string, std::vector<double>> hessians_;  // by leader name, [in, in]
   std::map<std::string, float> awq_alpha_;               // by suffix
   struct MigrationNote {

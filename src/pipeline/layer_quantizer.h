@@ -41,7 +41,8 @@ namespace lowbit {
 struct ModuleReport {
   std::string name;
   std::string method;
-  std::string format;
+  std::string format;         // the format stored
+  std::string fallback_from;  // the rule's format when its "fallback" replaced it (recipe.h), else ""
   int64_t rows = 0;
   int64_t cols = 0;
   double bits_per_weight = 0.0;  // stored bits / (rows · cols), side tables included

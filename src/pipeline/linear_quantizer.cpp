@@ -21,7 +21,7 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
     LB_ASSIGN_OR_RETURN(q.tensor, quantize_matrix(rule.format, w, rows, cols));
     return q;
   }
-  LB_ASSIGN_OR_RETURN(const BlockFormat* format, rule_format(rule));
+  LB_ASSIGN_OR_RETURN(WeightFormat format, rule_format(rule));
   switch (rule.method) {
     case QuantMethod::kRtn:
     case QuantMethod::kAwq: {  // AWQ: the scales are already folded into w; round with (weighted) clipping search
@@ -31,7 +31,7 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
         if (hessian == nullptr) return make_error("option 'importance' needs calibration data (--calib)");
         o.importance = hessian_diagonal(*hessian, cols);
       }
-      return quantize_rtn(*format, w, rows, cols, o);
+      return quantize_rtn(format, w, rows, cols, o);
     }
     case QuantMethod::kGptq: {
       if (hessian == nullptr) return make_error("gptq needs calibration data (--calib)");
@@ -41,15 +41,17 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
       o.act_order = rule.options.act_order;
       o.static_groups = rule.options.static_groups;
       o.search = rule.options.search;
+      o.importance = rule.options.importance;
       GptqStats stats;
-      LB_ASSIGN_OR_RETURN(QuantizedWeight q, quantize_gptq(*format, w, rows, cols, *hessian, o, &stats));
+      LB_ASSIGN_OR_RETURN(QuantizedWeight q, quantize_gptq(format, w, rows, cols, *hessian, o, &stats));
       *dead_columns = stats.dead_columns;
       return q;
     }
     case QuantMethod::kEasyQuant: {
       EasyQuantOptions o;
       o.outlier_fraction = rule.options.outlier_fraction;
-      return quantize_easyquant(*format, w, rows, cols, o);
+      if (format.block_format() == nullptr) return make_error("easyquant needs a scaled format, not {}", rule.format);
+      return quantize_easyquant(*format.block_format(), w, rows, cols, o);
     }
     case QuantMethod::kNone: break;
   }
@@ -78,14 +80,17 @@ double relative_output_error(const float* w, const float* q, int64_t rows, int64
   return num / den;
 }
 
-Expected<LinearQuantResult> quantize_linear(const QuantRule& rule, const std::string& name, const float* w,
+Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std::string& name, const float* w,
                                             int64_t rows, int64_t cols, const std::vector<double>* hessian) {
+  LB_ASSIGN_OR_RETURN(const QuantRule rule, resolve_rule(matched, name, rows, cols));
   const std::string where =
       fmt::format("{} ({} {}, {})", name, quant_method_name(rule.method), rule.format, rule.label());
   if (hessian != nullptr && hessian->size() != static_cast<size_t>(cols * cols)) {
     return make_error("{}: H has {} values, expected [{}, {}]", where, hessian->size(), cols, cols);
   }
   LinearQuantResult r;
+  r.method = rule.method;
+  r.fallback_from = rule.fallback_from;
   auto q = run_method(rule, w, rows, cols, hessian, &r.dead_columns);
   if (!q.ok()) return q.status().with_context(where);
   r.weight = std::move(q).value();

@@ -18,7 +18,9 @@
 namespace lowbit {
 
 struct LinearQuantResult {
-  QuantizedWeight weight;
+  QuantizedWeight weight;                  // weight.format: the format used, a fallback's where one was taken
+  QuantMethod method = QuantMethod::kNone;  // the method used (none where the fallback is fp32/fp16/bf16)
+  std::string fallback_from;               // the rule's format when a fallback replaced it, else ""
   double weight_rel_error = 0.0;
   std::optional<double> output_rel_error;  // when H was given
   int dead_columns = 0;                    // GPTQ: inputs never active in calibration
@@ -26,7 +28,8 @@ struct LinearQuantResult {
 
 // w: [rows, cols]. hessian: [cols, cols] H = Σ_t x_t x_tᵀ of the input, or null
 // (required by gptq and rtn with importance; awq uses diag(H) to weight its
-// clipping search when given). `name` goes into errors.
+// clipping search when given). The rule is first resolved for the shape
+// (resolve_rule: its fallback where its format cannot hold it). `name` goes into errors.
 Expected<LinearQuantResult> quantize_linear(const QuantRule& rule, const std::string& name, const float* w,
                                             int64_t rows, int64_t cols, const std::vector<double>* hessian);
 

@@ -89,8 +89,8 @@ Expected<double> migration_error(const std::vector<MigrationLinear>& linears, co
       for (int64_t j = 0; j < in; ++j) wq[r * in + j] = w.data[r * in + j] * scale[j];
     }
     if (l.weight_format != nullptr) {
-      LB_ASSIGN_OR_RETURN(QuantizedTensor q, quantize(*l.weight_format, wq.data(), out, in));
-      LB_RETURN_IF_ERROR(dequantize(*l.weight_format, q, wq.data()));
+      LB_ASSIGN_OR_RETURN(QuantizedTensor q, l.weight_format->quantize(wq.data(), out, in));
+      LB_RETURN_IF_ERROR(l.weight_format->dequantize(q, wq.data()));
     }
     // Q_a((X − z) / s): [rows, in]
     if (l.act) {

@@ -24,8 +24,8 @@
 //   E = Σ_linears ‖(X − z) Wᵀ − Q_a((X − z) diag(s)⁻¹) · Q_w(W diag(s))ᵀ‖²_F / Σ ‖X Wᵀ‖²_F
 // (the shift returns exactly through the bias W z, so the numerator is the whole
 // output error and E compares across shifts)
-// with Q_w = round-to-nearest in the linear's weight format (min-max scales; none
-// for FP32 weights) and Q_a = the linear's activation quantizer (a per-tensor
+// with Q_w = round-to-nearest in the linear's weight format (min-max scales, a
+// GGUF type's own search; none for FP32 weights) and Q_a = the linear's activation quantizer (a per-tensor
 // static threshold is clip · max |X̃| over the rows; none when the rule has no act).
 #pragma once
 
@@ -42,6 +42,7 @@
 #include "model/weights.h"
 #include "pipeline/awq_fold.h"
 #include "quant/act_quant.h"
+#include "quant/weight_format.h"
 
 namespace lowbit {
 
@@ -66,7 +67,7 @@ class ChannelRange : public ActivationObserver {
 // One linear of a group, as the searches see it.
 struct MigrationLinear {
   const Matrix* weight = nullptr;              // [out, in], FP32, before the migration
-  const BlockFormat* weight_format = nullptr;  // null: weights stay FP32
+  const WeightFormat* weight_format = nullptr;  // null: weights stay FP32
   std::optional<ActQuantSpec> act;             // none: FP32 inputs
 };
 

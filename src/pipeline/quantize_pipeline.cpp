@@ -8,6 +8,7 @@
 #include "core/progress.h"
 #include "eval/bench.h"
 #include "io/gguf.h"
+#include "model/ops.h"
 #include "pipeline/layer_runner.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/rotation.h"
@@ -40,22 +41,49 @@ void log_module(const ModuleReport& m) {
     migration = fmt::format("  {} {} {:.3g}", m.migration, m.migration == "osp" ? "t" : "alpha", *m.migration_parameter);
     if (m.migration_error) migration += fmt::format(" (E {:.3e} -> {:.3e})", *m.migration_error_plain, *m.migration_error);
   }
-  std::fprintf(stderr, "  %-22s %-9s %-15s %7.3f bpw  weight err %.3e  output err %s%s%s  %.2f s\n", m.name.c_str(),
+  const std::string fallback = m.fallback_from.empty() ? "" : fmt::format("  (fallback from {})", m.fallback_from);
+  std::fprintf(stderr, "  %-22s %-9s %-15s %7.3f bpw  weight err %.3e  output err %s%s%s%s  %.2f s\n", m.name.c_str(),
                m.method.c_str(), m.format.c_str(), m.bits_per_weight, m.weight_rel_error, out_err.c_str(),
-               m.awq_alpha ? fmt::format("  alpha {:.2f}", *m.awq_alpha).c_str() : "", migration.c_str(), m.seconds);
+               m.awq_alpha ? fmt::format("  alpha {:.2f}", *m.awq_alpha).c_str() : "", migration.c_str(),
+               fallback.c_str(), m.seconds);
 }
 
-// A tensor outside the decoder layers (token_embedding, lm_head), quantized without calibration.
+// H = Σ_t n_t n_tᵀ [dim, dim] of the head's input n_t = rms_norm(h_t) · output_norm, over the
+// calibration hidden states h [tokens, dim] after the last layer (RTN importance of lm_head).
+Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidden, const ModelConfig& c,
+                                                 const std::vector<float>& output_norm, HessianPrecision precision) {
+  ActivationStats stats({.hessian = precision, .names = {"lm_head"}});
+  const int64_t tokens = static_cast<int64_t>(hidden.size()) / c.dim;
+  constexpr int64_t kChunk = 256;
+  std::vector<float> normed(static_cast<size_t>(kChunk * c.dim));  // [chunk, dim]
+  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, tokens - t0);
+    for (int64_t t = 0; t < n; ++t) {
+      rms_norm(hidden.data() + (t0 + t) * c.dim, output_norm.data(), c.dim, c.norm_eps, normed.data() + t * c.dim);
+    }
+    stats.observe("lm_head", normed.data(), n, c.dim);
+  }
+  LB_RETURN_IF_ERROR(stats.status());
+  const InputStats* s = stats.find("lm_head");
+  if (s == nullptr) return make_error("lm_head: no calibration states for its importance");
+  return s->hessian();
+}
+
+// A tensor outside the decoder layers (token_embedding, lm_head); hessian: the head's input H
+// when its rule weights RTN by importance, else null.
 Expected<ModuleReport> quantize_table(const Recipe& recipe, const std::string& name, const std::vector<float>& data,
-                                      int64_t rows, int64_t cols, LowbitFileWriter& writer) {
+                                      int64_t rows, int64_t cols, LowbitFileWriter& writer,
+                                      const std::vector<double>* hessian = nullptr) {
   const auto start = std::chrono::steady_clock::now();
   const QuantRule& rule = recipe.rule_for(name);
-  LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, data.data(), rows, cols, nullptr));
-  LB_RETURN_IF_ERROR(writer.add(name, {rows, cols}, r.weight, quant_method_name(rule.method)));
+  LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, data.data(), rows, cols, hessian));
+  LB_RETURN_IF_ERROR(writer.add(name, {rows, cols}, r.weight, quant_method_name(r.method)));
   ModuleReport m;
   m.name = name;
-  m.method = quant_method_name(rule.method);
-  m.format = rule.format;
+  m.method = quant_method_name(r.method);
+  m.format = r.weight.format;
+  m.fallback_from = r.fallback_from;
+  m.output_rel_error = r.output_rel_error;
   m.rows = rows;
   m.cols = cols;
   m.stored_bytes = r.weight.storage_bytes();
@@ -202,7 +230,6 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   }
   progress.update(modules_done);
   progress.finish();
-  hidden = std::vector<float>();
 
   LB_ASSIGN_OR_RETURN(std::vector<float> output_norm, source->output_norm());
   Matrix lm_head;  // rotated: head·diag(output_norm)·Q (output_norm becomes 1), the tied embedding re-read
@@ -217,12 +244,17 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     lm_head = rotate_lm_head(head, config, output_norm, *rotations);
   }
   LB_RETURN_IF_ERROR(writer.add_fp32("output_norm", {config.dim}, output_norm.data()));
+  std::vector<double> head_h;  // [dim, dim], only for a head weighted by importance
+  if (calibrate && recipe.stores_lm_head(config) && recipe.rule_for("lm_head").options.importance) {
+    LB_ASSIGN_OR_RETURN(head_h, head_input_hessian(hidden, config, output_norm, o.hessian));
+  }
+  hidden = std::vector<float>();
   if (!info.config.tied_embeddings) {
     if (!rotations) {
       LB_ASSIGN_OR_RETURN(lm_head, source->lm_head());
     }
-    LB_ASSIGN_OR_RETURN(ModuleReport m,
-                        quantize_table(recipe, "lm_head", lm_head.data, config.vocab_size, config.dim, writer));
+    LB_ASSIGN_OR_RETURN(ModuleReport m, quantize_table(recipe, "lm_head", lm_head.data, config.vocab_size, config.dim,
+                                                       writer, head_h.empty() ? nullptr : &head_h));
     if (o.verbose) log_module(m);
     report.modules.push_back(std::move(m));
   }
@@ -250,6 +282,7 @@ json report_json(const QuantizeReport& r) {
               {"output_rel_error", m.output_rel_error ? json(*m.output_rel_error) : json(nullptr)},
               {"seconds", m.seconds}};
     if (m.awq_alpha) j["awq_alpha"] = *m.awq_alpha;
+    if (!m.fallback_from.empty()) j["fallback_from"] = m.fallback_from;
     if (!m.migration.empty()) {
       j["migration"] = {{"method", m.migration}, {"parameter", *m.migration_parameter}};
       if (m.migration_error) {
@@ -262,8 +295,13 @@ json report_json(const QuantizeReport& r) {
     if (m.lorc_rank > 0) j["lorc_rank"] = m.lorc_rank;
     modules.push_back(std::move(j));
   }
+  json fallbacks = json::array();  // the tensors stored in a rule's fallback format
+  for (const ModuleReport& m : r.modules) {
+    if (!m.fallback_from.empty()) fallbacks.push_back({{"name", m.name}, {"from", m.fallback_from}, {"to", m.format}});
+  }
   return {{"output", r.output_path},
           {"calibration", r.calibration},
+          {"fallbacks", fallbacks},
           {"rotation", r.rotation},
           {"modules", modules},
           {"linear_bits_per_weight", r.linear_bits_per_weight()},

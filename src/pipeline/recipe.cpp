@@ -115,10 +115,14 @@ Status read_options(const json& j, const std::string& where, RuleOptions& o) {
 
 Status check_format_name(const std::string& name, const std::string& where, const char* what) {
   if (name == "fp32") return Status::ok_status();
-  auto f = find_block_format(name);
+  auto f = WeightFormat::find(name);
   if (!f.ok()) return f.status().with_context(fmt::format("{}: {}", where, what));
   return Status::ok_status();
 }
+
+bool is_float_storage(const std::string& format) { return format == "fp32" || format == "fp16" || format == "bf16"; }
+
+bool is_gguf_format(const std::string& format) { return find_gguf_block_type(format) != nullptr; }
 
 // Method/format combinations that make sense.
 Status check_rule(const QuantRule& r, const std::string& where) {
@@ -133,11 +137,41 @@ Status check_rule(const QuantRule& r, const std::string& where) {
     return make_error("{}: method \"{}\" needs a scaled format, not \"fp32\" (use method \"none\")", where,
                       quant_method_name(r.method));
   }
-  if (r.options.importance && r.method != QuantMethod::kRtn) {
-    return make_error("{}: option 'importance' applies to rtn only", where);
+  if (r.options.importance && r.method != QuantMethod::kRtn && r.method != QuantMethod::kGptq) {
+    return make_error("{}: option 'importance' applies to rtn and gptq only", where);
+  }
+  if (r.method == QuantMethod::kEasyQuant && is_gguf_format(r.format)) {
+    return make_error("{}: easyquant keeps outliers beside scaled formats; GGUF type \"{}\" needs rtn, gptq or awq",
+                      where, r.format);
   }
   if (r.options.lorc_rank > 0) LB_RETURN_IF_ERROR(check_format_name(r.options.lorc_format, where, "lorc_format"));
+  if (!r.fallback.empty() && r.method == QuantMethod::kNone) {
+    return make_error("{}: \"fallback\" needs a quantizing method, not \"none\" ({} holds every shape)", where,
+                      r.format);
+  }
+  for (const std::string& f : r.fallback) {
+    LB_RETURN_IF_ERROR(check_format_name(f, where, "fallback"));
+    if (r.method == QuantMethod::kEasyQuant && is_gguf_format(f)) {
+      return make_error("{}: easyquant cannot fall back to GGUF type \"{}\"", where, f);
+    }
+    if (f == r.format) return make_error("{}: fallback \"{}\" is the rule's own format", where, f);
+  }
   return Status::ok_status();
+}
+
+Status read_fallback(const json& j, const std::string& where, std::vector<std::string>& out) {
+  if (j.is_string()) {
+    out = {j.get<std::string>()};
+    return Status::ok_status();
+  }
+  if (j.is_array() && !j.empty()) {
+    for (const json& f : j) {
+      if (!f.is_string()) return make_error("{}: \"fallback\" must be a format name or a list of them", where);
+      out.push_back(f.get<std::string>());
+    }
+    return Status::ok_status();
+  }
+  return make_error("{}: \"fallback\" must be a format name or a non-empty list of them", where);
 }
 
 Expected<QuantRule> read_rule(const json& j, int index, const std::string& source) {
@@ -145,8 +179,8 @@ Expected<QuantRule> read_rule(const json& j, int index, const std::string& sourc
       index >= 0 ? fmt::format("recipe {}: rule {}", source, index) : fmt::format("recipe {}: default", source);
   if (!j.is_object()) return make_error("{}: must be an object", where);
   for (const auto& [key, value] : j.items()) {
-    if (key != "match" && key != "method" && key != "format" && key != "options" && key != "act") {
-      return make_error("{}: unknown key '{}' (known: match, method, format, options, act)", where, key);
+    if (key != "match" && key != "method" && key != "format" && key != "fallback" && key != "options" && key != "act") {
+      return make_error("{}: unknown key '{}' (known: match, method, format, fallback, options, act)", where, key);
     }
   }
   QuantRule r;
@@ -178,6 +212,7 @@ Expected<QuantRule> read_rule(const json& j, int index, const std::string& sourc
   } else if (r.method != QuantMethod::kNone) {
     return make_error("{}: method \"{}\" needs a \"format\"", where, method);
   }
+  if (j.contains("fallback")) LB_RETURN_IF_ERROR(read_fallback(j["fallback"], where, r.fallback));
   if (j.contains("options")) LB_RETURN_IF_ERROR(read_options(j["options"], where, r.options));
   if (j.contains("act")) {
     LB_ASSIGN_OR_RETURN(r.act, parse_act_spec(j["act"], where));
@@ -213,6 +248,7 @@ const QuantRule& Recipe::rule_for(const std::string& name) const {
 
 bool Recipe::needs_calibration(const ModelConfig& config) const {
   if (smooth || osp) return true;  // both read channel statistics
+  if (stores_lm_head(config) && rule_for("lm_head").options.importance) return true;
   // Every layer has the same seven names up to the index, but a rule may name one layer.
   for (int i = 0; i < config.n_layers; ++i) {
     for (const char* suffix : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
@@ -272,14 +308,17 @@ Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
   }
   if (!doc.contains("default")) return make_error("recipe {}: needs a \"default\" rule", source);
   LB_ASSIGN_OR_RETURN(recipe.default_rule, read_rule(doc["default"], -1, source));
-  // lm_head and token_embedding are quantized without calibration data.
+  // token_embedding is quantized without calibration data; lm_head may weight RTN by
+  // the importance of its input channels, the final hidden states.
   for (const char* table : {"lm_head", "token_embedding"}) {
     const QuantRule& r = recipe.rule_for(table);
-    if (method_needs_calibration(r.method) || r.options.importance) {
+    const bool head = std::string(table) == "lm_head";
+    if (method_needs_calibration(r.method) || (r.options.importance && !head)) {
       return make_error(
-          "recipe {}: {} matches {} with method \"{}\", but {} takes only data-free methods (none, "
-          "rtn without importance, easyquant)",
-          source, table, r.label(), quant_method_name(r.method), table);
+          "recipe {}: {} matches {} with method \"{}\"{}, but {} takes only {}", source, table, r.label(),
+          quant_method_name(r.method), r.options.importance ? " and importance" : "", table,
+          head ? "none, rtn (with or without importance) and easyquant"
+               : "data-free methods (none, rtn without importance, easyquant)");
     }
   }
   return recipe;
@@ -303,15 +342,49 @@ Expected<Recipe> load_recipe(const std::string& name_or_path) {
   return parse_recipe(doc, name_or_path);
 }
 
-Expected<const BlockFormat*> rule_format(const QuantRule& rule) {
+bool Recipe::stores_lm_head(const ModelConfig& config) const {
+  return !config.tied_embeddings || rotation.has_value();  // a rotation unties the head (pipeline/rotation.h)
+}
+
+Expected<WeightFormat> rule_format(const QuantRule& rule) {
   if (rule.keeps_fp32()) return make_error("{}: format fp32 is not a scaled format", rule.label());
-  return find_block_format(rule.format);
+  return WeightFormat::find(rule.format);
+}
+
+Expected<QuantRule> resolve_rule(const QuantRule& rule, const std::string& name, int64_t rows, int64_t cols) {
+  auto holds = [rows, cols](const std::string& format) -> Expected<bool> {
+    if (format == "fp32") return true;
+    LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(format));
+    return f.check_shape(rows, cols).ok();
+  };
+  LB_ASSIGN_OR_RETURN(bool fits, holds(rule.format));
+  if (fits) return rule;
+  for (const std::string& fallback : rule.fallback) {
+    LB_ASSIGN_OR_RETURN(bool ok, holds(fallback));
+    if (!ok) continue;
+    QuantRule r = rule;
+    r.fallback_from = rule.format;
+    r.format = fallback;
+    if (is_float_storage(fallback)) {  // stored as is: no quantizer, nothing to correct
+      r.method = QuantMethod::kNone;
+      r.options.importance = false;
+      r.options.lorc_rank = 0;
+    }
+    return r;
+  }
+  LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(rule.format));
+  const Status why = f.check_shape(rows, cols);
+  std::string tried;
+  for (const std::string& fallback : rule.fallback) tried += (tried.empty() ? "" : ", ") + fallback;
+  return make_error("{} ({}): {}{}", name, rule.label(), why.message(),
+                    tried.empty() ? std::string("; give the rule a \"fallback\" format")
+                                  : fmt::format("; no fallback holds it either ({})", tried));
 }
 
 Expected<double> rule_bits_per_weight(const QuantRule& rule, int64_t rows, int64_t cols) {
   if (rule.keeps_fp32()) return 32.0;
-  LB_ASSIGN_OR_RETURN(const BlockFormat* f, rule_format(rule));
-  double bits = f->bits_per_element(rows, cols);
+  LB_ASSIGN_OR_RETURN(WeightFormat f, rule_format(rule));
+  LB_ASSIGN_OR_RETURN(double bits, f.bits_per_element(rows, cols));
   if (rule.method == QuantMethod::kEasyQuant) {
     // round(fraction · cols) outliers per row (quant/quantizers.h), 96 bits each.
     bits += 96.0 * std::round(rule.options.outlier_fraction * static_cast<double>(cols)) / static_cast<double>(cols);
@@ -320,9 +393,10 @@ Expected<double> rule_bits_per_weight(const QuantRule& rule, int64_t rows, int64
   if (r > 0) {
     double factor_bits = 32.0 * static_cast<double>(r * (rows + cols));
     if (rule.options.lorc_format != "fp32") {
-      LB_ASSIGN_OR_RETURN(const BlockFormat* lf, find_block_format(rule.options.lorc_format));
-      factor_bits = lf->bits_per_element(rows, r) * static_cast<double>(rows * r) +
-                    lf->bits_per_element(r, cols) * static_cast<double>(r * cols);
+      LB_ASSIGN_OR_RETURN(WeightFormat lf, WeightFormat::find(rule.options.lorc_format));
+      LB_ASSIGN_OR_RETURN(double u_bits, lf.bits_per_element(rows, r));
+      LB_ASSIGN_OR_RETURN(double v_bits, lf.bits_per_element(r, cols));
+      factor_bits = u_bits * static_cast<double>(rows * r) + v_bits * static_cast<double>(r * cols);
     }
     bits += factor_bits / static_cast<double>(rows * cols);
   }
@@ -333,7 +407,8 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
   double linear_bits = 0.0;
   double linear_params = 0.0;
   auto add = [&](const std::string& name, int64_t rows, int64_t cols, bool linear, double& bits) -> Status {
-    LB_ASSIGN_OR_RETURN(double bpw, rule_bits_per_weight(recipe.rule_for(name), rows, cols));
+    LB_ASSIGN_OR_RETURN(QuantRule rule, resolve_rule(recipe.rule_for(name), name, rows, cols));
+    LB_ASSIGN_OR_RETURN(double bpw, rule_bits_per_weight(rule, rows, cols));
     bits += bpw * static_cast<double>(rows * cols);
     if (linear) {
       linear_bits += bpw * static_cast<double>(rows * cols);
@@ -364,7 +439,7 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
   }
   LB_RETURN_IF_ERROR(add("token_embedding", c.vocab_size, c.dim, false, model_bits));
   params += static_cast<double>(c.vocab_size) * c.dim;
-  if (!c.tied_embeddings || recipe.rotation) {  // a rotation unties the head (pipeline/rotation.h)
+  if (recipe.stores_lm_head(c)) {
     LB_RETURN_IF_ERROR(add("lm_head", c.vocab_size, c.dim, false, model_bits));
     params += static_cast<double>(c.vocab_size) * c.dim;
   }

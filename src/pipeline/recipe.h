@@ -19,11 +19,21 @@
 // "tensor") needs calibration data for its threshold.
 //
 // Methods: none (store as fp32/fp16/bf16), rtn, gptq, awq, easyquant; formats:
-// "fp32" or a scaled format name from formats/block_format.h. GPTQ, AWQ and RTN
-// with "importance" need calibration data; lm_head and token_embedding take only
-// data-free methods. The built-in recipes (builtin_recipes()) are JSON texts of
-// the same schema, so `lowbit quantize --list-recipes --verbose` prints what a
-// recipe file would contain.
+// "fp32", a scaled format name from formats/block_format.h or a GGUF block type
+// from formats/gguf_blocks.h ("q4_K", "q8_0", ...; quant/weight_format.h), the
+// latter with rtn, gptq and awq. GPTQ, AWQ and RTN with "importance" need
+// calibration data; token_embedding takes only data-free methods, lm_head also
+// rtn with importance (diag(H) of the head's input after the last layer).
+//
+// "fallback" (optional, rules and default): a format name or a list of them, for
+// the tensors whose shape the rule's format cannot hold (a GGUF type needs
+// cols to be a multiple of its block size, 32 or 256): the first that holds it
+// is used, with the rule's method (fp32/fp16/bf16: stored with method none), as
+// llama.cpp falls back from q4_K to q5_0 on 576-wide rows. Without one such a
+// tensor is an error naming it, its format and its shape (resolve_rule).
+//
+// The built-in recipes (builtin_recipes()) are JSON texts of the same schema, so
+// `lowbit quantize --list-recipes --verbose` prints what a recipe file would contain.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +50,7 @@
 #include "model/rotation_spec.h"
 #include "pipeline/migration_spec.h"
 #include "quant/act_quant.h"
+#include "quant/weight_format.h"
 
 namespace lowbit {
 
@@ -52,7 +63,7 @@ bool method_needs_calibration(QuantMethod m);
 // are the field names.
 struct RuleOptions {
   ScaleSearch search = ScaleSearch::kMinMax;  // "minmax" | "mse": clipping search of every scale
-  bool importance = false;                    // rtn: weight the MSE search by diag(H) (imatrix)
+  bool importance = false;                    // rtn, gptq: weight the scale search by diag(H) (imatrix)
   float damp = 0.01f;                         // gptq: λ = damp · mean(diag H)
   int block_size = 128;                       // gptq: lazy batch
   bool act_order = false;                     // gptq: columns by descending diag(H)
@@ -69,8 +80,10 @@ struct QuantRule {
   std::string match;  // the regex text ("" for default)
   std::shared_ptr<const std::regex> regex;
   QuantMethod method = QuantMethod::kNone;
-  std::string format = "fp32";  // "fp32" or a scaled format name
+  std::string format = "fp32";  // "fp32" or a weight format name (quant/weight_format.h)
   RuleOptions options;
+  std::vector<std::string> fallback;  // "fallback": formats tried in order where `format` cannot hold the shape
+  std::string fallback_from;  // set by resolve_rule: the format this rule replaced ("" = none)
   // Fake quantization of the linear's input ("act": quant/act_quant.h); none = FP32 inputs.
   std::optional<ActQuantSpec> act;
   bool implicit = false;  // kUnmatchedTableRule
@@ -100,6 +113,8 @@ struct Recipe {
   const QuantRule& rule_for(const std::string& name) const;
   // Whether any tensor of a model with this config needs calibration data.
   bool needs_calibration(const ModelConfig& config) const;
+  // Whether the quantized model stores lm_head: untied, or untied by the rotation.
+  bool stores_lm_head(const ModelConfig& config) const;
 };
 
 // The rule for lm_head / token_embedding when no rule of the recipe matches them.
@@ -116,12 +131,19 @@ struct BuiltinRecipe {
 };
 const std::vector<BuiltinRecipe>& builtin_recipes();
 
-// The scaled format a rule quantizes with; error for "fp32".
-Expected<const BlockFormat*> rule_format(const QuantRule& rule);
+// The weight format a rule quantizes with; error for "fp32".
+Expected<WeightFormat> rule_format(const QuantRule& rule);
 
-// Bits per weight a rule stores for a rows x cols matrix: the format's codes and
-// scales, plus for EasyQuant 96 bits per kept outlier (row, col, value) and for
-// LoRC the factors U [rows, r] and V [r, cols] in their format.
+// The rule as it applies to tensor `name` of shape [rows, cols]: `rule` itself
+// when its format holds the shape, else a copy with the first fallback format
+// that does (fallback_from set to the rule's format; an fp32/fp16/bf16 fallback
+// turns the method into none). Error naming the tensor, the format and the
+// shape when none does.
+Expected<QuantRule> resolve_rule(const QuantRule& rule, const std::string& name, int64_t rows, int64_t cols);
+
+// Bits per weight a rule stores for a rows x cols matrix (after resolve_rule):
+// the format's codes and scales, plus for EasyQuant 96 bits per kept outlier
+// (row, col, value) and for LoRC the factors U [rows, r] and V [r, cols] in their format.
 Expected<double> rule_bits_per_weight(const QuantRule& rule, int64_t rows, int64_t cols);
 
 // Bits per weight of a recipe on a model: over the decoder linears only, and over

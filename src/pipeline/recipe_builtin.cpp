@@ -5,6 +5,21 @@
 // stay FP16 (recipe.h) except in fp32 and bf16. The GPTQ recipes leave
 // true_sequential off: it costs three more passes of every layer over the
 // calibration set (2.1x the time on stories260K, same KLD); a recipe file can set it.
+//
+// The GGUF recipes store llama.cpp's block types (formats/gguf_blocks.h), so the
+// file exports to a GGUF that llama.cpp runs without requantizing:
+//   q8_0-rtn    every tensor Q8_0 (8.5 bpw), round to nearest: llama.cpp's Q8_0.
+//   q4_0-gptq   linears Q4_0 (4.5 bpw) by GPTQ; token_embedding and lm_head Q8_0.
+//   q4_0-awq    the same with AWQ scales folded, then RTN weighted by diag(H).
+//   q4_K-gptq   close to llama.cpp's Q4_K_M: linears Q4_K (4.5 bpw) by GPTQ, every
+//               v_proj and down_proj Q6_K (6.56 bpw; Q4_K_M gives Q6_K to about
+//               half of them), token_embedding and lm_head Q8_0. Q4_K and Q6_K
+//               need rows of whole 256-blocks: narrower tensors fall back to
+//               Q5_0 / Q8_0 as llama.cpp does (SmolLM2's 576-wide inputs).
+// A tensor whose rows are not whole blocks of 32 either is kept FP16 (the last
+// fallback, llama.cpp's too). The tables are Q8_0 where llama.cpp would use Q6_K
+// for an untied head whose rows are whole 256-blocks; with a tied head (SmolLM2)
+// llama.cpp also chooses Q8_0.
 #include "pipeline/recipe.h"
 
 namespace lowbit {
@@ -106,6 +121,26 @@ const std::vector<BuiltinRecipe>& builtin_recipes() {
           "description": "nvfp4-w4a4 on the QuaRot-rotated model (Hadamard residual stream, online Hadamard on down_proj)",
           "rotation": {"seed": 0, "online_down": true},
           "default": {"method": "rtn", "format": "nvfp4", "act": {"format": "nvfp4"}}})json"},
+      // GGUF block types (llama.cpp's quantization types), see the file comment.
+      {"q8_0-rtn", R"json({"name": "q8_0-rtn", "description": "GGUF Q8_0 everywhere (8.5 bpw), round to nearest",
+          "rules": [{"match": "^(token_embedding|lm_head)$", "method": "rtn", "format": "q8_0", "fallback": "fp16"}],
+          "default": {"method": "rtn", "format": "q8_0", "fallback": "fp16"}})json"},
+      {"q4_0-gptq", R"json({"name": "q4_0-gptq",
+          "description": "GGUF Q4_0 linears (4.5 bpw) by GPTQ, Q8_0 embedding and head",
+          "rules": [{"match": "^(token_embedding|lm_head)$", "method": "rtn", "format": "q8_0", "fallback": "fp16"}],
+          "default": {"method": "gptq", "format": "q4_0", "fallback": "fp16",
+                      "options": {"damp": 0.01, "block_size": 128}}})json"},
+      {"q4_0-awq", R"json({"name": "q4_0-awq",
+          "description": "GGUF Q4_0 linears (4.5 bpw), AWQ scales then RTN weighted by diag(H), Q8_0 embedding and head",
+          "rules": [{"match": "^(token_embedding|lm_head)$", "method": "rtn", "format": "q8_0", "fallback": "fp16"}],
+          "default": {"method": "awq", "format": "q4_0", "fallback": "fp16", "options": {"awq_grid": 20}}})json"},
+      {"q4_K-gptq", R"json({"name": "q4_K-gptq",
+          "description": "GGUF Q4_K linears by GPTQ, Q6_K v_proj/down_proj, Q8_0 embedding and head (like Q4_K_M)",
+          "rules": [{"match": "^(token_embedding|lm_head)$", "method": "rtn", "format": "q8_0", "fallback": "fp16"},
+                    {"match": "v_proj|down_proj", "method": "gptq", "format": "q6_K", "fallback": ["q8_0", "fp16"],
+                     "options": {"damp": 0.01, "block_size": 128}}],
+          "default": {"method": "gptq", "format": "q4_K", "fallback": ["q5_0", "fp16"],
+                      "options": {"damp": 0.01, "block_size": 128}}})json"},
   };
   return table;
 }

@@ -6,7 +6,8 @@
 //     s_j = max(mean|x_j|^α, 1e-4),  s ← s / sqrt(max(s) · min(s))
 //     err(α) = Σ_linears ‖X Wᵀ − X (Q(W diag(s)) diag(s)⁻¹)ᵀ‖²
 //
-// with Q the format's round-to-nearest (min-max scales), and keeps the α of
+// with Q the format's round-to-nearest (min-max scales; a GGUF type's own
+// search without importance), and keeps the α of
 // least error (the first on ties). Protecting the salient input channels (large
 // mean|x|) by scaling their weights up before rounding lowers their relative
 // rounding error; 1/s is folded into the operation producing X. At α = 0 every
@@ -41,10 +42,10 @@ void matmul_t(const float* x, int64_t n, int64_t cols, const float* w, int64_t r
 
 }  // namespace
 
-Expected<AwqResult> search_awq_scales(const BlockFormat& format, const std::vector<const float*>& weights,
+Expected<AwqResult> search_awq_scales(const WeightFormat& format, const std::vector<const float*>& weights,
                                       const std::vector<int64_t>& rows, int64_t cols, const float* x, int64_t n,
                                       const std::vector<float>& mean_abs_x, const AwqSearch& options) {
-  const std::string& name = format.name();
+  const std::string name = format.name();
   if (weights.empty() || weights.size() != rows.size()) {
     return make_error("awq {}: {} weights with {} row counts", name, weights.size(), rows.size());
   }
@@ -61,7 +62,7 @@ Expected<AwqResult> search_awq_scales(const BlockFormat& format, const std::vect
   for (size_t k = 0; k < weights.size(); ++k) {
     if (weights[k] == nullptr || rows[k] < 1) return make_error("awq {}: linear {} is empty", name, k);
   }
-  LB_ASSIGN_OR_RETURN(BlockKernel kernel, BlockKernel::create(format));
+  for (size_t k = 0; k < weights.size(); ++k) LB_RETURN_IF_ERROR(format.check_shape(rows[k], cols).with_context("awq"));
 
   std::vector<std::vector<float>> reference(weights.size());  // [n, rows_k] each: X Wᵀ
   int64_t max_rows = 0;
@@ -82,8 +83,8 @@ Expected<AwqResult> search_awq_scales(const BlockFormat& format, const std::vect
       for (int64_t r = 0; r < m; ++r) {
         for (int64_t j = 0; j < cols; ++j) ws[r * cols + j] = weights[k][r * cols + j] * s[j];
       }
-      LB_ASSIGN_OR_RETURN(QuantizedTensor qt, kernel.quantize(ws.data(), m, cols));
-      LB_RETURN_IF_ERROR(kernel.dequantize(qt, ws.data()));
+      LB_ASSIGN_OR_RETURN(QuantizedTensor qt, format.quantize(ws.data(), m, cols));
+      LB_RETURN_IF_ERROR(format.dequantize(qt, ws.data()));
       for (int64_t r = 0; r < m; ++r) {
         for (int64_t j = 0; j < cols; ++j) ws[r * cols + j] /= s[j];
       }

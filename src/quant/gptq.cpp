@@ -32,13 +32,20 @@
 // differs from it there. Row- and tensor-granularity formats have one group,
 // chosen from W at the start, as the reference's find_params(W). The last
 // group of a row may be partial (576 columns with G = 128: 4 x 128 + 64).
+//
+// GGUF block types (formats/gguf_blocks.h) are groups like any other: a block of
+// 32 or 256 columns has its header (fp16 d; for the K types the 6-bit sub-block
+// scales and mins under the super-block scales) chosen when the pass reaches the
+// block, from the updated weights, by the type's own search, and each column is
+// then quantized with that header as stored (quant/column_scales.h). With
+// `importance` the choice of every group's scales weights column j by H_jj, as
+// RTN with importance does.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 
 #include <cblas.h>
 
-#include "quant/block_scales.h"
 #include "quant/linalg.h"
 #include "quant/quantizers.h"
 
@@ -58,10 +65,11 @@ double hessian_proxy_error(const float* w, const float* q, int64_t rows, int64_t
 
 namespace {
 
-Status check_inputs(const BlockFormat& format, const float* w, int64_t rows, int64_t cols,
+Status check_inputs(const WeightFormat& format, const float* w, int64_t rows, int64_t cols,
                     const std::vector<double>& hessian, const GptqOptions& o) {
-  const std::string& name = format.name();
+  const std::string name = format.name();
   if (rows < 1 || cols < 1 || w == nullptr) return make_error("gptq {}: empty weight [{}, {}]", name, rows, cols);
+  LB_RETURN_IF_ERROR(format.check_shape(rows, cols).with_context("gptq"));
   if (static_cast<int64_t>(hessian.size()) != cols * cols) {
     return make_error("gptq {}: Hessian has {} values, expected {} x {}", name, hessian.size(), cols, cols);
   }
@@ -80,7 +88,7 @@ Status check_inputs(const BlockFormat& format, const float* w, int64_t rows, int
 
 }  // namespace
 
-Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* w, int64_t rows, int64_t cols,
+Expected<QuantizedWeight> quantize_gptq(const WeightFormat& format, const float* w, int64_t rows, int64_t cols,
                                         const std::vector<double>& hessian, const GptqOptions& options,
                                         GptqStats* stats) {
   LB_RETURN_IF_ERROR(check_inputs(format, w, rows, cols, hessian, options));
@@ -95,17 +103,23 @@ Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* 
     ++dead;
   }
 
-  LB_ASSIGN_OR_RETURN(BlockScales scales, BlockScales::create(format, rows, cols));
-  float amax = 0.0f;
-  for (float v : w0) amax = std::max(amax, std::fabs(v));
-  scales.set_tensor_amax(amax);
-  QuantizeOptions qo;
-  qo.search = options.search;
-  const int64_t group = scales.group_cols();
+  ColumnScalesOptions so;
+  so.search = options.search;
+  for (float v : w0) so.tensor_amax = std::max(so.tensor_amax, std::fabs(v));
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<ColumnScales> scales, format.column_scales(rows, cols, so));
+  std::vector<float> importance;  // [cols] H_jj before damping, when the scale choice is weighted
+  if (options.importance) {
+    importance.resize(static_cast<size_t>(cols));
+    for (int64_t j = 0; j < n; ++j) importance[j] = static_cast<float>(h[j * n + j]);
+  }
+  auto importance_of = [&](int64_t c0, int64_t len) {
+    return importance.empty() ? std::span<const float>() : std::span<const float>(importance).subspan(c0, len);
+  };
+  const int64_t group = scales->group_cols();
   const int64_t n_groups = ceil_div(cols, group);
   std::vector<uint8_t> group_done(static_cast<size_t>(n_groups), 0);
   if (options.static_groups) {
-    LB_RETURN_IF_ERROR(scales.choose(w0.data(), 0, cols, qo));
+    LB_RETURN_IF_ERROR(scales->choose(w0.data(), 0, cols, importance_of(0, cols)));
     std::fill(group_done.begin(), group_done.end(), 1);
   }
 
@@ -133,11 +147,9 @@ Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* 
     for (int64_t p = 0; p < n; ++p) wt[p * rows + r] = w0[r * cols + perm[p]];
   }
   const int64_t block = options.block_size;
-  std::vector<uint16_t> codes(static_cast<size_t>(rows * cols));  // [rows, cols]
   std::vector<float> q(stats != nullptr ? static_cast<size_t>(rows * cols) : 0);  // [rows, cols]
   std::vector<double> err(static_cast<size_t>(std::min(block, n) * rows));  // [block, rows] scaled errors
   std::vector<float> x(static_cast<size_t>(rows)), qc(x.size());           // [rows]
-  std::vector<uint16_t> cc(x.size());
   std::vector<float> slice;                                                 // [rows, group]
 
   int64_t i1 = 0;
@@ -157,7 +169,7 @@ Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* 
           const double* col = wt.data() + pos[c0 + k] * rows;
           for (int64_t r = 0; r < rows; ++r) slice[r * len + k] = static_cast<float>(col[r]);
         }
-        LB_RETURN_IF_ERROR(scales.choose(slice.data(), c0, len, qo));
+        LB_RETURN_IF_ERROR(scales->choose(slice.data(), c0, len, importance_of(c0, len)));
         group_done[g] = 1;
       }
       const double* wp = wt.data() + p * rows;
@@ -167,8 +179,7 @@ Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* 
           return make_error("gptq {}: column {} became non-finite; raise the damping", format.name(), c);
         }
       }
-      scales.quantize_column(c, x.data(), cc.data(), qc.data());
-      for (int64_t r = 0; r < rows; ++r) codes[r * cols + c] = cc[r];
+      scales->quantize_column(c, x.data(), qc.data());
       if (!q.empty()) {
         for (int64_t r = 0; r < rows; ++r) q[r * cols + c] = qc[r];
       }
@@ -192,7 +203,7 @@ Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* 
 
   QuantizedWeight out;
   out.format = format.name();
-  LB_ASSIGN_OR_RETURN(out.tensor, scales.pack(codes.data()));
+  LB_ASSIGN_OR_RETURN(out.tensor, scales->pack());
   if (stats != nullptr) {
     stats->dead_columns = dead;
     stats->proxy_error = hessian_proxy_error(w, q.data(), rows, cols, hessian);

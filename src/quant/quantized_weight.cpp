@@ -6,6 +6,8 @@
 
 #include <cblas.h>
 
+#include "quant/weight_format.h"
+
 namespace lowbit {
 namespace {
 
@@ -25,8 +27,8 @@ Expected<QuantizedTensor> quantize_matrix(const std::string& format, const float
     if (!t.codes.empty()) std::memcpy(t.codes.data(), x, t.codes.size());
     return t;
   }
-  LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
-  return quantize(*f, x, rows, cols);
+  LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(format));
+  return f.quantize(x, rows, cols);
 }
 
 Status dequantize_matrix(const std::string& format, const QuantizedTensor& t, float* out) {
@@ -39,15 +41,16 @@ Status dequantize_matrix(const std::string& format, const QuantizedTensor& t, fl
     if (!t.codes.empty()) std::memcpy(out, t.codes.data(), t.codes.size());
     return Status::ok_status();
   }
-  LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
-  return dequantize(*f, t, out);
+  LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(format));
+  return f.dequantize(t, out);
 }
 
 Expected<uint64_t> matrix_storage_bytes(const std::string& format, const QuantizedTensor& t) {
   const uint64_t arrays = t.codes.size() + t.scales.size() + t.mins.size();
   if (is_fp32(format)) return arrays;
-  LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
-  return arrays + (f->layout.tensor_scale ? 4u : 0u);
+  LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(format));
+  const BlockFormat* block = f.block_format();
+  return arrays + (block != nullptr && block->layout.tensor_scale ? 4u : 0u);
 }
 
 uint64_t QuantizedWeight::storage_bytes() const {

@@ -20,7 +20,7 @@ struct SparseOutlier {
 };
 
 struct QuantizedWeight {
-  std::string format;                  // block format name (formats/block_format.h)
+  std::string format;                  // weight format name (quant/weight_format.h) or "fp32"
   QuantizedTensor tensor;              // [rows, cols] packed
   std::vector<SparseOutlier> outliers; // sorted by (row, col); empty if none
   // Low-rank correction, each factor itself quantized (or in "fp32"/"fp16"/"bf16").
@@ -40,13 +40,15 @@ struct QuantizedWeight {
 Status dequantize_weight(const QuantizedWeight& q, float* out);
 
 // A matrix stored under a format name: any block format (formats/block_format.h),
+// any GGUF block type (formats/gguf_blocks.h: the GGUF tensor bytes in `codes`),
 // or "fp32": raw little-endian floats in `codes` [rows][cols * 4], no scales
 // (there is no fp32 block format; LoRC factors may be kept exact with it).
 inline constexpr const char* kFp32Storage = "fp32";
 Expected<QuantizedTensor> quantize_matrix(const std::string& format, const float* x, int64_t rows, int64_t cols);
 Status dequantize_matrix(const std::string& format, const QuantizedTensor& t, float* out);
 // Bytes of t as stored: codes, scales, mins, and the FP32 tensor scale only for
-// the two-level formats (NVFP4), i.e. packed_bytes() of block_format.h.
+// the two-level formats (NVFP4), i.e. packed_bytes() of block_format.h (a GGUF
+// type: its tensor bytes).
 Expected<uint64_t> matrix_storage_bytes(const std::string& format, const QuantizedTensor& t);
 
 }  // namespace lowbit

@@ -1,6 +1,8 @@
 // Post-training weight quantizers on one matrix W [out, in] (row-major). Each
 // returns a QuantizedWeight; none knows about models: calibration statistics
 // come in as plain arrays (H = XᵀX [in, in], per-channel mean |x| [in]).
+// RTN, GPTQ and AWQ take any weight format (quant/weight_format.h: a scaled
+// format or a GGUF block type); EasyQuant takes scaled formats only.
 #pragma once
 
 #include <cstdint>
@@ -8,19 +10,21 @@
 
 #include "core/status.h"
 #include "formats/block_format.h"
+#include "quant/weight_format.h"
 #include "quant/quantized_weight.h"
 
 namespace lowbit {
 
 // Round-to-nearest with min-max or MSE-optimal clipping search, optionally
 // weighted per input column by `importance` (diag(H), llama.cpp's imatrix idea).
+// A GGUF type always runs its own scale search, weighted by `importance` when given.
 struct RtnOptions {
   ScaleSearch search = ScaleSearch::kMinMax;
   std::vector<float> importance;  // [in] or empty
   float clip_min = 0.5f;          // MSE search: clip ratios 1, ..., clip_min (QuantizeOptions)
   int clip_steps = 20;
 };
-Expected<QuantizedWeight> quantize_rtn(const BlockFormat& format, const float* w, int64_t rows, int64_t cols,
+Expected<QuantizedWeight> quantize_rtn(const WeightFormat& format, const float* w, int64_t rows, int64_t cols,
                                        const RtnOptions& options);
 
 // GPTQ (Frantar et al. 2022): columns quantized one at a time, the error
@@ -34,12 +38,13 @@ struct GptqOptions {
   bool act_order = false;       // columns by descending diag(H)
   bool static_groups = false;   // group scales computed from the unmodified W before the pass
   ScaleSearch search = ScaleSearch::kMinMax;
+  bool importance = false;      // scale choice of each group weighted by diag(H) (as RTN's importance)
 };
 struct GptqStats {
   double proxy_error = 0.0;     // tr((W−Q) H (W−Q)ᵀ)
   int dead_columns = 0;         // diag(H) == 0: weights zeroed as GPTQ does
 };
-Expected<QuantizedWeight> quantize_gptq(const BlockFormat& format, const float* w, int64_t rows, int64_t cols,
+Expected<QuantizedWeight> quantize_gptq(const WeightFormat& format, const float* w, int64_t rows, int64_t cols,
                                         const std::vector<double>& hessian /* [cols, cols] */,
                                         const GptqOptions& options, GptqStats* stats = nullptr);
 // GPTQ's objective, tr((W − Q) H (W − Q)ᵀ) = Σ_rows dᵀ H d with d = w − q; w, q:
@@ -73,7 +78,7 @@ struct AwqResult {
   std::vector<float> scales;  // [in]; fold 1/s into the previous op, W·diag(s) is quantized
   double error = 0.0;
 };
-Expected<AwqResult> search_awq_scales(const BlockFormat& format, const std::vector<const float*>& weights,
+Expected<AwqResult> search_awq_scales(const WeightFormat& format, const std::vector<const float*>& weights,
                                       const std::vector<int64_t>& rows, int64_t cols, const float* x, int64_t n,
                                       const std::vector<float>& mean_abs_x, const AwqSearch& options);
 

@@ -1,0 +1,52 @@
+// What GPTQ needs from a weight format: the scales of each column group chosen
+// from a slice of the matrix as it is when the pass reaches the group, then every
+// column of the group quantized against those scales exactly as they will be
+// stored, so the error fed back to the later columns is the error of the file.
+//
+// Two implementations (weight_format.cpp makes them):
+//   scaled formats   quant/block_scales.h: groups of G columns (all columns for
+//                    row / tensor granularity); the element codes are kept here
+//                    until pack().
+//   GGUF types       formats/gguf_blocks.h GgufBlockScales: one group per block
+//                    of 32 or 256 columns, whose header (fp16 d, the K types'
+//                    6-bit sub-block scales and mins under the super-block scales)
+//                    is chosen by the type's own search.
+// The quantized value of an element equals what dequantizing pack()'s tensor
+// gives for it, bit for bit (tests/test_quant_column_scales.cpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "core/status.h"
+#include "formats/block_format.h"
+
+namespace lowbit {
+
+struct ColumnScalesOptions {
+  // Scaled formats: min-max or MSE clip search of every group's scale.
+  ScaleSearch search = ScaleSearch::kMinMax;
+  // Two-level formats (NVFP4): |max| of the whole matrix, which sets the FP32
+  // tensor scale before any group is chosen (block_scales.h).
+  float tensor_amax = 0.0f;
+};
+
+class ColumnScales {
+ public:
+  virtual ~ColumnScales() = default;
+
+  // Columns one choice covers: the scale group / GGUF block size (cols for
+  // row-granularity formats).
+  virtual int64_t group_cols() const = 0;
+  // Chooses the scales of every group over columns [c0, c0 + n) from their
+  // current values x [rows, n] (row-major); c0 starts a group and c0 + n ends one
+  // or the matrix. importance [n] (>= 0) weights the search by column, empty = 1.
+  virtual Status choose(const float* x, int64_t c0, int64_t n, std::span<const float> importance) = 0;
+  // Column c, x [rows] -> q [rows], the values as stored, with the scales of c's group.
+  virtual void quantize_column(int64_t c, const float* x, float* q) = 0;
+  // The stored tensor; every group chosen and every column quantized.
+  virtual Expected<QuantizedTensor> pack() const = 0;
+};
+
+}  // namespace lowbit

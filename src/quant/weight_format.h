@@ -1,0 +1,82 @@
+// The number format of a stored weight matrix, as the quantizers see it: a
+// scaled format of formats/block_format.h ("int4_g128_asym", "nvfp4", ...) or a
+// llama.cpp block type of formats/gguf_blocks.h ("q4_K", "q8_0", "iq4_nl", ...).
+// Both store a [rows, cols] matrix in a QuantizedTensor, quantize round-to-nearest
+// with an optional per-column importance, dequantize with a reference decoder,
+// and hand GPTQ a ColumnScales: the block scales / headers chosen apart from the
+// codes (quant/column_scales.h). The quantizers (RTN, GPTQ, AWQ) are written once
+// against this handle; which of the two families a name belongs to is decided
+// here and nowhere else.
+//
+// Differences the handle keeps visible:
+//   shapes   scaled formats take any cols (the last group of a row may be
+//            partial); a GGUF type needs cols to be a multiple of its block size
+//            (32, or 256 for the K types): check_shape() says so, naming the type
+//            and shape.
+//   search   QuantizeOptions::search picks min-max or the MSE clip search of a
+//            scaled format; a GGUF type always runs its own scale search (the one
+//            llama.cpp's quantizer runs, weighted by the importance when given),
+//            so `search` does not apply to it. Stochastic rounding is refused.
+//   storage  a GGUF matrix is its GGUF tensor bytes in `codes`; `scales` and
+//            `mins` are empty and tensor_scale is 1.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "formats/block_format.h"
+#include "formats/gguf_blocks.h"
+#include "quant/column_scales.h"
+
+namespace lowbit {
+
+class WeightFormat {
+ public:
+  // Implicit, so a quantizer taking a WeightFormat takes either traits entry;
+  // the entry (a table row, static) must outlive the handle.
+  WeightFormat(const BlockFormat& format) : block_(&format) {}    // NOLINT(google-explicit-constructor)
+  WeightFormat(const GgufBlockType& type) : gguf_(&type) {}       // NOLINT(google-explicit-constructor)
+
+  // A scaled format or a GGUF block type by name; the error lists both families.
+  static Expected<WeightFormat> find(std::string_view name);
+
+  std::string name() const { return block_ != nullptr ? block_->name() : std::string(gguf_->name); }
+  // Exactly one of the two is non-null.
+  const BlockFormat* block_format() const { return block_; }
+  const GgufBlockType* gguf_type() const { return gguf_; }
+
+  // cols must be a multiple of this: 1 for scaled formats, the block size of a GGUF type.
+  int64_t col_multiple() const { return gguf_ != nullptr ? gguf_->block_size : 1; }
+  // Whether a [rows, cols] matrix can be stored; the error names the format and the shape.
+  Status check_shape(int64_t rows, int64_t cols) const;
+
+  // x [rows, cols] -> the stored tensor (round to nearest; see the file comment
+  // for what of `options` applies to a GGUF type).
+  Expected<QuantizedTensor> quantize(const float* x, int64_t rows, int64_t cols,
+                                     const QuantizeOptions& options = {}) const;
+  // out [rows, cols]: the reference decoder, bit for bit what the runtime and the files hold.
+  Status dequantize(const QuantizedTensor& t, float* out) const;
+
+  // Bytes of the three arrays of a [rows, cols] matrix, and the stored total
+  // (arrays + the FP32 tensor scale of two-level formats).
+  struct ArraySizes {
+    uint64_t codes = 0, scales = 0, mins = 0;
+  };
+  Expected<ArraySizes> array_sizes(int64_t rows, int64_t cols) const;
+  Expected<uint64_t> stored_bytes(int64_t rows, int64_t cols) const;
+  Expected<double> bits_per_element(int64_t rows, int64_t cols) const;
+
+  // The per-group scales (headers) of a [rows, cols] matrix held apart from its
+  // codes, for GPTQ (quant/column_scales.h).
+  Expected<std::unique_ptr<ColumnScales>> column_scales(int64_t rows, int64_t cols,
+                                                        const ColumnScalesOptions& options) const;
+
+ private:
+  const BlockFormat* block_ = nullptr;
+  const GgufBlockType* gguf_ = nullptr;
+};
+
+}  // namespace lowbit
