@@ -4,7 +4,8 @@
 // against gguf-py). Built and run by scripts/compare_gguf_quantizers.sh.
 //
 // Matrices [rows, cols]: Gaussian N(0, 1) and Student-t with 3 degrees of
-// freedom, seeded. Importance ("imatrix"): one value per column, lognormal with
+// freedom, seeded; or, given a fourth argument, the raw little-endian float32
+// [rows, cols] in that file (a real weight matrix). Importance ("imatrix"): one value per column, lognormal with
 // sigma 1.5 (column energies of real activations spread over ~100x), given to
 // both; without it both run their no-imatrix path (llama.cpp: the _ref
 // quantizers, lowbit: all weights 1). Reported per type and case:
@@ -13,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <random>
 #include <span>
 #include <string>
@@ -69,7 +71,7 @@ int main(int argc, char** argv) {
   using namespace lowbit;
   const int64_t rows = argc > 1 ? std::stoll(argv[1]) : 64;
   const int64_t cols = argc > 2 ? std::stoll(argv[2]) : 4096;
-  const std::string only = argc > 3 ? argv[3] : "";
+  const std::string only = argc > 3 && std::string(argv[3]) != "all" ? argv[3] : "";
   std::mt19937_64 gen(1);
   std::normal_distribution<float> normal;
   std::student_t_distribution<float> student(3.0f);
@@ -79,6 +81,22 @@ int main(int argc, char** argv) {
   for (float& v : importance) v = lognormal(gen);
   for (float& v : gaussian) v = normal(gen);
   for (float& v : heavy) v = student(gen);
+  struct Matrix {
+    const char* name;
+    const std::vector<float>* x;
+  };
+  std::vector<Matrix> matrices = {{"gaussian", &gaussian}, {"student3", &heavy}};
+  std::vector<float> file(gaussian.size());
+  if (argc > 4) {
+    std::ifstream in(argv[4], std::ios::binary);
+    in.read(reinterpret_cast<char*>(file.data()), static_cast<std::streamsize>(file.size() * sizeof(float)));
+    if (!in) {
+      std::fprintf(stderr, "%s: cannot read %lld x %lld float32 values\n", argv[4], static_cast<long long>(rows),
+                   static_cast<long long>(cols));
+      return 1;
+    }
+    matrices = {{"file", &file}};
+  }
 
   std::printf("%-7s %-9s %-8s %12s %12s %7s %9s %9s\n", "type", "matrix", "imatrix", "lowbit", "llama.cpp", "ratio",
               "lowbit_us", "ggml_us");
@@ -87,8 +105,8 @@ int main(int argc, char** argv) {
     const GgufBlockType* type = find_gguf_block_type(p.name);
     const GgmlTypeTraits* traits = type ? find_ggml_type(type->type_id) : nullptr;
     if (traits == nullptr) return 1;
-    for (const bool heavy_tailed : {false, true}) {
-      const std::vector<float>& x = heavy_tailed ? heavy : gaussian;
+    for (const Matrix& m : matrices) {
+      const std::vector<float>& x = *m.x;
       for (const bool weighted : {false, true}) {
         const std::span<const float> w = weighted ? std::span<const float>(importance) : std::span<const float>();
         double t0 = cpu_seconds();
@@ -108,7 +126,7 @@ int main(int argc, char** argv) {
         const std::vector<float>& wm = weighted ? importance : ones;
         const double el = relative_error(x, y, wm, cols), eg = relative_error(x, yg, wm, cols);
         const double per_weight = 1e6 / static_cast<double>(rows * cols);
-        std::printf("%-7s %-9s %-8s %12.4e %12.4e %7.3f %9.3f %9.3f\n", p.name, heavy_tailed ? "student3" : "gaussian",
+        std::printf("%-7s %-9s %-8s %12.4e %12.4e %7.3f %9.3f %9.3f\n", p.name, m.name,
                     weighted ? "yes" : "no", el, eg, el / eg, lowbit_s * per_weight, ggml_s * per_weight);
       }
     }

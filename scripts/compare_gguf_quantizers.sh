@@ -3,7 +3,7 @@
 # own quantizers, type by type (scripts/compare_gguf_quantizers.cpp says what
 # is measured). Needs lowbit built (build/liblowbit_lib.a) and a llama.cpp build
 # with libggml-base.so, e.g. the one from the llama-cpp-python sdist:
-#   LLAMA_CPP_LIB=/path/to/llama.cpp/build/bin ./scripts/compare_gguf_quantizers.sh [rows cols [type]]
+#   LLAMA_CPP_LIB=/path/to/llama.cpp/build/bin ./scripts/compare_gguf_quantizers.sh [rows cols [type|all [weights.f32]]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 lib="${LLAMA_CPP_LIB:-../peer/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin}"
