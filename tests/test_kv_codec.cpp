@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/half.h"
 #include "kernels/hadamard.h"
 #include "kvcache/kv_spec.h"
 #include "kvcache/kv_stream.h"
@@ -250,6 +251,49 @@ TEST(KvStream, BatchedAndTokenByTokenWritesStoreTheSame) {
   std::vector<float> prefix(37 * 16);
   a.read(37, prefix.data());
   EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), ra.begin()));
+}
+
+TEST(KvCodec, Fp16StoresRoundedHalves) {
+  // 2 bytes an element, no scales: x' = fp16(x), round to nearest even, bit for bit
+  // (1 + 2^-11 is a tie and goes to 1; 65520 overflows to infinity as in F16C).
+  const KvTensorCodec c = make_codec(tensor("fp16", true), 192, 64);
+  EXPECT_EQ(c.unit_bytes(), 384);
+  EXPECT_DOUBLE_EQ(c.bytes_per_token(), 384.0);
+  std::vector<float> x = gaussian(3 * 192, 21, 3.0f);
+  x[0] = 1.0f + 0x1p-11f;
+  x[1] = 1.0f + 0x3p-11f;
+  x[2] = 65520.0f;
+  x[3] = -0x1p-25f;
+  std::vector<uint8_t> dense(3 * 384);
+  KvCodecScratch scratch;
+  c.encode(x.data(), 3, dense.data(), nullptr, scratch);
+  std::vector<float> out(x.size());
+  c.decode(dense.data(), nullptr, 3, out.data(), scratch);
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint16_t h = 0;
+    std::memcpy(&h, dense.data() + 2 * i, 2);
+    ASSERT_EQ(h, float_to_fp16(x[i])) << i;
+    const float expect = fp16_to_float(float_to_fp16(x[i]));
+    ASSERT_EQ(std::memcmp(&out[i], &expect, 4), 0) << i << ": " << out[i] << " vs " << expect;
+  }
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_EQ(out[1], 1.0f + 0x1p-9f);
+  EXPECT_TRUE(std::isinf(out[2]));
+  EXPECT_TRUE(out[3] == 0.0f && std::signbit(out[3]));
+  // Through the cache: what a layer reads back is the rounded rows.
+  auto spec = parse_kv_spec("fp16");
+  ASSERT_TRUE(spec.ok());
+  auto cache = QuantizedKvCache::create(*spec, KvCacheShape{2, 8, 3, 64});
+  ASSERT_TRUE(cache.ok()) << cache.status().message();
+  const std::vector<float> k = gaussian(4 * 192, 22), v = gaussian(4 * 192, 23);
+  ASSERT_TRUE((*cache)->write(1, 0, 4, k.data(), v.data()).ok());
+  std::vector<float> k_out(k.size()), v_out(v.size());
+  (*cache)->read(1, 4, k_out.data(), v_out.data());
+  for (size_t i = 0; i < k.size(); ++i) {
+    ASSERT_EQ(k_out[i], fp16_to_float(float_to_fp16(k[i]))) << i;
+    ASSERT_EQ(v_out[i], fp16_to_float(float_to_fp16(v[i]))) << i;
+  }
+  EXPECT_DOUBLE_EQ((*cache)->bytes_per_token(), 2 * 2 * 384.0);
 }
 
 TEST(KvCache, AllocatedBytesMatchTheAccounting) {

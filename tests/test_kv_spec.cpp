@@ -8,6 +8,7 @@
 
 #include "kvcache/kv_codebooks.h"
 #include "kvcache/kv_config_file.h"
+#include "kvcache/kv_fused_attention.h"
 #include "kvcache/kv_spec.h"
 #include "kvcache/quantized_kv_cache.h"
 
@@ -25,6 +26,31 @@ TEST(KvSpec, Fp32IsThePlainCache) {
   EXPECT_TRUE(parse_ok("k32v32").is_fp32());
   EXPECT_FALSE(parse_ok("k32v32-rot").is_fp32());
   EXPECT_FALSE(parse_ok("k32v32-prerope").is_fp32());
+}
+
+TEST(KvSpec, Fp16IsHalfStorageWithoutParts) {
+  for (const char* text : {"fp16", "f16"}) {
+    const KvSpec s = parse_ok(text);
+    ASSERT_EQ(s.layers.size(), 1u);
+    for (const KvTensorSpec& t : {s.layers[0].key, s.layers[0].value}) {
+      EXPECT_EQ(t.element, KvElement::kFloat16);
+      EXPECT_EQ(t.bits, 16);
+      EXPECT_TRUE(t.quantized());
+    }
+    EXPECT_FALSE(s.is_fp32());
+    EXPECT_DOUBLE_EQ(s.average_bits(30), 16.0);
+    EXPECT_EQ(s.describe(), text);
+    // One-token attention reads it back to FP32 first.
+    EXPECT_EQ(fused_attention_blocker(s, 0), "FP16 keys");
+  }
+  auto parts = parse_kv_spec("fp16-rot");
+  ASSERT_FALSE(parts.ok());
+  EXPECT_NE(parts.status().message().find("fp32 or fp16"), std::string::npos) << parts.status().message();
+  // No per-layer bits to choose (a configuration file or --kv-tune).
+  auto bits = kv_tensor_with_bits(parse_ok("fp16").layers[0].key, 8, "layer 0 keys");
+  ASSERT_FALSE(bits.ok());
+  EXPECT_NE(bits.status().message().find("layer 0 keys: the fp16 cache"), std::string::npos)
+      << bits.status().message();
 }
 
 TEST(KvSpec, PlainIntegerPerToken) {

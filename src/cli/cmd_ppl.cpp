@@ -1,7 +1,12 @@
 // `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
-//  [--batch B] [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] [--threads T] [--json F]`
-// --kv applies to MODEL only; --base always runs with the FP32 cache, so with the
-// same file as MODEL the KL divergence measures the KV cache alone.
+//  [--batch B] [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]]
+//  [--arith exact|llamacpp] [--threads T] [--json F]`
+// --kv and --arith apply to MODEL only; --base always runs with the FP32 cache and
+// exact arithmetic, so with the same file as MODEL the KL divergence measures the
+// KV cache (or llama.cpp's arithmetic) alone.
+// --arith llamacpp computes as llama.cpp's CPU backend does (llama-perplexity's
+// defaults): each linear's input rounded to the vec_dot type of its stored GGUF
+// type (cli/common.h ActRuntime), and the KV cache in FP16 unless --kv is given.
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -22,14 +27,17 @@ struct PplFlags {
   std::string base_path;
   bool no_progress = false;
   KvFlags kv;
+  std::string arith = "exact";
 };
 
 Status run_ppl(const PplFlags& f) {
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(f.text_path));
-  LB_ASSIGN_OR_RETURN(RunnableModel m,
-                      load_runnable(f.model.model_path, f.model.tokenizer_path, nullptr, act_runtime(f.model)));
+  const bool llamacpp = f.arith == "llamacpp";
+  ActRuntime act = act_runtime(f.model);
+  act.llamacpp_arith = llamacpp;
+  LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model.model_path, f.model.tokenizer_path, nullptr, act));
   std::unique_ptr<RunnableModel> base;
   if (!f.base_path.empty()) {
     auto loaded = load_runnable(f.base_path, f.model.tokenizer_path, nullptr, {f.model.simulate_act, false});
@@ -53,7 +61,9 @@ Status run_ppl(const PplFlags& f) {
                  f.model.threads, base ? ", base " : "", f.base_path.c_str());
   }
   ThreadPool pool(f.model.threads);
-  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(f.kv, f.model.model_path, m, pool, f.model.verbose));
+  KvFlags kv_flags = f.kv;
+  if (llamacpp && kv_flags.spec.empty()) kv_flags.spec = "fp16";  // llama.cpp's default cache type
+  LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(kv_flags, f.model.model_path, m, pool, f.model.verbose));
   options.kv_cache = kv.factory;
   LB_ASSIGN_OR_RETURN(PplResult r, evaluate_perplexity(m.model, tokens, options, pool, base ? &base->model : nullptr));
 
@@ -75,6 +85,7 @@ Status run_ppl(const PplFlags& f) {
       {"nll_stderr", r.nll_stderr},
       {"seconds", r.seconds},
       {"threads", f.model.threads},
+      {"arith", f.arith},
   };
   add_kv_report(report, kv, m.model.config(), r.kv_bytes_per_token, r.kv_bytes_allocated);
   std::printf("KV cache %s: %.1f bytes/token (FP32 %.0f), %.2f MiB allocated, peak RSS %.1f MiB\n",
@@ -122,6 +133,12 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
       ->capture_default_str();
   app->add_option("--base", flags->base_path, "Base model for KL divergence, run on the same tokens");
   app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
+  app->add_option("--arith", flags->arith,
+                  "Arithmetic of MODEL: exact (FP32 products and cache) or llamacpp (as llama.cpp's CPU backend "
+                  "computes: each linear's input rounded to the activation type llama.cpp pairs with the weight's "
+                  "GGUF type, Q8_0/Q8_1/Q8_K/F16/BF16, and an FP16 KV cache unless --kv is given)")
+      ->check(CLI::IsMember({"exact", "llamacpp"}))
+      ->capture_default_str();
   add_kv_flags(*app, flags->kv);
   add_kv_attention_flag(*app, flags->kv);
   app->callback([flags, &runner] { runner.run = [flags] { return run_ppl(*flags); }; });

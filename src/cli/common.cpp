@@ -4,6 +4,7 @@
 
 #include "core/mapped_file.h"
 #include "model/act_quant_linear.h"
+#include "model/llamacpp_linear.h"
 #include "model/online_hadamard_linear.h"
 #include "model/quantized_linear.h"
 #include "model/runtime_model.h"
@@ -40,6 +41,18 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
   if (loaded.tokenizer == nullptr) {
     return make_error("{}: no tokenizer (a llama2.c model needs --tokenizer tokenizer.bin)", path);
   }
+  std::map<std::string, LinearGgmlStorage> ggml_storage;
+  if (act.llamacpp_arith) {
+    if (!loaded.act_quantizers.empty()) {
+      return make_error("{}: --arith llamacpp: the model quantizes its own activations, which llama.cpp cannot run",
+                        path);
+    }
+    if (loaded.rotation && loaded.rotation->online_down) {
+      return make_error("{}: --arith llamacpp: the model needs an online Hadamard transform, which llama.cpp "
+                        "cannot run", path);
+    }
+    LB_ASSIGN_OR_RETURN(ggml_storage, source->linear_ggml_storage());
+  }
   // Packed straight from the stored tensors where the file keeps them (model/runtime_model.h).
   LB_ASSIGN_OR_RETURN(LlamaModel model, build_runtime_model(*source, {}, report));
   source.reset();  // unmaps the file
@@ -51,6 +64,15 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
   if (act.verbose && !loaded.act_quantizers.empty()) {
     std::fprintf(stderr, "activations (isa %s): %s\n", isa_name(act_options.isa),
                  act_kernels_line(act_report).c_str());
+  }
+  if (act.llamacpp_arith) {
+    LlamaCppArithReport arith;
+    LB_RETURN_IF_ERROR(attach_llamacpp_arith(model, ggml_storage, &arith).with_context(path));
+    if (act.verbose) {
+      std::string line;
+      for (const auto& [kind, n] : arith) line += fmt::format("{}{} x{}", line.empty() ? "" : ", ", kind, n);
+      std::fprintf(stderr, "arith llamacpp: linears (weight x activation type) %s\n", line.c_str());
+    }
   }
   // Outermost: the online Hadamard transform of a rotated model's down_proj input.
   if (loaded.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(model, *loaded.rotation).with_context(path));

@@ -37,9 +37,14 @@ struct RunnableModel {
 
 // How quantized activations run: the integer kernels where one is exact for the
 // act spec (default) or always the simulation; verbose: print the choice (stderr).
+// llamacpp_arith: compute every linear whose weight is stored in a GGUF type as
+// llama.cpp's CPU backend does (ModelSource::linear_ggml_storage,
+// model/llamacpp_linear.h); refused for a model with its own activation
+// quantizers or an online rotation, which llama.cpp cannot run.
 struct ActRuntime {
   bool simulate = false;
   bool verbose = false;
+  bool llamacpp_arith = false;
 };
 inline ActRuntime act_runtime(const ModelFlags& f) { return {f.simulate_act, f.verbose}; }
 

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 
 #include "core/half.h"
@@ -330,25 +331,25 @@ void dequantize_half(const uint8_t* src, float* dst, int64_t n) {
 }
 
 template <class Block>
-constexpr GgmlTypeTraits block_traits(GgmlType type, const char* name) {
-  return {type, name, Block::kElements, sizeof(Block), &dequantize_blocks<Block>};
+constexpr GgmlTypeTraits block_traits(GgmlType type, const char* name, GgmlType act_type, int min_offset = -1) {
+  return {type, name, Block::kElements, sizeof(Block), &dequantize_blocks<Block>, act_type, min_offset};
 }
 
 constexpr std::array kTraits = {
-    GgmlTypeTraits{GgmlType::F32, "f32", 1, 4, &dequantize_f32},
-    GgmlTypeTraits{GgmlType::F16, "f16", 1, 2, &dequantize_half<fp16_to_float>},
-    GgmlTypeTraits{GgmlType::BF16, "bf16", 1, 2, &dequantize_half<bf16_to_float>},
-    block_traits<BlockQ4_0>(GgmlType::Q4_0, "q4_0"),
-    block_traits<BlockQ4_1>(GgmlType::Q4_1, "q4_1"),
-    block_traits<BlockQ5_0>(GgmlType::Q5_0, "q5_0"),
-    block_traits<BlockQ5_1>(GgmlType::Q5_1, "q5_1"),
-    block_traits<BlockQ8_0>(GgmlType::Q8_0, "q8_0"),
-    block_traits<BlockIq4Nl>(GgmlType::IQ4_NL, "iq4_nl"),
-    block_traits<BlockQ2_K>(GgmlType::Q2_K, "q2_K"),
-    block_traits<BlockQ3_K>(GgmlType::Q3_K, "q3_K"),
-    block_traits<BlockQ4_K>(GgmlType::Q4_K, "q4_K"),
-    block_traits<BlockQ5_K>(GgmlType::Q5_K, "q5_K"),
-    block_traits<BlockQ6_K>(GgmlType::Q6_K, "q6_K"),
+    GgmlTypeTraits{GgmlType::F32, "f32", 1, 4, &dequantize_f32, GgmlType::F32, -1},
+    GgmlTypeTraits{GgmlType::F16, "f16", 1, 2, &dequantize_half<fp16_to_float>, GgmlType::F16, -1},
+    GgmlTypeTraits{GgmlType::BF16, "bf16", 1, 2, &dequantize_half<bf16_to_float>, GgmlType::BF16, -1},
+    block_traits<BlockQ4_0>(GgmlType::Q4_0, "q4_0", GgmlType::Q8_0),
+    block_traits<BlockQ4_1>(GgmlType::Q4_1, "q4_1", GgmlType::Q8_1, offsetof(BlockQ4_1, m)),
+    block_traits<BlockQ5_0>(GgmlType::Q5_0, "q5_0", GgmlType::Q8_0),
+    block_traits<BlockQ5_1>(GgmlType::Q5_1, "q5_1", GgmlType::Q8_1, offsetof(BlockQ5_1, m)),
+    block_traits<BlockQ8_0>(GgmlType::Q8_0, "q8_0", GgmlType::Q8_0),
+    block_traits<BlockIq4Nl>(GgmlType::IQ4_NL, "iq4_nl", GgmlType::Q8_0),
+    block_traits<BlockQ2_K>(GgmlType::Q2_K, "q2_K", GgmlType::Q8_K),
+    block_traits<BlockQ3_K>(GgmlType::Q3_K, "q3_K", GgmlType::Q8_K),
+    block_traits<BlockQ4_K>(GgmlType::Q4_K, "q4_K", GgmlType::Q8_K),
+    block_traits<BlockQ5_K>(GgmlType::Q5_K, "q5_K", GgmlType::Q8_K),
+    block_traits<BlockQ6_K>(GgmlType::Q6_K, "q6_K", GgmlType::Q8_K),
 };
 
 // Names of all ggml type ids, as ggml prints them. Ids 4, 5 (q4_2, q4_3) and
@@ -364,6 +365,16 @@ constexpr auto kAllNames = std::to_array<const char*>({
 static_assert(kAllNames.size() == 42, "ids 0..41 of ggml.h");
 
 }  // namespace
+
+bool ggml_block_mins(const GgmlTypeTraits& type, const uint8_t* src, int64_t n_blocks, float* out) {
+  if (type.min_offset < 0) return false;
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    uint16_t m;
+    std::memcpy(&m, src + i * static_cast<int64_t>(type.bytes_per_block) + type.min_offset, 2);
+    out[i] = fp16_to_float(m);
+  }
+  return true;
+}
 
 const GgmlTypeTraits* find_ggml_type(uint32_t type_id) {
   for (const GgmlTypeTraits& t : kTraits) {

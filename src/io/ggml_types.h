@@ -46,7 +46,21 @@ struct GgmlTypeTraits {
   int64_t block_size;        // elements per block
   size_t bytes_per_block;    // storage bytes per block
   DequantizeBlocksFn dequantize;
+  // The type llama.cpp's CPU backend converts the activations (the other operand)
+  // of a matrix product with a weight of this type to before multiplying (its
+  // "vec_dot_type", ggml-cpu.c type_traits_cpu): F32 -> F32, F16 -> F16, BF16 ->
+  // BF16, Q4_0/Q5_0/Q8_0/IQ4_NL -> Q8_0, Q4_1/Q5_1 -> Q8_1, Q2_K..Q6_K -> Q8_K.
+  // formats/ggml_activations.h rounds activations to these types.
+  GgmlType act_type;
+  // Byte offset of the FP16 block minimum m in a block of a type with one
+  // (Q4_1, Q5_1: x = d * q + m); -1 for other types.
+  int min_offset;
 };
+
+// The block minimums m of `n_blocks` consecutive blocks of a type with one
+// (min_offset >= 0) from `src` into out [n_blocks]; false, touching nothing, for
+// a type without.
+bool ggml_block_mins(const GgmlTypeTraits& type, const uint8_t* src, int64_t n_blocks, float* out);
 
 // Returns the traits of a type id read from a file, or nullptr when lowbit cannot
 // decode that type.

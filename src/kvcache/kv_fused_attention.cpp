@@ -160,6 +160,7 @@ std::string fused_attention_blocker(const KvSpec& spec, int layer) {
   for (const auto& [t, what] : {std::pair{&l.key, "keys"}, std::pair{&l.value, "values"}}) {
     if (!t->quantized()) return fmt::format("{} stored in FP32", what);
     if (t->element == KvElement::kCodebook) return fmt::format("NUQ codebook {}", what);
+    if (t->element == KvElement::kFloat16) return fmt::format("FP16 {}", what);
     if (t->element != KvElement::kInteger) return fmt::format("FP8/FP4 {}", what);
     if (!is_integer_code(*t)) return fmt::format("{}-bit {} (FP32 scales)", t->bits, what);
   }

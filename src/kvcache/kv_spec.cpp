@@ -88,6 +88,9 @@ std::string KvSpec::describe() const {
 }
 
 Expected<KvTensorSpec> kv_tensor_with_bits(const KvTensorSpec& like, int bits, const std::string& what) {
+  if (like.element == KvElement::kFloat16) {
+    return make_error("{}: the fp16 cache stores 16-bit halves; it has no choice of bits", what);
+  }
   KvTensorSpec t = like;
   Family f;
   f.element = like.element == KvElement::kFloat32 ? KvElement::kInteger : like.element;
@@ -106,6 +109,13 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
   KvSpec spec;
   spec.name = text;
   if (text == "fp32" || text == "f32") return spec;
+  if (text == "fp16" || text == "f16") {
+    KvTensorSpec half;
+    half.element = KvElement::kFloat16;
+    half.bits = 16;
+    spec.layers = {KvLayerSpec{half, half}};
+    return spec;
+  }
 
   std::vector<std::string_view> parts;
   std::string_view rest(text);
@@ -121,7 +131,7 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
   int key_bits = 0, value_bits = 0;
   if (head.size() < 4 || head[0] != 'k' || v_at == std::string_view::npos ||
       !parse_int(head.substr(1, v_at - 1), &key_bits) || !parse_int(head.substr(v_at + 1), &value_bits)) {
-    return fail(make_error("the first part '{}' must be kNvM (key and value bits, e.g. k4v4) or fp32", head));
+    return fail(make_error("the first part '{}' must be kNvM (key and value bits, e.g. k4v4), fp32 or fp16", head));
   }
 
   Family family;
@@ -210,7 +220,7 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
 }
 
 const char* kv_spec_help() {
-  return "KV cache: fp32, or kNvM (key/value bits 2..16, 32 = FP32) then -parts: "
+  return "KV cache: fp32, fp16 (IEEE half, llama.cpp's default), or kNvM (key/value bits 2..16, 32 = FP32) then -parts: "
          "kivi (per-channel keys), gG (group along head_dim), bB (key token block), rR (FP32 residual window), "
          "sinkS (FP32 sink tokens), sparseP (P% outliers kept exactly), prerope, rot (Hadamard per head), "
          "rotgG (Hadamard over groups of G KV heads), "

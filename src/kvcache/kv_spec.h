@@ -1,6 +1,8 @@
 // What a quantized KV cache stores: the `--kv SPEC` grammar and its parsed form.
 //
-// SPEC = kNvM{-PART}, N and M the key and value bits, or "fp32" (the FP32 cache).
+// SPEC = kNvM{-PART}, N and M the key and value bits, or "fp32" (the FP32 cache),
+// or "fp16" (keys and values stored as IEEE half, rounded to nearest even: the
+// F16 cache llama.cpp uses by default; no parts).
 //   kNvM      integer codes with a scale and a zero point (FP16, FP32 above 8 bits)
 //             per group; N, M in 2..16, or 32 for FP32 storage of that tensor.
 //             Keys and values per token, groups of G elements along head_dim.
@@ -52,6 +54,7 @@ enum class KvElement {
   kFp8E5M2,
   kFp4E2M1,
   kCodebook,  // NUQ: 2^bits levels on [-1, 1] with scale and centre
+  kFloat16,   // IEEE half, no scale (the "fp16" spec)
 };
 
 enum class KvGranularity {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/half.h"
 #include "formats/block_format.h"
 #include "formats/block_kernels.h"
 #include "kernels/cpu_features.h"
@@ -34,7 +35,8 @@ Expected<ElementFormat> element_for(const KvTensorSpec& spec, const std::vector<
                           what, 1u << spec.bits, codebook.size());
       }
       return make_codebook_format("nuq" + std::to_string(spec.bits), codebook);
-    case KvElement::kFloat32: break;
+    case KvElement::kFloat32:
+    case KvElement::kFloat16: break;
   }
   return make_error("{}: no element format for FP32 storage", what);
 }
@@ -60,9 +62,10 @@ Expected<KvTensorCodec> KvTensorCodec::create(const KvTensorSpec& spec, int widt
   if (width <= 0 || head_dim <= 0 || width % head_dim != 0) {
     return make_error("{}: bad shape (width {}, head_dim {})", what, width, head_dim);
   }
-  if (!spec.quantized()) {
+  if (!spec.quantized() || spec.element == KvElement::kFloat16) {
     c.tokens_per_unit_ = 1;
-    c.unit_bytes_ = static_cast<int64_t>(width) * sizeof(float);
+    c.unit_bytes_ = static_cast<int64_t>(width) * (spec.quantized() ? sizeof(uint16_t) : sizeof(float));
+    c.code_bytes_ = c.unit_bytes_;
     return c;
   }
   if (width > 65536) return make_error("{}: rows of {} elements exceed the sparse index range", what, width);
@@ -188,6 +191,13 @@ void KvTensorCodec::prepare_unit(const float* x, uint8_t* sparse, KvCodecScratch
 void KvTensorCodec::encode(const float* x, int64_t n_units, uint8_t* dense, uint8_t* sparse,
                            KvCodecScratch& s) const {
   const int64_t rows = static_cast<int64_t>(tokens_per_unit_);
+  if (spec_.element == KvElement::kFloat16) {
+    for (int64_t i = 0; i < n_units * width_; ++i) {
+      const uint16_t h = float_to_fp16(x[i]);
+      std::memcpy(dense + 2 * i, &h, 2);
+    }
+    return;
+  }
   if (!kernel_) {
     std::memcpy(dense, x, static_cast<size_t>(n_units * unit_bytes_));
     return;
@@ -210,6 +220,14 @@ void KvTensorCodec::encode(const float* x, int64_t n_units, uint8_t* dense, uint
 
 void KvTensorCodec::decode(const uint8_t* dense, const uint8_t* sparse, int64_t n_units, float* out,
                            KvCodecScratch& s) const {
+  if (spec_.element == KvElement::kFloat16) {
+    for (int64_t i = 0; i < n_units * width_; ++i) {
+      uint16_t h = 0;
+      std::memcpy(&h, dense + 2 * i, 2);
+      out[i] = fp16_to_float(h);
+    }
+    return;
+  }
   if (!kernel_) {
     std::memcpy(out, dense, static_cast<size_t>(n_units * unit_bytes_));
     return;

@@ -1,6 +1,7 @@
 // Codes the keys or the values of one layer in units of T token rows (T = 1 per
 // token, T = B tokens per channel under KIVI). A unit of rows x: [T, width]
 // (width = n_kv_heads * head_dim) is stored as
+//   fp16    (the fp16 spec) the T = 1 row as IEEE halves, round to nearest even
 //   dense   codes of all T*width elements in group order, one LSB-first bit
 //           stream (block_format.h's packing), then one scale code per group,
 //           then (integer and NUQ) one zero-point code per group; scale codes are

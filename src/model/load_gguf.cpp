@@ -135,6 +135,35 @@ class GgufSource : public ModelSource {
 
   Expected<std::unique_ptr<Tokenizer>> read_tokenizer() const override { return load_gguf_tokenizer(gguf_); }
 
+ public:
+  Expected<std::map<std::string, LinearGgmlStorage>> linear_ggml_storage() const override {
+    // lowbit's linear suffix -> llama.cpp's tensor name in a block (as read_layer reads them).
+    static constexpr std::pair<const char*, const char*> kNames[] = {
+        {"q_proj", "attn_q"},      {"k_proj", "attn_k"}, {"v_proj", "attn_v"},     {"o_proj", "attn_output"},
+        {"gate_proj", "ffn_gate"}, {"up_proj", "ffn_up"}, {"down_proj", "ffn_down"}};
+    std::map<std::string, LinearGgmlStorage> out;
+    auto add = [&](const std::string& linear, const std::string& tensor) -> Status {
+      const GgufTensorInfo* info = gguf_.find_tensor(tensor);
+      const GgmlTypeTraits* t = info != nullptr ? find_ggml_type(info->type_id) : nullptr;
+      if (t == nullptr) return make_error("{}: no tensor '{}' of a type lowbit reads", gguf_.path(), tensor);
+      LinearGgmlStorage& s = out[linear];
+      s.type = t->type;
+      if (t->min_offset >= 0) {
+        const int64_t n_blocks = info->n_elements() / t->block_size;
+        s.block_mins.resize(static_cast<size_t>(n_blocks));
+        ggml_block_mins(*t, info->data, n_blocks, s.block_mins.data());
+      }
+      return Status::ok_status();
+    };
+    for (int i = 0; i < config().n_layers; ++i) {
+      for (const auto& [suffix, name] : kNames) {
+        LB_RETURN_IF_ERROR(add(fmt::format("layers.{}.{}", i, suffix), fmt::format("blk.{}.{}.weight", i, name)));
+      }
+    }
+    LB_RETURN_IF_ERROR(add("lm_head", config().tied_embeddings ? "token_embd.weight" : "output.weight"));
+    return out;
+  }
+
  private:
   GgufModelReader reader() const { return GgufModelReader{gguf_}; }
 

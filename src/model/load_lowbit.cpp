@@ -2,6 +2,7 @@
 // dequantized to FP32 piece by piece like any other source (the quantization
 // pipeline's view); stored_tensor() hands out each tensor as stored, so the
 // runtime (model/runtime_model.h) packs it without an FP32 copy.
+#include "formats/gguf_blocks.h"
 #include "model/lowbit_file.h"
 #include "model/model_source.h"
 
@@ -56,6 +57,54 @@ class LowbitSource : public ModelSource {
   }
 
   bool has_stored_tensors() const override { return true; }
+
+  Expected<std::map<std::string, LinearGgmlStorage>> linear_ggml_storage() const override {
+    const ModelConfig& c = config();
+    std::map<std::string, LinearGgmlStorage> out;
+    auto add = [&](const std::string& linear, const std::string& tensor, int64_t rows, int64_t cols) -> Status {
+      const nlohmann::json* format = file_.record_field(tensor, "format");
+      if (format == nullptr || !format->is_string() || file_.record_field(tensor, "lowrank") != nullptr ||
+          file_.record_field(tensor, "outliers") != nullptr) {
+        return Status::ok_status();
+      }
+      const std::string f = format->get<std::string>();
+      LinearGgmlStorage s;
+      const GgmlTypeTraits* t = nullptr;
+      if (f == kFp32Storage) {
+        s.type = GgmlType::F32;
+      } else if (f == "fp16") {
+        s.type = GgmlType::F16;
+      } else if (f == "bf16") {
+        s.type = GgmlType::BF16;
+      } else if (const GgufBlockType* g = find_gguf_block_type(f); g != nullptr && (t = find_ggml_type(g->type_id))) {
+        s.type = t->type;
+      } else {
+        return Status::ok_status();
+      }
+      if (t != nullptr && t->min_offset >= 0) {
+        // The block minimums live in the GGUF block bytes the record stores as codes.
+        LB_ASSIGN_OR_RETURN(QuantizedWeight q, file_.read(tensor, {rows, cols}));
+        file_.drop_pages(tensor);
+        const int64_t n_blocks = rows * cols / t->block_size;
+        if (q.tensor.codes.size() != static_cast<size_t>(n_blocks) * t->bytes_per_block) {
+          return make_error("{}: tensor '{}' holds {} bytes of {} blocks, expected {}", file_.path(), tensor,
+                            q.tensor.codes.size(), f, static_cast<size_t>(n_blocks) * t->bytes_per_block);
+        }
+        s.block_mins.resize(static_cast<size_t>(n_blocks));
+        ggml_block_mins(*t, q.tensor.codes.data(), n_blocks, s.block_mins.data());
+      }
+      out[linear] = std::move(s);
+      return Status::ok_status();
+    };
+    for (int i = 0; i < c.n_layers; ++i) {
+      for (const LinearShape& s : linear_shapes(c)) {
+        const std::string name = fmt::format("layers.{}.{}", i, s.suffix);
+        LB_RETURN_IF_ERROR(add(name, name, s.rows, s.cols));
+      }
+    }
+    LB_RETURN_IF_ERROR(add("lm_head", c.tied_embeddings ? "token_embedding" : "lm_head", c.vocab_size, c.dim));
+    return out;
+  }
 
   Expected<std::optional<QuantizedWeight>> stored_tensor(const std::string& name,
                                                          const std::vector<int64_t>& shape) const override {

@@ -114,6 +114,10 @@ Expected<std::map<std::string, ActQuantAttachment>> ModelSource::act_quantizers(
 
 Expected<std::optional<RotationSpec>> ModelSource::rotation() const { return std::optional<RotationSpec>(); }
 
+Expected<std::map<std::string, LinearGgmlStorage>> ModelSource::linear_ggml_storage() const {
+  return std::map<std::string, LinearGgmlStorage>();
+}
+
 bool ModelSource::has_stored_tensors() const { return false; }
 
 Expected<std::optional<QuantizedWeight>> ModelSource::stored_tensor(const std::string&,

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "io/ggml_types.h"
 #include "model/config.h"
 #include "model/rotation_spec.h"
 #include "model/weights.h"
@@ -23,6 +24,14 @@
 #include "tokenizer/tokenizer.h"
 
 namespace lowbit {
+
+// How a linear's weight is stored when its storage is a GGUF tensor type.
+struct LinearGgmlStorage {
+  GgmlType type = GgmlType::F32;
+  // Types with a block minimum (Q4_1, Q5_1: x = d·q + m): m of every block,
+  // [rows, cols / 32]; empty for other types.
+  std::vector<float> block_mins;
+};
 
 struct LoadOptions {
   std::string tokenizer_path;  // llama2.c tokenizer.bin, or an override for any format
@@ -60,6 +69,15 @@ class ModelSource {
   // The QuaRot rotation the weights carry (a lowbit model file with a "rotation"
   // recipe: model/rotation_spec.h); nullopt for other files.
   virtual Expected<std::optional<RotationSpec>> rotation() const;
+
+  // The GGUF tensor type (io/ggml_types.h) each linear's weight is stored in,
+  // by linear name ("layers.3.q_proj", "lm_head"; a tied head takes the
+  // embedding's), for every linear the file stores as one: all linears of a
+  // GGUF file; the linears of a lowbit model file stored as a GGUF block type,
+  // "fp16", "bf16" or "fp32" without low-rank or outlier side parts. Empty for
+  // other files. What `ppl --arith llamacpp` computes each linear by
+  // (model/llamacpp_linear.h).
+  virtual Expected<std::map<std::string, LinearGgmlStorage>> linear_ggml_storage() const;
 
   // Whether stored_tensor() gives every piece in its stored form (a lowbit model
   // file), so the runtime can pack quantized tensors without an FP32 copy

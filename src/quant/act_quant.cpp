@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "formats/ggml_activations.h"
+
 namespace lowbit {
 namespace {
 
@@ -95,6 +97,19 @@ Expected<ActQuantSpec> parse_act_spec(const json& j, const std::string& where) {
     s.clip = static_cast<float>(c);
   }
   const std::string name = resolve_alias(s.format);
+  if (const GgmlActType* ggml = find_ggml_act_type(name)) {
+    const ActGranularity g = ggml->block_size == 1 ? ActGranularity::kToken : ActGranularity::kGroup;
+    const int group = static_cast<int>(ggml->block_size);
+    if ((has_granularity && g != s.granularity) || (has_group && (g != ActGranularity::kGroup || group != s.group))) {
+      return make_error("{}: act format \"{}\" fixes granularity \"{}\"{}; drop or match \"granularity\"/\"group\"",
+                        where, s.format, act_granularity_name(g),
+                        g == ActGranularity::kGroup ? fmt::format(" with group {}", group) : std::string());
+    }
+    if (s.clip != 1.0f) return make_error("{}: act format \"{}\" takes no clip (llama.cpp's scale rule)", where, s.format);
+    s.granularity = g;
+    if (g == ActGranularity::kGroup) s.group = group;
+    return s;
+  }
   if (element_path_format(name).ok()) {
     if (has_group && s.granularity != ActGranularity::kGroup) {
       return make_error("{}: act \"group\" applies to granularity \"group\" only", where);
@@ -137,6 +152,7 @@ json act_spec_json(const ActQuantSpec& s) {
 
 double act_bits_per_element(const ActQuantSpec& s, int64_t in) {
   const std::string name = resolve_alias(s.format);
+  if (const GgmlActType* ggml = find_ggml_act_type(name)) return ggml->bits_per_element;
   auto f = element_path_format(name);
   if (!f.ok()) {
     auto named = find_block_format(name);
@@ -173,6 +189,18 @@ Expected<ActQuantAttachment> parse_act_attachment(const json& j, const std::stri
   return a;
 }
 
+std::optional<ActQuantSpec> llamacpp_act_spec(GgmlType weight) {
+  const GgmlTypeTraits* traits = find_ggml_type(static_cast<uint32_t>(weight));
+  if (traits == nullptr || traits->act_type == GgmlType::F32) return std::nullopt;
+  const GgmlActType* act = find_ggml_act_type(traits->act_type);
+  if (act == nullptr) return std::nullopt;
+  ActQuantSpec s;
+  s.format = act->name;
+  s.granularity = act->block_size == 1 ? ActGranularity::kToken : ActGranularity::kGroup;
+  if (act->block_size > 1) s.group = static_cast<int>(act->block_size);
+  return s;
+}
+
 Expected<ActQuantizer> ActQuantizer::create(const ActQuantSpec& spec) {
   ActQuantizer q;
   q.spec_ = spec;
@@ -181,6 +209,15 @@ Expected<ActQuantizer> ActQuantizer::create(const ActQuantSpec& spec) {
     return make_error("act quantizer: group {} must be at least 1", spec.group);
   }
   const std::string name = resolve_alias(spec.format);
+  if (const GgmlActType* ggml = find_ggml_act_type(name)) {
+    if (spec.clip != 1.0f) return make_error("act quantizer: format \"{}\" takes no clip", spec.format);
+    const int64_t block = spec.granularity == ActGranularity::kGroup ? spec.group : 1;
+    if (block != ggml->block_size) {
+      return make_error("act quantizer: format \"{}\" has blocks of {}, not {}", spec.format, ggml->block_size, block);
+    }
+    q.ggml_ = ggml;
+    return q;
+  }
   auto element = element_path_format(name);
   if (element.ok()) {
     q.element_format_ = std::make_shared<const BlockFormat>(std::move(element).value());
@@ -216,6 +253,13 @@ Status ActQuantizer::apply(const float* x, int64_t n_tokens, int64_t in, float* 
 Status ActQuantizer::apply_rows(const float* x, int64_t r0, int64_t r1, int64_t in, float* out,
                                 float threshold) const {
   const int64_t block = spec_.granularity == ActGranularity::kGroup ? spec_.group : in;
+  if (ggml_ != nullptr) {
+    for (int64_t r = r0; r < r1; ++r) {
+      Status s = ggml_round_activations(*ggml_, x + r * in, in, out + r * in);
+      if (!s.ok()) return s.with_context(fmt::format("act quantizer, row {}", r));
+    }
+    return Status::ok_status();
+  }
   if (named_ != nullptr) {
     // Clamp each block to ±clip · amax, then the format library on one row at a time.
     std::vector<float> row(static_cast<size_t>(in));  // [in]

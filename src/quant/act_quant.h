@@ -10,7 +10,10 @@
 //   "fp8_e4m3", "fp4_e2m1", ..., signed only; "fp8" and "fp4" are aliases of E4M3
 //   and E2M1), or a named scaled format of formats/block_format.h ("mxfp8_e4m3",
 //   "mxfp4", "nvfp4", ...; "mxfp8" is an alias of mxfp8_e4m3), which brings its own
-//   block size, scale type and scale rule.
+//   block size, scale type and scale rule; or one of llama.cpp's activation types
+//   (formats/ggml_activations.h: "ggml_f16", "ggml_bf16", "ggml_q8_0",
+//   "ggml_q8_1", "ggml_q8_K"), the values its CPU backend multiplies a GGUF
+//   weight by, with llama.cpp's own scale rules (no clip; blocks of 32 or 256).
 // granularity (element formats; a named format takes its own: row → token,
 //   group → group with its block size):
 //   tensor  static: one threshold T per linear input, calibrated on data
@@ -34,12 +37,14 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "formats/block_format.h"
 #include "formats/element_kernel.h"
+#include "formats/ggml_activations.h"
 
 namespace lowbit {
 
@@ -78,6 +83,13 @@ struct ActQuantAttachment {
 nlohmann::json act_attachment_json(const ActQuantAttachment& a);
 Expected<ActQuantAttachment> parse_act_attachment(const nlohmann::json& j, const std::string& where);
 
+// The activation quantizer that reproduces llama.cpp's CPU arithmetic in front
+// of a weight stored as GGUF type `weight`: its vec_dot type (io/ggml_types.h
+// act_type) as an act spec ("ggml_q8_K" for a Q4_K weight, "ggml_f16" for F16).
+// nullopt for F32 weights (the product is FP32 there, as lowbit's) and for types
+// lowbit does not decode.
+std::optional<ActQuantSpec> llamacpp_act_spec(GgmlType weight);
+
 class ActQuantizer {
  public:
   static Expected<ActQuantizer> create(const ActQuantSpec& spec);
@@ -99,6 +111,7 @@ class ActQuantizer {
   std::shared_ptr<const BlockFormat> element_format_;  // element path: FP32-scale format holding vmax, lo, hi
   std::shared_ptr<const ElementKernel> kernel_;        // element path
   const BlockFormat* named_ = nullptr;                 // named scaled format path
+  const GgmlActType* ggml_ = nullptr;                  // llama.cpp activation type path
   std::shared_ptr<const BlockKernel> block_kernel_;    // named path
 };
 
