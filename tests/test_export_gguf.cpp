@@ -720,7 +720,9 @@ TEST_F(ExportGguf, SmolLM2W4g128RtnIsLosslessWithEqualPpl) {
   ASSERT_EQ(e.exit_code, 0) << e.output;
   const GgufFile g = get(GgufFile::open(out));
   for (const GgufTensorInfo& t : g.tensors()) {
-    if (t.dims.size() == 2 && t.name != "token_embd.weight") EXPECT_EQ(t.type_id, 3u) << t.name;  // Q4_1
+    if (t.dims.size() == 2 && t.name != "token_embd.weight") {
+      EXPECT_EQ(t.type_id, 3u) << t.name;  // Q4_1
+    }
   }
   expect_same_weights(weights_of(lowbit), weights_of(out));
   auto ppl_of = [&](const std::string& model) {
