@@ -16,6 +16,8 @@
 #include "core/thread_pool.h"
 #include "io/gguf.h"
 #include "model/llama_model.h"
+#include "pipeline/hf_export.h"
+#include "tokenizer/hf_tokenizer_writer.h"
 
 namespace lowbit::testing {
 namespace {
@@ -23,55 +25,8 @@ namespace {
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
-constexpr int32_t kTypeNormal = 1, kTypeUnknown = 2, kTypeControl = 3, kTypeByte = 6;
-
-// Splits UTF-8 text at character boundaries: the positions 1..size-1 where a
-// character starts (continuation bytes are 10xxxxxx).
-std::vector<size_t> char_boundaries(const std::string& s) {
-  std::vector<size_t> cuts;
-  for (size_t i = 1; i < s.size(); ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) cuts.push_back(i);
-  }
-  return cuts;
-}
-
-const char* hf_class_name(const std::string& architecture) {
-  if (architecture == "llama") return "LlamaForCausalLM";
-  if (architecture == "mistral") return "MistralForCausalLM";
-  if (architecture == "qwen2") return "Qwen2ForCausalLM";
-  return nullptr;
-}
-
-ojson hf_config_json(const ModelConfig& c, const char* class_name, const char* dtype_name) {
-  ojson j;
-  j["architectures"] = {class_name};
-  j["model_type"] = c.architecture;
-  j["hidden_size"] = c.dim;
-  j["intermediate_size"] = c.ffn_dim;
-  j["num_hidden_layers"] = c.n_layers;
-  j["num_attention_heads"] = c.n_heads;
-  j["num_key_value_heads"] = c.n_kv_heads;
-  j["head_dim"] = c.head_dim;
-  j["hidden_act"] = "silu";
-  j["max_position_embeddings"] = c.max_seq_len;
-  j["rms_norm_eps"] = static_cast<double>(c.norm_eps);  // exact: reads back to the same float
-  j["rope_theta"] = c.rope_theta;
-  j["tie_word_embeddings"] = c.tied_embeddings;
-  j["vocab_size"] = c.vocab_size;
-  j["torch_dtype"] = dtype_name;
-  j["bos_token_id"] = 1;
-  j["eos_token_id"] = 2;
-  if (c.rope_scaling.llama3) {
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", c.rope_scaling.factor},
-                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                         {"original_max_position_embeddings", c.rope_scaling.original_max_position}};
-  } else {
-    j["rope_scaling"] = nullptr;
-  }
-  return j;
-}
+constexpr int32_t kTypeNormal = kGgufTokenNormal, kTypeUnknown = kGgufTokenUnknown, kTypeControl = kGgufTokenControl,
+                  kTypeByte = kGgufTokenByte;
 
 void append_raw(std::string& out, const void* data, size_t bytes) {
   out.append(static_cast<const char*>(data), bytes);
@@ -116,79 +71,13 @@ SpmVocab make_test_spm_vocab() {
   return v;
 }
 
-std::vector<std::string> spm_merges(const SpmVocab& vocab) {
-  std::map<std::string, int32_t> ids;
-  for (size_t i = 0; i < vocab.pieces.size(); ++i) ids.emplace(vocab.pieces[i], static_cast<int32_t>(i));
-  struct Merge {
-    int32_t left, right;
-    float score;
-  };
-  std::vector<Merge> merges;
-  for (size_t i = 0; i < vocab.pieces.size(); ++i) {
-    const std::string& piece = vocab.pieces[i];
-    std::vector<Merge> local;
-    for (size_t cut : char_boundaries(piece)) {
-      auto l = ids.find(piece.substr(0, cut));
-      auto r = ids.find(piece.substr(cut));
-      if (l != ids.end() && r != ids.end()) local.push_back({l->second, r->second, vocab.scores[i]});
-    }
-    std::sort(local.begin(), local.end(),
-              [](const Merge& a, const Merge& b) { return std::tie(a.left, a.right) < std::tie(b.left, b.right); });
-    merges.insert(merges.end(), local.begin(), local.end());
-  }
-  std::stable_sort(merges.begin(), merges.end(), [](const Merge& a, const Merge& b) { return a.score > b.score; });
-  std::vector<std::string> out;
-  out.reserve(merges.size());
-  for (const auto& m : merges) out.push_back(vocab.pieces[m.left] + " " + vocab.pieces[m.right]);
-  return out;
-}
+namespace {
+SpmPieces to_pieces(const SpmVocab& v) { return {v.pieces, v.scores, v.types, v.unk_id, v.bos_id, v.eos_id}; }
+}  // namespace
 
-std::string spm_to_tokenizer_json(const SpmVocab& vocab) {
-  ojson added = ojson::array();
-  for (size_t i = 0; i < vocab.pieces.size(); ++i) {
-    if (vocab.types[i] != kTypeUnknown && vocab.types[i] != kTypeControl) continue;
-    added.push_back({{"id", i}, {"content", vocab.pieces[i]}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
-  }
-  ojson vocab_map = ojson::object();
-  for (size_t i = 0; i < vocab.pieces.size(); ++i) vocab_map[vocab.pieces[i]] = i;
-  const std::string& bos = vocab.pieces[vocab.bos_id];
-  const ojson bos_token = {{"SpecialToken", {{"id", bos}, {"type_id", 0}}}};
-  ojson j;
-  j["version"] = "1.0";
-  j["truncation"] = nullptr;
-  j["padding"] = nullptr;
-  j["added_tokens"] = added;
-  j["normalizer"] = {{"type", "Sequence"},
-                     {"normalizers",
-                      {{{"type", "Prepend"}, {"prepend", "▁"}},
-                       {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}}}};
-  j["pre_tokenizer"] = nullptr;
-  j["post_processor"] = {
-      {"type", "TemplateProcessing"},
-      {"single", {bos_token, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-      {"pair",
-       {bos_token, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos_token,
-        {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-      {"special_tokens", {{bos, {{"id", bos}, {"ids", {vocab.bos_id}}, {"tokens", {bos}}}}}}};
-  j["decoder"] = {{"type", "Sequence"},
-                  {"decoders",
-                   {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
-                    {{"type", "ByteFallback"}},
-                    {{"type", "Fuse"}},
-                    {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}};
-  j["model"] = {{"type", "BPE"},
-                {"dropout", nullptr},
-                {"unk_token", vocab.pieces[vocab.unk_id]},
-                {"continuing_subword_prefix", nullptr},
-                {"end_of_word_suffix", nullptr},
-                {"fuse_unk", true},
-                {"byte_fallback", true},
-                {"ignore_merges", false},
-                {"vocab", vocab_map},
-                {"merges", spm_merges(vocab)}};
-  return j.dump(2);
-}
+std::vector<std::string> spm_merges(const SpmVocab& vocab) { return spm_bpe_merges(to_pieces(vocab)); }
+
+std::string spm_to_tokenizer_json(const SpmVocab& vocab) { return spm_tokenizer_json(to_pieces(vocab)); }
 
 std::vector<float> permute_rope_rows(const std::vector<float>& w, int n_heads, int64_t cols, bool to_half_split) {
   const int64_t rows = static_cast<int64_t>(w.size()) / cols;
@@ -211,11 +100,9 @@ std::vector<float> permute_rope_rows(const std::vector<float>& w, int n_heads, i
 Status write_hf_checkpoint(const LoadedModel& m, const SpmVocab* vocab, const std::string& folder,
                            const HfWriteOptions& options) {
   const ModelConfig& c = m.config;
-  const char* class_name = hf_class_name(c.architecture);
-  if (class_name == nullptr) return make_error("no Hugging Face class for architecture '{}'", c.architecture);
-  if (c.qkv_bias != (c.architecture == "qwen2")) {
-    return make_error("architecture '{}' with qkv_bias={} has no Hugging Face form", c.architecture, c.qkv_bias);
-  }
+  LB_ASSIGN_OR_RETURN(ojson config, hf_config_json(c, options.dtype));
+  config["bos_token_id"] = 1;
+  config["eos_token_id"] = 2;
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) return make_error("{}: cannot create folder: {}", folder, ec.message());
@@ -255,10 +142,7 @@ Status write_hf_checkpoint(const LoadedModel& m, const SpmVocab* vocab, const st
   if (!c.tied_embeddings) add_matrix("lm_head", w.lm_head, 0);
 
   const fs::path dir(folder);
-  const char* dtype_name = options.dtype == SafetensorsDtype::kBF16  ? "bfloat16"
-                           : options.dtype == SafetensorsDtype::kF16 ? "float16"
-                                                                     : "float32";
-  LB_RETURN_IF_ERROR(write_file_atomic((dir / "config.json").string(), hf_config_json(c, class_name, dtype_name).dump(2)));
+  LB_RETURN_IF_ERROR(write_file_atomic((dir / "config.json").string(), config.dump(2)));
   if (vocab != nullptr) {
     LB_RETURN_IF_ERROR(write_file_atomic((dir / "tokenizer.json").string(), spm_to_tokenizer_json(*vocab)));
   }

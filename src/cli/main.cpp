@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   lowbit::cli::register_formats(app, runner);
   lowbit::cli::register_quantize(app, runner);
   lowbit::cli::register_inspect(app, runner);
+  lowbit::cli::register_export(app, runner);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

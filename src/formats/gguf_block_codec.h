@@ -88,10 +88,11 @@ enum class FitKind {
 struct SweepRange {
   double lo = 1.0;
   double hi = 1.0;
-  // 0: visit every assignment in the range (the sweep). n > 0: only the
-  // assignments at n + 1 evenly spaced inverse scales, cheaper where the grid is
-  // fine (6-8 bits) and the assignments many, each differing little.
-  int samples = 0;
+  // false: visit every assignment in the range (the sweep). true: only those
+  // of the inverse scales that put the largest element exactly on a grid value
+  // (or whole steps past the end), cheaper where the grid is fine (6-8 bits)
+  // and the assignments many, each differing little. Uniform grids only.
+  bool top_aligned = false;
 };
 
 using PackFn = void (*)(const Header& h, const uint8_t* codes, uint8_t* out);

@@ -16,8 +16,9 @@
 //    the range once, updating the least-squares sums by one element per
 //    crossing: the best fit over the range is found exactly, not sampled on a
 //    grid of t as llama.cpp's make_qx_quants / make_qkx3_quants do. Where the
-//    grid is fine (Q6_K, Q8_0) the crossings are many and each changes little,
-//    and range.samples evenly spaced t are visited instead. With an offset,
+//    grid is fine (Q6_K, Q8_0) the crossings are many and each changes little;
+//    there only the t that put the largest element exactly on a grid value
+//    are visited (so a block that is on the grid is still found). With an offset,
 //    Lloyd steps follow (codes nearest the fit, refit) while E falls, since the
 //    anchor a is itself a guess.
 // 2. Rounding to storage. Single-level types try d (and m) rounded to fp16 and
@@ -181,14 +182,16 @@ Fit sweep(const Grid& g, const double* y, const float* w, int n, double t_lo, do
   return best;
 }
 
-// The best fit among the assignments at inverse scales t_lo + (t_hi - t_lo) * s / samples.
-Fit sample(const Grid& g, const double* y, const float* w, int n, double t_lo, double t_hi, int samples, bool offset,
-           double anchor, bool non_positive) {
+// The best fit among the assignments at inverse scales t = p / y_top, p the
+// whole numbers in [t_lo, t_hi] * y_top: the largest element y_top on a grid
+// value, or whole steps past the end of a uniform grid.
+Fit sample_top_aligned(const Grid& g, const double* y, const float* w, int n, double y_top, double t_lo, double t_hi,
+                       bool offset, double anchor, bool non_positive) {
   Sums base;  // the sums that do not depend on the assignment
   for (int i = 0; i < n; ++i) base.add(w[i], y[i], 0.0);
   Fit best;
-  for (int step = 0; step <= samples; ++step) {
-    const double t = t_lo + (t_hi - t_lo) * step / samples;
+  for (double p = std::ceil(t_lo * y_top); p <= t_hi * y_top; p += 1.0) {
+    const double t = p / y_top;
     Sums sums = base;
     double sg = 0, sgg = 0, syg = 0;
     for (int i = 0; i < n; ++i) {
@@ -207,10 +210,11 @@ Fit sample(const Grid& g, const double* y, const float* w, int n, double t_lo, d
   return best;
 }
 
-// The fit over the assignments of inverse scales [t_lo, t_hi]: all of them, or samples.
-Fit search_range(const Grid& g, const double* y, const float* w, int n, double t_lo, double t_hi, SweepRange range,
-                 bool offset, double anchor, bool non_positive, Scratch& s) {
-  if (range.samples > 0) return sample(g, y, w, n, t_lo, t_hi, range.samples, offset, anchor, non_positive);
+// The fit over the assignments of inverse scales [t_lo, t_hi]: all of them, or
+// the top-aligned ones; y_top > 0 is the magnitude of the largest weighted y.
+Fit search_range(const Grid& g, const double* y, const float* w, int n, double y_top, double t_lo, double t_hi,
+                 bool top_aligned, bool offset, double anchor, bool non_positive, Scratch& s) {
+  if (top_aligned) return sample_top_aligned(g, y, w, n, y_top, t_lo, t_hi, offset, anchor, non_positive);
   return sweep(g, y, w, n, t_lo, t_hi, offset, anchor, non_positive, s);
 }
 
@@ -242,12 +246,15 @@ Fit fit_elements(const Grid& g, FitKind kind, SweepRange range, const float* x, 
     }
     if (top < 0 || x[top] == 0) return best;
     for (const int sign : {+1, -1}) {
+      // On a grid symmetric about 0 (Q8_0) the negative scale mirrors the positive one exactly.
+      if (sign < 0 && g.min() == -g.max()) continue;
       const double ym = sign * static_cast<double>(x[top]);
       const double end = ym > 0 ? g.max() : g.min();
       if (end * ym <= 0) continue;  // the grid has no values of this sign
       for (int i = 0; i < n; ++i) s.y[i] = sign * static_cast<double>(x[i]);
       const double t0 = end / ym;
-      Fit f = search_range(g, s.y.data(), w, n, t0 * range.lo, t0 * range.hi, range, false, 0.0, false, s);
+      Fit f = search_range(g, s.y.data(), w, n, std::fabs(ym), t0 * range.lo, t0 * range.hi, range.top_aligned, false,
+                           0.0, false, s);
       f.scale *= sign;
       if (f.error < best.error) best = f;
     }
@@ -272,7 +279,8 @@ Fit fit_elements(const Grid& g, FitKind kind, SweepRange range, const float* x, 
   }
   for (int i = 0; i < n; ++i) s.y[i] = x[i] - anchor;
   const double t0 = g.max() / span;
-  const Fit f = search_range(g, s.y.data(), w, n, t0 * range.lo, t0 * range.hi, range, true, anchor, non_positive, s);
+  const Fit f = search_range(g, s.y.data(), w, n, span, t0 * range.lo, t0 * range.hi, range.top_aligned, true, anchor,
+                             non_positive, s);
   return refine_offset(g, x, w, n, f, non_positive, 3);
 }
 

@@ -114,9 +114,10 @@ std::vector<Codec> kquant_codecs() {
   static const Grid kUnsigned6 = integer_grid(0, 63);
   static const Grid kUnsigned4 = integer_grid(0, 15);
   using K = FitKind;
-  // Element search ranges as in gguf_blocks_legacy.cpp; 6-bit sub-blocks sample
-  // 17 inverse scales, 2-3 bit ones clip more.
-  const SweepRange q6{0.8, 1.3, 16};
+  // Element search ranges as in gguf_blocks_legacy.cpp; 6-bit sub-blocks try
+  // the ~16 inverse scales that put their largest value on a code near the end
+  // (or past it), 2-3 bit ones clip more.
+  const SweepRange q6{0.8, 1.3, true};
   const SweepRange five_bit{0.8, 1.3};
   const SweepRange wide{0.7, 1.6};
   const SweepRange low_bits{0.6, 2.0};

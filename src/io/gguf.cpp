@@ -336,6 +336,14 @@ double GgufFile::get_float_or(const std::string& key, double fallback) const {
   return v.ok() ? v.value() : fallback;
 }
 
+bool GgufFile::get_bool_or(const std::string& key, bool fallback) const {
+  const GgufValue* value = find(key);
+  if (value == nullptr) return fallback;
+  if (value->type == GgufValueType::BOOL) return std::get<bool>(value->data);
+  if (value->is_integer()) return value->as_int() != 0;
+  return fallback;
+}
+
 Expected<std::vector<float>> GgufFile::dequantize(const GgufTensorInfo& info) const {
   const GgmlTypeTraits* traits = find_ggml_type(info.type_id);
   if (traits == nullptr || info.data == nullptr) {

@@ -89,6 +89,8 @@ class GgufFile {
   Expected<std::vector<int64_t>> get_int_array(const std::string& key) const;
   int64_t get_int_or(const std::string& key, int64_t fallback) const;
   double get_float_or(const std::string& key, double fallback) const;
+  // A BOOL, or an integer read as != 0; `fallback` when absent or of another type.
+  bool get_bool_or(const std::string& key, bool fallback) const;
 
   // Dequantizes a whole tensor to FP32 ([n_elements], row-major, ne0 fastest).
   Expected<std::vector<float>> dequantize(const GgufTensorInfo& info) const;

@@ -90,21 +90,41 @@ void GgufWriter::set_i32_array(const std::string& key, const std::vector<int32_t
   set(key, array_of(GgufValueType::INT32, values, [](int32_t x) { return scalar(GgufValueType::INT32, int64_t{x}); }));
 }
 
+Expected<uint64_t> GgufWriter::checked_size(const std::string& name, const std::vector<int64_t>& dims,
+                                            uint32_t type_id) const {
+  const GgmlTypeTraits* traits = find_ggml_type(type_id);
+  if (traits == nullptr) {
+    return make_error("gguf writer: tensor '{}': unsupported type {}", name, ggml_type_name(type_id));
+  }
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d <= 0) return make_error("gguf writer: tensor '{}': dimension {} is not positive", name, d);
+    n *= d;
+  }
+  if (dims.empty() || dims.size() > 4 || dims[0] % traits->block_size != 0) {
+    return make_error("gguf writer: tensor '{}': {} dims, row length {} (must be 1-4 dims, rows a multiple of {})",
+                      name, dims.size(), dims.empty() ? 0 : dims[0], traits->block_size);
+  }
+  for (const Tensor& t : tensors_) {
+    if (t.name == name) return make_error("gguf writer: tensor '{}' added twice", name);
+  }
+  return static_cast<uint64_t>(n / traits->block_size) * traits->bytes_per_block;
+}
+
 Status GgufWriter::add_tensor(const std::string& name, const std::vector<int64_t>& dims, uint32_t type_id,
                               std::vector<uint8_t> bytes) {
-  const GgmlTypeTraits* traits = find_ggml_type(type_id);
-  if (traits == nullptr) return make_error("gguf writer: tensor '{}': unsupported type {}", name, type_id);
-  int64_t n = 1;
-  for (int64_t d : dims) n *= d;
-  if (dims.empty() || dims[0] % traits->block_size != 0) {
-    return make_error("gguf writer: tensor '{}': row length is not a multiple of {}", name, traits->block_size);
-  }
-  const uint64_t expected = static_cast<uint64_t>(n / traits->block_size) * traits->bytes_per_block;
+  LB_ASSIGN_OR_RETURN(uint64_t expected, checked_size(name, dims, type_id));
   if (bytes.size() != expected) {
-    return make_error("gguf writer: tensor '{}': {} bytes given, {} needs {}", name, bytes.size(), traits->name,
-                      expected);
+    return make_error("gguf writer: tensor '{}': {} bytes given, {} needs {}", name, bytes.size(),
+                      ggml_type_name(type_id), expected);
   }
-  tensors_.push_back({name, dims, type_id, std::move(bytes)});
+  tensors_.push_back({name, dims, type_id, expected, std::move(bytes)});
+  return Status::ok_status();
+}
+
+Status GgufWriter::declare_tensor(const std::string& name, const std::vector<int64_t>& dims, uint32_t type_id) {
+  LB_ASSIGN_OR_RETURN(uint64_t size, checked_size(name, dims, type_id));
+  tensors_.push_back({name, dims, type_id, size, {}});
   return Status::ok_status();
 }
 
@@ -115,7 +135,7 @@ Status GgufWriter::add_f32_tensor(const std::string& name, const std::vector<int
   return add_tensor(name, dims, static_cast<uint32_t>(GgmlType::F32), std::move(bytes));
 }
 
-std::string GgufWriter::serialize() const {
+std::string GgufWriter::serialize_header() const {
   std::string out;
   put<uint32_t>(out, 0x46554747);  // "GGUF"
   put<uint32_t>(out, 3);
@@ -139,9 +159,14 @@ std::string GgufWriter::serialize() const {
     for (int64_t d : t.dims) put<uint64_t>(out, static_cast<uint64_t>(d));
     put<uint32_t>(out, t.type_id);
     put<uint64_t>(out, offset);
-    offset += (t.bytes.size() + alignment_ - 1) / alignment_ * alignment_;
+    offset += (t.n_bytes + alignment_ - 1) / alignment_ * alignment_;
   }
   out.resize((out.size() + alignment_ - 1) / alignment_ * alignment_, '\0');
+  return out;
+}
+
+std::string GgufWriter::serialize() const {
+  std::string out = serialize_header();
   for (const Tensor& t : tensors_) {
     out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
     out.resize((out.size() + alignment_ - 1) / alignment_ * alignment_, '\0');
@@ -149,6 +174,45 @@ std::string GgufWriter::serialize() const {
   return out;
 }
 
-Status GgufWriter::write(const std::string& path) const { return write_file_atomic(path, serialize()); }
+Status GgufWriter::write(const std::string& path) const {
+  for (const Tensor& t : tensors_) {
+    if (t.bytes.size() != t.n_bytes) return make_error("{}: tensor '{}' was declared: stream it", path, t.name);
+  }
+  return write_file_atomic(path, serialize());
+}
+
+// ---------------------------------------------------------------------------- streaming
+
+Expected<GgufStreamWriter> GgufStreamWriter::create(const std::string& path, const GgufWriter& layout) {
+  LB_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::create(path));
+  std::vector<GgufWriter::Tensor> tensors;
+  for (const GgufWriter::Tensor& t : layout.tensors()) tensors.push_back({t.name, t.dims, t.type_id, t.n_bytes, {}});
+  GgufStreamWriter writer(std::move(file), std::move(tensors), layout.alignment());
+  const std::string header = layout.serialize_header();
+  LB_RETURN_IF_ERROR(writer.file_.write(header.data(), header.size()));
+  return writer;
+}
+
+Status GgufStreamWriter::write_tensor(const std::string& name, std::span<const uint8_t> bytes) {
+  const std::string& path = file_.path();
+  if (next_ >= tensors_.size()) return make_error("{}: tensor '{}' was not declared", path, name);
+  const GgufWriter::Tensor& t = tensors_[next_];
+  if (t.name != name) return make_error("{}: tensor '{}' written where '{}' was declared", path, name, t.name);
+  if (bytes.size() != t.n_bytes) {
+    return make_error("{}: tensor '{}': {} bytes given, {} needs {}", path, name, bytes.size(),
+                      ggml_type_name(t.type_id), t.n_bytes);
+  }
+  LB_RETURN_IF_ERROR(file_.write(bytes.data(), bytes.size()));
+  LB_RETURN_IF_ERROR(file_.pad_to(alignment_));
+  ++next_;
+  return Status::ok_status();
+}
+
+Status GgufStreamWriter::finish() {
+  if (next_ != tensors_.size()) {
+    return make_error("{}: {} of {} declared tensors written", file_.path(), next_, tensors_.size());
+  }
+  return file_.commit();
+}
 
 }  // namespace lowbit

@@ -1,8 +1,5 @@
 #include "io/lowbit_container.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -38,69 +35,29 @@ bool is_lowbit_container(const GgufFile& gguf) {
 // ---------------------------------------------------------------------------- writer
 
 Expected<ContainerWriter> ContainerWriter::create(const std::string& path, GgufWriter header) {
-  const std::string temp = path + ".tmp";
-  std::FILE* file = std::fopen(temp.c_str(), "wb");
-  if (file == nullptr) return make_error("{}: cannot create: {}", temp, std::strerror(errno));
-  ContainerWriter writer(path, temp, file);
+  LB_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::create(path));
+  ContainerWriter writer(std::move(file));
   header.set_string("general.architecture", kLowbitArchitecture);
   header.set_u32("lowbit.container_version", kLowbitContainerVersion);
   const std::string image = header.serialize();
-  LB_RETURN_IF_ERROR(writer.write_raw(image.data(), image.size()));
-  LB_RETURN_IF_ERROR(writer.pad_to(kLowbitBlobAlignment));
-  writer.data_begin_ = writer.offset_;
+  LB_RETURN_IF_ERROR(writer.file_.write(image.data(), image.size()));
+  LB_RETURN_IF_ERROR(writer.file_.pad_to(kLowbitBlobAlignment));
+  writer.data_begin_ = writer.file_.offset();
   return writer;
 }
 
-ContainerWriter::ContainerWriter(ContainerWriter&& other) noexcept
-    : path_(std::move(other.path_)),
-      temp_(std::move(other.temp_)),
-      file_(other.file_),
-      offset_(other.offset_),
-      data_begin_(other.data_begin_) {
-  other.file_ = nullptr;
-  other.temp_.clear();
-}
-
-ContainerWriter::~ContainerWriter() { abandon(); }
-
-void ContainerWriter::abandon() {
-  if (file_ != nullptr) {
-    std::fclose(file_);
-    file_ = nullptr;
-  }
-  if (!temp_.empty()) {
-    std::remove(temp_.c_str());
-    temp_.clear();
-  }
-}
-
-Status ContainerWriter::write_raw(const void* data, uint64_t bytes) {
-  if (file_ == nullptr) return make_error("{}: write after the file was closed", path_);
-  if (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes) {
-    return make_error("{}: write failed at byte {}: {}", temp_, offset_, std::strerror(errno));
-  }
-  offset_ += bytes;
-  return Status::ok_status();
-}
-
-Status ContainerWriter::pad_to(uint64_t alignment) {
-  static const std::vector<uint8_t> zeros(kLowbitBlobAlignment, 0);
-  const uint64_t pad = (alignment - offset_ % alignment) % alignment;
-  return write_raw(zeros.data(), pad);
-}
-
 Expected<BlobRef> ContainerWriter::append(const void* data, uint64_t bytes) {
-  LB_RETURN_IF_ERROR(pad_to(kLowbitBlobAlignment));
-  const BlobRef ref{offset_, bytes};
-  LB_RETURN_IF_ERROR(write_raw(data, bytes));
+  LB_RETURN_IF_ERROR(file_.pad_to(kLowbitBlobAlignment));
+  const BlobRef ref{file_.offset(), bytes};
+  LB_RETURN_IF_ERROR(file_.write(data, bytes));
   return ref;
 }
 
 Status ContainerWriter::finish(const nlohmann::json& index) {
-  LB_RETURN_IF_ERROR(pad_to(kLowbitBlobAlignment));
+  LB_RETURN_IF_ERROR(file_.pad_to(kLowbitBlobAlignment));
   const std::string text = index.dump();
-  const uint64_t index_offset = offset_;
-  LB_RETURN_IF_ERROR(write_raw(text.data(), text.size()));
+  const uint64_t index_offset = file_.offset();
+  LB_RETURN_IF_ERROR(file_.write(text.data(), text.size()));
   uint8_t footer[kLowbitFooterBytes] = {};
   put_u64(footer + 0, data_begin_);
   put_u64(footer + 8, index_offset);
@@ -108,18 +65,8 @@ Status ContainerWriter::finish(const nlohmann::json& index) {
   put_u32(footer + 24, kLowbitContainerVersion);
   put_u32(footer + 28, 0);
   std::memcpy(footer + 32, kLowbitFooterMagic, 8);
-  LB_RETURN_IF_ERROR(write_raw(footer, sizeof(footer)));
-  if (std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
-    return make_error("{}: cannot flush: {}", temp_, std::strerror(errno));
-  }
-  const int closed = std::fclose(file_);
-  file_ = nullptr;
-  if (closed != 0) return make_error("{}: cannot close: {}", temp_, std::strerror(errno));
-  if (std::rename(temp_.c_str(), path_.c_str()) != 0) {
-    return make_error("{}: cannot rename from {}: {}", path_, temp_, std::strerror(errno));
-  }
-  temp_.clear();
-  return Status::ok_status();
+  LB_RETURN_IF_ERROR(file_.write(footer, sizeof(footer)));
+  return file_.commit();
 }
 
 // ---------------------------------------------------------------------------- reader

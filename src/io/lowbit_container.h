@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 
+#include "core/atomic_file_writer.h"
 #include "core/mapped_file.h"
 #include "core/status.h"
 #include "io/gguf.h"
@@ -45,30 +46,23 @@ class ContainerWriter {
   // general.architecture is set to "lowbit" here.
   static Expected<ContainerWriter> create(const std::string& path, GgufWriter header);
 
-  ContainerWriter(ContainerWriter&& other) noexcept;
+  ContainerWriter(ContainerWriter&& other) noexcept = default;
   ContainerWriter& operator=(ContainerWriter&&) = delete;
   ContainerWriter(const ContainerWriter&) = delete;
-  ~ContainerWriter();  // removes the temporary file unless finish() succeeded
+  // Destroyed before finish() succeeded, it removes the temporary file.
 
   // Appends `bytes` bytes at the next 64-byte boundary.
   Expected<BlobRef> append(const void* data, uint64_t bytes);
   // Writes the index and the footer, flushes to disk and renames the file into place.
   Status finish(const nlohmann::json& index);
 
-  const std::string& temp_path() const { return temp_; }
-  uint64_t bytes_written() const { return offset_; }
+  const std::string& temp_path() const { return file_.temp_path(); }
+  uint64_t bytes_written() const { return file_.offset(); }
 
  private:
-  ContainerWriter(std::string path, std::string temp, std::FILE* file)
-      : path_(std::move(path)), temp_(std::move(temp)), file_(file) {}
-  Status write_raw(const void* data, uint64_t bytes);
-  Status pad_to(uint64_t alignment);
-  void abandon();
+  explicit ContainerWriter(AtomicFileWriter file) : file_(std::move(file)) {}
 
-  std::string path_;
-  std::string temp_;
-  std::FILE* file_ = nullptr;
-  uint64_t offset_ = 0;
+  AtomicFileWriter file_;
   uint64_t data_begin_ = 0;  // end of the header image, rounded up to 64
 };
 

@@ -3,12 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -203,78 +199,6 @@ Expected<std::vector<float>> SafetensorsFile::to_f32(const SafetensorsTensor& te
       return make_error("{}: tensor '{}' has dtype {}; only F32, F16 and BF16 can be loaded as weights", path(),
                         tensor.name, safetensors_dtype_info(tensor.dtype).name);
   }
-}
-
-Status write_safetensors(const std::string& path, const std::vector<SafetensorsWriteTensor>& tensors,
-                         const std::map<std::string, std::string>& metadata) {
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) {
-    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : metadata) meta[k] = v;
-    header["__metadata__"] = std::move(meta);
-  }
-  std::set<std::string> names;
-  uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    const SafetensorsDtypeInfo& info = safetensors_dtype_info(t.dtype);
-    if (t.dtype != Dt::kF32 && t.dtype != Dt::kF16 && t.dtype != Dt::kBF16) {
-      return make_error("{}: tensor '{}': cannot write dtype {} (F32, F16 or BF16 only)", path, t.name, info.name);
-    }
-    if (t.name.empty() || t.name == "__metadata__" || !names.insert(t.name).second) {
-      return make_error("{}: tensor name '{}' is empty, reserved or repeated", path, t.name);
-    }
-    uint64_t n = 1;
-    for (int64_t d : t.shape) {
-      if (d < 0) return make_error("{}: tensor '{}': negative dimension {}", path, t.name, d);
-      n *= static_cast<uint64_t>(d);
-    }
-    if (n > 0 && t.values == nullptr) return make_error("{}: tensor '{}': no values given", path, t.name);
-    header[t.name] = {{"dtype", info.name}, {"shape", t.shape}, {"data_offsets", {offset, offset + n * info.bytes}}};
-    offset += n * info.bytes;
-  }
-  std::string header_text = header.dump();
-  // Pad so the data buffer starts 8-byte aligned (8 + header length).
-  header_text.append((8 - header_text.size() % 8) % 8, ' ');
-
-  const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) return make_error("{}: cannot create: {}", tmp, std::strerror(errno));
-  const uint64_t header_len = header_text.size();
-  out.write(reinterpret_cast<const char*>(&header_len), sizeof(header_len));
-  out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
-
-  std::vector<uint16_t> halves;  // conversion chunk for F16/BF16
-  constexpr size_t kChunk = 1 << 16;
-  for (const auto& t : tensors) {
-    size_t n = 1;
-    for (int64_t d : t.shape) n *= static_cast<size_t>(d);
-    if (t.dtype == Dt::kF32) {
-      out.write(reinterpret_cast<const char*>(t.values), static_cast<std::streamsize>(n * sizeof(float)));
-      continue;
-    }
-    for (size_t begin = 0; begin < n; begin += kChunk) {
-      const size_t count = std::min(kChunk, n - begin);
-      halves.resize(count);
-      for (size_t i = 0; i < count; ++i) {
-        const float v = t.values[begin + i];
-        halves[i] = t.dtype == Dt::kBF16 ? float_to_bf16(v) : float_to_fp16(v);
-      }
-      out.write(reinterpret_cast<const char*>(halves.data()), static_cast<std::streamsize>(count * 2));
-    }
-  }
-  out.flush();
-  if (!out) {
-    out.close();
-    std::remove(tmp.c_str());
-    return make_error("{}: write failed", tmp);
-  }
-  out.close();
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    return make_error("{}: cannot rename from {}: {}", path, tmp, std::strerror(err));
-  }
-  return Status::ok_status();
 }
 
 }  // namespace lowbit

@@ -78,7 +78,7 @@ struct SafetensorsWriteTensor {
   const float* values = nullptr;  // [product of shape]
 };
 
-// Writes a safetensors file: header padded with spaces to a multiple of 8 bytes,
+// Writes a safetensors file (io/safetensors_writer.cpp): header padded with spaces to a multiple of 8 bytes,
 // tensors laid out in the given order. Written to path + ".tmp", then renamed.
 Status write_safetensors(const std::string& path, const std::vector<SafetensorsWriteTensor>& tensors,
                          const std::map<std::string, std::string>& metadata = {});

@@ -3,15 +3,19 @@
 // HF stores q_proj/k_proj rows in the half-split RoPE layout (its conversion script
 // permutes Meta's adjacent pairs), so they are kept as stored with
 // rope_layout = kHalfSplit instead of being permuted back.
+// A compressed-tensors checkpoint (config.json "quantization_config", io/compressed_tensors.h)
+// has its quantized linears dequantized to FP32 as they are read.
 #include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "io/compressed_tensors.h"
 #include "io/safetensors.h"
 #include "model/model_source.h"
 
@@ -118,10 +122,23 @@ Status parse_rope_scaling(const ConfigReader& cfg, RopeScaling* out) {
   return Status::ok_status();
 }
 
-Expected<ModelConfig> parse_config(const std::string& path) {
+Expected<json> read_config_json(const std::string& path) {
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  const json root = json::parse(text, nullptr, false);
+  json root = json::parse(text, nullptr, false);
   if (root.is_discarded() || !root.is_object()) return make_error("{}: not a valid JSON object", path);
+  return root;
+}
+
+// The compressed-tensors description of the quantized linears; nullopt for a
+// checkpoint of FP weights. Other quantization methods are refused by name.
+Expected<std::optional<CtConfig>> parse_quantization(const json& root, const std::string& path) {
+  auto it = root.find("quantization_config");
+  if (it == root.end() || it->is_null()) return std::optional<CtConfig>();
+  LB_ASSIGN_OR_RETURN(CtConfig c, parse_ct_config(*it, path + ": quantization_config"));
+  return std::optional<CtConfig>(std::move(c));
+}
+
+Expected<ModelConfig> parse_config(const json& root, const std::string& path) {
   const ConfigReader cfg(root, path);
   LB_ASSIGN_OR_RETURN(const HfArchitecture* arch, find_architecture(cfg));
 
@@ -255,6 +272,40 @@ class TensorSet {
     return m;
   }
 
+  // A linear layer's weight: dense P.weight, or dequantized from the tensors
+  // compressed-tensors stores under P when `ct` gives P a scheme.
+  Expected<Matrix> load_linear(const std::string& prefix, int64_t rows, int64_t cols, bool bias,
+                               const CtConfig* ct) const {
+    const CtScheme* scheme = nullptr;
+    if (ct != nullptr) {
+      LB_ASSIGN_OR_RETURN(scheme, ct->scheme_for(prefix));
+    }
+    if (scheme == nullptr) return load_matrix(prefix, rows, cols, bias);
+    CtModuleTensors t;
+    std::string shard;
+    const std::pair<const char*, const SafetensorsTensor**> parts[] = {
+        {"weight", &t.weight},
+        {"weight_packed", &t.weight_packed},
+        {"weight_scale", &t.weight_scale},
+        {"weight_zero_point", &t.weight_zero_point},
+        {"weight_shape", &t.weight_shape},
+        {"weight_global_scale", &t.weight_global_scale}};
+    for (const auto& [suffix, slot] : parts) {
+      LB_ASSIGN_OR_RETURN(*slot, find(prefix + "." + suffix));
+      if (*slot != nullptr && shard.empty()) shard = files_[location_.at(prefix + "." + suffix)]->path();
+    }
+    Matrix m;
+    m.rows = rows;
+    m.cols = cols;
+    const std::string where = fmt::format("{}: {} ({} {})", shard.empty() ? folder_ : shard, prefix, scheme->format,
+                                          ct_strategy_name(scheme->weights.strategy));
+    LB_ASSIGN_OR_RETURN(m.data, ct_dequantize(*scheme, t, rows, cols, where));
+    if (bias) {
+      LB_ASSIGN_OR_RETURN(m.bias, load(prefix + ".bias", {rows}));
+    }
+    return m;
+  }
+
   FileSummary summary() const {
     FileSummary s;
     s.format = "huggingface";
@@ -284,8 +335,12 @@ Expected<std::unique_ptr<Tokenizer>> load_folder_tokenizer(const fs::path& folde
 
 class HfSource : public ModelSource {
  public:
-  HfSource(std::string folder, TensorSet set, ModelConfig config, const LoadOptions& options)
-      : ModelSource(std::move(config), set.summary(), options), folder_(std::move(folder)), set_(std::move(set)) {}
+  HfSource(std::string folder, TensorSet set, ModelConfig config, std::optional<CtConfig> ct,
+           const LoadOptions& options)
+      : ModelSource(std::move(config), set.summary(), options),
+        folder_(std::move(folder)),
+        set_(std::move(set)),
+        ct_(std::move(ct)) {}
 
  protected:
   Expected<std::vector<float>> read_token_embedding() const override {
@@ -298,14 +353,14 @@ class HfSource : public ModelSource {
     const std::string p = fmt::format("model.layers.{}.", i);
     LayerWeights l;
     LB_ASSIGN_OR_RETURN(l.attn_norm, set_.load(p + "input_layernorm.weight", {dim}));
-    LB_ASSIGN_OR_RETURN(l.q_proj, set_.load_matrix(p + "self_attn.q_proj", q, dim, c.qkv_bias));
-    LB_ASSIGN_OR_RETURN(l.k_proj, set_.load_matrix(p + "self_attn.k_proj", kv, dim, c.qkv_bias));
-    LB_ASSIGN_OR_RETURN(l.v_proj, set_.load_matrix(p + "self_attn.v_proj", kv, dim, c.qkv_bias));
-    LB_ASSIGN_OR_RETURN(l.o_proj, set_.load_matrix(p + "self_attn.o_proj", dim, q, false));
+    LB_ASSIGN_OR_RETURN(l.q_proj, set_.load_linear(p + "self_attn.q_proj", q, dim, c.qkv_bias, ct()));
+    LB_ASSIGN_OR_RETURN(l.k_proj, set_.load_linear(p + "self_attn.k_proj", kv, dim, c.qkv_bias, ct()));
+    LB_ASSIGN_OR_RETURN(l.v_proj, set_.load_linear(p + "self_attn.v_proj", kv, dim, c.qkv_bias, ct()));
+    LB_ASSIGN_OR_RETURN(l.o_proj, set_.load_linear(p + "self_attn.o_proj", dim, q, false, ct()));
     LB_ASSIGN_OR_RETURN(l.ffn_norm, set_.load(p + "post_attention_layernorm.weight", {dim}));
-    LB_ASSIGN_OR_RETURN(l.gate_proj, set_.load_matrix(p + "mlp.gate_proj", ffn, dim, false));
-    LB_ASSIGN_OR_RETURN(l.up_proj, set_.load_matrix(p + "mlp.up_proj", ffn, dim, false));
-    LB_ASSIGN_OR_RETURN(l.down_proj, set_.load_matrix(p + "mlp.down_proj", dim, ffn, false));
+    LB_ASSIGN_OR_RETURN(l.gate_proj, set_.load_linear(p + "mlp.gate_proj", ffn, dim, false, ct()));
+    LB_ASSIGN_OR_RETURN(l.up_proj, set_.load_linear(p + "mlp.up_proj", ffn, dim, false, ct()));
+    LB_ASSIGN_OR_RETURN(l.down_proj, set_.load_linear(p + "mlp.down_proj", dim, ffn, false, ct()));
     return l;
   }
 
@@ -315,7 +370,7 @@ class HfSource : public ModelSource {
 
   // Tied checkpoints may still store lm_head.weight (a copy); it is not read then.
   Expected<Matrix> read_lm_head() const override {
-    return set_.load_matrix("lm_head", config().vocab_size, config().dim, false);
+    return set_.load_linear("lm_head", config().vocab_size, config().dim, false, ct());
   }
 
   Expected<std::vector<float>> read_rope_freq_factors() const override { return std::vector<float>(); }
@@ -323,8 +378,11 @@ class HfSource : public ModelSource {
   Expected<std::unique_ptr<Tokenizer>> read_tokenizer() const override { return load_folder_tokenizer(folder_); }
 
  private:
+  const CtConfig* ct() const { return ct_ ? &*ct_ : nullptr; }
+
   fs::path folder_;
   TensorSet set_;  // keeps every shard mapped; tensors are converted on demand
+  std::optional<CtConfig> ct_;  // quantized linears (compressed-tensors), if any
 };
 
 }  // namespace
@@ -332,9 +390,13 @@ class HfSource : public ModelSource {
 Expected<std::unique_ptr<ModelSource>> open_hf_source(const std::string& folder, const LoadOptions& options) {
   const fs::path dir(folder);
   if (!fs::is_directory(dir)) return make_error("{}: not a folder (a Hugging Face checkpoint is a folder)", folder);
-  LB_ASSIGN_OR_RETURN(ModelConfig config, parse_config((dir / "config.json").string()));
+  const std::string config_path = (dir / "config.json").string();
+  LB_ASSIGN_OR_RETURN(json root, read_config_json(config_path));
+  LB_ASSIGN_OR_RETURN(ModelConfig config, parse_config(root, config_path));
+  LB_ASSIGN_OR_RETURN(std::optional<CtConfig> ct, parse_quantization(root, config_path));
   LB_ASSIGN_OR_RETURN(TensorSet set, TensorSet::open(dir));
-  return std::unique_ptr<ModelSource>(std::make_unique<HfSource>(folder, std::move(set), std::move(config), options));
+  return std::unique_ptr<ModelSource>(
+      std::make_unique<HfSource>(folder, std::move(set), std::move(config), std::move(ct), options));
 }
 
 }  // namespace lowbit

@@ -12,14 +12,6 @@ namespace lowbit {
 
 namespace {
 
-bool get_bool_or(const GgufFile& gguf, const std::string& key, bool fallback) {
-  const GgufValue* value = gguf.find(key);
-  if (value == nullptr) return fallback;
-  if (value->type == GgufValueType::BOOL) return std::get<bool>(value->data);
-  if (value->is_integer()) return value->as_int() != 0;
-  return fallback;
-}
-
 Expected<std::vector<TokenKind>> read_token_kinds(const GgufFile& gguf, size_t n_tokens) {
   std::vector<TokenKind> kinds(n_tokens, TokenKind::kNormal);
   if (gguf.find("tokenizer.ggml.token_type") == nullptr) return kinds;
@@ -40,7 +32,7 @@ SpecialIds read_special_ids(const GgufFile& gguf, int32_t n_vocab, int64_t defau
   SpecialIds ids;
   ids.bos = checked_token_id(gguf.get_int_or("tokenizer.ggml.bos_token_id", default_bos), n_vocab);
   ids.eos = checked_token_id(gguf.get_int_or("tokenizer.ggml.eos_token_id", default_eos), n_vocab);
-  ids.add_bos = get_bool_or(gguf, "tokenizer.ggml.add_bos_token", default_add_bos) && ids.bos >= 0;
+  ids.add_bos = gguf.get_bool_or("tokenizer.ggml.add_bos_token", default_add_bos) && ids.bos >= 0;
   return ids;
 }
 
@@ -61,7 +53,7 @@ Expected<std::unique_ptr<Tokenizer>> load_llama(const GgufFile& gguf, std::vecto
   // llama.cpp defaults for SentencePiece vocabularies: BOS 1, EOS 2, add BOS.
   const SpecialIds special_ids = read_special_ids(gguf, vocab.size(), 1, 2, true);
   SpmOptions options;
-  options.space_prefix = get_bool_or(gguf, "tokenizer.ggml.add_space_prefix", true) ? SpacePrefix::kEveryFragment
+  options.space_prefix = gguf.get_bool_or("tokenizer.ggml.add_space_prefix", true) ? SpacePrefix::kEveryFragment
                                                                                       : SpacePrefix::kNone;
   options.unk_id = checked_token_id(gguf.get_int_or("tokenizer.ggml.unknown_token_id", 0), vocab.size());
   return make_spm_tokenizer(std::move(vocab), std::move(merges), std::move(specials), special_ids, options);
