@@ -48,15 +48,14 @@ class BlockColumnScales final : public ColumnScales {
 // GgufBlockScales, whose choose() takes one block at a time.
 class GgufColumnScales final : public ColumnScales {
  public:
-  GgufColumnScales(GgufBlockScales scales, const GgufBlockType& type, int64_t rows)
-      : scales_(std::move(scales)), type_(type), rows_(rows) {}
+  GgufColumnScales(GgufBlockScales scales, int64_t rows) : scales_(std::move(scales)), rows_(rows) {}
 
   int64_t group_cols() const override { return scales_.group_cols(); }
 
   Status choose(const float* x, int64_t c0, int64_t n, std::span<const float> importance) override {
     const int64_t g = scales_.group_cols();
     if (n < 1 || c0 % g != 0 || n % g != 0 || (!importance.empty() && static_cast<int64_t>(importance.size()) != n)) {
-      return make_error("{}: columns [{}, {}) are not whole blocks of {} (importance: {} values)", type_.name, c0,
+      return make_error("{}: columns [{}, {}) are not whole blocks of {} (importance: {} values)", scales_.type().name, c0,
                         c0 + n, g, importance.size());
     }
     for (int64_t b = 0; b < n; b += g) {
@@ -78,7 +77,6 @@ class GgufColumnScales final : public ColumnScales {
 
  private:
   GgufBlockScales scales_;
-  const GgufBlockType& type_;
   int64_t rows_;
   std::vector<float> slice_;  // [rows, block]
 };
@@ -159,7 +157,7 @@ Expected<std::unique_ptr<ColumnScales>> WeightFormat::column_scales(int64_t rows
   }
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   LB_ASSIGN_OR_RETURN(GgufBlockScales s, GgufBlockScales::create(*gguf_, rows, cols));
-  return std::unique_ptr<ColumnScales>(std::make_unique<GgufColumnScales>(std::move(s), *gguf_, rows));
+  return std::unique_ptr<ColumnScales>(std::make_unique<GgufColumnScales>(std::move(s), rows));
 }
 
 }  // namespace lowbit
