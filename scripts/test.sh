@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install_deps.sh
 ./scripts/build.sh
+# SmolLM2-135M for the tests that use the real model (they skip with a message without it).
+./scripts/fetch_model.sh > /dev/null || echo "test.sh: SmolLM2-135M not fetched; its tests will skip"
 cd build
 ctest --output-on-failure -j"$(nproc)" --timeout 600

