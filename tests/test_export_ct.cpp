@@ -22,6 +22,7 @@
 #include "pipeline/hf_export.h"
 #include "pipeline/quantize_pipeline.h"
 #include "pipeline/recipe.h"
+#include "test_model_shapes.h"
 #include "test_quantize_util.h"
 #include "test_util.h"
 
@@ -287,7 +288,9 @@ TEST(CtFormats, Nvfp4IsExactOrWithinAnUlpOfTheBlockScale) {
     ASSERT_TRUE(dequantize_weight(q, want.data()).ok());
     const std::vector<float> got = decode(*c, 8, 64);
     std::string where;
-    if (pow2) EXPECT_TRUE(c->linear.exact) << "tensor scale " << q.tensor.tensor_scale;
+    if (pow2) {
+      EXPECT_TRUE(c->linear.exact) << "tensor scale " << q.tensor.tensor_scale;
+    }
     if (c->linear.exact) {
       EXPECT_TRUE(same_bits(got, want, &where)) << where;
       continue;
@@ -658,17 +661,10 @@ TEST_F(ExportOnStories, PlainSafetensorsOfAGgufModelReadsBackInHalfSplitOrder) {
 
 TEST(ExportSmolLM2Shape, Int4GroupsOf128On576ColumnsReadBackBitForBit) {
   // SmolLM2-135M's shapes (dim 576 = 4.5 groups of 128, ffn 1536, 9 heads of 64,
-  // 3 KV heads), two layers and a small vocabulary to keep it cheap; tied head.
-  ModelConfig c;
-  c.n_layers = 2;
-  c.dim = 576;
-  c.ffn_dim = 1536;
-  c.n_heads = 9;
-  c.n_kv_heads = 3;
-  c.head_dim = 64;
+  // 3 KV heads), two layers and a small vocabulary to keep it cheap; tied head;
+  // a Hugging Face checkpoint, so half-split RoPE rows.
+  ModelConfig c = testing::smollm2_shaped_config();
   c.vocab_size = 1024;
-  c.norm_eps = 1e-5f;
-  c.tied_embeddings = true;
   c.rope_layout = RopeLayout::kHalfSplit;
   const LoadedModel m = testing::make_random_model(c, 3);
   ScopedTempDir dir("export_smol");

@@ -26,6 +26,7 @@
 #include "pipeline/export.h"
 #include "pipeline/export_gguf_types.h"
 #include "quant/quantized_weight.h"
+#include "test_model_shapes.h"
 #include "test_quantize_util.h"
 #include "test_util.h"
 
@@ -115,25 +116,7 @@ void expect_same_weights(const ModelWeights& a, const ModelWeights& b, const Mod
   }
 }
 
-// A SmolLM2-135M-shaped model, 2 layers: 576 wide, 9 heads / 3 KV heads of 64,
-// 1536 FFN, tied embeddings, theta 1e5; vocab 512 so stories260K's tokenizer serves.
-ModelConfig smollm2_shaped_config() {
-  ModelConfig c;
-  c.architecture = "llama";
-  c.n_layers = 2;
-  c.dim = 576;
-  c.n_heads = 9;
-  c.n_kv_heads = 3;
-  c.head_dim = 64;
-  c.ffn_dim = 1536;
-  c.vocab_size = 512;
-  c.max_seq_len = 2048;
-  c.norm_eps = 1e-5f;
-  c.rope_theta = 100000.0;
-  c.rope_layout = RopeLayout::kAdjacentPairs;
-  c.tied_embeddings = true;
-  return c;
-}
+using testing::smollm2_shaped_config;
 
 // Writes lowbit's own dequantization of every tensor of a GGUF file as F32
 // tensors of the same names (the reference tests/python/check_gguf_export.py compares
