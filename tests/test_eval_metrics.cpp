@@ -52,6 +52,37 @@ TEST(EvalMetrics, QuantileAndMedian) {
   EXPECT_DOUBLE_EQ(median({4.0, 1.0, 2.0, 3.0}), 2.5);
 }
 
+TEST(EvalMetrics, SpearmanMonotoneAndReversed) {
+  std::vector<double> x, cube, falling;
+  for (int i = 0; i < 12; ++i) {
+    x.push_back(i - 5.5);
+    cube.push_back(std::exp(0.7 * i) + i * i * i);  // increasing, far from linear
+    falling.push_back(-cube.back());
+  }
+  EXPECT_DOUBLE_EQ(spearman_rank_correlation(x, cube), 1.0);
+  EXPECT_DOUBLE_EQ(spearman_rank_correlation(x, falling), -1.0);
+}
+
+TEST(EvalMetrics, SpearmanWithTiesByHand) {
+  // a = (1, 2, 2, 3) has ranks (1, 2.5, 2.5, 4); b = (10, 30, 20, 40) has (1, 3, 2, 4).
+  // Both means are 2.5; deviations (-1.5, 0, 0, 1.5) and (-1.5, 0.5, -0.5, 1.5):
+  // Σ da·db = 2.25 + 2.25 = 4.5, Σ da² = 4.5, Σ db² = 5, so
+  // rho = 4.5 / sqrt(4.5 · 5) = sqrt(0.9) = 0.948683... The shortcut
+  // 1 − 6 Σd² / (n(n² − 1)) = 1 − 6 · 0.5 / 60 = 0.95 would be wrong here.
+  EXPECT_NEAR(spearman_rank_correlation({1, 2, 2, 3}, {10, 30, 20, 40}), std::sqrt(0.9), 1e-15);
+  // The same pairs in another order.
+  EXPECT_NEAR(spearman_rank_correlation({2, 3, 1, 2}, {20, 40, 10, 30}), std::sqrt(0.9), 1e-15);
+}
+
+TEST(EvalMetrics, SpearmanUndefinedIsNan) {
+  EXPECT_TRUE(std::isnan(spearman_rank_correlation({1, 1, 1}, {1, 2, 3})));  // constant
+  EXPECT_TRUE(std::isnan(spearman_rank_correlation({1, 2, 3}, {4, 4, 4})));
+  EXPECT_TRUE(std::isnan(spearman_rank_correlation({1}, {2})));  // one point
+  EXPECT_TRUE(std::isnan(spearman_rank_correlation({}, {})));
+  EXPECT_TRUE(std::isnan(spearman_rank_correlation({1, 2}, {1, 2, 3})));  // sizes differ
+  EXPECT_TRUE(std::isnan(spearman_rank_correlation({1, std::nan(""), 3}, {1, 2, 3})));
+}
+
 TEST(EvalMetrics, SplitDocuments) {
   const auto docs = split_documents("  a b \n<|sep|>\n<|sep|>c\n", "<|sep|>");
   ASSERT_EQ(docs.size(), 2u);

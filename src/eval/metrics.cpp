@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 
 namespace lowbit {
 
@@ -42,6 +44,46 @@ double quantile(std::vector<double> values, double q) {
   const size_t hi = std::min(values.size() - 1, lo + 1);
   const double frac = position - static_cast<double>(lo);
   return values[lo] * (1.0 - frac) + values[hi] * frac;
+}
+
+namespace {
+
+// Ranks 1..n of values [n]; a run of t equal values at sorted positions
+// p+1..p+t all get p + (t + 1) / 2.
+std::vector<double> average_ranks(const std::vector<double>& values) {
+  std::vector<size_t> order(values.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return values[x] < values[y]; });
+  std::vector<double> ranks(values.size());
+  for (size_t start = 0; start < order.size();) {
+    size_t end = start + 1;
+    while (end < order.size() && values[order[end]] == values[order[start]]) ++end;
+    const double rank = 0.5 * static_cast<double>(start + 1 + end);  // mean of start+1 .. end
+    for (size_t k = start; k < end; ++k) ranks[order[k]] = rank;
+    start = end;
+  }
+  return ranks;
+}
+
+}  // namespace
+
+double spearman_rank_correlation(const std::vector<double>& a, const std::vector<double>& b) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (a.size() != b.size() || a.size() < 2) return nan;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) return nan;
+  }
+  const std::vector<double> ra = average_ranks(a);
+  const std::vector<double> rb = average_ranks(b);
+  const double mean = 0.5 * static_cast<double>(a.size() + 1);  // of ranks 1..n, ties or not
+  double cov = 0.0, var_a = 0.0, var_b = 0.0;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    cov += (ra[i] - mean) * (rb[i] - mean);
+    var_a += (ra[i] - mean) * (ra[i] - mean);
+    var_b += (rb[i] - mean) * (rb[i] - mean);
+  }
+  if (var_a == 0.0 || var_b == 0.0) return nan;
+  return cov / std::sqrt(var_a * var_b);
 }
 
 }  // namespace lowbit

@@ -38,4 +38,10 @@ int argmax(const std::vector<double>& values);
 // The q-quantile (0..1) of values by linear interpolation between order statistics.
 double quantile(std::vector<double> values, double q);
 
+// Spearman's rank correlation: the Pearson correlation of the ranks of a and b,
+// ties given the average of the ranks they span (so not 1 − 6 Σd² / (n(n² − 1)),
+// which holds only without ties). NaN for fewer than 2 points, sizes that
+// differ, a NaN value, or a constant vector (its ranks have no variance).
+double spearman_rank_correlation(const std::vector<double>& a, const std::vector<double>& b);
+
 }  // namespace lowbit
