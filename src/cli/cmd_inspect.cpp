@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/gnuplot.h"
 #include "cli/inspect_plot.h"
 #include "pipeline/inspect_report.h"
 #include "pipeline/inspect_variants.h"
@@ -34,7 +35,9 @@ Status run_inspect(const InspectFlags& f) {
   configure_threads(f.model.threads);
   std::string gnuplot;
   if (!f.plot_dir.empty()) {
-    LB_ASSIGN_OR_RETURN(gnuplot, find_gnuplot());  // before the long run
+    Expected<std::string> found = find_gnuplot();  // before the long run
+    if (!found.ok()) return found.status().with_context("--plot");
+    gnuplot = *found;
   }
   LoadOptions load;
   load.tokenizer_path = f.model.tokenizer_path;

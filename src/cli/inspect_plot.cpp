@@ -1,19 +1,12 @@
 #include "cli/inspect_plot.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 
+#include "cli/gnuplot.h"
 #include "core/mapped_file.h"
 #include "pipeline/inspect_summary.h"
-
-extern char** environ;
 
 namespace lowbit::cli {
 namespace {
@@ -22,34 +15,6 @@ namespace fs = std::filesystem;
 
 constexpr int kPanelWidth = 560;
 constexpr int kPanelHeight = 400;
-
-// Runs `argv` and returns its exit status (-1 when it could not start); stderr
-// goes to /dev/null when quiet.
-int run_program(const std::vector<std::string>& args, bool quiet) {
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (quiet) {
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  }
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return -1;
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A path as a gnuplot single-quoted string ('' stands for one quote).
-std::string quoted(const std::string& path) {
-  std::string out = "'";
-  for (char c : path) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
 
 // The runs' rows of one point: [layers (+ final for the residual), channels].
 std::vector<std::vector<float>> channel_rows(const ModelInspection& m, int point) {
@@ -73,10 +38,10 @@ struct Plotter {
   // Starts a PNG of `panels` side by side (columns × rows panels).
   void begin_png(const std::string& name, int columns, int rows, const std::string& title) {
     pngs.push_back(path(name));
-    script += fmt::format("set terminal {} size {},{} font ',9'\nset termoption noenhanced\nset output {}\nreset\n",
-                          terminal,
-                          kPanelWidth * columns, kPanelHeight * rows + 30, quoted(path(name) + ".tmp"));
-    script += fmt::format("set multiplot layout {},{} title {}\n", rows, columns, quoted(title));
+    script += fmt::format("set terminal {} size {},{} font ',9'\nset termoption noenhanced\n", terminal,
+                          kPanelWidth * columns, kPanelHeight * rows + 30);
+    script += gnuplot_set_output(path(name)) + "reset\n";
+    script += fmt::format("set multiplot layout {},{} title {}\n", rows, columns, gnuplot_quoted(title));
   }
   void end_png() { script += "unset multiplot\nset output\n"; }
 
@@ -113,9 +78,9 @@ struct Plotter {
       const std::string file = fmt::format("channel_max_{}_{}.dat", pname, v.name);
       LB_RETURN_IF_ERROR(data(file, text));
       const size_t channels = rows.empty() ? 0 : rows[0].size();
-      script += fmt::format("set title {}\nset xrange [-0.5:{}]\nset yrange [-0.5:{}]\n", quoted(v.name),
+      script += fmt::format("set title {}\nset xrange [-0.5:{}]\nset yrange [-0.5:{}]\n", gnuplot_quoted(v.name),
                             static_cast<double>(channels) - 0.5, static_cast<double>(rows.size()) - 0.5);
-      script += fmt::format("plot {} matrix with image notitle\n", quoted(path(file)));
+      script += fmt::format("plot {} matrix with image notitle\n", gnuplot_quoted(path(file)));
     }
     end_png();
     return Status::ok_status();
@@ -146,10 +111,11 @@ struct Plotter {
     script += "set logscale y\nset xlabel 'layer'\nset ylabel 'max |x|'\nset key top left\nset grid\n";
     int column = 2;
     for (int point : points) {
-      script += fmt::format("set title {}\nplot ", quoted(point_name(point)));
+      script += fmt::format("set title {}\nplot ", gnuplot_quoted(point_name(point)));
       for (size_t k = 0; k < report.variants.size(); ++k) {
         script += fmt::format("{}{} using 1:{} with linespoints pt 7 ps 0.5 title {}", k == 0 ? "" : ", ",
-                              quoted(path("absmax_per_layer.dat")), column++, quoted(report.variants[k].name));
+                              gnuplot_quoted(path("absmax_per_layer.dat")), column++,
+                              gnuplot_quoted(report.variants[k].name));
       }
       script += "\n";
     }
@@ -183,12 +149,12 @@ struct Plotter {
     script += fmt::format("set xrange [0:{}]\n", channels == 0 ? 0 : channels - 1);
     script += "set title 'all runs'\nplot ";
     for (size_t k = 0; k < report.variants.size(); ++k) {
-      script += fmt::format("{}{} using 1:{} with lines title {}", k == 0 ? "" : ", ", quoted(path(file)), k + 2,
-                            quoted(report.variants[k].name));
+      script += fmt::format("{}{} using 1:{} with lines title {}", k == 0 ? "" : ", ", gnuplot_quoted(path(file)),
+                            k + 2, gnuplot_quoted(report.variants[k].name));
     }
     script += fmt::format("\nunset logscale y\nset title {}\nplot {} using 1:2 with impulses title {}\n",
-                          quoted(report.variants[0].name + ", linear scale"), quoted(path(file)),
-                          quoted(report.variants[0].name));
+                          gnuplot_quoted(report.variants[0].name + ", linear scale"), gnuplot_quoted(path(file)),
+                          gnuplot_quoted(report.variants[0].name));
     end_png();
     return Status::ok_status();
   }
@@ -196,50 +162,22 @@ struct Plotter {
 
 }  // namespace
 
-Expected<std::string> find_gnuplot() {
-  const char* env = std::getenv("PATH");
-  const std::string dirs = env != nullptr ? env : "";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    const size_t end = std::min(dirs.find(':', start), dirs.size());
-    const std::string d = dirs.substr(start, end - start);
-    if (!d.empty()) {
-      const fs::path candidate = fs::path(d) / "gnuplot";
-      if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    }
-    start = end + 1;
-  }
-  return make_error(
-      "--plot: gnuplot not found on PATH; install it (Debian: apt-get install gnuplot-nox, or "
-      "scripts/install_deps.sh) or leave out --plot");
-}
-
 Expected<std::vector<std::string>> write_inspect_plots(const InspectReport& report, const std::string& dir,
                                                        const std::string& gnuplot) {
   if (report.variants.empty()) return make_error("--plot: nothing to plot");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir)) return make_error("--plot {}: cannot create the folder ({})", dir, ec.message());
-  Plotter plot{report, fs::absolute(dir), "", "", {}};
-  if (run_program({gnuplot, "-e", "set terminal pngcairo"}, true) == 0) {
-    plot.terminal = "pngcairo";
-  } else if (run_program({gnuplot, "-e", "set terminal png"}, true) == 0) {
-    plot.terminal = "png";
-  } else {
-    return make_error("--plot: {} has neither the pngcairo nor the png terminal", gnuplot);
-  }
+  Expected<std::string> terminal = png_terminal(gnuplot);
+  if (!terminal.ok()) return terminal.status().with_context("--plot");
+  Plotter plot{report, fs::absolute(dir), *terminal, gnuplot_prologue(), {}};
   for (int point : {kResidualPoint, 0, 3}) LB_RETURN_IF_ERROR(plot.heat_map(point));
   LB_RETURN_IF_ERROR(plot.absmax_per_layer());
   for (int point : {0, 3}) LB_RETURN_IF_ERROR(plot.channel_profile(point));
 
   const std::string script = plot.path("inspect.gp");
   LB_RETURN_IF_ERROR(write_file_atomic(script, plot.script));
-  const int rc = run_program({gnuplot, script}, false);
-  if (rc != 0) return make_error("--plot: {} {} failed (exit status {})", gnuplot, script, rc);
-  for (const std::string& png : plot.pngs) {
-    fs::rename(png + ".tmp", png, ec);
-    if (ec) return make_error("--plot: {} was not written ({})", png, ec.message());
-  }
+  LB_RETURN_IF_ERROR(run_gnuplot_script(gnuplot, script, plot.pngs).with_context("--plot"));
   return plot.pngs;
 }
 

@@ -1,6 +1,6 @@
 // `lowbit inspect --plot DIR`: PNG plots of an inspect report drawn by gnuplot
-// (Debian package gnuplot-nox; scripts/install_deps.sh installs it), with the data
-// files and the gnuplot script beside them so a plot can be redrawn or restyled:
+// (cli/gnuplot.h), with the data files and the gnuplot script beside them so a
+// plot can be redrawn or restyled:
 //   channel_max_{residual,attn_in,down_in}.png  heat maps, layer × channel, of
 //       max|x| (log colour scale shared by the panels), one panel per run
 //       (none | rot | smooth) side by side; data channel_max_{point}_{run}.dat
@@ -20,9 +20,6 @@
 #include "pipeline/inspect_report.h"
 
 namespace lowbit::cli {
-
-// The gnuplot executable on PATH; an error saying how to install it when absent.
-Expected<std::string> find_gnuplot();
 
 // Writes the plots into `dir` (created when missing); returns the PNG paths.
 Expected<std::vector<std::string>> write_inspect_plots(const InspectReport& report, const std::string& dir,
