@@ -48,27 +48,6 @@ void log_module(const ModuleReport& m) {
                fallback.c_str(), m.seconds);
 }
 
-// H = Σ_t n_t n_tᵀ [dim, dim] of the head's input n_t = rms_norm(h_t) · output_norm, over the
-// calibration hidden states h [tokens, dim] after the last layer (RTN importance of lm_head).
-Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidden, const ModelConfig& c,
-                                                 const std::vector<float>& output_norm, HessianPrecision precision) {
-  ActivationStats stats({.hessian = precision, .names = {"lm_head"}});
-  const int64_t tokens = static_cast<int64_t>(hidden.size()) / c.dim;
-  constexpr int64_t kChunk = 256;
-  std::vector<float> normed(static_cast<size_t>(kChunk * c.dim));  // [chunk, dim]
-  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
-    const int64_t n = std::min(kChunk, tokens - t0);
-    for (int64_t t = 0; t < n; ++t) {
-      rms_norm(hidden.data() + (t0 + t) * c.dim, output_norm.data(), c.dim, c.norm_eps, normed.data() + t * c.dim);
-    }
-    stats.observe("lm_head", normed.data(), n, c.dim);
-  }
-  LB_RETURN_IF_ERROR(stats.status());
-  const InputStats* s = stats.find("lm_head");
-  if (s == nullptr) return make_error("lm_head: no calibration states for its importance");
-  return s->hessian();
-}
-
 // A tensor outside the decoder layers (token_embedding, lm_head); hessian: the head's input H
 // when its rule weights RTN by importance, else null.
 Expected<ModuleReport> quantize_table(const Recipe& recipe, const std::string& name, const std::vector<float>& data,
@@ -105,6 +84,25 @@ Expected<std::unique_ptr<GgufFile>> tokenizer_header(const ModelSource& source) 
 
 }  // namespace
 
+Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidden, const ModelConfig& c,
+                                                 const std::vector<float>& output_norm, HessianPrecision precision) {
+  ActivationStats stats({.hessian = precision, .names = {"lm_head"}});
+  const int64_t tokens = static_cast<int64_t>(hidden.size()) / c.dim;
+  constexpr int64_t kChunk = 256;
+  std::vector<float> normed(static_cast<size_t>(kChunk * c.dim));  // [chunk, dim]
+  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, tokens - t0);
+    for (int64_t t = 0; t < n; ++t) {
+      rms_norm(hidden.data() + (t0 + t) * c.dim, output_norm.data(), c.dim, c.norm_eps, normed.data() + t * c.dim);
+    }
+    stats.observe("lm_head", normed.data(), n, c.dim);
+  }
+  LB_RETURN_IF_ERROR(stats.status());
+  const InputStats* s = stats.find("lm_head");
+  if (s == nullptr) return make_error("lm_head: no calibration states for its importance");
+  return s->hessian();
+}
+
 int default_calibration_length(const ModelConfig& config) { return std::min(2048, config.max_seq_len); }
 
 uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len) {
@@ -112,6 +110,34 @@ uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len) {
   const uint64_t layers = 2ull * layer_params(c) * sizeof(float);
   const uint64_t tables = static_cast<uint64_t>(c.vocab_size) * c.dim * sizeof(float) * (c.tied_embeddings ? 1 : 2);
   return activations + layers + tables + kMemoryOverheadBytes;
+}
+
+Expected<CalibrationSet> pipeline_calibration(const ModelSource& source, const PipelineOptions& o,
+                                              bool true_sequential, json* description) {
+  const ModelConfig& config = source.config();
+  CalibrationOptions co = o.calibration;
+  if (co.seq_len == 0) co.seq_len = default_calibration_length(config);
+  if (co.seq_len > config.max_seq_len) {
+    return make_error("--calib-len {}: longer than the model's context ({})", co.seq_len, config.max_seq_len);
+  }
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, source.tokenizer());
+  if (tokenizer == nullptr) {
+    return make_error("{}: no tokenizer to read the calibration text (--tokenizer)", o.model_path);
+  }
+  if (o.auto_bos) {
+    co.bos = tokenizer->add_bos() && tokenizer->bos_id() >= 0 ? CalibrationBos::kDocumentStart : CalibrationBos::kNone;
+  }
+  LB_ASSIGN_OR_RETURN(CalibrationSet calibration, load_calibration(o.calib_path, *tokenizer, co));
+  if (description != nullptr) {
+    *description = {{"path", o.calib_path},
+                    {"n_samples", co.n_samples},
+                    {"seq_len", co.seq_len},
+                    {"seed", co.seed},
+                    {"bos", bos_name(co.bos)},
+                    {"hessian", o.hessian == HessianPrecision::kFp32 ? "fp32" : "fp64"},
+                    {"true_sequential", true_sequential}};
+  }
+  return calibration;
 }
 
 Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOptions& o) {
@@ -132,27 +158,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   CalibrationSet calibration;
   json calibration_json = json::object();
   if (calibrate) {
-    CalibrationOptions co = o.calibration;
-    if (co.seq_len == 0) co.seq_len = default_calibration_length(config);
-    if (co.seq_len > config.max_seq_len) {
-      return make_error("--calib-len {}: longer than the model's context ({})", co.seq_len, config.max_seq_len);
-    }
-    LB_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, source->tokenizer());
-    if (tokenizer == nullptr) {
-      return make_error("{}: no tokenizer to read the calibration text (--tokenizer)", o.model_path);
-    }
-    if (o.auto_bos) {
-      co.bos =
-          tokenizer->add_bos() && tokenizer->bos_id() >= 0 ? CalibrationBos::kDocumentStart : CalibrationBos::kNone;
-    }
-    LB_ASSIGN_OR_RETURN(calibration, load_calibration(o.calib_path, *tokenizer, co));
-    calibration_json = {{"path", o.calib_path},
-                        {"n_samples", co.n_samples},
-                        {"seq_len", co.seq_len},
-                        {"seed", co.seed},
-                        {"bos", bos_name(co.bos)},
-                        {"hessian", o.hessian == HessianPrecision::kFp32 ? "fp32" : "fp64"},
-                        {"true_sequential", recipe.true_sequential}};
+    LB_ASSIGN_OR_RETURN(calibration, pipeline_calibration(*source, o, recipe.true_sequential, &calibration_json));
   }
 
   // QuaRot rotation (pipeline/rotation.h): each piece is rotated as it is read, before

@@ -64,6 +64,17 @@ uint64_t memory_bound(const ModelConfig& config, int n_samples, int seq_len);
 // The calibration length used when CalibrationOptions::seq_len is 0.
 int default_calibration_length(const ModelConfig& config);
 
+// H = Σ_t n_t n_tᵀ [dim, dim] of the head's input n_t = rms_norm(h_t) · output_norm, over the
+// calibration hidden states h [tokens, dim] after the last layer (RTN importance of lm_head).
+Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidden, const ModelConfig& c,
+                                                 const std::vector<float>& output_norm, HessianPrecision precision);
+
+// The calibration windows of a run: o.calib_path read with the source's tokenizer
+// (o.calibration; seq_len 0 = default_calibration_length). `description`, when
+// given, receives what the output file records of them.
+Expected<CalibrationSet> pipeline_calibration(const ModelSource& source, const PipelineOptions& o,
+                                              bool true_sequential, nlohmann::json* description);
+
 Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOptions& options);
 
 nlohmann::json report_json(const QuantizeReport& report);
