@@ -66,6 +66,33 @@ struct CacheStats {
   uint64_t allocated = 0;
 };
 
+// Scores the positions j in [max(first, b0), min(b0 + m, n - 1)) of one sequence
+// from rows j - b0 of logits [m, vocab] (and of base_logits, when given) into
+// stats[j - first].
+void score_rows(const std::vector<int32_t>& tokens, const float* logits, const float* base_logits, int vocab,
+                int first, int b0, int m, ThreadPool& pool, std::vector<PositionStats>& stats) {
+  const int n = static_cast<int>(tokens.size());
+  const int lo = std::max(first, b0), hi = std::min(b0 + m, n - 1);
+  if (hi <= lo) return;
+  pool.parallel_for(hi - lo, [&](int64_t b, int64_t e, int) {
+    std::vector<double> logp, base_logp;
+    for (int64_t i = b; i < e; ++i) {
+      const int j = lo + static_cast<int>(i);
+      const int target = tokens[j + 1];
+      log_softmax(logits + static_cast<size_t>(j - b0) * vocab, vocab, logp);
+      PositionStats& s = stats[j - first];
+      s.nll = -logp[target];
+      if (base_logits != nullptr) {
+        log_softmax(base_logits + static_cast<size_t>(j - b0) * vocab, vocab, base_logp);
+        s.base_nll = -base_logp[target];
+        s.kld = kl_divergence(base_logp, logp);
+        s.same_top1 = argmax(logp) == argmax(base_logp);
+        s.delta_p = std::exp(logp[target]) - std::exp(base_logp[target]);
+      }
+    }
+  });
+}
+
 // Scores positions [first, n-1) of one sequence: logits row j predicts tokens[j+1].
 // The sequence runs through the model in batches of `batch` tokens (0: all at
 // once); the score loop below runs per batch over the rows it produced.
@@ -92,29 +119,40 @@ Status score_sequence(const LlamaModel& model, const std::vector<int32_t>& token
       if (base_cache == nullptr) base_cache = base->make_fp32_cache(n);
       LB_RETURN_IF_ERROR(base->forward(tokens.data() + b0, m, b0, *base_cache, base_logits.data(), pool));
     }
-    // Positions j in [max(first, b0), min(b0 + m, n - 1)), row j - b0.
-    const int lo = std::max(first, b0), hi = std::min(b0 + m, n - 1);
-    if (hi <= lo) continue;
-    pool.parallel_for(hi - lo, [&](int64_t b, int64_t e, int) {
-      std::vector<double> logp, base_logp;
-      for (int64_t i = b; i < e; ++i) {
-        const int j = lo + static_cast<int>(i);
-        const int target = tokens[j + 1];
-        log_softmax(logits.data() + static_cast<size_t>(j - b0) * vocab, vocab, logp);
-        PositionStats& s = stats[j - first];
-        s.nll = -logp[target];
-        if (base != nullptr) {
-          log_softmax(base_logits.data() + static_cast<size_t>(j - b0) * vocab, vocab, base_logp);
-          s.base_nll = -base_logp[target];
-          s.kld = kl_divergence(base_logp, logp);
-          s.same_top1 = argmax(logp) == argmax(base_logp);
-          s.delta_p = std::exp(logp[target]) - std::exp(base_logp[target]);
-        }
-      }
-    });
+    score_rows(tokens, logits.data(), base != nullptr ? base_logits.data() : nullptr, vocab, first, b0, m, pool, stats);
   }
   for (const PositionStats& s : stats) acc.add(s, base != nullptr);
   return Status::ok_status();
+}
+
+// The protocol's chunks of a text: n chunks of ctx tokens, scored from `first`.
+struct Chunks {
+  std::vector<int32_t> tokens;  // the text, BOS first under llamacpp when the vocab adds one
+  int n = 0;
+  int first = 0;
+  bool set_bos = false;  // llamacpp: each chunk's first token becomes BOS
+
+  std::vector<int32_t> chunk(int c, const PplOptions& options) const {
+    std::vector<int32_t> out(tokens.begin() + static_cast<int64_t>(c) * options.ctx,
+                             tokens.begin() + static_cast<int64_t>(c + 1) * options.ctx);
+    if (set_bos) out[0] = options.bos_id;
+    return out;
+  }
+};
+
+Expected<Chunks> make_chunks(const std::vector<int32_t>& text_tokens, const PplOptions& options) {
+  Chunks c;
+  const bool llamacpp = options.protocol == PplProtocol::kLlamaCpp;
+  if (llamacpp && options.add_bos) c.tokens.push_back(options.bos_id);
+  c.tokens.insert(c.tokens.end(), text_tokens.begin(), text_tokens.end());
+  c.n = static_cast<int>(c.tokens.size() / options.ctx);
+  if (c.n == 0) {
+    return make_error("the text has {} tokens, fewer than one chunk of --ctx {}", c.tokens.size(), options.ctx);
+  }
+  if (options.max_chunks > 0) c.n = std::min(c.n, options.max_chunks);
+  c.first = llamacpp ? options.ctx / 2 : 0;
+  c.set_bos = llamacpp && options.add_bos;
+  return c;
 }
 
 }  // namespace
@@ -140,25 +178,15 @@ Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vect
     return make_error("--base: vocabulary sizes differ ({} vs {}); KL divergence needs the same tokenizer",
                       base->config().vocab_size, model.config().vocab_size);
   }
-  std::vector<int32_t> tokens;
-  const bool llamacpp = options.protocol == PplProtocol::kLlamaCpp;
-  if (llamacpp && options.add_bos) tokens.push_back(options.bos_id);
-  tokens.insert(tokens.end(), text_tokens.begin(), text_tokens.end());
-
-  int n_chunks = static_cast<int>(tokens.size() / options.ctx);
-  if (n_chunks == 0) {
-    return make_error("the text has {} tokens, fewer than one chunk of --ctx {}", tokens.size(), options.ctx);
-  }
-  if (options.max_chunks > 0) n_chunks = std::min(n_chunks, options.max_chunks);
-  const int first = llamacpp ? options.ctx / 2 : 0;
+  LB_ASSIGN_OR_RETURN(Chunks chunks, make_chunks(text_tokens, options));
+  const int n_chunks = chunks.n;
+  const int first = chunks.first;
 
   Accumulator acc;
   CacheStats cache_stats;
   ProgressBar progress("ppl chunk", n_chunks, options.show_progress);
   for (int c = 0; c < n_chunks; ++c) {
-    std::vector<int32_t> chunk(tokens.begin() + static_cast<int64_t>(c) * options.ctx,
-                               tokens.begin() + static_cast<int64_t>(c + 1) * options.ctx);
-    if (llamacpp && options.add_bos) chunk[0] = options.bos_id;
+    const std::vector<int32_t> chunk = chunks.chunk(c, options);
     LB_RETURN_IF_ERROR(
         score_sequence(model, chunk, first, pool, base, options.kv_cache, acc, &cache_stats, options.batch));
     const PplResult partial = acc.result(false);
@@ -171,6 +199,54 @@ Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vect
   result.kv_bytes_allocated = cache_stats.allocated;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+Expected<std::vector<PplResult>> evaluate_perplexity_many(const std::vector<const LlamaModel*>& models,
+                                                          const std::vector<int32_t>& text_tokens,
+                                                          const PplOptions& options, ThreadPool& pool,
+                                                          const LlamaModel& base) {
+  const auto start = std::chrono::steady_clock::now();
+  if (options.ctx < 2) return make_error("--ctx must be at least 2, got {}", options.ctx);
+  const int vocab = base.config().vocab_size;
+  for (const LlamaModel* m : models) {
+    if (m->config().vocab_size != vocab) {
+      return make_error("vocabulary sizes differ ({} vs the base's {}); KL divergence needs the same tokenizer",
+                        m->config().vocab_size, vocab);
+    }
+    if (options.ctx > m->config().max_seq_len) {
+      return make_error("--ctx {} exceeds a model's context length {}", options.ctx, m->config().max_seq_len);
+    }
+  }
+  LB_ASSIGN_OR_RETURN(Chunks chunks, make_chunks(text_tokens, options));
+  std::vector<Accumulator> acc(models.size());
+  std::vector<float> base_logits(static_cast<size_t>(options.ctx) * vocab);  // [ctx, vocab]
+  std::vector<float> logits(base_logits.size());
+  ProgressBar progress("ppl chunk", chunks.n, options.show_progress);
+  for (int c = 0; c < chunks.n; ++c) {
+    const std::vector<int32_t> chunk = chunks.chunk(c, options);
+    {
+      std::unique_ptr<KvCache> cache = base.make_fp32_cache(options.ctx);
+      LB_RETURN_IF_ERROR(base.forward(chunk.data(), options.ctx, 0, *cache, base_logits.data(), pool));
+    }
+    for (size_t k = 0; k < models.size(); ++k) {
+      std::unique_ptr<KvCache> cache = models[k]->make_fp32_cache(options.ctx);
+      LB_RETURN_IF_ERROR(models[k]->forward(chunk.data(), options.ctx, 0, *cache, logits.data(), pool));
+      std::vector<PositionStats> stats(static_cast<size_t>(std::max(0, options.ctx - 1 - chunks.first)));
+      score_rows(chunk, logits.data(), base_logits.data(), vocab, chunks.first, 0, options.ctx, pool, stats);
+      for (const PositionStats& s : stats) acc[k].add(s, true);
+    }
+    progress.update(c + 1);
+  }
+  progress.finish();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::vector<PplResult> results;
+  for (const Accumulator& a : acc) {
+    PplResult r = a.result(true);
+    r.chunks = chunks.n;
+    r.seconds = seconds;
+    results.push_back(r);
+  }
+  return results;
 }
 
 std::vector<std::string> split_documents(const std::string& text, const std::string& separator) {

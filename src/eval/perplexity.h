@@ -79,6 +79,15 @@ Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vect
                                         const PplOptions& options, ThreadPool& pool,
                                         const LlamaModel* base = nullptr);
 
+// Several models scored on the same chunks against one base, which runs once per
+// chunk (a Pareto sweep: N models cost N + 1 forward passes, not 2N). FP32 KV
+// caches, each window in one pass (options.kv_cache and batch are not used).
+// Results in the order of `models`; seconds is the whole run's.
+Expected<std::vector<PplResult>> evaluate_perplexity_many(const std::vector<const LlamaModel*>& models,
+                                                          const std::vector<int32_t>& text_tokens,
+                                                          const PplOptions& options, ThreadPool& pool,
+                                                          const LlamaModel& base);
+
 // Splits text at each occurrence of separator; trims surrounding whitespace and
 // drops empty pieces.
 std::vector<std::string> split_documents(const std::string& text, const std::string& separator);
