@@ -1,16 +1,23 @@
 // `lowbit quantize MODEL --recipe NAME|FILE [--calib FILE] [--calib-samples N] [--calib-len L] [--seed S]
 //                  [--threads T] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] -o OUT [--json F]`
 // --kv stores a KV-cache configuration in the file (lowbit.kv) that ppl/generate use when run without --kv.
+// `lowbit quantize MODEL --target-size MB | --target-bpw B [--menu NAME|FILE] [--sensitivity MODE] --calib F -o OUT
+//                  [--recipe-out F] [--sensitivity-out F]`: per-tensor formats chosen for a size budget
+// (pipeline/size_budget.h), then quantized as the written recipe says.
 // `lowbit quantize --list-recipes [--verbose]`
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
+
+#include "core/mapped_file.h"
 
 #include "cli/commands.h"
 #include "cli/kv_cli.h"
 #include "pipeline/quantize_pipeline.h"
 #include "pipeline/recipe.h"
+#include "pipeline/size_budget.h"
 
 namespace lowbit::cli {
 namespace {
@@ -32,6 +39,14 @@ struct QuantizeFlags {
   bool no_progress = false;
   bool verbose = false;
   KvFlags kv;
+  // Size budget (instead of --recipe).
+  std::optional<double> target_mb;
+  std::optional<double> target_bpw;
+  std::string menu = "gguf";
+  std::string sensitivity = "hutchinson";
+  int probes = 2;
+  std::string recipe_out;
+  std::string sensitivity_out;
 };
 
 constexpr const char* kDefaultCalibration = "data/c4/c4_validation_2k.jsonl";
@@ -66,10 +81,23 @@ Status run_list(bool verbose) {
 Status run_quantize(const QuantizeFlags& f) {
   if (f.list_recipes) return run_list(f.verbose);
   if (f.model_path.empty()) return make_error("quantize: MODEL is required (or --list-recipes)");
-  if (f.recipe.empty()) return make_error("quantize: --recipe NAME|FILE is required (see --list-recipes)");
+  const bool budgeted = f.target_mb || f.target_bpw;
+  if (budgeted && !f.recipe.empty()) return make_error("quantize: give either --recipe or a size budget, not both");
+  if (!budgeted && f.recipe.empty()) {
+    return make_error("quantize: --recipe NAME|FILE or --target-size/--target-bpw is required (see --list-recipes)");
+  }
   if (f.output_path.empty()) return make_error("quantize: -o OUT is required");
   configure_threads(f.threads);
-  LB_ASSIGN_OR_RETURN(Recipe recipe, load_recipe(f.recipe));
+  std::optional<SizeMenu> menu;
+  std::optional<SensitivityMode> mode;
+  if (budgeted) {
+    LB_ASSIGN_OR_RETURN(menu, load_size_menu(f.menu));
+    LB_ASSIGN_OR_RETURN(mode, parse_sensitivity_mode(f.sensitivity));
+  }
+  Recipe recipe;  // a budget's is written by the allocation below
+  if (!budgeted) {
+    LB_ASSIGN_OR_RETURN(recipe, load_recipe(f.recipe));
+  }
 
   PipelineOptions o;
   o.model_path = f.model_path;
@@ -94,7 +122,7 @@ Status run_quantize(const QuantizeFlags& f) {
     // Only data-aware recipes read calibration data by default; the model decides (a rule may name one layer).
     auto source = open_model_source(f.model_path, o.load);
     if (!source.ok()) return source.status();
-    if (recipe.needs_calibration((*source)->config())) {
+    if (budgeted || recipe.needs_calibration((*source)->config())) {
       const std::string fallback = default_calibration_path();
       if (!std::filesystem::exists(fallback)) {
         return make_error(
@@ -114,6 +142,38 @@ Status run_quantize(const QuantizeFlags& f) {
                  f.calib_len == 0 ? "auto" : std::to_string(f.calib_len).c_str(),
                  static_cast<unsigned long long>(f.seed), f.calib_bos.c_str(), f.hessian.c_str(), f.threads);
   }
+  std::optional<BudgetAllocation> allocation;
+  nlohmann::json sensitivity_json;
+  if (budgeted) {
+    SensitivityOptions so;
+    so.mode = *mode;
+    so.probes = f.probes;
+    so.seed = f.seed;
+    LB_ASSIGN_OR_RETURN(SensitivityTable table, measure_sensitivity(*menu, o, so));
+    LB_ASSIGN_OR_RETURN(uint64_t budget, budget_bytes(table, f.target_mb, f.target_bpw));
+    const std::string name = std::filesystem::path(f.output_path).stem().string();
+    LB_ASSIGN_OR_RETURN(allocation, allocate_budget(table, *menu, budget, name));
+    std::printf("allocation: %.6f MB of %.6f MB budget, %.4f bits per weight, predicted KLD %.5f%s (sensitivity %s, "
+                "%.1f s)\n",
+                allocation->bytes / 1e6, budget / 1e6, allocation->bits_per_weight, allocation->predicted_kld,
+                allocation->exact ? "" : fmt::format(" (lower bound {:.5f})", allocation->lower_bound).c_str(),
+                sensitivity_mode_name(table.mode), table.seconds);
+    std::string mix;
+    for (const auto& [format, n] : allocation->format_counts) mix += fmt::format(" {} x{}", format, n);
+    std::printf("formats:%s\n", mix.c_str());
+    if (!f.sensitivity_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.sensitivity_out, table.to_json().dump(1)));
+    if (!f.recipe_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.recipe_out, allocation->recipe.dump(1) + "\n"));
+    LB_ASSIGN_OR_RETURN(recipe, parse_recipe(allocation->recipe, "allocation " + name));
+    sensitivity_json = {{"mode", sensitivity_mode_name(table.mode)},
+                        {"menu", table.menu},
+                        {"seconds", table.seconds},
+                        {"budget_bytes", budget},
+                        {"bytes", allocation->bytes},
+                        {"bits_per_weight", allocation->bits_per_weight},
+                        {"predicted_kld", allocation->predicted_kld},
+                        {"exact", allocation->exact},
+                        {"lower_bound", allocation->lower_bound}};
+  }
   LB_ASSIGN_OR_RETURN(QuantizeReport r, quantize_model(recipe, o));
   std::printf("wrote %s: %.2f MB, decoder linears %.3f bits per weight, %.1f s, peak RSS %.0f MB (bound %.0f MB)\n",
               r.output_path.c_str(), static_cast<double>(r.file_bytes) / 1e6, r.linear_bits_per_weight(), r.seconds,
@@ -132,6 +192,7 @@ Status run_quantize(const QuantizeFlags& f) {
   report["recipe_json"] = recipe.json;
   report["threads"] = f.threads;
   if (!o.kv.is_null()) report["kv"] = o.kv;
+  if (allocation) report["allocation"] = sensitivity_json;
   return write_json_report(f.json_path, report);
 }
 
@@ -168,6 +229,23 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
   app->add_option("-o,--output", flags->output_path, "Output lowbit model file (written as OUT.tmp, then renamed)");
   app->add_option("--json", flags->json_path, "Write a JSON report (per-module error, bits per weight, time, RSS)");
   add_kv_flags(*app, flags->kv);
+  app->add_option("--target-size", flags->target_mb,
+                  "Size budget in MB (10^6 bytes) of every stored tensor: per-tensor formats chosen from --menu to "
+                  "minimise the predicted KL divergence")
+      ->excludes("--recipe");
+  app->add_option("--target-bpw", flags->target_bpw, "Size budget in bits per weight over every stored parameter")
+      ->excludes("--recipe")
+      ->excludes("--target-size");
+  app->add_option("--menu", flags->menu, "Size-budget candidates: gguf, lowbit, all or a menu JSON file")
+      ->capture_default_str();
+  app->add_option("--sensitivity", flags->sensitivity, "Size-budget sensitivity: proxy, hutchinson, measured, spike")
+      ->check(CLI::IsMember({"proxy", "hutchinson", "measured", "spike"}))
+      ->capture_default_str();
+  app->add_option("--probes", flags->probes, "Rademacher probes of the sensitivity pass")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app->add_option("--recipe-out", flags->recipe_out, "Write the allocated recipe (reproduces the model) to this JSON file");
+  app->add_option("--sensitivity-out", flags->sensitivity_out, "Write the sensitivity table to this JSON file");
   app->add_flag("--list-recipes", flags->list_recipes, "List the built-in recipes with bits per weight");
   app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per module");

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   lowbit::cli::register_quantize(app, runner);
   lowbit::cli::register_inspect(app, runner);
   lowbit::cli::register_export(app, runner);
+  lowbit::cli::register_pareto(app, runner);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
