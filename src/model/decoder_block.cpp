@@ -7,6 +7,7 @@
 #include <cmath>
 #include <span>
 
+#include "core/blas_threads.h"
 #include "model/block_shapes.h"
 #include "model/model_source.h"
 #include "model/ops.h"
@@ -124,22 +125,9 @@ uint64_t DecoderBlock::weight_bytes() const {
   return bytes;
 }
 
-// OpenBLAS at one thread for the scope: the attention runs its heads on the
-// pool's threads, each calling sgemm. OpenBLAS's own workers would otherwise
-// take these calls and then spin (sched_yield) for a long timeout while the
-// pool's threads run the integer GEMMs on the same cores: ~10% of a W4A8
-// prompt's CPU samples on 2 cores. The thread count is OpenBLAS's global
-// setting, so it is restored on exit.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
-  ~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int saved_;
-};
+// The attention runs its heads on the pool's threads, each calling sgemm, under
+// SingleThreadedBlas (core/blas_threads.h): OpenBLAS's spinning workers took ~10%
+// of a W4A8 prompt's CPU samples on 2 cores.
 
 // Query rows per causal block of the prompt attention: block [r0, r0 + 64) is
 // scored against positions [0, pos + r0 + 64) only, so a 512-token prompt

@@ -1,6 +1,7 @@
 #include "pipeline/linear_quantizer.h"
 
 #include <limits>
+#include <optional>
 
 #include "quant/quantizers.h"
 
@@ -13,8 +14,10 @@ std::vector<float> hessian_diagonal(const std::vector<double>& h, int64_t cols) 
   return d;
 }
 
+// gptq_error: GPTQ's objective tr(ΔW H ΔWᵀ) of the result, which GPTQ computes anyway (else untouched).
 Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int64_t rows, int64_t cols,
-                                     const std::vector<double>* hessian, int* dead_columns) {
+                                     const std::vector<double>* hessian, int* dead_columns,
+                                     std::optional<double>* gptq_error) {
   if (rule.method == QuantMethod::kNone) {
     QuantizedWeight q;
     q.format = rule.format;
@@ -45,6 +48,7 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
       GptqStats stats;
       LB_ASSIGN_OR_RETURN(QuantizedWeight q, quantize_gptq(format, w, rows, cols, *hessian, o, &stats));
       *dead_columns = stats.dead_columns;
+      *gptq_error = stats.proxy_error;
       return q;
     }
     case QuantMethod::kEasyQuant: {
@@ -91,7 +95,8 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
   LinearQuantResult r;
   r.method = rule.method;
   r.fallback_from = rule.fallback_from;
-  auto q = run_method(rule, w, rows, cols, hessian, &r.dead_columns);
+  std::optional<double> gptq_error;
+  auto q = run_method(rule, w, rows, cols, hessian, &r.dead_columns, &gptq_error);
   if (!q.ok()) return q.status().with_context(where);
   r.weight = std::move(q).value();
   if (rule.options.lorc_rank > 0) {
@@ -101,7 +106,15 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
   std::vector<float> deq(static_cast<size_t>(rows * cols));  // [rows, cols]
   LB_RETURN_IF_ERROR(dequantize_weight(r.weight, deq.data()).with_context(where));
   r.weight_rel_error = relative_weight_error(w, deq.data(), rows * cols);
-  if (hessian != nullptr) r.output_rel_error = relative_output_error(w, deq.data(), rows, cols, *hessian);
+  if (hessian != nullptr) {
+    // GPTQ's own objective is the numerator when nothing was added after it (LoRC changes Ŵ).
+    r.output_error = gptq_error && rule.options.lorc_rank == 0 ? *gptq_error
+                                                                 : hessian_proxy_error(w, deq.data(), rows, cols, *hessian);
+    const std::vector<float> zero(static_cast<size_t>(rows * cols), 0.0f);
+    const double energy = hessian_proxy_error(w, zero.data(), rows, cols, *hessian);
+    r.output_rel_error = energy == 0.0 ? (*r.output_error == 0.0 ? 0.0 : std::numeric_limits<double>::infinity())
+                                       : *r.output_error / energy;
+  }
   return r;
 }
 

@@ -22,6 +22,7 @@ struct LinearQuantResult {
   QuantMethod method = QuantMethod::kNone;  // the method used (none where the fallback is fp32/fp16/bf16)
   std::string fallback_from;               // the rule's format when a fallback replaced it, else ""
   double weight_rel_error = 0.0;
+  std::optional<double> output_error;      // tr(ΔW H ΔWᵀ), when H was given
   std::optional<double> output_rel_error;  // when H was given
   int dead_columns = 0;                    // GPTQ: inputs never active in calibration
 };

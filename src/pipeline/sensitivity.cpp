@@ -1,12 +1,15 @@
 #include "pipeline/sensitivity.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
 
+#include "core/blas_threads.h"
 #include "core/progress.h"
 #include "pipeline/activation_stats.h"
 #include "pipeline/kld_probe.h"
@@ -147,6 +150,54 @@ class SensitivityPass {
   }
 
  private:
+  // Every candidate of the menu that holds the tensor's shape, quantized on the pool's
+  // threads (one candidate each, BLAS single-threaded), into p.t.costs in menu order,
+  // each with its tr(ΔW Σ ΔWᵀ): proxy(Ŵ) when given, else quantize_linear's
+  // tr(ΔW H ΔWᵀ) · inv_n.
+  // With H given, proxy is null and tr(ΔW H ΔWᵀ)·inv_n comes from quantize_linear.
+  Status quantize_candidates(Pending& p, const std::vector<float>& w, const std::function<double(const float*)>& proxy,
+                             const std::vector<double>* h, double inv_n = 1.0) {
+    std::vector<QuantRule> rules;
+    for (size_t k = 0; k < menu_.candidates.size(); ++k) {
+      LB_ASSIGN_OR_RETURN(std::optional<QuantRule> rule,
+                          candidate_rule(menu_.candidates[k], p.t.name, p.t.rows, p.t.cols, true));
+      if (!rule) continue;
+      CandidateCost cost;
+      cost.candidate = static_cast<int>(k);
+      cost.rule = *rule;
+      p.t.costs.push_back(std::move(cost));
+    }
+    const size_t n = p.t.costs.size();
+    std::vector<Status> status(n, Status::ok_status());
+    std::vector<QuantizedWeight> quantized(n);
+    const SingleThreadedBlas one_thread_blas;
+    std::atomic<size_t> next{0};  // candidates differ in cost by 10x: taken one at a time
+    pool_.parallel_for(pool_.size(), [&](int64_t, int64_t, int) {
+      std::vector<float> q(w.size());
+      for (size_t i; (i = next++) < n;) {
+        CandidateCost& cost = p.t.costs[i];
+        auto r = quantize_linear(cost.rule, p.t.name, w.data(), p.t.rows, p.t.cols, h);
+        if (!r.ok()) {
+          status[i] = r.status();
+          continue;
+        }
+        cost.bytes = r->weight.storage_bytes();
+        cost.weight_rel_error = r->weight_rel_error;
+        if (proxy) {
+          status[i] = dequantize_weight(r->weight, q.data());
+          if (!status[i].ok()) continue;
+          cost.proxy = proxy(q.data());
+        } else {
+          cost.proxy = r->output_error.value_or(0.0) * inv_n;
+        }
+        quantized[i] = std::move(r->weight);
+      }
+    });
+    for (const Status& s : status) LB_RETURN_IF_ERROR(s);
+    if (so_.mode == SensitivityMode::kMeasured) p.quantized = std::move(quantized);
+    return Status::ok_status();
+  }
+
   // Every candidate of the menu that holds [rows, cols], quantized; proxy = tr(ΔW Σ ΔWᵀ).
   Status linear_costs(const std::string& name, const Matrix& m, const std::vector<double>& h, int64_t n_tokens) {
     Pending p;
@@ -155,21 +206,7 @@ class SensitivityPass {
     p.t.cols = m.cols;
     const double inv_n = 1.0 / static_cast<double>(std::max<int64_t>(1, n_tokens));
     for (int64_t j = 0; j < m.cols; ++j) p.t.input_power += h[j * m.cols + j] * inv_n;
-    for (size_t k = 0; k < menu_.candidates.size(); ++k) {
-      LB_ASSIGN_OR_RETURN(std::optional<QuantRule> rule, candidate_rule(menu_.candidates[k], name, m.rows, m.cols, true));
-      if (!rule) continue;
-      LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(*rule, name, m.data.data(), m.rows, m.cols, &h));
-      std::vector<float> q(m.data.size());
-      LB_RETURN_IF_ERROR(dequantize_weight(r.weight, q.data()));
-      CandidateCost cost;
-      cost.candidate = static_cast<int>(k);
-      cost.rule = *rule;
-      cost.bytes = r.weight.storage_bytes();
-      cost.weight_rel_error = r.weight_rel_error;
-      cost.proxy = hessian_proxy_error(m.data.data(), q.data(), m.rows, m.cols, h) * inv_n;
-      p.t.costs.push_back(std::move(cost));
-      if (so_.mode == SensitivityMode::kMeasured) p.quantized.push_back(std::move(r.weight));
-    }
+    LB_RETURN_IF_ERROR(quantize_candidates(p, m.data, nullptr, &h, inv_n));
     if (p.t.costs.empty()) return make_error("{} [{}, {}]: no candidate of menu {} holds its shape", name, m.rows, m.cols, menu_.name);
     pending_.push_back(std::move(p));
     return Status::ok_status();
@@ -184,18 +221,8 @@ class SensitivityPass {
     p.t.rows = c.vocab_size;
     p.t.cols = c.dim;
     p.t.input_power = 1.0;
-    for (size_t k = 0; k < menu_.candidates.size(); ++k) {
-      LB_ASSIGN_OR_RETURN(std::optional<QuantRule> rule,
-                          candidate_rule(menu_.candidates[k], p.t.name, p.t.rows, p.t.cols, true));
-      if (!rule) continue;
-      LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(*rule, p.t.name, e.data(), p.t.rows, p.t.cols, nullptr));
-      std::vector<float> q(e.size());
-      LB_RETURN_IF_ERROR(dequantize_weight(r.weight, q.data()));
-      CandidateCost cost;
-      cost.candidate = static_cast<int>(k);
-      cost.rule = *rule;
-      cost.bytes = r.weight.storage_bytes();
-      cost.weight_rel_error = r.weight_rel_error;
+    LB_RETURN_IF_ERROR(quantize_candidates(p, e, [&](const float* q) {
+      double proxy = 0.0;
       for (int64_t v = 0; v < p.t.rows; ++v) {
         if (freq[v] == 0.0) continue;
         double d2 = 0.0;
@@ -203,11 +230,10 @@ class SensitivityPass {
           const double d = static_cast<double>(e[v * p.t.cols + j]) - q[v * p.t.cols + j];
           d2 += d * d;
         }
-        cost.proxy += freq[v] * d2;
+        proxy += freq[v] * d2;
       }
-      p.t.costs.push_back(std::move(cost));
-      if (so_.mode == SensitivityMode::kMeasured) p.quantized.push_back(std::move(r.weight));
-    }
+      return proxy;
+    }, nullptr));
     if (p.t.costs.empty()) return make_error("token_embedding: no candidate of menu {} holds its shape", menu_.name);
     pending_.push_back(std::move(p));
     return Status::ok_status();
