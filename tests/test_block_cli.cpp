@@ -94,7 +94,9 @@ TEST(BlockCli, EvalReportsEveryScaledFormatTheSameOnEveryIsa) {
   EXPECT_EQ(j["cols"], 300);
   ASSERT_EQ(j["results"].size(), lowbit::block_formats().size());
   for (const nlohmann::json& e : j["results"]) {
-    EXPECT_GT(e["snr_db"].get<double>(), 4.0) << e["format"];  // int2_g64 on Laplace: about 5 dB
+    // int2_g64 on Laplace: about 5 dB; 2-bit codes with one scale per 300-value row: about 2 dB.
+    const bool two_bit_rows = e["format"] == "int2_pc_asym";
+    EXPECT_GT(e["snr_db"].get<double>(), two_bit_rows ? 1.5 : 4.0) << e["format"];
     EXPECT_GT(e["bits_per_element"].get<double>(), 2.0) << e["format"];
     EXPECT_GE(e["mse"].get<double>(), 0.0);
     EXPECT_GE(e["max_abs_error"].get<double>(), 0.0);

@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <set>
+#include <string>
 
 #include "core/half.h"
 #include "formats/block_format.h"
@@ -400,6 +402,250 @@ TEST(BlockFormats, CodesArePackedLsbFirst) {
   EXPECT_EQ(q->codes[2], 0x1F);
   EXPECT_EQ(q->codes[3], 0x05);  // ninth code alone, high bits zero
   for (int c = 0; c < 9; ++c) EXPECT_EQ(code_at(*f, *q, 0, c), static_cast<uint32_t>(x[c]));
+}
+
+// The asymmetric integer menu (block_formats.cpp): UINTb with an FP16 scale and
+// an FP16 minimum per group of G or per row, for every b and G below.
+constexpr int kMenuBits[] = {2, 3, 4, 5, 6, 8};
+constexpr int kMenuGroups[] = {32, 64, 128, 0};  // 0: per row
+
+// The name each menu entry has: int{b}_g{G}_asym / int{b}_pc_asym, except the two
+// the table held before the menu under older names.
+std::string menu_name(int bits, int group) {
+  if (bits == 3 && group == 128) return "int3_g128";
+  if (bits == 2 && group == 64) return "int2_g64";
+  const std::string b = std::to_string(bits);
+  return group > 0 ? "int" + b + "_g" + std::to_string(group) + "_asym" : "int" + b + "_pc_asym";
+}
+
+TEST(BlockFormats, AsymmetricIntMenuHasOneEntryPerWidthAndGroup) {
+  for (int bits : kMenuBits) {
+    for (int group : kMenuGroups) {
+      const std::string name = menu_name(bits, group);
+      SCOPED_TRACE(name);
+      const BlockFormat* f = find_asymmetric_int_format(bits, group);
+      ASSERT_NE(f, nullptr);
+      EXPECT_EQ(f->name(), name);
+      EXPECT_EQ(f, &named(name));
+      EXPECT_EQ(f->element.name, "uint" + std::to_string(bits));
+      EXPECT_TRUE(f->spec.asymmetric);
+      EXPECT_EQ(f->spec.scale_type, ScaleType::kFp16);
+      EXPECT_EQ(f->spec.rule, ScaleRule::kAbsMax);
+      EXPECT_EQ(f->spec.granularity, group > 0 ? ScaleGranularity::kGroup : ScaleGranularity::kRow);
+      if (group > 0) {
+        EXPECT_EQ(f->layout.group_cols, group);
+      }
+      int same = 0;  // one home per format: no second entry with this layout under another name
+      for (const BlockFormat& g : block_formats()) {
+        same += g.element.name == f->element.name && g.spec.asymmetric && g.spec.scale_type == ScaleType::kFp16 &&
+                g.spec.granularity == f->spec.granularity && g.layout.group_cols == f->layout.group_cols;
+      }
+      EXPECT_EQ(same, 1);
+      // Bits per weight: b code bits + 16 (scale) + 16 (minimum) per group, or per row.
+      if (group > 0) {
+        EXPECT_DOUBLE_EQ(f->bits_per_element(4096, 4096), bits + 32.0 / group);
+        EXPECT_DOUBLE_EQ(f->bits_per_element(3, 8 * group), bits + 32.0 / group);
+      } else {
+        for (int64_t cols : {64, 1000, 4096}) EXPECT_DOUBLE_EQ(f->bits_per_element(5, cols), bits + 32.0 / cols) << cols;
+      }
+      if (name != "int3_g128" && name != "int2_g64" && name != "int4_g128_asym") {
+        EXPECT_NE(f->spec.description.find("bits per weight"), std::string::npos) << f->spec.description;
+      }
+    }
+  }
+  EXPECT_FALSE(find_block_format("int3_g128_asym").ok());  // int3_g128 is that format
+  EXPECT_FALSE(find_block_format("int2_g64_asym").ok());   // int2_g64 is that format
+  EXPECT_EQ(find_asymmetric_int_format(7, 32), nullptr);
+  EXPECT_EQ(find_asymmetric_int_format(4, 16), nullptr);
+}
+
+// One matrix with hand-computed codes, FP16 scale and minimum codes per block and
+// dequantized values, checked on the reference and on every ISA.
+struct AsymGolden {
+  AsymGolden(const char* f, int64_t r, int64_t c) : format(f), rows(r), cols(c) {}
+  // The next element in row-major order: input, its code, its dequantized value.
+  void add(float value, uint32_t code, float decoded) {
+    x.push_back(value);
+    codes.push_back(code);
+    back.push_back(decoded);
+  }
+  void add_repeated(int n, float value, uint32_t code, float decoded) {
+    for (int i = 0; i < n; ++i) add(value, code, decoded);
+  }
+  const char* format;
+  int64_t rows, cols;
+  std::vector<float> x;          // [rows, cols]
+  std::vector<uint32_t> codes;   // [rows, cols]
+  std::vector<float> back;       // [rows, cols]
+  std::vector<uint16_t> scales;  // FP16 codes, [rows, groups]
+  std::vector<uint16_t> mins;    // FP16 codes, [rows, groups]
+};
+
+void check_golden(const AsymGolden& g) {
+  SCOPED_TRACE(g.format);
+  const BlockFormat& f = named(g.format);
+  ASSERT_EQ(g.x.size(), static_cast<size_t>(g.rows * g.cols));
+  ASSERT_EQ(g.codes.size(), g.x.size());
+  ASSERT_EQ(g.back.size(), g.x.size());
+  ASSERT_EQ(static_cast<int64_t>(g.scales.size()), scale_count(f.layout, g.rows, g.cols));
+  ASSERT_EQ(g.mins.size(), g.scales.size());
+  auto check = [&](const QuantizedTensor& q, const std::string& path) {
+    SCOPED_TRACE(path);
+    ASSERT_EQ(q.codes.size() + q.scales.size() + q.mins.size(),
+              static_cast<size_t>(packed_bytes(f.layout, g.rows, g.cols)));
+    for (int64_t r = 0; r < g.rows; ++r) {
+      for (int64_t c = 0; c < g.cols; ++c) {
+        ASSERT_EQ(code_at(f, q, r, c), g.codes[r * g.cols + c]) << "code (" << r << ", " << c << ") of x = "
+                                                                 << g.x[r * g.cols + c];
+      }
+    }
+    for (size_t b = 0; b < g.scales.size(); ++b) {
+      EXPECT_EQ(read_scale_code(q.scales.data() + 2 * b, 2), g.scales[b]) << "scale " << b;
+      EXPECT_EQ(read_scale_code(q.mins.data() + 2 * b, 2), g.mins[b]) << "min " << b;
+    }
+    std::vector<float> out(g.x.size());
+    ASSERT_TRUE(dequantize_reference(f, q, out.data()).ok());
+    EXPECT_TRUE(same_floats(out, g.back));
+    for (Isa isa : supported_isas()) {
+      ASSERT_TRUE(dequantize(f, q, out.data(), isa).ok());
+      EXPECT_TRUE(same_floats(out, g.back)) << isa_name(isa);
+    }
+  };
+  auto ref = quantize_reference(f, g.x.data(), g.rows, g.cols);
+  ASSERT_TRUE(ref.ok()) << ref.status().message();
+  check(*ref, "reference");
+  for (Isa isa : supported_isas()) {
+    auto fast = quantize(f, g.x.data(), g.rows, g.cols, {}, isa);
+    ASSERT_TRUE(fast.ok());
+    check(*fast, isa_name(isa));
+  }
+}
+
+// FP16 codes used below: 0x3400 = 0.25, 0x3000 = 0.125, 0x2C00 = 0.0625, 0x3E00 = 1.5,
+// 0xBC00 = -1, 0xB800 = -0.5, 0xB400 = -0.25, 0xC000 = -2, 0xBE00 = -1.5, 0xCE40 = -25.
+TEST(BlockFormats, AsymmetricIntGoldenCodes) {
+  {  // int5_g32_asym (codes 0..31), one row of four groups.
+    AsymGolden g("int5_g32_asym", 1, 128);
+    // Group 0: min -1, max 6.75 -> m = -1, s = 7.75 / 31 = 0.25, code = round(4 (x + 1)):
+    // 4.5 -> 4, 5.5 -> 6 and 0.5 -> 0 are ties to even; then a ramp 1.0 .. 6.75 on the grid.
+    const float special[8] = {-1.0f, 0.0f, 0.3f, 0.125f, 0.375f, -0.875f, -0.8125f, 6.7f};
+    const uint32_t special_codes[8] = {0, 4, 5, 4, 6, 0, 1, 31};
+    for (int i = 0; i < 32; ++i) {
+      const uint32_t code = i < 8 ? special_codes[i] : static_cast<uint32_t>(i);
+      g.add(i < 8 ? special[i] : 0.25f * static_cast<float>(i) - 1.0f, code, 0.25f * static_cast<float>(code) - 1.0f);
+    }
+    // Group 1: all zero: scale and minimum 0, every code 0.
+    g.add_repeated(32, 0.0f, 0, 0.0f);
+    // Group 2: constant -0.5: m = -0.5, s = 0.5 / 31 -> FP16 0x2421; every code 0, decoded exactly -0.5.
+    g.add_repeated(32, -0.5f, 0, -0.5f);
+    // Group 3: constant 0.7: the range widens to [0, 0.7]: m = 0, s = 0.7 / 31 -> FP16 0x25C8 =
+    // 1480 * 2^-16; 0.7 / s = 30.997 -> code 31, decoded 31 * 1480 * 2^-16 exactly.
+    g.add_repeated(32, 0.7f, 31, 45880.0f / 65536.0f);
+    g.scales = {0x3400, 0x0000, 0x2421, 0x25C8};
+    g.mins = {0xBC00, 0x0000, 0xB800, 0x0000};
+    check_golden(g);
+  }
+  {  // int6_g64_asym (codes 0..63): a ramp, a positive-only row, a zero row.
+    AsymGolden g("int6_g64_asym", 3, 64);
+    // Row 0: x = i / 8 - 2: m = -2, s = 7.875 / 63 = 0.125, code i.
+    for (int i = 0; i < 64; ++i) g.add(static_cast<float>(i) / 8.0f - 2.0f, i, static_cast<float>(i) / 8.0f - 2.0f);
+    // Row 1: x = 2 + (i % 32) / 16 in [2, 3.9375]: the range includes 0, so m = 0 and
+    // s = 3.9375 / 63 = 1/16; codes 32 .. 63, the lower half of the grid unused.
+    for (int i = 0; i < 64; ++i) {
+      const float v = 2.0f + static_cast<float>(i % 32) / 16.0f;
+      g.add(v, 32 + i % 32, v);
+    }
+    g.add_repeated(64, 0.0f, 0, 0.0f);
+    g.scales = {0x3000, 0x2C00, 0x0000};
+    g.mins = {0xC000, 0x0000, 0x0000};
+    check_golden(g);
+  }
+  {  // int2_g128_asym (codes 0..3): a full group of 128 and a partial group of 2.
+    AsymGolden g("int2_g128_asym", 1, 130);
+    // min -1.5, max 3: m = -1.5, s = 4.5 / 3 = 1.5, code = round((x + 1.5) / 1.5):
+    // 0.75 -> 1.5 and -0.75 -> 0.5 are ties to even (2 and 0).
+    const float pattern[8] = {-1.5f, 0.0f, 1.5f, 3.0f, 0.75f, -0.75f, 2.2f, -1.4f};
+    const uint32_t pattern_codes[8] = {0, 1, 2, 3, 2, 0, 2, 0};
+    for (int i = 0; i < 128; ++i) {
+      g.add(pattern[i % 8], pattern_codes[i % 8], 1.5f * static_cast<float>(pattern_codes[i % 8]) - 1.5f);
+    }
+    // Last group [0.5, -0.25]: m = -0.25, s = 0.75 / 3 = 0.25, codes 3 and 0.
+    g.add(0.5f, 3, 0.5f);
+    g.add(-0.25f, 0, -0.25f);
+    g.scales = {0x3E00, 0x3400};
+    g.mins = {0xBE00, 0xB400};
+    check_golden(g);
+  }
+  {  // int8_pc_asym (codes 0..255), one FP16 scale and minimum per row.
+    AsymGolden g("int8_pc_asym", 3, 256);
+    // Row 0: x = (i - 100) / 4: m = -25, s = 63.75 / 255 = 0.25, code i.
+    for (int i = 0; i < 256; ++i) g.add(static_cast<float>(i - 100) / 4.0f, i, static_cast<float>(i - 100) / 4.0f);
+    // Row 1: constant 3: m = 0, s = 3 / 255 -> FP16 0x2206 = 1542 * 2^-17; 3 / s = 255.002
+    // clamps to 255, decoded 255 * 1542 * 2^-17 exactly.
+    g.add_repeated(256, 3.0f, 255, 393210.0f / 131072.0f);
+    g.add_repeated(256, 0.0f, 0, 0.0f);
+    g.scales = {0x3400, 0x2206, 0x0000};
+    g.mins = {0xCE40, 0x0000, 0x0000};
+    check_golden(g);
+  }
+}
+
+// Every code of every menu format: a packed tensor of random codes (each block
+// holding code 0 and the top code) with FP16 scales s and minimums m, -vmax s < m <= 0,
+// dequantizes to values that quantize back to the same bytes.
+TEST(BlockFormats, AsymmetricIntMenuDecodeEncodeIsTheIdentity) {
+  std::mt19937_64 rng(5);
+  for (int bits : kMenuBits) {
+    for (int group : kMenuGroups) {
+      const BlockFormat* f = find_asymmetric_int_format(bits, group);
+      ASSERT_NE(f, nullptr);
+      SCOPED_TRACE(f->name());
+      const uint32_t vmax = (1u << bits) - 1;
+      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{5, 300}, {2, 1031}, {1, 7}}) {
+        const int64_t g = group > 0 ? group : cols;
+        const int64_t n_groups = ceil_div(cols, g);
+        QuantizedTensor q;
+        q.rows = rows;
+        q.cols = cols;
+        std::vector<uint32_t> codes(static_cast<size_t>(rows * cols));
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) {
+            const int64_t k = c % g;  // the first two of each block: 0 and the top code
+            codes[r * cols + c] = k == 0 ? 0u : k == 1 ? vmax : static_cast<uint32_t>(rng() % (vmax + 1));
+          }
+        }
+        // The LSB-first bit stream of block_format.h, written here independently.
+        const int64_t row_bytes = row_code_bytes(bits, cols);
+        q.codes.assign(static_cast<size_t>(rows * row_bytes), 0);
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) {
+            for (int b = 0; b < bits; ++b) {
+              const int64_t bit = c * bits + b;
+              q.codes[r * row_bytes + bit / 8] |= static_cast<uint8_t>(((codes[r * cols + c] >> b) & 1u) << (bit % 8));
+            }
+          }
+        }
+        for (int64_t i = 0; i < rows * n_groups; ++i) {
+          // s in [2^-8, 4) with a random mantissa; m = -k s, k in [0, vmax - 1], rounded to FP16.
+          const float mantissa = 1.0f + static_cast<float>(rng() % 1024) / 1024.0f;
+          const float s = std::ldexp(mantissa, -8 + static_cast<int>(rng() % 10));  // exact in FP16
+          // 0 - ...: +0 rather than -0 when k = 0, the minimum quantize stores for a block with 0 in it.
+          const float m = 0.0f - fp16_to_float(float_to_fp16(s * static_cast<float>(rng() % vmax)));
+          const uint16_t sc = float_to_fp16(s), mc = float_to_fp16(m);
+          q.scales.push_back(static_cast<uint8_t>(sc)), q.scales.push_back(static_cast<uint8_t>(sc >> 8));
+          q.mins.push_back(static_cast<uint8_t>(mc)), q.mins.push_back(static_cast<uint8_t>(mc >> 8));
+        }
+        std::vector<float> x(static_cast<size_t>(rows * cols));
+        ASSERT_TRUE(dequantize_reference(*f, q, x.data()).ok());
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(code_at(*f, q, r, c), codes[r * cols + c]);
+        }
+        auto again = quantize_reference(*f, x.data(), rows, cols);
+        ASSERT_TRUE(again.ok()) << again.status().message();
+        EXPECT_TRUE(same_bytes(q, *again)) << "[" << rows << ", " << cols << "]";
+      }
+    }
+  }
 }
 
 }  // namespace

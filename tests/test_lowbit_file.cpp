@@ -153,6 +153,10 @@ TEST(LowbitFile, QuantizedWeightsRoundTripWithSideTables) {
   QuantizedWeight lorc32 = get(quantize_rtn(*get(find_block_format("int2_g64")), w.data(), rows, cols, {}));
   ASSERT_TRUE(add_lowrank_correction(lorc32, w.data(), 2, "fp32").ok());
   cases.push_back({"lorc_fp32", lorc32});
+  // 5-, 6- and 8-bit codes of the asymmetric integer menu, per group and per row.
+  for (const char* name : {"int5_g32_asym", "int6_pc_asym", "int8_g64_asym"}) {
+    cases.push_back({name, get(quantize_rtn(*get(find_block_format(name)), w.data(), rows, cols, {}))});
+  }
   ASSERT_FALSE(cases[1].q.outliers.empty());
 
   LowbitFileInfo info;

@@ -27,7 +27,7 @@ namespace {
 
 const char* const kFormats[] = {"int4_g128", "int4_g128_asym", "mxfp4",    "mxfp4_up", "nvfp4",    "nf4_g64",
                                 "fp4_g128_pow2", "int8_pc",     "fp8_e4m3", "fp16",     "bf16",     "int3_g128",
-                                "int2_g64"};
+                                "int2_g64",      "int4_g32_asym", "int3_g64_asym", "int2_g32_asym"};
 const int64_t kRows[] = {1, 3, 17, 33, 255};
 const int64_t kCols[] = {1, 3, 17, 31, 32, 33, 255, 4097};
 
@@ -199,7 +199,7 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
 // kBits stores each 2- / 3-bit code where packed_matrix.h says: every code of the
 // block format (code_at) comes back from bits_code, padding codes are 0.
 TEST(PackedKernels, BitsLayoutHoldsEveryCode) {
-  for (const char* format : {"int2_g64", "int3_g128"}) {
+  for (const char* format : {"int2_g64", "int3_g128", "int2_g128_asym", "int3_g32_asym"}) {
     for (int64_t cols : {1, 17, 33, 255}) {
       const QuantizedWeight q = quantized(format, 3, cols, 11);
       const PackedMatrix p = get_packed(q);
@@ -228,6 +228,43 @@ TEST(PackedKernels, FormatsWithoutAKernelSayWhy) {
   ASSERT_TRUE(lin.ok());
   EXPECT_EQ(reason, "sparse outliers");
   EXPECT_NE(dynamic_cast<QuantizedLinear*>(lin->get()), nullptr);
+}
+
+// The asymmetric integer menu's entries without a packed layout (5-, 6- and 8-bit
+// codes, and every per-row entry) say why, and the runtime runs their dequantized
+// weight: the layer is the FP32 product with the reference decode, bit for bit.
+TEST(PackedKernels, MenuFormatsWithoutAKernelRunDequantized) {
+  ThreadPool pool(2);
+  for (const char* format : {"int5_g32_asym", "int6_g64_asym", "int8_g128_asym", "int2_pc_asym", "int4_pc_asym",
+                             "int8_pc_asym"}) {
+    SCOPED_TRACE(format);
+    const int64_t rows = 9, cols = 200;
+    QuantizedWeight q = quantized(format, rows, cols, 4);
+    EXPECT_NE(packed_unsupported_reason(q), "");
+    std::vector<float> w(static_cast<size_t>(rows * cols));
+    ASSERT_TRUE(dequantize_weight(q, w.data()).ok());
+    std::string reason;
+    auto lin = make_quantized_linear(std::move(q), {}, {}, &reason);
+    ASSERT_TRUE(lin.ok()) << lin.status().message();
+    EXPECT_NE(reason, "");
+    const auto* dense = dynamic_cast<const QuantizedLinear*>(lin->get());
+    ASSERT_NE(dense, nullptr);
+    EXPECT_EQ(dense->dequantized().data, w);
+    EXPECT_EQ(dense->describe().rfind(format, 0), 0u) << dense->describe();
+    const std::vector<float> x = test_vector(3 * cols, 6);
+    std::vector<float> y(static_cast<size_t>(3 * rows));
+    (*lin)->forward(x.data(), 3, y.data(), pool);
+    for (int64_t t = 0; t < 3; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        double s = 0.0, mag = 0.0;
+        for (int64_t c = 0; c < cols; ++c) {
+          s += static_cast<double>(w[r * cols + c]) * x[t * cols + c];
+          mag += std::fabs(static_cast<double>(w[r * cols + c]) * x[t * cols + c]);
+        }
+        EXPECT_LE(std::fabs(y[t * rows + r] - s), (cols / 16.0 + 160.0) * 0x1.0p-24 * mag) << "token " << t << " row " << r;
+      }
+    }
+  }
 }
 
 // PackedLinear on the thread pool: decode (GEMV per token) and prompt (tiles +

@@ -202,7 +202,8 @@ TEST(QuantGptq, DiagonalHessianEqualsRtn) {
   const std::vector<float> w = gaussian(rows, cols, 3);
   std::vector<double> h(static_cast<size_t>(cols * cols), 0.0);
   for (int64_t j = 0; j < cols; ++j) h[j * cols + j] = 1.0 + 0.01 * static_cast<double>(j);
-  for (const char* name : {"int4_g128", "int3_g128", "int2_g64", "nvfp4", "mxfp4", "nf4_g64", "int8_pc", "bf16"}) {
+  for (const char* name : {"int4_g128", "int3_g128", "int2_g64", "nvfp4", "mxfp4", "nf4_g64", "int8_pc", "bf16",
+                           "int5_g32_asym", "int6_g64_asym", "int8_g128_asym", "int2_pc_asym", "int8_pc_asym"}) {
     SCOPED_TRACE(name);
     const BlockFormat& f = named_format(name);
     for (bool act_order : {false, true}) {

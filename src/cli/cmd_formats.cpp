@@ -44,7 +44,8 @@ std::string scale_summary(const BlockFormat& f) {
   switch (s.granularity) {
     case ScaleGranularity::kNone: return "none";
     case ScaleGranularity::kTensor: return fmt::format("{} per tensor", scale_type_name(s.scale_type));
-    case ScaleGranularity::kRow: return fmt::format("{} per row", scale_type_name(s.scale_type));
+    case ScaleGranularity::kRow:
+      return fmt::format("{}{} per row", scale_type_name(s.scale_type), s.asymmetric ? "+min" : "");
     case ScaleGranularity::kGroup:
       return fmt::format("{}{}{} /{}", scale_type_name(s.scale_type), s.asymmetric ? "+min" : "",
                          s.tensor_scale ? "+fp32 tensor" : "", s.group_cols);

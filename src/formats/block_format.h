@@ -180,6 +180,11 @@ Expected<BlockFormat> make_block_format(const BlockFormatSpec& spec);
 const std::vector<BlockFormat>& block_formats();
 // Lookup by name; the error lists the known names.
 Expected<const BlockFormat*> find_block_format(const std::string& name);
+// The asymmetric integer menu by shape rather than name: UINT`bits` codes with an
+// FP16 scale and an FP16 minimum per `group` columns, or per row when group is 0
+// ("int5_g32_asym", "int8_pc_asym"; the 3-bit/128 and 2-bit/64 entries keep their
+// older names int3_g128 and int2_g64). Null when the table has no such entry.
+const BlockFormat* find_asymmetric_int_format(int bits, int group);
 
 const char* granularity_name(ScaleGranularity g);
 const char* scale_rule_name(ScaleRule r);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <regex>
 
@@ -44,7 +45,7 @@ BlockFormatSpec two_level(BlockFormatSpec s) {
   return s;
 }
 
-std::vector<BlockFormatSpec> table_specs() {
+std::vector<BlockFormatSpec> named_specs() {
   return {
       spec("int8_pc", "int8", G::kRow, 1, 1, T::kFp32, R::kAbsMax,
            "INT8 [-127, 127], one FP32 absmax scale per row (per output channel; per token for "
@@ -105,6 +106,70 @@ std::vector<BlockFormatSpec> table_specs() {
       spec("bf16", "bf16", G::kNone, 1, 1, T::kFp32, R::kAbsMax,
            "BF16 storage, no scale (LayerCast-style 16-bit storage with FP32 compute)", 55.58),
   };
+}
+
+// The asymmetric integer menu: UINTb codes with an FP16 scale and an FP16 minimum
+// per group of G (or per row), x = code * s + m over [min(x, 0), max(x, 0)], as
+// int4_g128_asym; for every width a size-budget allocator chooses between. A
+// group costs b + 32/G bits per weight; a row b + 32/cols. FP16 is enough per row
+// as per group: the scale keeps its 11 significant bits while the block's range
+// max(x, 0) - min(x, 0) exceeds 2^-14 (2^b - 1) (0.016 at 8 bits; narrower rows
+// get subnormal scales) and |min| stays below FP16's 65504.
+constexpr int kMenuBits[] = {2, 3, 4, 5, 6, 8};
+constexpr int kMenuGroups[] = {32, 64, 128, 0};  // 0: one scale and minimum per row
+// Measured SNR (dB, see BlockFormatSpec::snr_gaussian_db; `lowbit formats --eval`),
+// [bits][group] in the order of the two lists above; 0 where a named entry holds
+// the format (and its measurement).
+constexpr double kMenuSnr[std::size(kMenuBits)][std::size(kMenuGroups)] = {
+    // /32   /64    /128   row
+    {8.12, 0.0, 6.01, 2.90},     // 2 bits (/64: int2_g64)
+    {15.50, 14.32, 0.0, 10.42},  // 3 bits (/128: int3_g128)
+    {22.14, 20.94, 0.0, 17.02},  // 4 bits (/128: int4_g128_asym)
+    {28.44, 27.25, 26.33, 23.34},
+    {34.60, 33.40, 32.47, 29.49},
+    {46.74, 45.54, 44.62, 41.63},
+};
+
+// Same stored layout and rule: one of them is enough in the table.
+bool same_definition(const BlockFormatSpec& a, const BlockFormatSpec& b) {
+  return a.element == b.element && a.granularity == b.granularity && a.group_rows == b.group_rows &&
+         a.group_cols == b.group_cols && a.scale_type == b.scale_type && a.rule == b.rule &&
+         a.asymmetric == b.asymmetric && a.tensor_scale == b.tensor_scale &&
+         a.element_unit_log2 == b.element_unit_log2;
+}
+
+// The menu entries `named` does not already hold under another name (int3_g128,
+// int2_g64 and int4_g128_asym are the 3-bit/128, 2-bit/64 and 4-bit/128 ones).
+std::vector<BlockFormatSpec> asymmetric_int_menu(const std::vector<BlockFormatSpec>& named) {
+  std::vector<BlockFormatSpec> out;
+  for (size_t i = 0; i < std::size(kMenuBits); ++i) {
+    const int b = kMenuBits[i];
+    for (size_t j = 0; j < std::size(kMenuGroups); ++j) {
+      const int g = kMenuGroups[j];
+      const std::string name = g > 0 ? fmt::format("int{}_g{}_asym", b, g) : fmt::format("int{}_pc_asym", b);
+      const std::string description =
+          g > 0 ? fmt::format("UINT{} [0, {}] with FP16 scale and FP16 minimum per {}: {} + 32/{} = {:g} bits per "
+                              "weight",
+                              b, (1 << b) - 1, g, b, g, b + 32.0 / g)
+                : fmt::format("UINT{} [0, {}] with FP16 scale and FP16 minimum per row (per output channel): {} + "
+                              "32/cols bits per weight ({:g} at 4096 columns)",
+                              b, (1 << b) - 1, b, b + 32.0 / 4096);
+      BlockFormatSpec s = asymmetric(spec(name.c_str(), fmt::format("uint{}", b).c_str(), g > 0 ? G::kGroup : G::kRow,
+                                          1, g > 0 ? g : 1, T::kFp16, R::kAbsMax, description.c_str(),
+                                          kMenuSnr[i][j]));
+      const bool held = std::any_of(named.begin(), named.end(),
+                                    [&s](const BlockFormatSpec& n) { return same_definition(n, s); });
+      if (!held) out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+std::vector<BlockFormatSpec> table_specs() {
+  std::vector<BlockFormatSpec> t = named_specs();
+  std::vector<BlockFormatSpec> menu = asymmetric_int_menu(t);
+  t.insert(t.end(), std::make_move_iterator(menu.begin()), std::make_move_iterator(menu.end()));
+  return t;
 }
 
 // Table entries, the integer names (also intN_full / uintN up to 16 bits) and posits.
@@ -248,6 +313,18 @@ Expected<const BlockFormat*> find_block_format(const std::string& name) {
     known += known.empty() ? f.name() : ", " + f.name();
   }
   return make_error("unknown block format '{}' (known: {})", name, known);
+}
+
+const BlockFormat* find_asymmetric_int_format(int bits, int group) {
+  for (const BlockFormat& f : block_formats()) {
+    const BlockFormatSpec& s = f.spec;
+    const bool shape = group > 0 ? s.granularity == G::kGroup && s.group_cols == group : s.granularity == G::kRow;
+    if (shape && s.asymmetric && s.scale_type == T::kFp16 && s.element_unit_log2 == 0 &&
+        s.element == fmt::format("uint{}", bits)) {
+      return &f;
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace lowbit
