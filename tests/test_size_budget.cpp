@@ -255,6 +255,26 @@ TEST_F(SizeBudgetStories, BudgetOfTheUniformFileBeatsItAndItsRecipeReproducesIt)
   for (const TensorSensitivity& t : table.tensors) {
     EXPECT_TRUE(std::isfinite(t.fisher_trace) && t.fisher_trace > 0.0) << t.name;
   }
+  // The table read back from its JSON is the same table, and is refused for other calibration windows.
+  const std::string table_path = dir.file("sensitivity.json");
+  ASSERT_TRUE(write_file_atomic(table_path, table.to_json().dump()).ok());
+  const SensitivityTable back = get(sensitivity_table(table_path, menu, pipeline_options(""), so));
+  ASSERT_EQ(back.tensors.size(), table.tensors.size());
+  for (size_t i = 0; i < table.tensors.size(); ++i) {
+    ASSERT_EQ(back.tensors[i].costs.size(), table.tensors[i].costs.size());
+    for (size_t k = 0; k < table.tensors[i].costs.size(); ++k) {
+      EXPECT_EQ(back.tensors[i].costs[k].bytes, table.tensors[i].costs[k].bytes);
+      EXPECT_EQ(back.tensors[i].costs[k].predicted_kld, table.tensors[i].costs[k].predicted_kld);
+      EXPECT_EQ(back.tensors[i].costs[k].rule.format, table.tensors[i].costs[k].rule.format);
+    }
+  }
+  PipelineOptions other = pipeline_options("");
+  other.calibration.seed = 4;
+  auto refused = sensitivity_table(table_path, menu, other, so);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("measured with calibration"), std::string::npos);
+  EXPECT_FALSE(sensitivity_table(table_path, get(load_size_menu("gguf")), pipeline_options(""), so).ok());
+
   const BudgetAllocation a = get(allocate_budget(table, menu, target, "budget"));
   EXPECT_LE(a.bytes, target);
   const std::string allocated = dir.file("allocated.lowbit");

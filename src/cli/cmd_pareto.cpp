@@ -48,6 +48,7 @@ struct ParetoFlags {
   int threads = 2;
   std::string out_dir;
   bool no_progress = false;
+  std::string sensitivity_in;
 };
 
 // A model the sweep makes: where it is, its recipe, what the allocator predicts.
@@ -88,7 +89,7 @@ Status run_pareto(const ParetoFlags& f) {
   so.mode = mode;
   so.probes = f.probes;
   so.seed = f.seed;
-  LB_ASSIGN_OR_RETURN(SensitivityTable table, measure_sensitivity(menu, o, so));
+  LB_ASSIGN_OR_RETURN(SensitivityTable table, sensitivity_table(f.sensitivity_in, menu, o, so));
   LB_RETURN_IF_ERROR(write_file_atomic(f.out_dir + "/sensitivity.json", table.to_json().dump(1)));
   std::printf("sensitivity (%s, menu %s): %zu tensors, %.1f s\n", sensitivity_mode_name(mode), menu.name.c_str(),
               table.tensors.size(), table.seconds);
@@ -262,6 +263,9 @@ void register_pareto(CLI::App& root, CommandRunner& runner) {
   app->add_option("--seed", flags->seed, "Seed of calibration windows and probes")->capture_default_str();
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   app->add_flag("--no-progress", flags->no_progress, "Do not print progress lines");
+  app->add_option("--sensitivity-in", flags->sensitivity_in,
+                  "Reuse a sensitivity table written by quantize --sensitivity-out (same model, menu, calibration)")
+      ->check(CLI::ExistingFile);
   app->callback([flags, &runner] { runner.run = [flags] { return run_pareto(*flags); }; });
 }
 

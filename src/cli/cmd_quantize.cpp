@@ -47,6 +47,7 @@ struct QuantizeFlags {
   int probes = 2;
   std::string recipe_out;
   std::string sensitivity_out;
+  std::string sensitivity_in;
 };
 
 constexpr const char* kDefaultCalibration = "data/c4/c4_validation_2k.jsonl";
@@ -149,7 +150,7 @@ Status run_quantize(const QuantizeFlags& f) {
     so.mode = *mode;
     so.probes = f.probes;
     so.seed = f.seed;
-    LB_ASSIGN_OR_RETURN(SensitivityTable table, measure_sensitivity(*menu, o, so));
+    LB_ASSIGN_OR_RETURN(SensitivityTable table, sensitivity_table(f.sensitivity_in, *menu, o, so));
     LB_ASSIGN_OR_RETURN(uint64_t budget, budget_bytes(table, f.target_mb, f.target_bpw));
     const std::string name = std::filesystem::path(f.output_path).stem().string();
     LB_ASSIGN_OR_RETURN(allocation, allocate_budget(table, *menu, budget, name));
@@ -161,6 +162,8 @@ Status run_quantize(const QuantizeFlags& f) {
     std::string mix;
     for (const auto& [format, n] : allocation->format_counts) mix += fmt::format(" {} x{}", format, n);
     std::printf("formats:%s\n", mix.c_str());
+    std::printf("sensitivity pass: %.1f s, peak RSS %.0f MB (bound %.0f MB, docs/SIZE_BUDGET.md)\n", table.seconds,
+                table.peak_rss_bytes / 1e6, table.memory_bound_bytes / 1e6);
     if (!f.sensitivity_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.sensitivity_out, table.to_json().dump(1)));
     if (!f.recipe_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.recipe_out, allocation->recipe.dump(1) + "\n"));
     LB_ASSIGN_OR_RETURN(recipe, parse_recipe(allocation->recipe, "allocation " + name));
@@ -172,7 +175,9 @@ Status run_quantize(const QuantizeFlags& f) {
                         {"bits_per_weight", allocation->bits_per_weight},
                         {"predicted_kld", allocation->predicted_kld},
                         {"exact", allocation->exact},
-                        {"lower_bound", allocation->lower_bound}};
+                        {"lower_bound", allocation->lower_bound},
+                        {"peak_rss_bytes", table.peak_rss_bytes},
+                        {"memory_bound_bytes", table.memory_bound_bytes}};
   }
   LB_ASSIGN_OR_RETURN(QuantizeReport r, quantize_model(recipe, o));
   std::printf("wrote %s: %.2f MB, decoder linears %.3f bits per weight, %.1f s, peak RSS %.0f MB (bound %.0f MB)\n",
@@ -246,6 +251,9 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
       ->capture_default_str();
   app->add_option("--recipe-out", flags->recipe_out, "Write the allocated recipe (reproduces the model) to this JSON file");
   app->add_option("--sensitivity-out", flags->sensitivity_out, "Write the sensitivity table to this JSON file");
+  app->add_option("--sensitivity-in", flags->sensitivity_in,
+                  "Reuse a sensitivity table written by --sensitivity-out (same model, menu and calibration)")
+      ->check(CLI::ExistingFile);
   app->add_flag("--list-recipes", flags->list_recipes, "List the built-in recipes with bits per weight");
   app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per module");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <cstdio>
 #include <map>
@@ -10,7 +11,9 @@
 #include <random>
 
 #include "core/blas_threads.h"
+#include "core/mapped_file.h"
 #include "core/progress.h"
+#include "eval/bench.h"
 #include "pipeline/activation_stats.h"
 #include "pipeline/kld_probe.h"
 #include "pipeline/layer_runner.h"
@@ -66,7 +69,8 @@ class SensitivityPass {
     LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(o_.model_path, o_.load));
     const ModelConfig& c = source->config();
     if (o_.calib_path.empty()) return make_error("a size budget needs calibration data (--calib FILE)");
-    LB_ASSIGN_OR_RETURN(CalibrationSet calibration, pipeline_calibration(*source, o_, false, nullptr));
+    json calibration_json;
+    LB_ASSIGN_OR_RETURN(CalibrationSet calibration, pipeline_calibration(*source, o_, false, &calibration_json));
     const int64_t n_tokens = static_cast<int64_t>(calibration.tokens.size());
 
     KldProbe::Weights weights;
@@ -135,6 +139,7 @@ class SensitivityPass {
       case SensitivityMode::kMeasured: LB_RETURN_IF_ERROR(measure(*probe)); break;
     }
     table.model = o_.model_path;
+    table.calibration = calibration_json;
     table.menu = menu_.name;
     table.mode = so_.mode;
     table.fixed_bytes = fixed_bytes_;
@@ -146,6 +151,14 @@ class SensitivityPass {
       table.tensors.push_back(std::move(p.t));
     }
     table.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    table.peak_rss_bytes = peak_rss_bytes();
+    std::error_code ec;
+    const uint64_t source_bytes = std::filesystem::is_regular_file(o_.model_path, ec)
+                                      ? std::filesystem::file_size(o_.model_path, ec)
+                                      : 0;  // a folder (Hugging Face): its files are read, not mapped whole
+    table.memory_bound_bytes =
+        sensitivity_memory_bound(c, source_bytes, calibration.n_samples(), calibration.seq_len, so_, o_.threads,
+                                 static_cast<int>(menu_.candidates.size()));
     return table;
   }
 
@@ -365,6 +378,25 @@ class SensitivityPass {
 
 }  // namespace
 
+uint64_t sensitivity_memory_bound(const ModelConfig& c, uint64_t source_bytes, int n_samples, int seq_len,
+                                  const SensitivityOptions& so, int threads, int candidates) {
+  const uint64_t layer = 2ull * c.q_dim() * c.dim + 2ull * c.kv_dim() * c.dim + 3ull * c.ffn_dim * c.dim + 2ull * c.dim;
+  const uint64_t table = static_cast<uint64_t>(c.vocab_size) * c.dim;
+  const uint64_t params = layer * c.n_layers + table * (c.tied_embeddings ? 1 : 2) + c.dim;
+  const uint64_t largest = std::max<uint64_t>({table, static_cast<uint64_t>(c.ffn_dim) * c.dim,
+                                               static_cast<uint64_t>(c.q_dim()) * c.dim});
+  const uint64_t positions = static_cast<uint64_t>(so.kld_windows) * so.kld_len;
+  uint64_t bytes = source_bytes;
+  bytes += 4 * params + 4 * layer * c.n_layers;
+  bytes += 4ull * n_samples * seq_len * c.dim;
+  bytes += 4 * positions * (static_cast<uint64_t>(c.n_layers) * c.dim + c.vocab_size) + 4ull * 128 * c.vocab_size;
+  bytes += static_cast<uint64_t>(threads) * 16 * largest + static_cast<uint64_t>(candidates) * 2 * largest;
+  const bool whole_model = so.mode == SensitivityMode::kProxy || so.mode == SensitivityMode::kSpike;
+  bytes += whole_model ? 4 * params : 8 * largest;
+  if (so.mode == SensitivityMode::kMeasured) bytes += static_cast<uint64_t>(candidates) * 2 * params;
+  return bytes + (300ull << 20);
+}
+
 Expected<SensitivityMode> parse_sensitivity_mode(const std::string& name) {
   for (const ModeName& m : kModes) {
     if (name == m.name) return m.mode;
@@ -398,11 +430,68 @@ json SensitivityTable::to_json() const {
     }
     tensors_json.push_back(std::move(j));
   }
-  json j = {{"model", model},        {"menu", menu},   {"mode", sensitivity_mode_name(mode)},
+  json j = {{"model", model},        {"menu", menu}, {"calibration", calibration},   {"mode", sensitivity_mode_name(mode)},
             {"fixed_bytes", fixed_bytes}, {"params", params}, {"fp16_bytes", fp16_bytes},
-            {"kld_positions", kld_positions}, {"seconds", seconds}, {"tensors", tensors_json}};
+            {"kld_positions", kld_positions}, {"seconds", seconds}, {"peak_rss_bytes", peak_rss_bytes},
+            {"memory_bound_bytes", memory_bound_bytes}, {"tensors", tensors_json}};
   if (!std::isnan(global_curvature)) j["global_curvature"] = global_curvature;
   return j;
+}
+
+Expected<SensitivityTable> sensitivity_table_from_json(const json& j, const SizeMenu& menu, const std::string& source) {
+  try {
+    SensitivityTable t;
+    t.model = j.at("model").get<std::string>();
+    t.menu = j.at("menu").get<std::string>();
+    t.calibration = j.at("calibration");
+    if (t.menu != menu.name) {
+      return make_error("{}: measured with menu {}, not {} (pass --menu {})", source, t.menu, menu.name, t.menu);
+    }
+    LB_ASSIGN_OR_RETURN(t.mode, parse_sensitivity_mode(j.at("mode").get<std::string>()));
+    t.fixed_bytes = j.at("fixed_bytes").get<uint64_t>();
+    t.params = j.at("params").get<uint64_t>();
+    t.fp16_bytes = j.at("fp16_bytes").get<uint64_t>();
+    t.kld_positions = j.at("kld_positions").get<int>();
+    t.seconds = j.at("seconds").get<double>();
+    if (j.contains("global_curvature")) t.global_curvature = j["global_curvature"].get<double>();
+    for (const json& tj : j.at("tensors")) {
+      TensorSensitivity ts;
+      ts.name = tj.at("name").get<std::string>();
+      ts.rows = tj.at("shape").at(0).get<int64_t>();
+      ts.cols = tj.at("shape").at(1).get<int64_t>();
+      ts.input_power = tj.at("input_power").get<double>();
+      ts.curvature = tj.at("curvature").get<double>();
+      ts.spiking = tj.at("spiking").get<bool>();
+      if (tj.contains("fisher_trace")) {
+        ts.fisher_trace = tj["fisher_trace"].get<double>();
+        ts.fisher_stderr = tj["fisher_stderr"].get<double>();
+      }
+      for (const json& cj : tj.at("costs")) {
+        CandidateCost c;
+        c.candidate = cj.at("candidate").get<int>();
+        if (c.candidate < 0 || c.candidate >= static_cast<int>(menu.candidates.size())) {
+          return make_error("{}: {}: candidate {} is not in menu {}", source, ts.name, c.candidate, menu.name);
+        }
+        LB_ASSIGN_OR_RETURN(std::optional<QuantRule> rule,
+                            candidate_rule(menu.candidates[c.candidate], ts.name, ts.rows, ts.cols, true));
+        if (!rule || rule->format != cj.at("format").get<std::string>()) {
+          return make_error("{}: {}: candidate {} does not match menu {}", source, ts.name, c.candidate, menu.name);
+        }
+        c.rule = *rule;
+        c.bytes = cj.at("bytes").get<uint64_t>();
+        c.weight_rel_error = cj.at("weight_rel_error").get<double>();
+        c.proxy = cj.at("proxy").get<double>();
+        c.predicted_kld = cj.at("predicted_kld").get<double>();
+        if (cj.contains("measured_kld")) c.measured_kld = cj["measured_kld"].get<double>();
+        ts.costs.push_back(std::move(c));
+      }
+      if (ts.costs.empty()) return make_error("{}: {} has no costs", source, ts.name);
+      t.tensors.push_back(std::move(ts));
+    }
+    return t;
+  } catch (const json::exception& e) {
+    return make_error("{}: not a sensitivity table: {}", source, e.what());
+  }
 }
 
 Expected<SensitivityTable> measure_sensitivity(const SizeMenu& menu, const PipelineOptions& options,
@@ -410,6 +499,32 @@ Expected<SensitivityTable> measure_sensitivity(const SizeMenu& menu, const Pipel
   if (so.probes < 1) return make_error("--probes must be at least 1, got {}", so.probes);
   if (so.kld_windows < 1 || so.kld_len < 2) return make_error("the KLD probe needs at least one window of 2 tokens");
   return SensitivityPass(menu, options, so).run();
+}
+
+Expected<SensitivityTable> sensitivity_table(const std::string& path, const SizeMenu& menu,
+                                             const PipelineOptions& options, const SensitivityOptions& so) {
+  if (path.empty()) return measure_sensitivity(menu, options, so);
+  LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    return make_error("--sensitivity-in {}: invalid JSON: {}", path, e.what());
+  }
+  LB_ASSIGN_OR_RETURN(SensitivityTable t, sensitivity_table_from_json(j, menu, "--sensitivity-in " + path));
+  if (t.model != options.model_path) {
+    return make_error("--sensitivity-in {}: measured on {}, not {}", path, t.model, options.model_path);
+  }
+  // The same calibration windows, or the recipe would be quantized on other data than it was chosen on.
+  auto source = open_model_source(options.model_path, options.load);
+  if (!source.ok()) return source.status();
+  json calibration;
+  LB_RETURN_IF_ERROR(pipeline_calibration(**source, options, false, &calibration).status());
+  if (calibration != t.calibration) {
+    return make_error("--sensitivity-in {}: measured with calibration {}, this run has {}", path, t.calibration.dump(),
+                      calibration.dump());
+  }
+  return t;
 }
 
 }  // namespace lowbit

@@ -82,6 +82,7 @@ struct TensorSensitivity {
 struct SensitivityTable {
   std::string model;
   std::string menu;
+  nlohmann::json calibration;  // as quantize records it (pipeline_calibration)
   SensitivityMode mode = SensitivityMode::kHutchinson;
   std::vector<TensorSensitivity> tensors;
   uint64_t fixed_bytes = 0;   // what the menu does not choose: FP32 norms, biases, rope factors
@@ -90,12 +91,40 @@ struct SensitivityTable {
   double global_curvature = NAN;  // proxy, spike: g
   int kld_positions = 0;
   double seconds = 0.0;
+  uint64_t peak_rss_bytes = 0;      // getrusage after the pass: the whole process so far
+  uint64_t memory_bound_bytes = 0;  // sensitivity_memory_bound() for this pass
 
   nlohmann::json to_json() const;
 };
 
+// Peak resident memory of the pass, bounded by
+//   the source file (mapped; every page may be resident)
+// + 4 · (every parameter) + 4 · (decoder-layer parameters)   the FP32 model the probes run
+//                                                              (weights, and the layers' FP32 blocks)
+// + 4 · N · L · dim                                          calibration hidden states
+// + 4 · P · (n_layers · dim + vocab) + 4 · 128 · vocab       probe windows' layer inputs, base
+//                                                              log-probabilities, head logits (P positions)
+// + threads · 4 · 4 · T  + candidates · 2 · T                each thread's copies of the largest tensor
+//                                                              (T parameters: Ŵ, dequantized, quantizer work)
+//                                                              and the candidates' results (≤ 16 bits each)
+// + 2 · 4 · T (hutchinson, measured) or 4 · (every parameter) (proxy, spike)   the perturbed weights
+// + candidates · 2 · (every parameter)                        measured: every candidate kept
+// + 300 MiB                                                  Hessians, GPTQ work space, allocator slack.
+uint64_t sensitivity_memory_bound(const ModelConfig& config, uint64_t source_bytes, int n_samples, int seq_len,
+                                  const SensitivityOptions& so, int threads, int candidates);
+
+// A table written by to_json() read back (`--sensitivity-in`): the menu must be the
+// one it was measured with (each cost's rule is rebuilt from its candidate).
+Expected<SensitivityTable> sensitivity_table_from_json(const nlohmann::json& j, const SizeMenu& menu,
+                                                       const std::string& source);
+
 // options: the model, calibration and threads of the pipeline (output_path unused).
 Expected<SensitivityTable> measure_sensitivity(const SizeMenu& menu, const PipelineOptions& options,
                                                const SensitivityOptions& so);
+
+// The table read from `path` (written by to_json; its model must be options.model_path)
+// when path is not empty, else measured.
+Expected<SensitivityTable> sensitivity_table(const std::string& path, const SizeMenu& menu,
+                                             const PipelineOptions& options, const SensitivityOptions& so);
 
 }  // namespace lowbit

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/mapped_file.h"
+#include "formats/block_format.h"
 
 namespace lowbit {
 namespace {
@@ -25,12 +26,17 @@ json gguf_candidates() {
   return c;
 }
 
+// Asymmetric integers of 2-6 bits in groups of 32/64/128 and INT8 per row, then the
+// 4-bit floats and FP8: 20 candidates.
 json lowbit_candidates() {
   json c = json::array();
-  for (const char* f : {"int2_g64", "int3_g128", "int4_g128", "int4_g128_asym", "nf4_g64", "mxfp4", "nvfp4",
-                        "fp8_e4m3", "int8_pc"}) {
-    c.push_back(gptq(f));
+  for (int bits : {2, 3, 4, 5, 6}) {
+    for (int group : {32, 64, 128}) {
+      const BlockFormat* f = find_asymmetric_int_format(bits, group);
+      if (f != nullptr) c.push_back(gptq(f->name()));
+    }
   }
+  for (const char* f : {"int8_pc", "nf4_g64", "mxfp4", "nvfp4", "fp8_e4m3"}) c.push_back(gptq(f));
   return c;
 }
 
