@@ -292,5 +292,37 @@ TEST_F(SizeBudgetStories, BudgetOfTheUniformFileBeatsItAndItsRecipeReproducesIt)
   EXPECT_EQ(get(read_text_file(again)), get(read_text_file(allocated)));
 }
 
+TEST_F(SizeBudgetStories, CliRefusesABudgetOutsideTheRangeWithoutWritingAFile) {
+  const testing::ScopedTempDir dir("size_budget_cli");
+  const std::string out = dir.file("x.lowbit");
+  const std::string common = " --calib " + text_ + " --calib-samples 4 --calib-len 32 --no-progress -o " + out;
+  auto r = testing::run_lowbit("quantize " + model_ + " --target-size 0.01 --sensitivity proxy" + common);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("lowbit: error: --target-size 0.01: below the smallest model menu gguf can make; "
+                          "achievable: "),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(testing::count_lines(r.output), 1u) << r.output;
+  r = testing::run_lowbit("quantize " + model_ + " --target-bpw 40 --sensitivity proxy" + common);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("above the FP16 model"), std::string::npos) << r.output;
+  r = testing::run_lowbit("quantize " + model_ + " --target-bpw 4 --recipe w4g128-rtn" + common);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(out));
+  EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
+}
+
+TEST_F(SizeBudgetStories, CliWritesTheRecipeThatReproducesTheFile) {
+  const testing::ScopedTempDir dir("size_budget_cli2");
+  const std::string calib = " --calib " + text_ + " --calib-samples 4 --calib-len 32 --no-progress";
+  auto r = testing::run_lowbit("quantize " + model_ + " --target-bpw 8 --menu gguf --sensitivity proxy" + calib + " -o " +
+                               dir.file("a.lowbit") + " --recipe-out " + dir.file("a.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("predicted KLD"), std::string::npos);
+  r = testing::run_lowbit("quantize " + model_ + " --recipe " + dir.file("a.json") + calib + " -o " + dir.file("b.lowbit"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(get(read_text_file(dir.file("a.lowbit"))), get(read_text_file(dir.file("b.lowbit"))));
+}
+
 }  // namespace
 }  // namespace lowbit
