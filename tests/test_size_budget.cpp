@@ -209,7 +209,7 @@ class SizeBudgetStories : public testing::StoriesPipelineTest {
 TEST_F(SizeBudgetStories, KldProbeIsZeroAtTheBaseAndQuadraticNearIt) {
   auto source = get(open_model_source(model_, {}));
   const ModelConfig& c = source->config();
-  KldProbe::Weights w;
+  ModelWeights w;
   w.token_embedding = get(source->token_embedding());
   for (int l = 0; l < c.n_layers; ++l) w.layers.push_back(get(source->layer(l)));
   w.output_norm = get(source->output_norm());

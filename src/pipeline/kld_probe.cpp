@@ -36,14 +36,14 @@ bool is_linear_suffix(const std::string& suffix) {
 
 }  // namespace
 
-KldProbe::KldProbe(const ModelConfig& config, Weights weights, std::vector<int32_t> tokens, int n_seq, int seq_len)
+KldProbe::KldProbe(const ModelConfig& config, ModelWeights weights, std::vector<int32_t> tokens, int n_seq, int seq_len)
     : config_(config), w_(std::move(weights)), tokens_(std::move(tokens)), n_seq_(n_seq), seq_len_(seq_len) {
   embedding_matrix_.rows = config_.vocab_size;
   embedding_matrix_.cols = config_.dim;
   embedding_matrix_.data = std::move(w_.token_embedding);
 }
 
-Expected<std::unique_ptr<KldProbe>> KldProbe::create(const ModelConfig& config, Weights weights,
+Expected<std::unique_ptr<KldProbe>> KldProbe::create(const ModelConfig& config, ModelWeights weights,
                                                      std::vector<int32_t> tokens, int n_seq, int seq_len,
                                                      ThreadPool& pool) {
   if (n_seq < 1 || seq_len < 1 || static_cast<int64_t>(tokens.size()) != static_cast<int64_t>(n_seq) * seq_len) {

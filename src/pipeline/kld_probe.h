@@ -31,17 +31,9 @@ namespace lowbit {
 
 class KldProbe {
  public:
-  struct Weights {
-    std::vector<float> token_embedding;  // [vocab, dim]
-    std::vector<LayerWeights> layers;
-    std::vector<float> output_norm;  // [dim]
-    Matrix lm_head;                  // [vocab, dim]; empty when tied to the embedding
-    std::vector<float> rope_freq_factors;
-  };
-
   // tokens: [n_seq, seq_len], each window attending from position 0. Runs the base
   // model once.
-  static Expected<std::unique_ptr<KldProbe>> create(const ModelConfig& config, Weights weights,
+  static Expected<std::unique_ptr<KldProbe>> create(const ModelConfig& config, ModelWeights weights,
                                                     std::vector<int32_t> tokens, int n_seq, int seq_len,
                                                     ThreadPool& pool);
 
@@ -56,7 +48,7 @@ class KldProbe {
   int64_t positions() const { return static_cast<int64_t>(n_seq_) * seq_len_; }
 
  private:
-  KldProbe(const ModelConfig& config, Weights weights, std::vector<int32_t> tokens, int n_seq, int seq_len);
+  KldProbe(const ModelConfig& config, ModelWeights weights, std::vector<int32_t> tokens, int n_seq, int seq_len);
   // Layers [first, L) from inputs_[first] (or `x0` when given), then the head:
   // log-probabilities compared with the base's (or stored as the base when `store_base`).
   Expected<double> run_from(int first, std::vector<float> x, const std::map<std::string, const float*>& replaced,
@@ -64,7 +56,7 @@ class KldProbe {
   Expected<double> head_kld(const std::vector<float>& hidden, const float* head_override, bool store_base);
 
   ModelConfig config_;
-  Weights w_;
+  ModelWeights w_;
   Matrix embedding_matrix_;  // [vocab, dim] view copy of the embedding for weight(); the head when tied
   std::vector<DecoderBlock> blocks_;  // FP32, unchanged
   std::vector<int32_t> tokens_;       // [n_seq, seq_len]

@@ -73,7 +73,7 @@ class SensitivityPass {
     LB_ASSIGN_OR_RETURN(CalibrationSet calibration, pipeline_calibration(*source, o_, false, &calibration_json));
     const int64_t n_tokens = static_cast<int64_t>(calibration.tokens.size());
 
-    KldProbe::Weights weights;
+    ModelWeights weights;
     LB_ASSIGN_OR_RETURN(weights.token_embedding, source->token_embedding());
     LB_ASSIGN_OR_RETURN(weights.rope_freq_factors, source->rope_freq_factors());
     LB_ASSIGN_OR_RETURN(std::vector<float> hidden, embed_tokens(weights.token_embedding, c, calibration.tokens.data(),
