@@ -492,10 +492,28 @@ TEST(KvModel, QualityOrdersByBits) {
   EXPECT_LT(d4, d2);
 }
 
+// Decoding token by token through a coded cache (residual window, sinks, KIVI's
+// uncoded block, pre-RoPE, rotation) gives the batched pass's last logits, up to
+// codes that land on the neighbouring code. The two passes compute the same keys
+// and values in other float orders (GEMV against GEMM, and OpenBLAS picks its
+// sgemm kernel per CPU), so they agree to a few ulps; a value that close to a
+// code boundary takes the neighbouring code in one of them: one step off, where
+// the coding leaves every element within half a step. The changed row moves the
+// later layers' inputs and flips more codes (eval/perplexity.h: a coded cache is
+// chaotic under float rounding). The difference is then a second coding error on
+// a small part of the elements, so it moves the logits by a small fraction of
+// what the coding itself moves them, D = max |batched − FP32| (0.37 and 0.46
+// here). Measured: at most 1.0% of D (k3v3 on OpenBLAS's Haswell sgemm with the
+// AVX-512 fused decode; 0.05% with the AVX2 kernels; 0.003% where no code
+// flips). The band is 5% of D. A query that reads one position coded where it
+// should read it exact (the window's first exact position off by one) moves the
+// logits by 34% and 42% of D.
 TEST(KvModel, DecodingThroughAQuantizedCacheMatchesTheBatchedPass) {
   REQUIRE_STORIES();
   const auto toks = tokens(60);
   const int vocab = st->model.config().vocab_size;
+  const auto fp = logits_with(st->model, toks, "fp32");
+  const std::vector<float> fp_last(fp.end() - vocab, fp.end());
   for (const char* text : {"k4v4-r8-sink2", "k3v3-kivi-b8-r4-prerope-rot"}) {
     auto spec = parse_kv_spec(text);
     ASSERT_TRUE(spec.ok());
@@ -510,7 +528,10 @@ TEST(KvModel, DecodingThroughAQuantizedCacheMatchesTheBatchedPass) {
       ASSERT_TRUE(st->model.forward(&toks[i], 1, i, **cache, step.data(), pool, last_only).ok());
     }
     const std::vector<float> last(batched.end() - vocab, batched.end());
-    EXPECT_LOGITS_NEAR(step, last, 1e-4);
+    size_t at = 0;
+    const double coding = max_abs_diff(last, fp_last, &at);
+    EXPECT_GT(coding, 0.1) << text << ": the coded cache is in use";
+    EXPECT_LOGITS_NEAR(step, last, 0.05 * coding);
   }
 }
 
