@@ -8,12 +8,15 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <utility>
 
 #include "eval/perplexity.h"
 #include "kernels/w8a8.h"
 #include "model/act_quant_linear.h"
 #include "model/loader.h"
+#include "model/online_hadamard_linear.h"
 #include "model/packed_convert.h"
 #include "model/packed_linear.h"
 #include "model/quantized_linear.h"
@@ -172,10 +175,17 @@ TEST(IntegerActivations, PackedLinearEqualsTheSimulatedLinear) {
   }
 }
 
+struct ActRecipeCase {
+  const char* recipe;
+  const char* kernel_prefix;
+  double max_ppl_change;  // bound on |PPL integer / PPL simulated − 1|
+  // (lo, hi) of the integer path's PPL, where it is pinned.
+  std::optional<std::pair<double, double>> ppl_band;
+};
+
 // stories260K quantized with a recipe carrying an act spec, loaded twice: with
 // the integer kernels selected from the spec and with the simulation only.
-class IntegerActStories : public testing::StoriesPipelineTest,
-                          public ::testing::WithParamInterface<std::pair<const char*, const char*>> {
+class IntegerActStories : public testing::StoriesPipelineTest, public ::testing::WithParamInterface<ActRecipeCase> {
  protected:
   struct Run {
     LlamaModel model;
@@ -184,12 +194,17 @@ class IntegerActStories : public testing::StoriesPipelineTest,
 
   // integer: kernels selected from the spec; else the simulation around the
   // packed linears, or (packed false) around the dequantized FP32 weights.
+  // Assembled as the CLI does (cli/common.cpp load_runnable): a rotated model's
+  // down_proj input gets its online Hadamard transform, outermost.
   Run runtime(const LoadedModel& loaded, bool integer, bool packed = true) {
     Run r{get(LlamaModel::create(loaded.config, loaded.weights)), {}};
     EXPECT_TRUE(attach_quantized_linears(r.model, loaded.quantized_linears, {.packed = packed}).ok());
     ActAttachOptions o;
     o.integer_kernels = integer;
     EXPECT_TRUE(attach_act_quantizers(r.model, loaded.act_quantizers, o, &r.report).ok());
+    if (loaded.rotation) {
+      EXPECT_TRUE(attach_online_rotations(r.model, *loaded.rotation).ok());
+    }
     return r;
   }
 
@@ -211,7 +226,7 @@ class IntegerActStories : public testing::StoriesPipelineTest,
 };
 
 TEST_P(IntegerActStories, SpecSelectsTheIntegerKernelWithTheSimulatedPpl) {
-  const auto [recipe, kernel_prefix] = GetParam();
+  const auto& [recipe, kernel_prefix, max_ppl_change, ppl_band] = GetParam();
   testing::ScopedTempDir dir(std::string("intact_") + recipe);
   ASSERT_TRUE(quantize_model(get(load_recipe(recipe)), pipeline_options(dir.file("m.lbq"))).ok());
   const LoadedModel loaded = get(load_model(dir.file("m.lbq"), {}));
@@ -226,7 +241,9 @@ TEST_P(IntegerActStories, SpecSelectsTheIntegerKernelWithTheSimulatedPpl) {
   EXPECT_EQ(integer.report.integer.begin()->second, n_act);
   EXPECT_TRUE(integer.report.simulated.empty());
   EXPECT_TRUE(sim.report.integer.empty());
-  const auto* p = dynamic_cast<const PackedLinear*>(integer.model.find_linear("layers.1.down_proj"));
+  const Linear* down = integer.model.find_linear("layers.1.down_proj");
+  if (const auto* rotated = dynamic_cast<const OnlineHadamardLinear*>(down)) down = &rotated->inner();
+  const auto* p = dynamic_cast<const PackedLinear*>(down);
   ASSERT_NE(p, nullptr) << "the integer path must not keep an ActQuantLinear wrapper";
   EXPECT_EQ(p->kernel_name(), kernel);
 
@@ -239,20 +256,37 @@ TEST_P(IntegerActStories, SpecSelectsTheIntegerKernelWithTheSimulatedPpl) {
   // a value a few ulps from a code boundary rounds to the other code, the change
   // perturbs the later layers and flips more codes. The simulation itself moves as
   // much when only its own float order changes (GEMV by 2 tokens instead of sgemm).
-  // Measured |integer / simulated - 1| on this machine: w8a8-dyn 2.0e-4, w8a8
-  // 2.1e-4, w4a8-gptq 9.5e-4, w4a4-gptq 3.6e-10, w4a4-rot-gptq 5.4e-8 (INT4's coarse
-  // grid is rarely hit by ulp changes); the simulation by 2 tokens vs in one pass:
-  // 5.7e-4, 6.2e-5, 6.7e-4, 1.3e-8, 6.5e-3 (the last model is broken, PPL 24548).
-  // The bound 3e-3 is 3x the largest integer-vs-simulation difference.
-  EXPECT_LT(std::fabs(a / b - 1.0), 3e-3);
+  // Measured |integer / simulated - 1| natively (AVX-512), under LOWBIT_ISA=avx2
+  // and generic (equal), and on OpenBLAS's Haswell sgemm: w8a8-dyn 2.6e-4, 2.0e-4,
+  // 1.1e-3; w8a8 2.1e-4, 2.1e-4, 5.4e-4; w4a8-gptq 5.2e-4, 9.5e-4, 2.1e-4;
+  // w4a4-gptq at most 2e-8 (INT4's coarse grid is rarely hit by ulp changes);
+  // w4a4-rot-gptq 5.4e-3, 5.4e-3, 5.1e-3. The simulation by 2 tokens vs in one
+  // pass, over the same runs: up to 7.9e-4, 3.1e-3, 2.1e-3, 2.5e-2 and 3.1e-2.
+  // The bound is 3x the largest integer-vs-simulation difference of the recipe:
+  // 3e-3, and 1.6e-2 for w4a4-rot-gptq.
+  EXPECT_LT(std::fabs(a / b - 1.0), max_ppl_change) << recipe;
+  // w4a4-rot-gptq through the CLI (quantize --calib tinystories_validation_head.txt
+  // --calib-samples 8 --calib-len 64 --seed 3; ppl --ctx 256 --chunks 8): PPL 4.125
+  // with any of the ISA levels, 4.110 on the Haswell sgemm; quantized on the Haswell
+  // sgemm (GPTQ's float order changes some weight codes) 4.167, and this test
+  // measures 4.160 there (issue 14: 4.16 on a Zen 3). The band is 4.125 ± 4%,
+  // about 2.7x that ±1.5% spread; it excludes the model without rotation
+  // (w4a4-gptq, 5.34), the FP32 model (3.580) and the model assembled without its
+  // online rotations (about 24,500).
+  if (ppl_band) {
+    EXPECT_GT(a, ppl_band->first) << recipe;
+    EXPECT_LT(a, ppl_band->second) << recipe;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Recipes, IntegerActStories,
-                         ::testing::Values(std::pair{"w8a8-dyn", "w8a8/"}, std::pair{"w8a8", "w8a8/"},
-                                           std::pair{"w4a8-gptq", "w4a8/"}, std::pair{"w4a4-gptq", "w4a4/"},
-                                           std::pair{"w4a4-rot-gptq", "w4a4/"}),
+                         ::testing::Values(ActRecipeCase{"w8a8-dyn", "w8a8/", 3e-3, {}},
+                                           ActRecipeCase{"w8a8", "w8a8/", 3e-3, {}},
+                                           ActRecipeCase{"w4a8-gptq", "w4a8/", 3e-3, {}},
+                                           ActRecipeCase{"w4a4-gptq", "w4a4/", 3e-3, {}},
+                                           ActRecipeCase{"w4a4-rot-gptq", "w4a4/", 1.6e-2, std::pair{3.96, 4.29}}),
                          [](const auto& info) {
-                           std::string n = info.param.first;
+                           std::string n = info.param.recipe;
                            for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
                            return n;
                          });

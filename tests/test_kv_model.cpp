@@ -7,6 +7,7 @@
 #include <random>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 #include "eval/sampler.h"
 #include "model/decoder_block.h"
@@ -153,18 +154,23 @@ TEST(KvModel, EightBitLogitChangesArePinned) {
   EXPECT_LT(max_fp16, 0.04);
 }
 
-// Captures the attention output of a block: the input of its o_proj.
+// Captures the attention output of a block (the input of its o_proj) and the
+// normalized input its q/k/v projections read (the input of q_proj).
 class AttentionCapture : public ActivationObserver {
  public:
   void observe(const std::string& name, const float* x, int64_t n, int64_t features) override {
-    if (name.size() > 6 && name.compare(name.size() - 6, 6, "o_proj") == 0) out.assign(x, x + n * features);
+    auto ends_with = [&](const char* s) { return name.size() > 6 && name.compare(name.size() - 6, 6, s) == 0; };
+    if (ends_with("o_proj")) out.assign(x, x + n * features);
+    if (ends_with("q_proj")) normed.assign(x, x + n * features);
   }
-  std::vector<float> out;  // [n, n_heads * head_dim]
+  std::vector<float> out;     // [n, n_heads * head_dim]
+  std::vector<float> normed;  // [n, dim]
 };
 
-// The attention output of layer `layer`'s block on the embeddings of `toks`, with a cache of `spec_text`.
+// The attention output of layer `layer`'s block on the embeddings of `toks`, with
+// a cache of `spec_text`; the block's normalized input into `normed` when given.
 std::vector<float> block_attention(const LoadedModel& m, int layer, const std::vector<int32_t>& toks,
-                                   const std::string& spec_text) {
+                                   const std::string& spec_text, std::vector<float>* normed = nullptr) {
   const ModelConfig& c = m.config;
   auto block = DecoderBlock::create(c, layer, m.weights.layers[layer], m.weights.rope_freq_factors);
   EXPECT_TRUE(block.ok()) << block.status().message();
@@ -182,21 +188,109 @@ std::vector<float> block_attention(const LoadedModel& m, int layer, const std::v
   ThreadPool pool(2);
   AttentionCapture capture;
   EXPECT_TRUE(block->forward(x.data(), n, 0, **cache, 0, scratch, pool, &capture).ok());
+  if (normed != nullptr) *normed = capture.normed;
   return capture.out;
+}
+
+// How far float rounding can move the attention output of block_attention
+// between a cache that rotates keys and values by the Hadamard matrix of order n
+// (per head, n = head_dim, or over groups of heads) and the FP32 cache; [T, q_dim].
+//
+// Both compute o_th = Σ_p P_tp v_p (p ≤ t, v_p of the query head's KV head), P_t =
+// softmax(s_t), s_tp = q_th·k_p/√d, d = head_dim, in float, rounded differently.
+// With u = 2⁻²⁴, Q = ‖q_th‖, K = max_p ‖k_p‖ and V = max_p ‖v_p‖ (whole KV rows,
+// which bound every head and every rotation group; RoPE keeps these norms) and
+// A = QK/√d (no score exceeds it), to first order in u:
+//   - a rotated element is (Σ_i ±x_i)/√n, summed by k butterfly stages and one
+//     dense product of m terms (n = 2^k·m, kernels/hadamard.h), then scaled: its
+//     error is ≤ r·u·Σ|x_i|/√n ≤ r·u·‖x‖ with r = k + m + 1;
+//   - a score is a dot of d terms times the scale: ≤ (d + 1)·u·A per path. The
+//     rotated path makes two rotations on it (q and k per head; k written and read
+//     back over a group), each ≤ r·u·√d·A (Σ_i |q_i|·r·u·K ≤ √d·Q·r·u·K), and a
+//     pre-RoPE cache applies RoPE to keys that differ by those errors (≤ 3·u·√d·A
+//     per path): |δs| ≤ (2d + 2 + 2r√d + 6√d)·u·A for both paths together;
+//   - a score error moves P_p by P_p·(δs_p − Σ_j P_j δs_j), so o by ≤ 2·max|δs|·V;
+//   - softmax rounds x_p − max (|x_p − max| ≤ 2A), exp (4 ulp, ExpRows), a sum of
+//     t + 1 positive terms and the normalization: P_p within (4A + t + 11)·u
+//     relative per path, which moves o by as much times V;
+//   - P·V sums t + 1 terms: ≤ (t + 1)·u·V per path; the rotated path rotates v and
+//     un-rotates o: ≤ 2·r·u·V.
+// Together:  |o_rot − o| ≤ u·V·[(4d + (4r + 12)·√d + 12)·A + 4t + 2r + 24].
+// A rotation that does not match (queries not rotated, R for Rᵀ) changes the
+// scores by O(A) and the outputs by O(V): far outside this bound.
+std::vector<double> rotation_rounding_bound(const LoadedModel& m, int layer, const std::vector<float>& normed,
+                                            int64_t order) {
+  const ModelConfig& c = m.config;
+  const LayerWeights& w = m.weights.layers[layer];
+  const int64_t n = static_cast<int64_t>(normed.size()) / c.dim;
+  const int d = c.head_dim;
+  const std::optional<HadamardOrder> h_order = hadamard_order(order);
+  EXPECT_TRUE(h_order.has_value()) << order;
+  if (!h_order) return {};
+  const double r = std::log2(static_cast<double>(h_order->pow2)) + h_order->base + 1;
+  // Row t of normed·Wᵀ (+ bias) in double, split in heads of d: the norm of each.
+  auto head_norms = [&](const Matrix& wm, int64_t t, int heads) {
+    std::vector<double> norms(heads, 0.0);
+    for (int64_t row = 0; row < wm.rows; ++row) {
+      double y = wm.bias.empty() ? 0.0 : wm.bias[row];
+      for (int64_t i = 0; i < c.dim; ++i) y += static_cast<double>(normed[t * c.dim + i]) * wm.data[row * wm.cols + i];
+      norms[row / d] += y * y;
+    }
+    for (double& x : norms) x = std::sqrt(x);
+    return norms;
+  };
+  auto row_norm = [&](const Matrix& wm, int64_t t) {
+    double sq = 0.0;
+    for (double x : head_norms(wm, t, c.n_kv_heads)) sq += x * x;
+    return std::sqrt(sq);
+  };
+  const double u = 0x1.0p-24, root_d = std::sqrt(static_cast<double>(d));
+  std::vector<double> bound(static_cast<size_t>(n) * c.q_dim());  // [T, q_dim]
+  double k_max = 0.0, v_max = 0.0;
+  for (int64_t t = 0; t < n; ++t) {
+    k_max = std::max(k_max, row_norm(w.k_proj, t));
+    v_max = std::max(v_max, row_norm(w.v_proj, t));
+    const std::vector<double> q = head_norms(w.q_proj, t, c.n_heads);
+    for (int h = 0; h < c.n_heads; ++h) {
+      const double a = q[h] * k_max / root_d;
+      const double b = u * v_max * ((4.0 * d + (4.0 * r + 12.0) * root_d + 12.0) * a + 4.0 * t + 2.0 * r + 24.0);
+      std::fill_n(bound.begin() + t * c.q_dim() + static_cast<int64_t>(h) * d, d, b);
+    }
+  }
+  return bound;
+}
+
+// |a − b| ≤ bound elementwise; a failure names the element furthest past its bound.
+::testing::AssertionResult within_bound(const std::vector<float>& a, const std::vector<float>& b,
+                                        const std::vector<double>& bound) {
+  if (a.size() != b.size() || a.size() != bound.size()) return ::testing::AssertionFailure() << "sizes differ";
+  size_t at = 0;
+  double worst = -1.0;  // max |a − b| / bound
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double r = std::fabs(static_cast<double>(a[i]) - b[i]) / bound[i];
+    if (r > worst) worst = r, at = i;
+  }
+  if (worst <= 1.0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "element " << at << ": " << a[at] << " vs " << b[at] << ", |diff| "
+                                       << std::fabs(static_cast<double>(a[at]) - b[at]) << " > bound " << bound[at];
 }
 
 // Rotating keys and values by the Hadamard transform, with the queries rotated
 // to match and the output rotated back, leaves attention unchanged up to float
-// rounding: the attention output within 1e-5, and through all 5 layers the
-// logits (|logit| up to 19) within 5e-5.
+// rounding: the attention output within rotation_rounding_bound (order
+// head_dim), and through all 5 layers the logits (|logit| up to 19) within 5e-5.
 TEST(KvModel, RotatedAttentionEqualsUnrotated) {
   REQUIRE_STORIES();
   const auto toks = tokens(200);
   for (int layer : {0, 2, 4}) {
-    const auto fp = block_attention(st->loaded, layer, toks, "fp32");
+    std::vector<float> normed;
+    const auto fp = block_attention(st->loaded, layer, toks, "fp32", &normed);
     ASSERT_EQ(fp.size(), toks.size() * st->loaded.config.q_dim());
-    EXPECT_LOGITS_NEAR(block_attention(st->loaded, layer, toks, "k32v32-rot"), fp, 1e-5);
-    EXPECT_LOGITS_NEAR(block_attention(st->loaded, layer, toks, "k32v32-rot-prerope"), fp, 1e-5);
+    const auto bound = rotation_rounding_bound(st->loaded, layer, normed, st->loaded.config.head_dim);
+    for (const char* spec : {"k32v32-rot", "k32v32-rot-prerope"}) {
+      EXPECT_TRUE(within_bound(block_attention(st->loaded, layer, toks, spec), fp, bound))
+          << spec << " layer " << layer;
+    }
   }
   const auto fp = logits_with(st->model, toks, "fp32");
   EXPECT_LOGITS_NEAR(logits_with(st->model, toks, "k32v32-rot"), fp, 5e-5);
@@ -233,10 +327,11 @@ std::vector<float> logits_of(const LoadedModel& m, const std::vector<int32_t>& t
 // Grouped-head rotation (-rotgG, RotateKV) stores keys and values rotated over
 // groups of G KV heads and un-rotates them on reading; per-head rotation of a
 // non-power-of-two head_dim rotates the queries to match. In FP32 storage
-// attention is unchanged up to float rounding: the attention output within
-// 1e-5 and the logits within 5e-5, post- and pre-RoPE, on stories260K (4 KV heads
-// of 8: groups of 2 and 4, orders 16 and 32) and on the random model (orders 12
-// and 36).
+// attention is unchanged up to float rounding: the attention output within the
+// rounding bound of rotation_rounding_bound (from the block's own q, k and v
+// norms, so it holds whichever sgemm kernel OpenBLAS picks) and the logits within
+// 5e-5, post- and pre-RoPE, on stories260K (4 KV heads of 8: groups of 2 and 4,
+// orders 16 and 32) and on the random model (orders 12 and 36).
 TEST(KvModel, GroupedRotatedAttentionEqualsUnrotated) {
   const LoadedModel random = grouped_heads_model();
   const std::vector<int32_t> toks = [] {
@@ -244,12 +339,16 @@ TEST(KvModel, GroupedRotatedAttentionEqualsUnrotated) {
     for (int32_t& x : t) x %= 64;
     return t;
   }();
+  const int hd = random.config.head_dim;
   for (int layer : {0, 1}) {
-    const auto fp = block_attention(random, layer, toks, "fp32");
+    std::vector<float> normed;
+    const auto fp = block_attention(random, layer, toks, "fp32", &normed);
     ASSERT_EQ(fp.size(), toks.size() * random.config.q_dim());
-    for (const char* spec : {"k32v32-rot", "k32v32-rotg3", "k32v32-rot-prerope", "k32v32-rotg3-prerope"}) {
+    for (const auto& [spec, order] : {std::pair{"k32v32-rot", hd}, std::pair{"k32v32-rotg3", 3 * hd},
+                                      std::pair{"k32v32-rot-prerope", hd}, std::pair{"k32v32-rotg3-prerope", 3 * hd}}) {
       const auto rotated = block_attention(random, layer, toks, spec);
-      EXPECT_LOGITS_NEAR(rotated, fp, 1e-5);
+      EXPECT_TRUE(within_bound(rotated, fp, rotation_rounding_bound(random, layer, normed, order)))
+          << spec << " layer " << layer;
       EXPECT_NE(rotated, block_attention(random, layer, toks, "k8v8-rotg3")) << "the 8-bit cache is in use";
     }
   }
@@ -259,10 +358,15 @@ TEST(KvModel, GroupedRotatedAttentionEqualsUnrotated) {
 
   REQUIRE_STORIES();
   const auto story = tokens(200);
+  const int shd = st->loaded.config.head_dim;
   for (int layer : {0, 4}) {
-    const auto sfp = block_attention(st->loaded, layer, story, "fp32");
-    for (const char* spec : {"k32v32-rotg2", "k32v32-rotg4", "k32v32-rotg4-prerope"}) {
-      EXPECT_LOGITS_NEAR(block_attention(st->loaded, layer, story, spec), sfp, 1e-5);
+    std::vector<float> normed;
+    const auto sfp = block_attention(st->loaded, layer, story, "fp32", &normed);
+    for (const auto& [spec, order] : {std::pair{"k32v32-rotg2", 2 * shd}, std::pair{"k32v32-rotg4", 4 * shd},
+                                      std::pair{"k32v32-rotg4-prerope", 4 * shd}}) {
+      EXPECT_TRUE(within_bound(block_attention(st->loaded, layer, story, spec), sfp,
+                               rotation_rounding_bound(st->loaded, layer, normed, order)))
+          << spec << " layer " << layer;
     }
   }
   EXPECT_LOGITS_NEAR(logits_with(st->model, story, "k32v32-rotg4-prerope"), logits_with(st->model, story, "fp32"),
@@ -392,10 +496,28 @@ TEST(KvModel, QualityOrdersByBits) {
   EXPECT_LT(d4, d2);
 }
 
+// Decoding token by token through a coded cache (residual window, sinks, KIVI's
+// uncoded block, pre-RoPE, rotation) gives the batched pass's last logits, up to
+// codes that land on the neighbouring code. The two passes compute the same keys
+// and values in other float orders (GEMV against GEMM, and OpenBLAS picks its
+// sgemm kernel per CPU), so they agree to a few ulps; a value that close to a
+// code boundary takes the neighbouring code in one of them: one step off, where
+// the coding leaves every element within half a step. The changed row moves the
+// later layers' inputs and flips more codes (eval/perplexity.h: a coded cache is
+// chaotic under float rounding). The difference is then a second coding error on
+// a small part of the elements, so it moves the logits by a small fraction of
+// what the coding itself moves them, D = max |batched − FP32| (0.37 and 0.46
+// here). Measured: at most 1.0% of D (k3v3 on OpenBLAS's Haswell sgemm with the
+// AVX-512 fused decode; 0.05% with the AVX2 kernels; 0.003% where no code
+// flips). The band is 5% of D. A query that reads one position coded where it
+// should read it exact (the window's first exact position off by one) moves the
+// logits by 34% and 42% of D.
 TEST(KvModel, DecodingThroughAQuantizedCacheMatchesTheBatchedPass) {
   REQUIRE_STORIES();
   const auto toks = tokens(60);
   const int vocab = st->model.config().vocab_size;
+  const auto fp = logits_with(st->model, toks, "fp32");
+  const std::vector<float> fp_last(fp.end() - vocab, fp.end());
   for (const char* text : {"k4v4-r8-sink2", "k3v3-kivi-b8-r4-prerope-rot"}) {
     auto spec = parse_kv_spec(text);
     ASSERT_TRUE(spec.ok());
@@ -410,7 +532,10 @@ TEST(KvModel, DecodingThroughAQuantizedCacheMatchesTheBatchedPass) {
       ASSERT_TRUE(st->model.forward(&toks[i], 1, i, **cache, step.data(), pool, last_only).ok());
     }
     const std::vector<float> last(batched.end() - vocab, batched.end());
-    EXPECT_LOGITS_NEAR(step, last, 1e-4);
+    size_t at = 0;
+    const double coding = max_abs_diff(last, fp_last, &at);
+    EXPECT_GT(coding, 0.1) << text << ": the coded cache is in use";
+    EXPECT_LOGITS_NEAR(step, last, 0.05 * coding);
   }
 }
 

