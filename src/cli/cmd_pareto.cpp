@@ -55,6 +55,7 @@ struct ParetoFlags {
 struct Planned {
   ParetoPoint point;
   std::string path;
+  std::string recipe_path;  // allocations and uniform recipes: the recipe written beside the model
   std::optional<BudgetAllocation> allocation;
 };
 
@@ -119,11 +120,11 @@ Status run_pareto(const ParetoFlags& f) {
   auto plan = [&](BudgetAllocation a, const std::string& stem, const std::string& series, const std::string& label) {
     Planned p;
     p.path = f.out_dir + "/" + stem + ".lowbit";
-    const std::string recipe_path = f.out_dir + "/" + stem + ".recipe.json";
+    p.recipe_path = f.out_dir + "/" + stem + ".recipe.json";
     p.point.series = series;
     p.point.label = label;
     p.point.predicted_kld = a.predicted_kld;
-    p.point.command = fmt::format("lowbit quantize {} --recipe {} {} -o {}", quote(f.model_path), recipe_path,
+    p.point.command = fmt::format("lowbit quantize {} --recipe {} {} -o {}", quote(f.model_path), p.recipe_path,
                                   calib_flags, p.path);
     p.allocation = std::move(a);
     planned.push_back(std::move(p));
@@ -138,9 +139,8 @@ Status run_pareto(const ParetoFlags& f) {
     plan(allocation_of(table, menu, choice, "uniform-" + u, "uniform " + u), "uniform_" + u, "lowbit uniform", u);
   }
   for (Planned& p : planned) {
-    const std::string recipe_path = f.out_dir + "/" + std::filesystem::path(p.path).stem().string() + ".recipe.json";
-    LB_RETURN_IF_ERROR(write_file_atomic(recipe_path, p.allocation->recipe.dump(1) + "\n"));
-    LB_ASSIGN_OR_RETURN(Recipe recipe, parse_recipe(p.allocation->recipe, recipe_path));
+    LB_RETURN_IF_ERROR(write_file_atomic(p.recipe_path, p.allocation->recipe.dump(1) + "\n"));
+    LB_ASSIGN_OR_RETURN(Recipe recipe, parse_recipe(p.allocation->recipe, p.recipe_path));
     PipelineOptions q = o;
     q.output_path = p.path;
     LB_ASSIGN_OR_RETURN(QuantizeReport r, quantize_model(recipe, q));
@@ -166,13 +166,7 @@ Status run_pareto(const ParetoFlags& f) {
     LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(p.path, f.tokenizer_path));
     const uint64_t bytes = stored_bytes(m.loaded.summary);
     p.point.size_mb = static_cast<double>(bytes) / 1e6;
-    uint64_t elements = 0;
-    for (const StoredTensor& t : m.loaded.summary.tensors) {
-      uint64_t n = 1;
-      for (int64_t d : t.shape) n *= static_cast<uint64_t>(d);
-      elements += n;
-    }
-    p.point.bpw = elements > 0 ? 8.0 * static_cast<double>(bytes) / static_cast<double>(elements) : 0.0;
+    p.point.bpw = file_bits_per_weight(m.loaded.summary);
     if (p.allocation && bytes != p.allocation->bytes) {
       std::fprintf(stderr, "lowbit: warning: %s stores %llu tensor bytes, the allocation counted %llu\n",
                    p.path.c_str(), static_cast<unsigned long long>(bytes),

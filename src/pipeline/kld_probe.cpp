@@ -110,20 +110,18 @@ Expected<double> KldProbe::run_from(int first, std::vector<float> x, const std::
   }
   for (int l = first; l < config_.n_layers; ++l) {
     if (store_base) inputs_[l] = x;  // [n_seq·seq_len, dim]
-    std::optional<DecoderBlock> changed;
+    // A layer with replaced linears runs as a block built from a copy of its weights.
+    std::optional<LayerWeights> copy;
     for (std::string_view suffix : DecoderBlock::kLinearSuffixes) {
-      auto it = replaced.find(fmt::format("layers.{}.{}", l, suffix));
-      if (it == replaced.end()) continue;
-      if (!changed) {
-        LayerWeights copy = w_.layers[l];
-        for (std::string_view s : DecoderBlock::kLinearSuffixes) {
-          auto r = replaced.find(fmt::format("layers.{}.{}", l, s));
-          if (r == replaced.end()) continue;
-          Matrix& m = linear_matrix(copy, s);
-          std::copy(r->second, r->second + m.data.size(), m.data.begin());
-        }
-        LB_ASSIGN_OR_RETURN(changed, DecoderBlock::create(config_, l, std::move(copy), w_.rope_freq_factors));
-      }
+      auto r = replaced.find(fmt::format("layers.{}.{}", l, suffix));
+      if (r == replaced.end()) continue;
+      if (!copy) copy = w_.layers[l];
+      Matrix& m = linear_matrix(*copy, suffix);
+      std::copy(r->second, r->second + m.data.size(), m.data.begin());
+    }
+    std::optional<DecoderBlock> changed;
+    if (copy) {
+      LB_ASSIGN_OR_RETURN(changed, DecoderBlock::create(config_, l, std::move(*copy), w_.rope_freq_factors));
     }
     LB_RETURN_IF_ERROR(runner.run(changed ? *changed : blocks_[l], x.data(), n_seq_, x.data(), *pool_));
   }

@@ -75,13 +75,22 @@ double relative_weight_error(const float* w, const float* q, int64_t n) {
   return num / den;
 }
 
+namespace {
+
+// error / tr(W H Wᵀ); 0 / 0 is 0 and a non-zero error over zero energy infinite.
+double relative_to_output_energy(double error, const float* w, int64_t rows, int64_t cols,
+                                 const std::vector<double>& hessian) {
+  const std::vector<float> zero(static_cast<size_t>(rows * cols), 0.0f);
+  const double energy = hessian_proxy_error(w, zero.data(), rows, cols, hessian);
+  if (energy == 0.0) return error == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return error / energy;
+}
+
+}  // namespace
+
 double relative_output_error(const float* w, const float* q, int64_t rows, int64_t cols,
                              const std::vector<double>& hessian) {
-  const std::vector<float> zero(static_cast<size_t>(rows * cols), 0.0f);
-  const double num = hessian_proxy_error(w, q, rows, cols, hessian);
-  const double den = hessian_proxy_error(w, zero.data(), rows, cols, hessian);
-  if (den == 0.0) return num == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
-  return num / den;
+  return relative_to_output_energy(hessian_proxy_error(w, q, rows, cols, hessian), w, rows, cols, hessian);
 }
 
 Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std::string& name, const float* w,
@@ -110,10 +119,7 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
     // GPTQ's own objective is the numerator when nothing was added after it (LoRC changes Ŵ).
     r.output_error = gptq_error && rule.options.lorc_rank == 0 ? *gptq_error
                                                                  : hessian_proxy_error(w, deq.data(), rows, cols, *hessian);
-    const std::vector<float> zero(static_cast<size_t>(rows * cols), 0.0f);
-    const double energy = hessian_proxy_error(w, zero.data(), rows, cols, *hessian);
-    r.output_rel_error = energy == 0.0 ? (*r.output_error == 0.0 ? 0.0 : std::numeric_limits<double>::infinity())
-                                       : *r.output_error / energy;
+    r.output_rel_error = relative_to_output_energy(*r.output_error, w, rows, cols, *hessian);
   }
   return r;
 }

@@ -43,16 +43,6 @@ double rms(const std::vector<float>& w) {
   return w.empty() ? 0.0 : std::sqrt(s / static_cast<double>(w.size()));
 }
 
-// w + ε v with v the Rademacher vector of `seed` (the same one quad_form sees).
-std::vector<float> rademacher(int64_t n, std::mt19937_64& rng) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; i += 64) {
-    uint64_t bits = rng();
-    for (int64_t k = i; k < std::min(n, i + 64); ++k, bits >>= 1) v[k] = (bits & 1) ? 1.0f : -1.0f;
-  }
-  return v;
-}
-
 // Everything the pass learns of one tensor before the curvature is known.
 struct Pending {
   TensorSensitivity t;
@@ -87,7 +77,7 @@ class SensitivityPass {
     for (int l = 0; l < c.n_layers; ++l) {
       LB_ASSIGN_OR_RETURN(LayerWeights w, source->layer(l));
       LB_ASSIGN_OR_RETURN(DecoderBlock block, DecoderBlock::create(c, l, w, weights.rope_freq_factors));
-      ActivationStats stats({.hessian = o_.hessian});
+      ActivationStats stats({.hessian = o_.hessian, .names = {}});  // every linear
       LB_RETURN_IF_ERROR(runner.run(block, hidden.data(), calibration.n_samples(), hidden.data(), pool_, &stats));
       LB_RETURN_IF_ERROR(stats.status());
       std::array<double, 4> point{};
@@ -289,7 +279,8 @@ class SensitivityPass {
       std::map<std::string, const float*> replaced;
       for (size_t i = 0; i < pending_.size(); ++i) {
         const Matrix* m = probe.weight(pending_[i].t.name).value();
-        const std::vector<float> v = rademacher(static_cast<int64_t>(m->data.size()), rng);
+        std::vector<float> v(m->data.size());
+        fill_rademacher(rng, v);
         perturbed[i] = m->data;
         for (size_t j = 0; j < v.size(); ++j) perturbed[i][j] += static_cast<float>(eps[i]) * v[j];
         replaced[pending_[i].t.name] = perturbed[i].data();

@@ -5,6 +5,14 @@
 
 namespace lowbit {
 
+void fill_rademacher(std::mt19937_64& rng, std::vector<float>& v) {
+  uint64_t bits = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i % 64 == 0) bits = rng();
+    v[i] = (bits >> (i % 64)) & 1 ? 1.0f : -1.0f;
+  }
+}
+
 Expected<TraceEstimate> hutchinson_trace(int64_t n, int probes, uint64_t seed, const QuadraticForm& quad_form) {
   if (n < 1) return make_error("hutchinson trace: the dimension must be at least 1, got {}", n);
   if (probes < 1) return make_error("hutchinson trace: probes must be at least 1, got {}", probes);
@@ -12,11 +20,7 @@ Expected<TraceEstimate> hutchinson_trace(int64_t n, int probes, uint64_t seed, c
   std::vector<float> v(static_cast<size_t>(n));  // [n] one probe
   std::vector<double> q(probes);                  // [probes] v_kᵀ A v_k
   for (int k = 0; k < probes; ++k) {
-    uint64_t bits = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      if (i % 64 == 0) bits = rng();
-      v[i] = (bits >> (i % 64)) & 1 ? 1.0f : -1.0f;
-    }
+    fill_rademacher(rng, v);
     Expected<double> value = quad_form(v);
     if (!value.ok()) return value.status().with_context(fmt::format("hutchinson trace: probe {}", k));
     if (!std::isfinite(*value)) return make_error("hutchinson trace: probe {} gave vᵀAv = {}", k, *value);

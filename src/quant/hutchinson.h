@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <vector>
 
 #include "core/status.h"
@@ -37,6 +38,10 @@ using QuadraticForm = std::function<Expected<double>(const std::vector<float>& v
 // (i mod 64) of the probe's (i / 64)-th draw, +1 where the bit is set, −1 where
 // not; each probe starts a new draw. Errors: n < 1, probes < 1, an error of
 // quad_form (with the probe number in front), or a value that is not finite.
+// v [n] ← the next Rademacher vector of rng: entry i is bit (i mod 64) of the
+// (i / 64)-th draw, 1 → +1, 0 → −1 (the probes hutchinson_trace passes).
+void fill_rademacher(std::mt19937_64& rng, std::vector<float>& v);
+
 Expected<TraceEstimate> hutchinson_trace(int64_t n, int probes, uint64_t seed, const QuadraticForm& quad_form);
 
 }  // namespace lowbit
