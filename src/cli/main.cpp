@@ -2,6 +2,7 @@
 #include <malloc.h>
 
 #include <cstdio>
+#include <string>
 
 #include "cli/commands.h"
 
@@ -29,7 +30,17 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --help-all print the help and exit 0 as CLI11 does; every other
+    // parse error (unknown flag, out-of-range value, missing file) is a user error
+    // like any other: one line, exit code 1.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::string message = e.what();
+    for (char& c : message) {
+      if (c == '\n') c = ' ';
+    }
+    while (!message.empty() && message.back() == ' ') message.pop_back();
+    std::fprintf(stderr, "lowbit: error: %s (see --help)\n", message.c_str());
+    return 1;
   }
   if (!runner.run) return 0;
   const lowbit::Status status = runner.run();

@@ -1,0 +1,64 @@
+// User errors of the lowbit executable (issue 17, parts 4 and 5): each is one
+// line "lowbit: error: ...", exit code 1, no output file, and comes before any
+// long work. Interrupting a command that writes leaves no temporary file.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model_writers.h"
+#include "test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using lowbit::testing::CommandResult;
+using lowbit::testing::count_lines;
+using lowbit::testing::run_lowbit;
+using lowbit::testing::ScopedTempDir;
+
+// One line "lowbit: error: ..." containing `key`, exit code 1.
+void expect_user_error(const CommandResult& r, const std::string& key, const std::string& args) {
+  EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << args << "\n" << r.output;
+  EXPECT_EQ(r.output.rfind("lowbit: error: ", 0), 0u) << args << "\n" << r.output;
+  EXPECT_NE(r.output.find(key), std::string::npos) << args << "\nexpected: " << key << "\ngot: " << r.output;
+}
+
+void expect_user_error(const std::string& args, const std::string& key) {
+  expect_user_error(run_lowbit(args), key, args);
+}
+
+class CliErrors : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = lowbit::testing::shared_path("models/stories260K/stories260K.gguf");
+    text_ = lowbit::testing::shared_path("data/tinystories/tinystories_validation_head.txt");
+    if (model_.empty() || text_.empty()) GTEST_SKIP() << "shared test material missing (stories260K, tinystories)";
+  }
+  std::string model_;
+  std::string text_;
+};
+
+// (b) CLI11's parse errors: one line with the prefix, exit code 1; --help still exits 0.
+TEST_F(CliErrors, ParseErrorsAreOneLineAndExitOne) {
+  expect_user_error("info " + model_ + " --no-such-flag", "--no-such-flag");
+  expect_user_error("ppl " + model_ + " --text " + text_ + " --ctx 0", "--ctx: Value 0 not in range");
+  expect_user_error("ppl " + model_ + " --text /no/such/file.txt", "--text: File does not exist: /no/such/file.txt");
+  ScopedTempDir dir("cli_errors_parse");
+  expect_user_error("quantize " + model_ + " --recipe w4g128-gptq --calib " + dir.path().string() + " -o " +
+                        dir.file("q.lbq"),
+                    "--calib: File is actually a directory");
+  const CommandResult help = run_lowbit("ppl --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("--ctx"), std::string::npos);
+}
+
+}  // namespace
