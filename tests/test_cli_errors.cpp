@@ -47,6 +47,25 @@ class CliErrors : public ::testing::Test {
   std::string text_;
 };
 
+// (a) A run that scores no token, or one (no standard error), is refused.
+TEST_F(CliErrors, PplRefusesAContextThatScoresTooFewTokens) {
+  ScopedTempDir dir("cli_errors_ppl");
+  const std::string json = dir.file("ppl.json");
+  expect_user_error("ppl " + model_ + " --text " + text_ + " --ctx 2 --chunks 3 --no-progress --base " + model_ +
+                        " --json " + json,
+                    "--ctx 2: the llamacpp protocol scores the second half (ctx - 1 - ctx/2 tokens) of each chunk, "
+                    "no token at this length; use --ctx 5 or more");
+  EXPECT_FALSE(fs::exists(json));
+  expect_user_error("ppl " + model_ + " --text " + text_ + " --ctx 3 --chunks 1 --no-progress",
+                    "--ctx 3: 1 chunk(s) of the llamacpp protocol score 1 token, and the standard error needs at "
+                    "least 2; use --ctx 5 or more (or more chunks)");
+  // gptq scores ctx - 1 tokens: ctx 2 scores one per chunk, so 3 chunks are enough.
+  const CommandResult ok = run_lowbit("ppl " + model_ + " --text " + text_ +
+                                      " --ctx 2 --chunks 3 --protocol gptq --no-progress --json " + json);
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("3 tokens scored"), std::string::npos) << ok.output;
+}
+
 // (b) CLI11's parse errors: one line with the prefix, exit code 1; --help still exits 0.
 TEST_F(CliErrors, ParseErrorsAreOneLineAndExitOne) {
   expect_user_error("info " + model_ + " --no-such-flag", "--no-such-flag");

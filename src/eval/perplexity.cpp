@@ -152,6 +152,26 @@ Expected<Chunks> make_chunks(const std::vector<int32_t>& text_tokens, const PplO
   if (options.max_chunks > 0) c.n = std::min(c.n, options.max_chunks);
   c.first = llamacpp ? options.ctx / 2 : 0;
   c.set_bos = llamacpp && options.add_bos;
+  // Logits row j predicts token j + 1, so a chunk scores rows [first, ctx - 1):
+  // ctx - 1 - ctx/2 tokens under llamacpp (its second half), ctx - 1 under gptq.
+  // A chunk must score at least one token, and the run two: the standard error of
+  // the mean NLL (and of the KLD) is undefined for one sample, and refusing beats
+  // printing "+/- 0" (or PPL 1 over no tokens at all).
+  const char* protocol = ppl_protocol_name(options.protocol);
+  const int per_chunk = options.ctx - 1 - c.first;
+  const int min_ctx = llamacpp ? 5 : 3;  // the smallest ctx that scores 2 tokens in one chunk
+  if (per_chunk < 1) {
+    return make_error("--ctx {}: the {} protocol scores {} of each chunk, no token at this length; use --ctx {} or "
+                      "more",
+                      options.ctx, protocol, llamacpp ? "the second half (ctx - 1 - ctx/2 tokens)" : "ctx - 1 tokens",
+                      min_ctx);
+  }
+  const int64_t scored = static_cast<int64_t>(c.n) * per_chunk;
+  if (scored < 2) {
+    return make_error("--ctx {}: {} chunk(s) of the {} protocol score {} token, and the standard error needs at "
+                      "least 2; use --ctx {} or more (or more chunks)",
+                      options.ctx, c.n, protocol, scored, min_ctx);
+  }
   return c;
 }
 
