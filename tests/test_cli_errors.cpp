@@ -80,4 +80,16 @@ TEST_F(CliErrors, ParseErrorsAreOneLineAndExitOne) {
   EXPECT_NE(help.output.find("--ctx"), std::string::npos);
 }
 
+// (e) --kv: a missing file is named as one; an out-of-range number names the part and its range.
+TEST_F(CliErrors, KvArgumentErrorsNameTheCause) {
+  const std::string ppl = "ppl " + model_ + " --text " + text_ + " --ctx 64 --chunks 1 --no-progress";
+  expect_user_error(ppl + " --kv nope.json", "--kv: file nope.json not found");
+  expect_user_error(ppl + " --kv no/such/kv", "--kv: file no/such/kv not found");
+  expect_user_error(ppl + " --kv k4v4-r99999999999",
+                    "kv spec 'k4v4-r99999999999': part 'r99999999999': r takes a whole number from 0 to "
+                    "1073741824 (the residual window in tokens)");
+  expect_user_error(ppl + " --kv k4v4-g0", "part 'g0': g takes a whole number from 1 to 1073741824 (the group size)");
+  expect_user_error(ppl + " --kv k4v4-zz3", "unknown part 'zz3'");
+}
+
 }  // namespace

@@ -78,6 +78,14 @@ Expected<KvSpec> load_kv_config(const std::string& path) {
 Expected<KvSpec> resolve_kv_argument(const std::string& arg) {
   std::error_code ec;
   if (std::filesystem::is_regular_file(arg, ec)) return load_kv_config(arg);
+  // A spec has neither a '/' nor a ".json" suffix: such an argument names a file,
+  // and reporting it as a malformed spec would hide the missing file.
+  const bool names_file = arg.find('/') != std::string::npos ||
+                          (arg.size() >= 5 && arg.compare(arg.size() - 5, 5, ".json") == 0);
+  if (names_file) {
+    if (std::filesystem::exists(arg, ec)) return make_error("file {} is not a regular file", arg);
+    return make_error("file {} not found", arg);
+  }
   return parse_kv_spec(arg);
 }
 

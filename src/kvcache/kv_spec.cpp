@@ -11,7 +11,7 @@ constexpr const char* kKnownParts = "kivi, gG, bB, rR, sinkS, sparseP, prerope, 
 
 // Whole-string non-negative integer.
 bool parse_int(std::string_view s, int* out) {
-  if (s.empty() || s.size() > 9) return false;
+  if (s.empty() || s.size() > 10) return false;  // from_chars reports a larger value as out of range
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && end == s.data() + s.size();
 }
@@ -31,6 +31,42 @@ bool parse_number(std::string_view s, double* out) {
 bool numbered(std::string_view part, std::string_view prefix, int* value) {
   return part.size() > prefix.size() && part.substr(0, prefix.size()) == prefix &&
          parse_int(part.substr(prefix.size()), value);
+}
+
+// The numbered parts and the values each takes (kMaxPartNumber for all: far beyond
+// any context length or head count, and within an int).
+constexpr int kMaxPartNumber = 1 << 30;
+struct NumberedPart {
+  const char* prefix;
+  int min;
+  const char* what;
+};
+constexpr NumberedPart kNumberedParts[] = {{"rotg", 1, "the rotation group in KV heads"},
+                                           {"sink", 0, "the sink tokens kept in FP32"},
+                                           {"r", 0, "the residual window in tokens"},
+                                           {"g", 1, "the group size"},
+                                           {"b", 1, "the key token block of -kivi"}};
+
+// A known prefix followed by digits whose value is outside the part's range:
+// named as such, not as an unknown part.
+Status check_part_number(std::string_view part) {
+  size_t digits = 0;
+  while (digits < part.size() && !std::isdigit(static_cast<unsigned char>(part[digits]))) ++digits;
+  const std::string_view prefix = part.substr(0, digits), number = part.substr(digits);
+  if (number.empty()) return Status::ok_status();
+  for (char c : number) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return Status::ok_status();
+  }
+  for (const NumberedPart& np : kNumberedParts) {
+    if (prefix != np.prefix) continue;
+    int64_t value = 0;
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+    if (ec != std::errc() || value < np.min || value > kMaxPartNumber) {
+      return make_error("part '{}': {} takes a whole number from {} to {} ({})", part, np.prefix, np.min,
+                        kMaxPartNumber, np.what);
+    }
+  }
+  return Status::ok_status();
 }
 
 struct Family {
@@ -141,6 +177,7 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
   for (size_t i = 1; i < parts.size(); ++i) {
     const std::string_view p = parts[i];
     if (p.empty()) return fail(make_error("empty part (two dashes in a row, or a trailing dash)"));
+    if (Status s = check_part_number(p); !s.ok()) return fail(s);
     // The name of the part without its number, to reject repeats.
     std::string kind(p);
     while (!kind.empty() && (std::isdigit(static_cast<unsigned char>(kind.back())) || kind.back() == '.')) {
@@ -169,8 +206,7 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
       spec.pre_rope = true;
     } else if (p == "rot") {
       spec.rotate = true;
-    } else if (numbered(p, "rotg", &n)) {
-      if (n < 1) return fail(make_error("part '{}': the rotation group must be at least 1 KV head", p));
+    } else if (numbered(p, "rotg", &n)) {  // ranges: check_part_number
       spec.rotate = true;
       spec.rotate_group = n;
     } else if (p == "nuq") {
@@ -189,10 +225,8 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
     } else if (numbered(p, "r", &n)) {
       spec.residual = n;
     } else if (numbered(p, "g", &n)) {
-      if (n < 1) return fail(make_error("part '{}': the group size must be at least 1", p));
       group = n;
     } else if (numbered(p, "b", &n)) {
-      if (n < 1) return fail(make_error("part '{}': the token block must be at least 1", p));
       block = n;
     } else {
       return fail(make_error("unknown part '{}' (known: {})", p, kKnownParts));
