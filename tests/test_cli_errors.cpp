@@ -80,6 +80,48 @@ TEST_F(CliErrors, ParseErrorsAreOneLineAndExitOne) {
   EXPECT_NE(help.output.find("--ctx"), std::string::npos);
 }
 
+// (d) Output paths are checked before the work: a missing folder or a folder as
+// the file fails at once, and nothing is written.
+TEST_F(CliErrors, OutputPathsAreCheckedBeforeTheWork) {
+  ScopedTempDir dir("cli_errors_out");
+  const std::string missing = dir.file("nodir") + "/x.json";
+  const std::string missing_folder = "folder " + dir.file("nodir") + " does not exist";
+  const std::string folder = dir.path().string();
+  const std::string calib = " --calib " + text_ + " --calib-samples 2 --calib-len 64 --no-progress";
+  struct Case {
+    std::string args, message;
+  };
+  const std::vector<Case> cases = {
+      {"ppl " + model_ + " --text " + text_ + " --ctx 64 --json " + missing, "--json " + missing + ": " + missing_folder},
+      {"quantize " + model_ + " --recipe w4g128-gptq" + calib + " -o " + folder,
+       "-o " + folder + ": is a folder; give a file name"},
+      {"quantize " + model_ + " --recipe w4g128-gptq" + calib + " -o " + dir.file("nodir") + "/q.lbq",
+       "-o " + dir.file("nodir") + "/q.lbq: " + missing_folder},
+      {"quantize " + model_ + " --recipe w4g128-gptq" + calib + " -o " + dir.file("q.lbq") + " --json " + missing,
+       "--json " + missing + ": " + missing_folder},
+      {"quantize " + model_ + " --target-bpw 5" + calib + " -o " + dir.file("q.lbq") + " --recipe-out " + missing,
+       "--recipe-out " + missing + ": " + missing_folder},
+      {"quantize " + model_ + " --target-bpw 5" + calib + " -o " + dir.file("q.lbq") + " --sensitivity-out " + missing,
+       "--sensitivity-out " + missing + ": " + missing_folder},
+      {"export " + model_ + " --to gguf -o " + dir.file("nodir") + "/x.gguf",
+       "-o " + dir.file("nodir") + "/x.gguf: " + missing_folder},
+      {"export " + model_ + " --to gguf -o " + dir.file("x.gguf") + " --json " + missing,
+       "--json " + missing + ": " + missing_folder},
+      {"bench " + model_ + " -p 8 -n 4 --reps 1 --no-bandwidth --json " + missing,
+       "--json " + missing + ": " + missing_folder},
+  };
+  for (const Case& c : cases) expect_user_error(c.args, c.message);
+  // pareto -o names a folder: an existing file there is refused.
+  const std::string file = dir.file("a_file");
+  std::ofstream(file) << "x";
+  expect_user_error("pareto " + model_ + " --calib " + text_ + " --text " + text_ + " -o " + file,
+                    "-o " + file + ": is a file; give a folder");
+  // Nothing was written beside the existing file.
+  size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) entries += e.path() != file;
+  EXPECT_EQ(entries, 0u);
+}
+
 // (e) --kv: a missing file is named as one; an out-of-range number names the part and its range.
 TEST_F(CliErrors, KvArgumentErrorsNameTheCause) {
   const std::string ppl = "ppl " + model_ + " --text " + text_ + " --ctx 64 --chunks 1 --no-progress";

@@ -92,6 +92,8 @@ Status run_bench_command(const BenchFlags& f) {
   if (f.model_path.empty() == f.shape.empty()) return make_error("bench: give either MODEL or --shape");
   if (f.act != "fp32" && f.shape.empty()) return make_error("bench: --act int8 needs --shape");
   if (!f.kv.spec.empty() && !f.shape.empty()) return make_error("bench: --kv needs MODEL");
+  LB_RETURN_IF_ERROR(check_output_file("--json", f.json_path));
+  LB_RETURN_IF_ERROR(check_output_file("--kv-save", f.kv.save_path));
   BenchOptions options = f.options;
   AttachOptions attach;
   attach.int8_activations = f.act == "int8";

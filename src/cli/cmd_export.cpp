@@ -28,6 +28,7 @@ std::string targets_help() {
 }
 
 Status run_export_command(const ExportFlags& f) {
+  LB_RETURN_IF_ERROR(check_output_file("--json", f.json_path));
   LB_ASSIGN_OR_RETURN(const ExportTarget* target, find_export_target(f.target));
   ExportOptions o;
   o.model_path = f.model_path;

@@ -22,6 +22,8 @@ struct GenerateFlags {
 };
 
 Status run_generate(const GenerateFlags& f) {
+  LB_RETURN_IF_ERROR(check_output_file("--json", f.model.json_path));
+  LB_RETURN_IF_ERROR(check_output_file("--kv-save", f.kv.save_path));
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(RunnableModel m,
                       load_runnable(f.model.model_path, f.model.tokenizer_path, nullptr, act_runtime(f.model)));

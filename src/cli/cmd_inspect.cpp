@@ -32,6 +32,10 @@ struct InspectFlags {
 constexpr int kDefaultLength = 512;
 
 Status run_inspect(const InspectFlags& f) {
+  LB_RETURN_IF_ERROR(check_output_file("--json", f.model.json_path));
+  if (!f.plot_dir.empty()) {
+    LB_RETURN_IF_ERROR(check_output_folder_path(f.plot_dir).with_context("--plot " + f.plot_dir));
+  }
   configure_threads(f.model.threads);
   std::string gnuplot;
   if (!f.plot_dir.empty()) {

@@ -69,6 +69,7 @@ std::string quote(const std::string& s) { return s.find(' ') == std::string::npo
 
 Status run_pareto(const ParetoFlags& f) {
   configure_threads(f.threads);
+  LB_RETURN_IF_ERROR(check_output_folder_path(f.out_dir).with_context("-o " + f.out_dir));
   std::error_code ec;
   std::filesystem::create_directories(f.out_dir, ec);
   if (ec) return make_error("-o {}: cannot create the directory ({})", f.out_dir, ec.message());

@@ -31,6 +31,8 @@ struct PplFlags {
 };
 
 Status run_ppl(const PplFlags& f) {
+  LB_RETURN_IF_ERROR(check_output_file("--json", f.model.json_path));
+  LB_RETURN_IF_ERROR(check_output_file("--kv-save", f.kv.save_path));
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(f.text_path));

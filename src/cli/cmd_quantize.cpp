@@ -88,6 +88,11 @@ Status run_quantize(const QuantizeFlags& f) {
     return make_error("quantize: --recipe NAME|FILE or --target-size/--target-bpw is required (see --list-recipes)");
   }
   if (f.output_path.empty()) return make_error("quantize: -o OUT is required");
+  LB_RETURN_IF_ERROR(check_output_file("-o", f.output_path));
+  LB_RETURN_IF_ERROR(check_output_file("--json", f.json_path));
+  LB_RETURN_IF_ERROR(check_output_file("--recipe-out", f.recipe_out));
+  LB_RETURN_IF_ERROR(check_output_file("--sensitivity-out", f.sensitivity_out));
+  LB_RETURN_IF_ERROR(check_output_file("--kv-save", f.kv.save_path));
   configure_threads(f.threads);
   std::optional<SizeMenu> menu;
   std::optional<SensitivityMode> mode;

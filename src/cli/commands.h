@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "cli/common.h"
+#include "core/atomic_file_writer.h"
 
 namespace lowbit::cli {
 

@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include "core/atomic_file_writer.h"
 #include "core/mapped_file.h"
 #include "model/act_quant_linear.h"
 #include "model/llamacpp_linear.h"
@@ -80,6 +81,11 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
 }
 
 void configure_threads(int threads) { openblas_set_num_threads(threads); }
+
+Status check_output_file(const char* flag, const std::string& path) {
+  if (path.empty()) return Status::ok_status();
+  return check_output_file_path(path).with_context(fmt::format("{} {}", flag, path));
+}
 
 Status write_json_report(const std::string& path, const nlohmann::json& report) {
   if (path.empty()) return Status::ok_status();

@@ -58,6 +58,11 @@ std::string act_kernels_line(const ActAttachReport& r);
 // Sets the BLAS thread count once for this process.
 void configure_threads(int threads);
 
+// "FLAG PATH: why" when a file cannot be written at `path` (core
+// check_output_file_path); ok for an empty path (flag not given). Commands call
+// it for every output before any long work.
+Status check_output_file(const char* flag, const std::string& path);
+
 // Writes the report atomically when a path was given.
 Status write_json_report(const std::string& path, const nlohmann::json& report);
 

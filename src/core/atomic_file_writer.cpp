@@ -4,9 +4,43 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
 namespace lowbit {
+namespace {
+
+Status check_writable_folder(const std::filesystem::path& folder) {
+  std::error_code ec;
+  if (!std::filesystem::exists(folder, ec)) return make_error("folder {} does not exist", folder.string());
+  if (!std::filesystem::is_directory(folder, ec)) return make_error("{} is not a folder", folder.string());
+  if (access(folder.c_str(), W_OK | X_OK) != 0) return make_error("folder {} is not writable", folder.string());
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Status check_output_file_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (path.empty()) return make_error("empty path");
+  if (fs::is_directory(path, ec)) return make_error("is a folder; give a file name");
+  const fs::path parent = fs::path(path).parent_path();
+  return check_writable_folder(parent.empty() ? fs::path(".") : parent);
+}
+
+Status check_output_folder_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (path.empty()) return make_error("empty path");
+  fs::path p = fs::absolute(path, ec);
+  if (fs::exists(p, ec)) {
+    if (!fs::is_directory(p, ec)) return make_error("is a file; give a folder");
+    return check_writable_folder(p);
+  }
+  while (p.has_parent_path() && p.parent_path() != p && !fs::exists(p, ec)) p = p.parent_path();
+  return check_writable_folder(p);
+}
 
 Expected<AtomicFileWriter> AtomicFileWriter::create(const std::string& path) {
   std::string temp = path + ".tmp";

@@ -13,6 +13,17 @@
 
 namespace lowbit {
 
+// Whether a file can be created at `path` (by AtomicFileWriter or
+// write_file_atomic): its folder exists and is writable, and `path` is not a
+// folder. Commands check their outputs with it before any long work, so a run
+// does not do all its work and then fail to write. The error says why, without
+// the path (the caller names the flag and path).
+Status check_output_file_path(const std::string& path);
+
+// Whether `path` can be used as an output folder: an existing writable folder, or
+// a path whose nearest existing ancestor is a writable folder (it is created).
+Status check_output_folder_path(const std::string& path);
+
 class AtomicFileWriter {
  public:
   // Creates `path`.tmp, truncating a stale one.

@@ -1,4 +1,6 @@
 // The table of export targets (export.h) and the checks they share.
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "pipeline/export.h"
@@ -44,6 +46,9 @@ Status check_export_paths(const ExportTarget& target, const ExportOptions& o) {
   const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
   if (!fs::is_directory(parent, ec)) {
     return make_error("-o {}: folder {} does not exist", o.output_path, parent.string());
+  }
+  if (access(parent.c_str(), W_OK | X_OK) != 0) {
+    return make_error("-o {}: folder {} is not writable", o.output_path, parent.string());
   }
   if (!fs::exists(out, ec)) return Status::ok_status();
   if (fs::equivalent(out, o.model_path, ec)) {
