@@ -134,4 +134,41 @@ TEST_F(CliErrors, KvArgumentErrorsNameTheCause) {
   expect_user_error(ppl + " --kv k4v4-zz3", "unknown part 'zz3'");
 }
 
+// (c) SIGTERM / SIGINT during quantize: the handler removes OUT.tmp; no output appears.
+void interrupt_quantize(const std::string& model, const std::string& text, int signal) {
+  ScopedTempDir dir("cli_errors_signal");
+  const std::string out = dir.file("q.lbq");
+  const std::string tmp = out + ".tmp";
+  std::vector<std::string> args = {LOWBIT_CLI_PATH, "quantize", model,  "--recipe",        "w4g128-gptq",
+                                   "--calib",       text,       "--calib-samples", "64", "--calib-len",
+                                   "512",           "-t",       "1",    "--no-progress", "-o",
+                                   out};
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(tmp) && std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) FAIL() << "quantize ended before its .tmp was seen";
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_TRUE(fs::exists(tmp)) << "no " << tmp << " within 120 s";
+  kill(pid, signal);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 128 + signal);
+  EXPECT_FALSE(fs::exists(tmp));
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(CliErrors, SigtermDuringQuantizeRemovesTheTemporaryFile) { interrupt_quantize(model_, text_, SIGTERM); }
+TEST_F(CliErrors, SigintDuringQuantizeRemovesTheTemporaryFile) { interrupt_quantize(model_, text_, SIGINT); }
+
 }  // namespace

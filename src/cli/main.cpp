@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "core/interrupt_cleanup.h"
 
 int main(int argc, char** argv) {
   // Prompt buffers (quantized activations, scores, FFN rows: megabytes each) are
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   // TinyLlama W8A8 prompt: page faults were 4 % of the time).
   mallopt(M_MMAP_THRESHOLD, 16 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  lowbit::install_interrupt_cleanup();  // an interrupted run leaves no OUT.tmp behind
   CLI::App app{"lowbit: low-bit quantization toolkit for Llama-family language models"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every subcommand");

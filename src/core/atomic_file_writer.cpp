@@ -44,13 +44,18 @@ Status check_output_folder_path(const std::string& path) {
 
 Expected<AtomicFileWriter> AtomicFileWriter::create(const std::string& path) {
   std::string temp = path + ".tmp";
+  RemoveOnInterrupt on_interrupt(temp);  // before the file exists, so no moment leaves it behind
   std::FILE* file = std::fopen(temp.c_str(), "wb");
   if (file == nullptr) return make_error("{}: cannot create: {}", temp, std::strerror(errno));
-  return AtomicFileWriter(path, std::move(temp), file);
+  return AtomicFileWriter(path, std::move(temp), file, std::move(on_interrupt));
 }
 
 AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
-    : path_(std::move(other.path_)), temp_(std::move(other.temp_)), file_(other.file_), offset_(other.offset_) {
+    : path_(std::move(other.path_)),
+      temp_(std::move(other.temp_)),
+      file_(other.file_),
+      offset_(other.offset_),
+      on_interrupt_(std::move(other.on_interrupt_)) {
   other.file_ = nullptr;
   other.temp_.clear();
 }
@@ -66,6 +71,7 @@ void AtomicFileWriter::abandon() {
     std::remove(temp_.c_str());
     temp_.clear();
   }
+  on_interrupt_.release();
 }
 
 Status AtomicFileWriter::write(const void* data, uint64_t bytes) {
@@ -94,6 +100,7 @@ Status AtomicFileWriter::commit() {
     return make_error("{}: cannot rename from {}: {}", path_, temp_, std::strerror(errno));
   }
   temp_.clear();
+  on_interrupt_.release();
   return Status::ok_status();
 }
 

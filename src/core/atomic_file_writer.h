@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <string>
 
+#include "core/interrupt_cleanup.h"
 #include "core/status.h"
 
 namespace lowbit {
@@ -45,14 +46,15 @@ class AtomicFileWriter {
   const std::string& temp_path() const { return temp_; }
 
  private:
-  AtomicFileWriter(std::string path, std::string temp, std::FILE* file)
-      : path_(std::move(path)), temp_(std::move(temp)), file_(file) {}
+  AtomicFileWriter(std::string path, std::string temp, std::FILE* file, RemoveOnInterrupt on_interrupt)
+      : path_(std::move(path)), temp_(std::move(temp)), file_(file), on_interrupt_(std::move(on_interrupt)) {}
   void abandon();
 
   std::string path_;
   std::string temp_;  // empty once committed or moved from
   std::FILE* file_ = nullptr;
   uint64_t offset_ = 0;
+  RemoveOnInterrupt on_interrupt_;  // temp_ while it exists
 };
 
 }  // namespace lowbit

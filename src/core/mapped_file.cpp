@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/interrupt_cleanup.h"
+
 namespace lowbit {
 
 Expected<MappedFile> MappedFile::open(const std::string& path) {
@@ -86,6 +88,7 @@ Expected<std::string> read_text_file(const std::string& path) {
 
 Status write_file_atomic(const std::string& path, const std::string& contents) {
   const std::string tmp = path + ".tmp";
+  const RemoveOnInterrupt on_interrupt(tmp);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return make_error("{}: cannot create: {}", tmp, std::strerror(errno));

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/half.h"
+#include "core/interrupt_cleanup.h"
 #include "core/mapped_file.h"
 #include "io/compressed_tensors.h"
 #include "io/gguf.h"
@@ -79,10 +80,14 @@ class StagingDir {
     if (!fs::is_directory(parent, ec)) return make_error("{}: parent folder {} does not exist", out_dir, parent.string());
     d.tmp_ = fs::path(out_dir + fmt::format(".tmp-{}", ::getpid()));
     fs::remove_all(d.tmp_, ec);
+    d.on_interrupt_.emplace_back(d.tmp_.string());
     if (!fs::create_directory(d.tmp_, ec)) return make_error("{}: cannot create: {}", d.tmp_.string(), ec.message());
     return d;
   }
-  StagingDir(StagingDir&& o) noexcept : final_(std::move(o.final_)), tmp_(std::move(o.tmp_)) { o.tmp_.clear(); }
+  StagingDir(StagingDir&& o) noexcept
+      : final_(std::move(o.final_)), tmp_(std::move(o.tmp_)), on_interrupt_(std::move(o.on_interrupt_)) {
+    o.tmp_.clear();
+  }
   StagingDir(const StagingDir&) = delete;
   StagingDir& operator=(const StagingDir&) = delete;
   StagingDir& operator=(StagingDir&&) = delete;
@@ -91,7 +96,12 @@ class StagingDir {
     if (!tmp_.empty()) fs::remove_all(tmp_, ec);
   }
 
-  std::string file(const std::string& name) const { return (tmp_ / name).string(); }
+  // A file in the staging folder, removed with it on SIGINT/SIGTERM (core/interrupt_cleanup.h).
+  std::string file(const std::string& name) const {
+    const std::string path = (tmp_ / name).string();
+    on_interrupt_.emplace_back(path);
+    return path;
+  }
 
   // Replaces the final folder (moved aside first, removed once the new one is in place).
   Status commit() {
@@ -110,6 +120,7 @@ class StagingDir {
       return make_error("{}: cannot rename from {}: {}", final_.string(), tmp_.string(), ec.message());
     }
     tmp_.clear();
+    on_interrupt_.clear();
     if (!old.empty()) fs::remove_all(old, ec);
     return Status::ok_status();
   }
@@ -118,6 +129,8 @@ class StagingDir {
   StagingDir() = default;
   fs::path final_;
   fs::path tmp_;
+  // tmp_ first, then its files; mutable: handing out a file name registers it.
+  mutable std::vector<RemoveOnInterrupt> on_interrupt_;
 };
 
 // FP32 values as `dtype` little-endian bytes; F16 overflow is an error naming the tensor.
