@@ -36,6 +36,7 @@ struct BenchFlags {
   std::string act = "fp32";
   KvFlags kv;
   BenchOptions options;
+  ProgressFlags progress;
 };
 
 // What a data-free recipe asks of each linear: its storage format (for the
@@ -95,6 +96,7 @@ Status run_bench_command(const BenchFlags& f) {
   LB_RETURN_IF_ERROR(check_output_file("--json", f.json_path));
   LB_RETURN_IF_ERROR(check_output_file("--kv-save", f.kv.save_path));
   BenchOptions options = f.options;
+  options.progress = show_progress(f.progress);
   AttachOptions attach;
   attach.int8_activations = f.act == "int8";
   configure_threads(f.threads);
@@ -218,6 +220,7 @@ void register_bench(CLI::App& root, CommandRunner& runner) {
   app->add_flag("--no-bandwidth", flags->no_bandwidth, "Skip the memory bandwidth probe");
   app->add_option("--json", flags->json_path, "Write a JSON report to this file");
   app->add_flag("-v,--verbose", flags->verbose, "Print the kernels chosen");
+  add_progress_flags(*app, flags->progress);
   app->callback([flags, &runner] { runner.run = [flags] { return run_bench_command(*flags); }; });
 }
 

@@ -19,6 +19,7 @@ struct ExportFlags {
   std::string tokenizer_path;
   std::string json_path;
   bool verbose = false;
+  ProgressFlags progress;
 };
 
 std::string targets_help() {
@@ -38,6 +39,7 @@ Status run_export_command(const ExportFlags& f) {
   o.force = f.force;
   o.tokenizer_path = f.tokenizer_path;
   o.verbose = f.verbose;
+  o.progress = show_progress(f.progress);
   o.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   if (f.verbose) {
     std::fprintf(stderr, "export: %s -> %s (%s), type %s%s%s\n", f.model_path.c_str(), f.output_path.c_str(),
@@ -83,6 +85,7 @@ void register_export(CLI::App& root, CommandRunner& runner) {
       ->check(CLI::ExistingFile);
   app->add_option("--json", flags->json_path, "Write a JSON report (per-tensor type and error)");
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per tensor");
+  add_progress_flags(*app, flags->progress);
   app->callback([flags, &runner] { runner.run = [flags] { return run_export_command(*flags); }; });
 }
 

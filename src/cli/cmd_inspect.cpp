@@ -26,7 +26,6 @@ struct InspectFlags {
   std::string after = "all";
   float alpha = 0.5f;
   int top_k = 8;
-  bool no_progress = false;
 };
 
 constexpr int kDefaultLength = 512;
@@ -80,7 +79,7 @@ Status run_inspect(const InspectFlags& f) {
   report.top_k = f.top_k;
   InspectOptions options;
   options.top_k = f.top_k;
-  options.progress = !f.no_progress;
+  options.progress = show_progress(f.model.progress);
   ThreadPool pool(f.model.threads);
 
   const bool rot = f.after == "rot" || f.after == "all";
@@ -141,7 +140,6 @@ void register_inspect(CLI::App& root, CommandRunner& runner) {
   app->add_option("--top", flags->top_k, "Top channels listed per layer and input")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
-  app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
   app->callback([flags, &runner] { runner.run = [flags] { return run_inspect(*flags); }; });
 }
 

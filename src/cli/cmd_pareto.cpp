@@ -47,7 +47,7 @@ struct ParetoFlags {
   uint64_t seed = 0;
   int threads = 2;
   std::string out_dir;
-  bool no_progress = false;
+  ProgressFlags progress;
   std::string sensitivity_in;
 };
 
@@ -86,7 +86,7 @@ Status run_pareto(const ParetoFlags& f) {
   o.calibration.seq_len = f.calib_len;
   o.calibration.seed = f.seed;
   o.threads = f.threads;
-  o.progress = !f.no_progress;
+  o.progress = show_progress(f.progress);
   SensitivityOptions so;
   so.mode = mode;
   so.probes = f.probes;
@@ -181,7 +181,7 @@ Status run_pareto(const ParetoFlags& f) {
   po.max_chunks = f.chunks;
   po.add_bos = tok.add_bos() && tok.bos_id() >= 0;
   po.bos_id = tok.bos_id();
-  po.show_progress = !f.no_progress;
+  po.show_progress = o.progress;
   ThreadPool pool(f.threads);
   LB_ASSIGN_OR_RETURN(std::vector<PplResult> results,
                       evaluate_perplexity_many(pointers, tok.encode(text), po, pool, base.model));
@@ -257,7 +257,7 @@ void register_pareto(CLI::App& root, CommandRunner& runner) {
   app->add_option("--calib-len", flags->calib_len, "Tokens per calibration window")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   app->add_option("--seed", flags->seed, "Seed of calibration windows and probes")->capture_default_str();
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
-  app->add_flag("--no-progress", flags->no_progress, "Do not print progress lines");
+  add_progress_flags(*app, flags->progress);
   app->add_option("--sensitivity-in", flags->sensitivity_in,
                   "Reuse a sensitivity table written by quantize --sensitivity-out (same model, menu, calibration)")
       ->check(CLI::ExistingFile);

@@ -25,7 +25,6 @@ struct PplFlags {
   int chunks = 0;
   int batch = 0;
   std::string base_path;
-  bool no_progress = false;
   KvFlags kv;
   std::string arith = "exact";
 };
@@ -56,7 +55,7 @@ Status run_ppl(const PplFlags& f) {
   options.batch = f.batch;
   options.add_bos = tok.add_bos() && tok.bos_id() >= 0;
   options.bos_id = tok.bos_id();
-  options.show_progress = !f.no_progress;
+  options.show_progress = show_progress(f.model.progress);
   if (f.model.verbose) {
     std::fprintf(stderr, "ppl: %s, %zu text tokens, protocol %s, ctx %d, chunks %d, add_bos %d, threads %d%s%s\n",
                  f.text_path.c_str(), tokens.size(), f.protocol.c_str(), f.ctx, f.chunks, options.add_bos,
@@ -134,7 +133,6 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
   app->add_option("--chunks", flags->chunks, "Evaluate at most K chunks (0 = all)")->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
   app->add_option("--base", flags->base_path, "Base model for KL divergence, run on the same tokens");
-  app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
   app->add_option("--arith", flags->arith,
                   "Arithmetic of MODEL: exact (FP32 products and cache) or llamacpp (as llama.cpp's CPU backend "
                   "computes: each linear's input rounded to the activation type llama.cpp pairs with the weight's "

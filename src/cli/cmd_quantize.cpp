@@ -36,7 +36,7 @@ struct QuantizeFlags {
   std::string output_path;
   std::string json_path;
   bool list_recipes = false;
-  bool no_progress = false;
+  ProgressFlags progress;
   bool verbose = false;
   KvFlags kv;
   // Size budget (instead of --recipe).
@@ -118,7 +118,7 @@ Status run_quantize(const QuantizeFlags& f) {
   if (f.calib_bos == "document") o.calibration.bos = CalibrationBos::kDocumentStart;
   o.hessian = f.hessian == "fp32" ? HessianPrecision::kFp32 : HessianPrecision::kFp64;
   o.threads = f.threads;
-  o.progress = !f.no_progress;
+  o.progress = show_progress(f.progress);
   o.verbose = f.verbose;
   {
     ThreadPool pool(f.threads);
@@ -260,7 +260,7 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
                   "Reuse a sensitivity table written by --sensitivity-out (same model, menu and calibration)")
       ->check(CLI::ExistingFile);
   app->add_flag("--list-recipes", flags->list_recipes, "List the built-in recipes with bits per weight");
-  app->add_flag("--no-progress", flags->no_progress, "Do not print the progress line");
+  add_progress_flags(*app, flags->progress);
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per module");
   app->callback([flags, &runner] { runner.run = [flags] { return run_quantize(*flags); }; });
 }

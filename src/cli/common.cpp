@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <cblas.h>
+#include <unistd.h>
 
 #include "core/atomic_file_writer.h"
 #include "core/mapped_file.h"
@@ -11,6 +12,15 @@
 #include "model/runtime_model.h"
 
 namespace lowbit::cli {
+
+void add_progress_flags(CLI::App& app, ProgressFlags& flags) {
+  app.add_flag("-q,--quiet,--no-progress", flags.quiet, "Print no progress lines");
+  app.add_flag("--progress", flags.force, "Print progress lines even when stderr is not a terminal (one per 10 %)");
+}
+
+bool show_progress(const ProgressFlags& flags) {
+  return !flags.quiet && (flags.force || isatty(STDERR_FILENO) != 0);
+}
 
 void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads) {
   app.add_option("model", flags.model_path, "Model: .gguf file, Hugging Face folder or llama2.c .bin")->required();
@@ -24,6 +34,7 @@ void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads) {
   app.add_flag("-v,--verbose", flags.verbose, "Print the resolved configuration");
   app.add_flag("--simulate-act", flags.simulate_act,
                "Quantized activations: always fake-quantize + FP32 product, even where an integer kernel is exact");
+  add_progress_flags(app, flags.progress);
 }
 
 std::string act_kernels_line(const ActAttachReport& r) {

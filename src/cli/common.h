@@ -16,6 +16,15 @@
 
 namespace lowbit::cli {
 
+// -q,--quiet (alias --no-progress) and --progress, on every subcommand.
+struct ProgressFlags {
+  bool quiet = false;
+  bool force = false;
+};
+void add_progress_flags(CLI::App& app, ProgressFlags& flags);
+// Progress lines when stderr is a terminal or --progress forces them; never under --quiet.
+bool show_progress(const ProgressFlags& flags);
+
 // Flags every model-reading subcommand takes.
 struct ModelFlags {
   std::string model_path;
@@ -24,6 +33,7 @@ struct ModelFlags {
   std::string json_path;
   bool verbose = false;
   bool simulate_act = false;  // --simulate-act
+  ProgressFlags progress;
 };
 
 void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads);

@@ -2,32 +2,68 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
+
+#include <fmt/format.h>
 
 namespace lowbit {
 
-ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled)
-    : label_(std::move(label)),
-      total_(total),
-      enabled_(enabled),
-      is_tty_(isatty(STDERR_FILENO) != 0),
-      start_(std::chrono::steady_clock::now()),
-      last_draw_(start_) {}
+ProgressIo ProgressIo::standard() {
+  ProgressIo io;
+  io.now_seconds = [] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
+  io.write = [](const std::string& text) {
+    std::fputs(text.c_str(), stderr);
+    std::fflush(stderr);
+  };
+  io.tty = isatty(STDERR_FILENO) != 0;
+  return io;
+}
+
+std::string format_duration(double seconds) {
+  const int64_t s = std::llround(std::max(0.0, seconds));
+  if (s <= 90) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+}
+
+std::string format_progress(const std::string& label, int64_t done, int64_t total, double elapsed_seconds,
+                            const std::string& extra, ProgressUnits units) {
+  std::string line = label + " ";
+  if (units == ProgressUnits::kCount) {
+    line += fmt::format("{}/{}", done, total);
+  } else {
+    line += fmt::format("{}%", total > 0 ? 100 * done / total : 100);
+  }
+  line += "  elapsed " + format_duration(elapsed_seconds);
+  if (done > 0 && done < total) {
+    const double eta = elapsed_seconds * static_cast<double>(total - done) / static_cast<double>(done);
+    line += "  ETA " + format_duration(eta);
+  }
+  if (!extra.empty()) line += "  " + extra;
+  return line;
+}
+
+ProgressBar::ProgressBar(std::string label, int64_t total, bool enabled, ProgressUnits units, ProgressIo io)
+    : label_(std::move(label)), total_(total), enabled_(enabled), units_(units), io_(std::move(io)) {
+  if (enabled_) start_ = last_draw_ = io_.now_seconds();
+}
 
 ProgressBar::~ProgressBar() { finish(); }
 
-double ProgressBar::elapsed_seconds() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-}
+double ProgressBar::elapsed_seconds() const { return enabled_ ? io_.now_seconds() - start_ : 0.0; }
 
 void ProgressBar::update(int64_t done, const std::string& extra) {
   if (!enabled_ || finished_) return;
-  const auto now = std::chrono::steady_clock::now();
-  if (is_tty_) {
-    if (done < total_ && std::chrono::duration<double>(now - last_draw_).count() < 0.5) return;
+  const double now = io_.now_seconds();
+  if (io_.tty) {
+    if (done < total_ && now - last_draw_ < 0.5) return;
   } else {
     const int decile = total_ > 0 ? static_cast<int>(10 * done / total_) : 10;
-    if (decile == last_decile_) return;
+    if (decile == last_decile_ || (decile == 0 && done < total_)) return;
     last_decile_ = decile;
   }
   last_draw_ = now;
@@ -35,18 +71,15 @@ void ProgressBar::update(int64_t done, const std::string& extra) {
 }
 
 void ProgressBar::draw(int64_t done, const std::string& extra) {
-  const double elapsed = elapsed_seconds();
-  const double eta = done > 0 ? elapsed * static_cast<double>(total_ - done) / static_cast<double>(done) : 0.0;
-  std::fprintf(stderr, "%s%s %lld/%lld  elapsed %.0fs  ETA %.0fs  %s%s", is_tty_ ? "\r\033[K" : "", label_.c_str(),
-               static_cast<long long>(done), static_cast<long long>(total_), elapsed, eta, extra.c_str(),
-               is_tty_ ? "" : "\n");
-  std::fflush(stderr);
+  const std::string line = format_progress(label_, done, total_, elapsed_seconds(), extra, units_);
+  io_.write(io_.tty ? "\r\033[K" + line : line + "\n");
+  drawn_ = true;
 }
 
 void ProgressBar::finish() {
   if (!enabled_ || finished_) return;
   finished_ = true;
-  if (is_tty_) std::fprintf(stderr, "\n");
+  if (io_.tty && drawn_) io_.write("\n");
 }
 
 }  // namespace lowbit

@@ -6,6 +6,10 @@
 #include <chrono>
 #include <random>
 
+#include <fmt/format.h>
+
+#include "core/progress.h"
+
 namespace lowbit {
 
 double median(std::vector<double> values) {
@@ -47,12 +51,14 @@ Expected<BenchResult> run_bench(const LlamaModel& model, const BenchOptions& opt
   last_only.all_logits = false;
 
   BenchResult result;
+  ProgressBar progress("bench", 2ll * options.repetitions, options.progress);
   for (int rep = 0; rep < options.repetitions; ++rep) {
     LB_ASSIGN_OR_RETURN(auto cache, model.make_cache(options.prompt_tokens, options.kv_cache));
     const auto t0 = Clock::now();
     LB_RETURN_IF_ERROR(model.forward(prompt.data(), options.prompt_tokens, 0, *cache, logits.data(), pool, last_only));
     const double pp_s = std::chrono::duration<double>(Clock::now() - t0).count();
     result.pp_tps.push_back(options.prompt_tokens / pp_s);
+    progress.update(2ll * rep + 1, fmt::format("pp{} {:.1f} t/s", options.prompt_tokens, result.pp_tps.back()));
 
     // Decode one token per step, like llama-bench's tg test, after `depth` context tokens.
     cache.reset();  // the pp cache's memory is returned before tg allocates its own
@@ -68,7 +74,9 @@ Expected<BenchResult> run_bench(const LlamaModel& model, const BenchOptions& opt
     }
     const double tg_s = std::chrono::duration<double>(Clock::now() - t1).count();
     result.tg_tps.push_back(options.decode_tokens / tg_s);
+    progress.update(2ll * rep + 2, fmt::format("tg{} {:.1f} t/s", options.decode_tokens, result.tg_tps.back()));
   }
+  progress.finish();
   result.pp_median = median(result.pp_tps);
   result.tg_median = median(result.tg_tps);
   result.peak_rss_bytes = peak_rss_bytes();

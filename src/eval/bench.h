@@ -18,6 +18,7 @@ struct BenchOptions {
   uint64_t seed = 1;         // random token ids
   int depth = 0;             // tg decodes after a context of this many tokens (one untimed batched forward)
   KvCacheFactory kv_cache;   // caches of pp and tg; empty: FP32
+  bool progress = false;     // a progress line on stderr (one unit per pp run and per tg run)
 };
 
 struct BenchResult {

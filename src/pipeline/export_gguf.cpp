@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/progress.h"
 #include "formats/gguf_blocks.h"
 #include "io/gguf_writer.h"
 #include "pipeline/export_gguf_metadata.h"
@@ -338,6 +339,15 @@ Expected<ExportReport> export_gguf(const ExportOptions& o) {
   const bool warn_requantized = source->kind() == ExportSourceKind::kLowbit;
   int fallbacks = 0;
   LB_ASSIGN_OR_RETURN(GgufStreamWriter writer, GgufStreamWriter::create(o.output_path, layout));
+  // Weighted by elements: the embedding and the FFN matrices dominate the time.
+  auto elements = [](const TensorPlan& p) {
+    int64_t n = 1;
+    for (auto d : p.dims) n *= static_cast<int64_t>(d);
+    return n;
+  };
+  int64_t total_elements = 0, elements_done = 0;
+  for (const TensorPlan& p : plans) total_elements += elements(p);
+  ProgressBar progress("export", total_elements, o.progress, ProgressUnits::kPercent);
   for (const TensorPlan& p : plans) {
     LB_ASSIGN_OR_RETURN(TensorResult r, convert(p, *source));
     LB_RETURN_IF_ERROR(writer.write_tensor(p.gguf_name, r.bytes));
@@ -364,7 +374,10 @@ Expected<ExportReport> export_gguf(const ExportOptions& o) {
     if (p.how == Conversion::kRequantize) row["relative_error"] = r.relative_error;
     if (!p.note.empty()) row["note"] = p.note;
     rows.push_back(std::move(row));
+    elements_done += elements(p);
+    progress.update(elements_done, p.gguf_name);
   }
+  progress.finish();
   LB_RETURN_IF_ERROR(writer.finish());
   report.output_bytes = writer.bytes_written();
   if (fallbacks > 0 && !warn_requantized && !o.verbose) {

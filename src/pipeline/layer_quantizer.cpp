@@ -312,10 +312,10 @@ class LayerQuantizer {
 
   Status quantize_one(const std::string& suffix, const std::vector<double>* h, DecoderBlock* block) {
     const std::string name = linear_name(index_, suffix);
-    if (ctx_.on_module) ctx_.on_module(name);
     const auto start = std::chrono::steady_clock::now();
     const QuantRule& rule = rules_.at(suffix);
     Matrix& m = linear_matrix(w_, suffix);
+    if (ctx_.on_module) ctx_.on_module(name, m.rows * m.cols);
     LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
     LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(r.method)));
     if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));

@@ -76,7 +76,8 @@ struct LayerQuantizerContext {
   HessianPrecision hessian = HessianPrecision::kFp64;
   std::optional<CalibrationState> calibration;  // none: data-free quantization
   LowbitFileWriter* writer = nullptr;
-  std::function<void(const std::string&)> on_module;  // called before each linear, for progress
+  // Called before each linear with its name and parameter count (rows · cols), for progress.
+  std::function<void(const std::string&, int64_t)> on_module;
   // The online transform H of down_proj's input when the weights are rotated with
   // online_down (pipeline/rotation.h): the layer's w.down_proj is W·H, blocks run it
   // as OnlineHadamardLinear and its statistics are of x·H. Null: none.

@@ -19,7 +19,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr uint64_t kMemoryOverheadBytes = 300ull << 20;
-constexpr int kLinearsPerLayer = 7;
 
 const char* bos_name(CalibrationBos b) {
   switch (b) {
@@ -207,8 +206,11 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   ThreadPool pool(o.threads);
   std::optional<LayerRunner> runner;
   if (calibrate) runner.emplace(config, calibration.seq_len);
-  ProgressBar progress("quantize", static_cast<int64_t>(config.n_layers) * kLinearsPerLayer, o.progress);
-  int64_t modules_done = 0;
+  // Weighted by parameters: a layer's FFN projections cost more than its k_proj.
+  const int64_t linear_params = static_cast<int64_t>(config.n_layers) * (layer_params(config) - 2ll * config.dim);
+  ProgressBar progress("quantize", linear_params, o.progress, ProgressUnits::kPercent);
+  int64_t params_done = 0;    // linears finished
+  int64_t params_started = 0; // ... and the one in progress
   int current_layer = 0;
   LayerQuantizerContext ctx;
   ctx.config = &config;
@@ -219,8 +221,10 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   if (calibrate) ctx.calibration = CalibrationState{&*runner, calibration.n_samples(), hidden.data()};
   ctx.writer = &writer;
   if (rotations && rotations->down) ctx.online_down = &*rotations->down;
-  ctx.on_module = [&](const std::string& name) {
-    progress.update(modules_done++, fmt::format("layer {}/{}  {}", current_layer + 1, config.n_layers, name));
+  ctx.on_module = [&](const std::string& name, int64_t params) {
+    params_done = params_started;
+    params_started += params;
+    progress.update(params_done, fmt::format("layer {}/{}  {}", current_layer + 1, config.n_layers, name));
   };
   for (int i = 0; i < config.n_layers; ++i) {
     current_layer = i;
@@ -234,7 +238,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
       report.modules.push_back(std::move(m));
     }
   }
-  progress.update(modules_done);
+  progress.update(linear_params);
   progress.finish();
 
   LB_ASSIGN_OR_RETURN(std::vector<float> output_norm, source->output_norm());
