@@ -177,7 +177,7 @@ TEST_F(QuantizeCli, RejectsBadFlagsAndLeavesNoFileOnFailure) {
   std::ofstream(bad_recipe) << R"({"name": "bad", "rules": [{"match": "q_proj", "method": "rtn", "format": "int9_g1"}],
                                   "default": {"method": "rtn", "format": "int4_g128"}})";
   for (const std::string& args :
-       {"quantize " + model_ + " --recipe w4g128-rtn -o " + out + " --calib-samples 0",
+       {"quantize " + model_ + " --recipe w4g128-rtn -o " + out + " --calib-samples -1",  // 0 = scaled to the model
         "quantize " + model_ + " --recipe w4g128-rtn -o " + out + " --hessian fp8",
         "quantize " + model_ + " --recipe w4g128-rtn -o " + out + " --frobnicate",
         "quantize " + model_ + " --recipe w4g128-rtn",  // no -o

@@ -42,8 +42,8 @@ struct ParetoFlags {
   int probes = 2;
   int ctx = 512;
   int chunks = 32;
-  int calib_samples = 64;
-  int calib_len = 512;
+  int calib_samples = 0;  // 0: calibration_defaults (pipeline/quantize_pipeline.h)
+  int calib_len = 0;
   uint64_t seed = 0;
   int threads = 2;
   std::string out_dir;
@@ -85,6 +85,15 @@ Status run_pareto(const ParetoFlags& f) {
   o.calibration.n_samples = f.calib_samples;
   o.calibration.seq_len = f.calib_len;
   o.calibration.seed = f.seed;
+  {
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(f.model_path, o.load));
+    const CalibrationDefaults calibration = calibration_defaults(source->config(), o.calibration);
+    o.calibration = calibration.options;
+    if (!f.progress.quiet) {
+      std::fprintf(stderr, "calibration: %s from %s\n", describe_calibration(calibration, source->config()).c_str(),
+                   f.calib_path.c_str());
+    }
+  }
   o.threads = f.threads;
   o.progress = show_progress(f.progress);
   SensitivityOptions so;
@@ -116,7 +125,7 @@ Status run_pareto(const ParetoFlags& f) {
   budgets.erase(std::unique(budgets.begin(), budgets.end()), budgets.end());
 
   const std::string calib_flags = fmt::format("--calib {} --calib-samples {} --calib-len {} --seed {} -t {}",
-                                              quote(f.calib_path), f.calib_samples, f.calib_len, f.seed, f.threads);
+                                              quote(f.calib_path), o.calibration.n_samples, o.calibration.seq_len, f.seed, f.threads);
   std::vector<Planned> planned;
   auto plan = [&](BudgetAllocation a, const std::string& stem, const std::string& series, const std::string& label) {
     Planned p;
@@ -212,7 +221,7 @@ Status run_pareto(const ParetoFlags& f) {
       "\nBase {}; text {} ({} chunks of {} tokens, llamacpp protocol); sensitivity {} over menu {} ({} calibration "
       "windows of {} tokens from {}); Spearman rank correlation of predicted and measured KLD over {} points: {:.3f}\n",
       f.model_path, f.text_path, results.empty() ? 0 : results[0].chunks, f.ctx, sensitivity_mode_name(mode),
-      menu.name, f.calib_samples, f.calib_len, f.calib_path, predicted.size(), rho);
+      menu.name, o.calibration.n_samples, o.calibration.seq_len, f.calib_path, predicted.size(), rho);
   LB_RETURN_IF_ERROR(write_file_atomic(f.out_dir + "/pareto.md", md));
   LB_RETURN_IF_ERROR(write_file_atomic(
       f.out_dir + "/pareto.json",
@@ -253,8 +262,12 @@ void register_pareto(CLI::App& root, CommandRunner& runner) {
   app->add_option("--probes", flags->probes, "Rademacher probes")->check(CLI::Range(1, 64))->capture_default_str();
   app->add_option("--ctx", flags->ctx, "Evaluation chunk length")->check(CLI::Range(2, 1 << 20))->capture_default_str();
   app->add_option("--chunks", flags->chunks, "Evaluation chunks (0: all)")->check(CLI::Range(0, 1 << 20))->capture_default_str();
-  app->add_option("--calib-samples", flags->calib_samples, "Calibration windows")->check(CLI::Range(1, 1 << 16))->capture_default_str();
-  app->add_option("--calib-len", flags->calib_len, "Tokens per calibration window")->check(CLI::Range(2, 1 << 20))->capture_default_str();
+  app->add_option("--calib-samples", flags->calib_samples, "Calibration windows (0 = scaled to the model, as quantize)")
+      ->check(CLI::Range(0, 1 << 16))
+      ->capture_default_str();
+  app->add_option("--calib-len", flags->calib_len, "Tokens per calibration window (0 = min(2048, context))")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   app->add_option("--seed", flags->seed, "Seed of calibration windows and probes")->capture_default_str();
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   add_progress_flags(*app, flags->progress);

@@ -27,7 +27,7 @@ struct QuantizeFlags {
   std::string tokenizer_path;
   std::string recipe;
   std::string calib_path;
-  int calib_samples = 128;
+  int calib_samples = 0;  // 0: calibration_defaults (pipeline/quantize_pipeline.h)
   int calib_len = 0;
   uint64_t seed = 0;
   std::string calib_bos = "auto";
@@ -124,11 +124,14 @@ Status run_quantize(const QuantizeFlags& f) {
     ThreadPool pool(f.threads);
     LB_ASSIGN_OR_RETURN(o.kv, kv_config_for_quantize(f.kv, f.model_path, f.tokenizer_path, pool, f.verbose));
   }
+  ModelConfig config;  // the source's shape: which layers need calibration, and how much
+  {
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(f.model_path, o.load));
+    config = source->config();
+  }
   if (o.calib_path.empty()) {
     // Only data-aware recipes read calibration data by default; the model decides (a rule may name one layer).
-    auto source = open_model_source(f.model_path, o.load);
-    if (!source.ok()) return source.status();
-    if (budgeted || recipe.needs_calibration((*source)->config())) {
+    if (budgeted || recipe.needs_calibration(config)) {
       const std::string fallback = default_calibration_path();
       if (!std::filesystem::exists(fallback)) {
         return make_error(
@@ -139,13 +142,21 @@ Status run_quantize(const QuantizeFlags& f) {
       o.calib_path = fallback;
     }
   }
+  if (!o.calib_path.empty()) {
+    const CalibrationDefaults calibration = calibration_defaults(config, o.calibration);
+    o.calibration = calibration.options;
+    if (!f.progress.quiet) {
+      std::fprintf(stderr, "calibration: %s from %s\n", describe_calibration(calibration, config).c_str(),
+                   o.calib_path.c_str());
+    }
+  }
   if (f.verbose) {
     std::fprintf(stderr,
                  "quantize: %s -> %s, recipe %s (%s), calibration %s (%d x %s tokens, seed %llu, bos %s), hessian %s, "
                  "threads %d\n",
                  f.model_path.c_str(), f.output_path.c_str(), recipe.name.c_str(), recipe.source.c_str(),
-                 o.calib_path.empty() ? "none" : o.calib_path.c_str(), f.calib_samples,
-                 f.calib_len == 0 ? "auto" : std::to_string(f.calib_len).c_str(),
+                 o.calib_path.empty() ? "none" : o.calib_path.c_str(), o.calibration.n_samples,
+                 std::to_string(o.calibration.seq_len).c_str(),
                  static_cast<unsigned long long>(f.seed), f.calib_bos.c_str(), f.hessian.c_str(), f.threads);
   }
   std::optional<BudgetAllocation> allocation;
@@ -220,8 +231,10 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
                   "Calibration text or JSONL (default for data-aware recipes: $LOWBIT_SHARED_DIR/" +
                       std::string(kDefaultCalibration) + ", LOWBIT_SHARED_DIR defaulting to ../shared)")
       ->check(CLI::ExistingFile);
-  app->add_option("--calib-samples", flags->calib_samples, "Calibration windows N")
-      ->check(CLI::Range(1, 1 << 16))
+  app->add_option("--calib-samples", flags->calib_samples,
+                  "Calibration windows N (0 = scaled to the model: 32 tokens per column of the widest linear "
+                  "input, 8 to 128 windows)")
+      ->check(CLI::Range(0, 1 << 16))
       ->capture_default_str();
   app->add_option("--calib-len", flags->calib_len, "Tokens per calibration window L (0 = min(2048, context))")
       ->check(CLI::Range(0, 1 << 20))

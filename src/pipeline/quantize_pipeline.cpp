@@ -1,5 +1,6 @@
 #include "pipeline/quantize_pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -104,6 +105,46 @@ Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidde
 
 int default_calibration_length(const ModelConfig& config) { return std::min(2048, config.max_seq_len); }
 
+namespace {
+constexpr int kTokensPerColumn = 32;
+constexpr int kMinWindows = 8;
+constexpr int kMaxWindows = 128;
+}  // namespace
+
+CalibrationDefaults calibration_defaults(const ModelConfig& config, const CalibrationOptions& options) {
+  CalibrationDefaults d;
+  d.options = options;
+  d.widest_input = std::max({config.dim, config.q_dim(), config.ffn_dim});
+  d.auto_len = options.seq_len == 0;
+  d.auto_samples = options.n_samples == 0;
+  if (d.auto_len) d.options.seq_len = default_calibration_length(config);
+  if (d.auto_samples) {
+    const int64_t tokens = static_cast<int64_t>(kTokensPerColumn) * d.widest_input;
+    const int64_t len = std::max(1, d.options.seq_len);
+    d.options.n_samples = static_cast<int>(std::clamp<int64_t>((tokens + len - 1) / len, kMinWindows, kMaxWindows));
+  }
+  return d;
+}
+
+std::string describe_calibration(const CalibrationDefaults& d, const ModelConfig& config) {
+  const CalibrationOptions& o = d.options;
+  std::string why;
+  if (d.auto_samples) {
+    why = fmt::format("windows: {} x {} columns of the widest linear input, {} to {} windows", kTokensPerColumn,
+                      d.widest_input, kMinWindows, kMaxWindows);
+  } else {
+    why = "windows: --calib-samples";
+  }
+  if (d.auto_len) {
+    why += config.max_seq_len <= 2048 ? fmt::format("; length: the model's context {}", config.max_seq_len)
+                                      : fmt::format("; length: 2048 of the model's context {}", config.max_seq_len);
+  } else {
+    why += "; length: --calib-len";
+  }
+  return fmt::format("{} windows x {} tokens = {} tokens ({})", o.n_samples, o.seq_len,
+                     static_cast<int64_t>(o.n_samples) * o.seq_len, why);
+}
+
 uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len) {
   const uint64_t activations = 2ull * static_cast<uint64_t>(n_samples) * seq_len * c.dim * sizeof(float);
   const uint64_t layers = 2ull * layer_params(c) * sizeof(float);
@@ -114,8 +155,7 @@ uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len) {
 Expected<CalibrationSet> pipeline_calibration(const ModelSource& source, const PipelineOptions& o,
                                               bool true_sequential, json* description) {
   const ModelConfig& config = source.config();
-  CalibrationOptions co = o.calibration;
-  if (co.seq_len == 0) co.seq_len = default_calibration_length(config);
+  CalibrationOptions co = calibration_defaults(config, o.calibration).options;
   if (co.seq_len > config.max_seq_len) {
     return make_error("--calib-len {}: longer than the model's context ({})", co.seq_len, config.max_seq_len);
   }

@@ -32,7 +32,7 @@ struct PipelineOptions {
   LoadOptions load;
   std::string output_path;
   std::string calib_path;          // "" = no calibration (data-free recipes only)
-  CalibrationOptions calibration;  // seq_len 0 = min(2048, the model's context)
+  CalibrationOptions calibration;  // 0 = the model's default (calibration_defaults)
   bool auto_bos = true;            // bos = document start when the tokenizer adds BOS, else none
   HessianPrecision hessian = HessianPrecision::kFp64;
   int threads = 2;
@@ -63,6 +63,30 @@ uint64_t memory_bound(const ModelConfig& config, int n_samples, int seq_len);
 
 // The calibration length used when CalibrationOptions::seq_len is 0.
 int default_calibration_length(const ModelConfig& config);
+
+// The calibration shape that scales with the model, for the fields left 0:
+//   seq_len   = min(2048, the model's context)                (default_calibration_length)
+//   n_samples = clamp(ceil(32 · W / seq_len), 8, 128), W = the widest linear input
+//               (max of dim, q_dim, ffn_dim: the columns of the largest Hessian).
+// GPTQ inverts H = XᵀX [W, W]; a sample covariance of T tokens is well conditioned
+// only for T >> W (its relative error is about sqrt(W / T): 18 % at T = 32 W), and
+// AWQ/SmoothQuant scales and static activation ranges are statistics over the same
+// tokens. GPTQ's 128 × 2048 tokens are 24 W for Llama-2-7B (W = 11008): 32 W is
+// that budget for models of that size and shrinks with the model (stories260K:
+// W = 172, 11 windows of 512 tokens instead of 128, so seconds, not minutes).
+// At least 8 windows so the tokens come from several places of the corpus; at
+// most 128, GPTQ's default. Data-free recipes read no calibration at all.
+struct CalibrationDefaults {
+  CalibrationOptions options;  // n_samples and seq_len resolved
+  int widest_input = 0;        // W
+  bool auto_samples = false;   // n_samples was 0
+  bool auto_len = false;       // seq_len was 0
+};
+CalibrationDefaults calibration_defaults(const ModelConfig& config, const CalibrationOptions& options);
+
+// "11 windows x 512 tokens = 5632 tokens (auto: 32 x 172 columns of the widest linear input; window = the
+// model's context 512)": the one line the CLI prints.
+std::string describe_calibration(const CalibrationDefaults& d, const ModelConfig& config);
 
 // H = Σ_t n_t n_tᵀ [dim, dim] of the head's input n_t = rms_norm(h_t) · output_norm, over the
 // calibration hidden states h [tokens, dim] after the last layer (RTN importance of lm_head).
