@@ -110,4 +110,36 @@ TEST(Cli, BenchShapeRunsTheRecipeActivationSpec) {
   std::filesystem::remove(json);
 }
 
+// Every subcommand takes -q/--quiet (alias --no-progress) and --progress.
+TEST(Cli, EveryCommandTakesQuietAndProgress) {
+  for (const char* command : {"info", "generate", "ppl", "bench", "formats", "quantize", "inspect", "export", "pareto"}) {
+    const CommandResult r = run_lowbit(std::string(command) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("-q,--quiet,--no-progress"), std::string::npos) << command << "\n" << r.output;
+    EXPECT_NE(r.output.find("--progress"), std::string::npos) << command;
+  }
+}
+
+// Progress goes to stderr only on a terminal unless --progress forces it; the
+// first line already carries a real ETA (no "ETA 0s" before any chunk is done),
+// and --quiet wins over --progress.
+TEST(Cli, ProgressOnlyWhenForcedOnAPipe) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
+  const std::string ppl = "ppl " + model + " --text " + text + " --ctx 64 --chunks 10";
+  CommandResult r = run_lowbit(ppl);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("ppl chunk"), std::string::npos) << r.output;
+  r = run_lowbit(ppl + " --progress");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const size_t first = r.output.find("ppl chunk 1/10  elapsed ");
+  ASSERT_NE(first, std::string::npos) << r.output;
+  const std::string line = r.output.substr(first, r.output.find('\n', first) - first);
+  EXPECT_NE(line.find("  ETA "), std::string::npos) << line;
+  EXPECT_EQ(r.output.find("ppl chunk 0/"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ppl chunk 10/10  elapsed "), std::string::npos) << r.output;
+  r = run_lowbit(ppl + " --progress --quiet");
+  EXPECT_EQ(r.output.find("ppl chunk"), std::string::npos) << r.output;
+}
+
 }  // namespace

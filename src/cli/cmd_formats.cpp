@@ -15,6 +15,7 @@ namespace lowbit::cli {
 namespace {
 
 struct FormatsFlags {
+  ProgressFlags progress;  // accepted like every command's; formats has no long step to show
   bool list = false;
   std::string table;
   bool eval = false;
@@ -145,6 +146,7 @@ Status run_eval(const FormatsFlags& f, Isa isa) {
 }
 
 Status run_formats(const FormatsFlags& f) {
+  LB_RETURN_IF_ERROR(check_output_file("--json", f.json_path));
   LB_ASSIGN_OR_RETURN(Isa isa, resolve_isa(lowbit_isa_env(), detect_cpu_features()));
   if (f.verbose) {
     std::printf("cpu: %s; kernels: %s%s\n", describe_cpu_features(detect_cpu_features()).c_str(), isa_name(isa),
@@ -182,6 +184,7 @@ void register_formats(CLI::App& root, CommandRunner& runner) {
   app->add_option("--formats", flags->formats, "Comma-separated scaled formats for --eval (default: all)")->needs(eval);
   app->add_option("--json", flags->json_path, "Write a JSON report to this file (--table, --eval)");
   app->add_flag("-v,--verbose", flags->verbose, "Print the CPU features, the kernels chosen and the configuration");
+  add_progress_flags(*app, flags->progress);
   app->callback([flags, &runner] { runner.run = [flags] { return run_formats(*flags); }; });
 }
 

@@ -29,7 +29,7 @@ struct ExportOptions {
   // it can write (gguf: a GGUF file whose tokenizer.* keys are copied).
   std::string tokenizer_path;
   bool verbose = false;     // one line per tensor
-  bool progress = false;    // a progress line on stderr (GGUF: over tensor elements)
+  bool progress = false;    // a progress line on stderr (over tensor elements / bytes)
   // Receives each warning and verbose line (the CLI prints them on stderr); null = dropped.
   std::function<void(const std::string&)> log;
 };

@@ -14,6 +14,7 @@
 
 #include "core/half.h"
 #include "core/interrupt_cleanup.h"
+#include "core/progress.h"
 #include "core/mapped_file.h"
 #include "io/compressed_tensors.h"
 #include "io/gguf.h"
@@ -339,8 +340,16 @@ struct TensorList {
   void close_group(Producer p) { producers.push_back(std::move(p)); }
 };
 
-Status write_tensors(const TensorList& list, const StagingDir& dir, uint64_t max_shard_bytes, HfExportReport* report) {
+Status write_tensors(const TensorList& list, const StagingDir& dir, uint64_t max_shard_bytes, bool show_progress,
+                     HfExportReport* report) {
   LB_ASSIGN_OR_RETURN(auto shards, plan_safetensors_shards(list.entries, max_shard_bytes));
+  // Weighted by bytes: the embedding and the FFN matrices dominate the time.
+  int64_t total_bytes = 0, bytes_done = 0;
+  for (const SafetensorsEntry& e : list.entries) {
+    LB_ASSIGN_OR_RETURN(uint64_t bytes, e.byte_size());
+    total_bytes += static_cast<int64_t>(bytes);
+  }
+  ProgressBar progress("export", total_bytes, show_progress, ProgressUnits::kPercent);
   Produced cache;
   ojson weight_map = ojson::object();
   for (size_t s = 0; s < shards.size(); ++s) {
@@ -359,6 +368,8 @@ Status write_tensors(const TensorList& list, const StagingDir& dir, uint64_t max
       auto it = cache.find(tensor);
       if (it == cache.end()) return make_error("tensor '{}': not produced (internal error)", tensor);
       LB_RETURN_IF_ERROR(w.append(tensor, it->second));
+      bytes_done += static_cast<int64_t>(it->second.size());
+      progress.update(bytes_done, tensor);
       cache.erase(it);
       weight_map[tensor] = name;
     }
@@ -497,7 +508,7 @@ Expected<HfExportReport> export_folder(const ExportSource& exported, const HfExp
   });
 
   LB_ASSIGN_OR_RETURN(StagingDir dir, StagingDir::create(options.out_dir, options.force));
-  LB_RETURN_IF_ERROR(write_tensors(list, dir, options.max_shard_bytes, &report));
+  LB_RETURN_IF_ERROR(write_tensors(list, dir, options.max_shard_bytes, options.progress, &report));
   LB_RETURN_IF_ERROR(write_file_atomic(dir.file("config.json"), config.dump(2) + "\n"));
   report.files.insert(report.files.begin(), "config.json");
   LB_RETURN_IF_ERROR(write_side_files(facts, options.tokenizer_dir, exported, tokenizer.get(), dir, &report));
@@ -523,6 +534,7 @@ Expected<ExportReport> run_hf_target(const ExportOptions& o, bool ct) {
   LB_ASSIGN_OR_RETURN(h.dtype, dense_dtype(o.type));
   h.force = o.force;
   h.exact = o.exact;
+  h.progress = o.progress;
   if (!o.tokenizer_path.empty()) h.tokenizer_dir = fs::absolute(fs::path(o.tokenizer_path)).parent_path().string();
   LB_ASSIGN_OR_RETURN(std::unique_ptr<ExportSource> source, ExportSource::open(o.model_path));
   LB_ASSIGN_OR_RETURN(HfExportReport r, ct ? export_compressed_tensors(*source, h) : export_safetensors(*source, h));

@@ -52,6 +52,7 @@ struct HfExportOptions {
   // A folder to copy the tokenizer files from instead of the model's origin (for
   // a GGUF or llama2.c source: the original Hugging Face model); "" = none.
   std::string tokenizer_dir;
+  bool progress = false;  // a progress line on stderr over the tensor bytes written
 };
 
 struct HfExportReport {
