@@ -87,12 +87,7 @@ Status run_pareto(const ParetoFlags& f) {
   o.calibration.seed = f.seed;
   {
     LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(f.model_path, o.load));
-    const CalibrationDefaults calibration = calibration_defaults(source->config(), o.calibration);
-    o.calibration = calibration.options;
-    if (!f.progress.quiet) {
-      std::fprintf(stderr, "calibration: %s from %s\n", describe_calibration(calibration, source->config()).c_str(),
-                   f.calib_path.c_str());
-    }
+    o.calibration = announce_calibration(source->config(), o.calibration, f.calib_path, f.progress.quiet);
   }
   o.threads = f.threads;
   o.progress = show_progress(f.progress);

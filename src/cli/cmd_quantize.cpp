@@ -143,12 +143,7 @@ Status run_quantize(const QuantizeFlags& f) {
     }
   }
   if (!o.calib_path.empty()) {
-    const CalibrationDefaults calibration = calibration_defaults(config, o.calibration);
-    o.calibration = calibration.options;
-    if (!f.progress.quiet) {
-      std::fprintf(stderr, "calibration: %s from %s\n", describe_calibration(calibration, config).c_str(),
-                   o.calib_path.c_str());
-    }
+    o.calibration = announce_calibration(config, o.calibration, o.calib_path, f.progress.quiet);
   }
   if (f.verbose) {
     std::fprintf(stderr,

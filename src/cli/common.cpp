@@ -98,6 +98,15 @@ Status check_output_file(const char* flag, const std::string& path) {
   return check_output_file_path(path).with_context(fmt::format("{} {}", flag, path));
 }
 
+CalibrationOptions announce_calibration(const ModelConfig& config, const CalibrationOptions& options,
+                                        const std::string& path, bool quiet) {
+  const CalibrationDefaults calibration = calibration_defaults(config, options);
+  if (!quiet) {
+    std::fprintf(stderr, "calibration: %s from %s\n", describe_calibration(calibration, config).c_str(), path.c_str());
+  }
+  return calibration.options;
+}
+
 Status write_json_report(const std::string& path, const nlohmann::json& report) {
   if (path.empty()) return Status::ok_status();
   return write_file_atomic(path, report.dump(2) + "\n");

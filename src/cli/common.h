@@ -13,6 +13,7 @@
 #include "model/llama_model.h"
 #include "model/loader.h"
 #include "model/quantized_linear.h"
+#include "pipeline/quantize_pipeline.h"
 
 namespace lowbit::cli {
 
@@ -72,6 +73,11 @@ void configure_threads(int threads);
 // check_output_file_path); ok for an empty path (flag not given). Commands call
 // it for every output before any long work.
 Status check_output_file(const char* flag, const std::string& path);
+
+// The calibration shape for `config` (pipeline calibration_defaults: 0 fields
+// scale with the model), printed in one line on stderr unless `quiet`.
+CalibrationOptions announce_calibration(const ModelConfig& config, const CalibrationOptions& options,
+                                        const std::string& path, bool quiet);
 
 // Writes the report atomically when a path was given.
 Status write_json_report(const std::string& path, const nlohmann::json& report);
