@@ -74,7 +74,7 @@ step q4_0-gptq   "$lowbit" quantize "$reference" -r q4_0-gptq "${calib_args[@]}"
 # Budget: the bytes of q4_0-gptq's quantized tensors (its norms, ~0.1%, left out: the mix gets slightly less).
 budget_mb=$(python3 -c "import json,sys; print(sum(m['stored_bytes'] for m in json.load(open(sys.argv[1]))['modules']) / 1e6)" \
             "$work/q4_0-gptq.quantize.json")
-step mixed       "$lowbit" quantize "$reference" --target-size "$budget_mb" --menu scripts/main_job/menu.json --sensitivity proxy --probes 1 \
+step mixed       "$lowbit" quantize "$reference" --target-size "$budget_mb" --menu gguf-rtn --sensitivity proxy --probes 1 \
                  "${calib_args[@]}" -o "$work/mixed.lowbit" --json "$work/mixed.quantize.json" "${common[@]}"
 step mixed-gguf  "$lowbit" export "$work/mixed.lowbit" --to gguf -o "$work/mixed.gguf" --quiet
 

@@ -33,6 +33,18 @@ TEST(SizeMenu, BuiltinMenusParseAndEndWithFp16) {
   EXPECT_EQ(get(load_size_menu("gguf")).candidates.size(), 12u);
 }
 
+TEST(SizeMenu, GgufRtnOffersTheGgufTypesByRoundToNearest) {
+  const SizeMenu gptq = get(load_size_menu("gguf"));
+  const SizeMenu rtn = get(load_size_menu("gguf-rtn"));
+  ASSERT_EQ(rtn.candidates.size(), gptq.candidates.size());
+  for (size_t i = 0; i + 1 < rtn.candidates.size(); ++i) {
+    EXPECT_EQ(rtn.candidates[i].name, gptq.candidates[i].name);
+    EXPECT_EQ(rtn.candidates[i].rule.format, gptq.candidates[i].rule.format);
+    EXPECT_EQ(rtn.candidates[i].rule.method, QuantMethod::kRtn) << rtn.candidates[i].name;
+    EXPECT_EQ(gptq.candidates[i].rule.method, QuantMethod::kGptq) << gptq.candidates[i].name;
+  }
+}
+
 TEST(SizeMenu, RefusesWhatCannotBeAllocatedPerTensor) {
   auto awq = parse_size_menu(json::parse(R"({"candidates": [{"method": "awq", "format": "int4_g128"}]})"), "m.json");
   ASSERT_FALSE(awq.ok());

@@ -45,7 +45,7 @@ def main():
         else:
             report_id = "mixed" if row_id == "mixed" else row_id
             bpw = f"{bits_per_weight(load(os.path.join(work, f'{report_id}.quantize.json'))):.3f}"
-            kld = f"{ppl['kld_mean']:.4f} ± {ppl['kld_stderr']:.4f}"
+            kld = f"{ppl['kld_mean']:.3g} ± {ppl['kld_stderr']:.2g}"
             top1 = f"{100 * ppl['top1_agree']:.1f}%"
             with open(os.path.join(work, f"{report_id}.seconds")) as f:
                 seconds = f"{float(f.read()):.0f}"
@@ -65,6 +65,8 @@ def main():
     print()
     for row_id, _, what in ROWS:
         print(f"  {row_id:<11} {what}")
+    print("\n  Speed: lowbit runs INT4/INT8/FP4 recipes on packed kernels; llama.cpp's block types (q8_0, q4_0, the mix)"
+          "\n  run dequantized to FP32 in lowbit for now (llama.cpp runs those files natively).")
     derive = os.path.join(work, "reference.kld.json")
     if os.path.exists(derive):
         d = load(derive)

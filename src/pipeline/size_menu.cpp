@@ -16,12 +16,18 @@ json gptq(const std::string& format) {
   return {{"name", format}, {"method", "gptq"}, {"format", format}, {"options", {{"importance", true}}}};
 }
 
+// Round to nearest with the same diag(H)-weighted headers: no GPTQ solve per
+// candidate, so the sensitivity pass costs a fraction of the gptq menu's.
+json rtn(const std::string& format) {
+  return {{"name", format}, {"method", "rtn"}, {"format", format}, {"options", {{"importance", true}}}};
+}
+
 json fp16_candidate() { return {{"name", "fp16"}, {"method", "none"}, {"format", "fp16"}}; }
 
-json gguf_candidates() {
+json gguf_candidates(json (*method)(const std::string&)) {
   json c = json::array();
   for (const char* t : {"q2_K", "q3_K", "q4_0", "q4_1", "iq4_nl", "q4_K", "q5_0", "q5_1", "q5_K", "q6_K", "q8_0"}) {
-    c.push_back(gptq(t));
+    c.push_back(method(t));
   }
   return c;
 }
@@ -44,8 +50,12 @@ json builtin_document(const std::string& name) {
   json candidates = json::array();
   std::string description;
   if (name == "gguf" || name == "all") {
-    for (const json& c : gguf_candidates()) candidates.push_back(c);
+    for (const json& c : gguf_candidates(gptq)) candidates.push_back(c);
     description = "llama.cpp block types by GPTQ (diag(H)-weighted headers) and FP16: exports to GGUF";
+  }
+  if (name == "gguf-rtn") {
+    for (const json& c : gguf_candidates(rtn)) candidates.push_back(c);
+    description = "llama.cpp block types by round to nearest (diag(H)-weighted headers) and FP16: exports to GGUF, fast";
   }
   if (name == "lowbit" || name == "all") {
     for (const json& c : lowbit_candidates()) candidates.push_back(c);
@@ -62,7 +72,7 @@ json rtn_options(const RuleOptions& o, bool importance) {
 
 }  // namespace
 
-std::vector<std::string> builtin_size_menu_names() { return {"gguf", "lowbit", "all"}; }
+std::vector<std::string> builtin_size_menu_names() { return {"gguf", "gguf-rtn", "lowbit", "all"}; }
 
 MenuTensor menu_tensor_kind(const std::string& name) {
   if (name == "lm_head") return MenuTensor::kLmHead;

@@ -13,6 +13,8 @@
 // Built-in menus (builtin_size_menus()):
 //   gguf    llama.cpp's block types, GPTQ with diag(H)-weighted block headers, and
 //           FP16: every allocation exports to a GGUF file llama.cpp runs.
+//   gguf-rtn the same types by round to nearest (same headers): a sensitivity pass
+//           several times cheaper, for quick runs.
 //   lowbit  lowbit's scaled formats (integers of 2-8 bits in groups, NF4, NVFP4,
 //           MXFP4, FP8) with GPTQ, and FP16: the research menu.
 //   all     both.
