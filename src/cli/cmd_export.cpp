@@ -50,14 +50,7 @@ Status run_export_command(const ExportFlags& f) {
   std::printf("wrote %s: %.2f MB, %llu tensors (%llu carried exactly, %llu requantized)\n", r.output_path.c_str(),
               static_cast<double>(r.output_bytes) / 1e6, static_cast<unsigned long long>(r.tensors),
               static_cast<unsigned long long>(r.converted_exactly), static_cast<unsigned long long>(r.requantized));
-  nlohmann::json report = r.details;
-  report["model"] = f.model_path;
-  report["to"] = target->name;
-  report["output"] = r.output_path;
-  report["output_bytes"] = r.output_bytes;
-  report["tensors"] = r.tensors;
-  report["converted_exactly"] = r.converted_exactly;
-  report["requantized"] = r.requantized;
+  const nlohmann::json report = export_report_json(r, f.model_path, *target);
   return write_json_report(f.json_path, report);
 }
 

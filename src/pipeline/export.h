@@ -69,4 +69,9 @@ Status check_export_paths(const ExportTarget& target, const ExportOptions& optio
 // check_export_paths, the target's check, then its writer.
 Expected<ExportReport> run_export(const ExportTarget& target, const ExportOptions& options);
 
+// The --json report of an export (the CLI's and the Python package's): the
+// target's details plus model, to, output, output_bytes and the tensor counts.
+nlohmann::json export_report_json(const ExportReport& report, const std::string& model_path,
+                                  const ExportTarget& target);
+
 }  // namespace lowbit

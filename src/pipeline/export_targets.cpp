@@ -71,4 +71,17 @@ Expected<ExportReport> run_export(const ExportTarget& target, const ExportOption
   return target.run(options);
 }
 
+nlohmann::json export_report_json(const ExportReport& report, const std::string& model_path,
+                                  const ExportTarget& target) {
+  nlohmann::json j = report.details;
+  j["model"] = model_path;
+  j["to"] = target.name;
+  j["output"] = report.output_path;
+  j["output_bytes"] = report.output_bytes;
+  j["tensors"] = report.tensors;
+  j["converted_exactly"] = report.converted_exactly;
+  j["requantized"] = report.requantized;
+  return j;
+}
+
 }  // namespace lowbit

@@ -82,14 +82,7 @@ py::object export_model(const std::string& path, const std::string& out, const s
     return run_export(*target, o);
   }();
   const ExportReport e = value_or_throw(std::move(r));
-  nlohmann::json report = e.details;
-  report["model"] = path;
-  report["to"] = target->name;
-  report["output"] = e.output_path;
-  report["output_bytes"] = e.output_bytes;
-  report["tensors"] = e.tensors;
-  report["converted_exactly"] = e.converted_exactly;
-  report["requantized"] = e.requantized;
+  const nlohmann::json report = export_report_json(e, path, *target);
   return to_python(report);
 }
 
