@@ -136,7 +136,7 @@ TEST(MigrationRecipe, KeysParseAndErrorsNameTheRecipe) {
   EXPECT_FLOAT_EQ(r.smooth->alpha, 0.8f);
   EXPECT_EQ(r.smooth->groups, (std::vector<AwqGroup>{AwqGroup::kOut, AwqGroup::kDown}));
   EXPECT_EQ(r.osp->groups, (std::vector<AwqGroup>{AwqGroup::kQkv, AwqGroup::kGateUp}));
-  EXPECT_TRUE(r.needs_calibration(smollm2_135m_config()));  // channel statistics even for RTN
+  EXPECT_TRUE(get(r.needs_calibration(smollm2_135m_config())));  // channel statistics even for RTN
   for (const json& bad : {json{{"smooth", {{"alpha", 1.5}}}}, json{{"smooth", {{"groups", {"qkv", "qkv"}}}}},
                           json{{"smooth", {{"groups", {"lm_head"}}}}}, json{{"osp", {{"groups", {"down"}}}}},
                           json{{"osp", {{"grid", 0}}}}, json{{"smooth", {{"beta", 1}}}},
@@ -157,7 +157,7 @@ TEST(MigrationRecipe, BuiltinsOfTheIssueExist) {
     auto r = load_recipe(name);
     ASSERT_TRUE(r.ok()) << name << ": " << r.status().message();
     EXPECT_TRUE(r->default_rule.act.has_value()) << name;
-    EXPECT_FALSE(r->rule_for("lm_head").act.has_value()) << name;  // the head keeps FP32 inputs
+    EXPECT_FALSE(get(r->rule_for("lm_head"))->act.has_value()) << name;  // the head keeps FP32 inputs
   }
   EXPECT_TRUE(load_recipe("w8a8-smooth")->smooth.has_value());
   EXPECT_TRUE(load_recipe("w8a8-osp")->osp.has_value());

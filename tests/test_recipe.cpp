@@ -47,18 +47,18 @@ TEST(Recipe, BuiltinsParseAndCoverTheIssueList) {
 TEST(Recipe, CalibrationNeedFollowsTheMethod) {
   const ModelConfig c = smollm2_135m_config();
   for (const char* name : {"w4g128-gptq", "w4g128-awq", "w3g128-gptq", "w3g128-gptq-lorc", "w2g64-gptq"}) {
-    EXPECT_TRUE(load_recipe(name)->needs_calibration(c)) << name;
+    EXPECT_TRUE(get(load_recipe(name)->needs_calibration(c))) << name;
   }
   for (const char* name : {"fp32", "bf16", "w8", "w4g128-rtn", "w4g128-easyquant", "w3g128-rtn", "nvfp4", "mxfp4"}) {
-    EXPECT_FALSE(load_recipe(name)->needs_calibration(c)) << name;
+    EXPECT_FALSE(get(load_recipe(name)->needs_calibration(c))) << name;
   }
   // A rule naming one layer decides for the whole model.
   const Recipe r = parse_ok(R"({"name": "x", "rules": [{"match": "^layers\\.29\\.down_proj$", "method": "gptq",
                                 "format": "int4_g128"}], "default": {"method": "rtn", "format": "int4_g128"}})");
-  EXPECT_TRUE(r.needs_calibration(c));
+  EXPECT_TRUE(get(r.needs_calibration(c)));
   ModelConfig shallow = c;
   shallow.n_layers = 29;
-  EXPECT_FALSE(r.needs_calibration(shallow));
+  EXPECT_FALSE(get(r.needs_calibration(shallow)));
 }
 
 TEST(Recipe, FirstMatchingRuleWinsThenDefault) {
@@ -68,20 +68,20 @@ TEST(Recipe, FirstMatchingRuleWinsThenDefault) {
                  "options": {"damp": 0.1, "act_order": true, "lorc_rank": 4, "lorc_format": "fp16"}},
                 {"match": "^lm_head$", "method": "rtn", "format": "int8_pc"}],
       "default": {"method": "rtn", "format": "int4_g128_asym", "options": {"search": "mse"}}})");
-  EXPECT_EQ(r.rule_for("layers.0.down_proj").index, 0);  // rule 0 before rule 1
-  EXPECT_EQ(r.rule_for("layers.0.q_proj").index, 1);
-  EXPECT_EQ(r.rule_for("layers.0.q_proj").method, QuantMethod::kGptq);
-  EXPECT_FLOAT_EQ(r.rule_for("layers.0.q_proj").options.damp, 0.1f);
-  EXPECT_TRUE(r.rule_for("layers.0.q_proj").options.act_order);
-  EXPECT_EQ(r.rule_for("layers.0.q_proj").options.lorc_rank, 4);
-  EXPECT_EQ(r.rule_for("layers.10.q_proj").index, -1);  // "^layers\.0\." does not match layer 10
-  EXPECT_EQ(r.rule_for("layers.10.q_proj").format, "int4_g128_asym");
-  EXPECT_EQ(r.rule_for("layers.10.q_proj").options.search, ScaleSearch::kMseClip);
-  EXPECT_EQ(r.rule_for("lm_head").format, "int8_pc");
+  EXPECT_EQ(get(r.rule_for("layers.0.down_proj"))->index, 0);  // rule 0 before rule 1
+  EXPECT_EQ(get(r.rule_for("layers.0.q_proj"))->index, 1);
+  EXPECT_EQ(get(r.rule_for("layers.0.q_proj"))->method, QuantMethod::kGptq);
+  EXPECT_FLOAT_EQ(get(r.rule_for("layers.0.q_proj"))->options.damp, 0.1f);
+  EXPECT_TRUE(get(r.rule_for("layers.0.q_proj"))->options.act_order);
+  EXPECT_EQ(get(r.rule_for("layers.0.q_proj"))->options.lorc_rank, 4);
+  EXPECT_EQ(get(r.rule_for("layers.10.q_proj"))->index, -1);  // "^layers\.0\." does not match layer 10
+  EXPECT_EQ(get(r.rule_for("layers.10.q_proj"))->format, "int4_g128_asym");
+  EXPECT_EQ(get(r.rule_for("layers.10.q_proj"))->options.search, ScaleSearch::kMseClip);
+  EXPECT_EQ(get(r.rule_for("lm_head"))->format, "int8_pc");
   // Not named: the embedding keeps FP16, not the default.
-  EXPECT_TRUE(r.rule_for("token_embedding").implicit);
-  EXPECT_EQ(r.rule_for("token_embedding").format, "fp16");
-  EXPECT_EQ(r.rule_for("token_embedding").method, QuantMethod::kNone);
+  EXPECT_TRUE(get(r.rule_for("token_embedding"))->implicit);
+  EXPECT_EQ(get(r.rule_for("token_embedding"))->format, "fp16");
+  EXPECT_EQ(get(r.rule_for("token_embedding"))->method, QuantMethod::kNone);
 }
 
 TEST(Recipe, BitsPerWeightOnKnownShapes) {
@@ -163,37 +163,37 @@ TEST(Recipe, GgufTypesParseWithTheirMethodsAndFallbacks) {
                 {"match": "^(token_embedding|lm_head)$", "method": "rtn", "format": "q8_0"},
                 {"match": "o_proj", "method": "awq", "format": "q4_0"}],
       "default": {"method": "gptq", "format": "q4_K", "fallback": "q5_0", "options": {"importance": true}}})");
-  EXPECT_EQ(r.rule_for("layers.3.v_proj").format, "q6_K");
-  EXPECT_EQ(r.rule_for("layers.3.v_proj").fallback, (std::vector<std::string>{"q8_0", "fp16"}));
-  EXPECT_EQ(r.rule_for("layers.3.q_proj").fallback, std::vector<std::string>{"q5_0"});
-  EXPECT_TRUE(r.rule_for("layers.3.q_proj").options.importance);  // gptq: weighted header search
-  EXPECT_TRUE(r.rule_for("token_embedding").fallback.empty());
-  EXPECT_EQ(r.rule_for("lm_head").format, "q8_0");
+  EXPECT_EQ(get(r.rule_for("layers.3.v_proj"))->format, "q6_K");
+  EXPECT_EQ(get(r.rule_for("layers.3.v_proj"))->fallback, (std::vector<std::string>{"q8_0", "fp16"}));
+  EXPECT_EQ(get(r.rule_for("layers.3.q_proj"))->fallback, std::vector<std::string>{"q5_0"});
+  EXPECT_TRUE(get(r.rule_for("layers.3.q_proj"))->options.importance);  // gptq: weighted header search
+  EXPECT_TRUE(get(r.rule_for("token_embedding"))->fallback.empty());
+  EXPECT_EQ(get(r.rule_for("lm_head"))->format, "q8_0");
   for (const char* name : {"q8_0-rtn", "q4_0-gptq", "q4_0-awq", "q4_K-gptq"}) EXPECT_TRUE(load_recipe(name).ok()) << name;
   const ModelConfig c = smollm2_135m_config();
-  EXPECT_FALSE(load_recipe("q8_0-rtn")->needs_calibration(c));
-  EXPECT_TRUE(load_recipe("q4_K-gptq")->needs_calibration(c));
+  EXPECT_FALSE(get(load_recipe("q8_0-rtn")->needs_calibration(c)));
+  EXPECT_TRUE(get(load_recipe("q4_K-gptq")->needs_calibration(c)));
 }
 
 TEST(Recipe, ResolveRuleTakesTheFirstFallbackThatHoldsTheShape) {
   const Recipe r = get(load_recipe("q4_K-gptq"));
   // SmolLM2: 576-wide inputs are not whole 256-blocks; 1536-wide ones are.
-  const QuantRule q = get(resolve_rule(r.rule_for("layers.0.q_proj"), "layers.0.q_proj", 576, 576));
+  const QuantRule q = get(resolve_rule(*get(r.rule_for("layers.0.q_proj")), "layers.0.q_proj", 576, 576));
   EXPECT_EQ(q.format, "q5_0");
   EXPECT_EQ(q.fallback_from, "q4_K");
   EXPECT_EQ(q.method, QuantMethod::kGptq);
-  const QuantRule down = get(resolve_rule(r.rule_for("layers.0.down_proj"), "layers.0.down_proj", 576, 1536));
+  const QuantRule down = get(resolve_rule(*get(r.rule_for("layers.0.down_proj")), "layers.0.down_proj", 576, 1536));
   EXPECT_EQ(down.format, "q6_K");
   EXPECT_TRUE(down.fallback_from.empty());
-  EXPECT_EQ(get(resolve_rule(r.rule_for("layers.0.v_proj"), "layers.0.v_proj", 192, 576)).format, "q8_0");
+  EXPECT_EQ(get(resolve_rule(*get(r.rule_for("layers.0.v_proj")), "layers.0.v_proj", 192, 576)).format, "q8_0");
   // stories260K's 172-wide down_proj: no 32-block type holds it; the last fallback is FP16, stored as is.
-  const QuantRule odd = get(resolve_rule(r.rule_for("layers.0.down_proj"), "layers.0.down_proj", 64, 172));
+  const QuantRule odd = get(resolve_rule(*get(r.rule_for("layers.0.down_proj")), "layers.0.down_proj", 64, 172));
   EXPECT_EQ(odd.format, "fp16");
   EXPECT_EQ(odd.fallback_from, "q6_K");
   EXPECT_EQ(odd.method, QuantMethod::kNone);
   // Without a fallback the error names the tensor, the type and the shape, on one line.
   const Recipe strict = parse_ok(R"({"name": "strict", "default": {"method": "gptq", "format": "q4_K"}})");
-  auto e = resolve_rule(strict.rule_for("layers.4.o_proj"), "layers.4.o_proj", 576, 576);
+  auto e = resolve_rule(*get(strict.rule_for("layers.4.o_proj")), "layers.4.o_proj", 576, 576);
   ASSERT_FALSE(e.ok());
   for (const char* part : {"layers.4.o_proj", "q4_K", "[576, 576]", "fallback"}) {
     EXPECT_NE(e.status().message().find(part), std::string::npos) << part << ": " << e.status().message();
@@ -253,8 +253,8 @@ TEST(Recipe, GgufCombinationsThatCannotWorkAreRefused) {
                                    "options": {"importance": true}}], "default": {"method": "rtn", "format": "q4_0"}})");
   ModelConfig untied = smollm2_135m_config();
   untied.tied_embeddings = false;
-  EXPECT_TRUE(head.needs_calibration(untied));
-  EXPECT_FALSE(head.needs_calibration(smollm2_135m_config()));  // tied: the head is the embedding
+  EXPECT_TRUE(get(head.needs_calibration(untied)));
+  EXPECT_FALSE(get(head.needs_calibration(smollm2_135m_config())));  // tied: the head is the embedding
 }
 
 TEST(Recipe, LoadsFilesAndNamesBadOnes) {

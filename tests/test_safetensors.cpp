@@ -144,7 +144,7 @@ TEST(Safetensors, RejectsHeaderLengthPastEnd) {
 
 TEST(Safetensors, RejectsHeaderThatIsNotJsonObject) {
   ScopedTempDir dir("st_json");
-  EXPECT_NE(open_error(dir, raw_file("{\"a\": ", 0)).find("not a valid JSON"), std::string::npos);
+  EXPECT_NE(open_error(dir, raw_file("{\"a\": ", 0)).find("invalid JSON"), std::string::npos);
   EXPECT_NE(open_error(dir, raw_file("[1, 2]", 0)).find("does not start with"), std::string::npos);
   EXPECT_NE(open_error(dir, raw_file("", 0)).find("does not start with"), std::string::npos);
   EXPECT_NE(open_error(dir, raw_file("{\"__metadata__\": {\"k\": 1}}", 0)).find("'k'"), std::string::npos);

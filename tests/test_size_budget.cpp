@@ -97,7 +97,7 @@ TEST(SizeMenu, RuleJsonParsesBackToTheSameRule) {
   }
   const Recipe recipe = get(parse_recipe(json{{"name", "r"}, {"rules", rules}, {"default", {{"method", "none"}, {"format", "fp16"}}}}, "t"));
   for (size_t k = 0; k < want.size(); ++k) {
-    const QuantRule& got = recipe.rule_for(fmt::format("layers.{}.up_proj", k));
+    const QuantRule& got = *get(recipe.rule_for(fmt::format("layers.{}.up_proj", k)));
     EXPECT_EQ(got.method, want[k].method) << k;
     EXPECT_EQ(got.format, want[k].format) << k;
     EXPECT_EQ(got.options.importance, want[k].options.importance) << k;
@@ -105,8 +105,8 @@ TEST(SizeMenu, RuleJsonParsesBackToTheSameRule) {
     EXPECT_EQ(got.options.search, want[k].options.search) << k;
   }
   // The anchors keep layers.1 from matching layers.10.
-  EXPECT_EQ(recipe.rule_for("layers.1.up_proj").format, want[1].format);
-  EXPECT_EQ(recipe.rule_for("layers.10.up_proj").format, want[10].format);
+  EXPECT_EQ(get(recipe.rule_for("layers.1.up_proj"))->format, want[1].format);
+  EXPECT_EQ(get(recipe.rule_for("layers.10.up_proj"))->format, want[10].format);
 }
 
 // A table by hand: two tensors, three and two candidates, 100 fixed bytes.

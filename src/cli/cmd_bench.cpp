@@ -61,7 +61,8 @@ Expected<RecipeForShape> recipe_for_shape(const std::string& name) {
   }
   RecipeForShape out;
   out.format = [recipe, name, act = out.act](const std::string& linear) -> Expected<std::string> {
-    const QuantRule& rule = recipe.rule_for(linear);
+    LB_ASSIGN_OR_RETURN(const QuantRule* matched, recipe.rule_for(linear));
+    const QuantRule& rule = *matched;
     if (rule.method != QuantMethod::kNone && rule.method != QuantMethod::kRtn) {
       return make_error("--recipe {}: {} uses {}, which needs calibration data; --shape takes data-free recipes", name,
                         linear, quant_method_name(rule.method));

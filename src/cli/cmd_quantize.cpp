@@ -70,8 +70,9 @@ Status run_list(bool verbose) {
   for (const BuiltinRecipe& b : builtin_recipes()) {
     LB_ASSIGN_OR_RETURN(Recipe r, load_recipe(b.name));
     LB_ASSIGN_OR_RETURN(RecipeSize size, recipe_size(r, ref));
+    LB_ASSIGN_OR_RETURN(const bool needs_calibration, r.needs_calibration(ref));
     std::printf("  %-22s %8.3f %8.3f %9.1f %6.2f  %-5s  %s\n", b.name, size.linear_bpw, size.model_bpw,
-                static_cast<double>(size.model_bytes) / 1e6, size.act_bits, r.needs_calibration(ref) ? "yes" : "no",
+                static_cast<double>(size.model_bytes) / 1e6, size.act_bits, needs_calibration ? "yes" : "no",
                 r.description.c_str());
     if (verbose) std::printf("%s\n", r.json.dump(2).c_str());
   }
@@ -131,7 +132,8 @@ Status run_quantize(const QuantizeFlags& f) {
   }
   if (o.calib_path.empty()) {
     // Only data-aware recipes read calibration data by default; the model decides (a rule may name one layer).
-    if (budgeted || recipe.needs_calibration(config)) {
+    LB_ASSIGN_OR_RETURN(const bool needs_calibration, recipe.needs_calibration(config));
+    if (budgeted || needs_calibration) {
       const std::string fallback = default_calibration_path();
       if (!std::filesystem::exists(fallback)) {
         return make_error(

@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <regex>
+#include <optional>
 
+#include "core/bounded_regex.h"
 #include "core/half.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 namespace {
@@ -29,7 +31,7 @@ constexpr StrategyName kStrategies[] = {{CtStrategy::kTensor, "tensor"},
 bool packing_unambiguous(int bits) { return bits == 1 || bits == 2 || bits == 4 || bits == 8; }
 
 Expected<CtWeightArgs> parse_weight_args(const json& w, const std::string& where) {
-  if (!w.is_object()) return make_error("{}: \"weights\" is {}, expected an object", where, w.dump());
+  if (!w.is_object()) return make_error("{}: \"weights\" is {}, expected an object", where, describe_json(w));
   CtWeightArgs a;
   auto it = w.find("num_bits");
   if (it == w.end() || !it->is_number_integer()) return make_error("{}: \"num_bits\" missing or not an integer", where);
@@ -38,22 +40,22 @@ Expected<CtWeightArgs> parse_weight_args(const json& w, const std::string& where
   if (type != "int" && type != "float") return make_error("{}: \"type\" '{}' is not \"int\" or \"float\"", where, type);
   a.is_float = type == "float";
   if (auto s = w.find("symmetric"); s != w.end() && !s->is_null()) {
-    if (!s->is_boolean()) return make_error("{}: \"symmetric\" is {}, expected true or false", where, s->dump());
+    if (!s->is_boolean()) return make_error("{}: \"symmetric\" is {}, expected true or false", where, describe_json(*s));
     a.symmetric = s->get<bool>();
   }
   if (auto d = w.find("dynamic"); d != w.end() && !(d->is_boolean() && !d->get<bool>()) && !d->is_null()) {
-    return make_error("{}: dynamic weight quantization ({}) is not a stored checkpoint", where, d->dump());
+    return make_error("{}: dynamic weight quantization ({}) is not a stored checkpoint", where, describe_json(*d));
   }
   int64_t group = 0;
   bool has_group = false;
   if (auto g = w.find("group_size"); g != w.end() && !g->is_null()) {
-    if (!g->is_number_integer()) return make_error("{}: \"group_size\" is {}, expected an integer", where, g->dump());
+    if (!g->is_number_integer()) return make_error("{}: \"group_size\" is {}, expected an integer", where, describe_json(*g));
     group = g->get<int64_t>();
     has_group = true;
   }
   std::string strategy;
   if (auto s = w.find("strategy"); s != w.end() && !s->is_null()) {
-    if (!s->is_string()) return make_error("{}: \"strategy\" is {}, expected a string", where, s->dump());
+    if (!s->is_string()) return make_error("{}: \"strategy\" is {}, expected a string", where, describe_json(*s));
     strategy = s->get<std::string>();
   } else {  // inferred from the group size as compressed-tensors does
     strategy = !has_group ? "tensor" : group == -1 ? "channel" : "group";
@@ -109,27 +111,30 @@ std::string unsupported_reason(const std::string& format, const CtWeightArgs& a)
   return "format not read by lowbit (pack-quantized, float-quantized and nvfp4-pack-quantized are)";
 }
 
-bool target_matches(const std::string& module, const std::string& target, const std::regex* re) {
-  if (target == "Linear") return true;  // every module asked about is a Linear
-  if (re != nullptr) return std::regex_search(module, *re, std::regex_constants::match_continuous);
-  return target == module;
+// "re:" targets come from an untrusted config.json: a BoundedRegex (bounded
+// length, nesting and backtracking) rather than std::regex, which recurses per
+// parenthesis and backtracks without limit.
+Expected<std::optional<BoundedRegex>> compile_target(const std::string& target, const std::string& where) {
+  if (target.rfind("re:", 0) != 0) return std::optional<BoundedRegex>();
+  const std::string what = target.size() <= 64 ? fmt::format("{}: target '{}'", where, target) : where + ": target";
+  LB_ASSIGN_OR_RETURN(BoundedRegex re, BoundedRegex::compile(target.substr(3), what));
+  return std::optional<BoundedRegex>(std::move(re));
 }
 
-// Compiles "re:" targets; null for plain names.
-Expected<std::unique_ptr<std::regex>> compile_target(const std::string& target, const std::string& where) {
-  if (target.rfind("re:", 0) != 0) return std::unique_ptr<std::regex>();
-  try {
-    return std::make_unique<std::regex>(target.substr(3), std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return make_error("{}: target '{}' is not a valid regular expression: {}", where, target, e.what());
-  }
+// Whether `module` is named by `target` ("Linear", a name, or "re:" matched from
+// the start of the name, as Python's re.match).
+Expected<bool> target_matches(const std::string& module, const std::string& target, const std::string& where) {
+  if (target == "Linear") return true;  // every module asked about is a Linear
+  LB_ASSIGN_OR_RETURN(std::optional<BoundedRegex> re, compile_target(target, where));
+  if (re) return re->search(module, /*anchored=*/true);
+  return target == module;
 }
 
 Expected<bool> matches_any(const std::string& module, const std::vector<std::string>& targets,
                            const std::string& where) {
   for (const std::string& t : targets) {
-    LB_ASSIGN_OR_RETURN(std::unique_ptr<std::regex> re, compile_target(t, where));
-    if (target_matches(module, t, re.get())) return true;
+    LB_ASSIGN_OR_RETURN(const bool found, target_matches(module, t, where));
+    if (found) return true;
   }
   return false;
 }
@@ -361,7 +366,7 @@ Expected<CtConfig> parse_ct_config(const json& qc, const std::string& where) {
     auto targets = g.find("targets");
     if (targets == g.end() || !targets->is_array()) return make_error("{}: \"targets\" missing or not a list", gw);
     for (const auto& t : *targets) {
-      if (!t.is_string()) return make_error("{}: target {} is not a string", gw, t.dump());
+      if (!t.is_string()) return make_error("{}: target {} is not a string", gw, describe_json(t));
       s.targets.push_back(t.get<std::string>());
       LB_RETURN_IF_ERROR(compile_target(s.targets.back(), gw).status());
     }
@@ -383,7 +388,7 @@ Expected<CtConfig> parse_ct_config(const json& qc, const std::string& where) {
   if (auto ig = qc.find("ignore"); ig != qc.end() && !ig->is_null()) {
     if (!ig->is_array()) return make_error("{}: \"ignore\" is not a list", where);
     for (const auto& t : *ig) {
-      if (!t.is_string()) return make_error("{}: ignore entry {} is not a string", where, t.dump());
+      if (!t.is_string()) return make_error("{}: ignore entry {} is not a string", where, describe_json(t));
       c.ignore.push_back(t.get<std::string>());
       LB_RETURN_IF_ERROR(compile_target(c.ignore.back(), where + ": ignore").status());
     }

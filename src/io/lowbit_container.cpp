@@ -3,6 +3,8 @@
 #include <cstring>
 #include <vector>
 
+#include "io/untrusted_json.h"
+
 namespace lowbit {
 namespace {
 
@@ -102,12 +104,9 @@ Expected<ContainerReader> ContainerReader::open(const std::string& path) {
     return make_error("{}: header says container version {}, footer {}", path, header_version, version);
   }
   ContainerReader reader(std::move(file), std::move(header));
-  try {
-    reader.index_ = nlohmann::json::parse(reinterpret_cast<const char*>(reader.file_.data() + index_offset),
-                                          reinterpret_cast<const char*>(reader.file_.data() + body));
-  } catch (const nlohmann::json::exception& e) {
-    return make_error("{}: index is not valid JSON: {}", path, e.what());
-  }
+  const char* index_text = reinterpret_cast<const char*>(reader.file_.data() + index_offset);
+  LB_ASSIGN_OR_RETURN(reader.index_,
+                      parse_untrusted_json(std::string_view(index_text, index_bytes), path + ": index"));
   if (!reader.index_.is_object()) return make_error("{}: index is not a JSON object", path);
   reader.data_begin_ = data_begin;
   reader.data_end_ = index_offset;

@@ -6,9 +6,11 @@
 #include <cstring>
 #include <limits>
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "core/half.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 
@@ -81,18 +83,19 @@ Expected<SafetensorsTensor> parse_entry(const std::string& source, const std::st
   for (const auto& d : *shape_it) {
     uint64_t dim = 0;
     if (!as_u64(d, &dim) || dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return make_error("{}: tensor '{}': shape entry {} is not a non-negative integer", source, name, d.dump());
+      return make_error("{}: tensor '{}': shape entry {} is not a non-negative integer", source, name,
+                        describe_json(d));
     }
     if (dim != 0 && n_elements > std::numeric_limits<uint64_t>::max() / info->bytes / dim) {
-      return make_error("{}: tensor '{}': shape {} overflows", source, name, shape_it->dump());
+      return make_error("{}: tensor '{}': shape with {} dimensions overflows", source, name, shape_it->size());
     }
     n_elements *= dim;
     t.shape.push_back(static_cast<int64_t>(dim));
   }
   uint64_t begin = 0, end = 0;
   if (!as_u64((*offsets_it)[0], &begin) || !as_u64((*offsets_it)[1], &end)) {
-    return make_error("{}: tensor '{}': data_offsets {} are not non-negative integers", source, name,
-                      offsets_it->dump());
+    return make_error("{}: tensor '{}': data_offsets [{}, {}] are not non-negative integers", source, name,
+                      describe_json((*offsets_it)[0]), describe_json((*offsets_it)[1]));
   }
   if (end < begin) {
     return make_error("{}: tensor '{}': data_offsets [{}, {}] end before begin", source, name, begin, end);
@@ -104,7 +107,7 @@ Expected<SafetensorsTensor> parse_entry(const std::string& source, const std::st
   const uint64_t expected = n_elements * info->bytes;
   if (end - begin != expected) {
     return make_error("{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but {} {} needs {}", source, name,
-                      begin, end, end - begin, info->name, shape_it->dump(), expected);
+                      begin, end, end - begin, info->name, fmt::format("[{}]", fmt::join(t.shape, ", ")), expected);
   }
   t.data = buffer + begin;
   t.n_bytes = expected;
@@ -148,8 +151,9 @@ Expected<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   if (header_len == 0 || header_begin[0] != '{') {
     return make_error("{}: header does not start with '{{' (not a safetensors file?)", path);
   }
-  const nlohmann::json header = nlohmann::json::parse(header_begin, header_begin + header_len, nullptr, false);
-  if (header.is_discarded() || !header.is_object()) {
+  LB_ASSIGN_OR_RETURN(const nlohmann::json header,
+                      parse_untrusted_json(std::string_view(header_begin, header_len), path + ": header"));
+  if (!header.is_object()) {
     return make_error("{}: header ({} bytes) is not a valid JSON object", path, header_len);
   }
   const uint8_t* buffer = base + kHeaderPrefixBytes + header_len;

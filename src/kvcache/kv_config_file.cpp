@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/mapped_file.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 
@@ -66,12 +67,7 @@ Status save_kv_config(const std::string& path, const KvSpec& spec, const nlohman
 
 Expected<KvSpec> load_kv_config(const std::string& path) {
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    return make_error("{}: not valid JSON: {}", path, e.what());
-  }
+  LB_ASSIGN_OR_RETURN(const nlohmann::json j, parse_untrusted_json(text, path));
   return kv_config_from_json(j, path);
 }
 

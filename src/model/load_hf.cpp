@@ -17,6 +17,7 @@
 
 #include "io/compressed_tensors.h"
 #include "io/safetensors.h"
+#include "io/untrusted_json.h"
 #include "model/model_source.h"
 
 namespace lowbit {
@@ -54,7 +55,7 @@ class ConfigReader {
   Expected<int64_t> get_int(const char* key) const {
     const json* v = find(key);
     if (v == nullptr) return make_error("{}: missing \"{}\"", path_, key);
-    if (!v->is_number_integer()) return make_error("{}: \"{}\" is {}, expected an integer", path_, key, v->dump());
+    if (!v->is_number_integer()) return make_error("{}: \"{}\" is {}, expected an integer", path_, key, describe_json(*v));
     return v->get<int64_t>();
   }
   Expected<int64_t> get_int_or(const char* key, int64_t fallback) const {
@@ -63,13 +64,13 @@ class ConfigReader {
   Expected<double> get_float_or(const char* key, double fallback) const {
     const json* v = find(key);
     if (v == nullptr) return fallback;
-    if (!v->is_number()) return make_error("{}: \"{}\" is {}, expected a number", path_, key, v->dump());
+    if (!v->is_number()) return make_error("{}: \"{}\" is {}, expected a number", path_, key, describe_json(*v));
     return v->get<double>();
   }
   Expected<bool> get_bool_or(const char* key, bool fallback) const {
     const json* v = find(key);
     if (v == nullptr) return fallback;
-    if (!v->is_boolean()) return make_error("{}: \"{}\" is {}, expected true or false", path_, key, v->dump());
+    if (!v->is_boolean()) return make_error("{}: \"{}\" is {}, expected true or false", path_, key, describe_json(*v));
     return v->get<bool>();
   }
   const std::string& path() const { return path_; }
@@ -101,7 +102,7 @@ Expected<const HfArchitecture*> find_architecture(const ConfigReader& cfg) {
 Status parse_rope_scaling(const ConfigReader& cfg, RopeScaling* out) {
   const json* rs = cfg.find("rope_scaling");
   if (rs == nullptr) return Status::ok_status();
-  if (!rs->is_object()) return make_error("{}: \"rope_scaling\" is {}, expected an object", cfg.path(), rs->dump());
+  if (!rs->is_object()) return make_error("{}: \"rope_scaling\" is {}, expected an object", cfg.path(), describe_json(*rs));
   const ConfigReader r(*rs, cfg.path() + " rope_scaling");
   std::string type;
   if (const json* t = r.find("rope_type"); t != nullptr && t->is_string()) {
@@ -124,8 +125,8 @@ Status parse_rope_scaling(const ConfigReader& cfg, RopeScaling* out) {
 
 Expected<json> read_config_json(const std::string& path) {
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  json root = json::parse(text, nullptr, false);
-  if (root.is_discarded() || !root.is_object()) return make_error("{}: not a valid JSON object", path);
+  LB_ASSIGN_OR_RETURN(json root, parse_untrusted_json(text, path));
+  if (!root.is_object()) return make_error("{}: not a JSON object", path);
   return root;
 }
 
@@ -143,7 +144,7 @@ Expected<ModelConfig> parse_config(const json& root, const std::string& path) {
   LB_ASSIGN_OR_RETURN(const HfArchitecture* arch, find_architecture(cfg));
 
   if (const json* act = cfg.find("hidden_act"); act != nullptr && *act != "silu") {
-    return make_error("{}: hidden_act {} is not supported (SwiGLU with silu only)", path, act->dump());
+    return make_error("{}: hidden_act {} is not supported (SwiGLU with silu only)", path, describe_json(*act));
   }
   for (const char* key : {"attention_bias", "mlp_bias"}) {
     LB_ASSIGN_OR_RETURN(bool set, cfg.get_bool_or(key, false));
@@ -216,8 +217,8 @@ class TensorSet {
                         folder.string());
     }
     LB_ASSIGN_OR_RETURN(std::string text, read_text_file(index.string()));
-    const json root = json::parse(text, nullptr, false);
-    if (root.is_discarded() || !root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object()) {
+    LB_ASSIGN_OR_RETURN(const json root, parse_untrusted_json(text, index.string()));
+    if (!root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object()) {
       return make_error("{}: not a JSON object with a \"weight_map\" object", index.string());
     }
     std::map<std::string, size_t> file_ids;

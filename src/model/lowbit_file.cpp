@@ -4,6 +4,9 @@
 #include <cstring>
 #include <utility>
 
+#include <fmt/ranges.h>
+
+#include "io/untrusted_json.h"
 #include "quant/weight_format.h"
 
 namespace lowbit {
@@ -60,11 +63,79 @@ Expected<std::string> get_string(const json& j, const char* key, const std::stri
 
 Expected<json> parse_header_json(const GgufFile& gguf, const std::string& key) {
   LB_ASSIGN_OR_RETURN(std::string text, gguf.get_string(key));
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    return make_error("{}: metadata '{}' is not valid JSON: {}", gguf.path(), key, e.what());
+  return parse_untrusted_json(text, fmt::format("{}: metadata '{}'", gguf.path(), key));
+}
+
+// The index schema, checked once on open so that every later access
+// (read, summary, record_field users) may rely on the types. `where` names
+// the file and tensor; `key` is the field.
+Status expect_type(const json& r, const char* key, bool ok, const char* expected, const std::string& where) {
+  if (ok) return Status::ok_status();
+  return make_error("{}: '{}' is {}, expected {}", where, key, describe_json(r[key]), expected);
+}
+
+Status check_int_field(const json& r, const char* key, const std::string& where) {
+  if (!r.contains(key)) return make_error("{}: missing integer '{}'", where, key);
+  return expect_type(r, key, r[key].is_number_integer(), "an integer", where);
+}
+
+Status check_blob_field(const json& r, const char* key, const ContainerReader& container, const std::string& where) {
+  if (!r.contains(key)) return make_error("{}: missing blob '{}'", where, key);
+  const json& ref = r[key];
+  LB_RETURN_IF_ERROR(expect_type(r, key, ref.is_object(), "a blob {\"offset\": u64, \"bytes\": u64}", where));
+  for (const char* field : {"offset", "bytes"}) {
+    if (!ref.contains(field) || !ref[field].is_number_unsigned()) {
+      return make_error("{}: {} '{}' is {}, expected a non-negative integer", where, key, field,
+                        ref.contains(field) ? describe_json(ref[field]) : std::string("missing"));
+    }
   }
+  const auto bytes = container.blob(ref, key);
+  if (!bytes.ok()) return make_error("{}: {}", where, bytes.status().message());
+  return Status::ok_status();
+}
+
+// A stored matrix: rows, cols, tensor_scale and the three blobs.
+Status check_part(const json& part, const ContainerReader& container, const std::string& where) {
+  if (!part.is_object()) return make_error("{}: is {}, expected an object", where, describe_json(part));
+  LB_RETURN_IF_ERROR(check_int_field(part, "rows", where));
+  LB_RETURN_IF_ERROR(check_int_field(part, "cols", where));
+  if (!part.contains("tensor_scale")) return make_error("{}: missing number 'tensor_scale'", where);
+  LB_RETURN_IF_ERROR(expect_type(part, "tensor_scale", part["tensor_scale"].is_number(), "a number", where));
+  for (const char* key : {"codes", "scales", "mins"}) LB_RETURN_IF_ERROR(check_blob_field(part, key, container, where));
+  return Status::ok_status();
+}
+
+Status check_record(const json& r, const ContainerReader& container, const std::string& where) {
+  if (!r.contains("shape")) return make_error("{}: missing 'shape'", where);
+  const json& shape = r["shape"];
+  LB_RETURN_IF_ERROR(expect_type(r, "shape", shape.is_array(), "an array of dimensions", where));
+  for (const json& d : shape) {
+    if (!d.is_number_integer() || d.get<int64_t>() < 0) {
+      return make_error("{}: 'shape' holds {}, expected non-negative integers", where, describe_json(d));
+    }
+  }
+  if (!r.contains("format")) return make_error("{}: missing string 'format'", where);
+  LB_RETURN_IF_ERROR(expect_type(r, "format", r["format"].is_string(), "a format name", where));
+  if (r.contains("method")) LB_RETURN_IF_ERROR(expect_type(r, "method", r["method"].is_string(), "a string", where));
+  LB_RETURN_IF_ERROR(check_part(r, container, where));
+  if (r.contains("outliers")) {
+    const json& o = r["outliers"];
+    LB_RETURN_IF_ERROR(expect_type(r, "outliers", o.is_object(), "an object", where));
+    LB_RETURN_IF_ERROR(check_int_field(o, "count", where + " outliers"));
+    LB_RETURN_IF_ERROR(check_blob_field(o, "data", container, where + " outliers"));
+  }
+  if (r.contains("lowrank")) {
+    const json& l = r["lowrank"];
+    LB_RETURN_IF_ERROR(expect_type(r, "lowrank", l.is_object(), "an object", where));
+    LB_RETURN_IF_ERROR(check_int_field(l, "rank", where + " lowrank"));
+    if (!l.contains("format")) return make_error("{} lowrank: missing string 'format'", where);
+    LB_RETURN_IF_ERROR(expect_type(l, "format", l["format"].is_string(), "a format name", where + " lowrank"));
+    for (const char* key : {"u", "v"}) {
+      if (!l.contains(key)) return make_error("{} lowrank: missing '{}'", where, key);
+      LB_RETURN_IF_ERROR(check_part(l[key], container, fmt::format("{} lowrank {}", where, key)));
+    }
+  }
+  return Status::ok_status();
 }
 
 // rows x cols of a record shape: a vector [n] is one row.
@@ -272,6 +343,7 @@ Expected<LowbitModelFile> LowbitModelFile::open(const std::string& path) {
       return make_error("{}: index record without a name", path);
     }
     const std::string name = record["name"].get<std::string>();
+    LB_RETURN_IF_ERROR(check_record(record, *file.container_, fmt::format("{}: index: tensor '{}'", path, name)));
     if (!file.records_.emplace(name, &record).second) return make_error("{}: tensor '{}' appears twice", path, name);
   }
   return file;
@@ -319,8 +391,8 @@ Expected<QuantizedWeight> LowbitModelFile::read(const std::string& name, const s
   const json& r = *it->second;
   const std::string what = "tensor '" + name + "'";
   if (!r.contains("shape") || !r["shape"].is_array() || r["shape"] != json(shape)) {
-    return make_error("{}: {} has shape {}, expected {}", path(), what, r.value("shape", json()).dump(),
-                      json(shape).dump());
+    return make_error("{}: {} has shape [{}], expected [{}]", path(), what,
+                      fmt::join(r["shape"].get<std::vector<int64_t>>(), ", "), fmt::join(shape, ", "));
   }
   int64_t rows = 0, cols = 0;
   matrix_dims(shape, rows, cols);
@@ -332,7 +404,7 @@ Expected<QuantizedWeight> LowbitModelFile::read(const std::string& name, const s
     const auto [key, definition] = format_definition(*format);
     if (!r.contains(key) || r[key] != definition) {
       return make_error("{}: {}: format '{}' as stored ({}) differs from this build's ({})", path(), what, q.format,
-                        r.value(key, json()).dump(), definition.dump());
+                        r.contains(key) ? r[key].dump() : "none", definition.dump());
     }
   }
   LB_ASSIGN_OR_RETURN(q.tensor, read_part(r, q.format, rows, cols, what));
@@ -417,27 +489,25 @@ FileSummary LowbitModelFile::summary() const {
   for (const json& r : container_->index()["tensors"]) {
     StoredTensor t;
     t.name = r["name"].get<std::string>();
-    t.dtype = r.value("format", "?");
-    if (r.contains("lowrank")) t.dtype += fmt::format("+lorc{}", r["lowrank"].value("rank", 0));
+    t.dtype = r["format"].get<std::string>();
+    // Types were checked by check_record() on open.
+    if (r.contains("lowrank")) t.dtype += fmt::format("+lorc{}", r["lowrank"]["rank"].get<int64_t>());
     if (r.contains("outliers")) t.dtype += "+outliers";
-    if (r.contains("shape") && r["shape"].is_array()) t.shape = r["shape"].get<std::vector<int64_t>>();
+    t.shape = r["shape"].get<std::vector<int64_t>>();
     // Every blob the record references, and the FP32 tensor scale of two-level formats.
     auto add_part = [&t](const json& part, const std::string& format) {
-      if (!part.is_object()) return;
       for (const char* key : {"codes", "scales", "mins"}) {
-        if (part.contains(key) && part[key].is_object()) t.n_bytes += part[key].value("bytes", uint64_t{0});
+        t.n_bytes += part[key]["bytes"].get<uint64_t>();
       }
       auto f = WeightFormat::find(format);
       if (f.ok() && f->block_format() != nullptr && f->block_format()->layout.tensor_scale) t.n_bytes += 4;
     };
-    add_part(r, r.value("format", ""));
-    if (r.contains("outliers") && r["outliers"].contains("data")) {
-      t.n_bytes += r["outliers"]["data"].value("bytes", uint64_t{0});
-    }
+    add_part(r, r["format"].get<std::string>());
+    if (r.contains("outliers")) t.n_bytes += r["outliers"]["data"]["bytes"].get<uint64_t>();
     if (r.contains("lowrank")) {
       const json& l = r["lowrank"];
-      add_part(l.value("u", json()), l.value("format", ""));
-      add_part(l.value("v", json()), l.value("format", ""));
+      add_part(l["u"], l["format"].get<std::string>());
+      add_part(l["v"], l["format"].get<std::string>());
     }
     s.tensors.push_back(std::move(t));
   }

@@ -19,6 +19,7 @@
 #include "io/compressed_tensors.h"
 #include "io/gguf.h"
 #include "io/safetensors_writer.h"
+#include "io/untrusted_json.h"
 #include "model/lowbit_file.h"
 #include "pipeline/ct_linear.h"
 #include "pipeline/export_source.h"
@@ -249,8 +250,8 @@ Expected<ojson> make_config(const ModelConfig& c, const SourceFacts& facts, Dt d
   if (!facts.origin_dir.empty()) {
     const std::string path = (fs::path(facts.origin_dir) / "config.json").string();
     LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-    j = ojson::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return make_error("{}: not a valid JSON object", path);
+    LB_ASSIGN_OR_RETURN(j, parse_untrusted_ordered_json(text, path));
+    if (!j.is_object()) return make_error("{}: not a JSON object", path);
     j.erase("quantization_config");
   }
   const bool keep_eps = j.contains("rms_norm_eps") && j["rms_norm_eps"].is_number() &&

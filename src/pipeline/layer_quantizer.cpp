@@ -38,7 +38,8 @@ class LayerQuantizer {
       for (const std::string& suffix : phase) {
         const std::string name = linear_name(index_, suffix);
         const Matrix& m = linear_matrix(w_, suffix);
-        LB_ASSIGN_OR_RETURN(rules_[suffix], resolve_rule(ctx_.recipe->rule_for(name), name, m.rows, m.cols));
+        LB_ASSIGN_OR_RETURN(const QuantRule* matched, ctx_.recipe->rule_for(name));
+        LB_ASSIGN_OR_RETURN(rules_[suffix], resolve_rule(*matched, name, m.rows, m.cols));
       }
     }
     if (ctx_.calibration) {

@@ -54,8 +54,8 @@ Expected<ModuleReport> quantize_table(const Recipe& recipe, const std::string& n
                                       int64_t rows, int64_t cols, LowbitFileWriter& writer,
                                       const std::vector<double>* hessian = nullptr) {
   const auto start = std::chrono::steady_clock::now();
-  const QuantRule& rule = recipe.rule_for(name);
-  LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, data.data(), rows, cols, hessian));
+  LB_ASSIGN_OR_RETURN(const QuantRule* rule, recipe.rule_for(name));
+  LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(*rule, name, data.data(), rows, cols, hessian));
   LB_RETURN_IF_ERROR(writer.add(name, {rows, cols}, r.weight, quant_method_name(r.method)));
   ModuleReport m;
   m.name = name;
@@ -188,7 +188,8 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   LB_ASSIGN_OR_RETURN(std::unique_ptr<ModelSource> source, open_model_source(o.model_path, o.load));
   const ModelConfig& config = source->config();
   const bool calibrate = !o.calib_path.empty();
-  if (!calibrate && recipe.needs_calibration(config)) {
+  LB_ASSIGN_OR_RETURN(const bool needs_calibration, recipe.needs_calibration(config));
+  if (!calibrate && needs_calibration) {
     return make_error("recipe {} needs calibration data (gptq, awq or rtn with importance): pass --calib FILE",
                       recipe.name);
   }
@@ -295,7 +296,8 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   }
   LB_RETURN_IF_ERROR(writer.add_fp32("output_norm", {config.dim}, output_norm.data()));
   std::vector<double> head_h;  // [dim, dim], only for a head weighted by importance
-  if (calibrate && recipe.stores_lm_head(config) && recipe.rule_for("lm_head").options.importance) {
+  LB_ASSIGN_OR_RETURN(const QuantRule* head_rule, recipe.rule_for("lm_head"));
+  if (calibrate && recipe.stores_lm_head(config) && head_rule->options.importance) {
     LB_ASSIGN_OR_RETURN(head_h, head_input_hessian(hidden, config, output_norm, o.hessian));
   }
   hidden = std::vector<float>();

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "core/mapped_file.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 namespace {
@@ -60,7 +61,7 @@ class OptionReader {
     if (!options_.contains(key)) return Status::ok_status();
     const json& v = options_[key];
     if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
-      return make_error("{}: option '{}' must be an integer in [{}, {}], got {}", where_, key, lo, hi, v.dump());
+      return make_error("{}: option '{}' must be an integer in [{}, {}], got {}", where_, key, lo, hi, describe_json(v));
     }
     field = v.get<int>();
     return Status::ok_status();
@@ -72,7 +73,7 @@ class OptionReader {
     const double d = v.is_number() ? v.get<double>() : std::nan("");
     if (!v.is_number() || !std::isfinite(d) || d > hi || d < lo || (open_lo && d == lo)) {
       return make_error("{}: option '{}' must be a number in {}{}, {}], got {}", where_, key, open_lo ? "(" : "[", lo,
-                        hi, v.dump());
+                        hi, describe_json(v));
     }
     field = static_cast<float>(d);
     return Status::ok_status();
@@ -188,11 +189,10 @@ Expected<QuantRule> read_rule(const json& j, int index, const std::string& sourc
   if (index >= 0) {
     if (!j.contains("match") || !j["match"].is_string()) return make_error("{}: needs a \"match\" regex string", where);
     r.match = j["match"].get<std::string>();
-    try {
-      r.regex = std::make_shared<const std::regex>(r.match, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return make_error("{}: bad regex \"{}\": {}", where, r.match, e.what());
-    }
+    // The pattern itself is quoted only when short: a fuzzed one may be 60 KB.
+    const std::string what =
+        r.match.size() <= 64 ? fmt::format("{}: match \"{}\"", where, r.match) : where + ": match";
+    LB_ASSIGN_OR_RETURN(r.regex, BoundedRegex::compile(r.match, what));
   } else if (j.contains("match")) {
     return make_error("{}: the default rule has no \"match\"", where);
   }
@@ -239,22 +239,26 @@ std::string QuantRule::label() const {
   return implicit ? "the implicit fp16 rule" : "default";
 }
 
-const QuantRule& Recipe::rule_for(const std::string& name) const {
+Expected<const QuantRule*> Recipe::rule_for(const std::string& name) const {
   for (const QuantRule& r : rules) {
-    if (std::regex_search(name, *r.regex)) return r;
+    LB_ASSIGN_OR_RETURN(const bool found, r.regex->search(name));
+    if (found) return &r;
   }
-  return is_table_name(name) ? kUnmatchedTableRule : default_rule;
+  return is_table_name(name) ? &kUnmatchedTableRule : &default_rule;
 }
 
-bool Recipe::needs_calibration(const ModelConfig& config) const {
+Expected<bool> Recipe::needs_calibration(const ModelConfig& config) const {
   if (smooth || osp) return true;  // both read channel statistics
-  if (stores_lm_head(config) && rule_for("lm_head").options.importance) return true;
+  if (stores_lm_head(config)) {
+    LB_ASSIGN_OR_RETURN(const QuantRule* head, rule_for("lm_head"));
+    if (head->options.importance) return true;
+  }
   // Every layer has the same seven names up to the index, but a rule may name one layer.
   for (int i = 0; i < config.n_layers; ++i) {
     for (const char* suffix : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
-      const QuantRule& r = rule_for(fmt::format("layers.{}.{}", i, suffix));
-      if (method_needs_calibration(r.method) || r.options.importance) return true;
-      if (r.act && r.act->is_static()) return true;
+      LB_ASSIGN_OR_RETURN(const QuantRule* r, rule_for(fmt::format("layers.{}.{}", i, suffix)));
+      if (method_needs_calibration(r->method) || r->options.importance) return true;
+      if (r->act && r->act->is_static()) return true;
     }
   }
   return false;
@@ -311,7 +315,8 @@ Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
   // token_embedding is quantized without calibration data; lm_head may weight RTN by
   // the importance of its input channels, the final hidden states.
   for (const char* table : {"lm_head", "token_embedding"}) {
-    const QuantRule& r = recipe.rule_for(table);
+    LB_ASSIGN_OR_RETURN(const QuantRule* matched, recipe.rule_for(table));
+    const QuantRule& r = *matched;
     const bool head = std::string(table) == "lm_head";
     if (method_needs_calibration(r.method) || (r.options.importance && !head)) {
       return make_error(
@@ -333,12 +338,7 @@ Expected<Recipe> load_recipe(const std::string& name_or_path) {
     return make_error("--recipe {}: neither a built-in recipe (see --list-recipes) nor a readable file ({})",
                       name_or_path, text.status().message());
   }
-  json doc;
-  try {
-    doc = json::parse(text.value());
-  } catch (const json::parse_error& e) {
-    return make_error("recipe {}: invalid JSON: {}", name_or_path, e.what());
-  }
+  LB_ASSIGN_OR_RETURN(const json doc, parse_untrusted_json(text.value(), "recipe " + name_or_path));
   return parse_recipe(doc, name_or_path);
 }
 
@@ -407,7 +407,8 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
   double linear_bits = 0.0;
   double linear_params = 0.0;
   auto add = [&](const std::string& name, int64_t rows, int64_t cols, bool linear, double& bits) -> Status {
-    LB_ASSIGN_OR_RETURN(QuantRule rule, resolve_rule(recipe.rule_for(name), name, rows, cols));
+    LB_ASSIGN_OR_RETURN(const QuantRule* matched, recipe.rule_for(name));
+    LB_ASSIGN_OR_RETURN(QuantRule rule, resolve_rule(*matched, name, rows, cols));
     LB_ASSIGN_OR_RETURN(double bpw, rule_bits_per_weight(rule, rows, cols));
     bits += bpw * static_cast<double>(rows * cols);
     if (linear) {
@@ -430,8 +431,8 @@ Expected<RecipeSize> recipe_size(const Recipe& recipe, const ModelConfig& c) {
     for (const auto& s : shapes) {
       LB_RETURN_IF_ERROR(add(p + s.suffix, s.rows, s.cols, true, model_bits));
       params += static_cast<double>(s.rows * s.cols);
-      const QuantRule& rule = recipe.rule_for(p + s.suffix);
-      act_bits += (rule.act ? act_bits_per_element(*rule.act, s.cols) : 32.0) * static_cast<double>(s.cols);
+      LB_ASSIGN_OR_RETURN(const QuantRule* rule, recipe.rule_for(p + s.suffix));
+      act_bits += (rule->act ? act_bits_per_element(*rule->act, s.cols) : 32.0) * static_cast<double>(s.cols);
       act_inputs += static_cast<double>(s.cols);
     }
     model_bits += 32.0 * 2 * c.dim;  // the two RMSNorm weights

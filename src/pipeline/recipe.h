@@ -7,12 +7,17 @@
 //    "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": false},
 //    "smooth": {"alpha": 0.5, ...}, "osp": {"grid": 20, ...}}
 // Tensor names are the model's linear names ("layers.{i}.q_proj" ... "down_proj",
-// "lm_head") and "token_embedding". A rule matches a name when its regex (ECMAScript,
-// std::regex_search, so anchor with ^...$ for a whole-name match) finds it; the
+// "lm_head") and "token_embedding". A rule matches a name when its regex (PCRE2
+// syntax, searched, so anchor with ^...$ for a whole-name match) finds it; the
 // first matching rule wins. Names no rule matches: decoder linears take
 // "default"; lm_head and token_embedding keep FP16 (kUnmatchedTableRule), as
 // most PTQ papers keep the embedding and the output head unquantized. A tied
 // lm_head is the token embedding and follows it.
+//
+// Recipes are user files, so the regex is a core/bounded_regex.h BoundedRegex
+// (PCRE2 with length, nesting, match and depth limits) rather than std::regex,
+// which recurses per parenthesis (30,000 nested ones overflow the stack) and
+// backtracks without bound: a pattern over a limit is an error naming the rule.
 //
 // "act" (optional, rules and default) fake-quantizes the linear's input
 // activations (quant/act_quant.h); a per-tensor static spec ("granularity":
@@ -40,10 +45,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
+#include "core/bounded_regex.h"
 #include "core/status.h"
 #include "formats/block_format.h"
 #include "model/config.h"
@@ -78,7 +83,7 @@ struct RuleOptions {
 struct QuantRule {
   int index = -1;     // position in "rules"; -1 for "default" and the implicit rules
   std::string match;  // the regex text ("" for default)
-  std::shared_ptr<const std::regex> regex;
+  std::optional<BoundedRegex> regex;  // set for rules with a "match"
   QuantMethod method = QuantMethod::kNone;
   std::string format = "fp32";  // "fp32" or a weight format name (quant/weight_format.h)
   RuleOptions options;
@@ -109,10 +114,11 @@ struct Recipe {
   QuantRule default_rule;
   nlohmann::json json;  // the document as parsed (stored in the quantized file)
 
-  // The rule that applies to a tensor name (see the file comment).
-  const QuantRule& rule_for(const std::string& name) const;
+  // The rule that applies to a tensor name (see the file comment); an error
+  // when a rule's regex exceeds a BoundedRegex limit on the name.
+  Expected<const QuantRule*> rule_for(const std::string& name) const;
   // Whether any tensor of a model with this config needs calibration data.
-  bool needs_calibration(const ModelConfig& config) const;
+  Expected<bool> needs_calibration(const ModelConfig& config) const;
   // Whether the quantized model stores lm_head: untied, or untied by the rotation.
   bool stores_lm_head(const ModelConfig& config) const;
 };

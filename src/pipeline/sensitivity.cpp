@@ -14,6 +14,7 @@
 #include "core/mapped_file.h"
 #include "core/progress.h"
 #include "eval/bench.h"
+#include "io/untrusted_json.h"
 #include "pipeline/activation_stats.h"
 #include "pipeline/kld_probe.h"
 #include "pipeline/layer_runner.h"
@@ -496,12 +497,7 @@ Expected<SensitivityTable> sensitivity_table(const std::string& path, const Size
                                              const PipelineOptions& options, const SensitivityOptions& so) {
   if (path.empty()) return measure_sensitivity(menu, options, so);
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    return make_error("--sensitivity-in {}: invalid JSON: {}", path, e.what());
-  }
+  LB_ASSIGN_OR_RETURN(const json j, parse_untrusted_json(text, "--sensitivity-in " + path));
   LB_ASSIGN_OR_RETURN(SensitivityTable t, sensitivity_table_from_json(j, menu, "--sensitivity-in " + path));
   if (t.model != options.model_path) {
     return make_error("--sensitivity-in {}: measured on {}, not {}", path, t.model, options.model_path);

@@ -4,6 +4,7 @@
 
 #include "core/mapped_file.h"
 #include "formats/block_format.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 namespace {
@@ -181,12 +182,7 @@ Expected<SizeMenu> load_size_menu(const std::string& name_or_path) {
     return make_error("--menu {}: neither a built-in menu (gguf, lowbit, all) nor a readable file ({})",
                       name_or_path, text.status().message());
   }
-  json doc;
-  try {
-    doc = json::parse(text.value());
-  } catch (const json::exception& e) {
-    return make_error("menu {}: invalid JSON: {}", name_or_path, e.what());
-  }
+  LB_ASSIGN_OR_RETURN(const json doc, parse_untrusted_json(text.value(), "menu " + name_or_path));
   return parse_size_menu(doc, name_or_path);
 }
 

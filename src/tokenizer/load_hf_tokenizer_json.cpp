@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "io/untrusted_json.h"
 #include "tokenizer/byte_bpe_tokenizer.h"
 #include "tokenizer/spm_tokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -45,25 +46,36 @@ std::string escape_regex(std::string_view literal) {
   return out;
 }
 
+// Sequences nested deeper than this are refused; real files nest one level.
+constexpr int kMaxSequenceDepth = 8;
+
 // Flattens {"type": "Sequence", key: [...]} into its steps.
-void flatten(const json& node, const char* key, std::vector<json>& out) {
-  if (node.is_null()) return;
-  if (node.value("type", "") == "Sequence" && node.contains(key)) {
-    for (const json& child : node.at(key)) flatten(child, key, out);
+Status flatten(const json& node, const char* section, const char* key, int depth, std::vector<json>& out) {
+  if (node.is_null()) return Status::ok_status();
+  if (node.is_object() && node.value("type", "") == "Sequence" && node.contains(key)) {
+    if (depth >= kMaxSequenceDepth) {
+      return make_error("{}: Sequence nested deeper than {} levels", section, kMaxSequenceDepth);
+    }
+    const json& children = node.at(key);
+    if (!children.is_array()) return make_error("{}: Sequence '{}' is {}, expected an array", section, key,
+                                                describe_json(children));
+    for (const json& child : children) LB_RETURN_IF_ERROR(flatten(child, section, key, depth + 1, out));
   } else {
     out.push_back(node);
   }
+  return Status::ok_status();
 }
 
 // The steps of root[section] (absent or null: none), Sequences flattened.
-std::vector<json> section_steps(const json& root, const char* section, const char* sequence_key) {
+Expected<std::vector<json>> section_steps(const json& root, const char* section, const char* sequence_key) {
   std::vector<json> steps;
-  if (root.contains(section)) flatten(root.at(section), sequence_key, steps);
+  if (root.contains(section)) LB_RETURN_IF_ERROR(flatten(root.at(section), section, sequence_key, 0, steps));
   return steps;
 }
 
 Status read_pre_tokenizer(const json& root, Pipeline& p) {
-  for (const json& step : section_steps(root, "pre_tokenizer", "pretokenizers")) {
+  LB_ASSIGN_OR_RETURN(const std::vector<json> steps, section_steps(root, "pre_tokenizer", "pretokenizers"));
+  for (const json& step : steps) {
     const std::string type = step.value("type", "");
     if (type == "ByteLevel") {
       p.byte_level = true;
@@ -106,7 +118,8 @@ Status read_pre_tokenizer(const json& root, Pipeline& p) {
 }
 
 Status read_normalizer(const json& root, Pipeline& p) {
-  for (const json& step : section_steps(root, "normalizer", "normalizers")) {
+  LB_ASSIGN_OR_RETURN(const std::vector<json> steps, section_steps(root, "normalizer", "normalizers"));
+  for (const json& step : steps) {
     const std::string type = step.value("type", "");
     if (type == "Prepend" && step.value("prepend", "") == kSpaceMarker) {
       p.space_prefix = SpacePrefix::kEveryFragment;
@@ -117,7 +130,7 @@ Status read_normalizer(const json& root, Pipeline& p) {
       // Accepted as a no-op: text is taken to be NFC already (ordinary composed
       // UTF-8 is); decomposed input would encode differently from the reference.
     } else {
-      return make_error("normalizer '{}' is not supported", type.empty() ? step.dump() : type);
+      return make_error("normalizer '{}' is not supported", type.empty() ? describe_json(step) : type);
     }
   }
   return Status::ok_status();
@@ -133,15 +146,16 @@ std::string token_name(const json& config, const char* key) {
 }
 
 // The special token the post_processor puts before every single sequence, if any.
-std::string template_bos(const json& root) {
-  for (const json& step : section_steps(root, "post_processor", "processors")) {
+Expected<std::string> template_bos(const json& root) {
+  LB_ASSIGN_OR_RETURN(const std::vector<json> steps, section_steps(root, "post_processor", "processors"));
+  for (const json& step : steps) {
     if (step.value("type", "") != "TemplateProcessing" || !step.contains("single")) continue;
     const json& single = step.at("single");
     if (single.is_array() && !single.empty() && single[0].contains("SpecialToken")) {
       return single[0].at("SpecialToken").value("id", "");
     }
   }
-  return {};
+  return std::string();
 }
 
 int32_t first_present(const Vocab& vocab, std::initializer_list<const char*> names) {
@@ -153,7 +167,8 @@ int32_t first_present(const Vocab& vocab, std::initializer_list<const char*> nam
 
 Expected<SpecialIds> read_special_ids(const std::string& path, const json& root, const Vocab& vocab) {
   SpecialIds ids;
-  if (const std::string bos = template_bos(root); !bos.empty()) {
+  LB_ASSIGN_OR_RETURN(const std::string template_bos_name, template_bos(root));
+  if (const std::string& bos = template_bos_name; !bos.empty()) {
     ids.bos = vocab.find(bos);
     ids.add_bos = ids.bos >= 0;
   } else {
@@ -164,8 +179,8 @@ Expected<SpecialIds> read_special_ids(const std::string& path, const json& root,
   const std::string config_path = (std::filesystem::path(path).parent_path() / "tokenizer_config.json").string();
   if (!std::filesystem::exists(config_path)) return ids;
   LB_ASSIGN_OR_RETURN(const std::string text, read_text_file(config_path));
-  const json config = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded() || !config.is_object()) return make_error("{}: not a JSON object", config_path);
+  LB_ASSIGN_OR_RETURN(const json config, parse_untrusted_json(text, config_path));
+  if (!config.is_object()) return make_error("{}: not a JSON object", config_path);
   if (const std::string bos = token_name(config, "bos_token"); !bos.empty()) ids.bos = vocab.find(bos);
   if (const std::string eos = token_name(config, "eos_token"); !eos.empty()) ids.eos = vocab.find(eos);
   if (config.contains("add_bos_token") && config.at("add_bos_token").is_boolean()) {
@@ -195,35 +210,67 @@ Expected<std::vector<std::pair<std::string, std::string>>> read_merges(const jso
   return pairs;
 }
 
+// A token id: an integer in [0, 2^31); `what` names the entry in the message.
+Expected<int32_t> token_id(const json& v, const std::string& what) {
+  constexpr int64_t kLimit = int64_t{1} << 31;
+  if (v.is_number_unsigned() && v.get<uint64_t>() < static_cast<uint64_t>(kLimit)) {
+    return static_cast<int32_t>(v.get<uint64_t>());
+  }
+  if (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= 0 && v.get<int64_t>() < kLimit) {
+    return static_cast<int32_t>(v.get<int64_t>());
+  }
+  return make_error("{} has id {}, expected an integer in [0, 2^31)", what, describe_json(v));
+}
+
+// Ids index a dense table, so every id must be below the number of entries
+// (model.vocab plus added_tokens, which may repeat vocab ids): a file naming
+// id 16777215 with one entry is refused before anything is allocated.
 Expected<Vocab> read_vocab(const json& root, const json& model, bool byte_pieces) {
   const json& entries = model.at("vocab");
   if (!entries.is_object()) return make_error("model.vocab is not an object");
   const json added = root.value("added_tokens", json::array());
+  if (!added.is_array()) return make_error("added_tokens is {}, expected an array", describe_json(added));
+  const int64_t n_entries = static_cast<int64_t>(entries.size() + added.size());
   int64_t max_id = -1;
+  std::string max_what;
+  std::vector<std::pair<int32_t, std::string>> vocab_ids;  // [entries.size()]: (id, piece)
+  vocab_ids.reserve(entries.size());
   for (const auto& [piece, id_json] : entries.items()) {
-    const int64_t id = id_json.get<int64_t>();
-    if (id < 0) return make_error("model.vocab['{}'] has negative id {}", piece, id);
-    max_id = std::max(max_id, id);
+    const std::string what = fmt::format("model.vocab['{}']", piece);
+    LB_ASSIGN_OR_RETURN(const int32_t id, token_id(id_json, what));
+    if (id > max_id) {
+      max_id = id;
+      max_what = what;
+    }
+    vocab_ids.emplace_back(id, piece);
   }
+  std::vector<int32_t> added_ids;  // [added.size()]
   for (const json& t : added) {
-    const int64_t id = t.at("id").get<int64_t>();
-    if (id < 0) return make_error("added_tokens entry '{}' has negative id {}", t.value("content", ""), id);
-    max_id = std::max(max_id, id);
+    if (!t.is_object()) return make_error("added_tokens entry is {}, expected an object", describe_json(t));
+    const std::string what = fmt::format("added_tokens entry '{}'", t.value("content", ""));
+    if (!t.contains("id")) return make_error("{} has no id", what);
+    LB_ASSIGN_OR_RETURN(const int32_t id, token_id(t.at("id"), what));
+    if (id > max_id) {
+      max_id = id;
+      max_what = what;
+    }
+    added_ids.push_back(id);
   }
   if (max_id < 0) return make_error("model.vocab is empty");
-  if (max_id >= (int64_t{1} << 24)) return make_error("token id {} is implausibly large", max_id);
+  if (max_id >= n_entries) {
+    return make_error("{} has id {}, but model.vocab and added_tokens hold only {} entries (ids must be dense)",
+                      max_what, max_id, n_entries);
+  }
 
   std::vector<std::string> pieces(max_id + 1);
   std::vector<TokenKind> kinds(max_id + 1, TokenKind::kUnused);
-  for (const auto& [piece, id_json] : entries.items()) {
-    const int64_t id = id_json.get<int64_t>();
+  for (const auto& [id, piece] : vocab_ids) {
     pieces[id] = piece;
     kinds[id] = byte_pieces && parse_byte_piece(piece) >= 0 ? TokenKind::kByte : TokenKind::kNormal;
   }
-  for (const json& t : added) {
-    const int64_t id = t.at("id").get<int64_t>();
-    pieces[id] = t.at("content").get<std::string>();
-    kinds[id] = t.value("special", false) ? TokenKind::kControl : TokenKind::kUserDefined;
+  for (size_t i = 0; i < added.size(); ++i) {
+    pieces[added_ids[i]] = added[i].at("content").get<std::string>();
+    kinds[added_ids[i]] = added[i].value("special", false) ? TokenKind::kControl : TokenKind::kUserDefined;
   }
   return Vocab(std::move(pieces), std::move(kinds));
 }
@@ -278,7 +325,7 @@ Expected<std::unique_ptr<Tokenizer>> load_hf_tokenizer_json(const std::string& p
   // nlohmann::json reports wrong types and missing keys by exception; they end
   // here as an error naming the file.
   try {
-    const json root = json::parse(text);
+    LB_ASSIGN_OR_RETURN(const json root, parse_untrusted_json(text, path));
     auto tokenizer = build(path, root);
     if (!tokenizer.ok()) return tokenizer.status().with_context(path);
     return tokenizer;
