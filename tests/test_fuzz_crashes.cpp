@@ -187,7 +187,8 @@ TEST_F(FuzzCrashes, LowbitIndexFieldsOfTheWrongType) {
       tensor = record["name"].get<std::string>();
       c.edit(record);
     });
-    expect_user_error(run_lowbit("info " + path + tokenizer), c.name + std::string(".lbq: index: tensor '") + tensor + "'",
+    expect_user_error(run_lowbit("info " + path + tokenizer),
+                      c.name + std::string(".lbq: index: tensor '") + tensor + "'",
                       c.message);
   }
 }

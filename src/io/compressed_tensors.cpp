@@ -40,7 +40,8 @@ Expected<CtWeightArgs> parse_weight_args(const json& w, const std::string& where
   if (type != "int" && type != "float") return make_error("{}: \"type\" '{}' is not \"int\" or \"float\"", where, type);
   a.is_float = type == "float";
   if (auto s = w.find("symmetric"); s != w.end() && !s->is_null()) {
-    if (!s->is_boolean()) return make_error("{}: \"symmetric\" is {}, expected true or false", where, describe_json(*s));
+    if (!s->is_boolean()) return make_error("{}: \"symmetric\" is {}, expected true or false", where,
+                                            describe_json(*s));
     a.symmetric = s->get<bool>();
   }
   if (auto d = w.find("dynamic"); d != w.end() && !(d->is_boolean() && !d->get<bool>()) && !d->is_null()) {
@@ -49,7 +50,8 @@ Expected<CtWeightArgs> parse_weight_args(const json& w, const std::string& where
   int64_t group = 0;
   bool has_group = false;
   if (auto g = w.find("group_size"); g != w.end() && !g->is_null()) {
-    if (!g->is_number_integer()) return make_error("{}: \"group_size\" is {}, expected an integer", where, describe_json(*g));
+    if (!g->is_number_integer()) return make_error("{}: \"group_size\" is {}, expected an integer", where,
+                                                   describe_json(*g));
     group = g->get<int64_t>();
     has_group = true;
   }

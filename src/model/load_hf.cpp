@@ -55,7 +55,8 @@ class ConfigReader {
   Expected<int64_t> get_int(const char* key) const {
     const json* v = find(key);
     if (v == nullptr) return make_error("{}: missing \"{}\"", path_, key);
-    if (!v->is_number_integer()) return make_error("{}: \"{}\" is {}, expected an integer", path_, key, describe_json(*v));
+    if (!v->is_number_integer()) return make_error("{}: \"{}\" is {}, expected an integer", path_, key,
+                                                   describe_json(*v));
     return v->get<int64_t>();
   }
   Expected<int64_t> get_int_or(const char* key, int64_t fallback) const {
@@ -102,7 +103,8 @@ Expected<const HfArchitecture*> find_architecture(const ConfigReader& cfg) {
 Status parse_rope_scaling(const ConfigReader& cfg, RopeScaling* out) {
   const json* rs = cfg.find("rope_scaling");
   if (rs == nullptr) return Status::ok_status();
-  if (!rs->is_object()) return make_error("{}: \"rope_scaling\" is {}, expected an object", cfg.path(), describe_json(*rs));
+  if (!rs->is_object()) return make_error("{}: \"rope_scaling\" is {}, expected an object", cfg.path(),
+                                          describe_json(*rs));
   const ConfigReader r(*rs, cfg.path() + " rope_scaling");
   std::string type;
   if (const json* t = r.find("rope_type"); t != nullptr && t->is_string()) {

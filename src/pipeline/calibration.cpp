@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 namespace {
@@ -119,8 +120,9 @@ Expected<std::vector<std::string>> read_jsonl_texts(const std::string& path) {
     const std::string_view line(text.data() + begin, end - begin);
     begin = end + 1;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return make_error("{}:{}: not a JSON object", path, line_no);
+    const Expected<nlohmann::json> parsed = parse_untrusted_json(line, fmt::format("{}:{}", path, line_no));
+    if (!parsed.ok() || !parsed->is_object()) return make_error("{}:{}: not a JSON object", path, line_no);
+    const nlohmann::json& j = parsed.value();
     auto field = j.find("text");
     if (field == j.end() || !field->is_string()) {
       return make_error("{}:{}: no string field \"text\"", path, line_no);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <set>
 
+#include "io/untrusted_json.h"
+
 namespace lowbit {
 namespace {
 
@@ -25,7 +27,7 @@ Status read_int(const json& j, const char* key, int& field, int lo, int hi, cons
   if (!j.contains(key)) return Status::ok_status();
   const json& v = j[key];
   if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
-    return make_error("{}: '{}' must be an integer in [{}, {}], got {}", where, key, lo, hi, v.dump());
+    return make_error("{}: '{}' must be an integer in [{}, {}], got {}", where, key, lo, hi, describe_json(v));
   }
   field = v.get<int>();
   return Status::ok_status();
@@ -36,7 +38,7 @@ Status read_groups(const json& j, std::vector<AwqGroup>& groups, bool shift_only
   if (!j["groups"].is_array() || j["groups"].empty()) return make_error("{}: 'groups' must be a non-empty array", where);
   groups.clear();
   for (const json& g : j["groups"]) {
-    if (!g.is_string()) return make_error("{}: 'groups' holds names, got {}", where, g.dump());
+    if (!g.is_string()) return make_error("{}: 'groups' holds names, got {}", where, describe_json(g));
     LB_ASSIGN_OR_RETURN(AwqGroup group, migration_group_from_key(g.get<std::string>(), where));
     if (shift_only && group != AwqGroup::kQkv && group != AwqGroup::kGateUp) {
       return make_error("{}: group \"{}\" cannot be shifted exactly (OS+ takes \"qkv\" and \"gateup\")", where,
@@ -74,7 +76,8 @@ Expected<SmoothSpec> parse_smooth_spec(const json& j, const std::string& where) 
   SmoothSpec s;
   if (j.contains("alpha")) {
     const double a = j["alpha"].is_number() ? j["alpha"].get<double>() : std::nan("");
-    if (!(a >= 0.0 && a <= 1.0)) return make_error("{}: 'alpha' must be a number in [0, 1], got {}", where, j["alpha"].dump());
+    if (!(a >= 0.0 && a <= 1.0)) return make_error("{}: 'alpha' must be a number in [0, 1], got {}", where,
+                                                   describe_json(j["alpha"]));
     s.alpha = static_cast<float>(a);
   }
   if (j.contains("search")) {

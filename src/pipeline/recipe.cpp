@@ -61,7 +61,8 @@ class OptionReader {
     if (!options_.contains(key)) return Status::ok_status();
     const json& v = options_[key];
     if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi) {
-      return make_error("{}: option '{}' must be an integer in [{}, {}], got {}", where_, key, lo, hi, describe_json(v));
+      return make_error("{}: option '{}' must be an integer in [{}, {}], got {}", where_, key, lo, hi,
+                        describe_json(v));
     }
     field = v.get<int>();
     return Status::ok_status();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "formats/ggml_activations.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 namespace {
@@ -77,7 +78,7 @@ Expected<ActQuantSpec> parse_act_spec(const json& j, const std::string& where) {
       s.granularity = ActGranularity::kGroup;
     } else {
       return make_error("{}: act granularity must be \"tensor\", \"token\" or \"group\", got {}", where,
-                        j["granularity"].dump());
+                        describe_json(j["granularity"]));
     }
     has_granularity = true;
   }
@@ -85,7 +86,7 @@ Expected<ActQuantSpec> parse_act_spec(const json& j, const std::string& where) {
   if (j.contains("group")) {
     const json& v = j["group"];
     if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 4096) {
-      return make_error("{}: act group must be an integer in [1, 4096], got {}", where, v.dump());
+      return make_error("{}: act group must be an integer in [1, 4096], got {}", where, describe_json(v));
     }
     s.group = v.get<int>();
     has_group = true;
@@ -93,7 +94,8 @@ Expected<ActQuantSpec> parse_act_spec(const json& j, const std::string& where) {
   if (j.contains("clip")) {
     const json& v = j["clip"];
     const double c = v.is_number() ? v.get<double>() : std::nan("");
-    if (!(c > 0.0 && c <= 1.0)) return make_error("{}: act clip must be a number in (0, 1], got {}", where, v.dump());
+    if (!(c > 0.0 && c <= 1.0)) return make_error("{}: act clip must be a number in (0, 1], got {}", where,
+                                                  describe_json(v));
     s.clip = static_cast<float>(c);
   }
   const std::string name = resolve_alias(s.format);
@@ -105,7 +107,8 @@ Expected<ActQuantSpec> parse_act_spec(const json& j, const std::string& where) {
                         where, s.format, act_granularity_name(g),
                         g == ActGranularity::kGroup ? fmt::format(" with group {}", group) : std::string());
     }
-    if (s.clip != 1.0f) return make_error("{}: act format \"{}\" takes no clip (llama.cpp's scale rule)", where, s.format);
+    if (s.clip != 1.0f) return make_error("{}: act format \"{}\" takes no clip (llama.cpp's scale rule)", where,
+                                          s.format);
     s.granularity = g;
     if (g == ActGranularity::kGroup) s.group = group;
     return s;
