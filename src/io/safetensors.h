@@ -44,8 +44,9 @@ struct SafetensorsTensor {
   std::vector<int64_t> shape;  // outermost first, as PyTorch
   const uint8_t* data = nullptr;  // into the mapping
   uint64_t n_bytes = 0;
+  int64_t element_count = 0;  // product of shape; SafetensorsFile::open rejects one that overflows
 
-  int64_t n_elements() const;
+  int64_t n_elements() const { return element_count; }
 };
 
 class SafetensorsFile {
