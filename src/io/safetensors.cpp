@@ -9,7 +9,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/checked_math.h"
 #include "core/half.h"
 
 namespace lowbit {
@@ -93,7 +92,6 @@ Expected<SafetensorsTensor> parse_entry(const std::string& source, const std::st
   if (!n_bytes) {
     return make_error("{}: tensor '{}': shape {} overflows (more than 2^63 bytes)", source, name, shape_it->dump());
   }
-  t.element_count = *n_elements;
   uint64_t begin = 0, end = 0;
   if (!as_u64((*offsets_it)[0], &begin) || !as_u64((*offsets_it)[1], &end)) {
     return make_error("{}: tensor '{}': data_offsets {} are not non-negative integers", source, name,

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/checked_math.h"
 #include "core/mapped_file.h"
 #include "core/status.h"
 
@@ -44,9 +45,10 @@ struct SafetensorsTensor {
   std::vector<int64_t> shape;  // outermost first, as PyTorch
   const uint8_t* data = nullptr;  // into the mapping
   uint64_t n_bytes = 0;
-  int64_t element_count = 0;  // product of shape; SafetensorsFile::open rejects one that overflows
 
-  int64_t n_elements() const { return element_count; }
+  // Product of shape. SafetensorsFile::open rejects a shape whose product (or any
+  // partial product) overflows int64, so for a tensor it returns this never throws.
+  int64_t n_elements() const { return checked_product(shape).value(); }
 };
 
 class SafetensorsFile {
