@@ -80,7 +80,9 @@ def tensors(q_rows=HEADS * HEAD_DIM, poison=None):
 
 
 def gguf(arch="llama", magic=b"GGUF", version=3, q_rows=HEADS * HEAD_DIM, poison=None, offset_shift=0,
-         truncate=None):
+         truncate=None, counts=None, extra_tensor=None):
+    """counts: {key suffix: u32} replacing or adding "{arch}.<suffix>" integers.
+    extra_tensor: (name, dims) of an f32 tensor listed in the header without data."""
     tokens = ["<unk>", "<s>", "</s>", "\u2581a", "\u2581b", "a", "b", "\u2581"]
     meta = [
         string("general.architecture", arch),
@@ -98,6 +100,10 @@ def gguf(arch="llama", magic=b"GGUF", version=3, q_rows=HEADS * HEAD_DIM, poison
         u32("tokenizer.ggml.bos_token_id", 1),
         u32("tokenizer.ggml.eos_token_id", 2),
     ]
+    for suffix, value in (counts or {}).items():
+        key = f"{arch}.{suffix}".encode()
+        meta = [m for m in meta if not m.startswith(struct.pack("<Q", len(key)) + key)]
+        meta.append(u32(f"{arch}.{suffix}", value))
     ts = tensors(q_rows, poison)
     infos = b""
     data = b""
@@ -108,7 +114,13 @@ def gguf(arch="llama", magic=b"GGUF", version=3, q_rows=HEADS * HEAD_DIM, poison
         infos += gguf_string(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
         infos += struct.pack("<IQ", 0, offset)
         data += b"".join(struct.pack("<f", v) for v in vals)
-    header = magic + struct.pack("<IQQ", version, len(ts), len(meta)) + b"".join(meta) + infos
+    n_tensors = len(ts)
+    if extra_tensor:
+        name, dims = extra_tensor
+        infos += gguf_string(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        infos += struct.pack("<IQ", 0, 0)
+        n_tensors += 1
+    header = magic + struct.pack("<IQQ", version, n_tensors, len(meta)) + b"".join(meta) + infos
     header += b"\0" * ((-len(header)) % 32)
     blob = header + data
     return blob[:truncate] if truncate else blob
@@ -135,6 +147,13 @@ def main():
     write("unknown_arch.gguf", gguf(arch="gpt-neox"))
     write("nan_weight.gguf", gguf(poison="blk.0.ffn_up.weight"))
     write("empty.gguf", b"")
+    # Fuzzer finds (issue 18): counts and shapes whose products overflow or outgrow the file.
+    write("huge_block_count.gguf", gguf(counts={"block_count": 0x7FFFFFFF}))
+    write("block_count_past_tensors.gguf", gguf(counts={"block_count": 2}))
+    write("huge_heads.gguf", gguf(counts={"attention.head_count": 65536, "attention.head_count_kv": 65536,
+                                          "attention.key_length": 65536}))
+    write("huge_tensor_dims.gguf", gguf(extra_tensor=("huge.weight", [1 << 40] * 4)))
+    write("huge_tensor_bytes.gguf", gguf(extra_tensor=("huge.weight", [1 << 40, 1 << 22])))
     hf = os.path.join(OUT, "hf_bad_json")
     os.makedirs(hf)
     with open(os.path.join(hf, "config.json"), "w") as f:

@@ -35,7 +35,35 @@ TEST(Cli, EveryMalformedInputFailsWithOneLine) {
         << "error does not name the file: " << r.output;
     ++cases;
   }
-  EXPECT_GE(cases, 12);
+  EXPECT_GE(cases, 17);
+}
+
+// Fuzzer finds (issue 18): sizes whose products overflow or outgrow the file used to
+// abort on bad_alloc or be accepted; each now fails naming the field or tensor.
+TEST(Cli, OversizedCountsAndShapesFailNamingTheField) {
+  const struct {
+    const char* file;
+    const char* message;
+  } cases[] = {
+      {"huge_block_count.gguf", "huge_block_count.gguf: n_layers is 2147483647, above lowbit's limit of 65536"},
+      {"block_count_past_tensors.gguf",
+       "block_count_past_tensors.gguf: metadata 'llama.block_count' is 2 but tensor 'blk.1.attn_norm.weight' is "
+       "missing"},
+      {"huge_heads.gguf", "huge_heads.gguf: q_dim (n_heads x head_dim) is 4294967296, above lowbit's limit of 1048576"},
+      {"huge_tensor_dims.gguf",
+       "huge_tensor_dims.gguf: tensor 'huge.weight' has 1099511627776 x 1099511627776 x 1099511627776 x "
+       "1099511627776 elements, more than 2^63"},
+      {"huge_tensor_bytes.gguf",
+       "huge_tensor_bytes.gguf: tensor 'huge.weight' (1099511627776 x 4194304 f32) needs more than 2^64 bytes"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = lowbit::testing::source_path(std::string("tests/data/malformed/") + c.file);
+    const CommandResult r = run_lowbit("info '" + path + "'");
+    EXPECT_EQ(r.exit_code, 1) << c.file << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+    EXPECT_EQ(r.output.rfind("lowbit: error: ", 0), 0u) << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << "expected: " << c.message << "\ngot: " << r.output;
+  }
 }
 
 TEST(Cli, ValidControlModelLoads) {

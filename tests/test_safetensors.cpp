@@ -174,6 +174,18 @@ TEST(Safetensors, RejectsOffsetsThatDisagreeWithDtypeAndShape) {
   EXPECT_NE(msg.find("data_offsets"), std::string::npos) << msg;
 }
 
+TEST(Safetensors, RejectsShapeWhosePartialProductOverflows) {
+  ScopedTempDir dir("st_overflow");
+  // 2^62 x 3 overflows int64 before the 0 makes the product 0 (fuzzer find, issue 18).
+  std::string msg = open_error(
+      dir, raw_file(R"({"w": {"dtype": "U8", "shape": [4611686018427387904, 3, 0], "data_offsets": [0, 0]}})", 0));
+  EXPECT_NE(msg.find("bad.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tensor 'w': shape [4611686018427387904,3,0] overflows"), std::string::npos) << msg;
+  // 2^62 F32 elements fit in int64 but their byte size does not.
+  msg = open_error(dir, raw_file(R"({"w": {"dtype": "F32", "shape": [4611686018427387904], "data_offsets": [0, 0]}})", 0));
+  EXPECT_NE(msg.find("overflows"), std::string::npos) << msg;
+}
+
 TEST(Safetensors, UnknownDtypeAndUnconvertibleDtypeNameTensorAndDtype) {
   ScopedTempDir dir("st_dtype");
   std::string msg = open_error(dir, raw_file(R"({"w": {"dtype": "Q4", "shape": [2], "data_offsets": [0, 1]}})", 1));

@@ -1,8 +1,12 @@
 #include "io/gguf.h"
 
 #include <limits>
+#include <optional>
+
+#include <fmt/ranges.h>
 
 #include "core/byte_reader.h"
+#include "core/checked_math.h"
 
 namespace lowbit {
 namespace {
@@ -143,12 +147,6 @@ double GgufValue::as_double() const {
 const std::string& GgufValue::as_string() const { return std::get<std::string>(data); }
 const GgufArray& GgufValue::as_array() const { return *std::get<std::shared_ptr<GgufArray>>(data); }
 
-int64_t GgufTensorInfo::n_elements() const {
-  int64_t n = 1;
-  for (int64_t d : dims) n *= d;
-  return n;
-}
-
 Expected<GgufFile> GgufFile::open(const std::string& path) {
   GgufFile gguf;
   LB_ASSIGN_OR_RETURN(gguf.file_, MappedFile::open(path));
@@ -202,6 +200,12 @@ Expected<GgufFile> GgufFile::open(const std::string& path) {
       }
       info.dims.push_back(static_cast<int64_t>(dim));
     }
+    const std::optional<int64_t> count = checked_product(info.dims);
+    if (!count) {
+      return make_error("{}: tensor '{}' has {} elements, more than 2^63", path, info.name,
+                        fmt::join(info.dims, " x "));
+    }
+    info.element_count = *count;
     LB_ASSIGN_OR_RETURN(info.type_id, reader.read<uint32_t>("tensor type"));
     LB_ASSIGN_OR_RETURN(info.offset, reader.read<uint64_t>("tensor offset"));
     if (gguf.tensor_index_.count(info.name) != 0) {
@@ -212,6 +216,7 @@ Expected<GgufFile> GgufFile::open(const std::string& path) {
   }
 
   const uint64_t data_start = (reader.offset() + gguf.alignment_ - 1) / gguf.alignment_ * gguf.alignment_;
+  const uint64_t data_bytes = gguf.file_.size() > data_start ? gguf.file_.size() - data_start : 0;
   for (GgufTensorInfo& info : gguf.tensors_) {
     const GgmlTypeTraits* traits = find_ggml_type(info.type_id);
     if (info.offset % gguf.alignment_ != 0) {
@@ -222,18 +227,20 @@ Expected<GgufFile> GgufFile::open(const std::string& path) {
       // Unknown types are kept (info can list them); dequantize() rejects them.
       continue;
     }
-    const int64_t n = info.n_elements();
     if (info.dims[0] % traits->block_size != 0) {
       return make_error("{}: tensor '{}' row length {} is not a multiple of the {} block size {}",
                         path, info.name, info.dims[0], traits->name, traits->block_size);
     }
-    info.n_bytes = static_cast<uint64_t>(n / traits->block_size) * traits->bytes_per_block;
-    const uint64_t begin = data_start + info.offset;
-    if (begin > gguf.file_.size() || info.n_bytes > gguf.file_.size() - begin) {
-      return make_error("{}: tensor '{}' data [{}, {}) lies past the end of the file ({} bytes)",
-                        path, info.name, begin, begin + info.n_bytes, gguf.file_.size());
+    const std::optional<uint64_t> n_bytes =
+        checked_mul<uint64_t>(static_cast<uint64_t>(info.n_elements() / traits->block_size), traits->bytes_per_block);
+    if (!n_bytes || info.offset > data_bytes || *n_bytes > data_bytes - info.offset) {
+      return make_error("{}: tensor '{}' ({} {}) needs {} bytes at data offset {}, past the end of the file (data section: {} bytes)",
+                        path, info.name, fmt::join(info.dims, " x "), traits->name,
+                        n_bytes ? fmt::to_string(*n_bytes) : std::string("more than 2^64"), info.offset,
+                        data_bytes);
     }
-    info.data = gguf.file_.data() + begin;
+    info.n_bytes = *n_bytes;
+    info.data = gguf.file_.data() + data_start + info.offset;
   }
   return gguf;
 }

@@ -62,8 +62,9 @@ struct GgufTensorInfo {
   uint64_t offset = 0;        // relative to the data section
   const uint8_t* data = nullptr;
   uint64_t n_bytes = 0;
+  int64_t element_count = 0;  // product of dims; GgufFile::open rejects one that overflows int64
 
-  int64_t n_elements() const;
+  int64_t n_elements() const { return element_count; }
 };
 
 class GgufFile {

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -79,18 +80,21 @@ Expected<SafetensorsTensor> parse_entry(const std::string& source, const std::st
   SafetensorsTensor t;
   t.name = name;
   t.dtype = info->dtype;
-  uint64_t n_elements = 1;
   for (const auto& d : *shape_it) {
     uint64_t dim = 0;
     if (!as_u64(d, &dim) || dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       return make_error("{}: tensor '{}': shape entry {} is not a non-negative integer", source, name,
                         describe_json(d));
     }
-    if (dim != 0 && n_elements > std::numeric_limits<uint64_t>::max() / info->bytes / dim) {
-      return make_error("{}: tensor '{}': shape with {} dimensions overflows", source, name, shape_it->size());
-    }
-    n_elements *= dim;
     t.shape.push_back(static_cast<int64_t>(dim));
+  }
+  // Every partial product is checked, so [2^62, 3, 0] overflows even though its product is 0.
+  const std::optional<int64_t> n_elements = checked_product(t.shape);
+  const std::optional<int64_t> n_bytes =
+      n_elements ? checked_mul<int64_t>(*n_elements, static_cast<int64_t>(info->bytes)) : std::nullopt;
+  if (!n_bytes) {
+    return make_error("{}: tensor '{}': shape [{}] overflows (more than 2^63 bytes)", source, name,
+                      fmt::join(t.shape, ","));
   }
   uint64_t begin = 0, end = 0;
   if (!as_u64((*offsets_it)[0], &begin) || !as_u64((*offsets_it)[1], &end)) {
@@ -104,7 +108,7 @@ Expected<SafetensorsTensor> parse_entry(const std::string& source, const std::st
     return make_error("{}: tensor '{}': data_offsets [{}, {}] run past the end of the data ({} bytes; file truncated?)",
                       source, name, begin, end, buffer_size);
   }
-  const uint64_t expected = n_elements * info->bytes;
+  const uint64_t expected = static_cast<uint64_t>(*n_bytes);
   if (end - begin != expected) {
     return make_error("{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but {} {} needs {}", source, name,
                       begin, end, end - begin, info->name, fmt::format("[{}]", fmt::join(t.shape, ", ")), expected);
@@ -125,12 +129,6 @@ const SafetensorsDtypeInfo* find_safetensors_dtype(const std::string& name) {
     if (name == info.name) return &info;
   }
   return nullptr;
-}
-
-int64_t SafetensorsTensor::n_elements() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
 }
 
 Expected<SafetensorsFile> SafetensorsFile::open(const std::string& path) {

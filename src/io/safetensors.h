@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/checked_math.h"
 #include "core/mapped_file.h"
 #include "core/status.h"
 
@@ -45,7 +46,9 @@ struct SafetensorsTensor {
   const uint8_t* data = nullptr;  // into the mapping
   uint64_t n_bytes = 0;
 
-  int64_t n_elements() const;
+  // Product of shape. SafetensorsFile::open rejects a shape whose product (or any
+  // partial product) overflows int64, so for a tensor it returns this never throws.
+  int64_t n_elements() const { return checked_product(shape).value(); }
 };
 
 class SafetensorsFile {

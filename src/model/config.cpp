@@ -13,12 +13,23 @@ Status ModelConfig::validate(const std::string& source) const {
   }
   const struct {
     const char* name;
-    int value;
-  } positives[] = {{"n_layers", n_layers}, {"dim", dim},           {"n_heads", n_heads},
-                   {"n_kv_heads", n_kv_heads}, {"head_dim", head_dim}, {"ffn_dim", ffn_dim},
-                   {"vocab_size", vocab_size}, {"max_seq_len", max_seq_len}};
-  for (const auto& p : positives) {
-    if (p.value <= 0) return make_error("{}: {} must be positive, got {}", source, p.name, p.value);
+    int64_t value;
+    int64_t max;
+  } sizes[] = {{"n_layers", n_layers, kMaxLayers},
+               {"dim", dim, kMaxWidth},
+               {"n_heads", n_heads, kMaxWidth},
+               {"n_kv_heads", n_kv_heads, kMaxWidth},
+               {"head_dim", head_dim, kMaxWidth},
+               {"ffn_dim", ffn_dim, kMaxWidth},
+               {"vocab_size", vocab_size, kMaxVocab},
+               {"max_seq_len", max_seq_len, kMaxSeqLen},
+               {"q_dim (n_heads x head_dim)", int64_t{n_heads} * head_dim, kMaxWidth},
+               {"kv_dim (n_kv_heads x head_dim)", int64_t{n_kv_heads} * head_dim, kMaxWidth}};
+  for (const auto& s : sizes) {
+    if (s.value <= 0) return make_error("{}: {} must be positive, got {}", source, s.name, s.value);
+    if (s.value > s.max) {
+      return make_error("{}: {} is {}, above lowbit's limit of {}", source, s.name, s.value, s.max);
+    }
   }
   if (n_heads % n_kv_heads != 0) {
     return make_error("{}: n_heads {} is not a multiple of n_kv_heads {}", source, n_heads, n_kv_heads);

@@ -43,10 +43,21 @@ struct ModelConfig {
   bool tied_embeddings = false;  // output head shares the token embedding
   bool qkv_bias = false;         // qwen2
 
-  int q_dim() const { return n_heads * head_dim; }
-  int kv_dim() const { return n_kv_heads * head_dim; }
+  // Upper bounds validate() enforces, far above any released model, so that every
+  // size derived from a config fits: q_dim and kv_dim fit an int, a weight matrix
+  // (kMaxWidth^2 or kMaxVocab x kMaxWidth) and a KV cache
+  // (kMaxLayers x kMaxSeqLen x kMaxWidth) stay far below 2^63 elements.
+  static constexpr int64_t kMaxLayers = 1 << 16;
+  static constexpr int64_t kMaxWidth = 1 << 20;   // dim, ffn_dim, head_dim, q_dim, kv_dim
+  static constexpr int64_t kMaxVocab = 1 << 24;
+  static constexpr int64_t kMaxSeqLen = 1 << 24;
 
-  // Checks that the numbers are positive and consistent (heads divide, etc.).
+  // Products in int64: validate() keeps them within kMaxWidth, so the int result is exact.
+  int q_dim() const { return static_cast<int>(int64_t{n_heads} * head_dim); }
+  int kv_dim() const { return static_cast<int>(int64_t{n_kv_heads} * head_dim); }
+
+  // Checks that the numbers are positive, within the bounds above and consistent
+  // (heads divide, etc.).
   Status validate(const std::string& source) const;
 };
 

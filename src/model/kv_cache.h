@@ -37,7 +37,7 @@ struct KvCacheShape {
   int capacity = 0;  // positions per layer
   int n_kv_heads = 0;
   int head_dim = 0;
-  int kv_dim() const { return n_kv_heads * head_dim; }
+  int kv_dim() const { return static_cast<int>(int64_t{n_kv_heads} * head_dim); }
 };
 
 // How a cache wants keys written and what its reads return.

@@ -3,6 +3,7 @@
 // HF q/k rows into adjacent RoPE pairs for llama/mistral; qwen2 keeps NEOX
 // (half-split) pairs.
 #include <cmath>
+#include <limits>
 
 #include "io/gguf.h"
 #include "model/model_source.h"
@@ -52,13 +53,27 @@ Expected<ModelConfig> read_config(const GgufFile& gguf, const std::string& arch)
   LB_ASSIGN_OR_RETURN(int64_t dim, gguf.get_int(p + "embedding_length"));
   LB_ASSIGN_OR_RETURN(int64_t n_heads, gguf.get_int(p + "attention.head_count"));
   LB_ASSIGN_OR_RETURN(int64_t ffn, gguf.get_int(p + "feed_forward_length"));
-  c.n_layers = static_cast<int>(n_layers);
-  c.dim = static_cast<int>(dim);
-  c.n_heads = static_cast<int>(n_heads);
-  c.n_kv_heads = static_cast<int>(gguf.get_int_or(p + "attention.head_count_kv", n_heads));
-  c.ffn_dim = static_cast<int>(ffn);
-  c.head_dim = n_heads > 0 ? static_cast<int>(gguf.get_int_or(p + "attention.key_length", dim / n_heads)) : 0;
-  c.max_seq_len = static_cast<int>(gguf.get_int_or(p + "context_length", 2048));
+  const int64_t n_kv_heads = gguf.get_int_or(p + "attention.head_count_kv", n_heads);
+  const int64_t head_dim = n_heads > 0 ? gguf.get_int_or(p + "attention.key_length", dim / n_heads) : 0;
+  const int64_t max_seq_len = gguf.get_int_or(p + "context_length", 2048);
+  // Each value must fit the int it fills; ModelConfig::validate then checks its range.
+  const struct {
+    const char* key;
+    int64_t value;
+    int* field;
+  } ints[] = {{"block_count", n_layers, &c.n_layers},
+              {"embedding_length", dim, &c.dim},
+              {"attention.head_count", n_heads, &c.n_heads},
+              {"attention.head_count_kv", n_kv_heads, &c.n_kv_heads},
+              {"feed_forward_length", ffn, &c.ffn_dim},
+              {"attention.key_length", head_dim, &c.head_dim},
+              {"context_length", max_seq_len, &c.max_seq_len}};
+  for (const auto& i : ints) {
+    if (i.value < std::numeric_limits<int>::min() || i.value > std::numeric_limits<int>::max()) {
+      return make_error("{}: metadata '{}{}' = {} does not fit in 32 bits", gguf.path(), p, i.key, i.value);
+    }
+    *i.field = static_cast<int>(i.value);
+  }
   c.norm_eps = static_cast<float>(gguf.get_float_or(p + "attention.layer_norm_rms_epsilon", 1e-5));
   c.rope_theta = gguf.get_float_or(p + "rope.freq_base", 10000.0);
   c.rope_layout = arch == "qwen2" ? RopeLayout::kHalfSplit : RopeLayout::kAdjacentPairs;
@@ -67,6 +82,10 @@ Expected<ModelConfig> read_config(const GgufFile& gguf, const std::string& arch)
   const GgufTensorInfo* embd = gguf.find_tensor("token_embd.weight");
   if (embd == nullptr) return make_error("{}: missing tensor 'token_embd.weight'", gguf.path());
   if (embd->dims.size() != 2) return make_error("{}: tensor 'token_embd.weight' must be 2-D", gguf.path());
+  if (embd->dims[1] > ModelConfig::kMaxVocab) {
+    return make_error("{}: tensor 'token_embd.weight' has {} rows, above lowbit's vocabulary limit of {}",
+                      gguf.path(), embd->dims[1], ModelConfig::kMaxVocab);
+  }
   c.vocab_size = static_cast<int>(embd->dims[1]);
   const int64_t rope_dims = gguf.get_int_or(p + "rope.dimension_count", c.head_dim);
   if (rope_dims != c.head_dim) {
@@ -177,6 +196,14 @@ Expected<std::unique_ptr<ModelSource>> open_gguf_source(const std::string& path,
   LB_ASSIGN_OR_RETURN(std::string arch, gguf.get_string("general.architecture"));
   LB_ASSIGN_OR_RETURN(ModelConfig config, read_config(gguf, arch));
   LB_RETURN_IF_ERROR(config.validate(path));
+  // The layer count must agree with the tensors present before anything is sized by it.
+  for (int i = 0; i < config.n_layers; ++i) {
+    const std::string name = fmt::format("blk.{}.attn_norm.weight", i);
+    if (gguf.find_tensor(name) == nullptr) {
+      return make_error("{}: metadata '{}.block_count' is {} but tensor '{}' is missing", path, arch,
+                        config.n_layers, name);
+    }
+  }
   return std::unique_ptr<ModelSource>(std::make_unique<GgufSource>(std::move(gguf), std::move(config), options));
 }
 

@@ -182,6 +182,7 @@ Expected<ModelConfig> parse_config(const json& root, const std::string& path) {
   }
   const std::pair<const char*, int64_t> sizes[] = {
       {"hidden_size", dim},         {"intermediate_size", ffn}, {"num_hidden_layers", layers},
+      {"num_attention_heads", heads},
       {"num_key_value_heads", kv_heads}, {"vocab_size", vocab}, {"head_dim", head_dim},
       {"max_position_embeddings", max_pos}};
   for (const auto& [key, v] : sizes) {
