@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/kv_cli.h"
+#include "cli/ppl_report.h"
 #include "core/mapped_file.h"
 #include "eval/perplexity.h"
 
@@ -76,18 +77,12 @@ Status run_ppl(const PplFlags& f) {
       {"text", f.text_path},
       {"protocol", f.protocol},
       {"ctx", f.ctx},
-      {"chunks", r.chunks},
       {"batch", f.batch},
       {"text_tokens", tokens.size()},
-      {"tokens_scored", r.tokens_scored},
-      {"ppl", r.ppl},
-      {"ppl_stderr", r.ppl_stderr},
-      {"nll", r.nll_mean},
-      {"nll_stderr", r.nll_stderr},
-      {"seconds", r.seconds},
       {"threads", f.model.threads},
       {"arith", f.arith},
   };
+  report.update(ppl_metrics_json(r));
   add_kv_report(report, kv, m.model.config(), r.kv_bytes_per_token, r.kv_bytes_allocated);
   std::printf("KV cache %s: %.1f bytes/token (FP32 %.0f), %.2f MiB allocated, peak RSS %.1f MiB\n",
               report["kv"].get<std::string>().c_str(), r.kv_bytes_per_token,
@@ -100,16 +95,6 @@ Status run_ppl(const PplFlags& f) {
     std::printf("same top-1: %.3f +/- %.3f %%   mean delta p: %.3f +/- %.3f %%\n", 100 * r.top1_agree,
                 100 * r.top1_agree_stderr, 100 * r.delta_p_mean, 100 * r.delta_p_stderr);
     report["base"] = f.base_path;
-    report["base_ppl"] = r.base_ppl;
-    report["kld_mean"] = r.kld_mean;
-    report["kld_stderr"] = r.kld_stderr;
-    report["kld_median"] = r.kld_median;
-    report["kld_p99"] = r.kld_p99;
-    report["kld_max"] = r.kld_max;
-    report["top1_agree"] = r.top1_agree;
-    report["top1_agree_stderr"] = r.top1_agree_stderr;
-    report["delta_p_mean"] = r.delta_p_mean;
-    report["delta_p_stderr"] = r.delta_p_stderr;
   }
   return write_json_report(f.model.json_path, report);
 }

@@ -13,6 +13,7 @@
 
 #include "cli/common.h"
 #include "cli/kv_cli.h"
+#include "cli/ppl_report.h"
 #include "eval/perplexity.h"
 #include "python/bindings.h"
 #include "python/errors.h"
@@ -108,7 +109,7 @@ py::array_t<float> logits(const PyModel& model, const std::vector<int32_t>& ids)
 }
 
 // The same steps as `lowbit ppl` (cli/cmd_ppl.cpp); the result holds its JSON report's numbers.
-py::dict perplexity(const PyModel& model, const std::string& text, int ctx, int chunks, const std::string& protocol,
+py::object perplexity(const PyModel& model, const std::string& text, int ctx, int chunks, const std::string& protocol,
                     int batch, const PyModel* base, const std::optional<std::string>& kv) {
   if (ctx < 2) throw py::value_error(fmt::format("ctx={}: expected at least 2", ctx));
   if (chunks < 0 || batch < 0) throw py::value_error("chunks and batch must be >= 0");
@@ -140,31 +141,12 @@ py::dict perplexity(const PyModel& model, const std::string& text, int ctx, int 
     }
   }
   const PplResult r = value_or_throw(std::move(result));
-  py::dict d;
-  d["protocol"] = ppl_protocol_name(p);
-  d["ctx"] = ctx;
-  d["chunks"] = r.chunks;
-  d["text_tokens"] = text_tokens;
-  d["tokens_scored"] = r.tokens_scored;
-  d["ppl"] = r.ppl;
-  d["ppl_stderr"] = r.ppl_stderr;
-  d["nll"] = r.nll_mean;
-  d["nll_stderr"] = r.nll_stderr;
-  d["seconds"] = r.seconds;
-  d["kv_bytes_per_token"] = r.kv_bytes_per_token;
-  if (r.has_base) {
-    d["base_ppl"] = r.base_ppl;
-    d["kld_mean"] = r.kld_mean;
-    d["kld_stderr"] = r.kld_stderr;
-    d["kld_median"] = r.kld_median;
-    d["kld_p99"] = r.kld_p99;
-    d["kld_max"] = r.kld_max;
-    d["top1_agree"] = r.top1_agree;
-    d["top1_agree_stderr"] = r.top1_agree_stderr;
-    d["delta_p_mean"] = r.delta_p_mean;
-    d["delta_p_stderr"] = r.delta_p_stderr;
-  }
-  return d;
+  nlohmann::json report = cli::ppl_metrics_json(r);
+  report["protocol"] = ppl_protocol_name(p);
+  report["ctx"] = ctx;
+  report["text_tokens"] = text_tokens;
+  report["kv_bytes_per_token"] = r.kv_bytes_per_token;
+  return to_python(report);
 }
 
 }  // namespace

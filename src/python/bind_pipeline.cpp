@@ -18,9 +18,11 @@
 namespace py = pybind11;
 
 namespace lowbit::python {
-namespace {
 
 py::object to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
+
+namespace {
+
 
 // The same options `lowbit quantize MODEL --recipe R -o OUT` sets (cli/cmd_quantize.cpp),
 // without its default calibration file: a data-aware recipe needs `calib`.
