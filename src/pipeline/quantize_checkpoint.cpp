@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -244,7 +245,7 @@ Expected<std::optional<QuantizeCheckpointData>> QuantizeCheckpointer::start(bool
   // OUT.tmp's prefix must be the bytes the checkpoint was taken after.
   const std::string tmp = output_path_ + ".tmp";
   auto crc = file_crc(tmp, 0, data.writer.bytes, 0);
-  if (!crc.ok()) return crc.status().with_context("--resume");
+  if (!crc.ok()) return make_error("--resume: {}; rerun without --resume to start over", crc.status().message());
   if (*crc != crc_) {
     return make_error("--resume: {}: its first {} bytes do not match the checkpoint {} (CRC-32 {:08x}, recorded "
                       "{:08x}); rerun without --resume to start over",
@@ -333,6 +334,7 @@ Expected<QuantizeCheckpointData> QuantizeCheckpointer::load(size_t hidden_floats
 
 Status QuantizeCheckpointer::save(int layers_done, LowbitFileWriter& writer, const QuantizeReport& report,
                                   const std::vector<float>& hidden, const std::vector<int64_t>& hidden_shape) {
+  const auto start = std::chrono::steady_clock::now();
   // OUT.tmp on disk first: the checkpoint may only describe bytes that are there.
   LB_RETURN_IF_ERROR(writer.sync());
   LowbitFileWriter::State w = writer.state();
@@ -377,8 +379,12 @@ Status QuantizeCheckpointer::save(int layers_done, LowbitFileWriter& writer, con
   const uint8_t tail[4] = {static_cast<uint8_t>(crc), static_cast<uint8_t>(crc >> 8), static_cast<uint8_t>(crc >> 16),
                            static_cast<uint8_t>(crc >> 24)};
   LB_RETURN_IF_ERROR(out.write(tail, 4));
+  const uint64_t bytes = out.offset();
   LB_RETURN_IF_ERROR(out.commit());
   arm_interrupt_note(layers_done);
+  ++saves_;
+  saved_bytes_ += bytes;
+  save_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return Status::ok_status();
 }
 

@@ -86,6 +86,11 @@ class QuantizeCheckpointer {
               const std::vector<float>& hidden, const std::vector<int64_t>& hidden_shape);
 
   const std::string& path() const { return path_; }
+  // What save() cost so far: checkpoints written, their bytes, and the seconds
+  // spent (flushing OUT.tmp, its CRC and writing the checkpoint).
+  int saves() const { return saves_; }
+  uint64_t saved_bytes() const { return saved_bytes_; }
+  double save_seconds() const { return save_seconds_; }
 
  private:
   Expected<QuantizeCheckpointData> load(size_t hidden_floats);
@@ -98,6 +103,9 @@ class QuantizeCheckpointer {
   bool owned_ = false;          // start() succeeded: this run writes and finally removes the checkpoint
   uint64_t crc_bytes_ = 0;      // OUT.tmp's first crc_bytes_ bytes ...
   uint32_t crc_ = 0;            // ... have this CRC-32
+  int saves_ = 0;
+  uint64_t saved_bytes_ = 0;
+  double save_seconds_ = 0.0;
   std::optional<NoteOnInterrupt> note_;  // "interrupted; rerun with --resume" once a checkpoint exists
 };
 

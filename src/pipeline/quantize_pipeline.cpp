@@ -342,6 +342,10 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     LB_RETURN_IF_ERROR(writer.add_fp32("rope_freqs", {config.head_dim / 2}, rope_freq_factors.data()));
   }
   LB_RETURN_IF_ERROR(writer.finish());
+  if (checkpoints && o.verbose) {
+    std::fprintf(stderr, "checkpoints: %d written, %.1f MB, %.2f s\n", checkpoints->saves(),
+                 static_cast<double>(checkpoints->saved_bytes()) / 1e6, checkpoints->save_seconds());
+  }
   report.file_bytes = std::filesystem::file_size(o.output_path, ec);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();
