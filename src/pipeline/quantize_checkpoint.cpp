@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 constexpr char kMagic[9] = "LBCKPT1\n";
 constexpr int kCheckpointVersion = 1;
 constexpr uint64_t kMaxStateBytes = 1ull << 30;  // the JSON state; a model's index is a few MB
-constexpr size_t kReadChunk = 4u << 20;
+constexpr size_t kReadChunk = 1u << 20;  // OUT.tmp read back for its CRC, in pieces
 
 struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
