@@ -3,7 +3,8 @@
 // of a layer, after the last layer, before any checkpoint) and resumed writes a file
 // byte for byte equal to an uninterrupted run; a corrupted checkpoint, a corrupted
 // OUT.tmp and a different recipe are refused with one line and exit 1, leaving the
-// checkpoint; SIGINT after a checkpoint keeps it; a data-free recipe resumes too.
+// checkpoint; SIGINT after a checkpoint keeps it; AWQ, rotated, activation-quantized,
+// LoRC and data-free recipes resume too.
 // The kill points come from the test-only LOWBIT_TEST_KILL_AT hook of the CLI.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -135,6 +136,18 @@ TEST_F(QuantizeResume, GptqKilledAtSeveralPointsResumesBitIdentical) {
   kill_and_resume("w4g128-gptq", "module:10", true, full, dir.file("b.lbq"));     // layer 1, 4th linear
   kill_and_resume("w4g128-gptq", "checkpoint:5", true, full, dir.file("c.lbq"));  // after the last layer
   kill_and_resume("w4g128-gptq", "module:0", false, full, dir.file("d.lbq"));     // before any checkpoint
+}
+
+// Recipes with more state than GPTQ's: AWQ scales, a QuaRot rotation re-derived on resume
+// with SmoothQuant and activation quantizers (records set after a linear is added), LoRC.
+TEST_F(QuantizeResume, AwqRotationSmoothAndLorcRecipesResumeBitIdentical) {
+  testing::ScopedTempDir dir("quantize_resume_recipes");
+  for (const std::string recipe : {"w4g128-awq", "w4a4-rot-smooth-gptq", "w3g128-gptq-lorc"}) {
+    SCOPED_TRACE(recipe);
+    const std::string full = dir.file(recipe + ".lbq");
+    reference(recipe, full);
+    kill_and_resume(recipe, "module:17", true, full, dir.file(recipe + "-k.lbq"));
+  }
 }
 
 TEST_F(QuantizeResume, DataFreeRecipeResumesBitIdentical) {
