@@ -346,6 +346,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     std::fprintf(stderr, "checkpoints: %d written, %.1f MB, %.2f s\n", checkpoints->saves(),
                  static_cast<double>(checkpoints->saved_bytes()) / 1e6, checkpoints->save_seconds());
   }
+  checkpoints.reset();  // the output is in place: the checkpoint goes, and with it the interrupt note
   report.file_bytes = std::filesystem::file_size(o.output_path, ec);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();
