@@ -101,6 +101,7 @@ class QuantizeResume : public ::testing::Test {
     EXPECT_EQ(comparable_report(out + ".json"), comparable_report(expected + ".json"));
     EXPECT_FALSE(fs::exists(out + ".ckpt"));
     EXPECT_FALSE(fs::exists(out + ".tmp"));
+    EXPECT_FALSE(fs::exists(out + ".ckpt.tmp"));
     fs::remove(out);
   }
   std::string model_;
@@ -135,6 +136,8 @@ TEST_F(QuantizeResume, GptqKilledAtSeveralPointsResumesBitIdentical) {
   kill_and_resume("w4g128-gptq", "checkpoint:1", true, full, dir.file("a.lbq"));  // after layer 0's checkpoint
   kill_and_resume("w4g128-gptq", "module:10", true, full, dir.file("b.lbq"));     // layer 1, 4th linear
   kill_and_resume("w4g128-gptq", "checkpoint:5", true, full, dir.file("c.lbq"));  // after the last layer
+  // While the checkpoint of layer 3 is written (OUT.ckpt.tmp complete, not renamed): layer 2's is used.
+  kill_and_resume("w4g128-gptq", "checkpoint_write:3", true, full, dir.file("e.lbq"));
   kill_and_resume("w4g128-gptq", "module:0", false, full, dir.file("d.lbq"));     // before any checkpoint
 }
 

@@ -2,8 +2,9 @@
 //                  [--threads T] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] -o OUT [--json F]
 //                  [--resume | --no-checkpoint]`
 // --resume continues a killed run from OUT.ckpt (pipeline/quantize_checkpoint.h).
-// LOWBIT_TEST_KILL_AT=checkpoint:N|module:N (test-only) raises SIGKILL after the
-// checkpoint of N layers or before the N-th linear (0-based) this process quantizes.
+// LOWBIT_TEST_KILL_AT=checkpoint:N|checkpoint_write:N|module:N (test-only) raises SIGKILL
+// after the checkpoint of N layers, before that checkpoint is renamed into place, or
+// before the N-th linear (0-based) this process quantizes.
 // --kv stores a KV-cache configuration in the file (lowbit.kv) that ppl/generate use when run without --kv.
 // `lowbit quantize MODEL --target-size MB | --target-bpw B [--menu NAME|FILE] [--sensitivity MODE] --calib F -o OUT
 //                  [--recipe-out F] [--sensitivity-out F]`: per-tensor formats chosen for a size budget
@@ -87,8 +88,9 @@ Expected<std::function<void(const std::string&, int64_t)>> test_kill_hook() {
   const std::string point = spec.substr(0, colon);
   char* end = nullptr;
   const long long n = colon == std::string::npos ? -1 : std::strtoll(spec.c_str() + colon + 1, &end, 10);
-  if ((point != "checkpoint" && point != "module") || n < 0 || end == nullptr || *end != '\0') {
-    return make_error("LOWBIT_TEST_KILL_AT={}: expected checkpoint:N or module:N", spec);
+  if ((point != "checkpoint" && point != "checkpoint_write" && point != "module") || n < 0 || end == nullptr ||
+      *end != '\0') {
+    return make_error("LOWBIT_TEST_KILL_AT={}: expected checkpoint:N, checkpoint_write:N or module:N", spec);
   }
   return std::function<void(const std::string&, int64_t)>([point, n](const std::string& at, int64_t i) {
     if (at == point && i == n) raise(SIGKILL);

@@ -205,11 +205,13 @@ Expected<ModuleReport> module_from_json(const json& j) {
   return m;
 }
 
-QuantizeCheckpointer::QuantizeCheckpointer(const std::string& output_path, json fingerprint, int n_layers)
+QuantizeCheckpointer::QuantizeCheckpointer(const std::string& output_path, json fingerprint, int n_layers,
+                                           std::function<void(const std::string&, int64_t)> test_hook)
     : output_path_(output_path),
       path_(checkpoint_path(output_path)),
       fingerprint_(std::move(fingerprint)),
-      n_layers_(n_layers) {}
+      n_layers_(n_layers),
+      test_hook_(std::move(test_hook)) {}
 
 QuantizeCheckpointer::~QuantizeCheckpointer() {
   if (!owned_) return;
@@ -380,6 +382,10 @@ Status QuantizeCheckpointer::save(int layers_done, LowbitFileWriter& writer, con
                            static_cast<uint8_t>(crc >> 24)};
   LB_RETURN_IF_ERROR(out.write(tail, 4));
   const uint64_t bytes = out.offset();
+  if (test_hook_) {
+    LB_RETURN_IF_ERROR(out.sync());  // so a kill here leaves the whole OUT.ckpt.tmp, as a kill in rename would
+    test_hook_("checkpoint_write", layers_done);
+  }
   LB_RETURN_IF_ERROR(out.commit());
   arm_interrupt_note(layers_done);
   ++saves_;

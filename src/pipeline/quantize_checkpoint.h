@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -66,7 +67,10 @@ Expected<ModuleReport> module_from_json(const nlohmann::json& j);
 
 class QuantizeCheckpointer {
  public:
-  QuantizeCheckpointer(const std::string& output_path, nlohmann::json fingerprint, int n_layers);
+  // test_hook: PipelineOptions::test_hook, called with ("checkpoint_write", layers done) once
+  // OUT.ckpt.tmp is written, before it is renamed (may be empty).
+  QuantizeCheckpointer(const std::string& output_path, nlohmann::json fingerprint, int n_layers,
+                       std::function<void(const std::string&, int64_t)> test_hook = {});
   QuantizeCheckpointer(const QuantizeCheckpointer&) = delete;
   QuantizeCheckpointer& operator=(const QuantizeCheckpointer&) = delete;
   // Removes the checkpoint once the run owns it (start() succeeded): the run
@@ -100,6 +104,7 @@ class QuantizeCheckpointer {
   std::string path_;  // OUT.ckpt
   nlohmann::json fingerprint_;
   int n_layers_ = 0;
+  std::function<void(const std::string&, int64_t)> test_hook_;
   bool owned_ = false;          // start() succeeded: this run writes and finally removes the checkpoint
   uint64_t crc_bytes_ = 0;      // OUT.tmp's first crc_bytes_ bytes ...
   uint32_t crc_ = 0;            // ... have this CRC-32

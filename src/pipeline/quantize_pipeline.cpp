@@ -215,7 +215,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   std::optional<QuantizeCheckpointData> resumed;
   if (o.resume && !o.checkpoint) return make_error("--resume needs checkpoints (not --no-checkpoint)");
   if (o.checkpoint) {
-    checkpoints.emplace(o.output_path, run_fingerprint(recipe, o, calibration_json), config.n_layers);
+    checkpoints.emplace(o.output_path, run_fingerprint(recipe, o, calibration_json), config.n_layers, o.test_hook);
     const size_t hidden_floats = calibrate ? calibration.tokens.size() * static_cast<size_t>(config.dim) : 0;
     LB_ASSIGN_OR_RETURN(resumed, checkpoints->start(o.resume, hidden_floats));
   }

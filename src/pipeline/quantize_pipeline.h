@@ -46,8 +46,9 @@ struct PipelineOptions {
   bool resume = false;  // needs checkpoint
   std::string build_id;  // the binary, as the checkpoint's fingerprint records it ("" = not compared)
   // Test-only (the CLI's LOWBIT_TEST_KILL_AT): called with ("checkpoint", layers done)
-  // after each checkpoint is written and ("module", n) before the n-th linear this
-  // process quantizes (0-based), so a test can kill the process at a known point.
+  // after each checkpoint is written, ("checkpoint_write", layers done) when its
+  // OUT.ckpt.tmp is written but not yet renamed, and ("module", n) before the n-th
+  // linear this process quantizes (0-based), so a test can kill the process at a known point.
   std::function<void(const std::string& point, int64_t n)> test_hook;
 };
 
