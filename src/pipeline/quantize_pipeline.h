@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/status.h"
 #include "model/model_source.h"
 #include "pipeline/activation_stats.h"
@@ -39,6 +40,12 @@ struct PipelineOptions {
   bool progress = true;  // progress bar on stderr
   bool verbose = false;  // one line per module on stderr
   nlohmann::json kv = nullptr;  // KV-cache configuration stored as lowbit.kv (null = none)
+  // Calibration across processes (docs/MPI.md): the ranks of `mpirun -np N` (null:
+  // one process). Each rank runs its shard of the windows; rank 0 alone writes.
+  Communicator* comm = nullptr;
+  // Statistics' sums in this many shards of windows (pipeline/calibration_shards.h);
+  // 0: the number of ranks. One process with N writes what `mpirun -np N` writes.
+  int calib_shards = 0;
 };
 
 struct QuantizeReport {
@@ -90,8 +97,12 @@ std::string describe_calibration(const CalibrationDefaults& d, const ModelConfig
 
 // H = Σ_t n_t n_tᵀ [dim, dim] of the head's input n_t = rms_norm(h_t) · output_norm, over the
 // calibration hidden states h [tokens, dim] after the last layer (RTN importance of lm_head).
+// shard_starts, comm: summed in shards and over ranks as the layers' statistics are
+// (pipeline/calibration_shards.h); chunks of tokens never cross a shard's start.
 Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidden, const ModelConfig& c,
-                                                 const std::vector<float>& output_norm, HessianPrecision precision);
+                                                 const std::vector<float>& output_norm, HessianPrecision precision,
+                                                 const std::vector<int64_t>& shard_starts = {},
+                                                 Communicator* comm = nullptr);
 
 // The calibration windows of a run: o.calib_path read with the source's tokenizer
 // (o.calibration; seq_len 0 = default_calibration_length). `description`, when
