@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # mpirun as the tests run it: MPIEXEC NP PROGRAM [ARGS...].
-# Open MPI refuses root without --allow-run-as-root; --oversubscribe lets 2 ranks
-# start on a machine (or container quota) with fewer free slots; and containers
-# usually forbid the cross-memory attach (CMA) that the shared-memory transport
-# uses by default, so its single-copy mechanism is turned off (copy through the
-# shared segment instead).
+# Open MPI refuses root without --allow-run-as-root; --oversubscribe lets more
+# ranks start than there are cores (on the 2-core development machine -np 2 runs
+# without it, -np 3 does not); and containers under Docker's default seccomp
+# profile forbid the cross-memory attach (CMA) that the shared-memory transport
+# uses for large messages, so its single-copy mechanism is turned off (copy
+# through the shared segment instead; the development container allows CMA, CI's
+# may not).
 set -euo pipefail
 mpiexec=$1
 np=$2
