@@ -59,11 +59,12 @@ class SingleProcess final : public Communicator {
 bool mpi_built();
 
 // The number of processes the launcher started, from its environment
-// (OMPI_COMM_WORLD_SIZE, PMIX/PMI_SIZE); 1 when not started by mpirun.
+// (OMPI_COMM_WORLD_SIZE, PMI_SIZE); 0 when a PMIx launcher started this process
+// without saying how many (PMIX_RANK only: MPI will tell); 1 when not started by one.
 int launcher_world_size();
 
 // The job's communicator: MPI (initialised here, finalised by the destructor) when
-// started by mpirun with more than one process, else SingleProcess. Error when
+// started by mpirun with more than one process (or an unknown number), else SingleProcess. Error when
 // mpirun started several processes but this binary has no MPI: they would each
 // quantize everything and write the same file.
 Expected<std::unique_ptr<Communicator>> open_communicator();
