@@ -52,7 +52,9 @@ TEST(Communicator, JobSumsInRankOrderOnEveryRank) {
   auto opened = open_communicator();
   ASSERT_TRUE(opened.ok()) << opened.status().message();
   Communicator& comm = **opened;
-  if (launcher_world_size() > 0) EXPECT_EQ(comm.size(), launcher_world_size());
+  if (launcher_world_size() > 0) {
+    EXPECT_EQ(comm.size(), launcher_world_size());
+  }
   const int p = comm.size();
   const int r = comm.rank();
   std::vector<double> x = contribution(r);
