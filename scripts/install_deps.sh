@@ -9,7 +9,9 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config git python3 python3-pip python3-numpy unzip
           libopenblas-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
           libsentencepiece-dev libgtest-dev libbenchmark-dev
-          gnuplot-nox)  # gnuplot-nox: lowbit inspect --plot; python3-numpy: tests/python/ct_reader.py
+          gnuplot-nox libopenmpi-dev openmpi-bin)
+# gnuplot-nox: lowbit inspect --plot; python3-numpy: tests/python/ct_reader.py;
+# libopenmpi-dev, openmpi-bin: `mpirun -np N lowbit quantize` and its test (docs/MPI.md)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()

@@ -10,6 +10,8 @@
 //                  [--recipe-out F] [--sensitivity-out F]`: per-tensor formats chosen for a size budget
 // (pipeline/size_budget.h), then quantized as the written recipe says.
 // `lowbit quantize --list-recipes [--verbose]`
+// `mpirun -np N lowbit quantize MODEL --recipe ...`: the calibration windows sharded across N processes, rank 0
+// writes (docs/MPI.md); `--calib-shards N` in one process sums the statistics as N ranks do (same file).
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -19,6 +21,7 @@
 #include <map>
 #include <optional>
 
+#include "core/communicator.h"
 #include "core/mapped_file.h"
 
 #include "cli/commands.h"
@@ -37,6 +40,7 @@ struct QuantizeFlags {
   std::string calib_path;
   int calib_samples = 0;  // 0: calibration_defaults (pipeline/quantize_pipeline.h)
   int calib_len = 0;
+  int calib_shards = 0;  // 0: the number of MPI ranks (1 in one process)
   uint64_t seed = 0;
   std::string calib_bos = "auto";
   std::string hessian = "fp64";
@@ -118,8 +122,23 @@ Status run_list(bool verbose) {
   return Status::ok_status();
 }
 
-Status run_quantize(const QuantizeFlags& f) {
-  if (f.list_recipes) return run_list(f.verbose);
+// What `mpirun` cannot run: the size-budget passes and the KV-cache calibration are single-process.
+Status check_mpi_flags(const QuantizeFlags& f, const Communicator& comm) {
+  if (comm.size() == 1) return Status::ok_status();
+  if (f.target_mb || f.target_bpw) {
+    return make_error("--target-size/--target-bpw: the sensitivity pass is not sharded across MPI ranks; run it "
+                      "without mpirun, or write its recipe once (--recipe-out) and pass that to --recipe");
+  }
+  if (!f.kv.calib_path.empty() || f.kv.tune_bits > 0.0 || !f.kv.save_path.empty()) {
+    return make_error("--kv-calib/--kv-tune/--kv-save are not run under mpirun: save the KV configuration in one "
+                      "process (--kv-save F) and pass --kv F");
+  }
+  return Status::ok_status();
+}
+
+Status run_quantize_on(const QuantizeFlags& f, Communicator& comm) {
+  LB_RETURN_IF_ERROR(check_mpi_flags(f, comm));
+  const bool rank0 = comm.rank() == 0;  // prints and writes; the other ranks only compute
   if (f.model_path.empty()) return make_error("quantize: MODEL is required (or --list-recipes)");
   const bool budgeted = f.target_mb || f.target_bpw;
   if (budgeted && !f.recipe.empty()) return make_error("quantize: give either --recipe or a size budget, not both");
@@ -167,6 +186,8 @@ Status run_quantize(const QuantizeFlags& f) {
   o.resume = f.resume;
   o.build_id = build_id();
   LB_ASSIGN_OR_RETURN(o.test_hook, test_kill_hook());
+  o.comm = &comm;
+  o.calib_shards = f.calib_shards;
   {
     ThreadPool pool(f.threads);
     LB_ASSIGN_OR_RETURN(o.kv, kv_config_for_quantize(f.kv, f.model_path, f.tokenizer_path, pool, f.verbose));
@@ -191,9 +212,10 @@ Status run_quantize(const QuantizeFlags& f) {
     }
   }
   if (!o.calib_path.empty()) {
-    o.calibration = announce_calibration(config, o.calibration, o.calib_path, f.progress.quiet);
+    o.calibration = announce_calibration(config, o.calibration, o.calib_path, f.progress.quiet || !rank0);
   }
-  if (f.verbose) {
+  if (f.verbose && rank0) {
+    if (comm.size() > 1) std::fprintf(stderr, "quantize: %d MPI ranks, calibration sharded\n", comm.size());
     std::fprintf(stderr,
                  "quantize: %s -> %s, recipe %s (%s), calibration %s (%d x %s tokens, seed %llu, bos %s), hessian %s, "
                  "threads %d\n",
@@ -239,6 +261,7 @@ Status run_quantize(const QuantizeFlags& f) {
                         {"memory_bound_bytes", table.memory_bound_bytes}};
   }
   LB_ASSIGN_OR_RETURN(QuantizeReport r, quantize_model(recipe, o));
+  if (!rank0) return Status::ok_status();
   std::printf("wrote %s: %.2f MB, decoder linears %.3f bits per weight, %.1f s, peak RSS %.0f MB (bound %.0f MB)\n",
               r.output_path.c_str(), static_cast<double>(r.file_bytes) / 1e6, r.linear_bits_per_weight(), r.seconds,
               static_cast<double>(r.peak_rss_bytes) / 1e6, static_cast<double>(r.memory_bound_bytes) / 1e6);
@@ -257,7 +280,21 @@ Status run_quantize(const QuantizeFlags& f) {
   report["threads"] = f.threads;
   if (!o.kv.is_null()) report["kv"] = o.kv;
   if (allocation) report["allocation"] = sensitivity_json;
+  if (comm.size() > 1) report["mpi_ranks"] = comm.size();
   return write_json_report(f.json_path, report);
+}
+
+Status run_quantize(const QuantizeFlags& f) {
+  if (f.list_recipes) return run_list(f.verbose);
+  // MPI is initialised here only when mpirun started this process (core/communicator.h).
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, open_communicator());
+  Status status = run_quantize_on(f, *comm);
+  if (!status.ok() && comm->size() > 1) {
+    // The other ranks may wait in a collective for this one: end the whole job.
+    std::fprintf(stderr, "error (MPI rank %d of %d): %s\n", comm->rank(), comm->size(), status.message().c_str());
+    comm->abort_job(1);
+  }
+  return status;
 }
 
 }  // namespace
@@ -283,6 +320,11 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   app->add_option("--seed", flags->seed, "Seed of the calibration windows")->capture_default_str();
+  app->add_option("--calib-shards", flags->calib_shards,
+                  "Sum the calibration statistics in N contiguous shards of windows, added in order, as `mpirun -np "
+                  "N` does: one process then writes the same file (0 = the number of MPI ranks)")
+      ->check(CLI::Range(0, 1 << 16))
+      ->capture_default_str();
   app->add_option("--calib-bos", flags->calib_bos,
                   "BOS in calibration windows: auto (document start when the tokenizer adds BOS), none, first, "
                   "document")

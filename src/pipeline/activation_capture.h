@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
+#include "core/status.h"
 #include "model/linear.h"
 
 namespace lowbit {
@@ -15,9 +17,16 @@ namespace lowbit {
 // Keeps every `stride`-th token (counted over all calls) of the inputs of the
 // named linears, at most max_rows of them. Names are reduced to their shared-input
 // leader (activation_stats.h), so "layers.0.k_proj" captures the q/k/v input once.
+// first_token: the index of the first token observed among all the calibration's
+// (a rank's shard starts there, docs/MPI.md), so the ranks pick the tokens one
+// process would, and gather() puts them back in that order.
 class RowSampler : public ActivationObserver {
  public:
-  RowSampler(const std::vector<std::string>& names, int64_t stride, int64_t max_rows);
+  RowSampler(const std::vector<std::string>& names, int64_t stride, int64_t max_rows, int64_t first_token = 0);
+
+  // Every rank's rows in rank order (= token order for contiguous shards), at most
+  // max_rows; call on every rank after the pass.
+  Status gather(Communicator& comm);
 
   void observe(const std::string& linear_name, const float* x, int64_t n_tokens, int64_t in_features) override;
 
@@ -33,6 +42,7 @@ class RowSampler : public ActivationObserver {
  private:
   int64_t stride_;
   int64_t max_rows_;
+  int64_t first_token_;
   std::map<std::string, Rows> rows_;  // by leader name; selected ones exist from the start
 };
 

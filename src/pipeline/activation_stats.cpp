@@ -44,7 +44,8 @@ std::string shared_input_key(const std::string& linear_name) {
   return linear_name;
 }
 
-ActivationStats::ActivationStats(ActivationStatsOptions options) : options_(std::move(options)) {
+ActivationStats::ActivationStats(ActivationStatsOptions options, std::vector<int64_t> shard_starts)
+    : options_(std::move(options)), shard_starts_(std::move(shard_starts)) {
   for (const std::string& name : options_.names) selected_keys_.insert(shared_input_key(name));
 }
 
@@ -80,32 +81,123 @@ void ActivationStats::observe(const std::string& linear_name, const float* x, in
 }
 
 // x: [n_tokens, in]. Channel sums run token by token in order, so they equal a
-// plain double loop over all tokens bit for bit.
+// plain double loop over all tokens bit for bit. Under shard_starts the sums of
+// every shard after the first go to a partial, added to s when the next shard
+// begins or by reduce().
 void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens) {
   const int64_t in = s.in_features;
   for (int64_t t = 0; t < n_tokens; ++t) {
     const float* row = x + t * in;
-    for (int64_t j = 0; j < in; ++j) {
-      const float a = std::fabs(row[j]);
-      s.abs_sum[j] += a;
-      s.abs_max[j] = std::max(s.abs_max[j], a);
-    }
+    for (int64_t j = 0; j < in; ++j) s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
   }
-  s.n_tokens += n_tokens;
+  const std::vector<int64_t>& starts = shard_starts_;
+  while (n_tokens > 0) {
+    // The shard of token s.n_tokens: the number of starts at or before it.
+    const auto next = std::upper_bound(starts.begin(), starts.end(), s.n_tokens);
+    const int shard = static_cast<int>(next - starts.begin());
+    const int64_t n = next == starts.end() ? n_tokens : std::min(n_tokens, *next - s.n_tokens);
+    if (shard == 0) {
+      add_sums(x, n, in, s.precision, s.abs_sum.data(), s.h_f32.data(), s.h_f64.data());
+    } else {
+      Partial& p = partials_[s.key];
+      if (p.shard != shard) {
+        fold(s, p);
+        p.shard = shard;
+        p.abs_sum.assign(static_cast<size_t>(in), 0.0);
+        const size_t h_size = static_cast<size_t>(in * in);
+        if (s.precision == HessianPrecision::kFp32) p.h_f32.assign(h_size, 0.0f);
+        if (s.precision == HessianPrecision::kFp64) p.h_f64.assign(h_size, 0.0);
+      }
+      add_sums(x, n, in, s.precision, p.abs_sum.data(), p.h_f32.data(), p.h_f64.data());
+    }
+    s.n_tokens += n;
+    x += n * in;
+    n_tokens -= n;
+  }
+}
+
+void ActivationStats::add_sums(const float* x, int64_t n_tokens, int64_t in, HessianPrecision precision,
+                               double* abs_sum, float* h_f32, double* h_f64) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* row = x + t * in;
+    for (int64_t j = 0; j < in; ++j) abs_sum[j] += std::fabs(row[j]);
+  }
   // Upper triangle of H[in, in] += Xᵀ X, X = x as [n_tokens, in] row-major.
   const int n = static_cast<int>(in);
-  if (s.precision == HessianPrecision::kFp32) {
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, static_cast<int>(n_tokens), 1.0f, x, n, 1.0f, s.h_f32.data(),
-                n);
-  } else if (s.precision == HessianPrecision::kFp64) {
+  if (precision == HessianPrecision::kFp32) {
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, n, static_cast<int>(n_tokens), 1.0f, x, n, 1.0f, h_f32, n);
+  } else if (precision == HessianPrecision::kFp64) {
     // Converted to double kDoubleChunk tokens at a time, to bound the buffer.
     for (int64_t t0 = 0; t0 < n_tokens; t0 += kDoubleChunk) {
       const int64_t rows = std::min(kDoubleChunk, n_tokens - t0);
       x_f64_.assign(x + t0 * in, x + (t0 + rows) * in);
-      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, static_cast<int>(rows), 1.0, x_f64_.data(), n, 1.0,
-                  s.h_f64.data(), n);
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, static_cast<int>(rows), 1.0, x_f64_.data(), n, 1.0, h_f64,
+                  n);
     }
   }
+}
+
+// s ← s + p for the sums (the order a rank-ordered reduction uses); p is then empty.
+void ActivationStats::fold(InputStats& s, Partial& p) {
+  if (p.shard == 0) return;
+  for (size_t j = 0; j < s.abs_sum.size(); ++j) s.abs_sum[j] = s.abs_sum[j] + p.abs_sum[j];
+  for (size_t i = 0; i < p.h_f32.size(); ++i) s.h_f32[i] = s.h_f32[i] + p.h_f32[i];
+  for (size_t i = 0; i < p.h_f64.size(); ++i) s.h_f64[i] = s.h_f64[i] + p.h_f64[i];
+  p = Partial();
+}
+
+namespace {
+
+// The upper triangle (k >= j) of h [in, in], row by row: in·(in+1)/2 values, what a reduction sends.
+template <typename T>
+std::vector<T> pack_upper(const std::vector<T>& h, int64_t in) {
+  std::vector<T> packed;
+  packed.reserve(static_cast<size_t>(in * (in + 1) / 2));
+  for (int64_t j = 0; j < in; ++j) packed.insert(packed.end(), h.begin() + j * in + j, h.begin() + (j + 1) * in);
+  return packed;
+}
+
+template <typename T>
+void unpack_upper(const std::vector<T>& packed, int64_t in, std::vector<T>& h) {
+  auto it = packed.begin();
+  for (int64_t j = 0; j < in; ++j) {
+    std::copy(it, it + (in - j), h.begin() + j * in + j);
+    it += in - j;
+  }
+}
+
+}  // namespace
+
+Status ActivationStats::reduce(Communicator& comm) {
+  LB_RETURN_IF_ERROR(status_);
+  for (auto& [key, p] : partials_) fold(inputs_.at(key), p);
+  partials_.clear();
+  if (comm.size() == 1) return Status::ok_status();
+  // The same inputs on every rank, or the reductions below would pair different buffers.
+  std::vector<int64_t> shape = {static_cast<int64_t>(inputs_.size()), 0};
+  for (const auto& [key, s] : inputs_) shape[1] += s.in_features;
+  std::vector<int64_t> total = shape;
+  LB_RETURN_IF_ERROR(comm.allreduce_sum(total.data(), 2));
+  if (total[0] != shape[0] * comm.size() || total[1] != shape[1] * comm.size()) {
+    return make_error("activation statistics: rank {} observed {} inputs ({} features), not what every rank did",
+                      comm.rank(), shape[0], shape[1]);
+  }
+  for (auto& [key, s] : inputs_) {
+    const int64_t in = s.in_features;
+    LB_RETURN_IF_ERROR(comm.allreduce_sum(&s.n_tokens, 1));
+    LB_RETURN_IF_ERROR(comm.allreduce_sum(s.abs_sum.data(), in));
+    LB_RETURN_IF_ERROR(comm.allreduce_max(s.abs_max.data(), in));
+    if (s.precision == HessianPrecision::kFp32) {
+      std::vector<float> packed = pack_upper(s.h_f32, in);
+      LB_RETURN_IF_ERROR(comm.allreduce_sum(packed.data(), static_cast<int64_t>(packed.size())));
+      unpack_upper(packed, in, s.h_f32);
+    } else if (s.precision == HessianPrecision::kFp64) {
+      std::vector<double> packed = pack_upper(s.h_f64, in);
+      LB_RETURN_IF_ERROR(comm.allreduce_sum(packed.data(), static_cast<int64_t>(packed.size())));
+      unpack_upper(packed, in, s.h_f64);
+    }
+  }
+  return Status::ok_status();
 }
 
 const InputStats* ActivationStats::find(const std::string& linear_name) const {
@@ -113,10 +205,14 @@ const InputStats* ActivationStats::find(const std::string& linear_name) const {
   return it == inputs_.end() ? nullptr : &it->second;
 }
 
-void ActivationStats::erase(const std::string& linear_name) { inputs_.erase(shared_input_key(linear_name)); }
+void ActivationStats::erase(const std::string& linear_name) {
+  inputs_.erase(shared_input_key(linear_name));
+  partials_.erase(shared_input_key(linear_name));
+}
 
 void ActivationStats::clear() {
   inputs_.clear();
+  partials_.clear();
   seen_.clear();
   x_f64_ = std::vector<double>();
   status_ = Status::ok_status();

@@ -10,6 +10,13 @@
 // and accumulated when that leader is observed (the forward pass calls the leader
 // on the same input as its siblings). H is symmetric and accumulated with
 // ssyrk/dsyrk on its upper triangle.
+//
+// Shards (docs/MPI.md): floating-point sums depend on their order, so the
+// calibration windows may be split into S contiguous shards whose sums (H, Σ|x|)
+// are accumulated separately and added in shard order: ((P_0 + P_1) + …) + P_{S-1}.
+// `mpirun -np S` gives each rank one shard and reduce() adds them over the
+// communicator in that order; one process given the same shard_starts adds them
+// locally, and both produce the same bits. Maxima and token counts are exact.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/status.h"
 #include "model/linear.h"
 
@@ -59,7 +67,11 @@ std::string shared_input_key(const std::string& linear_name);
 
 class ActivationStats : public ActivationObserver {
  public:
-  explicit ActivationStats(ActivationStatsOptions options = {});
+  // shard_starts: token counts (per input, in observation order, ascending, > 0) at
+  // which a new shard of the sums begins; empty: one shard. An observation that
+  // straddles one is split there (its dsyrk chunks then differ from a rank's: feed
+  // whole windows).
+  explicit ActivationStats(ActivationStatsOptions options = {}, std::vector<int64_t> shard_starts = {});
 
   void observe(const std::string& linear_name, const float* x, int64_t n_tokens, int64_t in_features) override;
 
@@ -79,18 +91,36 @@ class ActivationStats : public ActivationObserver {
   // with two input widths) is kept here and later observations are ignored.
   const Status& status() const { return status_; }
 
+  // Completes the sums after the last observation: the last local shard is added
+  // (shard_starts), then every rank's statistics are combined (sums in rank order,
+  // maxima, token counts), so every rank holds those of all the windows. Every rank
+  // must have observed the same inputs; call it on every rank, after every pass.
+  Status reduce(Communicator& comm);
+
   // Frees the statistics of one input once a quantizer has used them.
   void erase(const std::string& linear_name);
   void clear();
 
  private:
+  // The sums of the shard being observed, when it is not the first.
+  struct Partial {
+    int shard = 0;
+    std::vector<double> abs_sum;  // [in]
+    std::vector<float> h_f32;     // [in, in] upper triangle
+    std::vector<double> h_f64;    // [in, in] upper triangle
+  };
   bool selected(const std::string& key) const;
   void accumulate(InputStats& s, const float* x, int64_t n_tokens);
+  void add_sums(const float* x, int64_t n_tokens, int64_t in, HessianPrecision precision, double* abs_sum,
+                float* h_f32, double* h_f64);
+  void fold(InputStats& s, Partial& p);
 
   ActivationStatsOptions options_;
+  std::vector<int64_t> shard_starts_;
   std::set<std::string> selected_keys_;  // leaders of options_.names
   std::map<std::string, InputStats> inputs_;
   std::map<std::string, Seen> seen_;
+  std::map<std::string, Partial> partials_;  // by leader, while a shard after the first is observed
   std::vector<double> x_f64_;  // [<= 256 tokens, in] conversion buffer for dsyrk
   Status status_;
 };

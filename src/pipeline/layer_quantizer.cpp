@@ -31,7 +31,8 @@ std::string linear_name(int index, const std::string& suffix) { return fmt::form
 class LayerQuantizer {
  public:
   LayerQuantizer(const LayerQuantizerContext& ctx, int index, LayerWeights w)
-      : ctx_(ctx), c_(*ctx.config), index_(index), w_(std::move(w)) {}
+      : ctx_(ctx), c_(*ctx.config), index_(index), w_(std::move(w)),
+        comm_(ctx.comm != nullptr ? ctx.comm : &single_) {}
 
   Expected<std::vector<ModuleReport>> run() {
     for (const auto& phase : kPhases) {
@@ -46,12 +47,16 @@ class LayerQuantizer {
       LB_RETURN_IF_ERROR(migrate());  // SmoothQuant / OS+ before every statistic the quantizers use
       LB_RETURN_IF_ERROR(statistics_pass());
     }
-    LB_RETURN_IF_ERROR(
-        ctx_.writer->add_fp32(fmt::format("layers.{}.attn_norm", index_), {c_.dim}, w_.attn_norm.data()));
-    LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(fmt::format("layers.{}.ffn_norm", index_), {c_.dim}, w_.ffn_norm.data()));
-    for (const auto& [name, bias] : {std::pair{"attn_norm_bias", &w_.attn_norm_bias}, {"ffn_norm_bias", &w_.ffn_norm_bias}}) {
-      if (!bias->empty()) {
-        LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(fmt::format("layers.{}.{}", index_, name), {c_.dim}, bias->data()));
+    if (ctx_.writer != nullptr) {
+      LB_RETURN_IF_ERROR(
+          ctx_.writer->add_fp32(fmt::format("layers.{}.attn_norm", index_), {c_.dim}, w_.attn_norm.data()));
+      LB_RETURN_IF_ERROR(
+          ctx_.writer->add_fp32(fmt::format("layers.{}.ffn_norm", index_), {c_.dim}, w_.ffn_norm.data()));
+      for (const auto& [name, bias] :
+           {std::pair{"attn_norm_bias", &w_.attn_norm_bias}, {"ffn_norm_bias", &w_.ffn_norm_bias}}) {
+        if (!bias->empty()) {
+          LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(fmt::format("layers.{}.{}", index_, name), {c_.dim}, bias->data()));
+        }
       }
     }
     std::optional<DecoderBlock> block;
@@ -61,9 +66,9 @@ class LayerQuantizer {
     for (size_t p = 0; p < kPhases.size(); ++p) {
       const std::string leader = linear_name(index_, kPhases[p][0]);
       if (block && ctx_.recipe->true_sequential && p > 0) {
-        ActivationStats stats({.hessian = ctx_.hessian, .names = {leader}});
+        ActivationStats stats({.hessian = ctx_.hessian, .names = {leader}}, shard_starts());
         LB_RETURN_IF_ERROR(observe(*block, stats));
-        LB_RETURN_IF_ERROR(stats.status());
+        LB_RETURN_IF_ERROR(stats.reduce(*comm_));
         hessians_[leader] = stats.find(leader)->hessian();
         if (input_abs_max_.count(leader)) input_abs_max_[leader] = stats.find(leader)->abs_max;
       }
@@ -96,6 +101,18 @@ class LayerQuantizer {
     return block.wrap_linear("down_proj", [&](std::unique_ptr<Linear> inner) -> std::unique_ptr<Linear> {
       return std::make_unique<OnlineHadamardLinear>(std::move(inner), *ctx_.online_down);
     });
+  }
+
+  std::vector<int64_t> shard_starts() const {
+    return ctx_.shards != nullptr ? ctx_.shards->shard_starts : std::vector<int64_t>();
+  }
+  // The index of this rank's first token among all ranks' tokens.
+  int64_t first_token() const { return ctx_.shards != nullptr ? ctx_.shards->first_token : 0; }
+  // Tokens of the whole calibration (every rank's).
+  int64_t total_tokens() const {
+    const CalibrationState& cal = *ctx_.calibration;
+    return ctx_.shards != nullptr ? ctx_.shards->total_tokens
+                                  : static_cast<int64_t>(cal.n_seq) * cal.runner->seq_len();
   }
 
   // Runs `block` over the calibration inputs for its observer only: one sequence at a time
@@ -162,16 +179,16 @@ class LayerQuantizer {
       }
       leaders.push_back(linear_name(index_, awq_group_linears(g)[0]));
     }
-    const CalibrationState& cal = *ctx_.calibration;
     const int tokens = std::max(r.smooth ? r.smooth->tokens : 1, r.osp ? r.osp->tokens : 1);
-    const int64_t total_tokens = static_cast<int64_t>(cal.n_seq) * cal.runner->seq_len();
     ChannelRange range(leaders);
-    RowSampler rows(leaders, (total_tokens + tokens - 1) / tokens, tokens);
+    RowSampler rows(leaders, (total_tokens() + tokens - 1) / tokens, tokens, first_token());
     {
       ObserverFanout fanout({&range, &rows});
       LB_ASSIGN_OR_RETURN(DecoderBlock fp_block, make_block());
       LB_RETURN_IF_ERROR(observe(fp_block, fanout));
     }
+    LB_RETURN_IF_ERROR(range.reduce(*comm_));
+    LB_RETURN_IF_ERROR(rows.gather(*comm_));
     for (const auto& [group, osp] : todo) {
       const std::vector<std::string> suffixes = awq_group_linears(group);
       const std::string leader = linear_name(index_, suffixes[0]);
@@ -224,7 +241,6 @@ class LayerQuantizer {
   }
 
   Status statistics_pass() {
-    const CalibrationState& cal = *ctx_.calibration;
     LB_ASSIGN_OR_RETURN(std::vector<AwqGroup> groups, awq_groups());
     std::vector<std::string> h_names;  // inputs whose H this pass collects
     for (size_t p = 0; p < kPhases.size(); ++p) {
@@ -242,11 +258,11 @@ class LayerQuantizer {
     for (const auto& [suffix, rule] : rules_) {
       if (rule.act && rule.act->is_static()) act_names.push_back(shared_input_key(linear_name(index_, suffix)));
     }
-    const int64_t total_tokens = static_cast<int64_t>(cal.n_seq) * cal.runner->seq_len();
-    ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names});
-    ActivationStats abs_stats({.hessian = HessianPrecision::kNone, .names = awq_names});
-    ActivationStats act_stats({.hessian = HessianPrecision::kNone, .names = act_names});
-    RowSampler rows(awq_names, (total_tokens + awq_tokens - 1) / awq_tokens, awq_tokens);
+    const std::vector<int64_t> shards = shard_starts();
+    ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names}, shards);
+    ActivationStats abs_stats({.hessian = HessianPrecision::kNone, .names = awq_names}, shards);
+    ActivationStats act_stats({.hessian = HessianPrecision::kNone, .names = act_names}, shards);
+    RowSampler rows(awq_names, (total_tokens() + awq_tokens - 1) / awq_tokens, awq_tokens, first_token());
     std::vector<ActivationObserver*> observers = {&h_stats};
     if (!groups.empty()) observers.insert(observers.end(), {&abs_stats, &rows});
     if (!act_names.empty()) observers.push_back(&act_stats);
@@ -255,8 +271,13 @@ class LayerQuantizer {
       LB_ASSIGN_OR_RETURN(DecoderBlock fp_block, make_block());
       LB_RETURN_IF_ERROR(observe(fp_block, fanout));
     }
-    LB_RETURN_IF_ERROR(h_stats.status());
-    LB_RETURN_IF_ERROR(act_stats.status());
+    // Every rank reduces every observer, used or not, so the collectives pair up.
+    LB_RETURN_IF_ERROR(h_stats.reduce(*comm_));
+    LB_RETURN_IF_ERROR(act_stats.reduce(*comm_));
+    if (!groups.empty()) {
+      LB_RETURN_IF_ERROR(abs_stats.reduce(*comm_));
+      LB_RETURN_IF_ERROR(rows.gather(*comm_));
+    }
     for (const std::string& name : act_names) {
       const InputStats* s = act_stats.find(name);
       if (s == nullptr) return make_error("{}: no calibration statistics for its activation threshold", name);
@@ -318,12 +339,16 @@ class LayerQuantizer {
     Matrix& m = linear_matrix(w_, suffix);
     if (ctx_.on_module) ctx_.on_module(name, m.rows * m.cols);
     LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
-    LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(r.method)));
-    if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));
+    if (ctx_.writer != nullptr) {
+      LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(r.method)));
+      if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));
+    }
     std::optional<ActQuantAttachment> act;
     if (rule.act) {
       LB_ASSIGN_OR_RETURN(act, act_attachment(name, *rule.act));
-      LB_RETURN_IF_ERROR(ctx_.writer->set_record_field(name, "act", act_attachment_json(*act)));
+      if (ctx_.writer != nullptr) {
+        LB_RETURN_IF_ERROR(ctx_.writer->set_record_field(name, "act", act_attachment_json(*act)));
+      }
     }
     ModuleReport report;
     report.name = name;
@@ -386,7 +411,9 @@ class LayerQuantizer {
   const LayerQuantizerContext& ctx_;
   const ModelConfig& c_;
   int index_;
-  LayerWeights w_;                                       // FP32, AWQ scales folded in
+  LayerWeights w_;  // FP32, AWQ scales folded in
+  SingleProcess single_;
+  Communicator* comm_;  // ctx_.comm, or single_
   std::map<std::string, QuantRule> rules_;               // by suffix, resolved for the linear's shape
   std::map<std::string, std::vector<double>> hessians_;  // by leader name, [in, in]
   std::map<std::string, float> awq_alpha_;               // by suffix

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "kernels/orthogonal_rotation.h"
@@ -33,6 +34,7 @@
 #include "model/lowbit_file.h"
 #include "model/weights.h"
 #include "pipeline/activation_stats.h"
+#include "pipeline/calibration_shards.h"
 #include "pipeline/layer_runner.h"
 #include "pipeline/recipe.h"
 
@@ -61,7 +63,8 @@ struct ModuleReport {
   double seconds = 0.0;
 };
 
-// Calibration hidden states carried from layer to layer.
+// Calibration hidden states carried from layer to layer: this rank's windows
+// (all of them in one process), a contiguous shard of the calibration (docs/MPI.md).
 struct CalibrationState {
   LayerRunner* runner = nullptr;
   int n_seq = 0;
@@ -75,7 +78,13 @@ struct LayerQuantizerContext {
   ThreadPool* pool = nullptr;
   HessianPrecision hessian = HessianPrecision::kFp64;
   std::optional<CalibrationState> calibration;  // none: data-free quantization
-  LowbitFileWriter* writer = nullptr;
+  // The ranks sharing the calibration (null: one process): statistics are reduced
+  // over it after every pass, and every rank quantizes the layer identically.
+  Communicator* comm = nullptr;
+  // This rank's share of the calibration (x holds its windows) and where the sums'
+  // shards start; null: one process, one shard.
+  const CalibrationShards* shards = nullptr;
+  LowbitFileWriter* writer = nullptr;  // null: this rank writes nothing (MPI ranks but 0)
   // Called before each linear with its name and parameter count (rows · cols), for progress.
   std::function<void(const std::string&, int64_t)> on_module;
   // The online transform H of down_proj's input when the weights are rotated with

@@ -52,6 +52,19 @@ void ChannelRange::observe(const std::string& linear_name, const float* x, int64
   r.n_tokens += n_tokens;
 }
 
+Status ChannelRange::reduce(Communicator& comm) {
+  if (comm.size() == 1) return Status::ok_status();
+  for (auto& [key, r] : ranges_) {
+    LB_RETURN_IF_ERROR(comm.allreduce_sum(&r.n_tokens, 1));
+    const int64_t in = static_cast<int64_t>(r.max.size());
+    LB_RETURN_IF_ERROR(comm.allreduce_max(r.max.data(), in));
+    for (float& v : r.min) v = -v;  // min = -max(-x), exactly
+    LB_RETURN_IF_ERROR(comm.allreduce_max(r.min.data(), in));
+    for (float& v : r.min) v = -v;
+  }
+  return Status::ok_status();
+}
+
 const ChannelRange::Range* ChannelRange::find(const std::string& linear_name) const {
   auto it = ranges_.find(shared_input_key(linear_name));
   return it == ranges_.end() || it->second.n_tokens == 0 ? nullptr : &it->second;

@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "model/config.h"
@@ -59,6 +60,9 @@ class ChannelRange : public ActivationObserver {
   };
   // Null when the input was not selected or not seen.
   const Range* find(const std::string& linear_name) const;
+
+  // The ranges over every rank's windows (exact: minima and maxima), on every rank.
+  Status reduce(Communicator& comm);
 
  private:
   std::map<std::string, Range> ranges_;  // by leader; selected ones exist from the start

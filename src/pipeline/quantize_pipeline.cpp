@@ -10,6 +10,7 @@
 #include "eval/bench.h"
 #include "io/gguf.h"
 #include "model/ops.h"
+#include "pipeline/calibration_shards.h"
 #include "pipeline/layer_runner.h"
 #include "pipeline/linear_quantizer.h"
 #include "pipeline/quantize_checkpoint.h"
@@ -50,14 +51,14 @@ void log_module(const ModuleReport& m) {
 }
 
 // A tensor outside the decoder layers (token_embedding, lm_head); hessian: the head's input H
-// when its rule weights RTN by importance, else null.
+// when its rule weights RTN by importance, else null. writer: null on ranks that write nothing.
 Expected<ModuleReport> quantize_table(const Recipe& recipe, const std::string& name, const std::vector<float>& data,
-                                      int64_t rows, int64_t cols, LowbitFileWriter& writer,
+                                      int64_t rows, int64_t cols, LowbitFileWriter* writer,
                                       const std::vector<double>* hessian = nullptr) {
   const auto start = std::chrono::steady_clock::now();
   LB_ASSIGN_OR_RETURN(const QuantRule* rule, recipe.rule_for(name));
   LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(*rule, name, data.data(), rows, cols, hessian));
-  LB_RETURN_IF_ERROR(writer.add(name, {rows, cols}, r.weight, quant_method_name(r.method)));
+  if (writer != nullptr) LB_RETURN_IF_ERROR(writer->add(name, {rows, cols}, r.weight, quant_method_name(r.method)));
   ModuleReport m;
   m.name = name;
   m.method = quant_method_name(r.method);
@@ -86,19 +87,26 @@ Expected<std::unique_ptr<GgufFile>> tokenizer_header(const ModelSource& source) 
 }  // namespace
 
 Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidden, const ModelConfig& c,
-                                                 const std::vector<float>& output_norm, HessianPrecision precision) {
-  ActivationStats stats({.hessian = precision, .names = {"lm_head"}});
+                                                 const std::vector<float>& output_norm, HessianPrecision precision,
+                                                 const std::vector<int64_t>& shard_starts, Communicator* comm) {
+  ActivationStats stats({.hessian = precision, .names = {"lm_head"}}, shard_starts);
   const int64_t tokens = static_cast<int64_t>(hidden.size()) / c.dim;
   constexpr int64_t kChunk = 256;
   std::vector<float> normed(static_cast<size_t>(kChunk * c.dim));  // [chunk, dim]
-  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
-    const int64_t n = std::min(kChunk, tokens - t0);
-    for (int64_t t = 0; t < n; ++t) {
-      rms_norm(hidden.data() + (t0 + t) * c.dim, output_norm.data(), c.dim, c.norm_eps, normed.data() + t * c.dim);
+  std::vector<int64_t> ends = shard_starts;  // chunks restart at each shard, as on a rank
+  ends.push_back(tokens);
+  for (int64_t t0 = 0, e = 0; t0 < tokens; ++e) {
+    for (; t0 < ends[e]; t0 += kChunk) {
+      const int64_t n = std::min(kChunk, ends[e] - t0);
+      for (int64_t t = 0; t < n; ++t) {
+        rms_norm(hidden.data() + (t0 + t) * c.dim, output_norm.data(), c.dim, c.norm_eps, normed.data() + t * c.dim);
+      }
+      stats.observe("lm_head", normed.data(), n, c.dim);
     }
-    stats.observe("lm_head", normed.data(), n, c.dim);
+    t0 = ends[e];
   }
-  LB_RETURN_IF_ERROR(stats.status());
+  SingleProcess single;
+  LB_RETURN_IF_ERROR(stats.reduce(comm != nullptr ? *comm : single));
   const InputStats* s = stats.find("lm_head");
   if (s == nullptr) return make_error("lm_head: no calibration states for its importance");
   return s->hessian();
@@ -198,23 +206,38 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   // Calibration windows (tokens only; hidden states come after the embedding is read).
   CalibrationSet calibration;
   json calibration_json = json::object();
+  SingleProcess single;
+  Communicator& comm = o.comm != nullptr ? *o.comm : single;
+  CalibrationShards shards;
   if (calibrate) {
     LB_ASSIGN_OR_RETURN(calibration, pipeline_calibration(*source, o, recipe.true_sequential, &calibration_json));
+    // Every rank reads the same windows and keeps its shard (docs/MPI.md).
+    LB_ASSIGN_OR_RETURN(shards, plan_calibration_shards(calibration.n_samples(), calibration.seq_len,
+                                                        o.calib_shards, comm));
+    if (shards.count > 1) calibration_json["shards"] = shards.count;
+    if (comm.size() > 1) calibration = keep_windows(calibration, shards.begin, shards.end);
   }
+  const bool writes = comm.rank() == 0;  // other ranks write nothing, not even a temporary file
 
   // QuaRot rotation (pipeline/rotation.h): each piece is rotated as it is read, before
   // any other step; a tied head becomes a separate lm_head.
   std::optional<ModelRotations> rotations;
   if (recipe.rotation) {
     rotations = ModelRotations::create(config, *recipe.rotation);
-    for (const std::string& note : rotations->notes()) std::fprintf(stderr, "note: rotation: %s\n", note.c_str());
+    if (writes) {
+      for (const std::string& note : rotations->notes()) std::fprintf(stderr, "note: rotation: %s\n", note.c_str());
+    }
   }
 
   // Resumable runs: a checkpoint after every layer; --resume restores the last one.
   std::optional<QuantizeCheckpointer> checkpoints;
   std::optional<QuantizeCheckpointData> resumed;
   if (o.resume && !o.checkpoint) return make_error("--resume needs checkpoints (not --no-checkpoint)");
-  if (o.checkpoint) {
+  // Under mpirun each rank holds other calibration states: checkpoints are a one-process feature.
+  if (o.resume && comm.size() > 1) {
+    return make_error("--resume: not under mpirun (only a single-process run writes checkpoints)");
+  }
+  if (o.checkpoint && comm.size() == 1) {
     checkpoints.emplace(o.output_path, run_fingerprint(recipe, o, calibration_json), config.n_layers, o.test_hook);
     const size_t hidden_floats = calibrate ? calibration.tokens.size() * static_cast<size_t>(config.dim) : 0;
     LB_ASSIGN_OR_RETURN(resumed, checkpoints->start(o.resume, hidden_floats));
@@ -231,11 +254,15 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   info.calibration = calibration_json;
   info.source = {{"path", o.model_path}, {"format", source->summary().format}};
   info.kv = o.kv;
-  LB_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> tokenizer_gguf, tokenizer_header(*source));
-  LB_ASSIGN_OR_RETURN(LowbitFileWriter writer, resumed ? LowbitFileWriter::reopen(o.output_path, resumed->writer)
-                                                       : LowbitFileWriter::create(o.output_path, info,
-                                                                                  tokenizer_gguf.get()));
-  tokenizer_gguf.reset();
+  std::optional<LowbitFileWriter> file;
+  if (writes) {
+    LB_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> tokenizer_gguf, tokenizer_header(*source));
+    LB_ASSIGN_OR_RETURN(LowbitFileWriter opened, resumed ? LowbitFileWriter::reopen(o.output_path, resumed->writer)
+                                                         : LowbitFileWriter::create(o.output_path, info,
+                                                                                    tokenizer_gguf.get()));
+    file.emplace(std::move(opened));
+  }
+  LowbitFileWriter* writer = file ? &*file : nullptr;
 
   QuantizeReport report;
   report.output_path = o.output_path;
@@ -268,7 +295,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   if (calibrate) runner.emplace(config, calibration.seq_len);
   // Weighted by parameters: a layer's FFN projections cost more than its k_proj.
   const int64_t linear_params = static_cast<int64_t>(config.n_layers) * (layer_params(config) - 2ll * config.dim);
-  ProgressBar progress("quantize", linear_params, o.progress, ProgressUnits::kPercent);
+  ProgressBar progress("quantize", linear_params, o.progress && writes, ProgressUnits::kPercent);
   int64_t params_done = first_layer * (layer_params(config) - 2ll * config.dim);  // linears finished
   int64_t params_started = params_done;                                         // ... and the one in progress
   int64_t modules_started = 0;  // linears this process began (the test hook's count)
@@ -279,8 +306,12 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   ctx.rope_freq_factors = &rope_freq_factors;
   ctx.pool = &pool;
   ctx.hessian = o.hessian;
-  if (calibrate) ctx.calibration = CalibrationState{&*runner, calibration.n_samples(), hidden.data()};
-  ctx.writer = &writer;
+  if (calibrate) {
+    ctx.calibration = CalibrationState{&*runner, calibration.n_samples(), hidden.data()};
+    ctx.shards = &shards;
+  }
+  ctx.comm = &comm;
+  ctx.writer = writer;
   if (rotations && rotations->down) ctx.online_down = &*rotations->down;
   ctx.on_module = [&](const std::string& name, int64_t params) {
     params_done = params_started;
@@ -294,7 +325,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     if (rotations) LB_RETURN_IF_ERROR(rotate_layer(w, config, *rotations).with_context(fmt::format("layers.{}", i)));
     LB_ASSIGN_OR_RETURN(std::vector<ModuleReport> modules, quantize_layer(ctx, i, std::move(w)));
     for (ModuleReport& m : modules) {
-      if (o.verbose) log_module(m);
+      if (o.verbose && writes) log_module(m);
       report.linear_params += static_cast<uint64_t>(m.rows * m.cols);
       report.linear_bytes += m.stored_bytes;
       report.modules.push_back(std::move(m));
@@ -303,7 +334,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
       const std::vector<int64_t> shape = calibrate ? std::vector<int64_t>{calibration.n_samples(), calibration.seq_len,
                                                                           config.dim}
                                                    : std::vector<int64_t>{};
-      LB_RETURN_IF_ERROR(checkpoints->save(i + 1, writer, report, hidden, shape));
+      LB_RETURN_IF_ERROR(checkpoints->save(i + 1, *writer, report, hidden, shape));  // one process: writer set
       if (o.test_hook) o.test_hook("checkpoint", i + 1);
     }
   }
@@ -322,11 +353,11 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     }
     lm_head = rotate_lm_head(head, config, output_norm, *rotations);
   }
-  LB_RETURN_IF_ERROR(writer.add_fp32("output_norm", {config.dim}, output_norm.data()));
+  if (writes) LB_RETURN_IF_ERROR(writer->add_fp32("output_norm", {config.dim}, output_norm.data()));
   std::vector<double> head_h;  // [dim, dim], only for a head weighted by importance
   LB_ASSIGN_OR_RETURN(const QuantRule* head_rule, recipe.rule_for("lm_head"));
   if (calibrate && recipe.stores_lm_head(config) && head_rule->options.importance) {
-    LB_ASSIGN_OR_RETURN(head_h, head_input_hessian(hidden, config, output_norm, o.hessian));
+    LB_ASSIGN_OR_RETURN(head_h, head_input_hessian(hidden, config, output_norm, o.hessian, shards.shard_starts, &comm));
   }
   hidden = std::vector<float>();
   if (!info.config.tied_embeddings) {
@@ -335,19 +366,22 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     }
     LB_ASSIGN_OR_RETURN(ModuleReport m, quantize_table(recipe, "lm_head", lm_head.data, config.vocab_size, config.dim,
                                                        writer, head_h.empty() ? nullptr : &head_h));
-    if (o.verbose) log_module(m);
+    if (o.verbose && writes) log_module(m);
     report.modules.push_back(std::move(m));
   }
-  if (!rope_freq_factors.empty()) {
-    LB_RETURN_IF_ERROR(writer.add_fp32("rope_freqs", {config.head_dim / 2}, rope_freq_factors.data()));
+  if (writes) {
+    if (!rope_freq_factors.empty()) {
+      LB_RETURN_IF_ERROR(writer->add_fp32("rope_freqs", {config.head_dim / 2}, rope_freq_factors.data()));
+    }
+    LB_RETURN_IF_ERROR(writer->finish());
+    report.file_bytes = std::filesystem::file_size(o.output_path, ec);
   }
-  LB_RETURN_IF_ERROR(writer.finish());
   if (checkpoints && o.verbose) {
-    std::fprintf(stderr, "checkpoints: %d written, %.1f MB, %.2f s\n", checkpoints->saves(),
+    std::fprintf(stderr, "checkpoints: %d written, %.1f MB, %.2f s
+", checkpoints->saves(),
                  static_cast<double>(checkpoints->saved_bytes()) / 1e6, checkpoints->save_seconds());
   }
   checkpoints.reset();  // the output is in place: the checkpoint goes, and with it the interrupt note
-  report.file_bytes = std::filesystem::file_size(o.output_path, ec);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();
   report.memory_bound_bytes = memory_bound(info.config, calibrate ? calibration.n_samples() : 0, calibration.seq_len);

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/communicator.h"
 #include "core/status.h"
 #include "model/model_source.h"
 #include "pipeline/activation_stats.h"
@@ -50,6 +51,12 @@ struct PipelineOptions {
   // OUT.ckpt.tmp is written but not yet renamed, and ("module", n) before the n-th
   // linear this process quantizes (0-based), so a test can kill the process at a known point.
   std::function<void(const std::string& point, int64_t n)> test_hook;
+  // Calibration across processes (docs/MPI.md): the ranks of `mpirun -np N` (null:
+  // one process). Each rank runs its shard of the windows; rank 0 alone writes.
+  Communicator* comm = nullptr;
+  // Statistics' sums in this many shards of windows (pipeline/calibration_shards.h);
+  // 0: the number of ranks. One process with N writes what `mpirun -np N` writes.
+  int calib_shards = 0;
 };
 
 struct QuantizeReport {
@@ -101,8 +108,12 @@ std::string describe_calibration(const CalibrationDefaults& d, const ModelConfig
 
 // H = Σ_t n_t n_tᵀ [dim, dim] of the head's input n_t = rms_norm(h_t) · output_norm, over the
 // calibration hidden states h [tokens, dim] after the last layer (RTN importance of lm_head).
+// shard_starts, comm: summed in shards and over ranks as the layers' statistics are
+// (pipeline/calibration_shards.h); chunks of tokens never cross a shard's start.
 Expected<std::vector<double>> head_input_hessian(const std::vector<float>& hidden, const ModelConfig& c,
-                                                 const std::vector<float>& output_norm, HessianPrecision precision);
+                                                 const std::vector<float>& output_norm, HessianPrecision precision,
+                                                 const std::vector<int64_t>& shard_starts = {},
+                                                 Communicator* comm = nullptr);
 
 // The calibration windows of a run: o.calib_path read with the source's tokenizer
 // (o.calibration; seq_len 0 = default_calibration_length). `description`, when
