@@ -91,6 +91,7 @@ Status run_pareto(const ParetoFlags& f) {
   }
   o.threads = f.threads;
   o.progress = show_progress(f.progress);
+  o.checkpoint = false;  // pareto's many short quantizations are not resumable
   SensitivityOptions so;
   so.mode = mode;
   so.probes = f.probes;

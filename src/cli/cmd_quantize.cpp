@@ -1,10 +1,18 @@
 // `lowbit quantize MODEL --recipe NAME|FILE [--calib FILE] [--calib-samples N] [--calib-len L] [--seed S]
-//                  [--threads T] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] -o OUT [--json F]`
+//                  [--threads T] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] -o OUT [--json F]
+//                  [--resume | --no-checkpoint]`
+// --resume continues a killed run from OUT.ckpt (pipeline/quantize_checkpoint.h).
+// LOWBIT_TEST_KILL_AT=checkpoint:N|checkpoint_write:N|module:N (test-only) raises SIGKILL
+// after the checkpoint of N layers, before that checkpoint is renamed into place, or
+// before the N-th linear (0-based) this process quantizes.
 // --kv stores a KV-cache configuration in the file (lowbit.kv) that ppl/generate use when run without --kv.
 // `lowbit quantize MODEL --target-size MB | --target-bpw B [--menu NAME|FILE] [--sensitivity MODE] --calib F -o OUT
 //                  [--recipe-out F] [--sensitivity-out F]`: per-tensor formats chosen for a size budget
 // (pipeline/size_budget.h), then quantized as the written recipe says.
 // `lowbit quantize --list-recipes [--verbose]`
+#include <signal.h>
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -48,6 +56,8 @@ struct QuantizeFlags {
   std::string recipe_out;
   std::string sensitivity_out;
   std::string sensitivity_in;
+  bool resume = false;
+  bool no_checkpoint = false;
 };
 
 constexpr const char* kDefaultCalibration = "data/c4/c4_validation_2k.jsonl";
@@ -57,6 +67,34 @@ std::string default_calibration_path() {
   const char* env = std::getenv("LOWBIT_SHARED_DIR");
   const std::filesystem::path dir = env != nullptr && *env != '\0' ? env : "../shared";
   return (dir / kDefaultCalibration).string();
+}
+
+// The binary for the checkpoint fingerprint: a rebuilt lowbit may quantize
+// differently, so a resume with another binary is refused ("" when unknown).
+std::string build_id() {
+  struct stat st {};
+  if (::stat("/proc/self/exe", &st) != 0) return "";
+  return fmt::format("lowbit executable {} bytes, mtime {}.{:09d}", st.st_size, st.st_mtim.tv_sec,
+                     st.st_mtim.tv_nsec);
+}
+
+// LOWBIT_TEST_KILL_AT=POINT:N (test-only, docs/TESTING.md): the process raises
+// SIGKILL on itself at that point of the pipeline (PipelineOptions::test_hook).
+Expected<std::function<void(const std::string&, int64_t)>> test_kill_hook() {
+  const char* env = std::getenv("LOWBIT_TEST_KILL_AT");
+  if (env == nullptr || *env == '\0') return std::function<void(const std::string&, int64_t)>();
+  const std::string spec = env;
+  const size_t colon = spec.find(':');
+  const std::string point = spec.substr(0, colon);
+  char* end = nullptr;
+  const long long n = colon == std::string::npos ? -1 : std::strtoll(spec.c_str() + colon + 1, &end, 10);
+  if ((point != "checkpoint" && point != "checkpoint_write" && point != "module") || n < 0 || end == nullptr ||
+      *end != '\0') {
+    return make_error("LOWBIT_TEST_KILL_AT={}: expected checkpoint:N, checkpoint_write:N or module:N", spec);
+  }
+  return std::function<void(const std::string&, int64_t)>([point, n](const std::string& at, int64_t i) {
+    if (at == point && i == n) raise(SIGKILL);
+  });
 }
 
 Status run_list(bool verbose) {
@@ -89,6 +127,10 @@ Status run_quantize(const QuantizeFlags& f) {
     return make_error("quantize: --recipe NAME|FILE or --target-size/--target-bpw is required (see --list-recipes)");
   }
   if (f.output_path.empty()) return make_error("quantize: -o OUT is required");
+  if (budgeted && f.resume) {
+    return make_error("--resume: not with --target-size/--target-bpw (the sensitivity pass is not checkpointed); "
+                      "write the allocation with --recipe-out and quantize with --recipe FILE");
+  }
   LB_RETURN_IF_ERROR(check_output_file("-o", f.output_path));
   LB_RETURN_IF_ERROR(check_output_file("--json", f.json_path));
   LB_RETURN_IF_ERROR(check_output_file("--recipe-out", f.recipe_out));
@@ -121,6 +163,10 @@ Status run_quantize(const QuantizeFlags& f) {
   o.threads = f.threads;
   o.progress = show_progress(f.progress);
   o.verbose = f.verbose;
+  o.checkpoint = !f.no_checkpoint && !budgeted;
+  o.resume = f.resume;
+  o.build_id = build_id();
+  LB_ASSIGN_OR_RETURN(o.test_hook, test_kill_hook());
   {
     ThreadPool pool(f.threads);
     LB_ASSIGN_OR_RETURN(o.kv, kv_config_for_quantize(f.kv, f.model_path, f.tokenizer_path, pool, f.verbose));
@@ -270,6 +316,13 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
                   "Reuse a sensitivity table written by --sensitivity-out (same model, menu and calibration)")
       ->check(CLI::ExistingFile);
   app->add_flag("--list-recipes", flags->list_recipes, "List the built-in recipes with bits per weight");
+  app->add_flag("--resume", flags->resume,
+                "Continue a killed run from its last finished layer (OUT.ckpt); the output is bit-identical to an "
+                "uninterrupted run");
+  app->add_flag("--no-checkpoint", flags->no_checkpoint,
+                "Write no OUT.ckpt after each layer (it holds the calibration hidden states; a killed run then "
+                "cannot be resumed)")
+      ->excludes("--resume");
   add_progress_flags(*app, flags->progress);
   app->add_flag("-v,--verbose", flags->verbose, "Print the resolved configuration and one line per module");
   app->callback([flags, &runner] { runner.run = [flags] { return run_quantize(*flags); }; });

@@ -1,5 +1,6 @@
 #include "core/atomic_file_writer.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,6 +51,24 @@ Expected<AtomicFileWriter> AtomicFileWriter::create(const std::string& path) {
   return AtomicFileWriter(path, std::move(temp), file, std::move(on_interrupt));
 }
 
+Expected<AtomicFileWriter> AtomicFileWriter::reopen(const std::string& path, uint64_t length) {
+  std::string temp = path + ".tmp";
+  std::FILE* file = std::fopen(temp.c_str(), "r+b");
+  if (file == nullptr) return make_error("{}: cannot reopen: {}", temp, std::strerror(errno));
+  AtomicFileWriter writer(path, std::move(temp), file, RemoveOnInterrupt());
+  struct stat st {};
+  if (fstat(fileno(file), &st) != 0) return make_error("{}: cannot stat: {}", writer.temp_, std::strerror(errno));
+  if (static_cast<uint64_t>(st.st_size) < length) {
+    return make_error("{}: {} bytes, shorter than the {} bytes to keep", writer.temp_, st.st_size, length);
+  }
+  if (ftruncate(fileno(file), static_cast<off_t>(length)) != 0 ||
+      std::fseek(file, static_cast<long>(length), SEEK_SET) != 0) {
+    return make_error("{}: cannot cut to {} bytes: {}", writer.temp_, length, std::strerror(errno));
+  }
+  writer.offset_ = length;
+  return writer;
+}
+
 AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
     : path_(std::move(other.path_)),
       temp_(std::move(other.temp_)),
@@ -86,6 +105,14 @@ Status AtomicFileWriter::write(const void* data, uint64_t bytes) {
 Status AtomicFileWriter::pad_to(uint64_t alignment) {
   const std::vector<uint8_t> zeros((alignment - offset_ % alignment) % alignment, 0);
   return write(zeros.data(), zeros.size());
+}
+
+Status AtomicFileWriter::sync() {
+  if (file_ == nullptr) return make_error("{}: already closed", path_);
+  if (std::fflush(file_) != 0 || fsync(fileno(file_)) != 0) {
+    return make_error("{}: cannot flush: {}", temp_, std::strerror(errno));
+  }
+  return Status::ok_status();
 }
 
 Status AtomicFileWriter::commit() {

@@ -29,6 +29,11 @@ class AtomicFileWriter {
  public:
   // Creates `path`.tmp, truncating a stale one.
   static Expected<AtomicFileWriter> create(const std::string& path);
+  // Reopens `path`.tmp that an earlier process left, cut to its first `length`
+  // bytes, to append after them (a resumed quantization,
+  // pipeline/quantize_checkpoint.h). Error when it is shorter than `length`. It is
+  // not registered for removal on interrupt: the resumed run's checkpoint needs it.
+  static Expected<AtomicFileWriter> reopen(const std::string& path, uint64_t length);
 
   AtomicFileWriter(AtomicFileWriter&& other) noexcept;
   AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
@@ -40,6 +45,12 @@ class AtomicFileWriter {
   Status pad_to(uint64_t alignment);
   // Flushes (fsync), closes and renames the file into place.
   Status commit();
+  // Flushes what was written to the disk (fsync) and goes on writing: a
+  // checkpoint may then record the first offset() bytes as final.
+  Status sync();
+  // From now on SIGINT/SIGTERM leave the temporary file (a checkpoint refers to
+  // it); error paths and the destructor still remove it.
+  void keep_on_interrupt() { on_interrupt_.release(); }
 
   uint64_t offset() const { return offset_; }  // bytes written so far
   const std::string& path() const { return path_; }

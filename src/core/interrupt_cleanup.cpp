@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -17,6 +18,11 @@ static_assert(std::atomic<int>::is_always_lock_free, "the signal handler needs l
 // The table the handler reads (see the header for why it is global).
 std::atomic<int> g_state[kMaxPaths];
 char g_path[kMaxPaths][PATH_MAX];
+// The one note (NoteOnInterrupt): kFree, kFilling, or kArmed with its line in g_note.
+constexpr size_t kMaxNote = 512;
+std::atomic<int> g_note_state{kFree};
+char g_note[kMaxNote];
+size_t g_note_bytes = 0;
 
 extern "C" void remove_and_exit(int signal) {
   // Files first (unlink fails on a folder), then folders, innermost first after
@@ -29,6 +35,10 @@ extern "C" void remove_and_exit(int signal) {
     for (int i = kMaxPaths - 1; i >= 0; --i) {
       if (g_state[i].load(std::memory_order_acquire) == kArmed) rmdir(g_path[i]);
     }
+  }
+  if (g_note_state.load(std::memory_order_acquire) == kArmed) {
+    ssize_t written = write(STDERR_FILENO, g_note, g_note_bytes);
+    (void)written;  // nothing to do about a failed write on the way out
   }
   _exit(128 + signal);
 }
@@ -64,6 +74,21 @@ RemoveOnInterrupt& RemoveOnInterrupt::operator=(RemoveOnInterrupt&& other) noexc
     other.slot_ = -1;
   }
   return *this;
+}
+
+NoteOnInterrupt::NoteOnInterrupt(const std::string& line) {
+  int expected = kFree;
+  if (!g_note_state.compare_exchange_strong(expected, kFilling, std::memory_order_acq_rel)) return;
+  const size_t n = std::min(line.size(), kMaxNote - 1);
+  std::memcpy(g_note, line.data(), n);
+  g_note[n] = '\n';
+  g_note_bytes = n + 1;
+  g_note_state.store(kArmed, std::memory_order_release);
+  registered_ = true;
+}
+
+NoteOnInterrupt::~NoteOnInterrupt() {
+  if (registered_) g_note_state.store(kFree, std::memory_order_release);
 }
 
 void RemoveOnInterrupt::release() {

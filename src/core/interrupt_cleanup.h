@@ -15,6 +15,9 @@
 // _exit) and never allocates or locks. A path that does not fit (more than
 // kMaxPaths open at once, or longer than PATH_MAX) is not registered: it is then
 // only removed by the normal error paths, as before.
+//
+// A NoteOnInterrupt adds one line the handler writes to stderr (write(2), also
+// async-signal-safe) before it exits, e.g. how to continue the interrupted run.
 #pragma once
 
 #include <string>
@@ -40,6 +43,20 @@ class RemoveOnInterrupt {
 
  private:
   int slot_ = -1;
+};
+
+// While alive, the interrupt handler prints `line` and a newline to stderr.
+// One note at a time: while another is alive this one is not registered (its
+// line is not printed); lines longer than 511 bytes are cut.
+class NoteOnInterrupt {
+ public:
+  explicit NoteOnInterrupt(const std::string& line);
+  NoteOnInterrupt(const NoteOnInterrupt&) = delete;
+  NoteOnInterrupt& operator=(const NoteOnInterrupt&) = delete;
+  ~NoteOnInterrupt();
+
+ private:
+  bool registered_ = false;
 };
 
 }  // namespace lowbit

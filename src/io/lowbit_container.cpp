@@ -48,6 +48,16 @@ Expected<ContainerWriter> ContainerWriter::create(const std::string& path, GgufW
   return writer;
 }
 
+Expected<ContainerWriter> ContainerWriter::reopen(const std::string& path, uint64_t data_begin, uint64_t length) {
+  if (data_begin > length || data_begin % kLowbitBlobAlignment != 0) {
+    return make_error("{}.tmp: header end {} is not a 64-byte boundary within its {} bytes", path, data_begin, length);
+  }
+  LB_ASSIGN_OR_RETURN(AtomicFileWriter file, AtomicFileWriter::reopen(path, length));
+  ContainerWriter writer(std::move(file));
+  writer.data_begin_ = data_begin;
+  return writer;
+}
+
 Expected<BlobRef> ContainerWriter::append(const void* data, uint64_t bytes) {
   LB_RETURN_IF_ERROR(file_.pad_to(kLowbitBlobAlignment));
   const BlobRef ref{file_.offset(), bytes};

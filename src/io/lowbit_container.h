@@ -45,6 +45,10 @@ class ContainerWriter {
   // Creates `path`.tmp (truncating a stale one) and writes the header image.
   // general.architecture is set to "lowbit" here.
   static Expected<ContainerWriter> create(const std::string& path, GgufWriter header);
+  // Continues `path`.tmp of an earlier process after its first `length` bytes
+  // (AtomicFileWriter::reopen); `data_begin` is the end of its header image as
+  // data_begin() returned it then.
+  static Expected<ContainerWriter> reopen(const std::string& path, uint64_t data_begin, uint64_t length);
 
   ContainerWriter(ContainerWriter&& other) noexcept = default;
   ContainerWriter& operator=(ContainerWriter&&) = delete;
@@ -56,8 +60,14 @@ class ContainerWriter {
   // Writes the index and the footer, flushes to disk and renames the file into place.
   Status finish(const nlohmann::json& index);
 
+  // Flushes the bytes so far to the disk (AtomicFileWriter::sync).
+  Status sync() { return file_.sync(); }
+  // SIGINT/SIGTERM leave the temporary file from now on (AtomicFileWriter::keep_on_interrupt).
+  void keep_on_interrupt() { file_.keep_on_interrupt(); }
+
   const std::string& temp_path() const { return file_.temp_path(); }
   uint64_t bytes_written() const { return file_.offset(); }
+  uint64_t data_begin() const { return data_begin_; }
 
  private:
   explicit ContainerWriter(AtomicFileWriter file) : file_(std::move(file)) {}

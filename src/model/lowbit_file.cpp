@@ -238,6 +238,14 @@ Expected<LowbitFileWriter> LowbitFileWriter::create(const std::string& path, con
   return LowbitFileWriter(std::move(container));
 }
 
+Expected<LowbitFileWriter> LowbitFileWriter::reopen(const std::string& path, State state) {
+  if (!state.tensors.is_array()) return make_error("{}.tmp: the index records to continue are not an array", path);
+  LB_ASSIGN_OR_RETURN(ContainerWriter container, ContainerWriter::reopen(path, state.data_begin, state.bytes));
+  LowbitFileWriter writer(std::move(container));
+  writer.tensors_ = std::move(state.tensors);
+  return writer;
+}
+
 Expected<json> LowbitFileWriter::write_part(const std::string& what, const std::string& format,
                                             const QuantizedTensor& t) {
   LB_ASSIGN_OR_RETURN(PartSizes sizes, part_sizes(format, t.rows, t.cols));

@@ -61,6 +61,16 @@ struct LowbitFileInfo {
 
 class LowbitFileWriter {
  public:
+  // What it takes to continue the file in another process (a resumed
+  // quantization, pipeline/quantize_checkpoint.h): `path`.tmp's first `bytes`
+  // bytes hold the header image (ending at `data_begin`) and the blobs of the index
+  // records `tensors`.
+  struct State {
+    uint64_t data_begin = 0;
+    uint64_t bytes = 0;
+    nlohmann::json tensors = nlohmann::json::array();
+  };
+
   // Starts `path`.tmp with the header. `tokenizer_gguf`, when not null, is a GGUF
   // file whose tokenizer.* keys are copied.
   static Expected<LowbitFileWriter> create(const std::string& path, const LowbitFileInfo& info,
@@ -70,6 +80,17 @@ class LowbitFileWriter {
   // (stored as rows = 1). `method` is recorded for `lowbit info` ("" = none).
   Status add(const std::string& name, const std::vector<int64_t>& shape, const QuantizedWeight& q,
              const std::string& method);
+  // Continues `path`.tmp left by an earlier process at `state` (its tail after
+  // state.bytes is cut off).
+  static Expected<LowbitFileWriter> reopen(const std::string& path, State state);
+  // The state after the tensors added so far; call sync() before recording it.
+  State state() const { return {container_.data_begin(), container_.bytes_written(), tensors_}; }
+  // Flushes the bytes written so far to the disk.
+  Status sync() { return container_.sync(); }
+  // SIGINT/SIGTERM leave `path`.tmp from now on (a checkpoint refers to it).
+  void keep_on_interrupt() { container_.keep_on_interrupt(); }
+  const std::string& temp_path() const { return container_.temp_path(); }
+
   // An FP32 vector or matrix, stored raw.
   Status add_fp32(const std::string& name, const std::vector<int64_t>& shape, const float* data);
   // Sets `key` of the record of tensor `name`, already added (e.g. "act": the

@@ -12,6 +12,7 @@
 #include "model/ops.h"
 #include "pipeline/layer_runner.h"
 #include "pipeline/linear_quantizer.h"
+#include "pipeline/quantize_checkpoint.h"
 #include "pipeline/rotation.h"
 
 namespace lowbit {
@@ -204,6 +205,16 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     for (const std::string& note : rotations->notes()) std::fprintf(stderr, "note: rotation: %s\n", note.c_str());
   }
 
+  // Resumable runs: a checkpoint after every layer; --resume restores the last one.
+  std::optional<QuantizeCheckpointer> checkpoints;
+  std::optional<QuantizeCheckpointData> resumed;
+  if (o.resume && !o.checkpoint) return make_error("--resume needs checkpoints (not --no-checkpoint)");
+  if (o.checkpoint) {
+    checkpoints.emplace(o.output_path, run_fingerprint(recipe, o, calibration_json), config.n_layers, o.test_hook);
+    const size_t hidden_floats = calibrate ? calibration.tokens.size() * static_cast<size_t>(config.dim) : 0;
+    LB_ASSIGN_OR_RETURN(resumed, checkpoints->start(o.resume, hidden_floats));
+  }
+
   LowbitFileInfo info;
   info.config = config;
   if (rotations) {
@@ -216,7 +227,9 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   info.source = {{"path", o.model_path}, {"format", source->summary().format}};
   info.kv = o.kv;
   LB_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> tokenizer_gguf, tokenizer_header(*source));
-  LB_ASSIGN_OR_RETURN(LowbitFileWriter writer, LowbitFileWriter::create(o.output_path, info, tokenizer_gguf.get()));
+  LB_ASSIGN_OR_RETURN(LowbitFileWriter writer, resumed ? LowbitFileWriter::reopen(o.output_path, resumed->writer)
+                                                       : LowbitFileWriter::create(o.output_path, info,
+                                                                                  tokenizer_gguf.get()));
   tokenizer_gguf.reset();
 
   QuantizeReport report;
@@ -226,7 +239,13 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
 
   // Embedding: stored, then used once to embed the calibration tokens, then freed.
   std::vector<float> hidden;  // [n_samples, seq_len, dim]
-  {
+  const int first_layer = resumed ? resumed->layers_done : 0;
+  if (resumed) {  // the embedding and layers [0, first_layer) are in the file; states after them restored
+    hidden = std::move(resumed->hidden);
+    report.modules = std::move(resumed->modules);
+    report.linear_params = resumed->linear_params;
+    report.linear_bytes = resumed->linear_bytes;
+  } else {
     LB_ASSIGN_OR_RETURN(std::vector<float> embedding, source->token_embedding());  // [vocab, dim]
     if (rotations) rotate_embedding(embedding, *rotations);  // so the calibration states are rotated too
     LB_ASSIGN_OR_RETURN(ModuleReport m,
@@ -245,8 +264,9 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   // Weighted by parameters: a layer's FFN projections cost more than its k_proj.
   const int64_t linear_params = static_cast<int64_t>(config.n_layers) * (layer_params(config) - 2ll * config.dim);
   ProgressBar progress("quantize", linear_params, o.progress, ProgressUnits::kPercent);
-  int64_t params_done = 0;    // linears finished
-  int64_t params_started = 0; // ... and the one in progress
+  int64_t params_done = first_layer * (layer_params(config) - 2ll * config.dim);  // linears finished
+  int64_t params_started = params_done;                                         // ... and the one in progress
+  int64_t modules_started = 0;  // linears this process began (the test hook's count)
   int current_layer = 0;
   LayerQuantizerContext ctx;
   ctx.config = &config;
@@ -260,9 +280,10 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   ctx.on_module = [&](const std::string& name, int64_t params) {
     params_done = params_started;
     params_started += params;
+    if (o.test_hook) o.test_hook("module", modules_started++);
     progress.update(params_done, fmt::format("layer {}/{}  {}", current_layer + 1, config.n_layers, name));
   };
-  for (int i = 0; i < config.n_layers; ++i) {
+  for (int i = first_layer; i < config.n_layers; ++i) {
     current_layer = i;
     LB_ASSIGN_OR_RETURN(LayerWeights w, source->layer(i));
     if (rotations) LB_RETURN_IF_ERROR(rotate_layer(w, config, *rotations).with_context(fmt::format("layers.{}", i)));
@@ -272,6 +293,13 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
       report.linear_params += static_cast<uint64_t>(m.rows * m.cols);
       report.linear_bytes += m.stored_bytes;
       report.modules.push_back(std::move(m));
+    }
+    if (checkpoints) {
+      const std::vector<int64_t> shape = calibrate ? std::vector<int64_t>{calibration.n_samples(), calibration.seq_len,
+                                                                          config.dim}
+                                                   : std::vector<int64_t>{};
+      LB_RETURN_IF_ERROR(checkpoints->save(i + 1, writer, report, hidden, shape));
+      if (o.test_hook) o.test_hook("checkpoint", i + 1);
     }
   }
   progress.update(linear_params);
@@ -309,6 +337,11 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     LB_RETURN_IF_ERROR(writer.add_fp32("rope_freqs", {config.head_dim / 2}, rope_freq_factors.data()));
   }
   LB_RETURN_IF_ERROR(writer.finish());
+  if (checkpoints && o.verbose) {
+    std::fprintf(stderr, "checkpoints: %d written, %.1f MB, %.2f s\n", checkpoints->saves(),
+                 static_cast<double>(checkpoints->saved_bytes()) / 1e6, checkpoints->save_seconds());
+  }
+  checkpoints.reset();  // the output is in place: the checkpoint goes, and with it the interrupt note
   report.file_bytes = std::filesystem::file_size(o.output_path, ec);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -34,6 +35,16 @@ struct PipelineOptions {
   bool progress = true;  // progress bar on stderr
   bool verbose = false;  // one line per module on stderr
   nlohmann::json kv = nullptr;  // KV-cache configuration stored as lowbit.kv (null = none)
+  // Resumable runs (pipeline/quantize_checkpoint.h): OUT.ckpt after every decoder
+  // layer; `resume` continues from it.
+  bool checkpoint = true;
+  bool resume = false;  // needs checkpoint
+  std::string build_id;  // the binary, as the checkpoint's fingerprint records it ("" = not compared)
+  // Test-only (the CLI's LOWBIT_TEST_KILL_AT): called with ("checkpoint", layers done)
+  // after each checkpoint is written, ("checkpoint_write", layers done) when its
+  // OUT.ckpt.tmp is written but not yet renamed, and ("module", n) before the n-th
+  // linear this process quantizes (0-based), so a test can kill the process at a known point.
+  std::function<void(const std::string& point, int64_t n)> test_hook;
 };
 
 struct QuantizeReport {

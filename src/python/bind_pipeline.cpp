@@ -51,6 +51,7 @@ py::object quantize_model(const std::string& path, const std::string& recipe_nam
   o.threads = threads;
   o.progress = progress;
   o.verbose = verbose;
+  o.checkpoint = false;  // no resume from Python (yet): checkpoints would cost without use
   const Recipe recipe = value_or_throw(load_recipe(recipe_name));
   Expected<QuantizeReport> r = [&] {
     py::gil_scoped_release release;
