@@ -16,6 +16,7 @@
 #include "model/loader.h"
 #include "model/model_source.h"
 #include "model/ops.h"
+#include "pipeline/activation_capture.h"
 #include "pipeline/activation_stats.h"
 #include "pipeline/layer_runner.h"
 #include "test_util.h"
@@ -129,6 +130,23 @@ TEST(ActivationStats, SharedInputsAreAccumulatedOnce) {
   EXPECT_EQ(shared_input_key("lm_head"), "lm_head");
 }
 
+// take_hessian moves out the same symmetric H that hessian() copies, in both
+// precisions, and forgets that input.
+TEST(ActivationStats, TakenHessianEqualsTheCopy) {
+  const int64_t in = 9, n = 40;
+  const std::vector<float> x = random_inputs(n, in, 11);
+  for (HessianPrecision p : {HessianPrecision::kFp64, HessianPrecision::kFp32}) {
+    ActivationStats stats({.hessian = p, .names = {}});
+    stats.observe("layers.0.gate_proj", x.data(), n, in);
+    const std::vector<double> copy = stats.find("layers.0.up_proj")->hessian();
+    const std::vector<double> taken = stats.take_hessian("layers.0.up_proj");
+    ASSERT_EQ(copy.size(), static_cast<size_t>(in * in));
+    EXPECT_EQ(taken, copy);  // bit for bit
+    EXPECT_EQ(stats.find("layers.0.gate_proj"), nullptr);
+    EXPECT_TRUE(stats.take_hessian("layers.0.gate_proj").empty());
+  }
+}
+
 TEST(ActivationStats, SubsetBoundsWhatIsKept) {
   const int64_t in = 6, n = 4;
   const std::vector<float> x = random_inputs(n, in, 3);
@@ -231,6 +249,28 @@ TEST(ActivationStats, Stories260KForwardSeesEveryLinear) {
   std::unique_ptr<KvCache> cache = model->make_fp32_cache(9);
   std::vector<float> logits(9 * c.vocab_size);
   ASSERT_TRUE(model->forward(a.data(), 9, 0, *cache, logits.data(), pool, {.observer = &model_stats}).ok());
+  // A statistics-only pass (InputsOnlyObserver: the block stops once down_proj's input is
+  // observed) sees the same inputs, bit for bit, as the full pass.
+  {
+    Expected<std::vector<float>> x0 = embed_tokens(loaded->weights.token_embedding, c, a.data(), 9);
+    ASSERT_TRUE(x0.ok());
+    Expected<DecoderBlock> block = DecoderBlock::create(c, 0, std::move((*source)->layer(0)).value(), {});
+    ASSERT_TRUE(block.ok()) << block.status().message();
+    ActivationStats full({.hessian = HessianPrecision::kFp64, .names = {}});
+    ActivationStats inputs({.hessian = HessianPrecision::kFp64, .names = {}});
+    InputsOnlyObserver inputs_only(inputs);
+    std::vector<float> out(x0->size());
+    ASSERT_TRUE(runner.run(*block, x0->data(), 1, out.data(), pool, &full).ok());
+    ASSERT_TRUE(runner.run(*block, x0->data(), 1, out.data(), pool, &inputs_only).ok());
+    ASSERT_EQ(inputs.inputs().size(), 4u);
+    for (const auto& [key, s] : full.inputs()) {
+      const InputStats* t = inputs.find(key);
+      ASSERT_NE(t, nullptr) << key;
+      EXPECT_EQ(t->n_tokens, s.n_tokens) << key;
+      EXPECT_EQ(t->h_f64, s.h_f64) << key;
+      EXPECT_EQ(t->abs_max, s.abs_max) << key;
+    }
+  }
   const std::vector<double> hr = runner_stats.find("layers.1.down_proj")->hessian();
   const std::vector<double> hm = model_stats.find("layers.1.down_proj")->hessian();
   ASSERT_EQ(hr.size(), static_cast<size_t>(c.ffn_dim) * c.ffn_dim);

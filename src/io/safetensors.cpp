@@ -186,6 +186,7 @@ Expected<std::vector<float>> SafetensorsFile::to_f32(const SafetensorsTensor& te
   switch (tensor.dtype) {
     case Dt::kF32:
       std::memcpy(out.data(), tensor.data, n * sizeof(float));
+      file_.drop_pages(tensor.data, tensor.n_bytes);  // `out` is the copy; see MappedFile::drop_pages
       return out;
     case Dt::kF16:
     case Dt::kBF16: {
@@ -195,6 +196,7 @@ Expected<std::vector<float>> SafetensorsFile::to_f32(const SafetensorsTensor& te
         std::memcpy(&h, tensor.data + 2 * i, 2);
         out[i] = bf16 ? bf16_to_float(h) : fp16_to_float(h);
       }
+      file_.drop_pages(tensor.data, tensor.n_bytes);
       return out;
     }
     default:

@@ -346,6 +346,10 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) swiglu(s.gate.data() + t * c.ffn_dim, s.up.data() + t * c.ffn_dim, c.ffn_dim);
   });
+  if (observer != nullptr && !observer->needs_block_output()) {
+    observer->observe(names_[kDown], s.gate.data(), n, linears_[kDown]->in_features());
+    return Status::ok_status();  // the caller reads only the linear inputs
+  }
   run_linear(kDown, s.gate.data(), s.proj.data());
   for (int64_t i = 0; i < n * dim; ++i) x[i] += s.proj[i];
   return Status::ok_status();

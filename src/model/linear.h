@@ -46,6 +46,11 @@ class ActivationObserver {
   // x: [n_tokens, in_features], the exact input the named linear layer receives.
   virtual void observe(const std::string& linear_name, const float* x, int64_t n_tokens,
                        int64_t in_features) = 0;
+  // False when the caller wants only the linear inputs and discards the block's
+  // output: a decoder block then stops once down_proj's input is observed, without
+  // running down_proj (a third of the MLP's multiply-adds), and leaves an
+  // unspecified residual in its output.
+  virtual bool needs_block_output() const { return true; }
 };
 
 }  // namespace lowbit

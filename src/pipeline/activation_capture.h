@@ -58,4 +58,18 @@ class ObserverFanout : public ActivationObserver {
   std::vector<ActivationObserver*> observers_;
 };
 
+// Forwards to `inner` and tells the block that its output is not needed
+// (ActivationObserver::needs_block_output): for passes that only collect statistics.
+class InputsOnlyObserver : public ActivationObserver {
+ public:
+  explicit InputsOnlyObserver(ActivationObserver& inner) : inner_(inner) {}
+  void observe(const std::string& linear_name, const float* x, int64_t n_tokens, int64_t in_features) override {
+    inner_.observe(linear_name, x, n_tokens, in_features);
+  }
+  bool needs_block_output() const override { return false; }
+
+ private:
+  ActivationObserver& inner_;
+};
+
 }  // namespace lowbit

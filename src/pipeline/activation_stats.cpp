@@ -34,6 +34,20 @@ std::vector<double> InputStats::hessian() const {
   return h;
 }
 
+std::vector<double> InputStats::take_hessian() {
+  const int64_t in = in_features;
+  if (precision == HessianPrecision::kFp32) {
+    std::vector<double> h = hessian();
+    h_f32 = std::vector<float>();
+    return h;
+  }
+  if (precision != HessianPrecision::kFp64) return {};
+  for (int64_t j = 0; j < in; ++j) {
+    for (int64_t k = j + 1; k < in; ++k) h_f64[k * in + j] = h_f64[j * in + k];
+  }
+  return std::move(h_f64);
+}
+
 std::string shared_input_key(const std::string& linear_name) {
   const size_t dot = linear_name.rfind('.');
   if (dot == std::string::npos) return linear_name;
@@ -203,6 +217,14 @@ Status ActivationStats::reduce(Communicator& comm) {
 const InputStats* ActivationStats::find(const std::string& linear_name) const {
   auto it = inputs_.find(shared_input_key(linear_name));
   return it == inputs_.end() ? nullptr : &it->second;
+}
+
+std::vector<double> ActivationStats::take_hessian(const std::string& linear_name) {
+  auto it = inputs_.find(shared_input_key(linear_name));
+  if (it == inputs_.end()) return {};
+  std::vector<double> h = it->second.take_hessian();
+  erase(linear_name);
+  return h;
 }
 
 void ActivationStats::erase(const std::string& linear_name) {

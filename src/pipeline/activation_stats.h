@@ -58,6 +58,10 @@ struct InputStats {
   std::vector<double> mean_abs() const;  // [in] abs_sum / n_tokens
   // H = Σ_t x_t x_tᵀ as a full symmetric [in, in] matrix; empty when kNone.
   std::vector<double> hessian() const;
+  // The same H, built in the accumulator's own storage and moved out (kFp64: the
+  // lower triangle mirrored in place), leaving h_f32/h_f64 empty: no second
+  // [in, in] buffer, which for a 5632-wide input (TinyLlama's down_proj) is 254 MB.
+  std::vector<double> take_hessian();
 };
 
 // The leader of the group of linears reading the same input as `linear_name`:
@@ -97,6 +101,9 @@ class ActivationStats : public ActivationObserver {
   // must have observed the same inputs; call it on every rank, after every pass.
   Status reduce(Communicator& comm);
 
+  // InputStats::take_hessian of the input `linear_name` reads, then its statistics
+  // are freed; empty when that input was not collected.
+  std::vector<double> take_hessian(const std::string& linear_name);
   // Frees the statistics of one input once a quantizer has used them.
   void erase(const std::string& linear_name);
   void clear();

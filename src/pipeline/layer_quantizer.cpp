@@ -69,8 +69,8 @@ class LayerQuantizer {
         ActivationStats stats({.hessian = ctx_.hessian, .names = {leader}}, shard_starts());
         LB_RETURN_IF_ERROR(observe(*block, stats));
         LB_RETURN_IF_ERROR(stats.reduce(*comm_));
-        hessians_[leader] = stats.find(leader)->hessian();
         if (input_abs_max_.count(leader)) input_abs_max_[leader] = stats.find(leader)->abs_max;
+        hessians_[leader] = stats.take_hessian(leader);
       }
       const std::vector<double>* h = hessians_.count(leader) ? &hessians_[leader] : nullptr;
       for (const std::string& suffix : kPhases[p]) {
@@ -121,7 +121,7 @@ class LayerQuantizer {
   Status observe(const DecoderBlock& block, ActivationObserver& outer) {
     std::optional<RotatedInputObserver> rotated;
     if (ctx_.online_down != nullptr) rotated.emplace(outer, linear_name(index_, "down_proj"), *ctx_.online_down);
-    ActivationObserver& observer = rotated ? static_cast<ActivationObserver&>(*rotated) : outer;
+    InputsOnlyObserver observer(rotated ? static_cast<ActivationObserver&>(*rotated) : outer);
     const CalibrationState& cal = *ctx_.calibration;
     const int64_t per_seq = static_cast<int64_t>(cal.runner->seq_len()) * c_.dim;
     std::vector<float> out(static_cast<size_t>(per_seq));  // [seq_len, dim]
@@ -286,8 +286,7 @@ class LayerQuantizer {
     for (const std::string& name : h_names) {
       const InputStats* s = h_stats.find(name);
       if (s == nullptr) return make_error("{}: no calibration statistics were collected", name);
-      hessians_[name] = s->hessian();
-      h_stats.erase(name);
+      hessians_[name] = h_stats.take_hessian(name);  // moved: one [in, in] buffer at a time
     }
     for (AwqGroup g : groups) LB_RETURN_IF_ERROR(search_and_fold(g, abs_stats, rows));
     return Status::ok_status();

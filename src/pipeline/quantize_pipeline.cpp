@@ -21,8 +21,6 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr uint64_t kMemoryOverheadBytes = 300ull << 20;
-
 const char* bos_name(CalibrationBos b) {
   switch (b) {
     case CalibrationBos::kNone: return "none";
@@ -154,11 +152,8 @@ std::string describe_calibration(const CalibrationDefaults& d, const ModelConfig
                      static_cast<int64_t>(o.n_samples) * o.seq_len, why);
 }
 
-uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len) {
-  const uint64_t activations = 2ull * static_cast<uint64_t>(n_samples) * seq_len * c.dim * sizeof(float);
-  const uint64_t layers = 2ull * layer_params(c) * sizeof(float);
-  const uint64_t tables = static_cast<uint64_t>(c.vocab_size) * c.dim * sizeof(float) * (c.tied_embeddings ? 1 : 2);
-  return activations + layers + tables + kMemoryOverheadBytes;
+uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len, int threads) {
+  return quantize_memory_bound(c, n_samples, seq_len, threads).total();
 }
 
 Expected<CalibrationSet> pipeline_calibration(const ModelSource& source, const PipelineOptions& o,
@@ -384,7 +379,8 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   checkpoints.reset();  // the output is in place: the checkpoint goes, and with it the interrupt note
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();
-  report.memory_bound_bytes = memory_bound(info.config, calibrate ? calibration.n_samples() : 0, calibration.seq_len);
+  report.memory_bound_bytes = memory_bound(info.config, calibrate ? calibration.n_samples() : 0, calibration.seq_len,
+                                           o.threads);
   return report;
 }
 

@@ -1,16 +1,10 @@
 // `lowbit quantize`: a model quantized per a recipe, decoder layer by decoder
 // layer (layer_quantizer.h), streamed into a lowbit model file.
 //
-// Memory: only the current decoder layer is read to FP32 (twice: the weights being
-// quantized and the block that runs them); the rest of the source stays mapped.
-// Peak resident memory is bounded by
-//   N·L·dim·4                      calibration hidden states of one layer (updated in place;
-//                                  the bound counts inputs and outputs: 2·N·L·dim·4)
-// + 2 · 4 · (params of one layer)  two FP32 copies of a decoder layer
-// + 4 · vocab · dim (· 2 untied)   embedding (freed once the calibration tokens are embedded) / lm_head
-// + Hessians 8·in² per distinct linear input (FP64), the attention scores of one
-//   sequence (4·L²), AWQ's sampled rows, the quantizers' work space: the overhead
-// (memory_bound() computes it with 300 MiB of overhead).
+// Memory: only the current decoder layer is read to FP32; the rest of the source
+// stays mapped and its pages are dropped once converted. Peak resident memory is
+// bounded by pipeline/memory_bound.h (the largest of the embedding/head phase and
+// one layer's moments, plus 300 MiB of overhead), reported with every run.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +19,7 @@
 #include "pipeline/activation_stats.h"
 #include "pipeline/calibration.h"
 #include "pipeline/layer_quantizer.h"
+#include "pipeline/memory_bound.h"
 #include "pipeline/recipe.h"
 
 namespace lowbit {
@@ -76,8 +71,8 @@ struct QuantizeReport {
   }
 };
 
-// The peak-memory bound above for a model and calibration shape (0 samples: none).
-uint64_t memory_bound(const ModelConfig& config, int n_samples, int seq_len);
+// quantize_memory_bound(...).total() for a model and calibration shape (0 samples: none).
+uint64_t memory_bound(const ModelConfig& config, int n_samples, int seq_len, int threads);
 
 // The calibration length used when CalibrationOptions::seq_len is 0.
 int default_calibration_length(const ModelConfig& config);
