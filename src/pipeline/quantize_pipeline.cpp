@@ -372,8 +372,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     report.file_bytes = std::filesystem::file_size(o.output_path, ec);
   }
   if (checkpoints && o.verbose) {
-    std::fprintf(stderr, "checkpoints: %d written, %.1f MB, %.2f s
-", checkpoints->saves(),
+    std::fprintf(stderr, "checkpoints: %d written, %.1f MB, %.2f s\n", checkpoints->saves(),
                  static_cast<double>(checkpoints->saved_bytes()) / 1e6, checkpoints->save_seconds());
   }
   checkpoints.reset();  // the output is in place: the checkpoint goes, and with it the interrupt note
