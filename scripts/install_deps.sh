@@ -9,7 +9,8 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config git python3 python3-pip python3-numpy unzip
           libopenblas-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
           libsentencepiece-dev libgtest-dev libbenchmark-dev
-          gnuplot-nox)  # gnuplot-nox: lowbit inspect --plot; python3-numpy: tests/python/ct_reader.py
+          gnuplot-nox  # gnuplot-nox: lowbit inspect --plot; python3-numpy: tests/python/ct_reader.py
+          clang libclang-rt-dev)  # clang's ASan/UBSan and libFuzzer runtimes: scripts/fuzz.sh, scripts/sanitize_tests.sh
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()
