@@ -17,10 +17,11 @@ targets=("$@")
 build=${LOWBIT_FUZZ_BUILD:-build-fuzz}
 nice_n=${LOWBIT_FUZZ_NICE:-10}
 jobs=$(( $(nproc) < 2 ? $(nproc) : 2 ))
+mkdir -p "$build"
 
 CXX=${CXX_FUZZ:-clang++} nice -n "$nice_n" cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER="${CXX_FUZZ:-clang++}" -DLOWBIT_FUZZ=ON -DLOWBIT_BUILD_BENCH=OFF -DLOWBIT_PYTHON=OFF \
-  ${LOWBIT_FUZZ_CMAKE_ARGS:-} > "$build.configure.log" || { cat "$build.configure.log"; exit 1; }
+  ${LOWBIT_FUZZ_CMAKE_ARGS:-} > "$build/configure.log" || { cat "$build/configure.log"; exit 1; }
 build_targets=()
 for t in "${targets[@]}"; do build_targets+=(--target "fuzz_$t"); done
 nice -n "$nice_n" cmake --build "$build" -j"$jobs" "${build_targets[@]}"

@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${LOWBIT_FUZZ_BUILD:-build-fuzz}
 jobs=$(( $(nproc) < 2 ? $(nproc) : 2 ))
+mkdir -p "$build"
 subset='^(CheckedMath|Cli|CliErrors|FuzzCrashes|GgufReader|GgufBlockTypes|GgufBlockFixtures|GgmlTraits|GgmlTypeName|GgmlGolden|Safetensors|SafetensorsStreamWriter|SafetensorsShards|StreamRead|LowbitContainer|LowbitFile|ModelConfig|ModelSourceErrors|Llama2cMalformed|HfModelEditedFolder|TokenizerErrors|TokenizerHfOptions|TokenizerVocab|TokenizerMerge|TokenizerSpecialSplit|TokenizerRegex|TokenizerUtf8|TokenizerByteUnicode|TokenizerHfJson|TokenizerLlamaCppVocab|TokenizerStories260K|TokenizerVocabs/TokenizerLlamaCppVectors|Recipe|RotationSpec|KvSpec|KvCodec|BlockFormats|ElementTable|ElementValues|ElementGolden|ElementKernel|QuantRtn|QuantWeight|WeightFormat|CtConfig|CtPacking|Core|HugePageAllocator|Progress|EvalMetrics)\.'
 regex=${1:-$subset}
 # The files that hold those suites (and the tests' model writers): only they are compiled.
@@ -21,8 +22,8 @@ files='/(model_writers|test_block_formats|test_checked_math|test_cli|test_cli_er
 
 nice -n 10 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="${CXX_FUZZ:-clang++}" \
   -DLOWBIT_FUZZ=ON -DLOWBIT_BUILD_BENCH=OFF -DLOWBIT_PYTHON=OFF -DLOWBIT_TEST_FILES="$files" \
-  ${LOWBIT_FUZZ_CMAKE_ARGS:-} > "$build.configure.log" ||
-  { cat "$build.configure.log"; exit 1; }
+  ${LOWBIT_FUZZ_CMAKE_ARGS:-} > "$build/configure.log" ||
+  { cat "$build/configure.log"; exit 1; }
 nice -n 10 cmake --build "$build" -j"$jobs" --target lowbit lowbit_tests
 # detect_leaks: the tests' child processes (the lowbit CLI) report leaks too.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
