@@ -9,9 +9,10 @@ set -euo pipefail
 packages=(g++ cmake make pkg-config git python3 python3-pip python3-numpy unzip
           libopenblas-dev nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
           libsentencepiece-dev libgtest-dev libbenchmark-dev
-          gnuplot-nox libopenmpi-dev openmpi-bin)
+          gnuplot-nox libopenmpi-dev openmpi-bin clang libclang-rt-dev)
 # gnuplot-nox: lowbit inspect --plot; python3-numpy: tests/python/ct_reader.py;
-# libopenmpi-dev, openmpi-bin: `mpirun -np N lowbit quantize` and its test (docs/MPI.md)
+# libopenmpi-dev, openmpi-bin: `mpirun -np N lowbit quantize` and its test (docs/MPI.md);
+# clang, libclang-rt-dev: clang's ASan/UBSan and libFuzzer runtimes (scripts/fuzz.sh, scripts/sanitize_tests.sh)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 missing=()

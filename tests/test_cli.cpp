@@ -28,7 +28,7 @@ TEST(Cli, EveryMalformedInputFailsWithOneLine) {
   for (const auto& entry : std::filesystem::directory_iterator(folder)) {
     if (entry.path().filename() == "valid") continue;
     const CommandResult r = run_lowbit("info '" + entry.path().string() + "'");
-    EXPECT_NE(r.exit_code, 0) << entry.path() << " was accepted";
+    EXPECT_EQ(r.exit_code, 1) << entry.path() << " was accepted or crashed:\n" << r.output;
     EXPECT_EQ(count_lines(r.output), 1u) << entry.path() << " printed:\n" << r.output;
     EXPECT_EQ(r.output.rfind("lowbit: error: ", 0), 0u) << r.output;
     EXPECT_NE(r.output.find(entry.path().filename().string()), std::string::npos)
@@ -64,6 +64,22 @@ TEST(Cli, OversizedCountsAndShapesFailNamingTheField) {
     EXPECT_EQ(r.output.rfind("lowbit: error: ", 0), 0u) << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << "expected: " << c.message << "\ngot: " << r.output;
   }
+}
+
+// NaN or Inf in the FP32 weights: quantizing would write NaN scales; the error
+// names the tensor and counts the bad values.
+TEST(Cli, QuantizeRejectsNonFiniteWeightsNamingTheTensor) {
+  const std::string path = lowbit::testing::source_path("tests/data/malformed/nan_weight.gguf");
+  const std::string out = temp_file("nan.lowbit");
+  const CommandResult r = run_lowbit("quantize '" + path + "' -r w8 --no-progress -o " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_EQ(r.output.rfind("lowbit: error: ", 0), 0u) << r.output;
+  EXPECT_NE(r.output.find("nan_weight.gguf: tensor 'layers.0.up_proj': 1 NaN/Inf value in the weights (the first, "
+                          "nan, at index 64)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 TEST(Cli, ValidControlModelLoads) {

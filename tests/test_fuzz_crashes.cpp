@@ -95,6 +95,15 @@ TEST_F(FuzzCrashes, SafetensorsShapeEntryIsAnArray) {
   expect_user_error(run_lowbit("info '" + folder + "'"), "model.safetensors", "tensor 'w': shape entry an array");
 }
 
+TEST_F(FuzzCrashes, SafetensorsShapeProductOverflows) {
+  const std::string folder = write_checkpoint();
+  // 2^62 x 3 overflows int64 before the 0 would make the product 0.
+  write_safetensors_header(folder + "/model.safetensors",
+                           R"({"w":{"dtype":"F32","shape":[4611686018427387904,3,0],"data_offsets":[0,0]}})");
+  expect_user_error(run_lowbit("info '" + folder + "'"), "model.safetensors: tensor 'w': shape [4611686018427387904",
+                    "overflows (more than 2^63 bytes)");
+}
+
 TEST_F(FuzzCrashes, ConfigNestedDeep) {
   const std::string folder = write_checkpoint();
   write_text(folder + "/config.json", R"({"hidden_act":)" + nested_arrays(200000) + "}");
@@ -124,6 +133,21 @@ TEST_F(FuzzCrashes, TokenizerSequenceNestedDeep) {
              R"({"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":)" + open + nested + close + "}");
   expect_user_error(run_lowbit("info '" + folder + "'"), "tokenizer.json",
                     "pre_tokenizer: Sequence nested deeper than 8 levels");
+}
+
+// A pre-tokenizer regex that backtracks catastrophically on the prompt: PCRE2's
+// match limit stops it, and the prompt fails naming the pattern (it used to be
+// split silently as though the pattern had not matched).
+TEST_F(FuzzCrashes, TokenizerRegexTooComplexForTheText) {
+  const std::string folder = write_checkpoint();
+  write_text(folder + "/tokenizer.json",
+             R"({"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":2},"merges":[]},)"
+             R"("pre_tokenizer":{"type":"Sequence","pretokenizers":[)"
+             R"({"type":"Split","pattern":{"Regex":"(a*)*[bc]"},"behavior":"Isolated","invert":false},)"
+             R"({"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]}})");
+  ASSERT_EQ(run_lowbit("generate '" + folder + "' --prompt aab -n 1").exit_code, 0);
+  expect_user_error(run_lowbit("generate '" + folder + "' --prompt " + std::string(40, 'a') + " -n 1"),
+                    "--prompt: pre-tokenizer pattern '(a*)*[bc]'", "match limit exceeded");
 }
 
 TEST_F(FuzzCrashes, TokenizerIdIsHugeFloat) {

@@ -201,5 +201,22 @@ TEST(KvSpec, ConfigFileRoundTripsPerLayerBitsAndCodebooks) {
   std::filesystem::remove(path);
 }
 
+// Fields of the wrong type are errors, not exceptions (fuzz_kv_config found
+// "version": [...] aborting on nlohmann's type_error).
+TEST(KvSpec, ConfigFileFieldsOfTheWrongTypeAreErrors) {
+  const nlohmann::json cases[] = {
+      nlohmann::json::parse(R"({"format": "lowbit-kv-config", "version": [{"k": [-0, -0.3, 0.3, 1]}]})"),
+      nlohmann::json::parse(R"({"format": 7, "version": 1, "spec": "k4v4"})"),
+      nlohmann::json::parse(R"({"format": "lowbit-kv-config", "version": "1", "spec": "k4v4"})"),
+      nlohmann::json::parse(
+          R"({"format": "lowbit-kv-config", "version": 1, "spec": "k4v4", "layers": [{"k_bits": 1099511627780, "v_bits": 4}]})"),
+  };
+  for (const nlohmann::json& j : cases) {
+    auto spec = kv_config_from_json(j, "kv.json");
+    ASSERT_FALSE(spec.ok()) << j.dump();
+    EXPECT_EQ(spec.status().message().rfind("kv.json: ", 0), 0u) << spec.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace lowbit

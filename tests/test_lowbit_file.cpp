@@ -36,6 +36,67 @@ void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+// lowbit.config is JSON from the file: every field is type-checked, and a wrong
+// one is a one-line error naming the file and field (issue 18; get<int>() on
+// 1e30 was an undefined cast, on "8" an exception naming nothing).
+TEST(LowbitFile, ConfigFieldsOfTheWrongTypeNameTheField) {
+  ModelConfig good;
+  good.architecture = "llama";
+  good.n_layers = 2;
+  good.dim = 64;
+  good.n_heads = 4;
+  good.n_kv_heads = 2;
+  good.head_dim = 16;
+  good.ffn_dim = 128;
+  good.vocab_size = 100;
+  good.max_seq_len = 256;
+  const json base = config_to_json(good);
+  auto round_trip = config_from_json(base, "m.lowbit");
+  ASSERT_TRUE(round_trip.ok()) << round_trip.status().message();
+  EXPECT_EQ(config_to_json(*round_trip), base);
+  const struct {
+    const char* key;
+    json value;
+    const char* message;
+  } cases[] = {
+      {"n_layers", "8", "m.lowbit: lowbit.config: 'n_layers' is \"8\", expected an integer in [-2^31, 2^31)"},
+      {"dim", 1e30, "m.lowbit: lowbit.config: 'dim' is 1e+30, expected an integer in [-2^31, 2^31)"},
+      {"vocab_size", uint64_t{1} << 40,
+       "m.lowbit: lowbit.config: 'vocab_size' is 1099511627776, expected an integer in [-2^31, 2^31)"},
+      {"head_dim", -(int64_t{1} << 40),
+       "m.lowbit: lowbit.config: 'head_dim' is -1099511627776, expected an integer in [-2^31, 2^31)"},
+      {"norm_eps", 1e300, "m.lowbit: lowbit.config: 'norm_eps' is 1e+300, expected a finite 32-bit float"},
+      {"rope_theta", "x", "m.lowbit: lowbit.config: 'rope_theta' is \"x\", expected a finite number"},
+      {"architecture", 7, "m.lowbit: lowbit.config: 'architecture' is 7, expected a string"},
+      {"rope_layout", json::array(), "m.lowbit: lowbit.config: 'rope_layout' is an array of 0 elements, expected a string"},
+      {"tied_embeddings", 1, "m.lowbit: lowbit.config: 'tied_embeddings' is 1, expected true or false"},
+      {"rope_scaling", 3, "m.lowbit: lowbit.config: 'rope_scaling' is 3, expected an object"},
+  };
+  for (const auto& c : cases) {
+    json j = base;
+    j[c.key] = c.value;
+    auto parsed = config_from_json(j, "m.lowbit");
+    ASSERT_FALSE(parsed.ok()) << c.key;
+    EXPECT_EQ(parsed.status().message().rfind(c.message, 0), 0u) << parsed.status().message();
+  }
+  json nested = base;
+  nested["rope_scaling"]["original_max_position"] = 0.5;
+  auto parsed = config_from_json(nested, "m.lowbit");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(),
+            "m.lowbit: lowbit.config.rope_scaling: 'original_max_position' is 0.5, expected an integer in "
+            "[-2^63, 2^63)");
+  json missing = base;
+  missing.erase("ffn_dim");
+  parsed = config_from_json(missing, "m.lowbit");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message(), "m.lowbit: lowbit.config: missing 'ffn_dim'");
+  parsed = config_from_json(json::array({1, 2}), "m.lowbit");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().message().rfind("m.lowbit: lowbit.config: is an array", 0), 0u)
+      << parsed.status().message();
+}
+
 TEST(LowbitContainer, BlobsRoundTripAndTheFileAppearsOnlyWhenFinished) {
   testing::ScopedTempDir dir("container");
   const std::string path = dir.file("m.lbq");

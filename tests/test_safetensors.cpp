@@ -203,5 +203,23 @@ TEST(Safetensors, UnknownDtypeAndUnconvertibleDtypeNameTensorAndDtype) {
   EXPECT_NE(v.status().message().find("I32"), std::string::npos) << v.status().message();
 }
 
+// A tensor with a zero dimension converts to an empty vector (fuzz_safetensors
+// found memcpy called with a null destination for it; UBSan reports that in the
+// sanitizer run, scripts/sanitize_tests.sh).
+TEST(Safetensors, ZeroElementTensorsConvertToEmpty) {
+  ScopedTempDir dir("st_empty");
+  const std::string path = dir.file("empty.safetensors");
+  ASSERT_TRUE(write_file_atomic(path, raw_file(R"({"z": {"dtype": "F32", "shape": [0, 5], "data_offsets": [0, 0]},)"
+                                               R"( "h": {"dtype": "BF16", "shape": [3, 0], "data_offsets": [0, 0]}})",
+                                               0)).ok());
+  Expected<SafetensorsFile> f = SafetensorsFile::open(path);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  for (const char* name : {"z", "h"}) {
+    Expected<std::vector<float>> v = f->to_f32(*f->find(name));
+    ASSERT_TRUE(v.ok()) << v.status().message();
+    EXPECT_TRUE(v->empty()) << name;
+  }
+}
+
 }  // namespace
 }  // namespace lowbit

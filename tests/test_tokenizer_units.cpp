@@ -183,8 +183,11 @@ std::vector<std::string> split(const std::vector<std::string>& patterns, const s
   auto splitter = RegexSplitter::compile(patterns);
   EXPECT_TRUE(splitter.ok()) << splitter.status().message();
   if (!splitter.ok()) return {};
+  auto pieces = splitter->split(text);
+  EXPECT_TRUE(pieces.ok()) << pieces.status().message();
+  if (!pieces.ok()) return {};
   std::vector<std::string> out;
-  for (const auto piece : splitter->split(text)) out.emplace_back(piece);
+  for (const auto piece : *pieces) out.emplace_back(piece);
   return out;
 }
 
@@ -225,6 +228,32 @@ TEST(TokenizerRegex, ErrorsNameThePattern) {
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.status().message().find("no-such-pre"), std::string::npos);
   EXPECT_NE(unknown.status().message().find("smollm"), std::string::npos);
+}
+
+// A tokenizer.json pattern is untrusted (issue 18): its cost is bounded, and
+// exceeding a bound is an error naming the pattern, not a silent split.
+TEST(TokenizerRegex, LimitsAreErrors) {
+  // (a*)*[bc] on 40 'a': 2^40 ways to backtrack, stopped by the match limit. ((a*)*b
+  // would be answered at once: PCRE2 first checks that the text holds a 'b'.)
+  auto catastrophic = RegexSplitter::compile({"(a*)*[bc]"});
+  ASSERT_TRUE(catastrophic.ok()) << catastrophic.status().message();
+  auto pieces = catastrophic->split(std::string(40, 'a'));
+  ASSERT_FALSE(pieces.ok());
+  EXPECT_NE(pieces.status().message().find("pre-tokenizer pattern '(a*)*[bc]': pattern too complex for the text: "
+                                           "match limit exceeded (at byte 0 of a 40-byte piece)"),
+            std::string::npos)
+      << pieces.status().message();
+  // The same pattern on text it answers quickly still splits.
+  EXPECT_EQ(split({"(a*)*[bc]"}, "xaab"), (Pieces{"x", "aab"}));
+  // Nesting and length are bounded at compile time.
+  auto deep = RegexSplitter::compile({std::string(40, '(') + "a" + std::string(40, ')')});
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("parentheses are too deeply nested"), std::string::npos)
+      << deep.status().message();
+  auto long_pattern = RegexSplitter::compile({std::string(RegexSplitter::kMaxPatternBytes + 1, 'a')});
+  ASSERT_FALSE(long_pattern.ok());
+  EXPECT_EQ(long_pattern.status().message(), "pre-tokenizer pattern of 4097 bytes: too complex, at most 4096");
+  EXPECT_TRUE(RegexSplitter::compile({std::string(RegexSplitter::kMaxPatternBytes, 'a')}).ok());
 }
 
 }  // namespace

@@ -30,8 +30,9 @@ Status run_generate(const GenerateFlags& f) {
   const Tokenizer& tok = *m.loaded.tokenizer;
   std::vector<int32_t> prompt;
   if (tok.add_bos() && tok.bos_id() >= 0) prompt.push_back(tok.bos_id());
-  const std::vector<int32_t> body = tok.encode(f.prompt);
-  prompt.insert(prompt.end(), body.begin(), body.end());
+  auto body = tok.encode_checked(f.prompt);
+  if (!body.ok()) return body.status().with_context("--prompt");
+  prompt.insert(prompt.end(), body->begin(), body->end());
   if (prompt.empty()) return make_error("--prompt: empty prompt and the vocabulary adds no BOS token");
 
   GenerateOptions options;

@@ -188,8 +188,9 @@ Status run_pareto(const ParetoFlags& f) {
   po.bos_id = tok.bos_id();
   po.show_progress = o.progress;
   ThreadPool pool(f.threads);
-  LB_ASSIGN_OR_RETURN(std::vector<PplResult> results,
-                      evaluate_perplexity_many(pointers, tok.encode(text), po, pool, base.model));
+  auto tokens = tok.encode_checked(text);
+  if (!tokens.ok()) return tokens.status().with_context(f.text_path);
+  LB_ASSIGN_OR_RETURN(std::vector<PplResult> results, evaluate_perplexity_many(pointers, *tokens, po, pool, base.model));
   std::vector<ParetoPoint> points;
   std::vector<double> predicted, measured;
   json rows = json::array();

@@ -47,7 +47,9 @@ Status run_ppl(const PplFlags& f) {
     base = std::make_unique<RunnableModel>(std::move(loaded).value());
   }
   const Tokenizer& tok = *m.loaded.tokenizer;
-  const std::vector<int32_t> tokens = tok.encode(text);
+  auto encoded = tok.encode_checked(text);
+  if (!encoded.ok()) return encoded.status().with_context(f.text_path);
+  const std::vector<int32_t>& tokens = *encoded;
 
   PplOptions options;
   options.ctx = f.ctx;

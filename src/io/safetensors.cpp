@@ -185,7 +185,9 @@ Expected<std::vector<float>> SafetensorsFile::to_f32(const SafetensorsTensor& te
   std::vector<float> out(n);
   switch (tensor.dtype) {
     case Dt::kF32:
-      std::memcpy(out.data(), tensor.data, n * sizeof(float));
+      // A tensor of zero elements has no bytes (out.data() may be null, and
+      // memcpy with a null pointer is undefined even for 0 bytes: fuzz_safetensors).
+      if (n != 0) std::memcpy(out.data(), tensor.data, n * sizeof(float));
       file_.drop_pages(tensor.data, tensor.n_bytes);  // `out` is the copy; see MappedFile::drop_pages
       return out;
     case Dt::kF16:

@@ -23,11 +23,14 @@ nlohmann::json kv_config_to_json(const KvSpec& spec, const nlohmann::json& calib
 }
 
 Expected<KvSpec> kv_config_from_json(const nlohmann::json& j, const std::string& source) {
-  if (!j.is_object() || j.value("format", "") != kFormat) {
+  // Every field type-checked before it is read: j.value() throws on a "format"
+  // or "version" of another type (fuzz_kv_config: "version": [...] aborted).
+  if (!j.is_object() || !j.contains("format") || !j["format"].is_string() || j["format"] != kFormat) {
     return make_error("{}: not a KV configuration (expected \"format\": \"{}\")", source, kFormat);
   }
-  if (j.value("version", 0) != kVersion) {
-    return make_error("{}: KV configuration version {} (this build reads {})", source, j.value("version", 0), kVersion);
+  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"] != kVersion) {
+    return make_error("{}: KV configuration version {} (this build reads {})", source,
+                      j.contains("version") ? describe_json(j["version"]) : "missing", kVersion);
   }
   if (!j.contains("spec") || !j["spec"].is_string()) return make_error("{}: missing \"spec\"", source);
   auto parsed = parse_kv_spec(j["spec"].get<std::string>());
@@ -41,8 +44,12 @@ Expected<KvSpec> kv_config_from_json(const nlohmann::json& j, const std::string&
     spec.layers.clear();
     for (size_t i = 0; i < layers.size(); ++i) {
       const nlohmann::json& e = layers[i];
-      if (!e.is_object() || !e.contains("k_bits") || !e.contains("v_bits") || !e["k_bits"].is_number_integer() ||
-          !e["v_bits"].is_number_integer()) {
+      // Bits are small integers; the range check keeps get<int>() from truncating 2^40.
+      const auto small_int = [&](const char* k) {
+        return e[k].is_number_integer() && e[k].get<int64_t>() >= 0 && e[k].get<int64_t>() <= 64;
+      };
+      if (!e.is_object() || !e.contains("k_bits") || !e.contains("v_bits") || !small_int("k_bits") ||
+          !small_int("v_bits")) {
         return make_error("{}: layers[{}] must be {{\"k_bits\": N, \"v_bits\": M}}", source, i);
       }
       KvLayerSpec l;

@@ -69,9 +69,11 @@ Status attach_act_quantizers(LlamaModel& model, const std::map<std::string, ActQ
       const ActQuantSpec& s = a.spec;
       ++report->simulated[fmt::format("act {} {}: {}", s.format, act_granularity_name(s.granularity), why)];
     }
-    // Checked above, so building the wrapper cannot fail.
+    // Checked above, so building the wrapper cannot fail. (A named copy: clang
+    // before 16 cannot capture a structured binding.)
+    const float static_threshold = a.static_threshold;
     LB_RETURN_IF_ERROR(model.wrap_linear(name, [&](std::unique_ptr<Linear> inner) -> std::unique_ptr<Linear> {
-      return std::move(ActQuantLinear::create(std::move(inner), *quantizer, a.static_threshold)).value();
+      return std::move(ActQuantLinear::create(std::move(inner), *quantizer, static_threshold)).value();
     }));
   }
   return Status::ok_status();

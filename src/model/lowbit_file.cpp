@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <utility>
 
 #include <fmt/ranges.h>
@@ -179,40 +181,115 @@ json config_to_json(const ModelConfig& c) {
           {"qkv_bias", c.qkv_bias}};
 }
 
+namespace {
+
+// Fields of lowbit.config, each type-checked before it is read: get<int>() on
+// 1e30 is an undefined float-to-int cast, on 2^40 a silent truncation, and on a
+// string an exception whose message names no field. Errors read
+// "FILE: lowbit.config: 'n_layers' is "8", expected an integer in [-2^31, 2^31)".
+class ConfigFields {
+ public:
+  ConfigFields(const json& object, std::string where) : object_(object), where_(std::move(where)) {}
+
+  Status read(const char* key, std::string& out) const {
+    LB_ASSIGN_OR_RETURN(const json* v, field(key));
+    if (!v->is_string()) return wrong_type(key, *v, "a string");
+    out = v->get<std::string>();
+    return Status::ok_status();
+  }
+  Status read(const char* key, bool& out) const {
+    LB_ASSIGN_OR_RETURN(const json* v, field(key));
+    if (!v->is_boolean()) return wrong_type(key, *v, "true or false");
+    out = v->get<bool>();
+    return Status::ok_status();
+  }
+  template <typename Int>
+    requires std::is_integral_v<Int>
+  Status read(const char* key, Int& out) const {
+    LB_ASSIGN_OR_RETURN(const json* v, field(key));
+    const char* expected = sizeof(Int) == 4 ? "an integer in [-2^31, 2^31)" : "an integer in [-2^63, 2^63)";
+    if (!v->is_number_integer()) return wrong_type(key, *v, expected);
+    if (v->is_number_unsigned()) {
+      const uint64_t u = v->get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<Int>::max())) return wrong_type(key, *v, expected);
+      out = static_cast<Int>(u);
+      return Status::ok_status();
+    }
+    const int64_t i = v->get<int64_t>();
+    if (i < std::numeric_limits<Int>::min() || i > std::numeric_limits<Int>::max()) {
+      return wrong_type(key, *v, expected);
+    }
+    out = static_cast<Int>(i);
+    return Status::ok_status();
+  }
+  template <typename Float>
+    requires std::is_floating_point_v<Float>
+  Status read(const char* key, Float& out) const {
+    LB_ASSIGN_OR_RETURN(const json* v, field(key));
+    // A float field holding 1e300 would be an undefined narrowing conversion.
+    if (!v->is_number() || !std::isfinite(v->get<double>()) ||
+        std::fabs(v->get<double>()) > static_cast<double>(std::numeric_limits<Float>::max())) {
+      return wrong_type(key, *v, sizeof(Float) == 4 ? "a finite 32-bit float" : "a finite number");
+    }
+    out = static_cast<Float>(v->get<double>());
+    return Status::ok_status();
+  }
+  // A nested object, e.g. rope_scaling.
+  Expected<ConfigFields> object(const char* key) const {
+    LB_ASSIGN_OR_RETURN(const json* v, field(key));
+    if (!v->is_object()) return wrong_type(key, *v, "an object");
+    return ConfigFields(*v, where_ + "." + key);
+  }
+
+ private:
+  Expected<const json*> field(const char* key) const {
+    const auto it = object_.find(key);
+    if (it == object_.end()) return make_error("{}: missing '{}'", where_, key);
+    return &*it;
+  }
+  Status wrong_type(const char* key, const json& v, const char* expected) const {
+    return make_error("{}: '{}' is {}, expected {}", where_, key, describe_json(v), expected);
+  }
+
+  const json& object_;
+  std::string where_;
+};
+
+}  // namespace
+
 Expected<ModelConfig> config_from_json(const json& j, const std::string& source) {
   const std::string where = source + ": lowbit.config";
+  if (!j.is_object()) return make_error("{}: is {}, expected an object", where, describe_json(j));
+  const ConfigFields f(j, where);
   ModelConfig c;
-  try {
-    c.architecture = j.at("architecture").get<std::string>();
-    c.n_layers = j.at("n_layers").get<int>();
-    c.dim = j.at("dim").get<int>();
-    c.n_heads = j.at("n_heads").get<int>();
-    c.n_kv_heads = j.at("n_kv_heads").get<int>();
-    c.head_dim = j.at("head_dim").get<int>();
-    c.ffn_dim = j.at("ffn_dim").get<int>();
-    c.vocab_size = j.at("vocab_size").get<int>();
-    c.max_seq_len = j.at("max_seq_len").get<int>();
-    c.norm_eps = j.at("norm_eps").get<float>();
-    c.rope_theta = j.at("rope_theta").get<double>();
-    const std::string layout = j.at("rope_layout").get<std::string>();
-    if (layout == rope_layout_name(RopeLayout::kHalfSplit)) {
-      c.rope_layout = RopeLayout::kHalfSplit;
-    } else if (layout == rope_layout_name(RopeLayout::kAdjacentPairs)) {
-      c.rope_layout = RopeLayout::kAdjacentPairs;
-    } else {
-      return make_error("{}: unknown rope_layout \"{}\"", where, layout);
-    }
-    const json& s = j.at("rope_scaling");
-    c.rope_scaling.llama3 = s.at("llama3").get<bool>();
-    c.rope_scaling.factor = s.at("factor").get<double>();
-    c.rope_scaling.low_freq_factor = s.at("low_freq_factor").get<double>();
-    c.rope_scaling.high_freq_factor = s.at("high_freq_factor").get<double>();
-    c.rope_scaling.original_max_position = s.at("original_max_position").get<int64_t>();
-    c.tied_embeddings = j.at("tied_embeddings").get<bool>();
-    c.qkv_bias = j.at("qkv_bias").get<bool>();
-  } catch (const json::exception& e) {
-    return make_error("{}: {}", where, e.what());
+  LB_RETURN_IF_ERROR(f.read("architecture", c.architecture));
+  LB_RETURN_IF_ERROR(f.read("n_layers", c.n_layers));
+  LB_RETURN_IF_ERROR(f.read("dim", c.dim));
+  LB_RETURN_IF_ERROR(f.read("n_heads", c.n_heads));
+  LB_RETURN_IF_ERROR(f.read("n_kv_heads", c.n_kv_heads));
+  LB_RETURN_IF_ERROR(f.read("head_dim", c.head_dim));
+  LB_RETURN_IF_ERROR(f.read("ffn_dim", c.ffn_dim));
+  LB_RETURN_IF_ERROR(f.read("vocab_size", c.vocab_size));
+  LB_RETURN_IF_ERROR(f.read("max_seq_len", c.max_seq_len));
+  LB_RETURN_IF_ERROR(f.read("norm_eps", c.norm_eps));
+  LB_RETURN_IF_ERROR(f.read("rope_theta", c.rope_theta));
+  std::string layout;
+  LB_RETURN_IF_ERROR(f.read("rope_layout", layout));
+  if (layout == rope_layout_name(RopeLayout::kHalfSplit)) {
+    c.rope_layout = RopeLayout::kHalfSplit;
+  } else if (layout == rope_layout_name(RopeLayout::kAdjacentPairs)) {
+    c.rope_layout = RopeLayout::kAdjacentPairs;
+  } else {
+    return make_error("{}: unknown rope_layout {}", where, describe_json(layout));
   }
+  LB_ASSIGN_OR_RETURN(const ConfigFields s, f.object("rope_scaling"));
+  LB_RETURN_IF_ERROR(s.read("llama3", c.rope_scaling.llama3));
+  LB_RETURN_IF_ERROR(s.read("factor", c.rope_scaling.factor));
+  LB_RETURN_IF_ERROR(s.read("low_freq_factor", c.rope_scaling.low_freq_factor));
+  LB_RETURN_IF_ERROR(s.read("high_freq_factor", c.rope_scaling.high_freq_factor));
+  LB_RETURN_IF_ERROR(s.read("original_max_position", c.rope_scaling.original_max_position));
+  LB_RETURN_IF_ERROR(f.read("tied_embeddings", c.tied_embeddings));
+  LB_RETURN_IF_ERROR(f.read("qkv_bias", c.qkv_bias));
   LB_RETURN_IF_ERROR(c.validate(source));
   return c;
 }

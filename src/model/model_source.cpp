@@ -11,21 +11,12 @@
 namespace lowbit {
 namespace {
 
-Status check_finite(const std::vector<float>& values, const std::string& tensor, const std::string& source) {
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      return make_error("{}: tensor '{}' holds a non-finite value ({}) at index {}", source, tensor, values[i], i);
-    }
-  }
-  return Status::ok_status();
-}
-
 Status check_vector(const std::vector<float>& v, int64_t expected, const std::string& tensor,
                     const std::string& source) {
   if (v.size() != static_cast<size_t>(expected)) {
     return make_error("{}: tensor '{}' has {} elements, expected {}", source, tensor, v.size(), expected);
   }
-  return check_finite(v, tensor, source);
+  return check_finite_weights(v, tensor, source);
 }
 
 // A bias is required when `bias` and allowed (with the right size) otherwise.
@@ -35,7 +26,7 @@ Status check_matrix(const Matrix& m, int64_t rows, int64_t cols, bool bias, cons
     return make_error("{}: tensor '{}' has shape [{}, {}], expected [{}, {}]", source, tensor, m.rows, m.cols, rows,
                       cols);
   }
-  LB_RETURN_IF_ERROR(check_finite(m.data, tensor, source));
+  LB_RETURN_IF_ERROR(check_finite_weights(m.data, tensor, source));
   if (bias || !m.bias.empty()) LB_RETURN_IF_ERROR(check_vector(m.bias, rows, tensor + ".bias", source));
   return Status::ok_status();
 }

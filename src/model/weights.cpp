@@ -5,22 +5,13 @@
 namespace lowbit {
 namespace {
 
-Status check_finite(const std::vector<float>& values, const std::string& tensor, const std::string& source) {
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      return make_error("{}: tensor '{}' holds a non-finite value ({}) at index {}", source, tensor,
-                        values[i], i);
-    }
-  }
-  return Status::ok_status();
-}
 
 Status check_vector(const std::vector<float>& v, size_t expected, const std::string& tensor,
                     const std::string& source) {
   if (v.size() != expected) {
     return make_error("{}: tensor '{}' has {} elements, expected {}", source, tensor, v.size(), expected);
   }
-  return check_finite(v, tensor, source);
+  return check_finite_weights(v, tensor, source);
 }
 
 Status check_matrix(const Matrix& m, int64_t rows, int64_t cols, bool bias, const std::string& tensor,
@@ -29,7 +20,7 @@ Status check_matrix(const Matrix& m, int64_t rows, int64_t cols, bool bias, cons
     return make_error("{}: tensor '{}' has shape [{}, {}], expected [{}, {}]", source, tensor, m.rows,
                       m.cols, rows, cols);
   }
-  LB_RETURN_IF_ERROR(check_finite(m.data, tensor, source));
+  LB_RETURN_IF_ERROR(check_finite_weights(m.data, tensor, source));
   if (bias) {
     LB_RETURN_IF_ERROR(check_vector(m.bias, static_cast<size_t>(rows), tensor + ".bias", source));
   } else if (!m.bias.empty()) {
@@ -39,6 +30,20 @@ Status check_matrix(const Matrix& m, int64_t rows, int64_t cols, bool bias, cons
 }
 
 }  // namespace
+
+Status check_finite_weights(const std::vector<float>& values, const std::string& tensor, const std::string& source) {
+  size_t bad = 0;
+  size_t first = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      if (bad == 0) first = i;
+      ++bad;
+    }
+  }
+  if (bad == 0) return Status::ok_status();
+  return make_error("{}: tensor '{}': {} NaN/Inf value{} in the weights (the first, {}, at index {})", source, tensor,
+                    bad, bad == 1 ? "" : "s", values[first], first);
+}
 
 Status ModelWeights::validate(const ModelConfig& c, const std::string& source) const {
   LB_RETURN_IF_ERROR(check_vector(token_embedding, static_cast<size_t>(c.vocab_size) * c.dim,

@@ -73,4 +73,10 @@ struct FileSummary {
   std::vector<StoredTensor> tensors;
 };
 
+// Every value of a weight tensor finite; the error names the file and tensor and
+// counts the bad values: "m.gguf: tensor 'layers.3.q_proj': 5 NaN/Inf values in
+// the weights (the first, nan, at index 64)". Quantizing a tensor with NaN would
+// otherwise write NaN scales silently.
+Status check_finite_weights(const std::vector<float>& values, const std::string& tensor, const std::string& source);
+
 }  // namespace lowbit

@@ -46,10 +46,10 @@ void append_window(const std::vector<int32_t>& tokens, int64_t document, int64_t
   set.windows.push_back({document, offset});
 }
 
-std::vector<int32_t> tokenize(const Tokenizer& tokenizer, const std::string& text, CalibrationBos bos) {
+Expected<std::vector<int32_t>> tokenize(const Tokenizer& tokenizer, const std::string& text, CalibrationBos bos) {
   std::vector<int32_t> tokens;
   if (bos == CalibrationBos::kDocumentStart) tokens.push_back(tokenizer.bos_id());
-  const std::vector<int32_t> body = tokenizer.encode(text);
+  LB_ASSIGN_OR_RETURN(const std::vector<int32_t> body, tokenizer.encode_checked(text));
   tokens.insert(tokens.end(), body.begin(), body.end());
   return tokens;
 }
@@ -99,7 +99,9 @@ Expected<CalibrationSet> sample_document_windows(const std::vector<std::string>&
       doc = static_cast<int64_t>(uniform_below(rng, documents.size()));
       auto [it, inserted] = tokenized.try_emplace(doc);
       if (inserted) {
-        it->second = tokenize(tokenizer, documents[doc], o.bos);
+        auto tokens_of_doc = tokenize(tokenizer, documents[doc], o.bos);
+        if (!tokens_of_doc.ok()) return tokens_of_doc.status().with_context(source);
+        it->second = std::move(tokens_of_doc).value();
         if (static_cast<int64_t>(it->second.size()) >= o.seq_len) ++long_enough;
       }
       if (static_cast<int64_t>(it->second.size()) >= o.seq_len) tokens = &it->second;
@@ -139,7 +141,9 @@ Expected<CalibrationSet> load_calibration(const std::string& path, const Tokeniz
     return sample_document_windows(documents, tokenizer, options, path);
   }
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  return sample_token_windows(tokenizer.encode(text), tokenizer.bos_id(), options, path);
+  auto tokens = tokenizer.encode_checked(text);
+  if (!tokens.ok()) return tokens.status().with_context(path);
+  return sample_token_windows(*tokens, tokenizer.bos_id(), options, path);
 }
 
 }  // namespace lowbit

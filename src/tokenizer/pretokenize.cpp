@@ -11,42 +11,71 @@ namespace lowbit {
 
 const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+namespace {
+
+std::string pcre2_message(int code) {
+  std::array<PCRE2_UCHAR, 256> message{};
+  pcre2_get_error_message(code, message.data(), message.size());
+  return reinterpret_cast<const char*>(message.data());
+}
+
+}  // namespace
+
 struct RegexSplitter::Compiled {
   pcre2_code* code = nullptr;
-  explicit Compiled(pcre2_code* c) : code(c) {}
+  pcre2_match_context* match_context = nullptr;
+  Compiled() = default;
   Compiled(const Compiled&) = delete;
   Compiled& operator=(const Compiled&) = delete;
-  ~Compiled() { pcre2_code_free(code); }
+  ~Compiled() {
+    pcre2_match_context_free(match_context);
+    pcre2_code_free(code);
+  }
 };
 
 Expected<RegexSplitter> RegexSplitter::compile(const std::vector<std::string>& patterns) {
   RegexSplitter splitter;
+  std::unique_ptr<pcre2_compile_context, decltype(&pcre2_compile_context_free)> context(
+      pcre2_compile_context_create(nullptr), &pcre2_compile_context_free);
+  if (context == nullptr) return make_error("pre-tokenizer: out of memory compiling the patterns");
+  pcre2_set_parens_nest_limit(context.get(), kMaxParensNesting);
   for (const std::string& pattern : patterns) {
+    if (pattern.size() > kMaxPatternBytes) {
+      return make_error("pre-tokenizer pattern of {} bytes: too complex, at most {}", pattern.size(),
+                        kMaxPatternBytes);
+    }
+    auto compiled = std::make_shared<Compiled>();
     int error_code = 0;
     PCRE2_SIZE error_offset = 0;
-    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                     PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
-    if (code == nullptr) {
-      std::array<PCRE2_UCHAR, 256> message{};
-      pcre2_get_error_message(error_code, message.data(), message.size());
-      return make_error("pre-tokenizer pattern '{}': {} at offset {}", pattern,
-                        reinterpret_cast<const char*>(message.data()), error_offset);
+    compiled->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, context.get());
+    if (compiled->code == nullptr) {
+      return make_error("pre-tokenizer pattern '{}': {} at offset {}", pattern, pcre2_message(error_code),
+                        error_offset);
     }
-    // JIT makes matching several times faster; without it (a PCRE2 built without
-    // JIT support) pcre2_match interprets the pattern, which is still correct.
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
-    splitter.compiled_.push_back(std::make_shared<const Compiled>(code));
+    compiled->match_context = pcre2_match_context_create(nullptr);
+    if (compiled->match_context == nullptr) return make_error("pre-tokenizer: out of memory compiling the patterns");
+    pcre2_set_match_limit(compiled->match_context, kMatchLimit);
+    pcre2_set_depth_limit(compiled->match_context, kDepthLimit);
+    pcre2_set_heap_limit(compiled->match_context, kHeapLimitKib);
+    // JIT makes matching several times faster (it honours the match limit; deep
+    // backtracking ends at its 32 KiB stack, PCRE2_ERROR_JIT_STACKLIMIT);
+    // without it (a PCRE2 built without JIT support) pcre2_match interprets the
+    // pattern, which is still correct.
+    pcre2_jit_compile(compiled->code, PCRE2_JIT_COMPLETE);
+    splitter.compiled_.push_back(std::move(compiled));
     splitter.patterns_.push_back(pattern);
   }
   return splitter;
 }
 
-std::vector<std::string_view> RegexSplitter::split(std::string_view text) const {
+Expected<std::vector<std::string_view>> RegexSplitter::split(std::string_view text) const {
   std::vector<std::string_view> pieces;
   if (text.empty()) return pieces;
   pieces.push_back(text);
   std::vector<std::string_view> next;
-  for (const auto& compiled : compiled_) {
+  for (size_t p = 0; p < compiled_.size(); ++p) {
+    const Compiled* compiled = compiled_[p].get();
     // Match data per call keeps concurrent encode() calls independent.
     std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
         pcre2_match_data_create_from_pattern(compiled->code, nullptr), &pcre2_match_data_free);
@@ -57,9 +86,12 @@ std::vector<std::string_view> RegexSplitter::split(std::string_view text) const 
       size_t offset = 0;  // where the next search starts
       while (offset < piece.size()) {
         const int rc = pcre2_match(compiled->code, subject, piece.size(), offset, PCRE2_NO_UTF_CHECK,
-                                   match.get(), nullptr);
-        // No match, or an engine limit: the rest stays one piece.
-        if (rc < 0) break;
+                                   match.get(), compiled->match_context);
+        if (rc == PCRE2_ERROR_NOMATCH) break;  // the rest stays one piece
+        if (rc < 0) {
+          return make_error("pre-tokenizer pattern '{}': pattern too complex for the text: {} (at byte {} of a "
+                            "{}-byte piece)", patterns_[p], pcre2_message(rc), offset, piece.size());
+        }
         const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
         const size_t begin = ovector[0];
         const size_t end = ovector[1];

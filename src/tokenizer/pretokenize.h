@@ -4,6 +4,14 @@
 // between matches is kept as pieces of its own (llama.cpp unicode_regex_split,
 // Hugging Face Split with behavior "Isolated"). Patterns run on PCRE2 in UTF mode
 // with Unicode properties, so \p{L}, \p{N} and \s follow the Unicode tables.
+//
+// Patterns may come from an untrusted tokenizer.json, so their cost is bounded
+// as core/bounded_regex.h bounds recipe patterns: at most kMaxPatternBytes long
+// and kMaxParensNesting parentheses deep (compile errors), and every search
+// stops after kMatchLimit backtracking steps from one start position (PCRE2
+// resets the count at each start, so scanning a long text costs steps per
+// byte, not per text). (a*)*b on a run of "a" exceeds the limit at once:
+// split() returns an error naming the pattern instead of a silent wrong split.
 #pragma once
 
 #include <memory>
@@ -21,9 +29,16 @@ class RegexSplitter {
   // Compiles the patterns; the error names the pattern and PCRE2's message.
   static Expected<RegexSplitter> compile(const std::vector<std::string>& patterns);
 
+  static constexpr size_t kMaxPatternBytes = 4096;    // real pre-tokenizers: under 300
+  static constexpr uint32_t kMaxParensNesting = 32;   // real pre-tokenizers: 3
+  static constexpr uint32_t kMatchLimit = 1000000;    // steps per start position
+  static constexpr uint32_t kDepthLimit = 100000;     // nested backtracking points (interpreter)
+  static constexpr uint32_t kHeapLimitKib = 65536;    // backtracking frames (interpreter)
+
   // `text` must be valid UTF-8 (see sanitize_utf8). Pieces point into `text`, are
-  // never empty, and concatenate to `text`.
-  std::vector<std::string_view> split(std::string_view text) const;
+  // never empty, and concatenate to `text`. An error when a pattern exceeds a
+  // limit above on this text.
+  Expected<std::vector<std::string_view>> split(std::string_view text) const;
 
   const std::vector<std::string>& patterns() const { return patterns_; }
 

@@ -25,6 +25,12 @@ class Tokenizer {
   // parse_special = true.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
 
+  // encode(), or an error where the text exceeds a limit of the tokenizer's
+  // pre-tokenizer regex (pretokenize.h: a tokenizer.json pattern that backtracks
+  // catastrophically). Front ends encoding user text call this; encode() itself
+  // cannot fail and leaves such a fragment without pre-tokenization.
+  virtual Expected<std::vector<int32_t>> encode_checked(std::string_view text) const { return encode(text); }
+
   // The bytes one token stands for (byte-fallback tokens give their byte,
   // "▁" becomes a space, byte-level BPE symbols are mapped back to bytes).
   virtual std::string token_to_bytes(int32_t id) const = 0;
