@@ -7,15 +7,11 @@
 
 namespace lowbit {
 
-namespace {
-
-std::string pcre2_message(int code) {
+std::string pcre2_error_message(int code) {
   std::array<PCRE2_UCHAR, 256> message{};
   pcre2_get_error_message(code, message.data(), message.size());
   return reinterpret_cast<const char*>(message.data());
 }
-
-}  // namespace
 
 struct BoundedRegex::Compiled {
   pcre2_code* code = nullptr;
@@ -43,7 +39,7 @@ Expected<BoundedRegex> BoundedRegex::compile(const std::string& pattern, const s
   compiled->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF,
                                  &error_code, &error_offset, context.get());
   if (compiled->code == nullptr) {
-    return make_error("{}: bad regex: {} at offset {}", where, pcre2_message(error_code), error_offset);
+    return make_error("{}: bad regex: {} at offset {}", where, pcre2_error_message(error_code), error_offset);
   }
   compiled->match_context = pcre2_match_context_create(nullptr);
   if (compiled->match_context == nullptr) return make_error("{}: out of memory compiling the pattern", where);
@@ -71,7 +67,7 @@ Expected<bool> BoundedRegex::search(std::string_view subject, bool anchored) con
                                                        : "heap limit";
     return make_error("{}: pattern too complex: matching '{}' exceeds the {}", where_, subject, limit);
   }
-  return make_error("{}: matching '{}' failed: {}", where_, subject, pcre2_message(rc));
+  return make_error("{}: matching '{}' failed: {}", where_, subject, pcre2_error_message(rc));
 }
 
 }  // namespace lowbit

@@ -22,6 +22,9 @@
 
 namespace lowbit {
 
+// PCRE2's text for an error code (compile or match), e.g. "match limit exceeded".
+std::string pcre2_error_message(int code);
+
 class BoundedRegex {
  public:
   static constexpr size_t kMaxPatternBytes = 1024;

@@ -5,21 +5,13 @@
 
 #include <array>
 
+#include "core/bounded_regex.h"
 #include "tokenizer/utf8.h"
 
 namespace lowbit {
 
 const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-namespace {
-
-std::string pcre2_message(int code) {
-  std::array<PCRE2_UCHAR, 256> message{};
-  pcre2_get_error_message(code, message.data(), message.size());
-  return reinterpret_cast<const char*>(message.data());
-}
-
-}  // namespace
 
 struct RegexSplitter::Compiled {
   pcre2_code* code = nullptr;
@@ -50,7 +42,7 @@ Expected<RegexSplitter> RegexSplitter::compile(const std::vector<std::string>& p
     compiled->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                                    PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, context.get());
     if (compiled->code == nullptr) {
-      return make_error("pre-tokenizer pattern '{}': {} at offset {}", pattern, pcre2_message(error_code),
+      return make_error("pre-tokenizer pattern '{}': {} at offset {}", pattern, pcre2_error_message(error_code),
                         error_offset);
     }
     compiled->match_context = pcre2_match_context_create(nullptr);
@@ -90,7 +82,7 @@ Expected<std::vector<std::string_view>> RegexSplitter::split(std::string_view te
         if (rc == PCRE2_ERROR_NOMATCH) break;  // the rest stays one piece
         if (rc < 0) {
           return make_error("pre-tokenizer pattern '{}': pattern too complex for the text: {} (at byte {} of a "
-                            "{}-byte piece)", patterns_[p], pcre2_message(rc), offset, piece.size());
+                            "{}-byte piece)", patterns_[p], pcre2_error_message(rc), offset, piece.size());
         }
         const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
         const size_t begin = ovector[0];
