@@ -2,8 +2,10 @@
 // (kernels/packed_matrix.h) at TinyLlama-1.1B shapes, one thread, against the
 // FP32 OpenBLAS sgemv of the same shape in the same run (BM_Fp32Sgemv).
 // Run: build/lowbit_bench_kernels --benchmark_filter='Packed|Fp32Sgemv'.
-// args: format index (kFormats), ISA (0 generic, 1 avx2, 2 avx512, 3 avx512vnni), rows, cols; every
-// variant of a format runs in the same process, so their numbers compare directly.
+// args: format index (kFormats), ISA (0 generic, 1 avx2, 2 avx512, 3 avx512vnni, 4 avx2 with FP32
+// activations: the AVX2 level's kernels without their fixed-point preparation, i.e. lut4/avx2 and
+// int8/avx2), rows, cols; every variant of a format runs in the same process, so their numbers
+// compare directly.
 #include <benchmark/benchmark.h>
 
 #include <cblas.h>
@@ -40,7 +42,7 @@ PackedMatrix packed(const char* format, int64_t rows, int64_t cols) {
 }
 
 Isa isa_arg(int64_t a) {
-  return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : a == 2 ? Isa::kAvx512 : Isa::kAvx512Vnni;
+  return a == 0 ? Isa::kGeneric : a == 1 || a == 4 ? Isa::kAvx2 : a == 2 ? Isa::kAvx512 : Isa::kAvx512Vnni;
 }
 
 void BM_PackedGemv(benchmark::State& state) {
@@ -55,12 +57,13 @@ void BM_PackedGemv(benchmark::State& state) {
   const std::vector<float> x = random_values(w.cols, 2);
   PackedActivation a;
   std::vector<float> y(static_cast<size_t>(w.rows));
+  const Fixed16Prepare prepare = state.range(1) == 4 ? nullptr : k.prepare_fixed16;
   for (auto _ : state) {
-    prepare_activation(w, x.data(), a, k.prepare_fixed16);  // once per call in the runtime too
+    prepare_activation(w, x.data(), a, prepare);  // once per call in the runtime too
     k.gemv(w, a, 0, w.rows, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(format) + " " + k.name);
+  state.SetLabel(std::string(format) + " " + k.name + (prepare == nullptr && k.prepare_fixed16 != nullptr ? " (fp32 x)" : ""));
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.storage_bytes()),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(w.rows * w.cols),
@@ -193,7 +196,7 @@ BENCHMARK(BM_W4A4)->Args({0, 5632, 2048, 1, 0})->Args({1, 5632, 2048, 1, 0})->Ar
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {
-    for (int64_t isa : {0, 1, 2, 3}) b->Args({f, isa, 5632, 2048});
+    for (int64_t isa : {0, 4, 1, 2, 3}) b->Args({f, isa, 5632, 2048});
   }
 }
 

@@ -180,8 +180,8 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
 
 TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kGeneric).name, "lut4/generic");
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx2).name, "lut4/avx2");
-  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx2).name, "int8/avx2");
+  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx2).name, "lut4/avx2+fixed16");
+  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx2).name, "int8/avx2+fixed16");
   EXPECT_STREQ(packed_kernels(PackedKind::kFp8Row, Isa::kAvx2).name, "fp8/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kFp16, Isa::kAvx2).name, "half/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx2).name, "half/avx2");

@@ -72,6 +72,12 @@ bool lut4_fixed16_eligible(const PackedMatrix& w) {
          lut4_byte_table(w).ok;
 }
 
+bool lut4_fixed16_avx2_eligible(const PackedMatrix& w) {
+  if (!lut4_fixed16_eligible(w)) return false;
+  const Lut4ByteTable t = lut4_byte_table(w);
+  return *std::max_element(t.u, t.u + 16) <= 63;
+}
+
 bool fixed16_values(const float* x, int64_t n, float* scale, std::vector<int32_t>& xi) {
   float amax = 0.0f;
   for (int64_t c = 0; c < n; ++c) {

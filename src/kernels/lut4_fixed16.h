@@ -48,6 +48,10 @@ Lut4ByteTable lut4_byte_table(const PackedMatrix& w);
 // group of 16, 32, 64 or a multiple of 128 columns (the scales line up with the
 // 32-bit lanes of a 128-column chunk, or with its nibble halves).
 bool lut4_fixed16_eligible(const PackedMatrix& w);
+// Eligible, and every table byte u <= 63, so that the AVX2 kernel's int16 sums of
+// four u * byte products (vpmaddubsw, then one 16-bit add) cannot saturate or
+// wrap: 4 * 128 * 63 < 2^15 (gemv_lut4_fixed16_avx2.cpp). INT4 and FP4 qualify.
+bool lut4_fixed16_avx2_eligible(const PackedMatrix& w);
 
 // xi[0, n) = round(x / scale) clamped to ±kFixed16Max, scale = max|x| / kFixed16Max
 // (0 for an all-zero x). False when x has a NaN or infinity. Every layout's

@@ -173,11 +173,11 @@ PackedKernels packed_kernels(PackedKind kind, Isa isa) {
       if (isa >= Isa::kAvx512Vnni) {
         return detect_cpu_features().gfni ? packed_kernels_lut4_avx512vnni_gfni() : packed_kernels_lut4_avx512vnni();
       }
-      return pick(isa, packed_kernels_lut4_generic, packed_kernels_lut4_avx2, packed_kernels_lut4_avx512);
+      return pick(isa, packed_kernels_lut4_generic, packed_kernels_lut4_fixed16_avx2, packed_kernels_lut4_avx512);
     case PackedKind::kInt8Row:
       // VNNI: the fixed-point GEMV (int8_fixed16.h), which falls back to int8/avx512 itself.
       if (isa >= Isa::kAvx512Vnni) return packed_kernels_int8_avx512vnni();
-      return pick(isa, packed_kernels_int8_generic, packed_kernels_int8_avx2, packed_kernels_int8_avx512);
+      return pick(isa, packed_kernels_int8_generic, packed_kernels_int8_fixed16_avx2, packed_kernels_int8_avx512);
     case PackedKind::kFp8Row:
       return pick(isa, packed_kernels_fp8_generic, packed_kernels_fp8_avx2, packed_kernels_fp8_avx512);
     case PackedKind::kFp16:

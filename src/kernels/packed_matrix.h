@@ -142,11 +142,13 @@ PackedKernels packed_kernels(PackedKind kind, Isa isa);
 // Per-ISA tables (one translation unit per weight type and ISA).
 PackedKernels packed_kernels_lut4_generic();
 PackedKernels packed_kernels_lut4_avx2();
+PackedKernels packed_kernels_lut4_fixed16_avx2();  // falls back to lut4/avx2 where the layout is not eligible
 PackedKernels packed_kernels_lut4_avx512();
 PackedKernels packed_kernels_lut4_avx512vnni();
 PackedKernels packed_kernels_lut4_avx512vnni_gfni();  // call only where CPUID reports GFNI
 PackedKernels packed_kernels_int8_generic();
 PackedKernels packed_kernels_int8_avx2();
+PackedKernels packed_kernels_int8_fixed16_avx2();  // falls back to int8/avx2 where x is not finite
 PackedKernels packed_kernels_int8_avx512();
 PackedKernels packed_kernels_int8_avx512vnni();
 PackedKernels packed_kernels_fp8_generic();
