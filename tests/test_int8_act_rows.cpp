@@ -4,6 +4,8 @@
 // bytes, scales and group sums.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "kernels/w4a8.h"
 #include "kernels/w8a8.h"
 #include "test_quant_util.h"
@@ -28,6 +30,7 @@ std::vector<float> awkward_tokens(int64_t cols, uint64_t seed) {
 
 TEST(Int8ActRows, EveryIsaGivesTheReferenceBytes) {
   std::vector<QuantizeRowsFn> variants = {quantize_rows_int8(Isa::kGeneric)};
+  if (isa_supported(Isa::kAvx2, detect_cpu_features())) variants.push_back(quantize_rows_int8(Isa::kAvx2));
   if (isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) variants.push_back(quantize_rows_int8(Isa::kAvx512Vnni));
   for (int64_t cols : {1, 3, 17, 31, 32, 33, 255, 4097}) {
     const int64_t cols_padded = (cols + 31) / 32 * 32;
@@ -45,6 +48,34 @@ TEST(Int8ActRows, EveryIsaGivesTheReferenceBytes) {
         ASSERT_EQ(got.u8[i], want.u8[i]) << "token " << i / cols_padded << " column " << i % cols_padded;
       }
     }
+  }
+}
+
+// A token with a NaN or an infinity (in the vector part or the tail) gets a NaN
+// scale and q = 0, as in the reference; the other tokens are unaffected.
+TEST(Int8ActRows, Avx2NonFiniteTokensMatchTheReference) {
+  if (!isa_supported(Isa::kAvx2, detect_cpu_features())) GTEST_SKIP() << "no AVX2 on this CPU";
+  ASSERT_EQ(quantize_rows_int8(Isa::kAvx2), quantize_rows_int8_avx2);
+  for (int64_t cols : {3, 17, 33}) {
+    SCOPED_TRACE(::testing::Message() << "cols " << cols);
+    const int64_t cols_padded = (cols + 31) / 32 * 32;
+    std::vector<float> x = awkward_tokens(cols, cols);
+    x[0 * cols + 1] = NAN;              // vector part (or tail for cols 3)
+    x[1 * cols + cols - 1] = INFINITY;  // tail for cols 17, 33
+    x[3 * cols + 2] = -INFINITY;
+    Int8Activations want, got;
+    quantize_activations_int8(x.data(), 4, cols, cols_padded, want);
+    reserve_int8_activations(4, cols_padded, got);
+    quantize_rows_int8_avx2(x.data(), cols, 0, 4, got);
+    for (int t = 0; t < 4; ++t) {
+      if (std::isnan(want.scale[t])) {
+        EXPECT_TRUE(std::isnan(got.scale[t])) << "token " << t;
+      } else {
+        EXPECT_EQ(got.scale[t], want.scale[t]) << "token " << t;
+      }
+    }
+    EXPECT_TRUE(std::isnan(want.scale[0]) && std::isnan(want.scale[1]) && std::isnan(want.scale[3]));
+    EXPECT_EQ(got.u8, want.u8);
   }
 }
 

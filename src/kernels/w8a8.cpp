@@ -50,7 +50,8 @@ void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int
 }
 
 QuantizeRowsFn quantize_rows_int8(Isa isa) {
-  return isa >= Isa::kAvx512Vnni ? quantize_rows_int8_avx512 : quantize_rows_int8_generic;
+  if (isa >= Isa::kAvx512Vnni) return quantize_rows_int8_avx512;
+  return isa >= Isa::kAvx2 ? quantize_rows_int8_avx2 : quantize_rows_int8_generic;
 }
 
 std::vector<int32_t> int8_row_sums(const PackedMatrix& w) {

@@ -59,7 +59,8 @@ void reserve_int8_activations(int64_t tokens, int64_t cols_padded, Int8Activatio
 using QuantizeRowsFn = void (*)(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
 void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
 void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
-// AVX-512 for isa >= avx512vnni (its translation unit), else generic.
+void quantize_rows_int8_avx2(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
+// AVX-512 for isa >= avx512vnni (its translation unit), AVX2 for avx2 and avx512, else generic.
 QuantizeRowsFn quantize_rows_int8(Isa isa);
 
 // rowsum[r] = sum_c w[r, c] of a kInt8Row matrix.
