@@ -192,7 +192,7 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512Vnni).name, "int8/avx512vnni");
   EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx512Bf16).name, "half/avx512");
-  EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx2).name, "bits/generic");
+  EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx2).name, "bits/avx2");
   EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx512).name, "bits/avx512");
 }
 

@@ -183,8 +183,8 @@ PackedKernels packed_kernels(PackedKind kind, Isa isa) {
     case PackedKind::kFp16:
     case PackedKind::kBf16:
       return pick(isa, packed_kernels_half_generic, packed_kernels_half_avx2, packed_kernels_half_avx512);
-    case PackedKind::kBits:  // no AVX2 kernel: the AVX2 level runs the portable one
-      return pick(isa, packed_kernels_bits_generic, packed_kernels_bits_generic, packed_kernels_bits_avx512);
+    case PackedKind::kBits:
+      return pick(isa, packed_kernels_bits_generic, packed_kernels_bits_avx2, packed_kernels_bits_avx512);
   }
   return packed_kernels_lut4_generic();
 }
