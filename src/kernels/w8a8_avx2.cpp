@@ -10,22 +10,16 @@
 // Requires q in [-127, 127] (quantize_activations_int8 clamps there; q = -128
 // could saturate a pair).
 //
-// Blocking. A register tile of R <= 4 rows x T <= 2 tokens (8 accumulators: 16
-// YMM registers hold them, the loads and the constants) reuses each weight load
-// T times and each activation load R times: per 32 columns 4 vector uops per
-// row x token (sign, maddubs, madd, add), plus one vpabsb per row and one xor per
-// token. The columns run in blocks of kColBlock: the 4 rows' codes of one block
-// (4 KiB) stay in L1 while every token pair passes over them, and the activations
-// of one block (512 tokens: 512 KiB) stay in L2. Each tile's 8-lane sums are
-// reduced into an exact int32 per (row, token) at the end of a block
-// (|sum| <= 127 * 128 * K < 2^31 for K < 132,000). A |w| panel made once per 4
-// rows (one load instead of the vpabsb) was slower here: 0.65x at 1 and 64 tokens.
-// cols_padded is a multiple of 32: no tail.
+// A register tile of R <= 4 rows x T <= 2 tokens (8 accumulators: 16 YMM
+// registers hold them, the loads and the constants) reuses each weight load T
+// times and each activation load R times. cols_padded is a multiple of 32: no tail.
+// Tried and not kept (one thread, in-process A/B on Zen 4 under load, no gain
+// outside the noise): columns in blocks of 1024 (0.90-1.06x), and a |w| panel
+// made once per 4 rows instead of the vpabsb per step (0.65x at 1 and 64 tokens).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "kernels/avx2_lanes.h"
 #include "kernels/w8a8.h"
@@ -33,69 +27,51 @@
 namespace lowbit {
 namespace {
 
-inline constexpr int64_t kColBlock = 1024;
-inline constexpr int kTileRows = 4;
-
-// dot[i * ldd + t + j] += sum_{c in [c0, c1)} q[t + j, c] w[r + i, c] for the R x T tile at rows r, tokens t.
 template <int R, int T>
-void tile(const uint8_t* const* wp, const Int8Activations& a, int64_t t, int64_t c0,
-          int64_t c1, int32_t* dot, int64_t ldd) {
+void tile(const PackedMatrix& w, const Int8Activations& a, int64_t r, int64_t t, int64_t r0, float* y, int64_t ldy) {
+  const int64_t k = w.cols_padded, rb = w.row_bytes();
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
+  const uint8_t* wp[R];
   const uint8_t* xp[T];
+  for (int i = 0; i < R; ++i) wp[i] = w.codes.data() + (r + i) * rb;
   for (int j = 0; j < T; ++j) xp[j] = a.u8.data() + (t + j) * a.cols_padded;
   __m256i acc[R][T];
   for (int i = 0; i < R; ++i) {
     for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_si256();
   }
-  for (int64_t c = c0; c < c1; c += 32) {
+  for (int64_t c = 0; c < k; c += 32) {
     __m256i q[T];
     for (int j = 0; j < T; ++j) q[j] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp[j] + c)), flip);
     for (int i = 0; i < R; ++i) {
       const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp[i] + c));
-      const __m256i wa = _mm256_abs_epi8(wv);
+      const __m256i wabs = _mm256_abs_epi8(wv);
       for (int j = 0; j < T; ++j) {
-        const __m256i pairs = _mm256_maddubs_epi16(wa, _mm256_sign_epi8(q[j], wv));
+        const __m256i pairs = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(q[j], wv));
         acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(pairs, ones));
       }
     }
   }
   for (int i = 0; i < R; ++i) {
-    for (int j = 0; j < T; ++j) dot[i * ldd + t + j] += avx2::hsum(acc[i][j]);
+    const float sw = w.row_scales[r + i] * w.tensor_scale;
+    for (int j = 0; j < T; ++j) {
+      y[(t + j) * ldy + (r + i - r0)] = static_cast<float>(avx2::hsum(acc[i][j])) * a.scale[t + j] * sw;
+    }
   }
 }
 
-template <int R>
-void row_block(const uint8_t* const* wp, const Int8Activations& a, int64_t c0, int64_t c1,
-               int32_t* dot, int64_t ldd) {
-  int64_t t = 0;
-  for (; t + 2 <= a.tokens; t += 2) tile<R, 2>(wp, a, t, c0, c1, dot, ldd);
-  if (t < a.tokens) tile<R, 1>(wp, a, t, c0, c1, dot, ldd);
+using TileFn = void (*)(const PackedMatrix&, const Int8Activations&, int64_t, int64_t, int64_t, float*, int64_t);
+
+TileFn pick(int r, int t) {
+  if (t == 2) return r == 4 ? tile<4, 2> : r == 3 ? tile<3, 2> : r == 2 ? tile<2, 2> : tile<1, 2>;
+  return r == 4 ? tile<4, 1> : r == 3 ? tile<3, 1> : r == 2 ? tile<2, 1> : tile<1, 1>;
 }
 
-// rowsum is not needed: q is flipped back from u, so there is no -128 * rowsum correction.
-void gemm(const PackedMatrix& w, const std::vector<int32_t>& /*rowsum*/, const Int8Activations& a, int64_t r0,
-          int64_t r1, float* y, int64_t ldy) {
-  const int64_t k = w.cols_padded, rb = w.row_bytes(), tokens = a.tokens;
-  std::vector<int32_t> dot(static_cast<size_t>(kTileRows * tokens));   // [4][tokens] exact sums
-  for (int64_t r = r0; r < r1; r += kTileRows) {
-    const int nr = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
-    const uint8_t* wp[kTileRows];
-    for (int i = 0; i < nr; ++i) wp[i] = w.codes.data() + (r + i) * rb;
-    std::fill(dot.begin(), dot.end(), 0);
-    for (int64_t c0 = 0; c0 < k; c0 += kColBlock) {
-      const int64_t c1 = std::min(k, c0 + kColBlock);
-      switch (nr) {
-        case 4: row_block<4>(wp, a, c0, c1, dot.data(), tokens); break;
-        case 3: row_block<3>(wp, a, c0, c1, dot.data(), tokens); break;
-        case 2: row_block<2>(wp, a, c0, c1, dot.data(), tokens); break;
-        default: row_block<1>(wp, a, c0, c1, dot.data(), tokens); break;
-      }
-    }
-    for (int i = 0; i < nr; ++i) {
-      const float sw = w.row_scales[r + i] * w.tensor_scale;
-      for (int64_t t = 0; t < tokens; ++t) {
-        y[t * ldy + (r + i - r0)] = static_cast<float>(dot[i * tokens + t]) * a.scale[t] * sw;
-      }
+void gemm(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0, int64_t r1,
+          float* y, int64_t ldy) {
+  for (int64_t r = r0; r < r1; r += 4) {
+    const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
+    for (int64_t t = 0; t < a.tokens; t += 2) {
+      pick(nr, static_cast<int>(std::min<int64_t>(2, a.tokens - t)))(w, a, r, t, r0, y, ldy);
     }
   }
 }
