@@ -63,7 +63,8 @@ void BM_PackedGemv(benchmark::State& state) {
     k.gemv(w, a, 0, w.rows, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(format) + " " + k.name + (prepare == nullptr && k.prepare_fixed16 != nullptr ? " (fp32 x)" : ""));
+  const bool fp32_x = prepare == nullptr && k.prepare_fixed16 != nullptr;
+  state.SetLabel(std::string(format) + " " + k.name + (fp32_x ? " (fp32 x)" : ""));
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.storage_bytes()),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(w.rows * w.cols),

@@ -1,8 +1,9 @@
 // The fixed-point GEMVs (kernels/lut4_fixed16.h, kernels/int8_fixed16.h). kLut4: byte tables, the
-// activation split, a hand-computed case, and the VNNI kernel against the
-// fixed-point reference (FP32 rounding only) and against the exact product
-// (plus the 16-bit quantization of x), over groups of 16, 32, 64, 128, 256 and
-// awkward shapes; NaN activations and ineligible layouts run the FP32 kernel.
+// activation split, a hand-computed case, and every fixed-point kernel this CPU runs (AVX2
+// vpmaddubsw, VNNI, VNNI + GFNI) against the fixed-point reference (FP32 rounding only) and
+// against the exact product (plus the 16-bit quantization of x), over groups of 16, 32, 64, 128,
+// 256 and awkward shapes; the AVX2 kernel's table limit (u <= 63) at its bound; NaN activations
+// and ineligible layouts run the FP32 kernel. kInt8Row: AVX2 and VNNI, bit-identical.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -126,32 +127,32 @@ TEST(Lut4Fixed16, ActivationSplitsIntoTwoBytes) {
   }
 }
 
-// The kernels' AVX-512 preparation equals the portable one: same bytes, sums, scale.
+// Every fixed-point kernel's SIMD preparation equals the portable one: same bytes, sums, scale.
 TEST(Lut4Fixed16, SimdPreparationEqualsThePortableOne) {
   const std::vector<PackedKernels> variants = lut4_fixed16_kernels();
   if (variants.empty()) GTEST_SKIP() << "no AVX2 on this CPU: no fixed-point kLut4 kernel";
   for (const PackedKernels& k : variants) {
-  SCOPED_TRACE(k.name);
-  for (int group : {16, 32, 64, 128, 256}) {
-    for (int64_t cols : {1, 3, 17, 31, 32, 33, 129, 255, 4097}) {
-      SCOPED_TRACE(::testing::Message() << "group " << group << " cols " << cols);
-      const PackedMatrix w = regroup(packed_weight("int4_g128", 2, cols, 5), group);
-      for (int variant = 0; variant < 3; ++variant) {
-        std::vector<float> x = gaussian_vector(cols, 11 + cols);
-        if (variant == 1) std::fill(x.begin(), x.end(), 0.0f);  // all zero: scale 0
-        if (variant == 2) x[cols - 1] = INFINITY;               // not finite: no fixed-point copy
-        PackedActivation want, got;
-        prepare_activation(w, x.data(), want, prepare_lut4_fixed16);
-        prepare_activation(w, x.data(), got, k.prepare_fixed16);
-        ASSERT_EQ(got.fixed.valid, want.fixed.valid);
-        EXPECT_EQ(got.fixed.valid, variant != 2);
-        if (!want.fixed.valid) continue;
-        EXPECT_EQ(got.fixed.scale, want.fixed.scale);
-        EXPECT_EQ(got.fixed.bytes, want.fixed.bytes);
-        EXPECT_EQ(got.fixed.group_sums, want.fixed.group_sums);
+    SCOPED_TRACE(k.name);
+    for (int group : {16, 32, 64, 128, 256}) {
+      for (int64_t cols : {1, 3, 17, 31, 32, 33, 129, 255, 4097}) {
+        SCOPED_TRACE(::testing::Message() << "group " << group << " cols " << cols);
+        const PackedMatrix w = regroup(packed_weight("int4_g128", 2, cols, 5), group);
+        for (int variant = 0; variant < 3; ++variant) {
+          std::vector<float> x = gaussian_vector(cols, 11 + cols);
+          if (variant == 1) std::fill(x.begin(), x.end(), 0.0f);  // all zero: scale 0
+          if (variant == 2) x[cols - 1] = INFINITY;               // not finite: no fixed-point copy
+          PackedActivation want, got;
+          prepare_activation(w, x.data(), want, prepare_lut4_fixed16);
+          prepare_activation(w, x.data(), got, k.prepare_fixed16);
+          ASSERT_EQ(got.fixed.valid, want.fixed.valid);
+          EXPECT_EQ(got.fixed.valid, variant != 2);
+          if (!want.fixed.valid) continue;
+          EXPECT_EQ(got.fixed.scale, want.fixed.scale);
+          EXPECT_EQ(got.fixed.bytes, want.fixed.bytes);
+          EXPECT_EQ(got.fixed.group_sums, want.fixed.group_sums);
+        }
       }
     }
-  }
   }
 }
 
@@ -260,12 +261,9 @@ TEST(Lut4Fixed16, Avx2TakesOnlyTablesUpTo63) {
   expect_fixed16_bounds(k, w, x, a, gemv_lut4_fixed16_reference, lut4_fixed16_rounding_bound);
 }
 
-// NaN in x, or a layout the kernel does not take: the FP32 kernel's result, bit for bit.
-TEST(Lut4Fixed16, Avx2FallsBackToFp32) {
-  if (!isa_supported(Isa::kAvx2, detect_cpu_features())) GTEST_SKIP() << "no AVX2 on this CPU";
-  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx2);
-  const PackedKernels fp32 = packed_kernels_lut4_avx2();
-  ASSERT_STREQ(k.name, "lut4/avx2+fixed16");
+// NaN in x, or a layout the kernel does not take (NF4): k leaves x in FP32 and
+// returns its level's FP32 kernel's result, bit for bit.
+void expect_fp32_fallback(const PackedKernels& k, const PackedKernels& fp32) {
   for (const char* format : {"int4_g128", "nf4_g64"}) {
     const PackedMatrix w = packed_weight(format, 5, 300, 3);
     std::vector<float> x = gaussian_vector(300, 4);
@@ -286,29 +284,17 @@ TEST(Lut4Fixed16, Avx2FallsBackToFp32) {
   }
 }
 
-// NaN in x, or a layout the kernel does not take: the FP32 kernel's result, bit for bit.
+TEST(Lut4Fixed16, Avx2FallsBackToFp32) {
+  if (!isa_supported(Isa::kAvx2, detect_cpu_features())) GTEST_SKIP() << "no AVX2 on this CPU";
+  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx2);
+  ASSERT_STREQ(k.name, "lut4/avx2+fixed16");
+  expect_fp32_fallback(k, packed_kernels_lut4_avx2());
+}
+
 TEST(Lut4Fixed16, FallsBackToFp32) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
-  const PackedKernels fp32 = packed_kernels(PackedKind::kLut4, Isa::kAvx512);
-  for (const char* format : {"int4_g128", "nf4_g64"}) {
-    const PackedMatrix w = packed_weight(format, 5, 300, 3);
-    std::vector<float> x = gaussian_vector(300, 4);
-    if (std::string(format) == "int4_g128") x[17] = NAN;
-    PackedActivation a;
-    prepare_activation(w, x.data(), a, k.prepare_fixed16);
-    EXPECT_FALSE(a.fixed.valid) << format;
-    std::vector<float> got(5), want(5);
-    k.gemv(w, a, 0, 5, got.data());
-    fp32.gemv(w, a, 0, 5, want.data());
-    for (int r = 0; r < 5; ++r) {
-      if (std::isnan(want[r])) {
-        EXPECT_TRUE(std::isnan(got[r])) << format << " row " << r;
-      } else {
-        EXPECT_EQ(got[r], want[r]) << format << " row " << r;
-      }
-    }
-  }
+  expect_fp32_fallback(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni),
+                       packed_kernels(PackedKind::kLut4, Isa::kAvx512));
 }
 
 // kInt8Row, every fixed-point kernel this CPU runs (AVX2 vpmaddwd, VNNI): the
@@ -321,7 +307,9 @@ TEST(Lut4Fixed16, FallsBackToFp32) {
 TEST(Int8Fixed16, EveryKernelMatchesTheReferences) {
   const CpuFeatures features = detect_cpu_features();
   std::vector<std::pair<PackedKernels, PackedKernels>> variants;  // {fixed-point, its FP32 fallback}
-  if (isa_supported(Isa::kAvx2, features)) variants.push_back({packed_kernels_int8_fixed16_avx2(), packed_kernels_int8_avx2()});
+  if (isa_supported(Isa::kAvx2, features)) {
+    variants.push_back({packed_kernels_int8_fixed16_avx2(), packed_kernels_int8_avx2()});
+  }
   if (vnni_here()) variants.push_back({packed_kernels_int8_avx512vnni(), packed_kernels_int8_avx512()});
   if (variants.empty()) GTEST_SKIP() << "no AVX2 on this CPU: no fixed-point kInt8Row kernel";
   EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx2).name, "int8/avx2+fixed16");

@@ -118,7 +118,8 @@ void quantize_rows_int8_avx2(const float* x, int64_t cols, int64_t t0, int64_t t
     const __m256 sv = _mm256_set1_ps(s);
     uint8_t* u = a.u8.data() + t * a.cols_padded;
     for (int64_t c = 0; c < full; c += 8) {
-      __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(xt + c), sv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(xt + c), sv),
+                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       q = _mm256_min_ps(hi, _mm256_max_ps(lo, q));
       const __m256i v = _mm256_add_epi32(_mm256_cvttps_epi32(q), bias);
       const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, gather), halves);
