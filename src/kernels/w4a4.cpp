@@ -120,8 +120,14 @@ void w4a4_reference(const PackedMatrix& w, const Int4Activations& a, const std::
   }
 }
 
-W4A4Fn w4a4_kernel(Isa isa) { return isa >= Isa::kAvx512Vnni ? w4a4_avx512vnni : w4a4_reference; }
+W4A4Fn w4a4_kernel(Isa isa) {
+  if (isa >= Isa::kAvx512Vnni) return w4a4_avx512vnni;
+  return isa >= Isa::kAvx2 ? w4a4_avx2 : w4a4_reference;
+}
 
-const char* w4a4_kernel_name(Isa isa) { return isa >= Isa::kAvx512Vnni ? "w4a4/avx512vnni" : "w4a4/reference"; }
+const char* w4a4_kernel_name(Isa isa) {
+  if (isa >= Isa::kAvx512Vnni) return "w4a4/avx512vnni";
+  return isa >= Isa::kAvx2 ? "w4a4/avx2" : "w4a4/reference";
+}
 
 }  // namespace lowbit
