@@ -360,6 +360,7 @@ Expected<std::vector<float>> GgufFile::dequantize(const GgufTensorInfo& info) co
   const int64_t n = info.n_elements();
   std::vector<float> out(static_cast<size_t>(n));
   traits->dequantize(info.data, out.data(), n / traits->block_size);
+  file_.drop_pages(info.data, info.n_bytes);  // `out` is the copy; the mapped pages would double the resident size
   return out;
 }
 

@@ -93,7 +93,8 @@ class GgufFile {
   // A BOOL, or an integer read as != 0; `fallback` when absent or of another type.
   bool get_bool_or(const std::string& key, bool fallback) const;
 
-  // Dequantizes a whole tensor to FP32 ([n_elements], row-major, ne0 fastest).
+  // Dequantizes a whole tensor to FP32 ([n_elements], row-major, ne0 fastest), then
+  // drops the tensor's mapped pages from the resident set (MappedFile::drop_pages).
   Expected<std::vector<float>> dequantize(const GgufTensorInfo& info) const;
 
  private:

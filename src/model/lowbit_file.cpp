@@ -532,6 +532,7 @@ Expected<std::vector<float>> LowbitModelFile::read_fp32(const std::string& name,
   LB_ASSIGN_OR_RETURN(QuantizedWeight q, read(name, shape));
   std::vector<float> out(static_cast<size_t>(q.rows() * q.cols()));
   LB_RETURN_IF_ERROR(dequantize_weight(q, out.data()).with_context(fmt::format("{}: tensor '{}'", path(), name)));
+  drop_pages(name);  // `out` is the copy; the mapped pages would double the resident size
   return out;
 }
 

@@ -123,7 +123,7 @@ class LowbitModelFile {
 
   // The stored form of a tensor; its shape must be `shape`. Errors name the file and tensor.
   Expected<QuantizedWeight> read(const std::string& name, const std::vector<int64_t>& shape) const;
-  // The same dequantized to FP32.
+  // The same dequantized to FP32; the tensor's mapped pages are then dropped (drop_pages).
   Expected<std::vector<float>> read_fp32(const std::string& name, const std::vector<int64_t>& shape) const;
   // Drops the resident pages of every blob of tensor `name` (its bytes were read
   // and converted; ContainerReader::drop_pages). No-op for an unknown name.
