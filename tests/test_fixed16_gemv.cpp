@@ -118,7 +118,7 @@ TEST(Lut4Fixed16, ActivationSplitsIntoTwoBytes) {
 // The kernels' AVX-512 preparation equals the portable one: same bytes, sums, scale.
 TEST(Lut4Fixed16, SimdPreparationEqualsThePortableOne) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
+  const PackedKernels k = packed_kernels_lut4_avx512vnni();
   for (int group : {16, 32, 64, 128, 256}) {
     for (int64_t cols : {1, 3, 17, 31, 32, 33, 129, 255, 4097}) {
       SCOPED_TRACE(::testing::Message() << "group " << group << " cols " << cols);
@@ -163,7 +163,7 @@ TEST(Lut4Fixed16, HandComputedRow) {
     want += (c < 128 ? 0.5 : 1.0) * (code - 8) * x[c];
   }
   ASSERT_TRUE(w.validate().ok());
-  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
+  const PackedKernels k = packed_kernels_lut4_avx512vnni();
   ASSERT_NE(k.prepare_fixed16, nullptr);
   PackedActivation a;
   prepare_activation(w, x.data(), a, k.prepare_fixed16);
@@ -180,7 +180,7 @@ TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
   std::vector<PackedKernels> variants = {packed_kernels_lut4_avx512vnni()};  // shift + mask nibbles
   if (detect_cpu_features().gfni) variants.push_back(packed_kernels_lut4_avx512vnni_gfni());
   for (const PackedKernels& k : variants) {
-    SCOPED_TRACE(k.name);
+    SCOPED_TRACE(k.gemv == variants[0].gemv ? "shift + mask" : "gfni");
     struct Case {
       const char* format;
       int group;  // 0: the format's own
@@ -210,8 +210,8 @@ TEST(Lut4Fixed16, VnniKernelMatchesTheReferences) {
 // NaN in x, or a layout the kernel does not take: the FP32 kernel's result, bit for bit.
 TEST(Lut4Fixed16, FallsBackToFp32) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni);
-  const PackedKernels fp32 = packed_kernels(PackedKind::kLut4, Isa::kAvx512);
+  const PackedKernels k = packed_kernels_lut4_avx512vnni();
+  const PackedKernels fp32 = packed_kernels_lut4_avx512();
   for (const char* format : {"int4_g128", "nf4_g64"}) {
     const PackedMatrix w = packed_weight(format, 5, 300, 3);
     std::vector<float> x = gaussian_vector(300, 4);
@@ -237,8 +237,7 @@ TEST(Lut4Fixed16, FallsBackToFp32) {
 // the quantization of x; NaN falls back to int8/avx512.
 TEST(Int8Fixed16, VnniKernelMatchesTheReferences) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  const PackedKernels k = packed_kernels(PackedKind::kInt8Row, Isa::kAvx512Vnni);
-  ASSERT_STREQ(k.name, "int8/avx512vnni");
+  const PackedKernels k = packed_kernels_int8_avx512vnni();
   for (int64_t rows : {1, 3, 17, 33}) {
     for (int64_t cols : {1, 3, 31, 32, 33, 64, 65, 255, 4097}) {
       SCOPED_TRACE(::testing::Message() << "[" << rows << ", " << cols << "]");
@@ -279,7 +278,7 @@ TEST(Int8Fixed16, VnniKernelMatchesTheReferences) {
   prepare_activation(w, x.data(), a, k.prepare_fixed16);
   EXPECT_FALSE(a.fixed.valid);
   float fp32[2];
-  packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).gemv(w, a, 0, 2, fp32);
+  packed_kernels_int8_avx512().gemv(w, a, 0, 2, fp32);
   k.gemv(w, a, 0, 2, got);
   EXPECT_TRUE(std::isnan(got[0]) && std::isnan(fp32[0]));
 }

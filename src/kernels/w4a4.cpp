@@ -1,5 +1,5 @@
 // W4A4 (w4a4.h): activation quantization, sub-block sums, the exact reference
-// (also the portable kernel) and the dispatch.
+// (also the portable kernel).
 #include "kernels/w4a4.h"
 
 #include <algorithm>
@@ -119,9 +119,5 @@ void w4a4_reference(const PackedMatrix& w, const Int4Activations& a, const std::
     }
   }
 }
-
-W4A4Fn w4a4_kernel(Isa isa) { return isa >= Isa::kAvx512Vnni ? w4a4_avx512vnni : w4a4_reference; }
-
-const char* w4a4_kernel_name(Isa isa) { return isa >= Isa::kAvx512Vnni ? "w4a4/avx512vnni" : "w4a4/reference"; }
 
 }  // namespace lowbit

@@ -74,6 +74,6 @@ void gemm(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8A
 
 }  // namespace
 
-W8A8Kernels w8a8_kernels_avx2() { return {gemm, Isa::kAvx2, "w8a8/avx2"}; }
+W8A8Kernels w8a8_kernels_avx2() { return {gemm, Isa::kAvx2}; }
 
 }  // namespace lowbit
