@@ -5,6 +5,7 @@
 #include <random>
 
 #include "core/thread_pool.h"
+#include "kernels/exp_rows.h"
 #include "model/linear.h"
 #include "model/ops.h"
 
@@ -48,6 +49,51 @@ void BM_RmsNorm(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_RmsNorm)->Arg(576)->Arg(2048);
+
+// The exp rows of one ISA level (0 generic, 1 AVX2, 2 AVX-512), skipped where the
+// CPU lacks it. args: n, level. A 512-token prompt's causal score rows average
+// 256 entries; an FFN hidden row is 1536 (SmolLM2) or 5632 (TinyLlama).
+ExpRowOps exp_ops_for(benchmark::State& state) {
+  const Isa isa = state.range(1) == 0 ? Isa::kGeneric : state.range(1) == 1 ? Isa::kAvx2 : Isa::kAvx512;
+  if (!isa_supported(isa, detect_cpu_features())) state.SkipWithError("ISA level not supported by this CPU");
+  return isa == Isa::kGeneric ? exp_row_ops_generic() : isa == Isa::kAvx2 ? exp_row_ops_avx2() : exp_row_ops_avx512();
+}
+
+void BM_Softmax(benchmark::State& state) {
+  const ExpRowOps ops = exp_ops_for(state);
+  const int64_t n = state.range(0);
+  std::vector<float> x(n);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  for (float& v : x) v = d(rng);
+  std::vector<float> row(n);
+  for (auto _ : state) {
+    row = x;
+    ops.softmax(row.data(), n);
+    benchmark::DoNotOptimize(row.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetLabel(ops.name);
+}
+BENCHMARK(BM_Softmax)->ArgsProduct({{256, 2048}, {0, 1, 2}});
+
+void BM_Swiglu(benchmark::State& state) {
+  const ExpRowOps ops = exp_ops_for(state);
+  const int64_t n = state.range(0);
+  std::vector<float> gate(n), up(n, 0.7f);
+  std::mt19937 rng(6);
+  std::normal_distribution<float> d(0.0f, 2.0f);
+  for (float& v : gate) v = d(rng);
+  std::vector<float> row(n);
+  for (auto _ : state) {
+    row = gate;
+    ops.swiglu(row.data(), up.data(), n);
+    benchmark::DoNotOptimize(row.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetLabel(ops.name);
+}
+BENCHMARK(BM_Swiglu)->ArgsProduct({{1536, 5632}, {0, 1, 2}});
 
 }  // namespace
 }  // namespace lowbit

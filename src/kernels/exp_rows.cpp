@@ -34,6 +34,9 @@ void exp_generic(const float* x, float* out, int64_t n) {
 
 ExpRowOps exp_row_ops_generic() { return {softmax_generic, swiglu_generic, exp_generic, "exp/generic"}; }
 
-ExpRowOps exp_row_ops(Isa isa) { return isa >= Isa::kAvx512 ? exp_row_ops_avx512() : exp_row_ops_generic(); }
+ExpRowOps exp_row_ops(Isa isa) {
+  if (isa >= Isa::kAvx512) return exp_row_ops_avx512();
+  return isa >= Isa::kAvx2 ? exp_row_ops_avx2() : exp_row_ops_generic();
+}
 
 }  // namespace lowbit

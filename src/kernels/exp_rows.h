@@ -2,7 +2,8 @@
 // every attention score row and every FFN hidden row: softmax and SwiGLU.
 // With std::exp (about 20 cycles, scalar) they cost as much as a W8A8 prompt's
 // GEMMs (63 M SwiGLU exps and 92 M score exps per 512-token TinyLlama prompt);
-// the AVX-512 variants evaluate 16 exps per instruction sequence.
+// the AVX-512 variants evaluate 16 exps per instruction sequence, the AVX2 ones 8
+// (the same exp, lane for lane: exp_rows_avx2.cpp).
 //
 // The AVX-512 exp: n = round(x·log2 e), r = x − n·ln 2 (ln 2 split in two
 // constants, Cody–Waite, so r is exact to ~2⁻³⁵), e^r by its degree-7 Taylor
@@ -30,8 +31,9 @@ struct ExpRowOps {
 
 // The reference: std::exp, the softmax sum in double.
 ExpRowOps exp_row_ops_generic();
+ExpRowOps exp_row_ops_avx2();
 ExpRowOps exp_row_ops_avx512();
-// AVX-512 from Isa::kAvx512 up, else the reference.
+// AVX-512 from Isa::kAvx512 up, AVX2 at Isa::kAvx2, else the reference.
 ExpRowOps exp_row_ops(Isa isa);
 
 }  // namespace lowbit

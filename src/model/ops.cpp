@@ -68,7 +68,7 @@ void apply_rope(float* vec, int n_heads, int head_dim, int pos, RopeLayout layou
 }
 
 // Both run once per attention score row / FFN hidden row: the vectorized exp
-// of the active ISA (kernels/exp_rows.h; std::exp on CPUs without AVX-512).
+// of the active ISA (kernels/exp_rows.h; std::exp on CPUs without AVX2).
 void softmax(float* x, int64_t n) { exp_row_ops(active_isa()).softmax(x, n); }
 
 void swiglu(float* gate, const float* up, int64_t n) { exp_row_ops(active_isa()).swiglu(gate, up, n); }
