@@ -163,7 +163,7 @@ TEST(AmxGemm, PackedLinearDispatchMatchesVnni) {
   ThreadPool pool(2);
   for (const char* format : {"int8_pc", "int4_g128_asym", "int4_g128"}) {
     const int64_t rows = 97, cols = 300;
-    const LinearActivation int8{ActFormat::kInt8};
+    const LinearActivation int8{ActFormat::kInt8, {}, 0};
     auto amx = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, int8, Isa::kAmx);
     auto vnni = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, int8, Isa::kAvx512Vnni);
     ASSERT_TRUE(amx.ok() && vnni.ok());

@@ -80,7 +80,9 @@ TEST(KernelTable, NamesAreUniqueAndNameTheirLevel) {
         EXPECT_EQ(k.layout == WeightLayout::kInt8Row, k.w8a8.gemm && k.w8a8_reference) << name;
         EXPECT_EQ(k.layout == WeightLayout::kLut4Integer, k.w4a8 && k.w4a8_reference && k.group_sums) << name;
         EXPECT_EQ(k.gemm_min_tokens > 0, k.amx_w8a8 != nullptr || k.amx_w4a8 != nullptr) << name;
-        if (k.w8a8.gemm != nullptr) EXPECT_LE(k.w8a8.isa, k.isa) << name;
+        if (k.w8a8.gemm != nullptr) {
+          EXPECT_LE(k.w8a8.isa, k.isa) << name;
+        }
         break;
       case ActFormat::kInt4:
         EXPECT_TRUE(k.exact && k.w4a4 && k.w4a4_reference) << name;
@@ -158,7 +160,9 @@ void check_int8_entry(const LinearKernel& k, const PackedMatrix& w, const std::v
   }
   for (size_t i = 0; i < want.size(); ++i) {
     ASSERT_EQ(got[i], want[i]) << "token " << i / w.rows << " row " << i % w.rows;
-    if (k.gemm_min_tokens > 0) ASSERT_EQ(amx[i], want[i]) << "AMX token " << i / w.rows << " row " << i % w.rows;
+    if (k.gemm_min_tokens > 0) {
+      ASSERT_EQ(amx[i], want[i]) << "AMX token " << i / w.rows << " row " << i % w.rows;
+    }
   }
 }
 
@@ -230,9 +234,9 @@ TEST(KernelTable, LayersRunTheEntryTheyName) {
                         {"fp8_e4m3", {}},
                         {"bf16", {}},
                         {"int3_g128", {}},
-                        {"int8_pc", {ActFormat::kInt8}},
-                        {"int4_g128_asym", {ActFormat::kInt8}},
-                        {"int4_g128", {ActFormat::kInt8}},
+                        {"int8_pc", {ActFormat::kInt8, {}, 0}},
+                        {"int4_g128_asym", {ActFormat::kInt8, {}, 0}},
+                        {"int4_g128", {ActFormat::kInt8, {}, 0}},
                         {"int4_g128_asym", {ActFormat::kInt4, {}, 32}}};
   const int64_t rows = 37, cols = 300, tokens = 3;
   for (Isa isa : supported_isas()) {
@@ -289,10 +293,10 @@ TEST(KernelTable, LayersRunTheEntryTheyName) {
 // Integer activations on a layout without integer kernels, or a W4A4 group that
 // does not cut the weight groups into 16k columns: create() says so, naming them.
 TEST(KernelTable, LayersWithoutAnEntryAreRefused) {
-  auto fp8 = PackedLinear::create(packed_weight("fp8_e4m3", 4, 64, 1), {}, "fp8_e4m3", {ActFormat::kInt8});
+  auto fp8 = PackedLinear::create(packed_weight("fp8_e4m3", 4, 64, 1), {}, "fp8_e4m3", {ActFormat::kInt8, {}, 0});
   ASSERT_FALSE(fp8.ok());
   EXPECT_NE(fp8.status().message().find("fp8"), std::string::npos) << fp8.status().message();
-  auto nvfp4 = PackedLinear::create(packed_weight("nvfp4", 4, 64, 1), {}, "nvfp4", {ActFormat::kInt4});
+  auto nvfp4 = PackedLinear::create(packed_weight("nvfp4", 4, 64, 1), {}, "nvfp4", {ActFormat::kInt4, {}, 0});
   EXPECT_FALSE(nvfp4.ok());
   auto odd_group = PackedLinear::create(packed_weight("int4_g128_asym", 4, 256, 1), {}, "int4_g128_asym",
                                         {ActFormat::kInt4, {}, 24});

@@ -74,7 +74,7 @@ TEST(PackedSharedInput, OnlyLayersWithTheSamePreparedInputShare) {
   if (isa > Isa::kGeneric) {  // other kernels
     EXPECT_FALSE(base->shares_decode_input(*linear("int4_g128_asym", 8, 256, 7, Isa::kGeneric, false)));
   }
-  auto int8_act = linear("int4_g128_asym", 8, 256, 8, isa, false)->with_activation({ActFormat::kInt8}, isa).value();
+  auto int8_act = linear("int4_g128_asym", 8, 256, 8, isa, false)->with_activation({ActFormat::kInt8, {}, 0}, isa).value();
   EXPECT_FALSE(base->shares_decode_input(*int8_act));
   EXPECT_FALSE(int8_act->shares_decode_input(*base));
 }
