@@ -46,9 +46,14 @@ std::vector<float> query() {
 }
 
 void BM_KvAttentionFused(benchmark::State& state) {
+  // range(1): 0 the reference, 1 AVX2, 2 AVX-512 (skipped where the CPU lacks it).
+  const Isa isa = state.range(1) == 0 ? Isa::kGeneric : state.range(1) == 1 ? Isa::kAvx2 : Isa::kAvx512;
+  if (!isa_supported(isa, detect_cpu_features())) {
+    state.SkipWithError("ISA level not supported by this CPU");
+    return;
+  }
   auto cache = filled_cache(kSpecs[state.range(0)]);
-  cache->set_fused_kernels(state.range(1) == 0 ? reference_fused_attention_kernels()
-                                               : avx512_fused_attention_kernels());
+  cache->set_fused_kernels(fused_attention_kernels(isa));
   const std::vector<float> q = query();
   std::vector<float> out(q.size());
   ThreadPool pool(1);
@@ -86,7 +91,7 @@ void BM_KvAttentionMaterialize(benchmark::State& state) {
   state.SetLabel(kSpecs[state.range(0)]);
 }
 
-BENCHMARK(BM_KvAttentionFused)->ArgsProduct({{0, 1, 2, 3}, {0, 2}})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_KvAttentionFused)->ArgsProduct({{0, 1, 2, 3}, {0, 1, 2}})->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_KvAttentionMaterialize)->DenseRange(0, 3)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -22,7 +22,7 @@ namespace lowbit {
 namespace {
 
 const char* const kFormats[] = {"int4_g128_asym", "int4_g128", "mxfp4", "nvfp4", "nf4_g64", "int8_pc", "fp8_e4m3",
-                                "bf16", "fp16"};
+                                "bf16", "fp16", "int3_g128", "int2_g64"};
 
 std::vector<float> random_values(int64_t n, uint64_t seed) {
   std::mt19937 rng(static_cast<uint32_t>(seed));

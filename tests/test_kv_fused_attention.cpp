@@ -128,6 +128,7 @@ double check_fused(const std::string& spec_text, const AttnShape& s, int n_pos, 
 
 std::vector<const FusedAttentionKernels*> all_kernels() {
   std::vector<const FusedAttentionKernels*> k{&reference_fused_attention_kernels()};
+  if (isa_supported(Isa::kAvx2, detect_cpu_features())) k.push_back(&avx2_fused_attention_kernels());
   if (isa_supported(Isa::kAvx512, detect_cpu_features())) k.push_back(&avx512_fused_attention_kernels());
   return k;
 }
@@ -144,7 +145,7 @@ TEST(KvFusedAttention, MatchesAttentionOverReadRows) {
   }
 }
 
-// Every code width (the AVX-512 gather path for 3, 5, 6, 7 bits), groups
+// Every code width (the AVX-512 gather path and the AVX2 64-bit shifts for 3, 5, 6, 7 bits), groups
 // narrower than a register, head_dim not a multiple of 16, odd token blocks.
 TEST(KvFusedAttention, AwkwardWidthsGroupsAndHeads) {
   const std::vector<std::pair<std::string, AttnShape>> cases = {

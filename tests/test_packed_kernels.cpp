@@ -133,10 +133,8 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
           kernel_name[v] = name;
           ASSERT_LE(k.isa, isas[v]);
           EXPECT_EQ(entry->isa, k.isa) << name;
-          // Every SIMD level runs SIMD kernels (none falls back to generic), named after their level;
-          // except kBits at the AVX2 level (no AVX2 kernel yet: the portable one runs there).
-          const bool portable_ok = p.kind == PackedKind::kBits && isas[v] == Isa::kAvx2;
-          EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2 || portable_ok) << name;
+          // Every SIMD level runs SIMD kernels (none falls back to generic), named after their level.
+          EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2) << name;
           // "<layout>/<level>[+<feature>]"
           const std::string level = name.substr(name.find('/') + 1);
           EXPECT_EQ(level.substr(0, level.find('+')), isa_name(k.isa));
@@ -204,7 +202,7 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_EQ(name("int8_pc", Isa::kAvx512), "int8/avx512");
   EXPECT_EQ(name("int8_pc", Isa::kAvx512Vnni), "int8/avx512vnni");
   EXPECT_EQ(name("bf16", Isa::kAvx512Bf16), "half/avx512");
-  EXPECT_EQ(name("int2_g64", Isa::kAvx2), "bits/generic");
+  EXPECT_EQ(name("int2_g64", Isa::kAvx2), "bits/avx2");
   EXPECT_EQ(name("int2_g64", Isa::kAvx512), "bits/avx512");
 }
 

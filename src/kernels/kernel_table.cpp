@@ -114,7 +114,8 @@ std::vector<LinearKernel> build_table() {
       fp_row("half/generic", L::kHalf, packed_kernels_half_generic()),
       fp_row("half/avx2", L::kHalf, packed_kernels_half_avx2()),
       fp_row("half/avx512", L::kHalf, packed_kernels_half_avx512()),
-      fp_row("bits/generic", L::kBits, packed_kernels_bits_generic()),  // also the AVX2 level's
+      fp_row("bits/generic", L::kBits, packed_kernels_bits_generic()),
+      fp_row("bits/avx2", L::kBits, packed_kernels_bits_avx2()),
       fp_row("bits/avx512", L::kBits, packed_kernels_bits_avx512()),
       // INT8 activations per token / static: W8A8, W4A8.
       w8a8_row("w8a8/generic", Isa::kGeneric, w8a8_kernels_generic(), q_gen),

@@ -152,6 +152,7 @@ PackedKernels packed_kernels_half_generic();
 PackedKernels packed_kernels_half_avx2();
 PackedKernels packed_kernels_half_avx512();
 PackedKernels packed_kernels_bits_generic();
+PackedKernels packed_kernels_bits_avx2();
 PackedKernels packed_kernels_bits_avx512();
 
 // FP8 E4M3 (OCP, bias 7, no infinities) code -> value; 0x7F / 0xFF (NaN) decode as 480.

@@ -211,7 +211,8 @@ const FusedAttentionKernels& reference_fused_attention_kernels() {
 }
 
 const FusedAttentionKernels& fused_attention_kernels(Isa isa) {
-  return isa >= Isa::kAvx512 ? avx512_fused_attention_kernels() : reference_fused_attention_kernels();
+  if (isa >= Isa::kAvx512) return avx512_fused_attention_kernels();
+  return isa >= Isa::kAvx2 ? avx2_fused_attention_kernels() : reference_fused_attention_kernels();
 }
 
 void fused_decode_attention(const KvStream& keys, const KvStream& values, const FusedDecodeQuery& a,

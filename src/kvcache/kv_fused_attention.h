@@ -94,9 +94,11 @@ struct FusedAttentionKernels {
 // The scalar reference: each element dequantized exactly as KvTensorCodec::decode
 // does (c · s, then + z), dots and sums in order.
 const FusedAttentionKernels& reference_fused_attention_kernels();
+// AVX2 + FMA + F16C (kv_fused_attention_avx2.cpp); call only where supported.
+const FusedAttentionKernels& avx2_fused_attention_kernels();
 // AVX-512 F/BW/VL (kv_fused_attention_avx512.cpp); call only where supported.
 const FusedAttentionKernels& avx512_fused_attention_kernels();
-// The kernels that run for `isa` (below AVX-512: the reference).
+// The kernels that run for `isa` (generic: the reference).
 const FusedAttentionKernels& fused_attention_kernels(Isa isa);
 
 KvCodeLayout code_layout_of(const KvTensorCodec& codec, int head_dim);
