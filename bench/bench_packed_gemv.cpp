@@ -169,10 +169,10 @@ BENCHMARK(BM_W4A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({2,
     ->Args({1, 2048, 5632, 64})->Args({2, 2048, 5632, 64});
 
 // W4A4 (kernels/w4a4.h), int4_g128_asym weights, INT4 activations per token
-// (act group 0) or per group along K: args ISA (0 reference, 1 avx512vnni), rows,
-// cols, tokens, act group. Activation quantization and sub-block sums are timed.
+// (act group 0) or per group along K: args ISA (0 reference, 1 avx2, 2 avx512vnni),
+// rows, cols, tokens, act group. Activation quantization and sub-block sums are timed.
 void BM_W4A4(benchmark::State& state) {
-  const Isa isa = state.range(0) == 0 ? Isa::kGeneric : Isa::kAvx512Vnni;
+  const Isa isa = state.range(0) == 0 ? Isa::kGeneric : state.range(0) == 1 ? Isa::kAvx2 : Isa::kAvx512Vnni;
   if (!isa_supported(isa, detect_cpu_features())) {
     state.SkipWithError("ISA not supported");
     return;
@@ -194,8 +194,9 @@ void BM_W4A4(benchmark::State& state) {
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_W4A4)->Args({0, 5632, 2048, 1, 0})->Args({1, 5632, 2048, 1, 0})->Args({1, 2048, 5632, 64, 0})
-    ->Args({1, 2048, 5632, 64, 32});
+BENCHMARK(BM_W4A4)->Args({0, 5632, 2048, 1, 0})->Args({1, 5632, 2048, 1, 0})->Args({2, 5632, 2048, 1, 0})
+    ->Args({1, 2048, 5632, 64, 0})->Args({2, 2048, 5632, 64, 0})->Args({1, 2048, 5632, 64, 32})
+    ->Args({2, 2048, 5632, 64, 32});
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {

@@ -83,6 +83,20 @@ void migrate_everything(LoadedModel& m, uint32_t seed) {
       ASSERT_TRUE(fold_channel_shift(l, c, i, g, z).ok());
       ASSERT_TRUE(fold_awq_scales(l, c, i, g, s).ok());
     }
+    {  // o_proj's input through v_proj's bias: one shift and scale per KV group's channel
+      const int group = c.n_heads / c.n_kv_heads;
+      std::vector<float> z(static_cast<size_t>(c.q_dim())), s(z.size());
+      for (int h = 0; h < c.n_heads; ++h) {
+        for (int d = 0; d < c.head_dim; ++d) {
+          const size_t j = static_cast<size_t>(h * c.head_dim + d);
+          const size_t first = static_cast<size_t>((h / group) * group * c.head_dim + d);
+          z[j] = h % group == 0 ? shift(rng) : z[first];
+          s[j] = h % group == 0 ? u(rng) : s[first];
+        }
+      }
+      ASSERT_TRUE(fold_channel_shift(l, c, i, AwqGroup::kOut, z).ok());
+      ASSERT_TRUE(fold_awq_scales(l, c, i, AwqGroup::kOut, s).ok());
+    }
   }
 }
 
@@ -107,6 +121,7 @@ TEST(OutlierMigration, ShiftedAndScaledModelComputesTheSameFunction) {
     migrate_everything(m, 13);
     EXPECT_FALSE(m.weights.layers[0].attn_norm_bias.empty());
     EXPECT_FALSE(m.weights.layers[0].gate_proj.bias.empty());
+    EXPECT_FALSE(m.weights.layers[0].o_proj.bias.empty());
     const std::vector<float> got = get(testing::forward_logits(m, tokens));
     float scale = 0.0f;
     for (float v : want) scale = std::max(scale, std::fabs(v));
@@ -125,6 +140,29 @@ TEST(OutlierMigration, ShiftsOnlyWhereExact) {
       1);
   EXPECT_FALSE(fold_channel_shift(m.weights.layers[0], m.config, 0, AwqGroup::kDown, std::vector<float>(24)).ok());
   EXPECT_FALSE(fold_channel_shift(m.weights.layers[0], m.config, 0, AwqGroup::kQkv, std::vector<float>(15)).ok());
+  EXPECT_FALSE(fold_channel_shift(m.weights.layers[0], m.config, 0, AwqGroup::kOut, std::vector<float>(15)).ok());
+  // Heads 0 and 1 share KV head 0: a shift of channel 5 (head 1) unlike channel 1 (head 0) has no exact fold.
+  std::vector<float> z(16, 0.25f);
+  z[5] = 0.5f;
+  const Status s = fold_channel_shift(m.weights.layers[0], m.config, 0, AwqGroup::kOut, z);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("channel 5"), std::string::npos) << s.message();
+  EXPECT_TRUE(m.weights.layers[0].v_proj.bias.empty()) << "a refused shift changes nothing";
+  z[5] = 0.25f;
+  ASSERT_TRUE(fold_channel_shift(m.weights.layers[0], m.config, 0, AwqGroup::kOut, z).ok());
+  EXPECT_EQ(m.weights.layers[0].v_proj.bias, std::vector<float>(8, -0.25f));  // kv_dim = 2 heads x 4
+}
+
+// Each o_proj input channel's range becomes the union over the heads of its KV group.
+TEST(OutlierMigration, OutputRangesAreMergedOverEachKvGroup) {
+  ModelConfig c;
+  c.n_heads = 4, c.n_kv_heads = 2, c.head_dim = 2;
+  ChannelRange::Range r;
+  r.min = {-1, 0, -3, 1, 0, 0, -2, -5};  // head h: channels 2h, 2h + 1
+  r.max = {1, 2, 0, 4, 6, 1, 1, 0};
+  const ChannelRange::Range u = gqa_union_range(r, c);
+  EXPECT_EQ(u.min, (std::vector<float>{-3, 0, -3, 0, -2, -5, -2, -5}));
+  EXPECT_EQ(u.max, (std::vector<float>{1, 4, 1, 4, 6, 1, 6, 1}));
 }
 
 TEST(MigrationRecipe, KeysParseAndErrorsNameTheRecipe) {
@@ -199,6 +237,11 @@ TEST_F(MigrationOnStories, FoldedFp32ModelKeepsItsLogits) {
                                       {"osp", {{"grid", 4}}},
                                       {"smooth", {{"alpha", 0.7}, {"groups", {"down"}}}},
                                       {"rules", tables},
+                                      {"default", fp32}},
+                                     {{"name", "osp-out"},
+                                      {"osp", {{"grid", 4}, {"groups", {"qkv", "out", "gateup"}}}},
+                                      {"smooth", {{"alpha", 0.7}, {"groups", {"down"}}}},
+                                      {"rules", tables},
                                       {"default", fp32}}};
   for (const json& recipe : recipes) {
     SCOPED_TRACE(recipe["name"].get<std::string>());
@@ -206,12 +249,16 @@ TEST_F(MigrationOnStories, FoldedFp32ModelKeepsItsLogits) {
     const QuantizeReport report = get(run(recipe, out));
     int migrated = 0;
     for (const ModuleReport& m : report.modules) migrated += !m.migration.empty();
-    EXPECT_EQ(migrated, recipe["name"] == "smooth" ? 5 * 7 : 5 * 6);
+    EXPECT_EQ(migrated, recipe["name"] == "osp" ? 5 * 6 : 5 * 7);
     const LoadedModel loaded = get(load_model(out, {}));
     if (recipe["name"] == "osp") {
       EXPECT_EQ(loaded.weights.layers[3].ffn_norm_bias.size(), 64u);
       EXPECT_EQ(loaded.weights.layers[3].up_proj.bias.size(), 172u);
       EXPECT_TRUE(loaded.weights.layers[3].o_proj.bias.empty());
+    }
+    if (recipe["name"] == "osp-out") {  // o_proj's input shifted through v_proj's bias (4 KV heads of 8)
+      EXPECT_EQ(loaded.weights.layers[3].o_proj.bias.size(), 64u);
+      EXPECT_EQ(loaded.weights.layers[3].v_proj.bias.size(), 32u);
     }
     const std::vector<float> got = get(testing::forward_logits(loaded, tokens));
     const testing::MaxDiff d = testing::max_abs_diff(want, got);

@@ -16,6 +16,7 @@ TEST(StreamRead, VariantsReturnTheSameSum) {
     uint64_t want = 0;
     for (uint64_t x : v) want += x;
     EXPECT_EQ(sum_words_generic(v.data(), n), want) << n;
+    if (isa_supported(Isa::kAvx2, detect_cpu_features())) EXPECT_EQ(sum_words_avx2(v.data(), n), want) << n;
     if (isa_supported(Isa::kAvx512, detect_cpu_features())) EXPECT_EQ(sum_words_avx512(v.data(), n), want) << n;
     EXPECT_EQ(sum_words_kernel(active_isa())(v.data(), n), want) << n;
   }

@@ -84,35 +84,41 @@ TEST(W4A4, SupportNeedsIntegerWeightsAndSubBlocksOf16) {
   EXPECT_FALSE(w4a4_supported(packed_weight("nvfp4", 2, 64, 1), 0));
 }
 
-TEST(W4A4, VnniIsBitIdenticalToTheReference) {
-  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) GTEST_SKIP() << "no AVX-512 VNNI";
+// Every SIMD kernel this CPU runs (AVX2, AVX-512 VNNI) against the reference, bit for bit.
+TEST(W4A4, SimdKernelsAreBitIdenticalToTheReference) {
+  std::vector<std::pair<const char*, W4A4Fn>> kernels;
+  if (isa_supported(Isa::kAvx2, detect_cpu_features())) kernels.emplace_back("avx2", w4a4_avx2);
+  if (isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) kernels.emplace_back("avx512vnni", w4a4_avx512vnni);
+  if (kernels.empty()) GTEST_SKIP() << "no AVX2 or AVX-512 VNNI on this CPU: only the reference runs";
   struct Grouping {
     int weight_group;  // 0: the format's 128
     int act_group;     // 0: per token
   };
   // Sub-blocks B: 128, 16, 32, 64, 128, 48 (reference fallback), 16 (weights by 48, acts by 32).
   const Grouping groupings[] = {{0, 0}, {16, 0}, {0, 32}, {0, 64}, {0, 128}, {48, 0}, {48, 32}};
-  for (const char* format : {"int4_g128_asym", "int4_g128"}) {
-    for (const Grouping& gr : groupings) {
-      for (int64_t rows : {1, 3, 17, 31, 32, 33, 255}) {
-        for (int64_t cols : {32, 33, 255, 1000, 4097}) {
-          PackedMatrix w = packed_weight(format, rows, cols, 10 + rows + cols);
-          if (gr.weight_group > 0) w = regroup(std::move(w), gr.weight_group);
-          ASSERT_TRUE(w.validate().ok());
-          for (int64_t tokens : {1, 3, 17, 33}) {
-            if (rows * cols * tokens > 3'000'000) continue;  // keep the int64 reference affordable
-            SCOPED_TRACE(::testing::Message() << format << " wg " << w.group << " ag " << gr.act_group << " [" << rows
-                                              << ", " << cols << "] x " << tokens);
-            const std::vector<float> x = gaussian(tokens, cols, 3 + cols, 1.0f);
-            Int4Activations a;
-            quantize_activations_int4(x.data(), tokens, cols, w.cols_padded, gr.act_group, {}, a);
-            const std::vector<int32_t> qsum = w4a4_block_sums(w, a);
-            std::vector<float> want(static_cast<size_t>(tokens * rows)), got(want.size(), NAN);
-            w4a4_reference(w, a, qsum, 0, rows, want.data(), rows);
-            const int64_t split = rows / 2;  // two row ranges, as the thread pool splits them
-            w4a4_avx512vnni(w, a, qsum, 0, split, got.data(), rows);
-            w4a4_avx512vnni(w, a, qsum, split, rows, got.data() + split, rows);
-            for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+  for (const auto& [name, kernel] : kernels) {
+    for (const char* format : {"int4_g128_asym", "int4_g128"}) {
+      for (const Grouping& gr : groupings) {
+        for (int64_t rows : {1, 3, 17, 31, 32, 33, 255}) {
+          for (int64_t cols : {32, 33, 255, 1000, 4097}) {
+            PackedMatrix w = packed_weight(format, rows, cols, 10 + rows + cols);
+            if (gr.weight_group > 0) w = regroup(std::move(w), gr.weight_group);
+            ASSERT_TRUE(w.validate().ok());
+            for (int64_t tokens : {1, 3, 17, 33}) {
+              if (rows * cols * tokens > 3'000'000) continue;  // keep the int64 reference affordable
+              SCOPED_TRACE(::testing::Message() << name << " " << format << " wg " << w.group << " ag " << gr.act_group
+                                                << " [" << rows << ", " << cols << "] x " << tokens);
+              const std::vector<float> x = gaussian(tokens, cols, 3 + cols, 1.0f);
+              Int4Activations a;
+              quantize_activations_int4(x.data(), tokens, cols, w.cols_padded, gr.act_group, {}, a);
+              const std::vector<int32_t> qsum = w4a4_block_sums(w, a);
+              std::vector<float> want(static_cast<size_t>(tokens * rows)), got(want.size(), NAN);
+              w4a4_reference(w, a, qsum, 0, rows, want.data(), rows);
+              const int64_t split = rows / 2;  // two row ranges, as the thread pool splits them
+              kernel(w, a, qsum, 0, split, got.data(), rows);
+              kernel(w, a, qsum, split, rows, got.data() + split, rows);
+              for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "output " << i;
+            }
           }
         }
       }

@@ -128,6 +128,7 @@ std::vector<LinearKernel> build_table() {
       w4a8_row("w4a8/amx+avx512vnni", Isa::kAmx, w4a8_avx512vnni, s_512, q_512, true),
       // INT4 activations per token / static / group: W4A4.
       w4a4_row("w4a4/generic", Isa::kGeneric, w4a4_reference),  // the reference loop
+      w4a4_row("w4a4/avx2", Isa::kAvx2, w4a4_avx2),               // also the AVX-512 (no VNNI) level's
       w4a4_row("w4a4/avx512vnni", Isa::kAvx512Vnni, w4a4_avx512vnni),
   };
 }

@@ -14,6 +14,9 @@ uint64_t sum_words_generic(const uint64_t* p, int64_t n) {
   return s;
 }
 
-SumWordsFn sum_words_kernel(Isa isa) { return isa >= Isa::kAvx512 ? sum_words_avx512 : sum_words_generic; }
+SumWordsFn sum_words_kernel(Isa isa) {
+  if (isa >= Isa::kAvx512) return sum_words_avx512;
+  return isa >= Isa::kAvx2 ? sum_words_avx2 : sum_words_generic;
+}
 
 }  // namespace lowbit

@@ -22,7 +22,7 @@
 //   y[t, r] = tensor_scale * sum_k s[t, h] * (s_g * float(dot_k) + m_g * float(qsum_k))
 // with qsum_k = sum_{c in k} q_c, m_g = 0 for INT4. |dot_k| <= 15 * 7 * B, exact in
 // int32; the float sum runs over k in order in every variant (w4a4_finish), so the
-// reference and the VNNI kernel are bit-identical. Against the simulation (FP32
+// reference and the AVX2 and VNNI kernels are bit-identical. Against the simulation (FP32
 // product of the dequantized weight and the fake-quantized input) only the float
 // summation order differs.
 #pragma once
@@ -69,6 +69,9 @@ using W4A4Fn = void (*)(const PackedMatrix& w, const Int4Activations& a, const s
 // The exact reference (int64 dots, one column at a time).
 void w4a4_reference(const PackedMatrix& w, const Int4Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                     int64_t r1, float* y, int64_t ldy);
+// AVX2: register tiles of up to 2 rows x 4 tokens, 32 columns per step (vpmaddubsw + vpmaddwd).
+void w4a4_avx2(const PackedMatrix& w, const Int4Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
+               int64_t r1, float* y, int64_t ldy);
 // AVX-512 VNNI: register tiles of up to 4 rows x 4 tokens, 64 columns per step.
 void w4a4_avx512vnni(const PackedMatrix& w, const Int4Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                      int64_t r1, float* y, int64_t ldy);

@@ -211,7 +211,10 @@ class LayerQuantizer {
       const int64_t in = x->in_features;
       MigrationResult m;
       if (osp) {
-        auto found = search_outlier_suppression(linears, *rg, x->data.data(), x->n_rows, in, r.osp->grid, *ctx_.pool);
+        // o_proj: one shift per KV group's channel (outlier_migration.h), so the ranges are merged over its heads.
+        const ChannelRange::Range merged = group == AwqGroup::kOut ? gqa_union_range(*rg, c_) : ChannelRange::Range{};
+        auto found = search_outlier_suppression(linears, group == AwqGroup::kOut ? merged : *rg, x->data.data(),
+                                                x->n_rows, in, r.osp->grid, *ctx_.pool);
         if (!found.ok()) return found.status().with_context(leader + " OS+ search");
         m = std::move(found).value();
       } else {

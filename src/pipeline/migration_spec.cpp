@@ -40,9 +40,9 @@ Status read_groups(const json& j, std::vector<AwqGroup>& groups, bool shift_only
   for (const json& g : j["groups"]) {
     if (!g.is_string()) return make_error("{}: 'groups' holds names, got {}", where, describe_json(g));
     LB_ASSIGN_OR_RETURN(AwqGroup group, migration_group_from_key(g.get<std::string>(), where));
-    if (shift_only && group != AwqGroup::kQkv && group != AwqGroup::kGateUp) {
-      return make_error("{}: group \"{}\" cannot be shifted exactly (OS+ takes \"qkv\" and \"gateup\")", where,
-                        g.get<std::string>());
+    if (shift_only && group == AwqGroup::kDown) {
+      return make_error("{}: group \"{}\" cannot be shifted exactly (OS+ takes \"qkv\", \"out\" and \"gateup\")",
+                        where, g.get<std::string>());
     }
     if (std::find(groups.begin(), groups.end(), group) != groups.end()) {
       return make_error("{}: group \"{}\" named twice", where, g.get<std::string>());

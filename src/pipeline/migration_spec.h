@@ -5,9 +5,10 @@
 //       0, 1/grid, ..., 1 (search: true) on `tokens` sampled calibration rows.
 //   "osp":    {"grid": 20, "tokens": 512, "groups": ["qkv", "gateup"]}
 //       Outlier Suppression+: channel shift and scale, threshold t searched on `grid` points.
-// Groups are the linears sharing an input: "qkv", "gateup", and for SmoothQuant
-// also "out" (o_proj, folded into v_proj) and "down" (down_proj, folded into
-// up_proj); OS+ shifts only "qkv" and "gateup". A group may not be named by both.
+// Groups are the linears sharing an input: "qkv", "gateup", "out" (o_proj, folded
+// into v_proj: scales into its rows, an OS+ shift into its bias) and, for
+// SmoothQuant only, "down" (down_proj, folded into up_proj: its input cannot be
+// shifted exactly). A group may not be named by both.
 #pragma once
 
 #include <nlohmann/json.hpp>

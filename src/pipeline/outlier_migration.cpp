@@ -212,31 +212,84 @@ Expected<MigrationResult> search_outlier_suppression(const std::vector<Migration
   return best;
 }
 
+ChannelRange::Range gqa_union_range(const ChannelRange::Range& range, const ModelConfig& c) {
+  ChannelRange::Range out = range;
+  const int group = c.n_heads / c.n_kv_heads, hd = c.head_dim;
+  for (int g = 0; g < c.n_kv_heads; ++g) {
+    for (int d = 0; d < hd; ++d) {
+      float lo = std::numeric_limits<float>::infinity(), hi = -std::numeric_limits<float>::infinity();
+      for (int h = g * group; h < (g + 1) * group; ++h) {
+        lo = std::min(lo, range.min[static_cast<size_t>(h * hd + d)]);
+        hi = std::max(hi, range.max[static_cast<size_t>(h * hd + d)]);
+      }
+      for (int h = g * group; h < (g + 1) * group; ++h) {
+        out.min[static_cast<size_t>(h * hd + d)] = lo;
+        out.max[static_cast<size_t>(h * hd + d)] = hi;
+      }
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// bias [rows] += W z (created when absent); W [rows, cols], z [cols]; the dot in double.
+void add_weight_times(Matrix& m, const std::vector<float>& z) {
+  if (m.bias.empty()) m.bias.assign(static_cast<size_t>(m.rows), 0.0f);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const float* row = m.data.data() + r * m.cols;
+    double dot = 0.0;
+    for (int64_t j = 0; j < m.cols; ++j) dot += static_cast<double>(row[j]) * z[j];
+    m.bias[r] += static_cast<float>(dot);
+  }
+}
+
+// o_proj's input shift through v_proj's bias: z [q_dim] equal across each KV group's heads.
+Status fold_output_shift(LayerWeights& w, const ModelConfig& c, int layer, const std::vector<float>& z) {
+  if (static_cast<int64_t>(z.size()) != c.q_dim()) {
+    return make_error("layers.{}: {} shifts for the {} o_proj input channels", layer, z.size(), c.q_dim());
+  }
+  const int group = c.n_heads / c.n_kv_heads, hd = c.head_dim;
+  std::vector<float> z_kv(static_cast<size_t>(c.kv_dim()));
+  for (int h = 0; h < c.n_heads; ++h) {
+    for (int d = 0; d < hd; ++d) {
+      const float v = z[static_cast<size_t>(h * hd + d)];
+      const size_t kv = static_cast<size_t>((h / group) * hd + d);
+      if (h % group == 0) {
+        z_kv[kv] = v;
+      } else if (v != z_kv[kv]) {
+        return make_error("layers.{}: o_proj input shift of channel {} is {}, but head {} of its KV group has {}: the "
+                          "heads of a KV group read the same values, so their shifts must be equal",
+                          layer, h * hd + d, v, (h / group) * group, z_kv[kv]);
+      }
+    }
+  }
+  if (w.v_proj.bias.empty()) w.v_proj.bias.assign(static_cast<size_t>(w.v_proj.rows), 0.0f);
+  for (size_t j = 0; j < z_kv.size(); ++j) w.v_proj.bias[j] -= z_kv[j];
+  add_weight_times(w.o_proj, z);
+  return Status::ok_status();
+}
+
+}  // namespace
+
 Status fold_channel_shift(LayerWeights& w, const ModelConfig& c, int layer, AwqGroup group,
                           const std::vector<float>& z) {
-  if (group != AwqGroup::kQkv && group != AwqGroup::kGateUp) {
-    return make_error("layers.{}: a channel shift folds into q/k/v or gate/up, not {}", layer, awq_group_name(group));
-  }
-  if (static_cast<int64_t>(z.size()) != c.dim) {
-    return make_error("layers.{}: {} shifts for {} channels", layer, z.size(), c.dim);
+  if (group == AwqGroup::kDown) {
+    return make_error("layers.{}: a channel shift folds into q/k/v, o or gate/up, not {}", layer, awq_group_name(group));
   }
   for (size_t j = 0; j < z.size(); ++j) {
     if (!std::isfinite(z[j])) return make_error("layers.{}: shift of channel {} is {}", layer, j, z[j]);
+  }
+  if (group == AwqGroup::kOut) return fold_output_shift(w, c, layer, z);
+  if (static_cast<int64_t>(z.size()) != c.dim) {
+    return make_error("layers.{}: {} shifts for {} channels", layer, z.size(), c.dim);
   }
   std::vector<float>& norm_bias = group == AwqGroup::kQkv ? w.attn_norm_bias : w.ffn_norm_bias;
   if (norm_bias.empty()) norm_bias.assign(static_cast<size_t>(c.dim), 0.0f);
   for (size_t j = 0; j < z.size(); ++j) norm_bias[j] -= z[j];
   std::vector<Matrix*> linears = group == AwqGroup::kQkv ? std::vector<Matrix*>{&w.q_proj, &w.k_proj, &w.v_proj}
                                                          : std::vector<Matrix*>{&w.gate_proj, &w.up_proj};
-  for (Matrix* m : linears) {
-    if (m->bias.empty()) m->bias.assign(static_cast<size_t>(m->rows), 0.0f);
-    for (int64_t r = 0; r < m->rows; ++r) {
-      const float* row = m->data.data() + r * m->cols;
-      double dot = 0.0;
-      for (int64_t j = 0; j < m->cols; ++j) dot += static_cast<double>(row[j]) * z[j];
-      m->bias[r] += static_cast<float>(dot);
-    }
-  }
+  for (Matrix* m : linears) add_weight_times(*m, z);
   return Status::ok_status();
 }
 

@@ -12,9 +12,15 @@
 //   X → (X − z) diag(s)⁻¹,  W → W diag(s),  b → b + W z.
 // The shift is subtracted after the RMSNorm through a norm bias (LayerWeights::
 // attn_norm_bias / ffn_norm_bias, −z/s after scaling), so it applies to the q/k/v
-// and gate/up inputs. down_proj's input silu(g)·u cannot be shifted exactly (a
-// shift of u would need one of silu(g) per token), and o_proj's (through
-// v_proj's bias, as the paper does) is not done here.
+// and gate/up inputs. o_proj's input is shifted through v_proj's bias, as the
+// paper does: query head h's attention output is Σ_j p_hj v_j with Σ_j p_hj = 1,
+// so v_proj's bias −= z moves it by exactly −z (up to the float rounding of the
+// softmax sum). With grouped-query attention the heads of a KV group read the
+// same values, so their shifts must be equal channel for channel: the o_proj
+// ranges are first merged over each group's heads (gqa_union_range), which makes
+// the midpoints, and the scales derived from them, equal within a group.
+// down_proj's input silu(g)·u cannot be shifted exactly (a shift of u would need
+// one of silu(g) per token).
 // The threshold t is searched on the grid t_k = r_max · k / grid, k = 1..grid,
 // r_max = max_j (max_j − min_j) / 2 (t = r_max: shift only).
 //
@@ -103,8 +109,15 @@ Expected<MigrationResult> search_outlier_suppression(const std::vector<Migration
                                                      const ChannelRange::Range& range, const float* x, int64_t rows,
                                                      int64_t in, int grid, ThreadPool& pool);
 
-// Shifts the group's input by −z exactly: the norm bias −= z and each linear's
-// bias += W z (created when absent). Only kQkv and kGateUp (see above).
+// The o_proj input range with each channel's minimum and maximum taken over
+// the query heads of its KV group (channel h·head_dim + d of head h, for every
+// head of the group): min and max [q_dim], equal across a group's heads.
+ChannelRange::Range gqa_union_range(const ChannelRange::Range& range, const ModelConfig& config);
+
+// Shifts the group's input by −z exactly: kQkv / kGateUp: the norm bias −= z and
+// each linear's bias += W z; kOut (z [q_dim], equal across each KV group's heads,
+// else an error naming the channel): v_proj's bias −= z of the group's first head
+// and o_proj's bias += W_o z. Biases are created when absent. kDown is refused.
 Status fold_channel_shift(LayerWeights& layer, const ModelConfig& config, int layer_index, AwqGroup group,
                           const std::vector<float>& z);
 
