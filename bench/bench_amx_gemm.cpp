@@ -44,8 +44,8 @@ void BM_IntGemm(benchmark::State& state) {
   std::vector<float> x(static_cast<size_t>(tokens * cols));  // [tokens, cols]
   for (float& v : x) v = d(rng);
   std::vector<float> y(static_cast<size_t>(tokens * rows));  // [tokens, rows]
-  const W8A8Kernels vnni8 = w8a8_kernels(Isa::kAvx512Vnni);
-  const QuantizeRowsFn quantize = quantize_rows_int8(Isa::kAvx512Vnni);  // the runtime's AVX-512 quantizer
+  const W8A8Kernels vnni8 = w8a8_kernels_avx512vnni();
+  const QuantizeRowsFn quantize = quantize_rows_int8_avx512;  // the runtime's AVX-512 quantizer
   Int8Activations a;
   AmxActivations xa;
   for (auto _ : state) {

@@ -12,6 +12,7 @@
 
 #include <random>
 
+#include "kernels/kernel_table.h"
 #include "kernels/packed_matrix.h"
 #include "kernels/w4a4.h"
 #include "kernels/w4a8.h"
@@ -53,7 +54,8 @@ void BM_PackedGemv(benchmark::State& state) {
     return;
   }
   const PackedMatrix w = packed(format, state.range(2), state.range(3));
-  const PackedKernels k = packed_kernels(w.kind, isa);
+  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kFp32, isa);
+  const PackedKernels k = entry.fp;
   const std::vector<float> x = random_values(w.cols, 2);
   PackedActivation a;
   std::vector<float> y(static_cast<size_t>(w.rows));
@@ -64,7 +66,7 @@ void BM_PackedGemv(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   const bool fp32_x = prepare == nullptr && k.prepare_fixed16 != nullptr;
-  state.SetLabel(std::string(format) + " " + k.name + (fp32_x ? " (fp32 x)" : ""));
+  state.SetLabel(std::string(format) + " " + entry.name + (fp32_x ? " (fp32 x)" : ""));
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.storage_bytes()),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(w.rows * w.cols),
@@ -79,7 +81,8 @@ void BM_PackedDequantizeRows(benchmark::State& state) {
     return;
   }
   const PackedMatrix w = packed(format, state.range(2), state.range(3));
-  const PackedKernels k = packed_kernels(w.kind, isa);
+  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kFp32, isa);
+  const PackedKernels k = entry.fp;
   const int64_t tile = 256;
   std::vector<float> out(static_cast<size_t>(tile * w.cols));
   int64_t r0 = 0;
@@ -88,7 +91,7 @@ void BM_PackedDequantizeRows(benchmark::State& state) {
     r0 = (r0 + tile) % (w.rows - tile);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetLabel(std::string(format) + " " + k.name);
+  state.SetLabel(std::string(format) + " " + entry.name);
   state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(tile * w.cols),
                                               benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
@@ -124,7 +127,8 @@ void BM_W8A8(benchmark::State& state) {
   const int64_t rows = state.range(1), cols = state.range(2), tokens = state.range(3);
   const PackedMatrix w = packed("int8_pc", rows, cols);
   const std::vector<int32_t> rowsum = int8_row_sums(w);
-  const W8A8Kernels k = w8a8_kernels(isa);
+  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kInt8, isa);
+  const W8A8Kernels k = entry.w8a8;
   const std::vector<float> x = random_values(tokens * cols, 2);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
   Int8Activations a;
@@ -133,7 +137,7 @@ void BM_W8A8(benchmark::State& state) {
     k.gemm(w, rowsum, a, 0, rows, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(k.name);
+  state.SetLabel(entry.name);
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }
@@ -148,9 +152,10 @@ void BM_W4A8(benchmark::State& state) {
     state.SkipWithError("ISA not supported");
     return;
   }
-  const W4A8Fn kernel = w4a8_kernel(isa);
   const int64_t rows = state.range(1), cols = state.range(2), tokens = state.range(3);
   const PackedMatrix w = packed("int4_g128_asym", rows, cols);
+  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kInt8, isa);
+  const W4A8Fn kernel = entry.w4a8;
   const std::vector<float> x = random_values(tokens * cols, 2);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
   Int8Activations a;
@@ -160,7 +165,7 @@ void BM_W4A8(benchmark::State& state) {
     kernel(w, a, qsum, 0, rows, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(isa_name(isa));
+  state.SetLabel(entry.name);
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }
@@ -178,7 +183,8 @@ void BM_W4A4(benchmark::State& state) {
   }
   const int64_t rows = state.range(1), cols = state.range(2), tokens = state.range(3), group = state.range(4);
   const PackedMatrix w = packed("int4_g128_asym", rows, cols);
-  const W4A4Fn k = w4a4_kernel(isa);
+  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kInt4, isa);
+  const W4A4Fn k = entry.w4a4;
   const std::vector<float> x = random_values(tokens * cols, 2);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
   Int4Activations a;
@@ -188,7 +194,7 @@ void BM_W4A4(benchmark::State& state) {
     k(w, a, qsum, 0, rows, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(w4a4_kernel_name(isa));
+  state.SetLabel(entry.name);
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }

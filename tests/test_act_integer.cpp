@@ -142,17 +142,20 @@ TEST(IntegerActivations, PackedLinearEqualsTheSimulatedLinear) {
       QuantizedWeight q;
       q.format = k.weight;
       q.tensor = get(quantize_matrix(k.weight, wv.data(), rows, cols));
-      // The simulation runs the FP32 GEMV (at most AVX-512): the fixed-point VNNI GEMV
-      // (kernels/lut4_fixed16.h) would add its own 16-bit rounding of xq.
-      const Isa sim_isa = std::min(active_isa(), Isa::kAvx512);
-      auto make = [&](Isa isa) { return get(PackedLinear::create(get(pack_quantized_weight(q)), {}, k.weight, isa)); };
+      // The simulation runs the portable FP32 GEMV: the fixed-point GEMVs of the AVX2
+      // and VNNI levels (kernels/lut4_fixed16.h) would add their own 16-bit rounding of xq.
+      const Isa sim_isa = Isa::kGeneric;
+      auto make = [&](Isa isa) {
+        return get(PackedLinear::create(get(pack_quantized_weight(q)), {}, k.weight, LinearActivation{}, isa));
+      };
       ActQuantAttachment a;
       a.spec.format = k.act;
       a.spec.granularity = k.granularity;
       if (k.group > 0) a.spec.group = k.group;
       a.static_threshold = 2.0f;
-      std::unique_ptr<PackedLinear> integer = make(active_isa());
-      ASSERT_TRUE(integer->enable_integer_activations(a).ok());
+      const std::unique_ptr<PackedLinear> fp32 = make(active_isa());
+      const std::unique_ptr<PackedLinear> integer =
+          get(fp32->with_activation(get(PackedLinear::integer_activation(fp32->packed(), a))));
       const PackedMatrix& w = integer->packed();
       auto sim = get(ActQuantLinear::create(make(sim_isa), get(ActQuantizer::create(a.spec)), a.static_threshold));
       for (int64_t n : {1, 5, 64}) {

@@ -163,15 +163,14 @@ TEST(AmxGemm, PackedLinearDispatchMatchesVnni) {
   ThreadPool pool(2);
   for (const char* format : {"int8_pc", "int4_g128_asym", "int4_g128"}) {
     const int64_t rows = 97, cols = 300;
-    auto amx = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, Isa::kAmx);
-    auto vnni = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, Isa::kAvx512Vnni);
+    const LinearActivation int8{ActFormat::kInt8, {}, 0};
+    auto amx = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, int8, Isa::kAmx);
+    auto vnni = PackedLinear::create(packed_weight(format, rows, cols, 7), {}, format, int8, Isa::kAvx512Vnni);
     ASSERT_TRUE(amx.ok() && vnni.ok());
-    ASSERT_TRUE((*amx)->enable_int8_activations(Isa::kAmx).ok());
-    ASSERT_TRUE((*vnni)->enable_int8_activations(Isa::kAvx512Vnni).ok());
     EXPECT_NE((*amx)->kernel_name().find("amx"), std::string::npos) << (*amx)->kernel_name();
     EXPECT_EQ((*vnni)->kernel_name().find("amx"), std::string::npos) << (*vnni)->kernel_name();
-    const int64_t min_tokens =
-        std::string(format) == "int8_pc" ? PackedLinear::kAmxMinTokensW8A8 : PackedLinear::kAmxMinTokensW4A8;
+    const int64_t min_tokens = (*amx)->kernel().gemm_min_tokens;
+    ASSERT_GT(min_tokens, 1);
     for (int64_t tokens : {int64_t{1}, min_tokens - 1, min_tokens, int64_t{70}}) {
       SCOPED_TRACE(::testing::Message() << format << " x " << tokens);
       const std::vector<float> x = gaussian(tokens, cols, 11 + tokens, 1.0f);

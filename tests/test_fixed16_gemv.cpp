@@ -13,6 +13,7 @@
 
 #include "kernels/cpu_features.h"
 #include "kernels/int8_fixed16.h"
+#include "kernels/kernel_table.h"
 #include "kernels/lut4_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "test_int8_act_util.h"
@@ -132,7 +133,7 @@ TEST(Lut4Fixed16, SimdPreparationEqualsThePortableOne) {
   const std::vector<PackedKernels> variants = lut4_fixed16_kernels();
   if (variants.empty()) GTEST_SKIP() << "no AVX2 on this CPU: no fixed-point kLut4 kernel";
   for (const PackedKernels& k : variants) {
-    SCOPED_TRACE(k.name);
+    SCOPED_TRACE(isa_name(k.isa));
     for (int group : {16, 32, 64, 128, 256}) {
       for (int64_t cols : {1, 3, 17, 31, 32, 33, 129, 255, 4097}) {
         SCOPED_TRACE(::testing::Message() << "group " << group << " cols " << cols);
@@ -180,7 +181,7 @@ TEST(Lut4Fixed16, HandComputedRow) {
   }
   ASSERT_TRUE(w.validate().ok());
   for (const PackedKernels& k : variants) {
-    SCOPED_TRACE(k.name);
+    SCOPED_TRACE(isa_name(k.isa));
     ASSERT_NE(k.prepare_fixed16, nullptr);
     PackedActivation a;
     prepare_activation(w, x.data(), a, k.prepare_fixed16);
@@ -197,7 +198,7 @@ TEST(Lut4Fixed16, EveryKernelMatchesTheReferences) {
   const std::vector<PackedKernels> variants = lut4_fixed16_kernels();
   if (variants.empty()) GTEST_SKIP() << "no AVX2 on this CPU: no fixed-point kLut4 kernel";
   for (const PackedKernels& k : variants) {
-    SCOPED_TRACE(k.name);
+    SCOPED_TRACE(k.gemv == variants[0].gemv ? "shift + mask" : "gfni");
     struct Case {
       const char* format;
       int group;  // 0: the format's own
@@ -286,15 +287,14 @@ void expect_fp32_fallback(const PackedKernels& k, const PackedKernels& fp32) {
 
 TEST(Lut4Fixed16, Avx2FallsBackToFp32) {
   if (!isa_supported(Isa::kAvx2, detect_cpu_features())) GTEST_SKIP() << "no AVX2 on this CPU";
-  const PackedKernels k = packed_kernels(PackedKind::kLut4, Isa::kAvx2);
-  ASSERT_STREQ(k.name, "lut4/avx2+fixed16");
-  expect_fp32_fallback(k, packed_kernels_lut4_avx2());
+  const PackedMatrix int4 = packed_weight("int4_g128", 1, 32, 1);
+  ASSERT_STREQ(find_linear_kernel(int4, ActFormat::kFp32, Isa::kAvx2)->name, "lut4/avx2+fixed16");
+  expect_fp32_fallback(packed_kernels_lut4_fixed16_avx2(), packed_kernels_lut4_avx2());
 }
 
 TEST(Lut4Fixed16, FallsBackToFp32) {
   if (!vnni_here()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  expect_fp32_fallback(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni),
-                       packed_kernels(PackedKind::kLut4, Isa::kAvx512));
+  expect_fp32_fallback(packed_kernels_lut4_avx512vnni(), packed_kernels_lut4_avx512());
 }
 
 // kInt8Row, every fixed-point kernel this CPU runs (AVX2 vpmaddwd, VNNI): the
@@ -312,7 +312,8 @@ TEST(Int8Fixed16, EveryKernelMatchesTheReferences) {
   }
   if (vnni_here()) variants.push_back({packed_kernels_int8_avx512vnni(), packed_kernels_int8_avx512()});
   if (variants.empty()) GTEST_SKIP() << "no AVX2 on this CPU: no fixed-point kInt8Row kernel";
-  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx2).name, "int8/avx2+fixed16");
+  EXPECT_STREQ(find_linear_kernel(packed_weight("int8_pc", 1, 32, 1), ActFormat::kFp32, Isa::kAvx2)->name,
+               "int8/avx2+fixed16");
   for (int64_t rows : {1, 3, 17, 33}) {
     for (int64_t cols : {1, 3, 31, 32, 33, 64, 65, 255, 4097, 9000}) {
       SCOPED_TRACE(::testing::Message() << "[" << rows << ", " << cols << "]");
@@ -322,7 +323,7 @@ TEST(Int8Fixed16, EveryKernelMatchesTheReferences) {
       prepare_activation(w, x.data(), want, prepare_int8_fixed16);
       std::vector<float> first;
       for (const auto& [k, fp32] : variants) {
-        SCOPED_TRACE(k.name);
+        SCOPED_TRACE(isa_name(k.isa));
         PackedActivation a;
         prepare_activation(w, x.data(), a, k.prepare_fixed16);
         ASSERT_TRUE(a.fixed.valid);
@@ -339,7 +340,7 @@ TEST(Int8Fixed16, EveryKernelMatchesTheReferences) {
     }
   }
   for (const auto& [k, fp32] : variants) {
-    SCOPED_TRACE(k.name);
+    SCOPED_TRACE(isa_name(k.isa));
     // Codes at both ends of INT8 and x = ±32639 (scale 1): exact, over 5000 columns.
     const int64_t cols = 5000;
     PackedMatrix w = packed_weight("int8_pc", 2, cols, 1);

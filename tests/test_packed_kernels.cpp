@@ -15,6 +15,7 @@
 #include "core/thread_pool.h"
 #include "formats/block_format.h"
 #include "kernels/int8_fixed16.h"
+#include "kernels/kernel_table.h"
 #include "kernels/lut4_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "model/packed_convert.h"
@@ -125,15 +126,17 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
         const int64_t split = rows / 2;
         for (size_t v = 0; v < isas.size(); ++v) {
           SCOPED_TRACE(testing::Message() << format << " " << isa_name(isas[v]) << " [" << rows << ", " << cols << "]");
-          const PackedKernels k = packed_kernels(p.kind, isas[v]);
-          kernel_name[v] = k.name;
+          const LinearKernel* entry = find_linear_kernel(p, ActFormat::kFp32, isas[v]);
+          ASSERT_NE(entry, nullptr);
+          const PackedKernels k = entry->fp;
+          const std::string name = entry->name;
+          kernel_name[v] = name;
           ASSERT_LE(k.isa, isas[v]);
-          // Every SIMD level runs SIMD kernels (none falls back to generic), named after their level;
-          // except kBits at the AVX2 level (no AVX2 kernel yet: the portable one runs there).
-          const bool portable_ok = p.kind == PackedKind::kBits && isas[v] == Isa::kAvx2;
-          EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2 || portable_ok) << k.name;
+          EXPECT_EQ(entry->isa, k.isa) << name;
+          // Every SIMD level runs SIMD kernels (none falls back to generic), named after their level.
+          EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2) << name;
           // "<layout>/<level>[+<feature>]"
-          const std::string level = std::string(k.name).substr(std::string(k.name).find('/') + 1);
+          const std::string level = name.substr(name.find('/') + 1);
           EXPECT_EQ(level.substr(0, level.find('+')), isa_name(k.isa));
           // Fixed-point kernels (lut4_fixed16.h) add the 16-bit quantization of x to their bound.
           PackedActivation a16;
@@ -179,21 +182,29 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
 }
 
 TEST(PackedKernels, EachLevelPicksItsKernels) {
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kGeneric).name, "lut4/generic");
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx2).name, "lut4/avx2+fixed16");
-  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx2).name, "int8/avx2+fixed16");
-  EXPECT_STREQ(packed_kernels(PackedKind::kFp8Row, Isa::kAvx2).name, "fp8/avx2");
-  EXPECT_STREQ(packed_kernels(PackedKind::kFp16, Isa::kAvx2).name, "half/avx2");
-  EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx2).name, "half/avx2");
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512).name, "lut4/avx512");
-  EXPECT_STREQ(packed_kernels(PackedKind::kLut4, Isa::kAvx512Vnni).name,
-               detect_cpu_features().gfni ? "lut4/avx512vnni+gfni" : "lut4/avx512vnni");
-  EXPECT_NE(packed_kernels(PackedKind::kLut4, Isa::kAvx512Bf16).prepare_fixed16, nullptr);
-  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512).name, "int8/avx512");
-  EXPECT_STREQ(packed_kernels(PackedKind::kInt8Row, Isa::kAvx512Vnni).name, "int8/avx512vnni");
-  EXPECT_STREQ(packed_kernels(PackedKind::kBf16, Isa::kAvx512Bf16).name, "half/avx512");
-  EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx2).name, "bits/avx2");
-  EXPECT_STREQ(packed_kernels(PackedKind::kBits, Isa::kAvx512).name, "bits/avx512");
+  auto name = [](const char* format, Isa isa) {
+    const PackedMatrix w = pack_quantized_weight(quantized(format, 2, 64, 1)).value();
+    return std::string(find_linear_kernel(w, ActFormat::kFp32, isa)->name);
+  };
+  auto fixed16 = [](const char* format, Isa isa) {
+    const PackedMatrix w = pack_quantized_weight(quantized(format, 2, 64, 1)).value();
+    return find_linear_kernel(w, ActFormat::kFp32, isa)->fp.prepare_fixed16 != nullptr;
+  };
+  EXPECT_EQ(name("int4_g128", Isa::kGeneric), "lut4/generic");
+  EXPECT_EQ(name("int4_g128", Isa::kAvx2), "lut4/avx2+fixed16");
+  EXPECT_EQ(name("nf4_g64", Isa::kAvx2), "lut4/avx2");  // its table bytes exceed 63: no fixed-point AVX2 GEMV
+  EXPECT_EQ(name("int8_pc", Isa::kAvx2), "int8/avx2+fixed16");
+  EXPECT_EQ(name("fp8_e4m3", Isa::kAvx2), "fp8/avx2");
+  EXPECT_EQ(name("fp16", Isa::kAvx2), "half/avx2");
+  EXPECT_EQ(name("bf16", Isa::kAvx2), "half/avx2");
+  EXPECT_EQ(name("int4_g128", Isa::kAvx512), "lut4/avx512");
+  EXPECT_EQ(name("int4_g128", Isa::kAvx512Vnni), detect_cpu_features().gfni ? "lut4/avx512vnni+gfni" : "lut4/avx512vnni");
+  EXPECT_TRUE(fixed16("int4_g128", Isa::kAvx512Bf16));
+  EXPECT_EQ(name("int8_pc", Isa::kAvx512), "int8/avx512");
+  EXPECT_EQ(name("int8_pc", Isa::kAvx512Vnni), "int8/avx512vnni");
+  EXPECT_EQ(name("bf16", Isa::kAvx512Bf16), "half/avx512");
+  EXPECT_EQ(name("int2_g64", Isa::kAvx2), "bits/avx2");
+  EXPECT_EQ(name("int2_g64", Isa::kAvx512), "bits/avx512");
 }
 
 // kBits stores each 2- / 3-bit code where packed_matrix.h says: every code of the

@@ -21,7 +21,7 @@ std::unique_ptr<PackedLinear> linear(const char* format, int64_t rows, int64_t c
                                      bool with_bias) {
   std::vector<float> bias;
   if (with_bias) bias = gaussian(1, rows, seed + 1, 0.5f);
-  auto l = PackedLinear::create(packed_weight(format, rows, cols, seed), std::move(bias), format, isa);
+  auto l = PackedLinear::create(packed_weight(format, rows, cols, seed), std::move(bias), format, LinearActivation{}, isa);
   EXPECT_TRUE(l.ok()) << l.status().message();
   return std::move(*l);
 }
@@ -74,8 +74,7 @@ TEST(PackedSharedInput, OnlyLayersWithTheSamePreparedInputShare) {
   if (isa > Isa::kGeneric) {  // other kernels
     EXPECT_FALSE(base->shares_decode_input(*linear("int4_g128_asym", 8, 256, 7, Isa::kGeneric, false)));
   }
-  auto int8_act = linear("int4_g128_asym", 8, 256, 8, isa, false);
-  ASSERT_TRUE(int8_act->enable_int8_activations(isa).ok());
+  auto int8_act = linear("int4_g128_asym", 8, 256, 8, isa, false)->with_activation({ActFormat::kInt8, {}, 0}, isa).value();
   EXPECT_FALSE(base->shares_decode_input(*int8_act));
   EXPECT_FALSE(int8_act->shares_decode_input(*base));
 }

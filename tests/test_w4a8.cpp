@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <random>
 
+#include "kernels/kernel_table.h"
 #include "kernels/w4a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
@@ -45,19 +46,24 @@ TEST(W4A8, IntegerTablesQualify) {
 }
 
 TEST(W4A8, EachLevelPicksItsKernel) {
-  EXPECT_EQ(w4a8_kernel(Isa::kGeneric), w4a8_reference);
-  EXPECT_EQ(w4a8_kernel(Isa::kAvx2), w4a8_avx2);
-  EXPECT_EQ(w4a8_kernel(Isa::kAvx512), w4a8_avx2);
-  EXPECT_EQ(w4a8_kernel(Isa::kAvx512Vnni), w4a8_avx512vnni);
+  const PackedMatrix w = packed_weight("int4_g128_asym", 2, 64, 1);
+  auto entry = [&](Isa isa) { return find_linear_kernel(w, ActFormat::kInt8, isa); };
+  EXPECT_EQ(entry(Isa::kGeneric)->w4a8, w4a8_reference);
+  EXPECT_EQ(entry(Isa::kAvx2)->w4a8, w4a8_avx2);
+  EXPECT_EQ(entry(Isa::kAvx512)->w4a8, w4a8_avx2);
+  EXPECT_EQ(entry(Isa::kAvx512Vnni)->w4a8, w4a8_avx512vnni);
+  // The label names the kernel that runs (it said "w4a8/reference" for w4a8_avx2 before the table).
+  EXPECT_STREQ(entry(Isa::kAvx2)->name, "w4a8/avx2");
+  EXPECT_STREQ(entry(Isa::kAvx512)->name, "w4a8/avx2");
+  EXPECT_EQ(entry(Isa::kAvx512)->group_sums, group_activation_sums_rows);
+  EXPECT_EQ(entry(Isa::kAvx512Vnni)->group_sums, group_activation_sums_rows_avx512);
 }
 
 // The AVX-512 group sums of q equal the portable loop's: groups of 16 (a quarter
 // vector), 48 (a masked tail), 128, 512 (several vectors), a short last group,
 // and the extreme activations (every q = +-127).
 TEST(W4A8, GroupSumsMatchThePortableLoop) {
-  EXPECT_EQ(group_activation_sums_kernel(Isa::kAvx512), group_activation_sums_rows);
   if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) GTEST_SKIP() << "no AVX-512 VNNI";
-  EXPECT_EQ(group_activation_sums_kernel(Isa::kAvx512Vnni), group_activation_sums_rows_avx512);
   for (int group : {16, 48, 128, 512}) {
     for (int64_t cols : {1, 31, 33, 255, 4097}) {
       SCOPED_TRACE(::testing::Message() << "group " << group << ", " << cols << " columns");

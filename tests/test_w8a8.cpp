@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/kernel_table.h"
 #include "kernels/w8a8.h"
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
@@ -40,23 +41,34 @@ TEST(W8A8, ActivationsRoundHalfToEvenPerToken) {
 }
 
 // The kernels of every level this CPU runs (generic, AVX2, AVX-512 VNNI).
-std::vector<W8A8Kernels> supported_variants() {
-  std::vector<W8A8Kernels> out = {w8a8_kernels(Isa::kGeneric)};
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512Vnni}) {
-    if (isa_supported(isa, detect_cpu_features())) out.push_back(w8a8_kernels(isa));
+struct Variant {
+  W8A8Kernels k;
+  const char* name;
+};
+// The table's W8A8 kernels of every level this CPU runs (generic, AVX2, AVX-512 VNNI).
+std::vector<Variant> supported_variants() {
+  const PackedMatrix w = int8_weight(1, 32, 1);
+  std::vector<Variant> out;
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni}) {
+    if (!isa_supported(isa, detect_cpu_features())) continue;
+    const LinearKernel* e = find_linear_kernel(w, ActFormat::kInt8, isa);
+    out.push_back({e->w8a8, e->name});
   }
   return out;
 }
 
 TEST(W8A8, EachLevelPicksItsKernels) {
-  EXPECT_STREQ(w8a8_kernels(Isa::kGeneric).name, "w8a8/generic");
-  EXPECT_STREQ(w8a8_kernels(Isa::kAvx2).name, "w8a8/avx2");
-  EXPECT_STREQ(w8a8_kernels(Isa::kAvx512).name, "w8a8/avx2");
-  EXPECT_STREQ(w8a8_kernels(Isa::kAvx512Vnni).name, "w8a8/avx512vnni");
+  const PackedMatrix w = int8_weight(1, 32, 1);
+  auto name = [&](Isa isa) { return std::string(find_linear_kernel(w, ActFormat::kInt8, isa)->name); };
+  EXPECT_EQ(name(Isa::kGeneric), "w8a8/generic");
+  EXPECT_EQ(name(Isa::kAvx2), "w8a8/avx2");
+  EXPECT_EQ(name(Isa::kAvx512), "w8a8/avx2");
+  EXPECT_EQ(name(Isa::kAvx512Vnni), "w8a8/avx512vnni");
+  EXPECT_EQ(name(Isa::kAmx), "w8a8/amx+avx512vnni");
 }
 
 TEST(W8A8, EveryIsaIsBitIdenticalToTheIntegerReference) {
-  const std::vector<W8A8Kernels> variants = supported_variants();
+  const std::vector<Variant> variants = supported_variants();
   for (int64_t rows : {1, 3, 17, 33, 255}) {
     for (int64_t cols : {1, 3, 17, 31, 32, 33, 255, 4097}) {
       const PackedMatrix w = int8_weight(rows, cols, 100 + rows + cols);
@@ -67,8 +79,9 @@ TEST(W8A8, EveryIsaIsBitIdenticalToTheIntegerReference) {
         quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
         std::vector<float> want(static_cast<size_t>(tokens * rows));
         w8a8_reference(w, rowsum, a, 0, rows, want.data(), rows);
-        for (const W8A8Kernels& k : variants) {
-          SCOPED_TRACE(::testing::Message() << k.name << " [" << rows << ", " << cols << "] x " << tokens);
+        for (const Variant& v : variants) {
+          const W8A8Kernels& k = v.k;
+          SCOPED_TRACE(::testing::Message() << v.name << " [" << rows << ", " << cols << "] x " << tokens);
           std::vector<float> got(static_cast<size_t>(tokens * rows), NAN);
           const int64_t split = rows / 2;  // two row ranges, as the thread pool splits them
           k.gemm(w, rowsum, a, 0, split, got.data(), rows);
@@ -107,11 +120,12 @@ TEST(W8A8, ExtremeCodesAreExact) {
   std::vector<float> want(static_cast<size_t>(tokens * rows));
   w8a8_reference(w, rowsum, a, 0, rows, want.data(), rows);
   EXPECT_NEAR(want[0], -128.0 * cols / 127.0, 1e-2);  // 127 * -128 * cols * (1/127) * (1/127)
-  for (const W8A8Kernels& k : supported_variants()) {
+  for (const Variant& v : supported_variants()) {
+    const W8A8Kernels& k = v.k;
     std::vector<float> got(want.size(), NAN);
     k.gemm(w, rowsum, a, 0, rows, got.data(), rows);
     for (size_t i = 0; i < got.size(); ++i) {
-      ASSERT_EQ(got[i], want[i]) << k.name << " token " << i / rows << " row " << i % rows;
+      ASSERT_EQ(got[i], want[i]) << v.name << " token " << i / rows << " row " << i % rows;
     }
   }
 }
@@ -124,7 +138,7 @@ TEST(W8A8, DiffersFromTheFp32ProductOnlyByActivationRounding) {
   Int8Activations a;
   quantize_activations_int8(x.data(), tokens, cols, w.cols_padded, a);
   std::vector<float> y(static_cast<size_t>(tokens * rows));
-  w8a8_kernels(active_isa()).gemm(w, rowsum, a, 0, rows, y.data(), rows);
+  find_linear_kernel(w, ActFormat::kInt8, active_isa())->w8a8.gemm(w, rowsum, a, 0, rows, y.data(), rows);
   double worst = 0.0;
   for (int64_t t = 0; t < tokens; ++t) {
     for (int64_t r = 0; r < rows; ++r) {

@@ -141,7 +141,7 @@ Expected<std::unique_ptr<Linear>> runtime_linear(const std::string& name, Matrix
   std::string reason;
   LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lin, make_quantized_linear(std::move(q), std::move(m.bias), attach, &reason));
   if (reason.empty()) {
-    ++report.packed[static_cast<const PackedLinear&>(*lin).kernel_name()];
+    ++report.packed[lin->packed_linear()->kernel_name()];
   } else {
     ++report.dequantized[reason];
   }

@@ -26,6 +26,6 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 
 }  // namespace
 
-PackedKernels packed_kernels_fp8_generic() { return {gemv, dequantize_rows, Isa::kGeneric, "fp8/generic"}; }
+PackedKernels packed_kernels_fp8_generic() { return {gemv, dequantize_rows, Isa::kGeneric}; }
 
 }  // namespace lowbit

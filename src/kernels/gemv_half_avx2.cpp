@@ -40,6 +40,6 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 
 }  // namespace
 
-PackedKernels packed_kernels_half_avx2() { return {gemv, dequantize_rows, Isa::kAvx2, "half/avx2"}; }
+PackedKernels packed_kernels_half_avx2() { return {gemv, dequantize_rows, Isa::kAvx2}; }
 
 }  // namespace lowbit

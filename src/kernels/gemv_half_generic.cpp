@@ -29,6 +29,6 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 
 }  // namespace
 
-PackedKernels packed_kernels_half_generic() { return {gemv, dequantize_rows, Isa::kGeneric, "half/generic"}; }
+PackedKernels packed_kernels_half_generic() { return {gemv, dequantize_rows, Isa::kGeneric}; }
 
 }  // namespace lowbit

@@ -22,6 +22,6 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 
 }  // namespace
 
-PackedKernels packed_kernels_int8_avx2() { return {gemv, dequantize_rows, Isa::kAvx2, "int8/avx2"}; }
+PackedKernels packed_kernels_int8_avx2() { return {gemv, dequantize_rows, Isa::kAvx2}; }
 
 }  // namespace lowbit

@@ -94,7 +94,7 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 }  // namespace
 
 PackedKernels packed_kernels_int8_avx512vnni() {
-  return {gemv, dequantize_rows, Isa::kAvx512Vnni, "int8/avx512vnni", prepare};
+  return {gemv, dequantize_rows, Isa::kAvx512Vnni, prepare};
 }
 
 }  // namespace lowbit

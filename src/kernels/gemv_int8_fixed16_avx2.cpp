@@ -108,7 +108,7 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 }  // namespace
 
 PackedKernels packed_kernels_int8_fixed16_avx2() {
-  return {gemv, dequantize_rows, Isa::kAvx2, "int8/avx2+fixed16", prepare};
+  return {gemv, dequantize_rows, Isa::kAvx2, prepare};
 }
 
 }  // namespace lowbit

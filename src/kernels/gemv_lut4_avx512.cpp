@@ -163,6 +163,6 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 
 }  // namespace
 
-PackedKernels packed_kernels_lut4_avx512() { return {gemv, dequantize_rows, Isa::kAvx512, "lut4/avx512"}; }
+PackedKernels packed_kernels_lut4_avx512() { return {gemv, dequantize_rows, Isa::kAvx512}; }
 
 }  // namespace lowbit

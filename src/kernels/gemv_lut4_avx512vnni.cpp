@@ -6,7 +6,7 @@ namespace lowbit {
 
 PackedKernels packed_kernels_lut4_avx512vnni() {
   using K = Lut4VnniKernels<false>;
-  return {K::gemv, K::dequantize_rows, Isa::kAvx512Vnni, "lut4/avx512vnni", K::prepare};
+  return {K::gemv, K::dequantize_rows, Isa::kAvx512Vnni, K::prepare};
 }
 
 }  // namespace lowbit

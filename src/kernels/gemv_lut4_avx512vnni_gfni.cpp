@@ -8,7 +8,7 @@ namespace lowbit {
 
 PackedKernels packed_kernels_lut4_avx512vnni_gfni() {
   using K = Lut4VnniKernels<true>;
-  return {K::gemv, K::dequantize_rows, Isa::kAvx512Vnni, "lut4/avx512vnni+gfni", K::prepare};
+  return {K::gemv, K::dequantize_rows, Isa::kAvx512Vnni, K::prepare};
 }
 
 }  // namespace lowbit

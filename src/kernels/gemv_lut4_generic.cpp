@@ -35,6 +35,6 @@ void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) 
 
 }  // namespace
 
-PackedKernels packed_kernels_lut4_generic() { return {gemv, dequantize_rows, Isa::kGeneric, "lut4/generic"}; }
+PackedKernels packed_kernels_lut4_generic() { return {gemv, dequantize_rows, Isa::kGeneric}; }
 
 }  // namespace lowbit

@@ -1,5 +1,4 @@
-// PackedMatrix (packed_matrix.h): sizes, the scalar reference decode and GEMV,
-// and the choice of kernels per ISA.
+// PackedMatrix (packed_matrix.h): sizes, the scalar reference decode and GEMV.
 #include "kernels/packed_matrix.h"
 
 #include <cmath>
@@ -155,38 +154,6 @@ double packed_gemv_bound(const PackedMatrix& w, const float* x, int64_t r) {
   }
   const double depth = static_cast<double>(w.cols_padded) / 16.0 + (w.group > 0 ? w.group / 16.0 : 0.0) + 8.0;
   return depth * 0x1.0p-24 * mag + 1e-30;
-}
-
-namespace {
-
-// The table of the highest level at or below `isa` among generic, AVX2, AVX-512.
-PackedKernels pick(Isa isa, PackedKernels (*generic)(), PackedKernels (*avx2)(), PackedKernels (*avx512)()) {
-  return isa >= Isa::kAvx512 ? avx512() : isa >= Isa::kAvx2 ? avx2() : generic();
-}
-
-}  // namespace
-
-PackedKernels packed_kernels(PackedKind kind, Isa isa) {
-  switch (kind) {
-    case PackedKind::kLut4:
-      // VNNI: the fixed-point GEMV (lut4_fixed16.h), which falls back to lut4/avx512 itself.
-      if (isa >= Isa::kAvx512Vnni) {
-        return detect_cpu_features().gfni ? packed_kernels_lut4_avx512vnni_gfni() : packed_kernels_lut4_avx512vnni();
-      }
-      return pick(isa, packed_kernels_lut4_generic, packed_kernels_lut4_fixed16_avx2, packed_kernels_lut4_avx512);
-    case PackedKind::kInt8Row:
-      // VNNI: the fixed-point GEMV (int8_fixed16.h), which falls back to int8/avx512 itself.
-      if (isa >= Isa::kAvx512Vnni) return packed_kernels_int8_avx512vnni();
-      return pick(isa, packed_kernels_int8_generic, packed_kernels_int8_fixed16_avx2, packed_kernels_int8_avx512);
-    case PackedKind::kFp8Row:
-      return pick(isa, packed_kernels_fp8_generic, packed_kernels_fp8_avx2, packed_kernels_fp8_avx512);
-    case PackedKind::kFp16:
-    case PackedKind::kBf16:
-      return pick(isa, packed_kernels_half_generic, packed_kernels_half_avx2, packed_kernels_half_avx512);
-    case PackedKind::kBits:
-      return pick(isa, packed_kernels_bits_generic, packed_kernels_bits_avx2, packed_kernels_bits_avx512);
-  }
-  return packed_kernels_lut4_generic();
 }
 
 }  // namespace lowbit

@@ -129,17 +129,13 @@ struct PackedKernels {
   void (*gemv)(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) = nullptr;
   // out [r1 - r0][cols] = W[r0:r1, 0:cols] in FP32 (for prompt GEMMs on a tile).
   void (*dequantize_rows)(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) = nullptr;
-  Isa isa = Isa::kGeneric;  // the level the kernels were written for
-  const char* name = "";    // "lut4/avx512"
+  Isa isa = Isa::kGeneric;  // the level the kernels were written for (named in kernels/kernel_table.h)
   // Set: gemv reads PackedActivation::fixed where valid; pass it to prepare_activation.
   Fixed16Prepare prepare_fixed16 = nullptr;
 };
 
-// The best kernels for `isa` (AVX-512 kernels serve every AVX-512 level, AVX2
-// kernels the AVX2 level). Always succeeds for the kinds above.
-PackedKernels packed_kernels(PackedKind kind, Isa isa);
-
-// Per-ISA tables (one translation unit per weight type and ISA).
+// Per-ISA op sets (one translation unit per weight type and ISA); which one runs
+// at which level, and its name, is kernels/kernel_table.h's.
 PackedKernels packed_kernels_lut4_generic();
 PackedKernels packed_kernels_lut4_avx2();
 PackedKernels packed_kernels_lut4_fixed16_avx2();  // falls back to lut4/avx2 where the layout is not eligible

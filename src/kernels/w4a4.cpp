@@ -1,5 +1,5 @@
 // W4A4 (w4a4.h): activation quantization, sub-block sums, the exact reference
-// (also the portable kernel) and the dispatch.
+// (also the portable kernel).
 #include "kernels/w4a4.h"
 
 #include <algorithm>
@@ -118,16 +118,6 @@ void w4a4_reference(const PackedMatrix& w, const Int4Activations& a, const std::
       y[t * ldy + (r - r0)] = w4a4_finish(w, a, qsum, t, r, dots.data());
     }
   }
-}
-
-W4A4Fn w4a4_kernel(Isa isa) {
-  if (isa >= Isa::kAvx512Vnni) return w4a4_avx512vnni;
-  return isa >= Isa::kAvx2 ? w4a4_avx2 : w4a4_reference;
-}
-
-const char* w4a4_kernel_name(Isa isa) {
-  if (isa >= Isa::kAvx512Vnni) return "w4a4/avx512vnni";
-  return isa >= Isa::kAvx2 ? "w4a4/avx2" : "w4a4/reference";
 }
 
 }  // namespace lowbit

@@ -80,8 +80,4 @@ void w4a4_avx512vnni(const PackedMatrix& w, const Int4Activations& a, const std:
 float w4a4_finish(const PackedMatrix& w, const Int4Activations& a, const std::vector<int32_t>& qsum, int64_t t,
                   int64_t r, const int32_t* dots);
 
-// VNNI for isa >= avx512vnni, AVX2 for avx2 and avx512, else the reference (it is the portable kernel too).
-W4A4Fn w4a4_kernel(Isa isa);
-const char* w4a4_kernel_name(Isa isa);
-
 }  // namespace lowbit

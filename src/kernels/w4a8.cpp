@@ -85,13 +85,4 @@ void w4a8_reference(const PackedMatrix& w, const Int8Activations& a, const std::
   }
 }
 
-GroupSumsFn group_activation_sums_kernel(Isa isa) {
-  return isa >= Isa::kAvx512Vnni ? group_activation_sums_rows_avx512 : group_activation_sums_rows;
-}
-
-W4A8Fn w4a8_kernel(Isa isa) {
-  if (isa >= Isa::kAvx512Vnni) return w4a8_avx512vnni;
-  return isa >= Isa::kAvx2 ? w4a8_avx2 : w4a8_reference;
-}
-
 }  // namespace lowbit

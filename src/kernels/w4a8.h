@@ -27,15 +27,13 @@ bool w4a8_supported(const PackedMatrix& w, bool* signed_codes);
 std::vector<int32_t> group_activation_sums(const PackedMatrix& w, const Int8Activations& a);
 // Tokens [t0, t1) of the same into qsum (sized [tokens][n_groups]), for threads.
 // The portable loop, and an AVX-512 one (vpsadbw, 64 columns per instruction)
-// with the same integers; group_activation_sums_kernel picks by ISA.
+// with the same integers (kernels/kernel_table.h picks per level).
 using GroupSumsFn = void (*)(const PackedMatrix& w, const Int8Activations& a, int64_t t0, int64_t t1,
                              int32_t* qsum);
 void group_activation_sums_rows(const PackedMatrix& w, const Int8Activations& a, int64_t t0, int64_t t1,
                                 int32_t* qsum);
 void group_activation_sums_rows_avx512(const PackedMatrix& w, const Int8Activations& a, int64_t t0, int64_t t1,
                                        int32_t* qsum);
-// AVX-512 for isa >= avx512vnni (its translation unit), else the portable loop.
-GroupSumsFn group_activation_sums_kernel(Isa isa);
 
 using W4A8Fn = void (*)(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                         int64_t r1, float* y, int64_t ldy);
@@ -50,9 +48,5 @@ void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std:
 // variant so the float steps are the same instructions).
 float w4a8_finish(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t t,
                   int64_t r, const int32_t* dots);
-
-// VNNI for isa >= avx512vnni, AVX2 (vpmaddubsw) for avx2 and avx512, else the
-// reference loop (it is the portable kernel too).
-W4A8Fn w4a8_kernel(Isa isa);
 
 }  // namespace lowbit

@@ -1,5 +1,5 @@
 // W8A8 (w8a8.h): activation quantization, row sums, the exact reference, the
-// portable kernel and the dispatch.
+// portable kernel.
 #include "kernels/w8a8.h"
 
 #include <algorithm>
@@ -49,11 +49,6 @@ void quantize_activations_int8(const float* x, int64_t tokens, int64_t cols, int
   quantize_rows_int8_rule(x, cols, 0, tokens, rule, a);
 }
 
-QuantizeRowsFn quantize_rows_int8(Isa isa) {
-  if (isa >= Isa::kAvx512Vnni) return quantize_rows_int8_avx512;
-  return isa >= Isa::kAvx2 ? quantize_rows_int8_avx2 : quantize_rows_int8_generic;
-}
-
 std::vector<int32_t> int8_row_sums(const PackedMatrix& w) {
   std::vector<int32_t> out(static_cast<size_t>(w.rows), 0);
   for (int64_t r = 0; r < w.rows; ++r) {
@@ -96,11 +91,6 @@ void gemm_generic(const PackedMatrix& w, const std::vector<int32_t>& rowsum, con
 
 }  // namespace
 
-W8A8Kernels w8a8_kernels_generic() { return {gemm_generic, Isa::kGeneric, "w8a8/generic"}; }
-
-W8A8Kernels w8a8_kernels(Isa isa) {
-  if (isa >= Isa::kAvx512Vnni) return w8a8_kernels_avx512vnni();
-  return isa >= Isa::kAvx2 ? w8a8_kernels_avx2() : w8a8_kernels_generic();
-}
+W8A8Kernels w8a8_kernels_generic() { return {gemm_generic, Isa::kGeneric}; }
 
 }  // namespace lowbit

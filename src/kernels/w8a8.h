@@ -60,8 +60,6 @@ using QuantizeRowsFn = void (*)(const float* x, int64_t cols, int64_t t0, int64_
 void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
 void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
 void quantize_rows_int8_avx2(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
-// AVX-512 for isa >= avx512vnni (its translation unit), AVX2 for avx2 and avx512, else generic.
-QuantizeRowsFn quantize_rows_int8(Isa isa);
 
 // rowsum[r] = sum_c w[r, c] of a kInt8Row matrix.
 std::vector<int32_t> int8_row_sums(const PackedMatrix& w);
@@ -70,16 +68,13 @@ struct W8A8Kernels {
   // y[t * ldy + (r - r0)] for every token t and r in [r0, r1).
   void (*gemm)(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0,
                int64_t r1, float* y, int64_t ldy) = nullptr;
-  Isa isa = Isa::kGeneric;
-  const char* name = "";
+  Isa isa = Isa::kGeneric;  // named, and chosen per level, in kernels/kernel_table.h
 };
 
 // The exact reference (int64 sums).
 void w8a8_reference(const PackedMatrix& w, const std::vector<int32_t>& rowsum, const Int8Activations& a, int64_t r0,
                     int64_t r1, float* y, int64_t ldy);
 
-// VNNI kernels for isa >= avx512vnni, AVX2 (vpmaddubsw) for avx2 and avx512, else generic.
-W8A8Kernels w8a8_kernels(Isa isa);
 W8A8Kernels w8a8_kernels_generic();
 W8A8Kernels w8a8_kernels_avx2();
 W8A8Kernels w8a8_kernels_avx512vnni();

@@ -132,6 +132,6 @@ void quantize_rows_int8_avx2(const float* x, int64_t cols, int64_t t0, int64_t t
   }
 }
 
-W8A8Kernels w8a8_kernels_avx2() { return {gemm, Isa::kAvx2, "w8a8/avx2"}; }
+W8A8Kernels w8a8_kernels_avx2() { return {gemm, Isa::kAvx2}; }
 
 }  // namespace lowbit

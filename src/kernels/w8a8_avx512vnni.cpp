@@ -119,6 +119,6 @@ void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t
   }
 }
 
-W8A8Kernels w8a8_kernels_avx512vnni() { return {gemm, Isa::kAvx512Vnni, "w8a8/avx512vnni"}; }
+W8A8Kernels w8a8_kernels_avx512vnni() { return {gemm, Isa::kAvx512Vnni}; }
 
 }  // namespace lowbit

@@ -40,7 +40,7 @@ namespace {
 // Why `current` keeps the simulation ("" when an integer kernel takes the spec).
 std::string simulation_reason(const Linear& current, const ActQuantAttachment& a, const ActAttachOptions& options) {
   if (!options.integer_kernels) return "integer kernels off";
-  const auto* packed = dynamic_cast<const PackedLinear*>(&current);
+  const PackedLinear* packed = current.packed_linear();
   if (packed == nullptr) return "weights not packed (" + current.describe() + ")";
   return PackedLinear::integer_act_unsupported(packed->packed(), a);
 }
@@ -60,9 +60,14 @@ Status attach_act_quantizers(LlamaModel& model, const std::map<std::string, ActQ
     }
     const std::string why = simulation_reason(*current, a, options);
     if (why.empty()) {
-      auto& packed = static_cast<PackedLinear&>(*current);
-      LB_RETURN_IF_ERROR(packed.enable_integer_activations(a, options.isa).with_context("linear '" + name + "'"));
-      if (report != nullptr) ++report->integer[packed.kernel_name()];
+      // The packed layer rebuilt over its weight with the integer kernel's activations.
+      const PackedLinear& packed = *current->packed_linear();
+      auto act = PackedLinear::integer_activation(packed.packed(), a);
+      if (!act.ok()) return act.status().with_context("linear '" + name + "'");
+      auto integer = packed.with_activation(*act, options.isa);
+      if (!integer.ok()) return integer.status().with_context("linear '" + name + "'");
+      if (report != nullptr) ++report->integer[(*integer)->kernel_name()];
+      LB_RETURN_IF_ERROR(model.replace_linear(name, std::move(integer).value()));
       continue;
     }
     if (report != nullptr) {

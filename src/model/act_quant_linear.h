@@ -60,8 +60,9 @@ struct ActAttachReport {
   std::map<std::string, int> simulated;  // "act int8 tensor: <why no integer kernel>" -> number of linears
 };
 
-// For each named linear of `model`: switches a packed linear to its integer
-// activation kernel where one computes the spec exactly, else wraps the current
+// For each named linear of `model`: replaces a packed linear by one over the same
+// weight that runs the integer activation kernel where one computes the spec
+// exactly (PackedLinear::with_activation), else wraps the current
 // implementation (whatever it is) in an ActQuantLinear. Errors name the linear.
 Status attach_act_quantizers(LlamaModel& model, const std::map<std::string, ActQuantAttachment>& linears,
                              const ActAttachOptions& options = {}, ActAttachReport* report = nullptr);

@@ -82,6 +82,7 @@ Expected<DecoderBlock> DecoderBlock::create(const ModelConfig& config, int index
   b.attn_norm_bias_ = std::move(norms.attn_norm_bias);
   b.ffn_norm_bias_ = std::move(norms.ffn_norm_bias);
   b.linears_ = std::move(linears);
+  b.group_shared_inputs();
   return b;
 }
 
@@ -101,6 +102,7 @@ Status DecoderBlock::replace_linear(std::string_view suffix, std::unique_ptr<Lin
     if (kLinearSuffixes[k] != suffix) continue;
     LB_RETURN_IF_ERROR(check_replacement_shape(names_[k], *linears_[k], *replacement));
     linears_[k] = std::move(replacement);
+    group_shared_inputs();
     return Status::ok_status();
   }
   return make_error("no linear layer named 'layers.{}.{}'", index_, suffix);
@@ -111,12 +113,26 @@ Status DecoderBlock::wrap_linear(std::string_view suffix, const LinearWrapper& w
     if (kLinearSuffixes[k] != suffix) continue;
     const int64_t in = linears_[k]->in_features(), out = linears_[k]->out_features();
     linears_[k] = wrap(std::move(linears_[k]));
+    group_shared_inputs();
     if (linears_[k] == nullptr || linears_[k]->in_features() != in || linears_[k]->out_features() != out) {
       return make_error("linear '{}': the wrapper changed the layer's shape [{}, {}]", names_[k], out, in);
     }
     return Status::ok_status();
   }
   return make_error("no linear layer named 'layers.{}.{}'", index_, suffix);
+}
+
+void DecoderBlock::group_shared_inputs() {
+  auto group = [&](std::initializer_list<size_t> ks) {
+    std::vector<const PackedLinear*> g;
+    for (size_t k : ks) {
+      const PackedLinear* p = linears_[k] != nullptr ? linears_[k]->packed_linear() : nullptr;
+      if (p == nullptr || (!g.empty() && !g[0]->shares_decode_input(*p))) return std::vector<const PackedLinear*>();
+      g.push_back(p);
+    }
+    return g;
+  };
+  shared_inputs_ = {group({kQ, kK, kV}), group({kGate, kUp})};
 }
 
 uint64_t DecoderBlock::weight_bytes() const {
@@ -294,19 +310,13 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
     if (observer != nullptr) observer->observe(names_[k], in, n, lin.in_features());
     lin.forward(in, n, out, pool);
   };
-  // Linears that read the same input: decoding one token with packed layers
-  // that can share it, one GEMV pass (PackedLinear::gemv_shared_input); else
-  // one after the other.
-  auto run_shared_input = [&](std::initializer_list<size_t> ks, const float* in, std::initializer_list<float*> outs) {
-    std::array<const PackedLinear*, 3> packed{};
-    bool shared = n == 1 && observer == nullptr && ks.size() <= packed.size();
-    for (size_t i = 0; shared && i < ks.size(); ++i) {
-      packed[i] = dynamic_cast<const PackedLinear*>(linears_[ks.begin()[i]].get());
-      shared = packed[i] != nullptr && packed[0]->shares_decode_input(*packed[i]);
-    }
-    if (shared) {
-      PackedLinear::gemv_shared_input(std::span(packed.data(), ks.size()), in, std::span(outs.begin(), outs.size()),
-                                      pool);
+  // Linears that read the same input: decoding one token with a group the
+  // block formed when its layers were set (shared_inputs_), one GEMV pass
+  // (PackedLinear::gemv_shared_input); else one after the other.
+  auto run_shared_input = [&](const std::vector<const PackedLinear*>& shared, std::initializer_list<size_t> ks,
+                              const float* in, std::initializer_list<float*> outs) {
+    if (n == 1 && observer == nullptr && !shared.empty()) {
+      PackedLinear::gemv_shared_input(shared, in, std::span(outs.begin(), outs.size()), pool);
       return;
     }
     for (size_t i = 0; i < ks.size(); ++i) run_linear(ks.begin()[i], in, outs.begin()[i]);
@@ -325,7 +335,7 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
 
   // Attention block.
   norm_rows(attn_norm_, attn_norm_bias_);
-  run_shared_input({kQ, kK, kV}, s.xb.data(), {s.q.data(), s.k.data(), s.v.data()});
+  run_shared_input(shared_inputs_[0], {kQ, kK, kV}, s.xb.data(), {s.q.data(), s.k.data(), s.v.data()});
   const KvCacheLayout layout = cache.layout();
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
@@ -342,7 +352,7 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
 
   // MLP block: down(silu(gate(x)) * up(x)).
   norm_rows(ffn_norm_, ffn_norm_bias_);
-  run_shared_input({kGate, kUp}, s.xb.data(), {s.gate.data(), s.up.data()});
+  run_shared_input(shared_inputs_[1], {kGate, kUp}, s.xb.data(), {s.gate.data(), s.up.data()});
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) swiglu(s.gate.data() + t * c.ffn_dim, s.up.data() + t * c.ffn_dim, c.ffn_dim);
   });

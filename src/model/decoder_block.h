@@ -105,7 +105,16 @@ class DecoderBlock {
   std::vector<float> ffn_norm_;                     // [dim]
   std::vector<float> attn_norm_bias_;               // [dim] or empty
   std::vector<float> ffn_norm_bias_;                // [dim] or empty
+  // Rebuilds shared_inputs_ from linears_; run whenever a linear is set.
+  void group_shared_inputs();
+
   std::array<std::unique_ptr<Linear>, 7> linears_;  // in kLinearSuffixes order
+  // The layers of q/k/v (0) and gate/up (1) when all of the group are packed
+  // layers that read a decode input alike (PackedLinear::shares_decode_input),
+  // else empty. Decided when the layers are set (create, replace_linear,
+  // wrap_linear), so that forward runs one shared decode pass without asking the
+  // layers' kind. Points into linears_.
+  std::array<std::vector<const PackedLinear*>, 2> shared_inputs_;
   std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
 };
 

@@ -12,6 +12,8 @@
 
 namespace lowbit {
 
+class PackedLinear;
+
 class Linear {
  public:
   virtual ~Linear() = default;
@@ -22,6 +24,12 @@ class Linear {
   // Bytes of weight storage (scales included), for bits-per-weight and bandwidth.
   virtual uint64_t weight_bytes() const = 0;
   virtual std::string describe() const = 0;
+  // The packed layer this is (model/packed_linear.h), null for every other kind,
+  // wrappers included: how the model assembler finds the layers that share one
+  // decode pass and rebuilds a layer with integer activations, without a downcast.
+  virtual const PackedLinear* packed_linear() const { return nullptr; }
+  // The FP32 matrix of a DenseLinear (its bias too), null for every other kind.
+  virtual const Matrix* dense_matrix() const { return nullptr; }
 };
 
 // FP32 weights; matrix products through BLAS (sgemm for prompts, sgemv for decode).
@@ -34,6 +42,7 @@ class DenseLinear : public Linear {
   uint64_t weight_bytes() const override;
   std::string describe() const override { return "f32"; }
   const Matrix& matrix() const { return matrix_; }
+  const Matrix* dense_matrix() const override { return &matrix_; }
 
  private:
   Matrix matrix_;  // [out, in]

@@ -9,26 +9,50 @@
 
 namespace lowbit {
 
+PackedLinear::PackedLinear(std::shared_ptr<const PackedMatrix> w, std::vector<float> bias, std::string label,
+                           const LinearKernel* kernel, const LinearActivation& act)
+    : storage_(std::move(w)), w_(*storage_), bias_(std::move(bias)), label_(std::move(label)), kernel_(kernel),
+      act_(act) {
+  if (kernel_->w8a8.gemm != nullptr) rowsum_ = int8_row_sums(w_);
+}
+
 Expected<std::unique_ptr<PackedLinear>> PackedLinear::create(PackedMatrix weight, std::vector<float> bias,
-                                                             std::string label, Isa isa) {
-  return create_shared(std::make_shared<const PackedMatrix>(std::move(weight)), std::move(bias), std::move(label), isa);
+                                                             std::string label, const LinearActivation& act, Isa isa) {
+  return create_shared(std::make_shared<const PackedMatrix>(std::move(weight)), std::move(bias), std::move(label), act,
+                       isa);
 }
 
 Expected<std::unique_ptr<PackedLinear>> PackedLinear::create_shared(std::shared_ptr<const PackedMatrix> weight,
                                                                     std::vector<float> bias, std::string label,
-                                                                    Isa isa) {
+                                                                    const LinearActivation& act, Isa isa) {
   if (weight == nullptr) return make_error("packed linear '{}': no matrix", label);
   LB_RETURN_IF_ERROR(weight->validate());
   if (!bias.empty() && static_cast<int64_t>(bias.size()) != weight->rows) {
     return make_error("packed linear: bias has {} values for {} rows", bias.size(), weight->rows);
   }
-  const PackedKernels k = packed_kernels(weight->kind, isa);
-  return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(weight), std::move(bias), std::move(label), k));
+  const float t = act.rule.static_threshold;
+  if (act.format != ActFormat::kFp32 && (!(t >= 0.0f) || !std::isfinite(t) || !(act.rule.clip > 0.0f))) {
+    return make_error("{}: per-tensor static activation threshold {} must be positive and finite (clip {})", label, t,
+                      act.rule.clip);
+  }
+  if (act.format == ActFormat::kInt4 && !w4a4_supported(*weight, act.group)) {
+    return make_error("{}: W4A4 needs integer 4-bit groups cut into sub-blocks of 16k columns (weight group {}, act "
+                      "group {})",
+                      label, weight->group, act.group);
+  }
+  const LinearKernel* k = find_linear_kernel(*weight, act.format, isa);
+  if (k == nullptr) {
+    return make_error("{}: no kernel for {} activations on the {} weight layout", label, act_format_name(act.format),
+                      packed_kind_name(weight->kind));
+  }
+  return std::unique_ptr<PackedLinear>(new PackedLinear(std::move(weight), std::move(bias), std::move(label), k, act));
+}
+
+Expected<std::unique_ptr<PackedLinear>> PackedLinear::with_activation(const LinearActivation& act, Isa isa) const {
+  return create_shared(storage_, bias_, label_, act, isa);
 }
 
 uint64_t PackedLinear::weight_bytes() const { return w_.storage_bytes() + bias_.size() * sizeof(float); }
-
-std::string PackedLinear::kernel_name() const { return int8_act_ ? int_name_ : kernels_.name; }
 
 std::string PackedLinear::describe() const { return label_ + " packed " + kernel_name(); }
 
@@ -53,74 +77,49 @@ std::string PackedLinear::integer_act_unsupported(const PackedMatrix& w, const A
   return "";
 }
 
-Status PackedLinear::enable_integer_activations(const ActQuantAttachment& act, Isa isa) {
-  const std::string why = integer_act_unsupported(w_, act);
-  if (!why.empty()) return make_error("{}: {}", label_, why);
+Expected<LinearActivation> PackedLinear::integer_activation(const PackedMatrix& w, const ActQuantAttachment& act) {
+  const std::string why = integer_act_unsupported(w, act);
+  if (!why.empty()) return make_error("{}", why);
   if (act.spec.is_static() && !(act.static_threshold > 0.0f && std::isfinite(act.static_threshold))) {
-    return make_error("{}: per-tensor static activation threshold {} must be positive and finite", label_,
-                      act.static_threshold);
+    return make_error("per-tensor static activation threshold {} must be positive and finite", act.static_threshold);
   }
-  if (act.spec.format == "int4") {
-    int8_act_ = true;
-    w4a4_ = w4a4_kernel(isa);
-    int_name_ = w4a4_kernel_name(isa);
-    act_group_ = act.spec.granularity == ActGranularity::kGroup ? act.spec.group : 0;
-  } else {
-    LB_RETURN_IF_ERROR(enable_int8_activations(isa));
-  }
-  act_rule_.clip = act.spec.clip;
-  act_rule_.static_threshold = act.spec.is_static() ? act.static_threshold : 0.0f;
-  return Status::ok_status();
+  LinearActivation a;
+  a.format = act.spec.format == "int4" ? ActFormat::kInt4 : ActFormat::kInt8;
+  a.rule.clip = act.spec.clip;
+  a.rule.static_threshold = act.spec.is_static() ? act.static_threshold : 0.0f;
+  a.group = a.format == ActFormat::kInt4 && act.spec.granularity == ActGranularity::kGroup ? act.spec.group : 0;
+  return a;
 }
 
-Status PackedLinear::enable_int8_activations(Isa isa) {
-  if (w_.kind == PackedKind::kInt8Row) {
-    rowsum_ = int8_row_sums(w_);
-    w8a8_ = w8a8_kernels(isa);
-    amx_min_tokens_ = isa >= Isa::kAmx ? kAmxMinTokensW8A8 : 0;
-    // AMX for prompts, VNNI below kAmxMinTokensW8A8.
-    int_name_ = amx_min_tokens_ > 0 ? "w8a8/amx+avx512vnni" : w8a8_.name;
-  } else if (w4a8_supported(w_, nullptr)) {
-    w4a8_ = w4a8_kernel(isa);
-    group_sums_ = group_activation_sums_kernel(isa);
-    amx_min_tokens_ = isa >= Isa::kAmx && w4a8_amx_supported(w_) ? kAmxMinTokensW4A8 : 0;
-    int_name_ = isa >= Isa::kAvx512Vnni ? "w4a8/avx512vnni" : "w4a8/reference";
-    if (amx_min_tokens_ > 0) int_name_ = "w4a8/amx+avx512vnni";
-  } else {
-    return make_error("{}: no integer-activation kernel for the {} layout", label_, packed_kind_name(w_.kind));
-  }
-  quantize_rows_ = quantize_rows_int8(isa);
-  int8_act_ = true;
-  act_rule_ = {};
-  w4a4_ = nullptr;
-  return Status::ok_status();
-}
-
-void PackedLinear::w4a4_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
+void PackedLinear::int4_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
   Int4Activations a;  // [n_tokens, cols_padded / 2] packed INT4, shared read-only by the threads
-  quantize_activations_int4(x, n_tokens, w_.cols, w_.cols_padded, act_group_, act_rule_, a);
+  quantize_activations_int4(x, n_tokens, w_.cols, w_.cols_padded, act_.group, act_.rule, a);
   const std::vector<int32_t> qsum = w4a4_block_sums(w_, a);
   const int64_t out = w_.rows;
-  pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w4a4_(w_, a, qsum, r0, r1, y + r0, out); });
+  const W4A4Fn gemm = kernel_->w4a4;
+  pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { gemm(w_, a, qsum, r0, r1, y + r0, out); });
 }
 
-void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
-  if (w4a4_ != nullptr) return w4a4_forward(x, n_tokens, y, pool);
-  const bool amx = amx_min_tokens_ > 0 && n_tokens >= amx_min_tokens_;
+void PackedLinear::int8_forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
+  const LinearKernel& k = *kernel_;
+  const bool amx = k.gemm_min_tokens > 0 && n_tokens >= k.gemm_min_tokens;
+  const bool w8a8 = k.w8a8.gemm != nullptr;
+  // Per token with clip 1: the entry's quantizer; a static T or a clip: the portable one (the same codes).
+  const bool default_rule = act_.rule.static_threshold == 0.0f && act_.rule.clip == 1.0f;
   // Shared read-only by the threads once filled (one parallel pass over tokens):
   Int8Activations a;          // [n_tokens, cols_padded] per-token INT8
   std::vector<int32_t> qsum;  // W4A8: [n_tokens, n_groups]
   AmxActivations xa;          // AMX: [tokens_padded, k_padded] signed q
   reserve_int8_activations(n_tokens, w_.cols_padded, a);
-  if (w_.kind != PackedKind::kInt8Row) qsum.resize(static_cast<size_t>(n_tokens * w_.n_groups()));
+  if (!w8a8) qsum.resize(static_cast<size_t>(n_tokens * w_.n_groups()));
   if (amx) reserve_amx_activations(n_tokens, w_.cols_padded, xa);
   pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-    if (act_rule_.static_threshold > 0.0f || act_rule_.clip != 1.0f) {
-      quantize_rows_int8_rule(x, w_.cols, t0, t1, act_rule_, a);  // static T or a clip: the portable quantizer
+    if (default_rule) {
+      k.quantize_rows(x, w_.cols, t0, t1, a);
     } else {
-      quantize_rows_(x, w_.cols, t0, t1, a);
+      quantize_rows_int8_rule(x, w_.cols, t0, t1, act_.rule, a);
     }
-    if (!qsum.empty()) group_sums_(w_, a, t0, t1, qsum.data());
+    if (!qsum.empty()) k.group_sums(w_, a, t0, t1, qsum.data());
     if (amx) amx_activation_rows(a, t0, t1, xa);
   });
   const int64_t out = w_.rows;
@@ -129,29 +128,29 @@ void PackedLinear::integer_forward(const float* x, int64_t n_tokens, float* y, T
     const int64_t blocks = (out + kAmxRowBlock - 1) / kAmxRowBlock;
     pool.parallel_for(blocks, [&](int64_t b0, int64_t b1, int) {
       const int64_t r0 = b0 * kAmxRowBlock, r1 = std::min(out, b1 * kAmxRowBlock);
-      if (w_.kind == PackedKind::kInt8Row) {
-        w8a8_amx(w_, xa, r0, r1, y + r0, out);
+      if (w8a8) {
+        k.amx_w8a8(w_, xa, r0, r1, y + r0, out);
       } else {
-        w4a8_amx(w_, xa, qsum, r0, r1, y + r0, out);
+        k.amx_w4a8(w_, xa, qsum, r0, r1, y + r0, out);
       }
     });
-  } else if (w_.kind == PackedKind::kInt8Row) {
-    pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w8a8_.gemm(w_, rowsum_, a, r0, r1, y + r0, out); });
+  } else if (w8a8) {
+    pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { k.w8a8.gemm(w_, rowsum_, a, r0, r1, y + r0, out); });
   } else {
-    pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { w4a8_(w_, a, qsum, r0, r1, y + r0, out); });
+    pool.parallel_for(out, [&](int64_t r0, int64_t r1, int) { k.w4a8(w_, a, qsum, r0, r1, y + r0, out); });
   }
 }
 
 void PackedLinear::gemv(const float* x, float* y, ThreadPool& pool) const {
+  const PackedKernels& k = kernel_->fp;
   PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
-  prepare_activation(w_, x, a, kernels_.prepare_fixed16);
-  pool.parallel_for(w_.rows, [&](int64_t r0, int64_t r1, int) { kernels_.gemv(w_, a, r0, r1, y + r0); });
+  prepare_activation(w_, x, a, k.prepare_fixed16);
+  pool.parallel_for(w_.rows, [&](int64_t r0, int64_t r1, int) { k.gemv(w_, a, r0, r1, y + r0); });
 }
 
 bool PackedLinear::shares_decode_input(const PackedLinear& other) const {
   const PackedMatrix &a = w_, &b = other.w_;
-  return !int8_act_ && !other.int8_act_ && kernels_.gemv == other.kernels_.gemv &&
-         kernels_.prepare_fixed16 == other.kernels_.prepare_fixed16 && a.kind == b.kind && a.cols == b.cols &&
+  return act_.format == ActFormat::kFp32 && kernel_ == other.kernel_ && a.kind == b.kind && a.cols == b.cols &&
          a.cols_padded == b.cols_padded && a.group == b.group && a.asymmetric == b.asymmetric &&
          a.bf16_scales == b.bf16_scales && a.code_bits == b.code_bits && std::equal(a.lut, a.lut + 16, b.lut);
 }
@@ -160,8 +159,9 @@ void PackedLinear::gemv_shared_input(std::span<const PackedLinear* const> linear
                                      std::span<float* const> ys, ThreadPool& pool) {
   if (linears.empty()) return;
   const PackedLinear& first = *linears[0];
+  const PackedKernels& k = first.kernel_->fp;
   PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
-  prepare_activation(first.w_, x, a, first.kernels_.prepare_fixed16);
+  prepare_activation(first.w_, x, a, k.prepare_fixed16);
   // Thread t takes share t of every layer, the rows parallel_for would give it:
   // the threads stay balanced (a split of the stacked rows left one thread
   // with the ends of three layers: 1% slower per TinyLlama layer).
@@ -171,7 +171,7 @@ void PackedLinear::gemv_shared_input(std::span<const PackedLinear* const> linear
       for (size_t i = 0; i < linears.size(); ++i) {
         const int64_t rows = linears[i]->w_.rows, share = (rows + threads - 1) / threads;
         const int64_t b = std::min(rows, share * t), e = std::min(rows, b + share);
-        if (b < e) first.kernels_.gemv(linears[i]->w_, a, b, e, ys[i] + b);
+        if (b < e) k.gemv(linears[i]->w_, a, b, e, ys[i] + b);
       }
     }
   });
@@ -188,7 +188,9 @@ void PackedLinear::gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& 
   std::vector<float> buf(static_cast<size_t>(tile * cols));  // [tile, cols] dequantized rows
   for (int64_t r0 = 0; r0 < rows; r0 += tile) {
     const int64_t tr = std::min(tile, rows - r0);
-    pool.parallel_for(tr, [&](int64_t b, int64_t e, int) { kernels_.dequantize_rows(w_, r0 + b, r0 + e, buf.data() + b * cols); });
+    pool.parallel_for(tr, [&](int64_t b, int64_t e, int) {
+      kernel_->fp.dequantize_rows(w_, r0 + b, r0 + e, buf.data() + b * cols);
+    });
     // y[:, r0:r0+tr] = x[n, cols] · tile[tr, cols]ᵀ
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(tr),
                 static_cast<int>(cols), 1.0f, x, static_cast<int>(cols), buf.data(), static_cast<int>(cols), 0.0f,
@@ -198,9 +200,11 @@ void PackedLinear::gemm(const float* x, int64_t n_tokens, float* y, ThreadPool& 
 
 void PackedLinear::forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const {
   const int64_t in = w_.cols, out = w_.rows;
-  if (int8_act_) {
-    integer_forward(x, n_tokens, y, pool);
-  } else if (n_tokens < kGemvMaxTokens) {
+  if (act_.format == ActFormat::kInt8) {
+    int8_forward(x, n_tokens, y, pool);
+  } else if (act_.format == ActFormat::kInt4) {
+    int4_forward(x, n_tokens, y, pool);
+  } else if (n_tokens < kernel_->gemm_min_tokens) {
     for (int64_t t = 0; t < n_tokens; ++t) gemv(x + t * in, y + t * out, pool);
   } else {
     gemm(x, n_tokens, y, pool);

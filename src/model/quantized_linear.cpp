@@ -30,6 +30,14 @@ std::string QuantizedLinear::describe() const {
   return s;
 }
 
+LinearActivation runtime_activation(const PackedMatrix& w, const AttachOptions& options) {
+  LinearActivation act;
+  if (options.int8_activations && find_linear_kernel(w, ActFormat::kInt8, options.isa) != nullptr) {
+    act.format = ActFormat::kInt8;
+  }
+  return act;
+}
+
 Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, std::vector<float> bias,
                                                         const AttachOptions& options, std::string* reason) {
   std::string why = options.packed ? packed_unsupported_reason(weight) : "packed kernels off";
@@ -38,11 +46,9 @@ Expected<std::unique_ptr<Linear>> make_quantized_linear(QuantizedWeight weight, 
     const std::string label = fmt::format("{} {:.3f} bpw", weight.format, weight.bits_per_weight());
     LB_ASSIGN_OR_RETURN(PackedMatrix packed, pack_quantized_weight(weight));
     weight = QuantizedWeight();  // only the packed layout stays resident
+    const LinearActivation act = runtime_activation(packed, options);
     LB_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> p,
-                        PackedLinear::create(std::move(packed), std::move(bias), label, options.isa));
-    if (options.int8_activations && (p->packed().kind == PackedKind::kInt8Row || w4a8_supported(p->packed(), nullptr))) {
-      LB_RETURN_IF_ERROR(p->enable_int8_activations(options.isa));
-    }
+                        PackedLinear::create(std::move(packed), std::move(bias), label, act, options.isa));
     return std::unique_ptr<Linear>(std::move(p));
   }
   LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedLinear> q, QuantizedLinear::create(std::move(weight), std::move(bias)));
@@ -70,8 +76,7 @@ namespace {
 // A dense output head whose values are all exact in FP16 (a tied head copied from
 // an embedding the file stores in FP16) as a packed FP16 linear: the same
 // products at half the bytes per decode token. Null when some value is not exact.
-Expected<std::unique_ptr<Linear>> exact_fp16_head(const DenseLinear& head, const AttachOptions& options) {
-  const Matrix& m = head.matrix();
+Expected<std::unique_ptr<Linear>> exact_fp16_head(const Matrix& m, const AttachOptions& options) {
   std::optional<QuantizedWeight> q = exact_fp16_weight(m.data.data(), m.rows, m.cols);
   if (!q) return std::unique_ptr<Linear>();
   return make_quantized_linear(std::move(*q), m.bias, options);
@@ -87,13 +92,13 @@ Status attach_quantized_linears(LlamaModel& model, std::map<std::string, Quantiz
     const Linear* current = model.find_linear(name);
     if (current == nullptr) return make_error("quantized linear '{}': the model has no such layer", name);
     std::vector<float> bias;
-    if (const auto* dense = dynamic_cast<const DenseLinear*>(current)) bias = dense->matrix().bias;
+    if (const Matrix* dense = current->dense_matrix()) bias = dense->bias;
     std::string reason;
     auto q = make_quantized_linear(std::move(it->second), std::move(bias), options, &reason);
     if (!q.ok()) return q.status().with_context("linear '" + name + "'");
     if (report != nullptr) {
       if (reason.empty()) {
-        ++report->packed[static_cast<const PackedLinear&>(**q).kernel_name()];
+        ++report->packed[(*q)->packed_linear()->kernel_name()];
       } else {
         ++report->dequantized[reason];
       }
@@ -101,10 +106,11 @@ Status attach_quantized_linears(LlamaModel& model, std::map<std::string, Quantiz
     LB_RETURN_IF_ERROR(model.replace_linear(name, std::move(q).value()));
   }
   if (quantized_model && options.packed) {
-    if (const auto* head = dynamic_cast<const DenseLinear*>(model.find_linear("lm_head"))) {
-      LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> packed, exact_fp16_head(*head, options));
+    const Linear* head = model.find_linear("lm_head");
+    if (const Matrix* dense = head != nullptr ? head->dense_matrix() : nullptr) {
+      LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> packed, exact_fp16_head(*dense, options));
       if (packed != nullptr) {
-        if (report != nullptr) ++report->packed[static_cast<const PackedLinear&>(*packed).kernel_name()];
+        if (report != nullptr) ++report->packed[packed->packed_linear()->kernel_name()];
         LB_RETURN_IF_ERROR(model.replace_linear("lm_head", std::move(packed)));
       }
     }

@@ -16,6 +16,7 @@
 #include "core/status.h"
 #include "model/linear.h"
 #include "model/llama_model.h"
+#include "model/packed_linear.h"
 #include "quant/quantized_weight.h"
 
 namespace lowbit {
@@ -61,6 +62,10 @@ struct AttachReport {
   std::map<std::string, int> packed;       // kernel name ("lut4/avx512") -> number of linears
   std::map<std::string, int> dequantized;  // reason there is no packed kernel -> number of linears
 };
+
+// The activations a packed layer of w runs with under `options`: INT8 where
+// options.int8_activations and the kernel table has an INT8 entry for w, else FP32.
+LinearActivation runtime_activation(const PackedMatrix& w, const AttachOptions& options);
 
 // The runtime linear for one quantized weight (PackedLinear or QuantizedLinear).
 // reason: set to why no packed kernel was used ("" when one was).

@@ -112,7 +112,7 @@ class RuntimeBuilder {
   void count(const std::string& reason, const Linear& l) const {
     if (report_ == nullptr) return;
     if (reason.empty()) {
-      ++report_->packed[static_cast<const PackedLinear&>(l).kernel_name()];
+      ++report_->packed[l.packed_linear()->kernel_name()];
     } else {
       ++report_->dequantized[reason];
     }
@@ -124,7 +124,7 @@ class RuntimeBuilder {
     auto l = make_quantized_linear(std::move(q), std::move(bias), options_, &reason);
     if (!l.ok()) return l.status().with_context(where(name));
     if (reason.empty()) {
-      LB_RETURN_IF_ERROR(check_packed_finite(static_cast<const PackedLinear&>(**l).packed(), where(name)));
+      LB_RETURN_IF_ERROR(check_packed_finite((*l)->packed_linear()->packed(), where(name)));
     } else {
       const Matrix& m = static_cast<const QuantizedLinear&>(**l).dequantized();
       LB_RETURN_IF_ERROR(check_finite(m.data.data(), m.data.size(), where(name)));
@@ -205,12 +205,9 @@ class RuntimeBuilder {
       m.data = e.fp32_table();
       return std::unique_ptr<Linear>(std::make_unique<DenseLinear>(std::move(m)));
     }
+    const LinearActivation act = runtime_activation(*e.packed_table(), options_);
     LB_ASSIGN_OR_RETURN(std::unique_ptr<PackedLinear> p,
-                        PackedLinear::create_shared(e.packed_table(), {}, embedding_label_, options_.isa));
-    const PackedMatrix& w = p->packed();
-    if (options_.int8_activations && (w.kind == PackedKind::kInt8Row || w4a8_supported(w, nullptr))) {
-      LB_RETURN_IF_ERROR(p->enable_int8_activations(options_.isa));
-    }
+                        PackedLinear::create_shared(e.packed_table(), {}, embedding_label_, act, options_.isa));
     count("", *p);
     return std::unique_ptr<Linear>(std::move(p));
   }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "kernels/kernel_table.h"
+
 namespace lowbit {
 
 Expected<TokenEmbedding> TokenEmbedding::fp32(std::vector<float> table, int64_t dim) {
@@ -21,7 +23,9 @@ Expected<TokenEmbedding> TokenEmbedding::packed(std::shared_ptr<const PackedMatr
   TokenEmbedding e;
   e.vocab_ = table->rows;
   e.dim_ = table->cols;
-  e.kernels_ = packed_kernels(table->kind, isa);
+  const LinearKernel* k = find_linear_kernel(*table, ActFormat::kFp32, isa);
+  if (k == nullptr) return make_error("token embedding: no kernel for the {} layout", packed_kind_name(table->kind));
+  e.kernels_ = k->fp;
   e.packed_ = std::move(table);
   return e;
 }

@@ -1,0 +1,200 @@
+// The linear-kernel table (kernel_table.h): its rows and the lookup.
+#include "kernels/kernel_table.h"
+
+#include <cstring>
+
+#include "kernels/int8_fixed16.h"
+#include "kernels/lut4_fixed16.h"
+
+namespace lowbit {
+namespace {
+
+// From this many tokens on, FP32-activation layers dequantize tiles for sgemm
+// instead of running the GEMV per token (the GEMV reads the weight once per
+// token; sgemm amortises a tile over the tokens).
+constexpr int64_t kFpGemmMinTokens = 4;
+// Integer activations: from this many tokens on, the AMX tile GEMM beats the
+// VNNI kernels (2048 x 2048, one thread: W8A8 at 8 tokens 0.57 vs 0.70 ms, at 4
+// tokens 0.77 vs 0.27 ms; W4A8, whose VNNI kernel is not tiled over tokens, at 4
+// tokens 0.87 vs 1.58 ms).
+constexpr int64_t kAmxMinTokensW8A8 = 8;
+constexpr int64_t kAmxMinTokensW4A8 = 4;
+
+// The FP32 kernels' bound (packed_matrix.h, packed_gemv_bound).
+double float_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) {
+  return packed_gemv_bound(w, a.x.data(), r);
+}
+
+// Fixed-point GEMVs (lut4_fixed16.h, int8_fixed16.h): where x took the 16-bit
+// form, its quantization error plus the kernel's rounding; else they ran FP32.
+double fixed16_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) {
+  if (!a.fixed.valid) return float_bound(w, a, r);
+  const double rounding =
+      w.kind == PackedKind::kInt8Row ? int8_fixed16_rounding_bound(w, a, r) : lut4_fixed16_rounding_bound(w, a, r);
+  return rounding + fixed16_quantization_bound(w, a, r);
+}
+
+bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni; }
+// lut4/avx2+fixed16 takes tables whose bytes stay <= 63 (INT4, FP4); others (NF4, wide tables) run lut4/avx2.
+bool lut4_avx2_fixed16_table(const PackedMatrix& w, const CpuFeatures&) { return lut4_fixed16_avx2_eligible(w); }
+bool amx_w4a8_layout(const PackedMatrix& w, const CpuFeatures&) { return w4a8_amx_supported(w); }
+
+using Accepts = bool (*)(const PackedMatrix&, const CpuFeatures&);
+
+// The key of a row; the integer rows are exact.
+LinearKernel row(const char* name, WeightLayout layout, ActFormat act, Isa isa) {
+  LinearKernel k;
+  k.name = name;
+  k.layout = layout;
+  k.act = act;
+  k.isa = isa;
+  k.exact = act != ActFormat::kFp32;
+  return k;
+}
+
+LinearKernel fp_row(const char* name, WeightLayout layout, PackedKernels ops, Accepts accepts = nullptr) {
+  LinearKernel k = row(name, layout, ActFormat::kFp32, ops.isa);
+  k.accepts = accepts;
+  k.gemm_min_tokens = kFpGemmMinTokens;
+  k.fp = ops;
+  k.fp_bound = ops.prepare_fixed16 != nullptr ? fixed16_bound : float_bound;
+  k.fp_reference = gemv_packed_reference;
+  return k;
+}
+
+// W8A8 (w8a8.h); amx: the AMX prompt GEMM from kAmxMinTokensW8A8 tokens on.
+LinearKernel w8a8_row(const char* name, Isa isa, W8A8Kernels ops, QuantizeRowsFn quantize, bool amx = false) {
+  LinearKernel k = row(name, WeightLayout::kInt8Row, ActFormat::kInt8, isa);
+  k.quantize_rows = quantize;
+  k.w8a8 = ops;
+  k.w8a8_reference = w8a8_reference;
+  if (amx) k.amx_w8a8 = w8a8_amx, k.gemm_min_tokens = kAmxMinTokensW8A8;
+  return k;
+}
+
+// W4A8 (w4a8.h); amx as above, for the weights w4a8_amx_supported takes.
+LinearKernel w4a8_row(const char* name, Isa isa, W4A8Fn gemm, GroupSumsFn sums, QuantizeRowsFn quantize,
+                      bool amx = false) {
+  LinearKernel k = row(name, WeightLayout::kLut4Integer, ActFormat::kInt8, isa);
+  k.quantize_rows = quantize;
+  k.group_sums = sums;
+  k.w4a8 = gemm;
+  k.w4a8_reference = w4a8_reference;
+  if (amx) k.amx_w4a8 = w4a8_amx, k.accepts = amx_w4a8_layout, k.gemm_min_tokens = kAmxMinTokensW4A8;
+  return k;
+}
+
+// W4A4 (w4a4.h).
+LinearKernel w4a4_row(const char* name, Isa isa, W4A4Fn gemm) {
+  LinearKernel k = row(name, WeightLayout::kLut4Integer, ActFormat::kInt4, isa);
+  k.w4a4 = gemm;
+  k.w4a4_reference = w4a4_reference;
+  return k;
+}
+
+// The rows. At one level, a later row with a condition (accepts) wins over an
+// earlier one where the condition holds.
+std::vector<LinearKernel> build_table() {
+  using L = WeightLayout;
+  const QuantizeRowsFn q_gen = quantize_rows_int8_generic, q_avx2 = quantize_rows_int8_avx2,
+                       q_512 = quantize_rows_int8_avx512;
+  const GroupSumsFn s_gen = group_activation_sums_rows, s_512 = group_activation_sums_rows_avx512;
+  return {
+      // FP32 activations.
+      fp_row("lut4/generic", L::kLut4, packed_kernels_lut4_generic()),
+      fp_row("lut4/avx2", L::kLut4, packed_kernels_lut4_avx2()),
+      // The AVX2 fixed-point GEMV (lut4_fixed16.h, vpmaddubsw): the same integer sums as the VNNI one.
+      fp_row("lut4/avx2+fixed16", L::kLut4, packed_kernels_lut4_fixed16_avx2(), lut4_avx2_fixed16_table),
+      fp_row("lut4/avx512", L::kLut4, packed_kernels_lut4_avx512()),
+      // The fixed-point GEMV (lut4_fixed16.h), which falls back to lut4/avx512's code itself.
+      fp_row("lut4/avx512vnni", L::kLut4, packed_kernels_lut4_avx512vnni()),
+      fp_row("lut4/avx512vnni+gfni", L::kLut4, packed_kernels_lut4_avx512vnni_gfni(), cpu_has_gfni),
+      fp_row("int8/generic", L::kInt8Row, packed_kernels_int8_generic()),
+      fp_row("int8/avx2", L::kInt8Row, packed_kernels_int8_avx2()),
+      fp_row("int8/avx2+fixed16", L::kInt8Row, packed_kernels_int8_fixed16_avx2()),  // int8_fixed16.h, vpmaddwd
+      fp_row("int8/avx512", L::kInt8Row, packed_kernels_int8_avx512()),
+      fp_row("int8/avx512vnni", L::kInt8Row, packed_kernels_int8_avx512vnni()),  // int8_fixed16.h
+      fp_row("fp8/generic", L::kFp8Row, packed_kernels_fp8_generic()),
+      fp_row("fp8/avx2", L::kFp8Row, packed_kernels_fp8_avx2()),
+      fp_row("fp8/avx512", L::kFp8Row, packed_kernels_fp8_avx512()),
+      fp_row("half/generic", L::kHalf, packed_kernels_half_generic()),
+      fp_row("half/avx2", L::kHalf, packed_kernels_half_avx2()),
+      fp_row("half/avx512", L::kHalf, packed_kernels_half_avx512()),
+      fp_row("bits/generic", L::kBits, packed_kernels_bits_generic()),
+      fp_row("bits/avx2", L::kBits, packed_kernels_bits_avx2()),
+      fp_row("bits/avx512", L::kBits, packed_kernels_bits_avx512()),
+      // INT8 activations per token / static: W8A8, W4A8.
+      w8a8_row("w8a8/generic", Isa::kGeneric, w8a8_kernels_generic(), q_gen),
+      w8a8_row("w8a8/avx2", Isa::kAvx2, w8a8_kernels_avx2(), q_avx2),  // also the AVX-512 (no VNNI) level's
+      w8a8_row("w8a8/avx512vnni", Isa::kAvx512Vnni, w8a8_kernels_avx512vnni(), q_512),
+      w8a8_row("w8a8/amx+avx512vnni", Isa::kAmx, w8a8_kernels_avx512vnni(), q_512, true),
+      w4a8_row("w4a8/generic", Isa::kGeneric, w4a8_reference, s_gen, q_gen),  // the reference loop
+      w4a8_row("w4a8/avx2", Isa::kAvx2, w4a8_avx2, s_gen, q_avx2),
+      w4a8_row("w4a8/avx512vnni", Isa::kAvx512Vnni, w4a8_avx512vnni, s_512, q_512),
+      w4a8_row("w4a8/amx+avx512vnni", Isa::kAmx, w4a8_avx512vnni, s_512, q_512, true),
+      // INT4 activations per token / static / group: W4A4.
+      w4a4_row("w4a4/generic", Isa::kGeneric, w4a4_reference),  // the reference loop
+      w4a4_row("w4a4/avx2", Isa::kAvx2, w4a4_avx2),               // also the AVX-512 (no VNNI) level's
+      w4a4_row("w4a4/avx512vnni", Isa::kAvx512Vnni, w4a4_avx512vnni),
+  };
+}
+
+}  // namespace
+
+const char* weight_layout_name(WeightLayout layout) {
+  switch (layout) {
+    case WeightLayout::kLut4: return "lut4";
+    case WeightLayout::kLut4Integer: return "lut4-integer";
+    case WeightLayout::kInt8Row: return "int8";
+    case WeightLayout::kFp8Row: return "fp8";
+    case WeightLayout::kHalf: return "half";
+    case WeightLayout::kBits: return "bits";
+  }
+  return "?";
+}
+
+bool weight_has_layout(const PackedMatrix& w, WeightLayout layout) {
+  switch (layout) {
+    case WeightLayout::kLut4: return w.kind == PackedKind::kLut4;
+    case WeightLayout::kLut4Integer: return w4a8_supported(w, nullptr);
+    case WeightLayout::kInt8Row: return w.kind == PackedKind::kInt8Row;
+    case WeightLayout::kFp8Row: return w.kind == PackedKind::kFp8Row;
+    case WeightLayout::kHalf: return w.kind == PackedKind::kFp16 || w.kind == PackedKind::kBf16;
+    case WeightLayout::kBits: return w.kind == PackedKind::kBits;
+  }
+  return false;
+}
+
+const char* act_format_name(ActFormat act) {
+  switch (act) {
+    case ActFormat::kFp32: return "fp32";
+    case ActFormat::kInt8: return "int8";
+    case ActFormat::kInt4: return "int4";
+  }
+  return "?";
+}
+
+std::span<const LinearKernel> linear_kernels() {
+  static const std::vector<LinearKernel> table = build_table();
+  return table;
+}
+
+const LinearKernel* find_linear_kernel(const PackedMatrix& w, ActFormat act, Isa isa) {
+  static const CpuFeatures cpu = detect_cpu_features();
+  const LinearKernel* best = nullptr;
+  for (const LinearKernel& k : linear_kernels()) {
+    if (k.act != act || k.isa > isa || !weight_has_layout(w, k.layout)) continue;
+    if (k.accepts != nullptr && !k.accepts(w, cpu)) continue;
+    if (best == nullptr || k.isa >= best->isa) best = &k;
+  }
+  return best;
+}
+
+const LinearKernel* find_linear_kernel(const char* name) {
+  for (const LinearKernel& k : linear_kernels()) {
+    if (std::strcmp(k.name, name) == 0) return &k;
+  }
+  return nullptr;
+}
+
+}  // namespace lowbit
