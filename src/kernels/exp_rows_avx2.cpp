@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "kernels/avx2_lanes.h"
 #include "kernels/exp_rows.h"
 
 namespace lowbit {
@@ -58,14 +59,6 @@ inline float reduce_max(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-// Lane tree: (0+4, 1+5, 2+6, 3+7), then pairs, then the last two (log2 8 = 3 levels).
-inline float reduce_add(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 void softmax_avx2(float* x, int64_t n) {
   if (n <= 0) return;
   const int64_t full = n / 8 * 8;
@@ -88,7 +81,7 @@ void softmax_avx2(float* x, int64_t n) {
     sum = _mm256_add_ps(sum, _mm256_and_ps(e, _mm256_castsi256_ps(tail)));  // lanes past the end add 0
     _mm256_maskstore_ps(x + full, tail, e);
   }
-  const __m256 inv = _mm256_set1_ps(1.0f / reduce_add(sum));
+  const __m256 inv = _mm256_set1_ps(1.0f / avx2::hsum(sum));
   for (int64_t i = 0; i < full; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
   if (full < n) _mm256_maskstore_ps(x + full, tail, _mm256_mul_ps(_mm256_maskload_ps(x + full, tail), inv));
 }
