@@ -213,9 +213,14 @@ TEST_F(QuantizeCli, KilledRunLeavesNoCompleteLookingFile) {
           static_cast<char*>(nullptr));
     _exit(127);
   }
+  // Wait for the temporary file's first bytes: killed between its creation and its
+  // first write, the run leaves an empty file, which no loader mistakes for a model
+  // either, but which reads as "unrecognised", not "truncated" (a race seen once
+  // under load).
   bool seen = false;
   for (int i = 0; i < 2000 && !seen; ++i) {
-    seen = fs::exists(tmp);
+    std::error_code ec;
+    seen = fs::file_size(tmp, ec) > 0 && !ec;
     if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   kill(pid, SIGKILL);
