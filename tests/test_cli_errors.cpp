@@ -139,19 +139,10 @@ void interrupt_quantize(const std::string& model, const std::string& text, int s
   ScopedTempDir dir("cli_errors_signal");
   const std::string out = dir.file("q.lbq");
   const std::string tmp = out + ".tmp";
-  std::vector<std::string> args = {LOWBIT_CLI_PATH, "quantize", model,  "--recipe",        "w4g128-gptq",
-                                   "--calib",       text,       "--calib-samples", "64", "--calib-len",
-                                   "512",           "-t",       "1",    "--no-progress", "-o",
-                                   out};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
+  const pid_t pid = lowbit::testing::spawn({LOWBIT_CLI_PATH, "quantize", model, "--recipe", "w4g128-gptq", "--calib", text,
+                                            "--calib-samples", "64", "--calib-len", "512", "-t", "1", "--no-progress",
+                                            "-o", out});
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(tmp) && std::chrono::steady_clock::now() < deadline) {
     int status = 0;

@@ -222,16 +222,8 @@ TEST_F(QuantizeResume, SigintAfterACheckpointKeepsItForResume) {
                                     "256",           "-t",       "1",            "--no-progress", "-o",
                                     o};
   };
-  std::vector<std::string> a = command(out);
-  std::vector<char*> argv;
-  for (std::string& s : a) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
+  const pid_t pid = testing::spawn(command(out));
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(out + ".ckpt") && std::chrono::steady_clock::now() < deadline) {
     int status = 0;
