@@ -26,6 +26,7 @@
 
 #include "cli/commands.h"
 #include "cli/kv_cli.h"
+#include "kernels/cpu_features.h"
 #include "pipeline/quantize_pipeline.h"
 #include "pipeline/recipe.h"
 #include "pipeline/size_budget.h"
@@ -43,7 +44,8 @@ struct QuantizeFlags {
   int calib_shards = 0;  // 0: the number of MPI ranks (1 in one process)
   uint64_t seed = 0;
   std::string calib_bos = "auto";
-  std::string hessian = "fp64";
+  std::string hessian;  // "": fp64, or bf16 under --calib-arith bf16
+  std::string calib_arith = "fp32";
   int threads = 2;
   std::string output_path;
   std::string json_path;
@@ -178,7 +180,25 @@ Status run_quantize_on(const QuantizeFlags& f, Communicator& comm) {
   o.auto_bos = f.calib_bos == "auto";
   if (f.calib_bos == "first") o.calibration.bos = CalibrationBos::kFirstToken;
   if (f.calib_bos == "document") o.calibration.bos = CalibrationBos::kDocumentStart;
-  o.hessian = f.hessian == "fp32" ? HessianPrecision::kFp32 : HessianPrecision::kFp64;
+  if (f.calib_arith == "bf16") {
+    if (!f.hessian.empty() && f.hessian != "bf16") {
+      return make_error("--hessian {}: under --calib-arith bf16 H is bf16 (BF16 products summed in FP32 per window, "
+                        "in double across windows)",
+                        f.hessian);
+    }
+    o.arithmetic = CalibArithmetic::kBf16;
+    o.hessian = HessianPrecision::kBf16;
+    if (active_isa() < Isa::kAvx512Bf16 && rank0 && !f.progress.quiet) {
+      std::fprintf(stderr,
+                   "quantize: --calib-arith bf16 at ISA level %s (no AVX512_BF16): the scalar reference products run, "
+                   "far slower than fp32\n",
+                   isa_name(active_isa()));
+    }
+  } else if (f.hessian == "bf16") {
+    return make_error("--hessian bf16 goes with --calib-arith bf16");
+  } else {
+    o.hessian = f.hessian == "fp32" ? HessianPrecision::kFp32 : HessianPrecision::kFp64;
+  }
   o.threads = f.threads;
   o.progress = show_progress(f.progress);
   o.verbose = f.verbose;
@@ -218,11 +238,12 @@ Status run_quantize_on(const QuantizeFlags& f, Communicator& comm) {
     if (comm.size() > 1) std::fprintf(stderr, "quantize: %d MPI ranks, calibration sharded\n", comm.size());
     std::fprintf(stderr,
                  "quantize: %s -> %s, recipe %s (%s), calibration %s (%d x %s tokens, seed %llu, bos %s), hessian %s, "
-                 "threads %d\n",
+                 "arithmetic %s, threads %d\n",
                  f.model_path.c_str(), f.output_path.c_str(), recipe.name.c_str(), recipe.source.c_str(),
                  o.calib_path.empty() ? "none" : o.calib_path.c_str(), o.calibration.n_samples,
                  std::to_string(o.calibration.seq_len).c_str(),
-                 static_cast<unsigned long long>(f.seed), f.calib_bos.c_str(), f.hessian.c_str(), f.threads);
+                 static_cast<unsigned long long>(f.seed), f.calib_bos.c_str(), hessian_precision_name(o.hessian),
+                 f.calib_arith.c_str(), f.threads);
   }
   std::optional<BudgetAllocation> allocation;
   nlohmann::json sensitivity_json;
@@ -330,8 +351,13 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
                   "document")
       ->check(CLI::IsMember({"auto", "none", "first", "document"}))
       ->capture_default_str();
-  app->add_option("--hessian", flags->hessian, "Accumulation of H = XᵀX: fp64 or fp32")
-      ->check(CLI::IsMember({"fp64", "fp32"}))
+  app->add_option("--hessian", flags->hessian,
+                  "Accumulation of H = XᵀX: fp64 (default) or fp32; bf16 under --calib-arith bf16 (its default)")
+      ->check(CLI::IsMember({"fp64", "fp32", "bf16"}));
+  app->add_option("--calib-arith", flags->calib_arith,
+                  "Products of the calibration forward and of H: fp32, or bf16 (BF16 operands, FP32 sums: twice the "
+                  "FP32 rate with AVX512_BF16; GPTQ itself stays FP64)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
       ->capture_default_str();
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   app->add_option("-o,--output", flags->output_path, "Output lowbit model file (written as OUT.tmp, then renamed)");

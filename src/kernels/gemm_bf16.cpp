@@ -59,29 +59,45 @@ void pack_bf16_panels_from_rows(const float* b, int64_t n, int64_t k, int64_t ld
   }
 }
 
-void pack_bf16_panels_from_columns(const float* b, int64_t k, int64_t n, int64_t ldb, Bf16Panels& out, Isa isa) {
+void pack_bf16_panels_from_columns(const float* b, int64_t k, int64_t n, int64_t ldb, Bf16Panels& out, Isa isa,
+                                   ThreadPool* pool) {
   out.n = n;
   out.pairs = (k + 1) / 2;
-  out.data.assign(static_cast<size_t>(out.n_panels() * out.pairs * kBf16PanelCols), 0u);
+  const int64_t padded = out.n_panels() * kBf16PanelCols;
+  // Every element, padding included, is written below: no zero fill of a reused buffer.
+  out.data.resize(static_cast<size_t>(padded * out.pairs));
   const Bf16InterleaveFn fast = isa >= Isa::kAvx512Bf16 ? bf16_interleave_avx512bf16() : nullptr;
   const int64_t fast_cols = fast != nullptr ? n / 16 * 16 : 0;
-  for (int64_t p = 0; p < out.pairs; ++p) {
-    const float* lo = b + 2 * p * ldb;
-    const float* hi = 2 * p + 1 < k ? lo + ldb : nullptr;
-    if (fast_cols > 0) fast(lo, hi, fast_cols, out.pairs, p, out.data.data());
-    for (int64_t i = fast_cols; i < n; ++i) {
-      out.data[static_cast<size_t>((i / kBf16PanelCols) * out.pairs * kBf16PanelCols + p * kBf16PanelCols +
-                                   i % kBf16PanelCols)] = pair_of(lo[i], hi != nullptr ? hi[i] : 0.0f);
+  auto pack_pairs = [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const float* lo = b + 2 * p * ldb;
+      const float* hi = 2 * p + 1 < k ? lo + ldb : nullptr;
+      if (fast_cols > 0) fast(lo, hi, fast_cols, out.pairs, p, out.data.data());
+      for (int64_t i = fast_cols; i < padded; ++i) {
+        out.data[static_cast<size_t>((i / kBf16PanelCols) * out.pairs * kBf16PanelCols + p * kBf16PanelCols +
+                                     i % kBf16PanelCols)] =
+            i < n ? pair_of(lo[i], hi != nullptr ? hi[i] : 0.0f) : 0u;
+      }
     }
+  };
+  if (pool == nullptr || pool->size() <= 1) {
+    pack_pairs(0, out.pairs);
+  } else {
+    pool->parallel_for(out.pairs, [&](int64_t p0, int64_t p1, int) { pack_pairs(p0, p1); });
   }
 }
 
 Bf16Rows round_rows_bf16(const float* x, int64_t rows, int64_t k, int64_t ldx, std::vector<uint32_t>& out, Isa isa) {
   const int64_t pairs = (k + 1) / 2;
   if (out.size() < static_cast<size_t>(rows * pairs)) out.resize(static_cast<size_t>(rows * pairs));
-  const Bf16RoundFn fast = round_fn_for(isa);
-  for (int64_t r = 0; r < rows; ++r) round_row(x + r * ldx, k, out.data() + r * pairs, fast);
+  round_rows_bf16_to(x, rows, k, ldx, out.data(), isa);
   return Bf16Rows{.rows = rows, .pairs = pairs, .row_stride = pairs, .pair_stride = 1, .data = out.data()};
+}
+
+void round_rows_bf16_to(const float* x, int64_t rows, int64_t k, int64_t ldx, uint32_t* out, Isa isa) {
+  const int64_t pairs = (k + 1) / 2;
+  const Bf16RoundFn fast = round_fn_for(isa);
+  for (int64_t r = 0; r < rows; ++r) round_row(x + r * ldx, k, out + r * pairs, fast);
 }
 
 Bf16Rows panels_as_rows(const Bf16Panels& panels) {
@@ -135,7 +151,7 @@ void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, co
       for (int64_t r0 = 0; r0 < a.rows; r0 += kBf16MicroRows) {
         if (range.upper_only && col0 + cols <= r0) break;  // this block and every later one lie below the diagonal
         const int rows = static_cast<int>(std::min<int64_t>(kBf16MicroRows, a.rows - r0));
-        kernel(a.row(r0), a.row_stride, a.pair_stride, b.panel(j), b.pairs, c + r0 * ldc + col0, ldc, rows, cols,
+        kernel(a.row(r0), a.row_stride, a.pair_stride, b.panel(j), a.pairs, c + r0 * ldc + col0, ldc, rows, cols,
                range.alpha, range.accumulate);
       }
     }

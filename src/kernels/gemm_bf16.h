@@ -49,8 +49,9 @@ struct Bf16Panels {
 // B[n, k] given row by row (b[i * ldb + k]: weights W[out, in], keys K[pos, hd]).
 void pack_bf16_panels_from_rows(const float* b, int64_t n, int64_t k, int64_t ldb, Bf16Panels& out);
 // B given column by column: b[k * ldb + i] is B[i, k] (values V[pos, hd] for P·V, X[tokens, in] for XᵀX).
-// `isa` picks the rounding loop (the same bits at every level).
-void pack_bf16_panels_from_columns(const float* b, int64_t k, int64_t n, int64_t ldb, Bf16Panels& out, Isa isa);
+// `isa` picks the rounding loop (the same bits at every level); `pool` splits the pairs.
+void pack_bf16_panels_from_columns(const float* b, int64_t k, int64_t n, int64_t ldb, Bf16Panels& out, Isa isa,
+                                   ThreadPool* pool = nullptr);
 
 // A operand as rows of pairs.
 struct Bf16Rows {
@@ -67,6 +68,8 @@ struct Bf16Rows {
 };
 // x[rows, k] (row stride ldx) rounded into out: [rows][ceil(k/2)] uint32, returned as rows.
 Bf16Rows round_rows_bf16(const float* x, int64_t rows, int64_t k, int64_t ldx, std::vector<uint32_t>& out, Isa isa);
+// The same into out[rows][ceil(k/2)] given by the caller (threads fill disjoint row ranges).
+void round_rows_bf16_to(const float* x, int64_t rows, int64_t k, int64_t ldx, uint32_t* out, Isa isa);
 // The panels of X read as A = Xᵀ: row i is column i of X.
 Bf16Rows panels_as_rows(const Bf16Panels& panels);
 
@@ -78,7 +81,8 @@ struct Bf16GemmRange {
   float alpha = 1.0f;         // C (+)= alpha · Σ, alpha applied to the finished FP32 sum
 };
 
-// C[m, n] (ldc) over a.rows × range.cols; a.pairs must equal b.pairs. Threads split the
+// C[m, n] (ldc) over a.rows × range.cols, summing the first a.pairs pairs (a.pairs ≤
+// b.pairs: attention's P·V stops at the last position a block of queries sees). Threads split the
 // panels; every element is one sum in k order whatever the split, so the bits do not
 // depend on the thread count. `isa` chooses the micro-kernel (AVX512_BF16 at
 // Isa::kAvx512Bf16 and above, the scalar reference below).

@@ -8,6 +8,7 @@
 #include <span>
 
 #include "core/blas_threads.h"
+#include "model/attention_bf16.h"
 #include "model/block_shapes.h"
 #include "model/model_source.h"
 #include "model/ops.h"
@@ -218,6 +219,11 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
     }
     keys = s.k_read.data();
     values = s.v_read.data();
+  }
+  if (bf16_attention_ && !mixed && !layout.keys_rotated && !layout.values_rotated && !layout.keys_before_rope &&
+      n_tokens > 1) {
+    attention_bf16(c, s.q.data(), n_tokens, pos, keys, values, s.attn.data(), pool, bf16_isa_);
+    return Status::ok_status();
   }
   // Rotated storage: q·k = (qR)·(kR), so the queries are rotated to match.
   if (layout.keys_rotated) cache.rotate_heads(s.q.data(), static_cast<int64_t>(n_tokens) * c.n_heads);

@@ -17,6 +17,7 @@
 
 #include "core/status.h"
 #include "core/thread_pool.h"
+#include "kernels/cpu_features.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/linear.h"
@@ -84,6 +85,13 @@ class DecoderBlock {
   // mismatch is an error that leaves the block unusable).
   Status wrap_linear(std::string_view suffix, const LinearWrapper& wrap);
   uint64_t weight_bytes() const;  // linears + norms
+  // Prompt attention with BF16 products and FP32 sums (model/attention_bf16.h) at `isa`,
+  // for the calibration forward (--calib-arith bf16); caches that code, rotate or keep
+  // recent positions apart keep the FP32 path. Off by default.
+  void set_bf16_attention(bool on, Isa isa) {
+    bf16_attention_ = on;
+    bf16_isa_ = isa;
+  }
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
   // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,
@@ -116,6 +124,8 @@ class DecoderBlock {
   // layers' kind. Points into linears_.
   std::array<std::vector<const PackedLinear*>, 2> shared_inputs_;
   std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
+  bool bf16_attention_ = false;
+  Isa bf16_isa_ = Isa::kGeneric;
 };
 
 }  // namespace lowbit

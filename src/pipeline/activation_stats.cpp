@@ -1,5 +1,7 @@
 #include "pipeline/activation_stats.h"
 
+#include "kernels/gemm_bf16.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -18,6 +20,15 @@ std::vector<double> InputStats::mean_abs() const {
   if (n_tokens == 0) return mean;
   for (size_t j = 0; j < abs_sum.size(); ++j) mean[j] = abs_sum[j] / static_cast<double>(n_tokens);
   return mean;
+}
+
+const char* hessian_precision_name(HessianPrecision p) {
+  switch (p) {
+    case HessianPrecision::kFp32: return "fp32";
+    case HessianPrecision::kFp64: return "fp64";
+    case HessianPrecision::kBf16: return "bf16";
+    default: return "none";
+  }
 }
 
 std::vector<double> InputStats::hessian() const {
@@ -41,7 +52,7 @@ std::vector<double> InputStats::take_hessian() {
     h_f32 = std::vector<float>();
     return h;
   }
-  if (precision != HessianPrecision::kFp64) return {};
+  if (!sums_in_double(precision)) return {};
   for (int64_t j = 0; j < in; ++j) {
     for (int64_t k = j + 1; k < in; ++k) h_f64[k * in + j] = h_f64[j * in + k];
   }
@@ -89,9 +100,19 @@ void ActivationStats::observe(const std::string& linear_name, const float* x, in
     s.abs_max.assign(static_cast<size_t>(in_features), 0.0f);
     const size_t h_size = static_cast<size_t>(in_features * in_features);
     if (s.precision == HessianPrecision::kFp32) s.h_f32.assign(h_size, 0.0f);
-    if (s.precision == HessianPrecision::kFp64) s.h_f64.assign(h_size, 0.0);
+    if (sums_in_double(s.precision)) s.h_f64.assign(h_size, 0.0);
   }
   accumulate(s, x, n_tokens);
+}
+
+// fn(j0, j1) over ranges of [0, n) on the options' pool (whole range without one):
+// every channel's own loop is unchanged, so the split does not change a bit.
+void ActivationStats::for_column_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (options_.pool == nullptr || options_.pool->size() <= 1) {
+    fn(0, n);
+    return;
+  }
+  options_.pool->parallel_for(n, [&](int64_t j0, int64_t j1, int) { fn(j0, j1); });
 }
 
 // x: [n_tokens, in]. Channel sums run token by token in order, so they equal a
@@ -100,10 +121,12 @@ void ActivationStats::observe(const std::string& linear_name, const float* x, in
 // begins or by reduce().
 void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens) {
   const int64_t in = s.in_features;
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const float* row = x + t * in;
-    for (int64_t j = 0; j < in; ++j) s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
-  }
+  for_column_ranges(in, [&](int64_t j0, int64_t j1) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* row = x + t * in;
+      for (int64_t j = j0; j < j1; ++j) s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
+    }
+  });
   const std::vector<int64_t>& starts = shard_starts_;
   while (n_tokens > 0) {
     // The shard of token s.n_tokens: the number of starts at or before it.
@@ -120,7 +143,7 @@ void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens
         p.abs_sum.assign(static_cast<size_t>(in), 0.0);
         const size_t h_size = static_cast<size_t>(in * in);
         if (s.precision == HessianPrecision::kFp32) p.h_f32.assign(h_size, 0.0f);
-        if (s.precision == HessianPrecision::kFp64) p.h_f64.assign(h_size, 0.0);
+        if (sums_in_double(s.precision)) p.h_f64.assign(h_size, 0.0);
       }
       add_sums(x, n, in, s.precision, p.abs_sum.data(), p.h_f32.data(), p.h_f64.data());
     }
@@ -132,10 +155,12 @@ void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens
 
 void ActivationStats::add_sums(const float* x, int64_t n_tokens, int64_t in, HessianPrecision precision,
                                double* abs_sum, float* h_f32, double* h_f64) {
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const float* row = x + t * in;
-    for (int64_t j = 0; j < in; ++j) abs_sum[j] += std::fabs(row[j]);
-  }
+  for_column_ranges(in, [&](int64_t j0, int64_t j1) {
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const float* row = x + t * in;
+      for (int64_t j = j0; j < j1; ++j) abs_sum[j] += std::fabs(row[j]);
+    }
+  });
   // Upper triangle of H[in, in] += Xᵀ X, X = x as [n_tokens, in] row-major.
   const int n = static_cast<int>(in);
   if (precision == HessianPrecision::kFp32) {
@@ -148,6 +173,18 @@ void ActivationStats::add_sums(const float* x, int64_t n_tokens, int64_t in, Hes
       cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, n, static_cast<int>(rows), 1.0, x_f64_.data(), n, 1.0, h_f64,
                   n);
     }
+  } else if (precision == HessianPrecision::kBf16) {
+    // This observation's XᵀX from BF16 inputs in FP32 sums (kernels/gemm_bf16.h), then
+    // added to the double sums: one calibration window per observation.
+    const Isa isa = active_isa();
+    pack_bf16_panels_from_columns(x, n_tokens, in, in, x_bf16_, isa, options_.pool);
+    h_window_.resize(static_cast<size_t>(in * in));
+    gemm_bf16(panels_as_rows(x_bf16_), x_bf16_, h_window_.data(), in, {.upper_only = true}, isa, options_.pool);
+    for_column_ranges(in, [&](int64_t j0, int64_t j1) {  // rows of H here
+      for (int64_t j = j0; j < j1; ++j) {
+        for (int64_t k = j; k < in; ++k) h_f64[j * in + k] += h_window_[j * in + k];
+      }
+    });
   }
 }
 
@@ -205,7 +242,7 @@ Status ActivationStats::reduce(Communicator& comm) {
       std::vector<float> packed = pack_upper(s.h_f32, in);
       LB_RETURN_IF_ERROR(comm.allreduce_sum(packed.data(), static_cast<int64_t>(packed.size())));
       unpack_upper(packed, in, s.h_f32);
-    } else if (s.precision == HessianPrecision::kFp64) {
+    } else if (sums_in_double(s.precision)) {
       std::vector<double> packed = pack_upper(s.h_f64, in);
       LB_RETURN_IF_ERROR(comm.allreduce_sum(packed.data(), static_cast<int64_t>(packed.size())));
       unpack_upper(packed, in, s.h_f64);

@@ -20,12 +20,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/communicator.h"
+#include "core/thread_pool.h"
+#include "kernels/gemm_bf16.h"
 #include "core/status.h"
 #include "model/linear.h"
 
@@ -35,13 +38,28 @@ enum class HessianPrecision {
   kNone,  // only mean|x| and max|x| (AWQ, SmoothQuant): no [in, in] memory
   kFp32,  // float sums (ssyrk): half the memory; relative error grows like n_tokens · 2^-24
   kFp64,  // double sums (dsyrk) of the float inputs
+  // Inputs rounded to BF16, each observation's (one calibration window's) products
+  // summed in FP32 by the BF16 kernel (kernels/gemm_bf16.h), those sums added in
+  // double: the calibration's BF16 arithmetic (--calib-arith bf16), 2x the FP32 rate.
+  kBf16,
 };
+// The products of the calibration forward (the layer being calibrated and the quantized
+// layer making the next one's inputs): FP32, or BF16 operands with FP32 sums
+// (model/bf16_linear.h, model/attention_bf16.h), which two Zen 4 cores run at twice
+// the FP32 rate. Under kBf16 the statistics' H is HessianPrecision::kBf16.
+enum class CalibArithmetic { kFp32, kBf16 };
+
+// "none", "fp32", "fp64", "bf16".
+const char* hessian_precision_name(HessianPrecision p);
+// Whether the sums are kept in double (h_f64): kFp64 and kBf16.
+inline bool sums_in_double(HessianPrecision p) { return p == HessianPrecision::kFp64 || p == HessianPrecision::kBf16; }
 
 struct ActivationStatsOptions {
   HessianPrecision hessian = HessianPrecision::kFp64;
   // Linear names to collect (a shared input is collected when any layer reading it
   // is named), to bound memory to a few layers; empty: every linear layer.
   std::vector<std::string> names;
+  ThreadPool* pool = nullptr;  // threads of the kBf16 products; null: the calling thread
 };
 
 // The accumulated statistics of one distinct linear input.
@@ -53,7 +71,7 @@ struct InputStats {
   std::vector<float> abs_max;   // [in] max_t |x_tj|
   HessianPrecision precision = HessianPrecision::kNone;
   std::vector<float> h_f32;   // [in, in] upper triangle (k >= j) when kFp32
-  std::vector<double> h_f64;  // [in, in] upper triangle (k >= j) when kFp64
+  std::vector<double> h_f64;  // [in, in] upper triangle (k >= j) when kFp64 or kBf16
 
   std::vector<double> mean_abs() const;  // [in] abs_sum / n_tokens
   // H = Σ_t x_t x_tᵀ as a full symmetric [in, in] matrix; empty when kNone.
@@ -117,6 +135,7 @@ class ActivationStats : public ActivationObserver {
     std::vector<double> h_f64;    // [in, in] upper triangle
   };
   bool selected(const std::string& key) const;
+  void for_column_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   void accumulate(InputStats& s, const float* x, int64_t n_tokens);
   void add_sums(const float* x, int64_t n_tokens, int64_t in, HessianPrecision precision, double* abs_sum,
                 float* h_f32, double* h_f64);
@@ -129,6 +148,8 @@ class ActivationStats : public ActivationObserver {
   std::map<std::string, Seen> seen_;
   std::map<std::string, Partial> partials_;  // by leader, while a shard after the first is observed
   std::vector<double> x_f64_;  // [<= 256 tokens, in] conversion buffer for dsyrk
+  Bf16Panels x_bf16_;          // kBf16: the observation's X [n_tokens, in] as B panels
+  std::vector<float> h_window_;  // kBf16: [in, in] its FP32 XᵀX (upper triangle)
   Status status_;
 };
 

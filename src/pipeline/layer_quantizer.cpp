@@ -6,6 +6,7 @@
 #include <set>
 
 #include "model/act_quant_linear.h"
+#include "model/bf16_linear.h"
 #include "model/decoder_block.h"
 #include "model/online_hadamard_linear.h"
 #include "model/quantized_linear.h"
@@ -66,7 +67,7 @@ class LayerQuantizer {
     for (size_t p = 0; p < kPhases.size(); ++p) {
       const std::string leader = linear_name(index_, kPhases[p][0]);
       if (block && ctx_.recipe->true_sequential && p > 0) {
-        ActivationStats stats({.hessian = ctx_.hessian, .names = {leader}}, shard_starts());
+        ActivationStats stats({.hessian = ctx_.hessian, .names = {leader}, .pool = ctx_.pool}, shard_starts());
         LB_RETURN_IF_ERROR(observe(*block, stats));
         LB_RETURN_IF_ERROR(stats.reduce(*comm_));
         if (input_abs_max_.count(leader)) input_abs_max_[leader] = stats.find(leader)->abs_max;
@@ -92,9 +93,18 @@ class LayerQuantizer {
   Expected<DecoderBlock> make_block() const {
     LB_ASSIGN_OR_RETURN(DecoderBlock block,
                         DecoderBlock::create(c_, index_, copy_weights(w_), *ctx_.rope_freq_factors));
+    if (bf16()) {
+      for (std::string_view suffix : DecoderBlock::kLinearSuffixes) {
+        LB_RETURN_IF_ERROR(block.replace_linear(suffix, bf16_linear(linear_matrix(w_, std::string(suffix)))));
+      }
+      block.set_bf16_attention(true, active_isa());
+    }
     LB_RETURN_IF_ERROR(wrap_online_down(block));
     return block;
   }
+
+  bool bf16() const { return ctx_.arithmetic == CalibArithmetic::kBf16; }
+  static std::unique_ptr<Linear> bf16_linear(const Matrix& m) { return std::make_unique<Bf16Linear>(m, active_isa()); }
 
   Status wrap_online_down(DecoderBlock& block) const {
     if (ctx_.online_down == nullptr) return Status::ok_status();
@@ -262,7 +272,7 @@ class LayerQuantizer {
       if (rule.act && rule.act->is_static()) act_names.push_back(shared_input_key(linear_name(index_, suffix)));
     }
     const std::vector<int64_t> shards = shard_starts();
-    ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names}, shards);
+    ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names, .pool = ctx_.pool}, shards);
     ActivationStats abs_stats({.hessian = HessianPrecision::kNone, .names = awq_names}, shards);
     ActivationStats act_stats({.hessian = HessianPrecision::kNone, .names = act_names}, shards);
     RowSampler rows(awq_names, (total_tokens() + awq_tokens - 1) / awq_tokens, awq_tokens, first_token());
@@ -378,7 +388,7 @@ class LayerQuantizer {
     report.lorc_rank = r.weight.rank;
     if (block != nullptr) {
       LB_ASSIGN_OR_RETURN(std::unique_ptr<QuantizedLinear> q, QuantizedLinear::create(std::move(r.weight), m.bias));
-      LB_RETURN_IF_ERROR(block->replace_linear(suffix, std::move(q)));
+      LB_RETURN_IF_ERROR(block->replace_linear(suffix, bf16() ? bf16_linear(q->dequantized()) : std::move(q)));
       if (act) {
         // The following phases and layers see this linear's quantized activations too.
         LB_ASSIGN_OR_RETURN(ActQuantizer quantizer, ActQuantizer::create(act->spec));

@@ -77,6 +77,10 @@ struct LayerQuantizerContext {
   const std::vector<float>* rope_freq_factors = nullptr;
   ThreadPool* pool = nullptr;
   HessianPrecision hessian = HessianPrecision::kFp64;
+  // The calibration forward's products: FP32, or BF16 with FP32 sums (the linears as
+  // Bf16Linear, attention_bf16; pipeline/calibration.h). The quantizers' own
+  // arithmetic (GPTQ in FP64) is unchanged.
+  CalibArithmetic arithmetic = CalibArithmetic::kFp32;
   std::optional<CalibrationState> calibration;  // none: data-free quantization
   // The ranks sharing the calibration (null: one process): statistics are reduced
   // over it after every pass, and every rank quantizes the layer identically.

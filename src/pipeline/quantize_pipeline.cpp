@@ -177,8 +177,10 @@ Expected<CalibrationSet> pipeline_calibration(const ModelSource& source, const P
                     {"seq_len", co.seq_len},
                     {"seed", co.seed},
                     {"bos", bos_name(co.bos)},
-                    {"hessian", o.hessian == HessianPrecision::kFp32 ? "fp32" : "fp64"},
+                    {"hessian", hessian_precision_name(o.hessian)},
                     {"true_sequential", true_sequential}};
+    // Recorded only when not FP32, so FP32 runs write the bytes they always did.
+    if (o.arithmetic == CalibArithmetic::kBf16) (*description)["arithmetic"] = "bf16";
   }
   return calibration;
 }
@@ -301,6 +303,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   ctx.rope_freq_factors = &rope_freq_factors;
   ctx.pool = &pool;
   ctx.hessian = o.hessian;
+  ctx.arithmetic = o.arithmetic;
   if (calibrate) {
     ctx.calibration = CalibrationState{&*runner, calibration.n_samples(), hidden.data()};
     ctx.shards = &shards;

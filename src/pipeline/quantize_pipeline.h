@@ -31,7 +31,8 @@ struct PipelineOptions {
   std::string calib_path;          // "" = no calibration (data-free recipes only)
   CalibrationOptions calibration;  // 0 = the model's default (calibration_defaults)
   bool auto_bos = true;            // bos = document start when the tokenizer adds BOS, else none
-  HessianPrecision hessian = HessianPrecision::kFp64;
+  HessianPrecision hessian = HessianPrecision::kFp64;  // kBf16 goes with arithmetic kBf16
+  CalibArithmetic arithmetic = CalibArithmetic::kFp32;  // the calibration forward's products
   int threads = 2;
   bool progress = true;  // progress bar on stderr
   bool verbose = false;  // one line per module on stderr
