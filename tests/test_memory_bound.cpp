@@ -47,5 +47,19 @@ TEST(MemoryBound, CalibratedAddsStatesHessiansAndGptqWork) {
   EXPECT_EQ(b.total(), b.layers + (300u << 20));
 }
 
+TEST(MemoryBound, Bf16ProductsAddTheWindowScratchToTheStatisticsPass) {
+  // A window long enough for the statistics pass to be the largest moment under BF16:
+  // its scratch at the widest input (16) is 4·16² + 2·L·16 = 1024 + 3,200,000.
+  const int n = 1, len = 100000, threads = 1;
+  const MemoryBound fp32 = quantize_memory_bound(small_config(), n, len, threads);
+  const MemoryBound bf16 = quantize_memory_bound(small_config(), n, len, threads, true);
+  EXPECT_EQ(bf16.tables, fp32.tables);
+  // FP32: the largest moment is phase 3's 42752 (above); BF16: 8192 + 1024 + 3,200,000.
+  EXPECT_EQ(bf16.layers - fp32.layers, 8192u + 1024u + 3200000u - 42752u);
+  // Data-free runs have no statistics pass: nothing added.
+  EXPECT_EQ(quantize_memory_bound(small_config(), 0, 0, 2, true).total(),
+            quantize_memory_bound(small_config(), 0, 0, 2).total());
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -94,6 +94,20 @@ def test_quantize_model_writes_what_the_cli_writes(quantized, stories_gguf, tiny
     assert cli_out.read_bytes() == out.read_bytes()
 
 
+def test_bf16_calibration_writes_what_the_cli_writes(stories_gguf, tinystories_text, lowbit_cli, tmp_path):
+    out = tmp_path / "bf16.lowbit"
+    report = lowbit.quantize_model(str(stories_gguf), "w4g128-gptq", str(out), calib=str(tinystories_text),
+                                   calib_samples=4, calib_len=128, seed=1, calib_arith="bf16")
+    assert report["calibration"]["arithmetic"] == "bf16" and report["calibration"]["hessian"] == "bf16"
+    cli_out = tmp_path / "cli.lowbit"
+    cli_json(lowbit_cli, tmp_path, "quantize", stories_gguf, "--recipe", "w4g128-gptq", "--calib", tinystories_text,
+             "--calib-samples", 4, "--calib-len", 128, "--seed", 1, "--calib-arith", "bf16", "-o", cli_out,
+             "--no-progress")
+    assert cli_out.read_bytes() == out.read_bytes()
+    with pytest.raises(ValueError, match="calib_arith"):
+        lowbit.quantize_model(str(stories_gguf), "w4g128-gptq", str(tmp_path / "x.lowbit"), calib_arith="fp16")
+
+
 def test_kld_against_the_base_equals_the_cli(quantized, stories, stories_gguf, tinystories_text, text, lowbit_cli,
                                              tmp_path):
     out, _ = quantized

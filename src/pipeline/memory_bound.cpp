@@ -17,7 +17,7 @@ struct Phase {
 
 }  // namespace
 
-MemoryBound quantize_memory_bound(const ModelConfig& c, int n_samples, int seq_len, int threads) {
+MemoryBound quantize_memory_bound(const ModelConfig& c, int n_samples, int seq_len, int threads, bool bf16_products) {
   const uint64_t dim = c.dim, q = c.q_dim(), kv = c.kv_dim(), ffn = c.ffn_dim;
   const bool calibrated = n_samples > 0;
   const std::array<Phase, 4> phases = {Phase{dim, (q + 2 * kv) * dim, q * dim}, Phase{q, dim * q, dim * q},
@@ -36,6 +36,12 @@ MemoryBound quantize_memory_bound(const ModelConfig& c, int n_samples, int seq_l
     all_h += hessian(p);
   }
   uint64_t moment = calibrated ? 2 * 4 * all_params + all_h : 0;  // the statistics pass
+  if (calibrated && bf16_products) {
+    // HessianPrecision::kBf16's window scratch at the widest input: its FP32 XᵀX and X as BF16 panels.
+    uint64_t widest_in = 0;
+    for (const Phase& p : phases) widest_in = std::max(widest_in, p.in);
+    moment += 4 * widest_in * widest_in + 2 * len * widest_in;
+  }
   uint64_t done_params = 0;
   for (size_t i = 0; i < phases.size(); ++i) {
     uint64_t later_h = 0;

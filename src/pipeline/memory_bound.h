@@ -37,6 +37,9 @@ struct MemoryBound {
 };
 
 // n_samples = 0: data-free (no calibration states, no H, RTN work space).
-MemoryBound quantize_memory_bound(const ModelConfig& config, int n_samples, int seq_len, int threads);
+// bf16_products: --calib-arith bf16, whose statistics pass adds a window's FP32 XᵀX
+// (4·in²) and its BF16 panels of X (2·seq_len·in) at the widest input.
+MemoryBound quantize_memory_bound(const ModelConfig& config, int n_samples, int seq_len, int threads,
+                                  bool bf16_products = false);
 
 }  // namespace lowbit

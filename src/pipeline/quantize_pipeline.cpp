@@ -152,8 +152,8 @@ std::string describe_calibration(const CalibrationDefaults& d, const ModelConfig
                      static_cast<int64_t>(o.n_samples) * o.seq_len, why);
 }
 
-uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len, int threads) {
-  return quantize_memory_bound(c, n_samples, seq_len, threads).total();
+uint64_t memory_bound(const ModelConfig& c, int n_samples, int seq_len, int threads, bool bf16_products) {
+  return quantize_memory_bound(c, n_samples, seq_len, threads, bf16_products).total();
 }
 
 Expected<CalibrationSet> pipeline_calibration(const ModelSource& source, const PipelineOptions& o,
@@ -382,7 +382,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.peak_rss_bytes = peak_rss_bytes();
   report.memory_bound_bytes = memory_bound(info.config, calibrate ? calibration.n_samples() : 0, calibration.seq_len,
-                                           o.threads);
+                                           o.threads, o.arithmetic == CalibArithmetic::kBf16);
   return report;
 }
 

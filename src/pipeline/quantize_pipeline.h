@@ -73,7 +73,7 @@ struct QuantizeReport {
 };
 
 // quantize_memory_bound(...).total() for a model and calibration shape (0 samples: none).
-uint64_t memory_bound(const ModelConfig& config, int n_samples, int seq_len, int threads);
+uint64_t memory_bound(const ModelConfig& config, int n_samples, int seq_len, int threads, bool bf16_products = false);
 
 // The calibration length used when CalibrationOptions::seq_len is 0.
 int default_calibration_length(const ModelConfig& config);

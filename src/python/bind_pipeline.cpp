@@ -29,11 +29,18 @@ namespace {
 py::object quantize_model(const std::string& path, const std::string& recipe_name, const std::string& out,
                           const std::optional<std::string>& calib, int calib_samples, int calib_len, uint64_t seed,
                           const std::string& calib_bos, const std::string& hessian, int threads,
-                          const std::optional<std::string>& tokenizer, bool progress, bool verbose) {
+                          const std::optional<std::string>& tokenizer, bool progress, bool verbose,
+                          const std::string& calib_arith) {
   if (calib_bos != "auto" && calib_bos != "none" && calib_bos != "first" && calib_bos != "document") {
     throw py::value_error("calib_bos='" + calib_bos + "': expected 'auto', 'none', 'first' or 'document'");
   }
-  if (hessian != "fp64" && hessian != "fp32") throw py::value_error("hessian='" + hessian + "': expected fp64 or fp32");
+  if (calib_arith != "fp32" && calib_arith != "bf16") {
+    throw py::value_error("calib_arith='" + calib_arith + "': expected fp32 or bf16");
+  }
+  const bool bf16 = calib_arith == "bf16";
+  if (bf16 ? hessian != "fp64" && hessian != "bf16" : hessian != "fp64" && hessian != "fp32") {
+    throw py::value_error("hessian='" + hessian + "': expected " + (bf16 ? "bf16 under calib_arith='bf16'" : "fp64 or fp32"));
+  }
   if (threads < 1 || threads > 256) throw py::value_error(fmt::format("threads={}: expected 1..256", threads));
   if (calib_samples < 1 || calib_len < 0) throw py::value_error("calib_samples must be >= 1 and calib_len >= 0");
   PipelineOptions o;
@@ -47,7 +54,8 @@ py::object quantize_model(const std::string& path, const std::string& recipe_nam
   o.auto_bos = calib_bos == "auto";
   if (calib_bos == "first") o.calibration.bos = CalibrationBos::kFirstToken;
   if (calib_bos == "document") o.calibration.bos = CalibrationBos::kDocumentStart;
-  o.hessian = hessian == "fp32" ? HessianPrecision::kFp32 : HessianPrecision::kFp64;
+  o.hessian = bf16 ? HessianPrecision::kBf16 : hessian == "fp32" ? HessianPrecision::kFp32 : HessianPrecision::kFp64;
+  o.arithmetic = bf16 ? CalibArithmetic::kBf16 : CalibArithmetic::kFp32;
   o.threads = threads;
   o.progress = progress;
   o.verbose = verbose;
@@ -104,8 +112,9 @@ void register_pipeline(py::module_& m) {
         py::arg("calib") = py::none(), py::arg("calib_samples") = 128, py::arg("calib_len") = 0,
         py::arg("seed") = 0, py::arg("calib_bos") = "auto", py::arg("hessian") = "fp64", py::arg("threads") = 2,
         py::arg("tokenizer") = py::none(), py::arg("progress") = false, py::arg("verbose") = false,
+        py::arg("calib_arith") = "fp32",
         "Quantize a model with a recipe (built-in name or JSON file) into a lowbit file, as `lowbit quantize` "
-        "does; returns its JSON report as a dict.");
+        "does (calib_arith='bf16' is --calib-arith bf16); returns its JSON report as a dict.");
   m.def("export", &export_model, py::arg("path"), py::arg("out"), py::arg("to") = "gguf",
         py::arg("type") = py::none(), py::arg("exact") = false, py::arg("force") = false,
         py::arg("tokenizer") = py::none(), py::arg("verbose") = false,
