@@ -114,7 +114,7 @@ std::string fingerprint_key_name(const std::string& key) {
       {"model", "model file (path, size or modification time)"},
       {"tokenizer", "--tokenizer file"},
       {"recipe", "recipe"},
-      {"calibration", "calibration (--calib, --calib-samples, --calib-len, --seed, --calib-bos, --hessian)"},
+      {"calibration", "calibration (--calib, --calib-samples, --calib-len, --seed, --calib-bos, --hessian, --calib-arith)"},
       {"calibration_file", "calibration file (size or modification time)"},
       {"kv", "KV configuration (--kv)"},
       {"threads", "--threads"}};
