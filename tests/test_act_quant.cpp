@@ -12,6 +12,7 @@
 #include "model/act_quant_linear.h"
 #include "quant/act_quant.h"
 #include "test_quantize_util.h"
+#include "test_util.h"
 
 namespace lowbit {
 namespace {
@@ -30,13 +31,7 @@ std::vector<float> fake_quant(const ActQuantSpec& spec, const std::vector<float>
   return out;
 }
 
-std::vector<float> gaussian(size_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::gaussian;
 
 TEST(ActQuant, Int8PerTokenOfARampMatchesRoundToNearest) {
   // Row 0: 0, 0.1, ..., 9.9 (amax 9.9); row 1: the negated ramp times 3.

@@ -26,13 +26,7 @@ constexpr double kU = 0x1.0p-24;
 // |bf16(a)bf16(b) - ab| ≤ (2·2^-9 + 2^-18)|ab| for normal a, b.
 constexpr double kProductRounding = 2.0 * 0x1.0p-9 + 0x1.0p-18;
 
-std::vector<float> gaussian(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::gaussian;
 
 // The kernel levels this CPU runs (the reference everywhere, AVX512_BF16 where present).
 std::vector<Isa> levels() {

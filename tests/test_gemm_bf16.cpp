@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/gemm_bf16.h"
+#include "test_util.h"
 
 namespace lowbit {
 namespace {
@@ -25,13 +26,7 @@ std::vector<Isa> bf16_levels() {
   return levels;
 }
 
-std::vector<float> gaussian(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using testing::gaussian;
 
 TEST(Bf16Rounding, GoldenCases) {
   auto r = [](uint32_t bits) { return bf16_from_float(std::bit_cast<float>(bits)); };

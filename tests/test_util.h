@@ -8,12 +8,22 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 namespace lowbit::testing {
+
+// n values of N(0, sigma²) from std::mt19937(seed), in order.
+inline std::vector<float> gaussian(size_t n, uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
 
 // The shared folder comes from LOWBIT_SHARED_DIR (environment) or the CMake option
 // of the same name (default ../shared beside the checkout).
