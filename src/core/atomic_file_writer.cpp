@@ -1,9 +1,12 @@
 #include "core/atomic_file_writer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -100,6 +103,43 @@ Status AtomicFileWriter::write(const void* data, uint64_t bytes) {
   }
   offset_ += bytes;
   return Status::ok_status();
+}
+
+Status AtomicFileWriter::write_direct(const void* data, uint64_t bytes) {
+  constexpr uint64_t kAlign = 4096, kChunk = 8ull << 20;
+  if (bytes < 4 * kChunk) return write(data, bytes);
+  const auto* src = static_cast<const uint8_t*>(data);
+  const uint64_t head = (kAlign - offset_ % kAlign) % kAlign;
+  LB_RETURN_IF_ERROR(write(src, head));
+  if (std::fflush(file_) != 0) return make_error("{}: write failed at byte {}: {}", temp_, offset_, std::strerror(errno));
+  const int fd = ::open(temp_.c_str(), O_WRONLY | O_DIRECT);
+  if (fd < 0) return write(src + head, bytes - head);  // no O_DIRECT on this file system
+  struct Closer {
+    int fd;
+    void* buf = nullptr;
+    ~Closer() {
+      std::free(buf);
+      ::close(fd);
+    }
+  } closer{fd};
+  if (posix_memalign(&closer.buf, kAlign, kChunk) != 0) return write(src + head, bytes - head);
+  const uint64_t body = (bytes - head) / kAlign * kAlign;
+  for (uint64_t done = 0; done < body;) {
+    const uint64_t n = std::min(kChunk, body - done);
+    std::memcpy(closer.buf, src + head + done, n);
+    for (uint64_t put = 0; put < n;) {
+      const ssize_t w = ::pwrite(fd, static_cast<uint8_t*>(closer.buf) + put, n - put,
+                                 static_cast<off_t>(offset_ + done + put));
+      if (w <= 0) return make_error("{}: write failed at byte {}: {}", temp_, offset_ + done + put, std::strerror(errno));
+      put += static_cast<uint64_t>(w);
+    }
+    done += n;
+  }
+  offset_ += body;
+  if (std::fseek(file_, static_cast<long>(offset_), SEEK_SET) != 0) {
+    return make_error("{}: cannot seek to byte {}: {}", temp_, offset_, std::strerror(errno));
+  }
+  return write(src + head + body, bytes - head - body);
 }
 
 Status AtomicFileWriter::pad_to(uint64_t alignment) {

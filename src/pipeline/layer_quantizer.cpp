@@ -82,6 +82,7 @@ class LayerQuantizer {
     if (block) {
       // In place: the quantized layer's outputs are the next layer's inputs.
       const CalibrationState& cal = *ctx_.calibration;
+      if (ctx_.before_states_update) ctx_.before_states_update();
       LB_RETURN_IF_ERROR(cal.runner->run(*block, cal.x, cal.n_seq, cal.x, *ctx_.pool));
     }
     return std::move(reports_);

@@ -91,6 +91,9 @@ struct LayerQuantizerContext {
   LowbitFileWriter* writer = nullptr;  // null: this rank writes nothing (MPI ranks but 0)
   // Called before each linear with its name and parameter count (rows · cols), for progress.
   std::function<void(const std::string&, int64_t)> on_module;
+  // Called before step 4 replaces the calibration hidden states in place (the
+  // pipeline finishes a checkpoint that is still reading them).
+  std::function<void()> before_states_update;
   // The online transform H of down_proj's input when the weights are rotated with
   // online_down (pipeline/rotation.h): the layer's w.down_proj is W·H, blocks run it
   // as OnlineHadamardLinear and its statistics are of x·H. Null: none.

@@ -214,6 +214,7 @@ QuantizeCheckpointer::QuantizeCheckpointer(const std::string& output_path, json 
       test_hook_(std::move(test_hook)) {}
 
 QuantizeCheckpointer::~QuantizeCheckpointer() {
+  if (writer_thread_.joinable()) writer_thread_.join();  // an error path: its result no longer matters
   if (!owned_) return;
   note_.reset();
   std::error_code ec;
@@ -334,8 +335,9 @@ Expected<QuantizeCheckpointData> QuantizeCheckpointer::load(size_t hidden_floats
   return data;
 }
 
-Status QuantizeCheckpointer::save(int layers_done, LowbitFileWriter& writer, const QuantizeReport& report,
-                                  const std::vector<float>& hidden, const std::vector<int64_t>& hidden_shape) {
+Status QuantizeCheckpointer::begin_save(int layers_done, LowbitFileWriter& writer, const QuantizeReport& report,
+                                        const std::vector<float>& hidden, const std::vector<int64_t>& hidden_shape) {
+  LB_RETURN_IF_ERROR(finish_save());
   const auto start = std::chrono::steady_clock::now();
   // OUT.tmp on disk first: the checkpoint may only describe bytes that are there.
   LB_RETURN_IF_ERROR(writer.sync());
@@ -361,9 +363,23 @@ Status QuantizeCheckpointer::save(int layers_done, LowbitFileWriter& writer, con
                       {"linear_params", report.linear_params},
                       {"linear_bytes", report.linear_bytes},
                       {"hidden_shape", hidden_shape}};
-  const std::string text = state.dump();
-  const uint64_t hidden_bytes = hidden.size() * sizeof(float);
+  pending_layers_ = layers_done;
+  pending_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The file itself (the hidden states are nearly all of it: 604 MB for 128 × 2048
+  // tokens of a 576-wide model, a few seconds with its fsync) is written by a thread
+  // while the next layer's statistics pass runs; `hidden` must not change until
+  // finish_save() (the pipeline joins before the layer's first linear and before
+  // it updates the states).
+  writer_thread_ = std::thread([this, text = state.dump(), data = hidden.data(), floats = hidden.size()] {
+    const auto t0 = std::chrono::steady_clock::now();
+    pending_status_ = write_file(text, data, floats);
+    pending_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  });
+  return Status::ok_status();
+}
 
+Status QuantizeCheckpointer::write_file(const std::string& text, const float* hidden, size_t hidden_floats) {
+  const uint64_t hidden_bytes = hidden_floats * sizeof(float);
   LB_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::create(path_));
   uint32_t crc = 0;
   auto write = [&](const void* data, uint64_t n) {
@@ -377,20 +393,29 @@ Status QuantizeCheckpointer::save(int layers_done, LowbitFileWriter& writer, con
   LB_RETURN_IF_ERROR(write(text.data(), text.size()));
   put_u64(u64, hidden_bytes);
   LB_RETURN_IF_ERROR(write(u64, 8));
-  LB_RETURN_IF_ERROR(write(hidden.data(), hidden_bytes));
+  crc = crc32_update(crc, hidden, hidden_bytes);
+  LB_RETURN_IF_ERROR(out.write_direct(hidden, hidden_bytes));
   const uint8_t tail[4] = {static_cast<uint8_t>(crc), static_cast<uint8_t>(crc >> 8), static_cast<uint8_t>(crc >> 16),
                            static_cast<uint8_t>(crc >> 24)};
   LB_RETURN_IF_ERROR(out.write(tail, 4));
-  const uint64_t bytes = out.offset();
+  pending_bytes_ = out.offset();
   if (test_hook_) {
     LB_RETURN_IF_ERROR(out.sync());  // so a kill here leaves the whole OUT.ckpt.tmp, as a kill in rename would
-    test_hook_("checkpoint_write", layers_done);
+    test_hook_("checkpoint_write", pending_layers_);
   }
-  LB_RETURN_IF_ERROR(out.commit());
+  return out.commit();
+}
+
+Status QuantizeCheckpointer::finish_save() {
+  if (!writer_thread_.joinable()) return Status::ok_status();
+  writer_thread_.join();
+  const int layers_done = pending_layers_;
+  pending_layers_ = 0;
+  save_seconds_ += pending_seconds_;
+  LB_RETURN_IF_ERROR(pending_status_);
   arm_interrupt_note(layers_done);
   ++saves_;
-  saved_bytes_ += bytes;
-  save_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  saved_bytes_ += pending_bytes_;
   return Status::ok_status();
 }
 

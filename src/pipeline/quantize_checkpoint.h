@@ -17,6 +17,9 @@
 // All integers little-endian. It is written as OUT.ckpt.tmp (fsync) and renamed,
 // after OUT.tmp was flushed (fsync), so a SIGKILL or power loss at any moment
 // leaves the previous checkpoint whole and OUT.tmp at least as long as it says.
+// The writing runs on a thread of its own while the next layer's statistics pass
+// reads the same hidden states; the pipeline joins it before that layer's first
+// linear is quantized (and before the states are updated).
 //
 // On resume the checkpoint's fingerprint must equal this run's, its CRC must
 // match, and OUT.tmp's first "bytes" bytes must match "crc32"; OUT.tmp is then cut
@@ -31,6 +34,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/interrupt_cleanup.h"
@@ -85,13 +89,22 @@ class QuantizeCheckpointer {
   // checkpoint (with a note).
   Expected<std::optional<QuantizeCheckpointData>> start(bool resume, size_t hidden_floats);
 
-  // After `layers_done` decoder layers: flushes the writer and writes OUT.ckpt.
-  Status save(int layers_done, LowbitFileWriter& writer, const QuantizeReport& report,
-              const std::vector<float>& hidden, const std::vector<int64_t>& hidden_shape);
+  // After `layers_done` decoder layers: flushes the writer (this thread) and starts
+  // writing OUT.ckpt on a thread of its own (the CRC, the write and its fsync overlap
+  // the next layer's statistics pass). `hidden` is read until finish_save() returns:
+  // the caller must not change it before. Finishes an earlier save first.
+  Status begin_save(int layers_done, LowbitFileWriter& writer, const QuantizeReport& report,
+                    const std::vector<float>& hidden, const std::vector<int64_t>& hidden_shape);
+  // Waits for the save in progress (none: returns at once) and returns its status;
+  // once it returns ok, OUT.ckpt holds that save and the interrupt note names it.
+  Status finish_save();
+  bool saving() const { return writer_thread_.joinable(); }
+  int saving_layers() const { return pending_layers_; }  // layers_done of the save in progress
 
   const std::string& path() const { return path_; }
-  // What save() cost so far: checkpoints written, their bytes, and the seconds
-  // spent (flushing OUT.tmp, its CRC and writing the checkpoint).
+  // What the saves finished so far cost: checkpoints written, their bytes, and the
+  // seconds spent (flushing OUT.tmp and its CRC on the caller's thread, then writing
+  // the checkpoint on its own thread, overlapping the next layer).
   int saves() const { return saves_; }
   uint64_t saved_bytes() const { return saved_bytes_; }
   double save_seconds() const { return save_seconds_; }
@@ -99,6 +112,8 @@ class QuantizeCheckpointer {
  private:
   Expected<QuantizeCheckpointData> load(size_t hidden_floats);
   void arm_interrupt_note(int layers_done);
+  // OUT.ckpt.tmp written (magic, JSON, hidden states, CRC), fsync'd and renamed.
+  Status write_file(const std::string& text, const float* hidden, size_t hidden_floats);
 
   std::string output_path_;
   std::string path_;  // OUT.ckpt
@@ -112,6 +127,12 @@ class QuantizeCheckpointer {
   uint64_t saved_bytes_ = 0;
   double save_seconds_ = 0.0;
   std::optional<NoteOnInterrupt> note_;  // "interrupted; rerun with --resume" once a checkpoint exists
+  // The save in progress (begin_save .. finish_save); the thread writes only the pending_* fields.
+  std::thread writer_thread_;
+  int pending_layers_ = 0;
+  Status pending_status_;
+  uint64_t pending_bytes_ = 0;
+  double pending_seconds_ = 0.0;
 };
 
 }  // namespace lowbit

@@ -268,6 +268,14 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
 
   // Embedding: stored, then used once to embed the calibration tokens, then freed.
   std::vector<float> hidden;  // [n_samples, seq_len, dim]
+  // A checkpoint's thread reads `hidden`: on every path out of here (errors included)
+  // it is joined before `hidden` is destroyed (declared after it, destroyed first).
+  struct JoinCheckpoint {
+    std::optional<QuantizeCheckpointer>& checkpoints;
+    ~JoinCheckpoint() {
+      if (checkpoints) (void)checkpoints->finish_save();
+    }
+  } join_checkpoint{checkpoints};
   const int first_layer = resumed ? resumed->layers_done : 0;
   if (resumed) {  // the embedding and layers [0, first_layer) are in the file; states after them restored
     hidden = std::move(resumed->hidden);
@@ -311,7 +319,24 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   ctx.comm = &comm;
   ctx.writer = writer;
   if (rotations && rotations->down) ctx.online_down = &*rotations->down;
+  // The checkpoint of the previous layer is written on its own thread while this layer's
+  // statistics pass runs (QuantizeCheckpointer::begin_save); it is joined before the
+  // layer's first linear and before its hidden states are updated. Its error, if any,
+  // is kept here and returned once the layer ends.
+  Status checkpoint_status;
+  auto finish_checkpoint = [&] {
+    if (!checkpoints || !checkpoints->saving()) return;
+    const int layers_done = checkpoints->saving_layers();
+    Status st = checkpoints->finish_save();
+    if (!st.ok()) {
+      if (checkpoint_status.ok()) checkpoint_status = std::move(st);
+    } else if (o.test_hook) {
+      o.test_hook("checkpoint", layers_done);
+    }
+  };
+  ctx.before_states_update = finish_checkpoint;
   ctx.on_module = [&](const std::string& name, int64_t params) {
+    finish_checkpoint();
     params_done = params_started;
     params_started += params;
     if (o.test_hook) o.test_hook("module", modules_started++);
@@ -329,13 +354,16 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
       report.modules.push_back(std::move(m));
     }
     if (checkpoints) {
+      finish_checkpoint();
+      LB_RETURN_IF_ERROR(checkpoint_status);
       const std::vector<int64_t> shape = calibrate ? std::vector<int64_t>{calibration.n_samples(), calibration.seq_len,
                                                                           config.dim}
                                                    : std::vector<int64_t>{};
-      LB_RETURN_IF_ERROR(checkpoints->save(i + 1, *writer, report, hidden, shape));  // one process: writer set
-      if (o.test_hook) o.test_hook("checkpoint", i + 1);
+      LB_RETURN_IF_ERROR(checkpoints->begin_save(i + 1, *writer, report, hidden, shape));  // one process: writer set
     }
   }
+  finish_checkpoint();
+  LB_RETURN_IF_ERROR(checkpoint_status);
   progress.update(linear_params);
   progress.finish();
 
