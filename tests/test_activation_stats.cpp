@@ -105,6 +105,22 @@ TEST(ActivationStats, ChunkedInputsMatchDirectSums) {
   }
 }
 
+TEST(ActivationStats, WithoutChannelStatsTheHessianIsTheSame) {
+  const int64_t in = 21, n = 40;
+  const std::vector<float> x = random_inputs(n, in, 5);
+  ActivationStats full({.hessian = HessianPrecision::kFp64, .names = {}});
+  ActivationStats h_only({.hessian = HessianPrecision::kFp64, .names = {}, .channel_stats = false});
+  for (ActivationStats* s : {&full, &h_only}) s->observe("layers.1.down_proj", x.data(), n, in);
+  const InputStats* a = full.find("layers.1.down_proj");
+  const InputStats* b = h_only.find("layers.1.down_proj");
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+  EXPECT_EQ(a->hessian(), b->hessian());
+  EXPECT_EQ(b->n_tokens, n);
+  EXPECT_GT(a->abs_max[3], 0.0f);
+  EXPECT_EQ(b->abs_max, std::vector<float>(in, 0.0f));
+  EXPECT_EQ(b->abs_sum, std::vector<double>(in, 0.0));
+}
+
 TEST(ActivationStats, SharedInputsAreAccumulatedOnce) {
   const int64_t in = 8, n = 5;
   const std::vector<float> x = random_inputs(n, in, 7);

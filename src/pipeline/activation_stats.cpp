@@ -121,12 +121,14 @@ void ActivationStats::for_column_ranges(int64_t n, const std::function<void(int6
 // begins or by reduce().
 void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens) {
   const int64_t in = s.in_features;
-  for_column_ranges(in, [&](int64_t j0, int64_t j1) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const float* row = x + t * in;
-      for (int64_t j = j0; j < j1; ++j) s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
-    }
-  });
+  if (options_.channel_stats) {
+    for_column_ranges(in, [&](int64_t j0, int64_t j1) {
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const float* row = x + t * in;
+        for (int64_t j = j0; j < j1; ++j) s.abs_max[j] = std::max(s.abs_max[j], std::fabs(row[j]));
+      }
+    });
+  }
   const std::vector<int64_t>& starts = shard_starts_;
   while (n_tokens > 0) {
     // The shard of token s.n_tokens: the number of starts at or before it.
@@ -155,12 +157,14 @@ void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens
 
 void ActivationStats::add_sums(const float* x, int64_t n_tokens, int64_t in, HessianPrecision precision,
                                double* abs_sum, float* h_f32, double* h_f64) {
-  for_column_ranges(in, [&](int64_t j0, int64_t j1) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const float* row = x + t * in;
-      for (int64_t j = j0; j < j1; ++j) abs_sum[j] += std::fabs(row[j]);
-    }
-  });
+  if (options_.channel_stats) {
+    for_column_ranges(in, [&](int64_t j0, int64_t j1) {
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const float* row = x + t * in;
+        for (int64_t j = j0; j < j1; ++j) abs_sum[j] += std::fabs(row[j]);
+      }
+    });
+  }
   // Upper triangle of H[in, in] += Xᵀ X, X = x as [n_tokens, in] row-major.
   const int n = static_cast<int>(in);
   if (precision == HessianPrecision::kFp32) {

@@ -60,6 +60,10 @@ struct ActivationStatsOptions {
   // is named), to bound memory to a few layers; empty: every linear layer.
   std::vector<std::string> names;
   ThreadPool* pool = nullptr;  // threads of the kBf16 products; null: the calling thread
+  // Whether Σ|x| and max|x| are kept (AWQ, SmoothQuant, static thresholds); off for an
+  // observer whose caller takes only H (GPTQ's statistics pass): two passes over every
+  // observed input saved. Off, abs_sum and abs_max stay zero.
+  bool channel_stats = true;
 };
 
 // The accumulated statistics of one distinct linear input.

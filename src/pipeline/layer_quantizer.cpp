@@ -83,7 +83,9 @@ class LayerQuantizer {
       // In place: the quantized layer's outputs are the next layer's inputs.
       const CalibrationState& cal = *ctx_.calibration;
       if (ctx_.before_states_update) ctx_.before_states_update();
-      LB_RETURN_IF_ERROR(cal.runner->run(*block, cal.x, cal.n_seq, cal.x, *ctx_.pool));
+      if (index_ + 1 < c_.n_layers || ctx_.last_layer_states_needed) {
+        LB_RETURN_IF_ERROR(cal.runner->run(*block, cal.x, cal.n_seq, cal.x, *ctx_.pool));
+      }
     }
     return std::move(reports_);
   }
@@ -273,7 +275,9 @@ class LayerQuantizer {
       if (rule.act && rule.act->is_static()) act_names.push_back(shared_input_key(linear_name(index_, suffix)));
     }
     const std::vector<int64_t> shards = shard_starts();
-    ActivationStats h_stats({.hessian = ctx_.hessian, .names = h_names, .pool = ctx_.pool}, shards);
+    ActivationStats h_stats(
+        {.hessian = ctx_.hessian, .names = h_names, .pool = ctx_.pool, .channel_stats = false},  // only H is read
+        shards);
     ActivationStats abs_stats({.hessian = HessianPrecision::kNone, .names = awq_names}, shards);
     ActivationStats act_stats({.hessian = HessianPrecision::kNone, .names = act_names}, shards);
     RowSampler rows(awq_names, (total_tokens() + awq_tokens - 1) / awq_tokens, awq_tokens, first_token());

@@ -94,6 +94,10 @@ struct LayerQuantizerContext {
   // Called before step 4 replaces the calibration hidden states in place (the
   // pipeline finishes a checkpoint that is still reading them).
   std::function<void()> before_states_update;
+  // Whether the states after the last layer are read (an lm_head weighted by
+  // importance); if not, the last layer skips step 4 (a 2048-token window's pass
+  // through the quantized layer, for nothing).
+  bool last_layer_states_needed = true;
   // The online transform H of down_proj's input when the weights are rotated with
   // online_down (pipeline/rotation.h): the layer's w.down_proj is W·H, blocks run it
   // as OnlineHadamardLinear and its statistics are of x·H. Null: none.

@@ -335,6 +335,10 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     }
   };
   ctx.before_states_update = finish_checkpoint;
+  {
+    LB_ASSIGN_OR_RETURN(const QuantRule* rule, recipe.rule_for("lm_head"));
+    ctx.last_layer_states_needed = recipe.stores_lm_head(config) && rule->options.importance;
+  }
   ctx.on_module = [&](const std::string& name, int64_t params) {
     finish_checkpoint();
     params_done = params_started;
