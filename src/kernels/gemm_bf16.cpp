@@ -94,10 +94,18 @@ Bf16Rows round_rows_bf16(const float* x, int64_t rows, int64_t k, int64_t ldx, s
   return Bf16Rows{.rows = rows, .pairs = pairs, .row_stride = pairs, .pair_stride = 1, .data = out.data()};
 }
 
-void round_rows_bf16_to(const float* x, int64_t rows, int64_t k, int64_t ldx, uint32_t* out, Isa isa) {
+void round_rows_bf16_to(const float* x, int64_t rows, int64_t k, int64_t ldx, uint32_t* out, Isa isa,
+                        ThreadPool* pool) {
   const int64_t pairs = (k + 1) / 2;
   const Bf16RoundFn fast = round_fn_for(isa);
-  for (int64_t r = 0; r < rows; ++r) round_row(x + r * ldx, k, out + r * pairs, fast);
+  auto round_range = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) round_row(x + r * ldx, k, out + r * pairs, fast);
+  };
+  if (pool == nullptr || pool->size() <= 1) {
+    round_range(0, rows);
+  } else {
+    pool->parallel_for(rows, [&](int64_t r0, int64_t r1, int) { round_range(r0, r1); });
+  }
 }
 
 Bf16Rows panels_as_rows(const Bf16Panels& panels) {

@@ -68,8 +68,9 @@ struct Bf16Rows {
 };
 // x[rows, k] (row stride ldx) rounded into out: [rows][ceil(k/2)] uint32, returned as rows.
 Bf16Rows round_rows_bf16(const float* x, int64_t rows, int64_t k, int64_t ldx, std::vector<uint32_t>& out, Isa isa);
-// The same into out[rows][ceil(k/2)] given by the caller (threads fill disjoint row ranges).
-void round_rows_bf16_to(const float* x, int64_t rows, int64_t k, int64_t ldx, uint32_t* out, Isa isa);
+// The same into out[rows][ceil(k/2)] given by the caller; `pool` splits the rows.
+void round_rows_bf16_to(const float* x, int64_t rows, int64_t k, int64_t ldx, uint32_t* out, Isa isa,
+                        ThreadPool* pool = nullptr);
 // The panels of X read as A = Xᵀ: row i is column i of X.
 Bf16Rows panels_as_rows(const Bf16Panels& panels);
 

@@ -9,11 +9,6 @@
 #include "model/ops.h"
 
 namespace lowbit {
-namespace {
-
-constexpr int kRowBlock = 64;  // query rows per causal block, as DecoderBlock::attention
-
-}  // namespace
 
 void attention_bf16(const ModelConfig& c, const float* q, int n_tokens, int pos, const float* keys,
                     const float* values, float* out, ThreadPool& pool, Isa isa) {
@@ -25,9 +20,7 @@ void attention_bf16(const ModelConfig& c, const float* q, int n_tokens, int pos,
   // (hd is even for RoPE, so no pair straddles two heads).
   const int64_t q_pairs = (q_dim + 1) / 2;
   std::unique_ptr<uint32_t[]> q_bf16(new uint32_t[static_cast<size_t>(n_tokens) * q_pairs]);  // every pair written
-  pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-    round_rows_bf16_to(q + t0 * q_dim, t1 - t0, q_dim, q_dim, q_bf16.get() + t0 * q_pairs, isa);
-  });
+  round_rows_bf16_to(q, n_tokens, q_dim, q_dim, q_bf16.get(), isa, &pool);
   // Keys as panels over positions (B rows = positions, k = head dims), values as panels
   // over head dims (k = positions), one set per KV head.
   std::vector<Bf16Panels> k_panels(c.n_kv_heads), v_panels(c.n_kv_heads);
@@ -39,15 +32,15 @@ void attention_bf16(const ModelConfig& c, const float* q, int n_tokens, int pos,
   });
   // Work items (head, row block), split in contiguous ranges: every head has the same
   // blocks, so the ranges carry about equal work.
-  const int n_blocks = (n_tokens + kRowBlock - 1) / kRowBlock;
+  const int n_blocks = (n_tokens + kAttnRowBlock - 1) / kAttnRowBlock;
   const int64_t p_pairs = (n_pos + 1) / 2;
   pool.parallel_for(static_cast<int64_t>(c.n_heads) * n_blocks, [&](int64_t i0, int64_t i1, int) {
-    std::vector<float> scores(static_cast<size_t>(kRowBlock) * n_pos);       // [rows, seen]
-    std::vector<uint32_t> p_bf16(static_cast<size_t>(kRowBlock) * p_pairs);  // [rows][seen pairs]
+    std::vector<float> scores(static_cast<size_t>(kAttnRowBlock) * n_pos);       // [rows, seen]
+    std::vector<uint32_t> p_bf16(static_cast<size_t>(kAttnRowBlock) * p_pairs);  // [rows][seen pairs]
     for (int64_t item = i0; item < i1; ++item) {
       const int h = static_cast<int>(item / n_blocks), kvh = h / group;
-      const int r0 = static_cast<int>(item % n_blocks) * kRowBlock;
-      const int rows = std::min(kRowBlock, n_tokens - r0), seen = pos + r0 + rows;
+      const int r0 = static_cast<int>(item % n_blocks) * kAttnRowBlock;
+      const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
       const Bf16Rows qa{.rows = rows,
                         .pairs = hd / 2,
                         .row_stride = q_pairs,

@@ -14,16 +14,10 @@ void Bf16Linear::forward(const float* x, int64_t n_tokens, float* y, ThreadPool&
   // x rounded to BF16 pairs, [n_tokens][pairs], rows split over the pool.
   // Not zero-filled (every pair is written): 6 MB a call at 2048 × 1536 was a serial memset.
   std::unique_ptr<uint32_t[]> x_bf16(new uint32_t[static_cast<size_t>(n_tokens * pairs)]);
-  pool.parallel_for(n_tokens, [&](int64_t t0, int64_t t1, int) {
-    round_rows_bf16_to(x + t0 * in_, t1 - t0, in_, in_, x_bf16.get() + t0 * pairs, isa_);
-  });
+  round_rows_bf16_to(x, n_tokens, in_, in_, x_bf16.get(), isa_, &pool);
   const Bf16Rows a{.rows = n_tokens, .pairs = pairs, .row_stride = pairs, .pair_stride = 1, .data = x_bf16.get()};
   gemm_bf16(a, panels_, y, out, {}, isa_, &pool);
-  if (!bias_.empty()) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias_[o];
-    }
-  }
+  add_row_bias(y, n_tokens, bias_);
 }
 
 }  // namespace lowbit

@@ -146,12 +146,6 @@ uint64_t DecoderBlock::weight_bytes() const {
 // SingleThreadedBlas (core/blas_threads.h): OpenBLAS's spinning workers took ~10%
 // of a W4A8 prompt's CPU samples on 2 cores.
 
-// Query rows per causal block of the prompt attention: block [r0, r0 + 64) is
-// scored against positions [0, pos + r0 + 64) only, so a 512-token prompt
-// computes 9/16 of the score square instead of all of it (128-row blocks: 5/8,
-// measured no faster on 2 threads).
-constexpr int kAttnRowBlock = 64;
-
 // Causal grouped-query attention of the new tokens (queries in s.q after RoPE,
 // keys/values in s.k/s.v, keys after RoPE unless the cache takes them before)
 // over cached positions [0, pos + n_tokens); result in s.attn.

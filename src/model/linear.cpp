@@ -17,11 +17,14 @@ void DenseLinear::forward(const float* x, int64_t n_tokens, float* y, ThreadPool
                 static_cast<int>(out), static_cast<int>(in), 1.0f, x, static_cast<int>(in),
                 matrix_.data.data(), static_cast<int>(in), 0.0f, y, static_cast<int>(out));
   }
-  if (!matrix_.bias.empty()) {
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      float* row = y + t * out;
-      for (int64_t o = 0; o < out; ++o) row[o] += matrix_.bias[o];
-    }
+  add_row_bias(y, n_tokens, matrix_.bias);
+}
+
+void add_row_bias(float* y, int64_t n_tokens, const std::vector<float>& bias) {
+  const int64_t out = static_cast<int64_t>(bias.size());
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    float* row = y + t * out;
+    for (int64_t o = 0; o < out; ++o) row[o] += bias[o];
   }
 }
 

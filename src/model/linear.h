@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "model/weights.h"
@@ -47,6 +48,9 @@ class DenseLinear : public Linear {
  private:
   Matrix matrix_;  // [out, in]
 };
+
+// y[t, o] += bias[o] for every token t of y [n_tokens, bias.size()]; nothing when bias is empty.
+void add_row_bias(float* y, int64_t n_tokens, const std::vector<float>& bias);
 
 // Calibration seam: sees the input of every linear layer during a forward pass.
 class ActivationObserver {

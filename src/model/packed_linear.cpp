@@ -176,8 +176,7 @@ void PackedLinear::gemv_shared_input(std::span<const PackedLinear* const> linear
     }
   });
   for (size_t i = 0; i < linears.size(); ++i) {
-    const std::vector<float>& bias = linears[i]->bias_;
-    for (size_t o = 0; o < bias.size(); ++o) ys[i][o] += bias[o];
+    add_row_bias(ys[i], 1, linears[i]->bias_);
   }
 }
 
@@ -209,10 +208,7 @@ void PackedLinear::forward(const float* x, int64_t n_tokens, float* y, ThreadPoo
   } else {
     gemm(x, n_tokens, y, pool);
   }
-  if (bias_.empty()) return;
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    for (int64_t o = 0; o < out; ++o) y[t * out + o] += bias_[o];
-  }
+  add_row_bias(y, n_tokens, bias_);
 }
 
 }  // namespace lowbit

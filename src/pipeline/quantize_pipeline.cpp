@@ -335,10 +335,10 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
     }
   };
   ctx.before_states_update = finish_checkpoint;
-  {
-    LB_ASSIGN_OR_RETURN(const QuantRule* rule, recipe.rule_for("lm_head"));
-    ctx.last_layer_states_needed = recipe.stores_lm_head(config) && rule->options.importance;
-  }
+  // An lm_head weighted by importance reads the states after the last layer (its H).
+  LB_ASSIGN_OR_RETURN(const QuantRule* head_rule, recipe.rule_for("lm_head"));
+  const bool head_importance = recipe.stores_lm_head(config) && head_rule->options.importance;
+  ctx.last_layer_states_needed = head_importance;
   ctx.on_module = [&](const std::string& name, int64_t params) {
     finish_checkpoint();
     params_done = params_started;
@@ -385,8 +385,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   }
   if (writes) LB_RETURN_IF_ERROR(writer->add_fp32("output_norm", {config.dim}, output_norm.data()));
   std::vector<double> head_h;  // [dim, dim], only for a head weighted by importance
-  LB_ASSIGN_OR_RETURN(const QuantRule* head_rule, recipe.rule_for("lm_head"));
-  if (calibrate && recipe.stores_lm_head(config) && head_rule->options.importance) {
+  if (calibrate && head_importance) {
     LB_ASSIGN_OR_RETURN(head_h, head_input_hessian(hidden, config, output_norm, o.hessian, shards.shard_starts, &comm));
   }
   hidden = std::vector<float>();
