@@ -61,6 +61,33 @@ TEST(Bf16Linear, WithinTheRoundingBoundOfTheFp64Product) {
   }
 }
 
+TEST(Bf16Linear, SharedInputGroupEqualsEachLayerAlone) {
+  // q/k/v-like layers (one input, different widths, one with a bias) through one
+  // rounding of the input give each layer's own forward bit for bit.
+  const int64_t in = 70, n = 19;
+  const std::vector<float> x = gaussian(n * in, 4);
+  ThreadPool pool(2);
+  for (Isa isa : levels()) {
+    Matrix q{.rows = 45, .cols = in, .data = gaussian(45 * in, 5, 0.05f), .bias = gaussian(45, 6)};
+    Matrix k{.rows = 13, .cols = in, .data = gaussian(13 * in, 7, 0.05f), .bias = {}};
+    Matrix v{.rows = 32, .cols = in, .data = gaussian(32 * in, 8, 0.05f), .bias = {}};
+    const Bf16Linear lq(q, isa), lk(k, isa), lv(v, isa);
+    ASSERT_TRUE(lq.shares_input(lk));
+    const Matrix wider{.rows = 2, .cols = in + 1, .data = gaussian(2 * (in + 1), 9), .bias = {}};
+    ASSERT_FALSE(lq.shares_input(Bf16Linear(wider, isa)));
+    std::vector<float> yq(n * 45), yk(n * 13), yv(n * 32), gq(n * 45), gk(n * 13), gv(n * 32);
+    lq.forward(x.data(), n, yq.data(), pool);
+    lk.forward(x.data(), n, yk.data(), pool);
+    lv.forward(x.data(), n, yv.data(), pool);
+    const Bf16Linear* group[] = {&lq, &lk, &lv};
+    float* outs[] = {gq.data(), gk.data(), gv.data()};
+    Bf16Linear::forward_shared_input(group, x.data(), n, outs, pool);
+    EXPECT_EQ(gq, yq) << isa_name(isa);
+    EXPECT_EQ(gk, yk) << isa_name(isa);
+    EXPECT_EQ(gv, yv) << isa_name(isa);
+  }
+}
+
 // Causal GQA over random q, k, v against the attention computed in double from the
 // unrounded operands. Per query t and output element i:
 //   the scores' error δ_p ≤ scale·(kProductRounding + hd·u)·Σ_d |q_d k_d| moves each

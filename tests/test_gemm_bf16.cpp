@@ -219,5 +219,36 @@ TEST(GemmBf16, PanelFormsAgreeAndThreadsDoNotChangeBits) {
   }
 }
 
+TEST(GemmBf16, UpperTriangleDealtToAnyThreadCount) {
+  // XᵀX's panels are dealt to threads in rounds whose order alternates (gemm_bf16.cpp):
+  // every panel count and thread count gives the single-thread bits, every element
+  // of the upper triangle written.
+  for (int64_t in : {31, 33, 70, 200, 257}) {
+    const int64_t tokens = 23;
+    const std::vector<float> x = gaussian(tokens * in, static_cast<uint32_t>(in));
+    for (Isa isa : bf16_levels()) {
+      Bf16Panels cols;
+      pack_bf16_panels_from_columns(x.data(), tokens, in, in, cols, isa);
+      const Bf16Rows a = panels_as_rows(cols);
+      std::vector<float> one(in * in, -1.0f);
+      gemm_bf16(a, cols, one.data(), in, {.upper_only = true}, isa, nullptr);
+      for (int64_t i = 0; i < in; ++i) {
+        for (int64_t j = i; j < in; ++j) ASSERT_NE(one[i * in + j], -1.0f) << "unwritten " << i << "," << j;
+      }
+      for (int threads : {2, 3, 4}) {
+        ThreadPool pool(threads);
+        std::vector<float> many(in * in, -1.0f);
+        gemm_bf16(a, cols, many.data(), in, {.upper_only = true}, isa, &pool);
+        for (int64_t i = 0; i < in; ++i) {
+          for (int64_t j = i; j < in; ++j) {
+            ASSERT_EQ(many[i * in + j], one[i * in + j]) << in << " wide, " << threads << " threads, " << i << ","
+                                                         << j << " at " << isa_name(isa);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lowbit

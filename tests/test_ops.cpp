@@ -2,8 +2,10 @@
 // layouts against each other.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <chrono>
+#include <iterator>
 #include <random>
 #include <thread>
 #include <vector>
@@ -63,6 +65,33 @@ TEST(Ops, HalfSplitEqualsAdjacentAfterPermutation) {
       EXPECT_FLOAT_EQ(half[h * 8 + i], adj[h * 8 + 2 * i]);
       EXPECT_FLOAT_EQ(half[h * 8 + i + 4], adj[h * 8 + 2 * i + 1]);
     }
+  }
+}
+
+TEST(Ops, RopeOfQueryAndKeyTogetherEqualsEachAlone) {
+  // apply_rope_qk computes each angle once for both vectors: the same bits as two calls.
+  ModelConfig c;
+  c.head_dim = 8;
+  const auto inv = rope_inverse_frequencies(c, {});
+  std::mt19937 rng(2);
+  std::normal_distribution<float> n01;
+  for (RopeLayout layout : {RopeLayout::kAdjacentPairs, RopeLayout::kHalfSplit}) {
+    float q[24], k[8];  // 3 query heads, 1 KV head
+    for (float& x : q) x = n01(rng);
+    for (float& x : k) x = n01(rng);
+    float q_alone[24], k_alone[8], q_only[24];
+    std::copy(std::begin(q), std::end(q), q_alone);
+    std::copy(std::begin(k), std::end(k), k_alone);
+    std::copy(std::begin(q), std::end(q), q_only);
+    apply_rope(q_alone, 3, 8, 1234, layout, inv);
+    apply_rope(k_alone, 1, 8, 1234, layout, inv);
+    apply_rope_qk(q, 3, k, 1, 8, 1234, layout, inv);
+    apply_rope_qk(q_only, 3, nullptr, 0, 8, 1234, layout, inv);
+    for (int i = 0; i < 24; ++i) {
+      EXPECT_EQ(q[i], q_alone[i]) << i;
+      EXPECT_EQ(q_only[i], q_alone[i]) << i;
+    }
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(k[i], k_alone[i]) << i;
   }
 }
 

@@ -150,10 +150,15 @@ void gemm_bf16(const Bf16Rows& a, const Bf16Panels& b, float* c, int64_t ldc, co
   const int64_t n_cols = range.cols < 0 ? b.n : std::min(range.cols, b.n);
   const int64_t n_panels = (n_cols + kBf16PanelCols - 1) / kBf16PanelCols;
   const Bf16MicroKernel kernel = bf16_micro_kernel_for(isa);
-  // Panels dealt round-robin: under upper_only panel j holds about j row blocks, so
-  // contiguous ranges would give the last thread most of the triangle.
+  // Panels dealt to `step` threads in rounds, the order reversed every other round
+  // (thread t takes t, 2·step-1-t, 2·step+t, ...): under upper_only panel j holds about
+  // j row blocks, so contiguous ranges would give the last thread most of the triangle,
+  // and plain round-robin the last thread one row block more per round (10% more work
+  // for 18 panels on 2 threads).
   auto run_panels = [&](int64_t first, int64_t step) {
-    for (int64_t j = first; j < n_panels; j += step) {
+    for (int64_t round = 0; round * step < n_panels; ++round) {
+      const int64_t j = round * step + (round % 2 == 0 ? first : step - 1 - first);
+      if (j >= n_panels) continue;
       const int64_t col0 = j * kBf16PanelCols;
       const int cols = static_cast<int>(std::min<int64_t>(kBf16PanelCols, n_cols - col0));
       for (int64_t r0 = 0; r0 < a.rows; r0 += kBf16MicroRows) {

@@ -7,6 +7,7 @@
 // model written to disk never holds it.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,23 @@ class Bf16Linear : public Linear {
   void forward(const float* x, int64_t n_tokens, float* y, ThreadPool& pool) const override;
   uint64_t weight_bytes() const override { return panels_.data.size() * sizeof(uint32_t) + bias_.size() * 4; }
   std::string describe() const override { return "bf16 products"; }
+  const Bf16Linear* bf16_linear() const override { return this; }
+
+  // Whether `other` reads its input as this layer does (same width and kernel), so
+  // forward_shared_input can round one input for both.
+  bool shares_input(const Bf16Linear& other) const { return other.in_ == in_ && other.isa_ == isa_; }
+  // ys[i][n_tokens, out_i] = group[i](x) for layers that share their input (q/k/v,
+  // gate/up): x is rounded to BF16 once instead of once per layer. Each output is
+  // bit-identical to group[i]->forward(x).
+  static void forward_shared_input(std::span<const Bf16Linear* const> group, const float* x, int64_t n_tokens,
+                                   std::span<float* const> ys, ThreadPool& pool);
 
  private:
   int64_t in_ = 0;
   Isa isa_;
+  // y = x_bf16 · Wᵀ (+ bias) for x already rounded ([n_tokens][pairs]).
+  void forward_rounded(const uint32_t* x_bf16, int64_t n_tokens, float* y, ThreadPool& pool) const;
+
   Bf16Panels panels_;        // W [out, in] as B panels
   std::vector<float> bias_;  // [out] or empty
 };

@@ -9,6 +9,7 @@
 
 #include "core/blas_threads.h"
 #include "model/attention_bf16.h"
+#include "model/bf16_linear.h"
 #include "model/block_shapes.h"
 #include "model/model_source.h"
 #include "model/ops.h"
@@ -134,6 +135,16 @@ void DecoderBlock::group_shared_inputs() {
     return g;
   };
   shared_inputs_ = {group({kQ, kK, kV}), group({kGate, kUp})};
+  auto bf16_group = [&](std::initializer_list<size_t> ks) {
+    std::vector<const Bf16Linear*> g;
+    for (size_t k : ks) {
+      const Bf16Linear* b = linears_[k] != nullptr ? linears_[k]->bf16_linear() : nullptr;
+      if (b == nullptr || (!g.empty() && !g[0]->shares_input(*b))) return std::vector<const Bf16Linear*>();
+      g.push_back(b);
+    }
+    return g;
+  };
+  bf16_shared_inputs_ = {bf16_group({kQ, kK, kV}), bf16_group({kGate, kUp})};
 }
 
 uint64_t DecoderBlock::weight_bytes() const {
@@ -313,13 +324,36 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
   // Linears that read the same input: decoding one token with a group the
   // block formed when its layers were set (shared_inputs_), one GEMV pass
   // (PackedLinear::gemv_shared_input); else one after the other.
-  auto run_shared_input = [&](const std::vector<const PackedLinear*>& shared, std::initializer_list<size_t> ks,
-                              const float* in, std::initializer_list<float*> outs) {
+  // A prompt through BF16-product layers (the calibration forward) rounds the input once
+  // for the group (bf16_shared_inputs_, Bf16Linear::forward_shared_input).
+  auto run_shared_input = [&](size_t group, std::initializer_list<size_t> ks, const float* in,
+                              std::initializer_list<float*> outs) {
+    const std::vector<const PackedLinear*>& shared = shared_inputs_[group];
     if (n == 1 && observer == nullptr && !shared.empty()) {
       PackedLinear::gemv_shared_input(shared, in, std::span(outs.begin(), outs.size()), pool);
       return;
     }
+    const std::vector<const Bf16Linear*>& bf16 = bf16_shared_inputs_[group];
+    if (!bf16.empty()) {
+      if (observer != nullptr) {
+        for (size_t k : ks) observer->observe(names_[k], in, n, linears_[k]->in_features());
+      }
+      Bf16Linear::forward_shared_input(bf16, in, n, std::span(outs.begin(), outs.size()), pool);
+      return;
+    }
     for (size_t i = 0; i < ks.size(); ++i) run_linear(ks.begin()[i], in, outs.begin()[i]);
+  };
+  // x += proj, [n, dim]: split over the pool for prompts (2048 × 576 is 1.2 M adds,
+  // twice a layer; serial, they left the other core idle).
+  auto add_residual = [&](const float* proj) {
+    auto add = [&](int64_t b, int64_t e) {
+      for (int64_t i = b * dim; i < e * dim; ++i) x[i] += proj[i];
+    };
+    if (n < 64) {
+      add(0, n);
+    } else {
+      pool.parallel_for(n, [&](int64_t b, int64_t e, int) { add(b, e); });
+    }
   };
   auto norm_rows = [&](const std::vector<float>& w, const std::vector<float>& bias) {
     pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
@@ -335,24 +369,23 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
 
   // Attention block.
   norm_rows(attn_norm_, attn_norm_bias_);
-  run_shared_input(shared_inputs_[0], {kQ, kK, kV}, s.xb.data(), {s.q.data(), s.k.data(), s.v.data()});
+  run_shared_input(0, {kQ, kK, kV}, s.xb.data(), {s.q.data(), s.k.data(), s.v.data()});
   const KvCacheLayout layout = cache.layout();
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) {
       const int p = pos + static_cast<int>(t);
-      apply_rope(s.q.data() + t * c.q_dim(), c.n_heads, c.head_dim, p, c.rope_layout, rope_inv_freq_);
-      if (!layout.keys_before_rope) {
-        apply_rope(s.k.data() + t * c.kv_dim(), c.n_kv_heads, c.head_dim, p, c.rope_layout, rope_inv_freq_);
-      }
+      float* key = layout.keys_before_rope ? nullptr : s.k.data() + t * c.kv_dim();
+      apply_rope_qk(s.q.data() + t * c.q_dim(), c.n_heads, key, c.n_kv_heads, c.head_dim, p, c.rope_layout,
+                    rope_inv_freq_);
     }
   });
   LB_RETURN_IF_ERROR(attention(n_tokens, pos, cache, cache_layer, layout, s, pool));
   run_linear(kO, s.attn.data(), s.proj.data());
-  for (int64_t i = 0; i < n * dim; ++i) x[i] += s.proj[i];
+  add_residual(s.proj.data());
 
   // MLP block: down(silu(gate(x)) * up(x)).
   norm_rows(ffn_norm_, ffn_norm_bias_);
-  run_shared_input(shared_inputs_[1], {kGate, kUp}, s.xb.data(), {s.gate.data(), s.up.data()});
+  run_shared_input(1, {kGate, kUp}, s.xb.data(), {s.gate.data(), s.up.data()});
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
     for (int64_t t = b; t < e; ++t) swiglu(s.gate.data() + t * c.ffn_dim, s.up.data() + t * c.ffn_dim, c.ffn_dim);
   });
@@ -361,7 +394,7 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
     return Status::ok_status();  // the caller reads only the linear inputs
   }
   run_linear(kDown, s.gate.data(), s.proj.data());
-  for (int64_t i = 0; i < n * dim; ++i) x[i] += s.proj[i];
+  add_residual(s.proj.data());
   return Status::ok_status();
 }
 

@@ -113,7 +113,7 @@ class DecoderBlock {
   std::vector<float> ffn_norm_;                     // [dim]
   std::vector<float> attn_norm_bias_;               // [dim] or empty
   std::vector<float> ffn_norm_bias_;                // [dim] or empty
-  // Rebuilds shared_inputs_ from linears_; run whenever a linear is set.
+  // Rebuilds shared_inputs_ and bf16_shared_inputs_ from linears_; run whenever a linear is set.
   void group_shared_inputs();
 
   std::array<std::unique_ptr<Linear>, 7> linears_;  // in kLinearSuffixes order
@@ -123,6 +123,9 @@ class DecoderBlock {
   // wrap_linear), so that forward runs one shared decode pass without asking the
   // layers' kind. Points into linears_.
   std::array<std::vector<const PackedLinear*>, 2> shared_inputs_;
+  // The same groups when all are BF16-product layers reading one input
+  // (Bf16Linear::shares_input): a prompt rounds that input once for the group.
+  std::array<std::vector<const Bf16Linear*>, 2> bf16_shared_inputs_;
   std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
   bool bf16_attention_ = false;
   Isa bf16_isa_ = Isa::kGeneric;

@@ -14,6 +14,7 @@
 namespace lowbit {
 
 class PackedLinear;
+class Bf16Linear;
 
 class Linear {
  public:
@@ -29,6 +30,9 @@ class Linear {
   // wrappers included: how the model assembler finds the layers that share one
   // decode pass and rebuilds a layer with integer activations, without a downcast.
   virtual const PackedLinear* packed_linear() const { return nullptr; }
+  // The BF16-product layer this is (model/bf16_linear.h), null for every other kind:
+  // how a block finds the calibration linears that can share one rounding of their input.
+  virtual const Bf16Linear* bf16_linear() const { return nullptr; }
   // The FP32 matrix of a DenseLinear (its bias too), null for every other kind.
   virtual const Matrix* dense_matrix() const { return nullptr; }
 };

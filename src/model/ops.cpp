@@ -48,22 +48,37 @@ std::vector<double> rope_inverse_frequencies(const ModelConfig& c, const std::ve
   return inv_freq;
 }
 
+namespace {
+
+// Rotates pair (a, b) of every head of vec [n_heads, head_dim] by the angle of (c, s).
+void rotate_heads(float* vec, int n_heads, int head_dim, int a, int b, float c, float s) {
+  for (int h = 0; h < n_heads; ++h) {
+    float* head = vec + static_cast<int64_t>(h) * head_dim;
+    const float x0 = head[a];
+    const float x1 = head[b];
+    head[a] = x0 * c - x1 * s;
+    head[b] = x0 * s + x1 * c;
+  }
+}
+
+}  // namespace
+
 void apply_rope(float* vec, int n_heads, int head_dim, int pos, RopeLayout layout,
                 const std::vector<double>& inv_freq) {
+  apply_rope_qk(vec, n_heads, nullptr, 0, head_dim, pos, layout, inv_freq);
+}
+
+void apply_rope_qk(float* query, int n_heads, float* key, int n_kv_heads, int head_dim, int pos, RopeLayout layout,
+                   const std::vector<double>& inv_freq) {
   const int half = head_dim / 2;
   for (int i = 0; i < half; ++i) {
     const double angle = pos * inv_freq[i];
     const float c = static_cast<float>(std::cos(angle));
     const float s = static_cast<float>(std::sin(angle));
-    for (int h = 0; h < n_heads; ++h) {
-      float* head = vec + static_cast<int64_t>(h) * head_dim;
-      const int a = layout == RopeLayout::kAdjacentPairs ? 2 * i : i;
-      const int b = layout == RopeLayout::kAdjacentPairs ? 2 * i + 1 : i + half;
-      const float x0 = head[a];
-      const float x1 = head[b];
-      head[a] = x0 * c - x1 * s;
-      head[b] = x0 * s + x1 * c;
-    }
+    const int a = layout == RopeLayout::kAdjacentPairs ? 2 * i : i;
+    const int b = layout == RopeLayout::kAdjacentPairs ? 2 * i + 1 : i + half;
+    rotate_heads(query, n_heads, head_dim, a, b, c, s);
+    if (key != nullptr) rotate_heads(key, n_kv_heads, head_dim, a, b, c, s);
   }
 }
 

@@ -20,6 +20,11 @@ std::vector<double> rope_inverse_frequencies(const ModelConfig& config,
 // Rotates each head of vec [n_heads, head_dim] in place for position `pos`.
 void apply_rope(float* vec, int n_heads, int head_dim, int pos, RopeLayout layout,
                 const std::vector<double>& inv_freq);
+// The same for a query [n_heads, head_dim] and, when `key` is not null, a key
+// [n_kv_heads, head_dim] of one position: each angle's sine and cosine are computed
+// once for both (the same values as two apply_rope calls, so the same bits).
+void apply_rope_qk(float* query, int n_heads, float* key, int n_kv_heads, int head_dim, int pos, RopeLayout layout,
+                   const std::vector<double>& inv_freq);
 
 // In-place numerically stable softmax over n elements.
 void softmax(float* x, int64_t n);

@@ -13,6 +13,7 @@
 
 #include "core/atomic_file_writer.h"
 #include "core/crc32.h"
+#include "core/idle_priority.h"
 #include "io/lowbit_container.h"
 #include "io/untrusted_json.h"
 #include "kernels/cpu_features.h"
@@ -371,6 +372,7 @@ Status QuantizeCheckpointer::begin_save(int layers_done, LowbitFileWriter& write
   // finish_save() (the pipeline joins before the layer's first linear and before
   // it updates the states).
   writer_thread_ = std::thread([this, text = state.dump(), data = hidden.data(), floats = hidden.size()] {
+    enter_idle_priority();  // core/idle_priority.h: off the workers' cores while they compute
     const auto t0 = std::chrono::steady_clock::now();
     pending_status_ = write_file(text, data, floats);
     pending_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
