@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "kernels/w8a8.h"
 
@@ -87,8 +88,8 @@ inline __mmask16 lanes(int64_t n) {
 
 }  // namespace
 
-// Per token: amax over 16 lanes (max(|x|, m) keeps m when x is NaN, as std::max
-// in the reference does), then q = trunc(clamp(rne(x / s))) with the reference's
+// Per token: a NaN scale when any x is NaN or infinite (the reference's rule), else
+// amax over 16 lanes, then q = trunc(clamp(rne(x / s))) with the reference's
 // IEEE division and round-half-even; clamp's operand order passes NaN through as
 // std::clamp does, and the integer conversion truncates like static_cast<int>.
 void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a) {
@@ -98,13 +99,21 @@ void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t
   for (int64_t t = t0; t < t1; ++t) {
     const float* xt = x + t * cols;
     __m512 m = _mm512_setzero_ps();
+    __mmask16 bad = 0;
     for (int64_t c = 0; c < cols; c += 16) {
       const __mmask16 k = lanes(cols - c);
-      m = _mm512_max_ps(_mm512_and_ps(_mm512_maskz_loadu_ps(k, xt + c), abs_mask), m);
+      const __m512 v = _mm512_maskz_loadu_ps(k, xt + c);
+      const __m512 d = _mm512_sub_ps(v, v);  // NaN for a NaN or an infinity (masked lanes are 0)
+      bad |= _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
+      m = _mm512_max_ps(_mm512_and_ps(v, abs_mask), m);
+    }
+    if (bad != 0) {  // the reference's NaN scale (NaN outputs) for a non-finite token
+      a.scale[t] = std::nanf("");
+      continue;
     }
     const float amax = _mm512_reduce_max_ps(m);
-    if (!(amax > 0.0f)) continue;
-    const float s = amax / 127.0f;
+    const float s = int_act_scale({}, amax, 127.0f);
+    if (!(s > 0.0f)) continue;
     a.scale[t] = s;
     const __m512 sv = _mm512_set1_ps(s);
     uint8_t* u = a.u8.data() + t * a.cols_padded;
