@@ -125,26 +125,24 @@ Status DecoderBlock::wrap_linear(std::string_view suffix, const LinearWrapper& w
 }
 
 void DecoderBlock::group_shared_inputs() {
-  auto group = [&](std::initializer_list<size_t> ks) {
-    std::vector<const PackedLinear*> g;
+  // The layers ks as `L` (as_l: the Linear accessor, null for another kind) when all
+  // are of that kind and read the input alike (shares: the kind's own test), else none.
+  auto group = [&]<typename L>(std::initializer_list<size_t> ks, const L* (Linear::*as_l)() const,
+                               bool (L::*shares)(const L&) const) {
+    std::vector<const L*> g;
     for (size_t k : ks) {
-      const PackedLinear* p = linears_[k] != nullptr ? linears_[k]->packed_linear() : nullptr;
-      if (p == nullptr || (!g.empty() && !g[0]->shares_decode_input(*p))) return std::vector<const PackedLinear*>();
+      const L* p = linears_[k] != nullptr ? ((*linears_[k]).*as_l)() : nullptr;
+      if (p == nullptr || (!g.empty() && !(g[0]->*shares)(*p))) return std::vector<const L*>();
       g.push_back(p);
     }
     return g;
   };
-  shared_inputs_ = {group({kQ, kK, kV}), group({kGate, kUp})};
-  auto bf16_group = [&](std::initializer_list<size_t> ks) {
-    std::vector<const Bf16Linear*> g;
-    for (size_t k : ks) {
-      const Bf16Linear* b = linears_[k] != nullptr ? linears_[k]->bf16_linear() : nullptr;
-      if (b == nullptr || (!g.empty() && !g[0]->shares_input(*b))) return std::vector<const Bf16Linear*>();
-      g.push_back(b);
-    }
-    return g;
-  };
-  bf16_shared_inputs_ = {bf16_group({kQ, kK, kV}), bf16_group({kGate, kUp})};
+  const auto packed = &Linear::packed_linear;
+  const auto bf16 = &Linear::bf16_linear;
+  shared_inputs_ = {group({kQ, kK, kV}, packed, &PackedLinear::shares_decode_input),
+                    group({kGate, kUp}, packed, &PackedLinear::shares_decode_input)};
+  bf16_shared_inputs_ = {group({kQ, kK, kV}, bf16, &Bf16Linear::shares_input),
+                         group({kGate, kUp}, bf16, &Bf16Linear::shares_input)};
 }
 
 uint64_t DecoderBlock::weight_bytes() const {
