@@ -97,6 +97,9 @@ def kv_config_seeds(out):
                                           "calibration": {"note": "x"}}))
     write(out, "nuq.json", json.dumps({"format": "lowbit-kv-config", "version": 1, "spec": "k2v2-nuq",
                                        "codebooks": [{"key": [-1.5, -0.5, 0.5, 1.5], "value": [-1, -0.3, 0.3, 1]}]}))
+    write(out, "reorder.json", json.dumps({"format": "lowbit-kv-config", "version": 1,
+                                           "spec": "k2v2-nuq-qnorm-rotg2-reorder",
+                                           "key_order": [[3, 0, 2, 1], [0, 1, 2, 3]]}))
     write(out, "spec.txt", "k4v2-kivi-b32-r64-sparse1-prerope-rot")
 
 

@@ -99,6 +99,43 @@ TEST(KvCli, TunedConfigurationRunsAgainFromItsFile) {
   std::filesystem::remove(json);
 }
 
+// -reorder's key channel order and -qnorm's codebooks are fitted on --kv-calib,
+// saved with --kv-save ("key_order", "codebooks") and give the same scores when
+// the file is passed to --kv; a file whose order is not a permutation fails with
+// one line naming the entry.
+TEST(KvCli, ReorderedQNormConfigurationRunsAgainFromItsFile) {
+  LB_REQUIRE_SHARED(model, "models/stories260K/stories260K.gguf");
+  LB_REQUIRE_SHARED(text, "data/tinystories/tinystories_validation_head.txt");
+  const std::string config = temp_file("reorder.json");
+  const std::string json = temp_file("reorder_ppl.json");
+  const std::string common = "ppl " + model + " --text " + text + " --ctx 128 --chunks 2 --no-progress";
+  CommandResult r = run_lowbit(common + " --kv k2v2-rot-reorder");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("-reorder needs calibration data"), std::string::npos) << r.output;
+  r = run_lowbit(common + " --kv k3v3-nuq-qnorm-rotg2-reorder --kv-calib " + text +
+                 " --kv-calib-samples 1 --kv-calib-len 64 --kv-save " + config + " --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json saved = nlohmann::json::parse(std::ifstream(config));
+  EXPECT_EQ(saved["spec"], "k3v3-nuq-qnorm-rotg2-reorder");
+  ASSERT_EQ(saved["key_order"].size(), 5u);
+  EXPECT_EQ(saved["key_order"][0].size(), 32u);
+  ASSERT_EQ(saved["codebooks"].size(), 5u);
+  const nlohmann::json first = nlohmann::json::parse(std::ifstream(json));
+  r = run_lowbit(common + " --kv " + config + " --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json again = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_EQ(again["ppl"], first["ppl"]);
+
+  saved["key_order"][3][5] = saved["key_order"][3][6];
+  std::ofstream(config) << saved.dump();
+  r = run_lowbit(common + " --kv " + config);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(count_lines(r.output), 1u) << r.output;
+  EXPECT_NE(r.output.find("key_order[3]: not a permutation"), std::string::npos) << r.output;
+  std::filesystem::remove(config);
+  std::filesystem::remove(json);
+}
+
 // `quantize --kv` stores the KV configuration in the model file (lowbit.kv); ppl
 // on that file uses it without --kv (the JSON says where it came from), with the
 // same bytes per token and the same scores as passing the spec explicitly, and an

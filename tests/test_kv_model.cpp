@@ -74,19 +74,23 @@ std::vector<int32_t> tokens(int n, uint32_t seed = 1) {
   return t;
 }
 
-std::vector<float> logits_with(const LlamaModel& model, const std::vector<int32_t>& toks, const std::string& spec_text,
-                               KvCodebooks books = {}) {
-  auto spec = parse_kv_spec(spec_text);
-  EXPECT_TRUE(spec.ok()) << spec.status().message();
-  spec->codebooks = std::move(books);
+std::vector<float> logits_with_spec(const LlamaModel& model, const std::vector<int32_t>& toks, const KvSpec& spec) {
   ThreadPool pool(2);
   const int n = static_cast<int>(toks.size());
-  auto cache = model.make_cache(n, make_kv_cache_factory(*spec));
+  auto cache = model.make_cache(n, make_kv_cache_factory(spec));
   EXPECT_TRUE(cache.ok()) << cache.status().message();
   std::vector<float> logits(static_cast<size_t>(n) * model.config().vocab_size);
   const Status s = model.forward(toks.data(), n, 0, **cache, logits.data(), pool);
   EXPECT_TRUE(s.ok()) << s.message();
   return logits;
+}
+
+std::vector<float> logits_with(const LlamaModel& model, const std::vector<int32_t>& toks, const std::string& spec_text,
+                               KvCodebooks books = {}) {
+  auto spec = parse_kv_spec(spec_text);
+  EXPECT_TRUE(spec.ok()) << spec.status().message();
+  spec->codebooks = std::move(books);
+  return logits_with_spec(model, toks, *spec);
 }
 
 // max |a - b| with its index in the failure message.
@@ -169,8 +173,10 @@ class AttentionCapture : public ActivationObserver {
 
 // The attention output of layer `layer`'s block on the embeddings of `toks`, with
 // a cache of `spec_text`; the block's normalized input into `normed` when given.
+// `key_order` is the -reorder permutation of that layer's key channels.
 std::vector<float> block_attention(const LoadedModel& m, int layer, const std::vector<int32_t>& toks,
-                                   const std::string& spec_text, std::vector<float>* normed = nullptr) {
+                                   const std::string& spec_text, std::vector<float>* normed = nullptr,
+                                   const std::vector<int32_t>& key_order = {}) {
   const ModelConfig& c = m.config;
   auto block = DecoderBlock::create(c, layer, m.weights.layers[layer], m.weights.rope_freq_factors);
   EXPECT_TRUE(block.ok()) << block.status().message();
@@ -182,6 +188,7 @@ std::vector<float> block_attention(const LoadedModel& m, int layer, const std::v
   }
   auto spec = parse_kv_spec(spec_text);
   EXPECT_TRUE(spec.ok());
+  if (spec->reorder_keys) spec->key_order.layers = {key_order};
   auto cache = make_kv_cache_factory(*spec)(KvCacheShape{1, n, c.n_kv_heads, c.head_dim});
   EXPECT_TRUE(cache.ok()) << cache.status().message();
   BlockScratch scratch;
@@ -318,6 +325,13 @@ LoadedModel grouped_heads_model() {
   return testing::make_random_model(c, 11);
 }
 
+// 120 tokens inside grouped_heads_model's vocabulary of 64.
+std::vector<int32_t> grouped_heads_tokens() {
+  std::vector<int32_t> t = tokens(120, 5);
+  for (int32_t& x : t) x %= 64;
+  return t;
+}
+
 std::vector<float> logits_of(const LoadedModel& m, const std::vector<int32_t>& toks, const std::string& spec_text) {
   auto model = LlamaModel::create(m.config, testing::clone_weights(m).weights);
   EXPECT_TRUE(model.ok()) << model.status().message();
@@ -334,11 +348,7 @@ std::vector<float> logits_of(const LoadedModel& m, const std::vector<int32_t>& t
 // orders 16 and 32) and on the random model (orders 12 and 36).
 TEST(KvModel, GroupedRotatedAttentionEqualsUnrotated) {
   const LoadedModel random = grouped_heads_model();
-  const std::vector<int32_t> toks = [] {
-    std::vector<int32_t> t = tokens(120, 5);
-    for (int32_t& x : t) x %= 64;
-    return t;
-  }();
+  const std::vector<int32_t> toks = grouped_heads_tokens();
   const int hd = random.config.head_dim;
   for (int layer : {0, 1}) {
     std::vector<float> normed;
@@ -371,6 +381,68 @@ TEST(KvModel, GroupedRotatedAttentionEqualsUnrotated) {
   }
   EXPECT_LOGITS_NEAR(logits_with(st->model, story, "k32v32-rotg4-prerope"), logits_with(st->model, story, "fp32"),
                      5e-5);
+}
+
+// RotateKV's channel reordering (-reorder) permutes the keys before the rotation
+// and reads them back un-rotated and un-permuted, per head (-rot: the queries are
+// then not rotated) or over groups (-rotgG): in FP32 storage the attention output
+// is within rotation_rounding_bound (which counts two rotations on the keys, the
+// write and the read), post- and pre-RoPE, for a permutation across heads; the
+// order fitted on stories260K (4 KV heads of 8) keeps its logits within 5e-5.
+TEST(KvModel, ReorderedRotatedAttentionEqualsUnrotated) {
+  const LoadedModel random = grouped_heads_model();
+  const std::vector<int32_t> toks = grouped_heads_tokens();
+  const int hd = random.config.head_dim;
+  std::vector<int32_t> across(random.config.kv_dim());  // channel j·7 mod 36: every head's channels scattered
+  for (int j = 0; j < random.config.kv_dim(); ++j) across[j] = (j * 7) % random.config.kv_dim();
+  for (int layer : {0, 1}) {
+    std::vector<float> normed;
+    const auto fp = block_attention(random, layer, toks, "fp32", &normed);
+    for (const auto& [spec, order] : {std::pair{"k32v32-rot-reorder", hd}, std::pair{"k32v32-rotg3-reorder", 3 * hd},
+                                      std::pair{"k32v32-rot-prerope-reorder", hd}}) {
+      EXPECT_TRUE(within_bound(block_attention(random, layer, toks, spec, nullptr, across), fp,
+                               rotation_rounding_bound(random, layer, normed, order)))
+          << spec << " layer " << layer;
+    }
+  }
+  REQUIRE_STORIES();
+  ThreadPool pool(2);
+  for (const char* text : {"k32v32-rot-reorder", "k32v32-rotg2-reorder", "k2v2-rot-reorder"}) {
+    auto spec = parse_kv_spec(text);
+    ASSERT_TRUE(spec.ok());
+    auto order = fit_kv_key_order(st->model, {tokens(128, 7), tokens(128, 8)}, *spec, pool);
+    ASSERT_TRUE(order.ok()) << order.status().message();
+    ASSERT_EQ(order->layers.size(), 5u);
+    for (const auto& o : order->layers) EXPECT_TRUE(check_channel_order(o, 32, text).ok());
+    spec->key_order = *order;
+    const auto story = tokens(200);
+    if (spec->layer(0).key.quantized()) {
+      EXPECT_NE(logits_with_spec(st->model, story, *spec), logits_with(st->model, story, "k2v2-rot")) << text;
+    } else {
+      EXPECT_LOGITS_NEAR(logits_with_spec(st->model, story, *spec), logits_with(st->model, story, "fp32"), 5e-5);
+    }
+  }
+}
+
+// Q-Norm (-qnorm) changes the fitted codebooks (the end levels leave ±1) and keeps
+// them valid; without -nuq it is refused.
+TEST(KvNuq, QNormCodebooksAreValidAndDiffer) {
+  REQUIRE_STORIES();
+  ThreadPool pool(2);
+  auto plain = parse_kv_spec("k2v2-nuq");
+  auto normed = parse_kv_spec("k2v2-nuq-qnorm");
+  ASSERT_TRUE(plain.ok() && normed.ok());
+  const std::vector<std::vector<int32_t>> seqs = {tokens(128, 7), tokens(128, 8)};
+  auto a = fit_kv_codebooks(st->model, seqs, *plain, pool);
+  auto b = fit_kv_codebooks(st->model, seqs, *normed, pool);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(b->layers.size(), 5u);
+  for (size_t l = 0; l < 5; ++l) {
+    EXPECT_TRUE(check_codebook_levels(b->layers[l].key, "key").ok());
+    EXPECT_TRUE(check_codebook_levels(b->layers[l].value, "value").ok());
+    EXPECT_EQ(a->layers[l].key.front(), -1.0f);  // pinned
+    EXPECT_NE(a->layers[l].key, b->layers[l].key) << l;
+  }
 }
 
 // The stored rows under -rotgG are the rows times the Hadamard matrix of order

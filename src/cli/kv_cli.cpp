@@ -24,7 +24,7 @@ void add_kv_flags(CLI::App& app, KvFlags& f) {
                  std::string(kv_spec_help()) +
                      ". Default: the configuration stored in a lowbit model file (lowbit.kv), else fp32");
   app.add_option("--kv-calib", f.calib_path,
-                 "Calibration text or .jsonl for -nuq codebooks and --kv-tune (random windows, seed 0)")
+                 "Calibration text or .jsonl for -nuq codebooks, -reorder and --kv-tune (random windows, seed 0)")
       ->check(CLI::ExistingFile);
   app.add_option("--kv-calib-samples", f.calib_samples, "Calibration windows")->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -62,7 +62,7 @@ namespace {
 
 // Whether the spec needs runs of the model on calibration data.
 bool needs_calibration(const KvSpec& spec, const KvFlags& f) {
-  return (spec.uses_codebooks() && spec.codebooks.empty()) || f.tune_bits > 0.0;
+  return spec.needs_fitting() || f.tune_bits > 0.0;
 }
 
 // Tunes per-layer bits and fits NUQ codebooks on --kv-calib when the spec needs them.
@@ -71,7 +71,7 @@ Status calibrate(const KvFlags& f, const RunnableModel& m, ThreadPool& pool, boo
   const bool tune = f.tune_bits > 0.0;
   if (f.calib_path.empty()) {
     return make_error("--kv {}: {} needs calibration data: pass --kv-calib FILE (or a saved configuration to --kv)",
-                      out.spec.name, tune ? "--kv-tune" : "-nuq");
+                      out.spec.name, tune ? "--kv-tune" : out.spec.uses_codebooks() ? "-nuq" : "-reorder");
   }
   const Tokenizer& tok = *m.loaded.tokenizer;
   CalibrationOptions co;
@@ -83,6 +83,13 @@ Status calibrate(const KvFlags& f, const RunnableModel& m, ThreadPool& pool, boo
   std::vector<std::vector<int32_t>> sequences;
   for (int i = 0; i < set->n_samples(); ++i) sequences.emplace_back(set->sample(i), set->sample(i) + set->seq_len);
   out.calibration = {{"file", f.calib_path}, {"samples", f.calib_samples}, {"tokens_per_sample", f.calib_len}};
+  // The order first: tuning and the codebooks see the keys as the reordered cache stores them.
+  if (out.spec.reorder_keys && out.spec.key_order.empty()) {
+    if (verbose) std::fprintf(stderr, "kv: measuring key channel magnitudes on %zu windows\n", sequences.size());
+    auto order = fit_kv_key_order(m.model, sequences, out.spec, pool);
+    if (!order.ok()) return order.status().with_context("--kv-calib");
+    out.spec.key_order = std::move(order).value();
+  }
   if (tune) {
     if (verbose) std::fprintf(stderr, "kv: measuring per-layer sensitivity on %zu windows\n", sequences.size());
     auto sens = measure_kv_sensitivity(m.model, sequences, out.spec, {2, 3, 4, 8}, pool);

@@ -18,6 +18,7 @@ nlohmann::json kv_config_to_json(const KvSpec& spec, const nlohmann::json& calib
     j["layers"] = std::move(layers);
   }
   if (!spec.codebooks.empty()) j["codebooks"] = spec.codebooks.to_json();
+  if (!spec.key_order.empty()) j["key_order"] = spec.key_order.to_json();
   if (!calibration.is_null()) j["calibration"] = calibration;
   return j;
 }
@@ -64,6 +65,12 @@ Expected<KvSpec> kv_config_from_json(const nlohmann::json& j, const std::string&
   }
   if (j.contains("codebooks")) {
     LB_ASSIGN_OR_RETURN(spec.codebooks, KvCodebooks::from_json(j["codebooks"], source));
+  }
+  if (j.contains("key_order")) {
+    if (!spec.reorder_keys) {
+      return make_error("{}: \"key_order\" is given but the spec '{}' has no -reorder", source, spec.name);
+    }
+    LB_ASSIGN_OR_RETURN(spec.key_order, KvChannelOrder::from_json(j["key_order"], source));
   }
   return spec;
 }

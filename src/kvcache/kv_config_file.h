@@ -6,6 +6,8 @@
 //                                                 bits of layers not listed below
 //    "layers": [{"k_bits": 4, "v_bits": 2}, ...], optional, one per layer
 //    "codebooks": [{"key": [...], "value": [...]}, ...],  optional (kv_codebooks.h)
+//    "key_order": [[...], ...],                   optional, -reorder's permutation of the key
+//                                                 channels per layer (kv_channel_order.h)
 //    "calibration": {...}}                        optional, informational (tuning results)
 #pragma once
 

@@ -7,7 +7,7 @@
 namespace lowbit {
 namespace {
 
-constexpr const char* kKnownParts = "kivi, gG, bB, rR, sinkS, sparseP, prerope, rot, rotgG, nuq, fp8, e5m2, fp4";
+constexpr const char* kKnownParts = "kivi, gG, bB, rR, sinkS, sparseP, prerope, rot, rotgG, reorder, nuq, qnorm, fp8, e5m2, fp4";
 
 // Whole-string non-negative integer.
 bool parse_int(std::string_view s, int* out) {
@@ -209,6 +209,10 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
     } else if (numbered(p, "rotg", &n)) {  // ranges: check_part_number
       spec.rotate = true;
       spec.rotate_group = n;
+    } else if (p == "reorder") {
+      spec.reorder_keys = true;
+    } else if (p == "qnorm") {
+      spec.qnorm = true;
     } else if (p == "nuq") {
       if (Status s = set_family(KvElement::kCodebook, "nuq"); !s.ok()) return fail(s);
     } else if (p == "fp8") {
@@ -233,6 +237,12 @@ Expected<KvSpec> parse_kv_spec(const std::string& text) {
     }
   }
   if (block != 0 && !kivi) return fail(make_error("part 'b{}' sets the key token block of -kivi; add -kivi", block));
+  if (spec.reorder_keys && !spec.rotate) {
+    return fail(make_error("part 'reorder' permutes the key channels before the Hadamard rotation; add -rot or -rotgG"));
+  }
+  if (spec.qnorm && family.element != KvElement::kCodebook) {
+    return fail(make_error("part 'qnorm' normalises fitted NUQ codebooks; add -nuq"));
+  }
   if (family.part == nullptr) family.part = "nuq";  // only read for kCodebook
 
   KvTensorSpec tmpl;
@@ -258,7 +268,8 @@ const char* kv_spec_help() {
          "kivi (per-channel keys), gG (group along head_dim), bB (key token block), rR (FP32 residual window), "
          "sinkS (FP32 sink tokens), sparseP (P% outliers kept exactly), prerope, rot (Hadamard per head), "
          "rotgG (Hadamard over groups of G KV heads), "
-         "nuq (fitted codebooks), fp8, e5m2, fp4; or a KV configuration JSON file";
+         "reorder (outlier-aware key channel order before the rotation), nuq (fitted codebooks), "
+         "qnorm (codebook mean/std matched to the data), fp8, e5m2, fp4; or a KV configuration JSON file";
 }
 
 }  // namespace lowbit

@@ -29,20 +29,30 @@
 //             in the original basis. -rotg1 is -rot. n = 2^k·m with m in
 //             {1, 12, 20, 28, 36, 44, 52, 60} (kernels/hadamard.h), e.g. SmolLM2's
 //             3 KV heads of 64: -rotg3, n = 192 = 16·12
+//   reorder   RotateKV's outlier-aware channel reordering (kv_channel_order.h): key
+//             channels permuted before the rotation so that the channels largest on
+//             calibration data are spread over the Hadamard blocks (the KV heads
+//             under -rot, the groups under -rotgG); needs -rot or -rotgG; keys are
+//             read back un-rotated and un-permuted
 //   nuq       non-uniform codebooks fitted on calibration data (KVQuant's NUQ)
+//   qnorm     KVQuant's Q-Norm (nuq_fit.h normalize_codebook_moments): each fitted
+//             codebook shifted and scaled so that the coded calibration values have
+//             the data's mean and standard deviation; needs -nuq
 //   fp8       FP8 E4M3 codes with one FP16 scale per group (needs 8 bits: k8v8)
 //   e5m2      FP8 E5M2 codes (k8v8)
 //   fp4       FP4 E2M1 codes (k4v4)
 // Examples: k8v8, k4v4-rot, k2v2-kivi-r128, k3v3-nuq-sparse1-sink4, k8v8-fp8,
-// k2v2-kivi-r128-prerope-rotg3.
+// k2v2-kivi-r128-prerope-rotg3, k2v2-rot-reorder, k3v3-nuq-qnorm.
 // A per-layer configuration (KVTuner's precision pairs, NUQ codebooks) is a JSON
-// file (kv_config_file.h) whose "spec" holds the shared parts.
+// file (kv_config_file.h) whose "spec" holds the shared parts; so is a spec's
+// fitted state (codebooks, key channel order).
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "kvcache/kv_channel_order.h"
 #include "kvcache/kv_codebooks.h"
 
 namespace lowbit {
@@ -90,11 +100,16 @@ struct KvSpec {
   bool pre_rope = false;           // -prerope
   bool rotate = false;             // -rot or -rotgG
   int rotate_group = 1;            // KV heads per Hadamard block: 1 for -rot, G for -rotgG
+  bool reorder_keys = false;       // -reorder: key channels permuted before the rotation
+  bool qnorm = false;              // -qnorm: codebook moments matched to the calibration data
   KvCodebooks codebooks;           // NUQ levels per layer (filled by calibration or a file)
+  KvChannelOrder key_order;        // -reorder's permutation per layer (filled by calibration or a file)
 
   // Every tensor of every layer stored in FP32 without rotation: the plain FP32 cache.
   bool is_fp32() const;
   bool uses_codebooks() const;
+  // Whether calibration data is still needed: NUQ codebooks or the -reorder order missing.
+  bool needs_fitting() const { return (uses_codebooks() && codebooks.empty()) || (reorder_keys && key_order.empty()); }
   const KvLayerSpec& layer(int i) const { return layers.size() == 1 ? layers[0] : layers[i]; }
   // Mean of key and value bits over layers (FP32 tensors count 32).
   double average_bits(int n_layers) const;

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+
+#include "kvcache/kv_codebooks.h"
 
 namespace lowbit {
 namespace {
@@ -70,6 +73,75 @@ Expected<std::vector<float>> fit_lloyd_codebook(std::vector<float> samples, std:
     for (int j = 0; j < n_levels; ++j) moved = std::max(moved, std::fabs(static_cast<double>(next[j]) - levels[j]));
     levels = std::move(next);
     if (moved <= options.tolerance) break;
+  }
+  return levels;
+}
+
+namespace {
+
+// Shared checks of the samples, weights and levels of the Q-Norm helpers.
+Status check_samples(const std::vector<float>& samples, const std::vector<float>& weights, const char* what) {
+  if (samples.empty()) return make_error("{}: no samples", what);
+  if (!weights.empty() && weights.size() != samples.size()) {
+    return make_error("{}: {} weights for {} samples", what, weights.size(), samples.size());
+  }
+  for (size_t i = 0; i < samples.size(); ++i) {
+    if (!std::isfinite(samples[i])) return make_error("{}: sample {} is not finite", what, i);
+    if (!weights.empty() && !(weights[i] >= 0.0f)) return make_error("{}: weight {} is negative or NaN", what, i);
+  }
+  return Status::ok_status();
+}
+
+// Moments of f(y_i) under weights w_i (two passes: mean, then squared deviations).
+template <typename F>
+Moments moments_of(const std::vector<float>& samples, const std::vector<float>& weights, F f) {
+  double sw = 0.0, swy = 0.0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const double w = weights.empty() ? 1.0 : weights[i];
+    sw += w;
+    swy += w * f(samples[i]);
+  }
+  Moments m;
+  if (!(sw > 0.0)) return m;
+  m.mean = swy / sw;
+  double sd = 0.0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const double w = weights.empty() ? 1.0 : weights[i];
+    const double d = f(samples[i]) - m.mean;
+    sd += w * d * d;
+  }
+  m.std = std::sqrt(sd / sw);
+  return m;
+}
+
+}  // namespace
+
+Moments sample_moments(const std::vector<float>& samples, const std::vector<float>& weights) {
+  return moments_of(samples, weights, [](float y) { return static_cast<double>(y); });
+}
+
+Moments coded_moments(const std::vector<float>& samples, const std::vector<float>& weights,
+                      const std::vector<float>& levels) {
+  return moments_of(samples, weights, [&](float y) { return static_cast<double>(nearest_level(levels, y)); });
+}
+
+Expected<std::vector<float>> normalize_codebook_moments(const std::vector<float>& samples,
+                                                        const std::vector<float>& weights, std::vector<float> levels,
+                                                        int max_iterations, double tolerance) {
+  LB_RETURN_IF_ERROR(check_samples(samples, weights, "Q-Norm"));
+  LB_RETURN_IF_ERROR(check_codebook_levels(levels, "Q-Norm"));
+  const Moments target = sample_moments(samples, weights);
+  for (int iter = 0; iter < max_iterations; ++iter) {
+    const Moments coded = coded_moments(samples, weights, levels);
+    if (std::fabs(coded.mean - target.mean) <= tolerance * target.std &&
+        std::fabs(coded.std - target.std) <= tolerance * target.std) {
+      break;
+    }
+    const double a = coded.std > 0.0 && target.std > 0.0 ? target.std / coded.std : 1.0;
+    for (float& c : levels) c = static_cast<float>((c - coded.mean) * a + target.mean);
+    for (size_t j = 1; j < levels.size(); ++j) {
+      if (!(levels[j] > levels[j - 1])) levels[j] = std::nextafter(levels[j - 1], std::numeric_limits<float>::infinity());
+    }
   }
   return levels;
 }

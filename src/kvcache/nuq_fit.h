@@ -33,6 +33,34 @@ struct LloydOptions {
 Expected<std::vector<float>> fit_lloyd_codebook(std::vector<float> samples, std::vector<float> weights, int n_levels,
                                                 float lo, float hi, const LloydOptions& options = {});
 
+// The weighted mean and standard deviation Σ w y / Σ w, sqrt(Σ w (y - mean)² / Σ w)
+// of the samples, or (levels given) of their codes q(y), the nearest levels.
+struct Moments {
+  double mean = 0.0;
+  double std = 0.0;
+};
+Moments sample_moments(const std::vector<float>& samples, const std::vector<float>& weights);
+Moments coded_moments(const std::vector<float>& samples, const std::vector<float>& weights,
+                      const std::vector<float>& levels);
+
+// KVQuant's Q-Norm (Hooper et al. 2024, "KVQuant: Towards 10 Million Context
+// Length LLM Inference with KV Cache Quantization", Q-Norm for the NUQ datatype): coding shifts the distribution (a Lloyd codebook's codes have the
+// data's mean when no level is pinned, but a smaller variance: Var y = Var q(y) +
+// MSE), which at 2-3 bits biases the attention. Q-Norm maps the levels by the
+// affine c ← (c − μ_q)·σ/σ_q + μ, where μ, σ are the samples' moments and μ_q,
+// σ_q those of their codes, so the codes match the data's mean and standard
+// deviation. It runs once per codebook, offline: nothing changes at run time.
+// The map moves the cell boundaries, so codes are reassigned and the step is
+// repeated (at most max_iterations times) until the coded moments are within
+// tolerance·σ of the data's; when the reassignment leaves every sample in its
+// cell the first step is exact (the codes are an affine map of the old ones).
+// Levels stay strictly increasing (σ/σ_q > 0); a step is skipped in scale when
+// σ_q or σ is 0 (one code for all samples, or constant data). Errors as
+// fit_lloyd_codebook's, and for levels that check_codebook_levels refuses.
+Expected<std::vector<float>> normalize_codebook_moments(const std::vector<float>& samples,
+                                                        const std::vector<float>& weights, std::vector<float> levels,
+                                                        int max_iterations = 20, double tolerance = 1e-6);
+
 // Weighted mean squared error Σ w (y - q(y))² / Σ w of coding samples with the
 // nearest level (the metric Lloyd's algorithm minimises).
 double codebook_mse(const std::vector<float>& samples, const std::vector<float>& weights,

@@ -32,6 +32,20 @@ Expected<std::vector<std::unique_ptr<KvTensorCodec>>> make_codecs(const KvSpec& 
     }
   }
   const int width = shape.kv_dim();
+  if (spec.reorder_keys) {
+    if (spec.key_order.empty()) {
+      return make_error("kv spec '{}': -reorder needs the key channel order measured on calibration data (pass "
+                        "--kv-calib, or a saved configuration to --kv)", spec.name);
+    }
+    if (static_cast<int>(spec.key_order.layers.size()) != shape.n_layers) {
+      return make_error("kv spec '{}': key_order has {} layers for a model of {} layers", spec.name,
+                        spec.key_order.layers.size(), shape.n_layers);
+    }
+    for (int l = 0; l < shape.n_layers; ++l) {
+      LB_RETURN_IF_ERROR(check_channel_order(spec.key_order.layers[l], width,
+                                             fmt::format("kv spec '{}': key_order[{}]", spec.name, l)));
+    }
+  }
   std::vector<std::unique_ptr<KvTensorCodec>> codecs;
   for (int l = 0; l < shape.n_layers; ++l) {
     for (bool keys : {true, false}) {
@@ -86,7 +100,11 @@ Status QuantizedKvCache::write(int layer, int pos, int n_tokens, const float* k,
   const int64_t n = static_cast<int64_t>(n_tokens) * shape_.kv_dim();
   if (spec_.rotate) {
     rotated_.resize(static_cast<size_t>(2 * n));
-    std::copy(k, k + n, rotated_.begin());
+    if (spec_.reorder_keys) {
+      gather_channels(k, n_tokens, spec_.key_order.layers[layer], rotated_.data());
+    } else {
+      std::copy(k, k + n, rotated_.begin());
+    }
     std::copy(v, v + n, rotated_.begin() + n);
     hadamard_rows(rotated_.data(), 2 * n / rotation_size(), rotation_size());
     k = rotated_.data();
@@ -111,9 +129,19 @@ void QuantizedKvCache::read_rows(int layer, int begin, int end, float* k_out, fl
   const int64_t vectors = static_cast<int64_t>(end - begin) * shape_.kv_dim() / rotation_size();
   // Grouped rotation cannot be matched on the query side (KvCacheLayout): un-rotate
   // keys and values. Per-head rotation un-rotates only pre-RoPE keys (RoPE does not
-  // commute with H).
-  if (grouped_rotation() || spec_.pre_rope) hadamard_rows_transpose(k_out, vectors, rotation_size());
+  // commute with H) and reordered keys (a permutation across heads), which are
+  // then put back in their own channel order.
+  if (!keys_rotated_on_read()) hadamard_rows_transpose(k_out, vectors, rotation_size());
   if (grouped_rotation()) hadamard_rows_transpose(v_out, vectors, rotation_size());
+  if (spec_.reorder_keys) {
+    const std::vector<int32_t>& order = spec_.key_order.layers[layer];
+    std::vector<float> row(order.size());  // [kv_dim]
+    for (int t = 0; t < end - begin; ++t) {
+      float* k = k_out + static_cast<int64_t>(t) * shape_.kv_dim();
+      std::copy(k, k + shape_.kv_dim(), row.begin());
+      scatter_channels(row.data(), 1, order, k);
+    }
+  }
 }
 
 int QuantizedKvCache::fp_from(int layer, bool keys, int query_pos) const {
@@ -123,7 +151,7 @@ int QuantizedKvCache::fp_from(int layer, bool keys, int query_pos) const {
 KvCacheLayout QuantizedKvCache::layout() const {
   KvCacheLayout l;
   l.keys_before_rope = spec_.pre_rope;
-  l.keys_rotated = spec_.rotate && !grouped_rotation() && !spec_.pre_rope;
+  l.keys_rotated = keys_rotated_on_read();
   l.values_rotated = spec_.rotate && !grouped_rotation();
   for (const KvStream& s : streams_) l.recent_fp = l.recent_fp || (s.keeps_recent_fp32() && s.coded());
   return l;

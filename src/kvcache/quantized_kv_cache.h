@@ -9,6 +9,8 @@
 //            values stay rotated (the block un-rotates the attention output)
 //   -rotgG   keys and values are un-rotated here (x·Hᵀ): a query head meets one
 //            KV head, not the group, so no query rotation matches
+//   -reorder keys are permuted before the rotation (kv_channel_order.h), and
+//            un-rotated and un-permuted here under -rot as under -rotgG
 // One-token attention (attend_decode) reads the codes in place in the layers
 // kv_fused_attention.h covers, unless the cache is built with
 // KvAttentionMode::kMaterialize; the choice is made per layer at creation.
@@ -68,6 +70,10 @@ class QuantizedKvCache : public KvCache {
   // Elements one Hadamard transform covers: G·head_dim.
   int rotation_size() const { return spec_.rotate_group * shape_.head_dim; }
   bool grouped_rotation() const { return spec_.rotate && spec_.rotate_group > 1; }
+  // Keys read back in the rotated basis of each head (the block rotates the queries).
+  bool keys_rotated_on_read() const {
+    return spec_.rotate && !grouped_rotation() && !spec_.pre_rope && !spec_.reorder_keys;
+  }
 };
 
 // Outliers kept per row of `width` elements for -sparseP: ceil(P% of width).
