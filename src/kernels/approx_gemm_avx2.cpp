@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "kernels/approx_dot_reduce.h"
 #include "kernels/approx_gemm.h"
 #include "kernels/lmul.h"
 
@@ -72,9 +73,7 @@ float dot_avx2(const uint32_t* a, const uint32_t* b, int64_t k, int m) {
   if (i < k) lo = tail(lo, i, std::min<int64_t>(8, k - i));
   if (i + 8 < k) hi = tail(hi, i + 8, k - i - 8);
   const __m256 s8 = _mm256_add_ps(lo, hi);
-  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+  return sum_lanes_in_order(s8);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // products; one accumulator holds the reference's 16 lanes.
 #include <immintrin.h>
 
+#include "kernels/approx_dot_reduce.h"
 #include "kernels/approx_gemm.h"
 #include "kernels/lmul.h"
 
@@ -50,9 +51,7 @@ float dot_avx512(const uint32_t* a, const uint32_t* b, int64_t k, int m) {
     acc = _mm512_mask_add_ps(acc, mask, acc, p);
   }
   const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
-  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+  return sum_lanes_in_order(s8);
 }
 
 }  // namespace
