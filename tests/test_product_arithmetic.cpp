@@ -72,8 +72,9 @@ TEST(ProductArithmetic, SameBitsAtEveryLevelAndNearFp32) {
     int m;
     double lo, hi;  // band of the logits' relative RMS difference to FP32
   };
-  for (const Case& c : {Case{ProductKind::kLmul, 3, 1e-3, 0.2}, Case{ProductKind::kLmul, 23, 1e-4, 0.1},
-                        Case{ProductKind::kFp8E4m3, 3, 1e-3, 0.2}, Case{ProductKind::kBf16, 3, 1e-5, 0.02}}) {
+  // Bands around the measured values (0.126, 0.0407, 0.0415, 0.00242).
+  for (const Case& c : {Case{ProductKind::kLmul, 3, 0.10, 0.15}, Case{ProductKind::kLmul, 23, 0.032, 0.05},
+                        Case{ProductKind::kFp8E4m3, 3, 0.033, 0.05}, Case{ProductKind::kBf16, 3, 0.0019, 0.003}}) {
     std::vector<float> first;
     for (Isa isa : levels()) {
       if (c.kind == ProductKind::kBf16 && isa != Isa::kGeneric && isa < Isa::kAvx512Bf16) continue;
