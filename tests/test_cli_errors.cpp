@@ -71,6 +71,11 @@ TEST_F(CliErrors, ParseErrorsAreOneLineAndExitOne) {
   expect_user_error("info " + model_ + " --no-such-flag", "--no-such-flag");
   expect_user_error("ppl " + model_ + " --text " + text_ + " --ctx 0", "--ctx: Value 0 not in range");
   expect_user_error("ppl " + model_ + " --text /no/such/file.txt", "--text: File does not exist: /no/such/file.txt");
+  expect_user_error("ppl " + model_ + " --text " + text_ + " --arith lmul3", "--arith: lmul3 not in {");
+  expect_user_error("ppl " + model_ + " --text " + text_ + " --arith lmul --lmul-mantissa 24",
+                    "--lmul-mantissa: Value 24 not in range 1 to 23");
+  expect_user_error("ppl " + model_ + " --text " + text_ + " --arith fp8 --lmul-mantissa 4",
+                    "--lmul-mantissa 4: goes with --arith lmul (not --arith fp8)");
   ScopedTempDir dir("cli_errors_parse");
   expect_user_error("quantize " + model_ + " --recipe w4g128-gptq --calib " + dir.path().string() + " -o " +
                         dir.file("q.lbq"),

@@ -1,19 +1,25 @@
 // `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
 //  [--batch B] [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]]
-//  [--arith exact|llamacpp] [--threads T] [--json F]`
+//  [--arith exact|llamacpp|bf16|fp8|lmul [--lmul-mantissa M]] [--threads T] [--json F]`
 // --kv and --arith apply to MODEL only; --base always runs with the FP32 cache and
 // exact arithmetic, so with the same file as MODEL the KL divergence measures the
 // KV cache (or llama.cpp's arithmetic) alone.
 // --arith llamacpp computes as llama.cpp's CPU backend does (llama-perplexity's
 // defaults): each linear's input rounded to the vec_dot type of its stored GGUF
 // type (cli/common.h ActRuntime), and the KV cache in FP16 unless --kv is given.
+// --arith bf16|fp8|lmul computes every decoder linear and the prompt attention's
+// products with BF16, FP8 E4M3 or L-Mul products and FP32 sums
+// (model/product_arithmetic.h); MODEL's linears must be FP32.
 #include <cstdio>
+#include <optional>
+#include <vector>
 
 #include "cli/commands.h"
 #include "cli/kv_cli.h"
 #include "cli/ppl_report.h"
 #include "core/mapped_file.h"
 #include "eval/perplexity.h"
+#include "model/product_arithmetic.h"
 
 namespace lowbit::cli {
 namespace {
@@ -28,18 +34,38 @@ struct PplFlags {
   std::string base_path;
   KvFlags kv;
   std::string arith = "exact";
+  int lmul_mantissa = 0;  // 0: not given (3)
 };
+
+// The products --arith names, or none for exact and llamacpp.
+Expected<std::optional<ProductArithmetic>> product_arithmetic(const PplFlags& f) {
+  const ProductKindInfo* kind = find_product_kind(f.arith);
+  if (f.lmul_mantissa != 0 && (kind == nullptr || kind->kind != ProductKind::kLmul)) {
+    return make_error("--lmul-mantissa {}: goes with --arith lmul (not --arith {})", f.lmul_mantissa, f.arith);
+  }
+  if (kind == nullptr) return std::optional<ProductArithmetic>();
+  return std::optional<ProductArithmetic>(
+      ProductArithmetic{kind->kind, f.lmul_mantissa != 0 ? f.lmul_mantissa : 3, active_isa()});
+}
 
 Status run_ppl(const PplFlags& f) {
   LB_RETURN_IF_ERROR(check_output_file("--json", f.model.json_path));
   LB_RETURN_IF_ERROR(check_output_file("--kv-save", f.kv.save_path));
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
+  LB_ASSIGN_OR_RETURN(std::optional<ProductArithmetic> products, product_arithmetic(f));
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(f.text_path));
   const bool llamacpp = f.arith == "llamacpp";
   ActRuntime act = act_runtime(f.model);
   act.llamacpp_arith = llamacpp;
   LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model.model_path, f.model.tokenizer_path, nullptr, act));
+  if (products) {
+    LB_RETURN_IF_ERROR(attach_product_arithmetic(m.model, *products).with_context("--arith " + f.arith));
+    if (f.model.verbose) {
+      std::fprintf(stderr, "arith %s: decoder linears and prompt attention with kernel %s\n", f.arith.c_str(),
+                   product_kernel_name(*products).c_str());
+    }
+  }
   std::unique_ptr<RunnableModel> base;
   if (!f.base_path.empty()) {
     auto loaded = load_runnable(f.base_path, f.model.tokenizer_path, nullptr, {f.model.simulate_act, false});
@@ -84,6 +110,7 @@ Status run_ppl(const PplFlags& f) {
       {"threads", f.model.threads},
       {"arith", f.arith},
   };
+  if (products && products->kind == ProductKind::kLmul) report["lmul_mantissa"] = products->lmul_mantissa;
   report.update(ppl_metrics_json(r));
   add_kv_report(report, kv, m.model.config(), r.kv_bytes_per_token, r.kv_bytes_allocated);
   std::printf("KV cache %s: %.1f bytes/token (FP32 %.0f), %.2f MiB allocated, peak RSS %.1f MiB\n",
@@ -120,12 +147,20 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
   app->add_option("--chunks", flags->chunks, "Evaluate at most K chunks (0 = all)")->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
   app->add_option("--base", flags->base_path, "Base model for KL divergence, run on the same tokens");
-  app->add_option("--arith", flags->arith,
-                  "Arithmetic of MODEL: exact (FP32 products and cache) or llamacpp (as llama.cpp's CPU backend "
-                  "computes: each linear's input rounded to the activation type llama.cpp pairs with the weight's "
-                  "GGUF type, Q8_0/Q8_1/Q8_K/F16/BF16, and an FP16 KV cache unless --kv is given)")
-      ->check(CLI::IsMember({"exact", "llamacpp"}))
-      ->capture_default_str();
+  std::vector<std::string> arith_names = {"exact", "llamacpp"};
+  std::string arith_help =
+      "Arithmetic of MODEL: exact (FP32 products and cache), llamacpp (as llama.cpp's CPU backend computes: each "
+      "linear's input rounded to the activation type llama.cpp pairs with the weight's GGUF type, "
+      "Q8_0/Q8_1/Q8_K/F16/BF16, and an FP16 KV cache unless --kv is given), or the decoder linears and prompt "
+      "attention of an FP32 MODEL with FP32 sums of products:";
+  for (const ProductKindInfo& k : product_kinds()) {
+    arith_names.push_back(k.name);
+    arith_help += fmt::format(" {} ({})", k.name, k.help);
+  }
+  app->add_option("--arith", flags->arith, arith_help)->check(CLI::IsMember(arith_names))->capture_default_str();
+  app->add_option("--lmul-mantissa", flags->lmul_mantissa,
+                  "Mantissa bits m of L-Mul's operands under --arith lmul (default 3; 7: BF16 operands, 23: FP32)")
+      ->check(CLI::Range(1, 23));
   add_kv_flags(*app, flags->kv);
   add_kv_attention_flag(*app, flags->kv);
   app->callback([flags, &runner] { runner.run = [flags] { return run_ppl(*flags); }; });

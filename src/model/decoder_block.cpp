@@ -99,6 +99,15 @@ Linear* DecoderBlock::find_linear(std::string_view suffix) {
   return const_cast<Linear*>(static_cast<const DecoderBlock&>(*this).find_linear(suffix));
 }
 
+PromptAttention bf16_prompt_attention(Isa isa) {
+  return [isa](const ModelConfig& c, const float* q, int n_tokens, int pos, const float* keys, const float* values,
+               float* out, ThreadPool& pool) { attention_bf16(c, q, n_tokens, pos, keys, values, out, pool, isa); };
+}
+
+void DecoderBlock::set_bf16_attention(bool on, Isa isa) {
+  prompt_attention_ = on ? bf16_prompt_attention(isa) : nullptr;
+}
+
 Status DecoderBlock::replace_linear(std::string_view suffix, std::unique_ptr<Linear> replacement) {
   for (size_t k = 0; k < kLinearSuffixes.size(); ++k) {
     if (kLinearSuffixes[k] != suffix) continue;
@@ -223,9 +232,9 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
     keys = s.k_read.data();
     values = s.v_read.data();
   }
-  if (bf16_attention_ && !mixed && !layout.keys_rotated && !layout.values_rotated && !layout.keys_before_rope &&
+  if (prompt_attention_ && !mixed && !layout.keys_rotated && !layout.values_rotated && !layout.keys_before_rope &&
       n_tokens > 1) {
-    attention_bf16(c, s.q.data(), n_tokens, pos, keys, values, s.attn.data(), pool, bf16_isa_);
+    prompt_attention_(c, s.q.data(), n_tokens, pos, keys, values, s.attn.data(), pool);
     return Status::ok_status();
   }
   // Rotated storage: q·k = (qR)·(kR), so the queries are rotated to match.

@@ -48,6 +48,15 @@ struct BlockScratch {
   void resize(const ModelConfig& config, int64_t n_tokens, int64_t n_pos);
 };
 
+// Causal prompt attention with its own arithmetic: q [n_tokens, q_dim] after RoPE at
+// positions [pos, pos + n_tokens); keys, values [pos + n_tokens, kv_dim] (keys after
+// RoPE); out [n_tokens, q_dim].
+using PromptAttention = std::function<void(const ModelConfig& config, const float* q, int n_tokens, int pos,
+                                           const float* keys, const float* values, float* out, ThreadPool& pool)>;
+
+// attention_bf16 (model/attention_bf16.h) at `isa`.
+PromptAttention bf16_prompt_attention(Isa isa);
+
 // Builds a layer around the one it takes (wrap_linear); never fails.
 using LinearWrapper = std::function<std::unique_ptr<Linear>(std::unique_ptr<Linear>)>;
 
@@ -85,13 +94,13 @@ class DecoderBlock {
   // mismatch is an error that leaves the block unusable).
   Status wrap_linear(std::string_view suffix, const LinearWrapper& wrap);
   uint64_t weight_bytes() const;  // linears + norms
-  // Prompt attention with BF16 products and FP32 sums (model/attention_bf16.h) at `isa`,
-  // for the calibration forward (--calib-arith bf16); caches that code, rotate or keep
-  // recent positions apart keep the FP32 path. Off by default.
-  void set_bf16_attention(bool on, Isa isa) {
-    bf16_attention_ = on;
-    bf16_isa_ = isa;
-  }
+  // Prompt attention (n_tokens > 1) computed with products other than FP32's: BF16
+  // (model/attention_bf16.h, for the calibration forward's --calib-arith bf16), L-Mul
+  // or FP8 (model/attention_approx.h, for ppl --arith). Caches that code, rotate or
+  // keep recent positions apart keep the FP32 path; so do single-token steps. Off
+  // (empty) by default.
+  void set_prompt_attention(PromptAttention attention) { prompt_attention_ = std::move(attention); }
+  void set_bf16_attention(bool on, Isa isa);
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
   // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,
@@ -127,8 +136,7 @@ class DecoderBlock {
   // (Bf16Linear::shares_input): a prompt rounds that input once for the group.
   std::array<std::vector<const Bf16Linear*>, 2> bf16_shared_inputs_;
   std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
-  bool bf16_attention_ = false;
-  Isa bf16_isa_ = Isa::kGeneric;
+  PromptAttention prompt_attention_;  // empty: FP32 attention
 };
 
 }  // namespace lowbit

@@ -100,6 +100,10 @@ Status LlamaModel::replace_linear(const std::string& name, std::unique_ptr<Linea
   return block->replace_linear(suffix, std::move(replacement));
 }
 
+void LlamaModel::set_prompt_attention(const PromptAttention& attention) {
+  for (DecoderBlock& block : layers_) block.set_prompt_attention(attention);
+}
+
 Status LlamaModel::wrap_linear(const std::string& name, const LinearWrapper& wrap) {
   if (name == "lm_head") {
     const int64_t in = lm_head_->in_features(), out = lm_head_->out_features();

@@ -49,6 +49,8 @@ class LlamaModel {
   Status replace_linear(const std::string& name, std::unique_ptr<Linear> replacement);
   // Replaces a linear layer by wrap(current layer) (DecoderBlock::wrap_linear).
   Status wrap_linear(const std::string& name, const LinearWrapper& wrap);
+  // Every block's prompt attention (DecoderBlock::set_prompt_attention; empty: FP32).
+  void set_prompt_attention(const PromptAttention& attention);
   // Bytes held by the weights: linears + embedding + norms, and the head unless it
   // shares the embedding's storage (a tied FP32 head is a copy and is counted).
   uint64_t weight_bytes() const;
