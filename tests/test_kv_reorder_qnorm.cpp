@@ -18,15 +18,12 @@
 #include "kvcache/kv_spec.h"
 #include "kvcache/nuq_fit.h"
 #include "kvcache/quantized_kv_cache.h"
+#include "test_kv_util.h"
 
 namespace lowbit {
 namespace {
 
-KvSpec parse_ok(const std::string& text) {
-  auto s = parse_kv_spec(text);
-  EXPECT_TRUE(s.ok()) << text << ": " << s.status().message();
-  return s.ok() ? std::move(s).value() : KvSpec{};
-}
+KvSpec parse_ok(const std::string& text) { return testing::parse_kv_spec_ok(text); }
 
 TEST(KvReorder, SpecPartsNeedTheirBase) {
   const KvSpec r = parse_ok("k2v2-rot-reorder");

@@ -11,15 +11,12 @@
 #include "kvcache/kv_fused_attention.h"
 #include "kvcache/kv_spec.h"
 #include "kvcache/quantized_kv_cache.h"
+#include "test_kv_util.h"
 
 namespace lowbit {
 namespace {
 
-KvSpec parse_ok(const std::string& text) {
-  auto s = parse_kv_spec(text);
-  EXPECT_TRUE(s.ok()) << text << ": " << s.status().message();
-  return s.ok() ? std::move(s).value() : KvSpec{};
-}
+KvSpec parse_ok(const std::string& text) { return testing::parse_kv_spec_ok(text); }
 
 TEST(KvSpec, Fp32IsThePlainCache) {
   EXPECT_TRUE(parse_ok("fp32").is_fp32());
