@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "model/attention_bf16.h"
+#include "model/attention_blocks.h"
 #include "model/ops.h"
 
 namespace lowbit {
@@ -32,15 +32,13 @@ void attention_approx(const ModelConfig& c, const float* q, int n_tokens, int po
       approx_round_rows(arith, vt.data(), hd, n_pos, n_pos, vt_bits[h].data());
     }
   });
-  // Work items (head, row block) in contiguous ranges, as attention_bf16 splits them.
-  const int n_blocks = (n_tokens + kAttnRowBlock - 1) / kAttnRowBlock;
-  pool.parallel_for(static_cast<int64_t>(c.n_heads) * n_blocks, [&](int64_t i0, int64_t i1, int) {
+  // Work items (head, row block) in contiguous ranges, zigzag within a head (attention_blocks.h).
+  pool.parallel_for(static_cast<int64_t>(c.n_heads) * causal_block_count(n_tokens), [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scores(static_cast<size_t>(kAttnRowBlock) * n_pos);  // [rows, seen]
     std::vector<uint32_t> p_bits(scores.size());                            // [rows, seen]
     for (int64_t item = i0; item < i1; ++item) {
-      const int h = static_cast<int>(item / n_blocks), kvh = h / group;
-      const int r0 = static_cast<int>(item % n_blocks) * kAttnRowBlock;
-      const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
+      const auto [h, r0, rows, seen] = causal_block(item, n_tokens, pos);
+      const int kvh = h / group;
       const ApproxRows qa{.data = q_bits.data() + static_cast<int64_t>(r0) * q_dim + h * hd, .rows = rows, .k = hd,
                           .stride = q_dim};
       const ApproxRows kb{.data = k_bits[kvh].data(), .rows = seen, .k = hd, .stride = hd};

@@ -30,21 +30,14 @@ void attention_bf16(const ModelConfig& c, const float* q, int n_tokens, int pos,
       pack_bf16_panels_from_columns(values + h * hd, n_pos, hd, kv_dim, v_panels[h], isa, nullptr);
     }
   });
-  // Work items (head, row block), split in contiguous ranges. Block b costs about b + 1
-  // units (it sees (b + 1)·64 positions), so a head's blocks are visited zigzag (0,
-  // n-1, 1, n-2, ...): any even run of items then pairs cheap blocks with dear ones, and
-  // a thread's range costs what its item count says (in order, the thread ending
-  // mid-head got that head's cheap half: 5% idle for 9 heads on 2 threads).
-  const int n_blocks = (n_tokens + kAttnRowBlock - 1) / kAttnRowBlock;
+  // Work items (head, row block) in contiguous ranges, zigzag within a head (attention_blocks.h).
   const int64_t p_pairs = (n_pos + 1) / 2;
-  pool.parallel_for(static_cast<int64_t>(c.n_heads) * n_blocks, [&](int64_t i0, int64_t i1, int) {
+  pool.parallel_for(static_cast<int64_t>(c.n_heads) * causal_block_count(n_tokens), [&](int64_t i0, int64_t i1, int) {
     std::vector<float> scores(static_cast<size_t>(kAttnRowBlock) * n_pos);       // [rows, seen]
     std::vector<uint32_t> p_bf16(static_cast<size_t>(kAttnRowBlock) * p_pairs);  // [rows][seen pairs]
     for (int64_t item = i0; item < i1; ++item) {
-      const int h = static_cast<int>(item / n_blocks), kvh = h / group;
-      const int k = static_cast<int>(item % n_blocks);
-      const int r0 = (k % 2 == 0 ? k / 2 : n_blocks - 1 - k / 2) * kAttnRowBlock;
-      const int rows = std::min(kAttnRowBlock, n_tokens - r0), seen = pos + r0 + rows;
+      const auto [h, r0, rows, seen] = causal_block(item, n_tokens, pos);
+      const int kvh = h / group;
       const Bf16Rows qa{.rows = rows,
                         .pairs = hd / 2,
                         .row_stride = q_pairs,

@@ -10,15 +10,10 @@
 
 #include "core/thread_pool.h"
 #include "kernels/cpu_features.h"
+#include "model/attention_blocks.h"
 #include "model/config.h"
 
 namespace lowbit {
-
-// Query rows per causal block of the prompt attention, FP32 (DecoderBlock::attention)
-// and BF16 alike: block [r0, r0 + 64) is scored against positions [0, pos + r0 + 64)
-// only, so a 512-token prompt computes 9/16 of the score square instead of all of it
-// (128-row blocks: 5/8, measured no faster on 2 threads).
-inline constexpr int kAttnRowBlock = 64;
 
 // q: [n_tokens, q_dim] after RoPE, queries at positions [pos, pos + n_tokens);
 // keys, values: [pos + n_tokens, kv_dim] (keys after RoPE); out: [n_tokens, q_dim].

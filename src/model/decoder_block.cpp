@@ -8,6 +8,7 @@
 #include <span>
 
 #include "core/blas_threads.h"
+#include "model/attention_blocks.h"
 #include "model/attention_bf16.h"
 #include "model/bf16_linear.h"
 #include "model/block_shapes.h"
@@ -102,10 +103,6 @@ Linear* DecoderBlock::find_linear(std::string_view suffix) {
 PromptAttention bf16_prompt_attention(Isa isa) {
   return [isa](const ModelConfig& c, const float* q, int n_tokens, int pos, const float* keys, const float* values,
                float* out, ThreadPool& pool) { attention_bf16(c, q, n_tokens, pos, keys, values, out, pool, isa); };
-}
-
-void DecoderBlock::set_bf16_attention(bool on, Isa isa) {
-  prompt_attention_ = on ? bf16_prompt_attention(isa) : nullptr;
 }
 
 Status DecoderBlock::replace_linear(std::string_view suffix, std::unique_ptr<Linear> replacement) {

@@ -100,7 +100,6 @@ class DecoderBlock {
   // keep recent positions apart keep the FP32 path; so do single-token steps. Off
   // (empty) by default.
   void set_prompt_attention(PromptAttention attention) { prompt_attention_ = std::move(attention); }
-  void set_bf16_attention(bool on, Isa isa);
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
   // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,

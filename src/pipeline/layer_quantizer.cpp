@@ -100,7 +100,7 @@ class LayerQuantizer {
       for (std::string_view suffix : DecoderBlock::kLinearSuffixes) {
         LB_RETURN_IF_ERROR(block.replace_linear(suffix, bf16_linear(linear_matrix(w_, std::string(suffix)))));
       }
-      block.set_bf16_attention(true, active_isa());
+      block.set_prompt_attention(bf16_prompt_attention(active_isa()));
     }
     LB_RETURN_IF_ERROR(wrap_online_down(block));
     return block;
