@@ -280,7 +280,7 @@ TEST_F(Deterministic, NearTheDefaultForward) {
   EXPECT_GT(rel, 0.0) << "the default forward uses other orders; equal bits would mean one path ran twice";
 }
 
-TEST_F(Deterministic, RefusesQuantizedCacheAndActivationLayers) {
+TEST_F(Deterministic, RefusesACacheThatKeepsKeysBeforeRope) {
   const LlamaModel m = model(true, active_isa());
   // A cache that keeps keys before RoPE stands for every layout the forward refuses.
   class PreRopeCache : public Fp32KvCache {
