@@ -64,6 +64,17 @@ const std::vector<BuiltinRecipe>& builtin_recipes() {
                       "options": {"damp": 0.01, "block_size": 128, "lorc_rank": 8, "lorc_format": "int8_pc"}}})json"},
       {"w2g64-gptq", R"json({"name": "w2g64-gptq", "description": "INT2 asymmetric groups of 64, GPTQ",
           "default": {"method": "gptq", "format": "int2_g64", "options": {"damp": 0.01, "block_size": 128}}})json"},
+      // Trellis-coded weights (formats/trellis_code.h) by BlockLDLQ (GPTQ with 64-column
+      // Viterbi blocks, quant/gptq.cpp). Inputs narrower than whole 64-sequences fall back
+      // to the INT format of about the same size.
+      {"w2-tcq", R"json({"name": "w2-tcq", "description": "trellis codes, 2 bits + FP16 scale per 64 (2.25 bpw), BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq2_g64", "fallback": "int2_g64", "options": {"damp": 0.01}}})json"},
+      {"w2p5-tcq", R"json({"name": "w2p5-tcq", "description": "trellis codes, 2.5 bits + FP16 scale per 64 (2.75 bpw), BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq2p5_g64", "fallback": "int3_g128", "options": {"damp": 0.01}}})json"},
+      {"w3-tcq", R"json({"name": "w3-tcq", "description": "trellis codes, 3 bits + FP16 scale per 64 (3.25 bpw), BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq3_g64", "fallback": "int3_g128", "options": {"damp": 0.01}}})json"},
+      {"w4-tcq", R"json({"name": "w4-tcq", "description": "trellis codes, 4 bits + FP16 scale per 64 (4.25 bpw), BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq4_g64", "fallback": "int4_g128_asym", "options": {"damp": 0.01}}})json"},
       {"nvfp4",
        R"json({"name": "nvfp4", "description": "NVFP4 (FP4 E2M1, UE4M3 scale per 16, FP32 tensor scale), round to nearest",
           "default": {"method": "rtn", "format": "nvfp4"}})json"},
