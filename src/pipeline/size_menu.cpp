@@ -47,11 +47,11 @@ json lowbit_candidates() {
   return c;
 }
 
-// Trellis codes of 2, 2.5, 3 and 4 bits with an FP16 scale per 64 (BlockLDLQ),
-// for tensors whose inputs are whole 64-sequences.
+// Trellis codes of 2, 2.5, 3 and 4 bits with an FP16 scale per 256 (BlockLDLQ; the
+// group of the built-in recipes, recipe_builtin.cpp), for inputs of whole 64-sequences.
 json tcq_candidates() {
   json c = json::array();
-  for (const char* f : {"tcq2_g64", "tcq2p5_g64", "tcq3_g64", "tcq4_g64"}) c.push_back(gptq(f));
+  for (const char* f : {"tcq2_g256", "tcq2p5_g256", "tcq3_g256", "tcq4_g256"}) c.push_back(gptq(f));
   return c;
 }
 
@@ -75,7 +75,7 @@ json builtin_document(const std::string& name) {
     for (const json& c : tcq_candidates()) candidates.push_back(c);
     if (name == "tcq") {
       candidates.push_back(gptq("int8_pc"));
-      description = "trellis codes (2, 2.5, 3, 4 bits, FP16 scale per 64) by BlockLDLQ, INT8 per row and FP16";
+      description = "trellis codes (2, 2.5, 3, 4 bits, FP16 scale per 256) by BlockLDLQ, INT8 per row and FP16";
     }
   }
   candidates.push_back(fp16_candidate());
