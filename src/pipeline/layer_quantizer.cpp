@@ -355,7 +355,7 @@ class LayerQuantizer {
     const QuantRule& rule = rules_.at(suffix);
     Matrix& m = linear_matrix(w_, suffix);
     if (ctx_.on_module) ctx_.on_module(name, m.rows * m.cols);
-    LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
+    LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h, ctx_.pool));
     if (ctx_.writer != nullptr) {
       LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(r.method)));
       if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));

@@ -16,7 +16,7 @@ std::vector<float> hessian_diagonal(const std::vector<double>& h, int64_t cols) 
 
 // gptq_error: GPTQ's objective tr(ΔW H ΔWᵀ) of the result, which GPTQ computes anyway (else untouched).
 Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int64_t rows, int64_t cols,
-                                     const std::vector<double>* hessian, int* dead_columns,
+                                     const std::vector<double>* hessian, ThreadPool* pool, int* dead_columns,
                                      std::optional<double>* gptq_error) {
   if (rule.method == QuantMethod::kNone) {
     QuantizedWeight q;
@@ -30,6 +30,7 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
     case QuantMethod::kAwq: {  // AWQ: the scales are already folded into w; round with (weighted) clipping search
       RtnOptions o;
       o.search = rule.options.search;
+      o.pool = pool;
       if (rule.options.importance || (rule.method == QuantMethod::kAwq && hessian != nullptr)) {
         if (hessian == nullptr) return make_error("option 'importance' needs calibration data (--calib)");
         o.importance = hessian_diagonal(*hessian, cols);
@@ -45,6 +46,7 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
       o.static_groups = rule.options.static_groups;
       o.search = rule.options.search;
       o.importance = rule.options.importance;
+      o.pool = pool;
       GptqStats stats;
       LB_ASSIGN_OR_RETURN(QuantizedWeight q, quantize_gptq(format, w, rows, cols, *hessian, o, &stats));
       *dead_columns = stats.dead_columns;
@@ -94,7 +96,8 @@ double relative_output_error(const float* w, const float* q, int64_t rows, int64
 }
 
 Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std::string& name, const float* w,
-                                            int64_t rows, int64_t cols, const std::vector<double>* hessian) {
+                                            int64_t rows, int64_t cols, const std::vector<double>* hessian,
+                                            ThreadPool* pool) {
   LB_ASSIGN_OR_RETURN(const QuantRule rule, resolve_rule(matched, name, rows, cols));
   const std::string where =
       fmt::format("{} ({} {}, {})", name, quant_method_name(rule.method), rule.format, rule.label());
@@ -105,7 +108,7 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
   r.method = rule.method;
   r.fallback_from = rule.fallback_from;
   std::optional<double> gptq_error;
-  auto q = run_method(rule, w, rows, cols, hessian, &r.dead_columns, &gptq_error);
+  auto q = run_method(rule, w, rows, cols, hessian, pool, &r.dead_columns, &gptq_error);
   if (!q.ok()) return q.status().with_context(where);
   r.weight = std::move(q).value();
   if (rule.options.lorc_rank > 0) {

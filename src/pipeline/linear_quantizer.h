@@ -31,8 +31,10 @@ struct LinearQuantResult {
 // (required by gptq and rtn with importance; awq uses diag(H) to weight its
 // clipping search when given). The rule is first resolved for the shape
 // (resolve_rule: its fallback where its format cannot hold it). `name` goes into errors.
+// pool: rows in parallel where a format's encoder uses it (trellis codes); null: this thread.
 Expected<LinearQuantResult> quantize_linear(const QuantRule& rule, const std::string& name, const float* w,
-                                            int64_t rows, int64_t cols, const std::vector<double>* hessian);
+                                            int64_t rows, int64_t cols, const std::vector<double>* hessian,
+                                            ThreadPool* pool = nullptr);
 
 // ‖w − q‖² / ‖w‖² over n values, in double; 0 when w is all zero and q == w.
 double relative_weight_error(const float* w, const float* q, int64_t n);

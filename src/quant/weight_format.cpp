@@ -1,11 +1,12 @@
-// WeightFormat (weight_format.h): the one place that tells scaled formats and
-// GGUF block types apart, and the two ColumnScales GPTQ drives.
+// WeightFormat (weight_format.h): the one place that tells scaled formats, GGUF
+// block types and trellis codes apart, and the ColumnScales GPTQ drives.
 #include "quant/weight_format.h"
 
 #include <algorithm>
 #include <vector>
 
 #include "quant/block_scales.h"
+#include "quant/trellis_quantize.h"
 
 namespace lowbit {
 namespace {
@@ -85,11 +86,27 @@ class GgufColumnScales final : public ColumnScales {
 
 Expected<WeightFormat> WeightFormat::find(std::string_view name) {
   if (const GgufBlockType* t = find_gguf_block_type(name)) return WeightFormat(*t);
+  if (is_trellis_format_name(name)) {
+    LB_ASSIGN_OR_RETURN(TrellisParams p, parse_trellis_format(name));
+    return WeightFormat(p);
+  }
   auto f = find_block_format(std::string(name));
   if (f.ok()) return WeightFormat(**f);
   std::string gguf;
   for (const GgufBlockType& t : gguf_block_types()) gguf += (gguf.empty() ? "" : ", ") + std::string(t.name);
-  return make_error("{}; GGUF block types: {}", f.status().message(), gguf);
+  return make_error("{}; GGUF block types: {}; trellis codes: tcq2_gG, tcq2p5_gG, tcq3_gG, tcq4_gG (G a multiple of 64)",
+                    f.status().message(), gguf);
+}
+
+std::string WeightFormat::name() const {
+  if (block_ != nullptr) return block_->name();
+  if (gguf_ != nullptr) return std::string(gguf_->name);
+  return trellis_format_name(trellis_);
+}
+
+int64_t WeightFormat::col_multiple() const {
+  if (gguf_ != nullptr) return gguf_->block_size;
+  return is_trellis_ ? kTrellisSeqLen : 1;
 }
 
 Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
@@ -102,12 +119,13 @@ Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
 }
 
 Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, int64_t cols,
-                                                 const QuantizeOptions& options) const {
+                                                 const QuantizeOptions& options, ThreadPool* pool) const {
   if (block_ != nullptr) return lowbit::quantize(*block_, x, rows, cols, options);
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   if (options.rounding != Rounding::kNearestEven) {
-    return make_error("{}: GGUF block types round to nearest only", gguf_->name);
+    return make_error("{}: {} round to nearest only", name(), is_trellis_ ? "trellis codes" : "GGUF block types");
   }
+  if (is_trellis_) return trellis_quantize(trellis_, x, rows, cols, options.importance, pool);
   if (!options.importance.empty() && static_cast<int64_t>(options.importance.size()) != cols) {
     return make_error("{}: importance has {} values for {} columns", gguf_->name, options.importance.size(), cols);
   }
@@ -116,6 +134,7 @@ Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, i
 
 Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
   if (block_ != nullptr) return lowbit::dequantize(*block_, t, out);
+  if (is_trellis_) return trellis_dequantize(trellis_, t, out);
   LB_RETURN_IF_ERROR(check_shape(t.rows, t.cols));
   LB_ASSIGN_OR_RETURN(ArraySizes sizes, array_sizes(t.rows, t.cols));
   if (t.codes.size() != sizes.codes || !t.scales.empty() || !t.mins.empty()) {
@@ -127,6 +146,10 @@ Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
 
 Expected<WeightFormat::ArraySizes> WeightFormat::array_sizes(int64_t rows, int64_t cols) const {
   if (rows < 0 || cols < 0) return make_error("{}: negative shape [{}, {}]", name(), rows, cols);
+  if (is_trellis_) {
+    return ArraySizes{static_cast<uint64_t>(rows * trellis_row_bytes(trellis_, cols)),
+                      static_cast<uint64_t>(rows * trellis_row_groups(trellis_, cols) * 2), 0};
+  }
   if (gguf_ != nullptr) {
     LB_ASSIGN_OR_RETURN(uint64_t bytes, gguf_matrix_bytes(*gguf_, rows, cols));
     return ArraySizes{bytes, 0, 0};
@@ -156,6 +179,7 @@ Expected<std::unique_ptr<ColumnScales>> WeightFormat::column_scales(int64_t rows
     return std::unique_ptr<ColumnScales>(std::make_unique<BlockColumnScales>(std::move(s), rows, cols, options.search));
   }
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
+  if (is_trellis_) return trellis_column_scales(trellis_, rows, cols, options.pool);
   LB_ASSIGN_OR_RETURN(GgufBlockScales s, GgufBlockScales::create(*gguf_, rows, cols));
   return std::unique_ptr<ColumnScales>(std::make_unique<GgufColumnScales>(std::move(s), rows));
 }
