@@ -2,6 +2,8 @@
 // against lut4 W4 (int4_g128) in the same process.
 //   BM_TrellisGemv: one matrix, one thread, per ISA (args: format index in kFormats,
 //     ISA 0 generic / 1 avx2 / 2 avx512vnni, rows, cols): GB/s of packed storage.
+//   BM_TrellisDequantizeRows: the prompt path's row decode, per ISA.
+//   BM_TrellisGemvHiOnly: the VNNI GEMV with 8-bit x, to price the 16-bit activations.
 //   BM_TrellisDecodeModel: `lowbit bench --shape tinyllama-1.1b` without a recipe
 //     (eval/synthetic_model.h makes random tcq codes): every linear in the format,
 //     2 threads, tg16 after an 8-token prompt, 3 repetitions; counters tg tokens/s,
@@ -85,6 +87,31 @@ BENCHMARK(BM_TrellisGemv)
     ->Args({0, 0, 5632, 2048})
     ->Args({2, 2, 2048, 5632})
     ->Args({4, 2, 2048, 5632});
+
+// The prompt path's row decode (dequantize_rows of a 256-row tile, then sgemm in the
+// runtime): args format index, ISA (isa_arg), rows, cols.
+void BM_TrellisDequantizeRows(benchmark::State& state) {
+  const char* format = kFormats[state.range(0)];
+  const Isa isa = isa_arg(state.range(1));
+  if (!isa_supported(isa, detect_cpu_features())) {
+    state.SkipWithError("ISA not supported");
+    return;
+  }
+  const PackedMatrix w = packed(format, state.range(2), state.range(3));
+  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kFp32, isa);
+  const int64_t tile = 256;
+  std::vector<float> out(static_cast<size_t>(tile * w.cols));
+  int64_t r0 = 0;
+  for (auto _ : state) {
+    entry.fp.dequantize_rows(w, r0, r0 + tile, out.data());
+    r0 = (r0 + tile) % (w.rows - tile);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(std::string(format) + " " + entry.name);
+  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(tile * w.cols),
+                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_TrellisDequantizeRows)->ArgsProduct({{0, 2, 4}, {0, 1, 2}, {5632}, {2048}});
 
 // The AVX-512 VNNI GEMV with 8-bit x (trellis_gemv_avx512vnni_hi_only: one vpdpbusd per
 // 16 weights instead of two), to price the 16-bit activations; arg: format index.

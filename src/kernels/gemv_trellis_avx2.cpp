@@ -105,6 +105,44 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   }
 }
 
+// Rows in FP32: value = bytesum(h) - 126 (vpmaddubsw with ones, vpmaddwd with ones),
+// then value * scale * tensor_scale in packed_value's order (bit-identical).
+template <int K, int V>
+void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
+  constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
+  const Lanes<K, V> lanes;
+  const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
+  const __m256 ts = _mm256_set1_ps(w.tensor_scale);
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  alignas(64) uint8_t last[64] = {};
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = w.codes.data() + r * rb;
+    std::memcpy(last, codes + (nq - 1) * kSeqBytes, kSeqBytes);
+    float* o = out + (r - r0) * w.cols;
+    for (int64_t q = 0; q < nq; ++q) {
+      const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
+      const __m256 s = _mm256_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
+      for (int b = 0; b < 4; ++b) {
+        const __m256i win = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, b));
+        for (int h = 0; h < 2; ++h) {
+          const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(half_hash<K, V>(lanes, win, h), ones8), ones16);
+          const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, _mm256_set1_epi32(kTrellisValueMax)));
+          _mm256_storeu_ps(o + q * kTrellisSeqLen + 16 * b + 8 * h, _mm256_mul_ps(_mm256_mul_ps(v, s), ts));
+        }
+      }
+    }
+  }
+}
+
+void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
+  switch (w.trellis_step_bits) {
+    case 2: return dequantize_t<2, 1>(w, r0, r1, out);
+    case 3: return dequantize_t<3, 1>(w, r0, r1, out);
+    case 4: return dequantize_t<4, 1>(w, r0, r1, out);
+    default: return dequantize_t<5, 2>(w, r0, r1, out);
+  }
+}
+
 void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   if (!a.fixed.valid) return trellis_gemv_fp32(w, a, r0, r1, y);
   switch (w.trellis_step_bits) {
@@ -118,7 +156,7 @@ void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t 
 }  // namespace
 
 PackedKernels packed_kernels_trellis_avx2() {
-  PackedKernels k{gemv, trellis_dequantize_rows, Isa::kAvx2};
+  PackedKernels k{gemv, dequantize_rows, Isa::kAvx2};
   k.prepare_fixed16 = prepare_trellis_fixed16;
   return k;
 }

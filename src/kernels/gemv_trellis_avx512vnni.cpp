@@ -101,6 +101,40 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   }
 }
 
+// Rows in FP32: per block, value = bytesum(h) - 126 (one vpdpbusd of h with ones onto
+// -126), then value * scale * tensor_scale in packed_value's order (bit-identical).
+template <int K, int V>
+void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
+  constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
+  const Lanes<K, V> lanes;
+  const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
+  const __m512 ts = _mm512_set1_ps(w.tensor_scale);
+  alignas(64) uint8_t last[64] = {};
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = w.codes.data() + r * rb;
+    std::memcpy(last, codes + (nq - 1) * kSeqBytes, kSeqBytes);
+    float* o = out + (r - r0) * w.cols;
+    for (int64_t q = 0; q < nq; ++q) {
+      const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
+      const __m512 s = _mm512_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
+      for (int b = 0; b < 4; ++b) {
+        const __m512i v = _mm512_dpbusd_epi32(_mm512_set1_epi32(-kTrellisValueMax), block_hash<K, V>(lanes, seq, b),
+                                              _mm512_set1_epi8(1));
+        _mm512_storeu_ps(o + q * kTrellisSeqLen + 16 * b, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), s), ts));
+      }
+    }
+  }
+}
+
+void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
+  switch (w.trellis_step_bits) {
+    case 2: return dequantize_t<2, 1>(w, r0, r1, out);
+    case 3: return dequantize_t<3, 1>(w, r0, r1, out);
+    case 4: return dequantize_t<4, 1>(w, r0, r1, out);
+    default: return dequantize_t<5, 2>(w, r0, r1, out);
+  }
+}
+
 template <bool kHiOnly>
 void gemv_any(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   if (!a.fixed.valid) return trellis_gemv_fp32(w, a, r0, r1, y);
@@ -124,7 +158,7 @@ void trellis_gemv_avx512vnni_hi_only(const PackedMatrix& w, const PackedActivati
 }
 
 PackedKernels packed_kernels_trellis_avx512vnni() {
-  PackedKernels k{gemv, trellis_dequantize_rows, Isa::kAvx512Vnni};
+  PackedKernels k{gemv, dequantize_rows, Isa::kAvx512Vnni};
   k.prepare_fixed16 = prepare_trellis_fixed16;
   return k;
 }
