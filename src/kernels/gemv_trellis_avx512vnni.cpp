@@ -127,23 +127,13 @@ void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
 }
 
 void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
-  switch (w.trellis_step_bits) {
-    case 2: return dequantize_t<2, 1>(w, r0, r1, out);
-    case 3: return dequantize_t<3, 1>(w, r0, r1, out);
-    case 4: return dequantize_t<4, 1>(w, r0, r1, out);
-    default: return dequantize_t<5, 2>(w, r0, r1, out);
-  }
+  trellis_dispatch(w.trellis_step_bits, [&](auto k, auto v) { dequantize_t<k(), v()>(w, r0, r1, out); });
 }
 
 template <bool kHiOnly>
 void gemv_any(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   if (!a.fixed.valid) return trellis_gemv_fp32(w, a, r0, r1, y);
-  switch (w.trellis_step_bits) {
-    case 2: return gemv_t<2, 1, kHiOnly>(w, a, r0, r1, y);
-    case 3: return gemv_t<3, 1, kHiOnly>(w, a, r0, r1, y);
-    case 4: return gemv_t<4, 1, kHiOnly>(w, a, r0, r1, y);
-    default: return gemv_t<5, 2, kHiOnly>(w, a, r0, r1, y);
-  }
+  trellis_dispatch(w.trellis_step_bits, [&](auto k, auto v) { gemv_t<k(), v(), kHiOnly>(w, a, r0, r1, y); });
 }
 
 void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/packed_matrix.h"
 
@@ -41,6 +42,19 @@ constexpr int trellis_lane_byte(int k, int v, int i) { return trellis_lane_bit(k
 constexpr int trellis_lane_shift(int k, int v, int i) { return trellis_lane_bit(k, v, i) % 8; }
 // Bytes of bit string per 16-weight block.
 constexpr int trellis_block_bytes(int k, int v) { return 2 * k / v; }
+
+// Calls fn(k, V) with the parameter set's step bits and values per step as
+// compile-time constants (std::integral_constant), for the SIMD kernels' templates.
+template <class Fn>
+void trellis_dispatch(int step_bits, Fn fn) {
+  using std::integral_constant;
+  switch (step_bits) {
+    case 2: return fn(integral_constant<int, 2>{}, integral_constant<int, 1>{});
+    case 3: return fn(integral_constant<int, 3>{}, integral_constant<int, 1>{});
+    case 4: return fn(integral_constant<int, 4>{}, integral_constant<int, 1>{});
+    default: return fn(integral_constant<int, 5>{}, integral_constant<int, 2>{});  // tcq2p5
+  }
+}
 
 // Activation bytes of the fixed-point GEMVs (Fixed16Activation of kTrellis):
 //   bytes [0, 4 cols)        lo byte of xi[c] repeated in bytes 4c .. 4c + 3
