@@ -5,6 +5,7 @@
 
 #include "kernels/int8_fixed16.h"
 #include "kernels/lut4_fixed16.h"
+#include "kernels/trellis_kernels.h"
 
 namespace lowbit {
 namespace {
@@ -29,8 +30,9 @@ double float_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) 
 // form, its quantization error plus the kernel's rounding; else they ran FP32.
 double fixed16_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) {
   if (!a.fixed.valid) return float_bound(w, a, r);
-  const double rounding =
-      w.kind == PackedKind::kInt8Row ? int8_fixed16_rounding_bound(w, a, r) : lut4_fixed16_rounding_bound(w, a, r);
+  const double rounding = w.kind == PackedKind::kInt8Row   ? int8_fixed16_rounding_bound(w, a, r)
+                          : w.kind == PackedKind::kTrellis ? trellis_fixed16_rounding_bound(w, a, r)
+                                                           : lut4_fixed16_rounding_bound(w, a, r);
   return rounding + fixed16_quantization_bound(w, a, r);
 }
 
@@ -123,6 +125,11 @@ std::vector<LinearKernel> build_table() {
       fp_row("bits/generic", L::kBits, packed_kernels_bits_generic()),
       fp_row("bits/avx2", L::kBits, packed_kernels_bits_avx2()),
       fp_row("bits/avx512", L::kBits, packed_kernels_bits_avx512()),
+      // Trellis-coded weights (trellis_kernels.h): FP32 portable; SIMD ones on 16-bit fixed-point x,
+      // the codebook hashed in the lanes (AVX-512 without VNNI runs the AVX2 row).
+      fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
+      fp_row("tcq/avx2", L::kTrellis, packed_kernels_trellis_avx2()),
+      fp_row("tcq/avx512vnni", L::kTrellis, packed_kernels_trellis_avx512vnni()),
       // INT8 activations per token / static: W8A8, W4A8.
       w8a8_row("w8a8/generic", Isa::kGeneric, w8a8_kernels_generic(), q_gen),
       w8a8_row("w8a8/avx2", Isa::kAvx2, w8a8_kernels_avx2(), q_avx2),  // also the AVX-512 (no VNNI) level's
@@ -149,6 +156,7 @@ const char* weight_layout_name(WeightLayout layout) {
     case WeightLayout::kFp8Row: return "fp8";
     case WeightLayout::kHalf: return "half";
     case WeightLayout::kBits: return "bits";
+    case WeightLayout::kTrellis: return "tcq";
   }
   return "?";
 }
@@ -161,6 +169,7 @@ bool weight_has_layout(const PackedMatrix& w, WeightLayout layout) {
     case WeightLayout::kFp8Row: return w.kind == PackedKind::kFp8Row;
     case WeightLayout::kHalf: return w.kind == PackedKind::kFp16 || w.kind == PackedKind::kBf16;
     case WeightLayout::kBits: return w.kind == PackedKind::kBits;
+    case WeightLayout::kTrellis: return w.kind == PackedKind::kTrellis;
   }
   return false;
 }
