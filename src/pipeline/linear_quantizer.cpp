@@ -97,7 +97,7 @@ double relative_output_error(const float* w, const float* q, int64_t rows, int64
 
 Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std::string& name, const float* w,
                                             int64_t rows, int64_t cols, const std::vector<double>* hessian,
-                                            ThreadPool* pool) {
+                                            const std::vector<double>* input_mean, ThreadPool* pool) {
   LB_ASSIGN_OR_RETURN(const QuantRule rule, resolve_rule(matched, name, rows, cols));
   const std::string where =
       fmt::format("{} ({} {}, {})", name, quant_method_name(rule.method), rule.format, rule.label());
@@ -111,6 +111,23 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
   auto q = run_method(rule, w, rows, cols, hessian, pool, &r.dead_columns, &gptq_error);
   if (!q.ok()) return q.status().with_context(where);
   r.weight = std::move(q).value();
+  if (rule.options.adaquant_steps > 0) {
+    if (hessian == nullptr) return make_error("{}: adaquant_steps needs calibration data (--calib)", where);
+    LB_ASSIGN_OR_RETURN(WeightFormat format, rule_format(rule));
+    if (format.block_format() == nullptr) {
+      return make_error("{}: adaquant refines scaled formats, not GGUF type {}", where, rule.format);
+    }
+    AdaQuantOptions o;
+    o.steps = rule.options.adaquant_steps;
+    o.scales = rule.options.adaquant_scales;
+    o.damp = rule.options.damp;
+    AdaQuantStats stats;
+    auto refined = adaquant_refine(*format.block_format(), r.weight, w, rows, cols, *hessian, o, &stats, pool);
+    if (!refined.ok()) return refined.status().with_context(where);
+    r.weight = std::move(refined).value();
+    r.adaquant = stats;
+    if (!stats.kept_start) gptq_error.reset();  // no longer the objective of the stored weight
+  }
   if (rule.options.lorc_rank > 0) {
     const int rank = static_cast<int>(std::min<int64_t>(rule.options.lorc_rank, std::min(rows, cols)));
     LB_RETURN_IF_ERROR(add_lowrank_correction(r.weight, w, rank, rule.options.lorc_format).with_context(where));
@@ -118,6 +135,13 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
   std::vector<float> deq(static_cast<size_t>(rows * cols));  // [rows, cols]
   LB_RETURN_IF_ERROR(dequantize_weight(r.weight, deq.data()).with_context(where));
   r.weight_rel_error = relative_weight_error(w, deq.data(), rows * cols);
+  if (rule.options.bias_correction) {
+    if (input_mean == nullptr) return make_error("{}: bias_correction needs calibration data (--calib)", where);
+    if (input_mean->size() != static_cast<size_t>(cols)) {
+      return make_error("{}: input mean has {} values, expected {}", where, input_mean->size(), cols);
+    }
+    r.bias_delta = bias_correction(w, deq.data(), rows, cols, *input_mean);
+  }
   if (hessian != nullptr) {
     // GPTQ's own objective is the numerator when nothing was added after it (LoRC changes Ŵ).
     r.output_error = gptq_error && rule.options.lorc_rank == 0 ? *gptq_error

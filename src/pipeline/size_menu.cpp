@@ -178,6 +178,9 @@ Expected<SizeMenu> parse_size_menu(const json& document, const std::string& sour
                         quant_method_name(candidate.rule.method));
     }
     if (candidate.rule.options.lorc_rank > 0) return make_error("{}: lorc_rank is not offered in a menu", where);
+    if (candidate.rule.options.adaquant_steps > 0 || candidate.rule.options.bias_correction) {
+      return make_error("{}: adaquant_steps and bias_correction are not offered in a menu", where);
+    }
     candidate.name = c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>()
                                                                   : candidate.rule.format;
     for (const MenuCandidate& other : menu.candidates) {
