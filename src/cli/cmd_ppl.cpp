@@ -1,6 +1,7 @@
 // `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
 //  [--batch B] [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]]
-//  [--arith exact|llamacpp|bf16|fp8|lmul [--lmul-mantissa M]] [--threads T] [--json F]`
+//  [--arith exact|llamacpp|bf16|fp8|lmul [--lmul-mantissa M]] [--attn-prob-quant KIND:BITS]
+//  [--threads T] [--json F]`
 // --kv and --arith apply to MODEL only; --base always runs with the FP32 cache and
 // exact arithmetic, so with the same file as MODEL the KL divergence measures the
 // KV cache (or llama.cpp's arithmetic) alone.
@@ -10,6 +11,8 @@
 // --arith bf16|fp8|lmul computes every decoder linear and the prompt attention's
 // products with BF16, FP8 E4M3 or L-Mul products and FP32 sums
 // (model/product_arithmetic.h); MODEL's linears must be FP32.
+// --attn-prob-quant fake-quantizes MODEL's attention probabilities (uniform, log2 or
+// TanQ levels, scale 1 or median/MAD; quant/attn_prob_quant.h), prompts and decode.
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -20,6 +23,7 @@
 #include "core/mapped_file.h"
 #include "eval/perplexity.h"
 #include "model/product_arithmetic.h"
+#include "quant/attn_prob_quant.h"
 
 namespace lowbit::cli {
 namespace {
@@ -35,7 +39,20 @@ struct PplFlags {
   KvFlags kv;
   std::string arith = "exact";
   int lmul_mantissa = 0;  // 0: not given (3)
+  std::string attn_prob_quant;  // "": P unquantized
 };
+
+// The quantizer --attn-prob-quant names, null when not given.
+Expected<std::shared_ptr<const AttnProbQuantizer>> attn_prob_quantizer(const PplFlags& f) {
+  if (f.attn_prob_quant.empty()) return std::shared_ptr<const AttnProbQuantizer>();
+  if (find_product_kind(f.arith) != nullptr) {
+    return make_error("--attn-prob-quant {}: goes with the FP32 attention, not --arith {}", f.attn_prob_quant,
+                      f.arith);
+  }
+  auto spec = parse_attn_prob_quant(f.attn_prob_quant);
+  if (!spec.ok()) return spec.status().with_context("--attn-prob-quant");
+  return std::shared_ptr<const AttnProbQuantizer>(std::make_shared<AttnProbQuantizer>(*spec));
+}
 
 // The products --arith names, or none for exact and llamacpp.
 Expected<std::optional<ProductArithmetic>> product_arithmetic(const PplFlags& f) {
@@ -54,6 +71,7 @@ Status run_ppl(const PplFlags& f) {
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
   LB_ASSIGN_OR_RETURN(std::optional<ProductArithmetic> products, product_arithmetic(f));
+  LB_ASSIGN_OR_RETURN(std::shared_ptr<const AttnProbQuantizer> prob_quant, attn_prob_quantizer(f));
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(f.text_path));
   const bool llamacpp = f.arith == "llamacpp";
   ActRuntime act = act_runtime(f.model);
@@ -64,6 +82,13 @@ Status run_ppl(const PplFlags& f) {
     if (f.model.verbose) {
       std::fprintf(stderr, "arith %s: decoder linears and prompt attention with kernel %s\n", f.arith.c_str(),
                    product_kernel_name(*products).c_str());
+    }
+  }
+  if (prob_quant) {
+    m.model.set_attn_prob_quant(prob_quant);
+    if (f.model.verbose) {
+      std::fprintf(stderr, "attention probabilities fake-quantized: %s\n",
+                   attn_prob_quant_name(prob_quant->spec()).c_str());
     }
   }
   std::unique_ptr<RunnableModel> base;
@@ -110,6 +135,7 @@ Status run_ppl(const PplFlags& f) {
       {"threads", f.model.threads},
       {"arith", f.arith},
   };
+  if (prob_quant) report["attn_prob_quant"] = attn_prob_quant_name(prob_quant->spec());
   if (products && products->kind == ProductKind::kLmul) report["lmul_mantissa"] = products->lmul_mantissa;
   report.update(ppl_metrics_json(r));
   add_kv_report(report, kv, m.model.config(), r.kv_bytes_per_token, r.kv_bytes_allocated);
@@ -161,6 +187,11 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
   app->add_option("--lmul-mantissa", flags->lmul_mantissa,
                   "Mantissa bits m of L-Mul's operands under --arith lmul (default 3; 7: BF16 operands, 23: FP32)")
       ->check(CLI::Range(1, 23));
+  std::string prob_help =
+      "Fake-quantize MODEL's attention probabilities P = softmax(q k^T / sqrt(d)) to KIND:BITS (BITS 2 to 16) "
+      "before P V, in the FP32 attention (prompts and decode):";
+  for (const AttnProbKindInfo& k : attn_prob_kinds()) prob_help += fmt::format(" {} ({})", k.name, k.help);
+  app->add_option("--attn-prob-quant", flags->attn_prob_quant, prob_help);
   add_kv_flags(*app, flags->kv);
   add_kv_attention_flag(*app, flags->kv);
   app->callback([flags, &runner] { runner.run = [flags] { return run_ppl(*flags); }; });

@@ -25,6 +25,8 @@
 
 namespace lowbit {
 
+class AttnProbQuantizer;  // quant/attn_prob_quant.h
+
 // Work buffers of a block's forward pass, reused across blocks and calls.
 struct BlockScratch {
   std::vector<float> xb;      // [n, dim] normed input
@@ -100,6 +102,13 @@ class DecoderBlock {
   // keep recent positions apart keep the FP32 path; so do single-token steps. Off
   // (empty) by default.
   void set_prompt_attention(PromptAttention attention) { prompt_attention_ = std::move(attention); }
+  // Fake quantization of the attention probabilities P (quant/attn_prob_quant.h),
+  // prompts and single-token steps alike, in the FP32 attention path: while set,
+  // the prompt attention above and a cache's in-place decode (attend_decode) are
+  // not used. Null (the default): P as computed.
+  void set_attn_prob_quant(std::shared_ptr<const AttnProbQuantizer> quantizer) {
+    prob_quant_ = std::move(quantizer);
+  }
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
   // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,
@@ -136,6 +145,7 @@ class DecoderBlock {
   std::array<std::vector<const Bf16Linear*>, 2> bf16_shared_inputs_;
   std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
   PromptAttention prompt_attention_;  // empty: FP32 attention
+  std::shared_ptr<const AttnProbQuantizer> prob_quant_;  // null: P unquantized
 };
 
 }  // namespace lowbit

@@ -104,6 +104,10 @@ void LlamaModel::set_prompt_attention(const PromptAttention& attention) {
   for (DecoderBlock& block : layers_) block.set_prompt_attention(attention);
 }
 
+void LlamaModel::set_attn_prob_quant(const std::shared_ptr<const AttnProbQuantizer>& quantizer) {
+  for (DecoderBlock& block : layers_) block.set_attn_prob_quant(quantizer);
+}
+
 Status LlamaModel::wrap_linear(const std::string& name, const LinearWrapper& wrap) {
   if (name == "lm_head") {
     const int64_t in = lm_head_->in_features(), out = lm_head_->out_features();

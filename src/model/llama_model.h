@@ -51,6 +51,8 @@ class LlamaModel {
   Status wrap_linear(const std::string& name, const LinearWrapper& wrap);
   // Every block's prompt attention (DecoderBlock::set_prompt_attention; empty: FP32).
   void set_prompt_attention(const PromptAttention& attention);
+  // Every block's attention-probability quantizer (DecoderBlock::set_attn_prob_quant; null: none).
+  void set_attn_prob_quant(const std::shared_ptr<const AttnProbQuantizer>& quantizer);
   // Bytes held by the weights: linears + embedding + norms, and the head unless it
   // shares the embedding's storage (a tied FP32 head is a copy and is counted).
   uint64_t weight_bytes() const;
