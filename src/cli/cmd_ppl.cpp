@@ -1,7 +1,7 @@
 // `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
 //  [--batch B] [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]]
-//  [--arith exact|llamacpp|bf16|fp8|lmul [--lmul-mantissa M]] [--deterministic]
-//  [--save-logits F | --compare-logits F] [--threads T] [--json F]`
+//  [--arith exact|llamacpp|bf16|fp8|lmul [--lmul-mantissa M]] [--attn-prob-quant KIND:BITS]
+//  [--deterministic] [--save-logits F | --compare-logits F] [--threads T] [--json F]`
 // --kv and --arith apply to MODEL only; --base always runs with the FP32 cache and
 // exact arithmetic, so with the same file as MODEL the KL divergence measures the
 // KV cache (or llama.cpp's arithmetic) alone.
@@ -14,6 +14,8 @@
 // --deterministic runs MODEL with fixed reduction orders (model/deterministic.h).
 // --save-logits records the scored positions' logits; --compare-logits compares
 // this run's with a record (eval/logit_diff.h): how far a setting moves them.
+// --attn-prob-quant fake-quantizes MODEL's attention probabilities (uniform, log2 or
+// TanQ levels, scale 1 or median/MAD; quant/attn_prob_quant.h), prompts and decode.
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "eval/logit_diff.h"
 #include "eval/perplexity.h"
 #include "model/product_arithmetic.h"
+#include "quant/attn_prob_quant.h"
 
 namespace lowbit::cli {
 namespace {
@@ -42,7 +45,20 @@ struct PplFlags {
   int lmul_mantissa = 0;  // 0: not given (3)
   std::string save_logits;
   std::string compare_logits;
+  std::string attn_prob_quant;  // "": P unquantized
 };
+
+// The quantizer --attn-prob-quant names, null when not given.
+Expected<std::shared_ptr<const AttnProbQuantizer>> attn_prob_quantizer(const PplFlags& f) {
+  if (f.attn_prob_quant.empty()) return std::shared_ptr<const AttnProbQuantizer>();
+  if (find_product_kind(f.arith) != nullptr) {
+    return make_error("--attn-prob-quant {}: goes with the FP32 attention, not --arith {}", f.attn_prob_quant,
+                      f.arith);
+  }
+  auto spec = parse_attn_prob_quant(f.attn_prob_quant);
+  if (!spec.ok()) return spec.status().with_context("--attn-prob-quant");
+  return std::shared_ptr<const AttnProbQuantizer>(std::make_shared<AttnProbQuantizer>(*spec));
+}
 
 // The products --arith names, or none for exact and llamacpp.
 Expected<std::optional<ProductArithmetic>> product_arithmetic(const PplFlags& f) {
@@ -62,12 +78,17 @@ Status run_ppl(const PplFlags& f) {
   if (f.model.deterministic && f.arith != "exact") {
     return make_error("--deterministic: runs the exact arithmetic, not --arith {}", f.arith);
   }
+  if (f.model.deterministic && !f.attn_prob_quant.empty()) {
+    // The fixed-order attention has no quantization step for P (model/attention_fixed_order.h).
+    return make_error("--deterministic: runs the attention unquantized, not --attn-prob-quant {}", f.attn_prob_quant);
+  }
   if (f.model.deterministic && !f.kv.spec.empty()) {
     return make_error("--deterministic: runs with the FP32 KV cache, not --kv {}", f.kv.spec);
   }
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
   LB_ASSIGN_OR_RETURN(std::optional<ProductArithmetic> products, product_arithmetic(f));
+  LB_ASSIGN_OR_RETURN(std::shared_ptr<const AttnProbQuantizer> prob_quant, attn_prob_quantizer(f));
   LB_ASSIGN_OR_RETURN(std::string text, read_text_file(f.text_path));
   const bool llamacpp = f.arith == "llamacpp";
   ActRuntime act = act_runtime(f.model);
@@ -78,6 +99,13 @@ Status run_ppl(const PplFlags& f) {
     if (f.model.verbose) {
       std::fprintf(stderr, "arith %s: decoder linears and prompt attention with kernel %s\n", f.arith.c_str(),
                    product_kernel_name(*products).c_str());
+    }
+  }
+  if (prob_quant) {
+    m.model.set_attn_prob_quant(prob_quant);
+    if (f.model.verbose) {
+      std::fprintf(stderr, "attention probabilities fake-quantized: %s\n",
+                   attn_prob_quant_name(prob_quant->spec()).c_str());
     }
   }
   std::unique_ptr<RunnableModel> base;
@@ -138,6 +166,7 @@ Status run_ppl(const PplFlags& f) {
       {"arith", f.arith},
       {"deterministic", f.model.deterministic},
   };
+  if (prob_quant) report["attn_prob_quant"] = attn_prob_quant_name(prob_quant->spec());
   if (products && products->kind == ProductKind::kLmul) report["lmul_mantissa"] = products->lmul_mantissa;
   report.update(ppl_metrics_json(r));
   add_kv_report(report, kv, m.model.config(), r.kv_bytes_per_token, r.kv_bytes_allocated);
@@ -203,6 +232,11 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
   app->add_option("--lmul-mantissa", flags->lmul_mantissa,
                   "Mantissa bits m of L-Mul's operands under --arith lmul (default 3; 7: BF16 operands, 23: FP32)")
       ->check(CLI::Range(1, 23));
+  std::string prob_help =
+      "Fake-quantize MODEL's attention probabilities P = softmax(q k^T / sqrt(d)) to KIND:BITS (BITS 2 to 16) "
+      "before P V, in the FP32 attention (prompts and decode):";
+  for (const AttnProbKindInfo& k : attn_prob_kinds()) prob_help += fmt::format(" {} ({})", k.name, k.help);
+  app->add_option("--attn-prob-quant", flags->attn_prob_quant, prob_help);
   add_kv_flags(*app, flags->kv);
   add_kv_attention_flag(*app, flags->kv);
   add_deterministic_flag(*app, flags->model.deterministic);

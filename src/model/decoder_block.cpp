@@ -17,6 +17,7 @@
 #include "model/model_source.h"
 #include "model/ops.h"
 #include "model/packed_linear.h"
+#include "quant/attn_prob_quant.h"
 
 namespace lowbit {
 namespace {
@@ -220,7 +221,7 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
     return Status::ok_status();
   }
   // One token: the cache may attend from its storage in place (no [n_pos, kv_dim] FP32 copy).
-  if (n_tokens == 1 &&
+  if (n_tokens == 1 && !prob_quant_ &&
       cache.attend_decode(cache_layer, n_pos, s.q.data(), c.n_heads, attn_scale, s.attn.data(), pool)) {
     return Status::ok_status();
   }
@@ -245,8 +246,8 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
     keys = s.k_read.data();
     values = s.v_read.data();
   }
-  if (prompt_attention_ && !mixed && !layout.keys_rotated && !layout.values_rotated && !layout.keys_before_rope &&
-      n_tokens > 1) {
+  if (prompt_attention_ && !prob_quant_ && !mixed && !layout.keys_rotated && !layout.values_rotated &&
+      !layout.keys_before_rope && n_tokens > 1) {
     prompt_attention_(c, s.q.data(), n_tokens, pos, keys, values, s.attn.data(), pool);
     return Status::ok_status();
   }
@@ -278,7 +279,7 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
         float* row = scores + t * n_pos;
         const int visible = pos + static_cast<int>(t) + 1;
         // The exact band (at most R + T positions before the query): scores
-        // against the exact keys, and the exact values' share kept in attn_exact.
+        // against the exact keys (the exact values' share follows below).
         if (mixed) {
           const float* q = s.q.data() + t * c.q_dim() + h * hd;
           for (int p = std::max(from, s.key_from[t]); p < visible; ++p) {
@@ -292,14 +293,20 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
         // Zeros up to the positions its row block's P·V reads.
         std::fill(row + visible, row + pos + std::min<int64_t>(n_tokens, (t / kAttnRowBlock + 1) * kAttnRowBlock),
                   0.0f);
-        if (mixed) {
-          float* out = attn_exact + t * hd;
-          std::fill(out, out + hd, 0.0f);
-          for (int p = std::max(from, s.value_from[t]); p < visible; ++p) {
-            const float* v = s.v_exact.data() + static_cast<int64_t>(p - from) * kv_dim + kvh * hd;
-            for (int i = 0; i < hd; ++i) out[i] += row[p] * v[i];
-            row[p] = 0.0f;
-          }
+      }
+      // P fake-quantized (all of the head's rows at once: the median scale reads
+      // every row's maximum); row t has pos + t + 1 visible positions.
+      if (prob_quant_) prob_quant_->quantize_causal_rows(scores, n_tokens, n_pos, pos + 1);
+      // The exact values' share of each row, moved from P to attn_exact.
+      for (int64_t t = 0; mixed && t < n_tokens; ++t) {
+        float* row = scores + t * n_pos;
+        const int visible = pos + static_cast<int>(t) + 1;
+        float* out = attn_exact + t * hd;
+        std::fill(out, out + hd, 0.0f);
+        for (int p = std::max(from, s.value_from[t]); p < visible; ++p) {
+          const float* v = s.v_exact.data() + static_cast<int64_t>(p - from) * kv_dim + kvh * hd;
+          for (int i = 0; i < hd; ++i) out[i] += row[p] * v[i];
+          row[p] = 0.0f;
         }
       }
       // attn_h[n, hd] = P[n, n_pos] · v_kvh[n_pos, hd]  (+ the exact values' share),

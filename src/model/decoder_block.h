@@ -25,6 +25,8 @@
 
 namespace lowbit {
 
+class AttnProbQuantizer;  // quant/attn_prob_quant.h
+
 // Work buffers of a block's forward pass, reused across blocks and calls.
 struct BlockScratch {
   std::vector<float> xb;      // [n, dim] normed input
@@ -110,6 +112,13 @@ class DecoderBlock {
     fixed_order_isa_ = isa;
   }
   bool fixed_order() const { return fixed_order_; }
+  // Fake quantization of the attention probabilities P (quant/attn_prob_quant.h),
+  // prompts and single-token steps alike, in the FP32 attention path: while set,
+  // the prompt attention above and a cache's in-place decode (attend_decode) are
+  // not used. Null (the default): P as computed.
+  void set_attn_prob_quant(std::shared_ptr<const AttnProbQuantizer> quantizer) {
+    prob_quant_ = std::move(quantizer);
+  }
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
   // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,
@@ -148,6 +157,7 @@ class DecoderBlock {
   PromptAttention prompt_attention_;  // empty: FP32 attention
   bool fixed_order_ = false;          // set_fixed_order
   Isa fixed_order_isa_ = Isa::kGeneric;
+  std::shared_ptr<const AttnProbQuantizer> prob_quant_;  // null: P unquantized
 };
 
 }  // namespace lowbit

@@ -118,6 +118,10 @@ Status LlamaModel::replace_token_embedding(TokenEmbedding embedding) {
   return Status::ok_status();
 }
 
+void LlamaModel::set_attn_prob_quant(const std::shared_ptr<const AttnProbQuantizer>& quantizer) {
+  for (DecoderBlock& block : layers_) block.set_attn_prob_quant(quantizer);
+}
+
 Status LlamaModel::wrap_linear(const std::string& name, const LinearWrapper& wrap) {
   if (name == "lm_head") {
     const int64_t in = lm_head_->in_features(), out = lm_head_->out_features();

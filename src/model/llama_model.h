@@ -55,6 +55,8 @@ class LlamaModel {
   void set_fixed_order(bool on, Isa isa);
   // Replaces the token embedding (same [vocab, dim]); the head stops sharing its storage.
   Status replace_token_embedding(TokenEmbedding embedding);
+  // Every block's attention-probability quantizer (DecoderBlock::set_attn_prob_quant; null: none).
+  void set_attn_prob_quant(const std::shared_ptr<const AttnProbQuantizer>& quantizer);
   // Bytes held by the weights: linears + embedding + norms, and the head unless it
   // shares the embedding's storage (a tied FP32 head is a copy and is counted).
   uint64_t weight_bytes() const;
