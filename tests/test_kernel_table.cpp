@@ -53,6 +53,7 @@ std::vector<const char*> formats_of(WeightLayout layout) {
     case WeightLayout::kFp8Row: return {"fp8_e4m3"};
     case WeightLayout::kHalf: return {"fp16", "bf16"};
     case WeightLayout::kBits: return {"int2_g64", "int3_g128", "int2_g32_asym"};
+    case WeightLayout::kPtq161: return {"ptq161_s125_b192", "ptq161_s0_b32", "ptq161_s1000_b64", "ptq161_s333_b96"};
   }
   return {};
 }
@@ -92,7 +93,7 @@ TEST(KernelTable, NamesAreUniqueAndNameTheirLevel) {
   }
   // Every layout has a portable FP32 entry, so every packed matrix has a kernel at every level.
   for (WeightLayout l : {WeightLayout::kLut4, WeightLayout::kInt8Row, WeightLayout::kFp8Row, WeightLayout::kHalf,
-                         WeightLayout::kBits}) {
+                         WeightLayout::kBits, WeightLayout::kPtq161}) {
     for (const char* format : formats_of(l)) {
       const PackedMatrix w = packed_weight(format, 2, 64, 1);
       const LinearKernel* k = find_linear_kernel(w, ActFormat::kFp32, Isa::kGeneric);

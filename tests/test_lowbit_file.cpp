@@ -321,6 +321,53 @@ TEST(LowbitFile, GgufTypedTensorsRoundTripAndTheirDefinitionIsChecked) {
   EXPECT_NE(bad.status().message().find("differs"), std::string::npos) << bad.status().message();
 }
 
+// PTQ1.61 tensors (formats/ptq161_code.h) round trip with their definition, which the
+// loader checks; arrays of the wrong size are refused before anything is written.
+TEST(LowbitFile, Ptq161TensorsRoundTripAndTheirDefinitionIsChecked) {
+  testing::ScopedTempDir dir("lowbit_ptq161");
+  const std::string path = dir.file("p.lbq");
+  const int64_t rows = 6, cols = 75;
+  const std::vector<float> w = ramp(rows * cols, 0.01f);
+  std::vector<QuantizedWeight> stored;
+  for (const char* name : {"ptq161_s125_b192", "ptq161_s250_b32"}) {
+    stored.push_back(get(quantize_rtn(get(WeightFormat::find(name)), w.data(), rows, cols, {})));
+  }
+  LowbitFileInfo info;
+  info.config = tiny_config();
+  {
+    auto writer = get(LowbitFileWriter::create(path, info, nullptr));
+    for (const QuantizedWeight& q : stored) ASSERT_TRUE(writer.add(q.format, {rows, cols}, q, "rtn").ok()) << q.format;
+    QuantizedWeight short_scales = stored.front();
+    short_scales.tensor.scales.pop_back();
+    ASSERT_FALSE(writer.add("short", {rows, cols}, short_scales, "rtn").ok());
+    ASSERT_TRUE(writer.finish().ok());
+  }
+  {
+    const LowbitModelFile file = get(LowbitModelFile::open(path));
+    const FileSummary summary = file.summary();
+    for (size_t i = 0; i < stored.size(); ++i) {
+      const QuantizedWeight& want = stored[i];
+      SCOPED_TRACE(want.format);
+      const QuantizedWeight got = get(file.read(want.format, {rows, cols}));
+      EXPECT_EQ(got.format, want.format);
+      expect_same_tensor(got.tensor, want.tensor);
+      EXPECT_EQ(summary.tensors[i].n_bytes, want.storage_bytes());
+      EXPECT_EQ(get(file.read_fp32(want.format, {rows, cols})), testing::dequantized(want));
+    }
+  }
+  // A record whose definition differs from this build's is refused by name.
+  std::string bytes = read_bytes(path);
+  const std::string field = "\"salient_permille\":250";
+  const size_t at = bytes.find(field);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + field.size() - 1] = '1';  // 251: same length, offsets hold
+  write_bytes(path, bytes);
+  const LowbitModelFile file = get(LowbitModelFile::open(path));
+  auto bad = file.read("ptq161_s250_b32", {rows, cols});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("differs"), std::string::npos) << bad.status().message();
+}
+
 // stories260K through the pipeline with a data-free recipe and back, against the same
 // model quantized in memory: every tensor the recipe names quantized the same way.
 class Stories260KRoundTrip : public ::testing::Test {

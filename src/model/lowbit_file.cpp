@@ -37,10 +37,14 @@ json gguf_json(const GgufBlockType& t) {
   return {{"type", t.type_id}, {"block_size", t.block_size}, {"bytes_per_block", t.bytes_per_block}};
 }
 
-// The definition a record carries of its format: "spec" (scaled formats) or
-// "gguf" (GGUF block types); the loader compares it with this build's.
+// The definition a record carries of its format: "spec" (scaled formats),
+// "gguf" (GGUF block types) or "ptq161" (formats/ptq161_code.h); the loader
+// compares it with this build's.
 std::pair<const char*, json> format_definition(const WeightFormat& f) {
   if (const BlockFormat* b = f.block_format()) return {"spec", spec_json(b->spec)};
+  if (const Ptq161Params* p = f.ptq161_params()) {
+    return {"ptq161", json{{"salient_permille", p->salient_permille}, {"block", p->block}}};
+  }
   return {"gguf", gguf_json(*f.gguf_type())};
 }
 

@@ -142,6 +142,10 @@ Status check_rule(const QuantRule& r, const std::string& where) {
   if (r.options.importance && r.method != QuantMethod::kRtn && r.method != QuantMethod::kGptq) {
     return make_error("{}: option 'importance' applies to rtn and gptq only", where);
   }
+  if (is_ptq161_format_name(r.format) && r.method != QuantMethod::kRtn && r.method != QuantMethod::kAwq) {
+    return make_error("{}: PTQ1.61 format \"{}\" takes rtn (with 'importance': the calibrated mask) or awq, not {}",
+                      where, r.format, quant_method_name(r.method));
+  }
   if (r.method == QuantMethod::kEasyQuant && is_gguf_format(r.format)) {
     return make_error("{}: easyquant keeps outliers beside scaled formats; GGUF type \"{}\" needs rtn, gptq or awq",
                       where, r.format);

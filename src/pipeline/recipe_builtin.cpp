@@ -64,6 +64,12 @@ const std::vector<BuiltinRecipe>& builtin_recipes() {
                       "options": {"damp": 0.01, "block_size": 128, "lorc_rank": 8, "lorc_format": "int8_pc"}}})json"},
       {"w2g64-gptq", R"json({"name": "w2g64-gptq", "description": "INT2 asymmetric groups of 64, GPTQ",
           "default": {"method": "gptq", "format": "int2_g64", "options": {"damp": 0.01, "block_size": 128}}})json"},
+      // PTQ1.61 (quant/ptq161.h): 12.5% salient input channels (by calibrated diag(H))
+      // at 4 bits per row, the rest binarised with an (alpha, mu) pair per 192 columns:
+      // 1.60 bpw on 576 columns, 1.54 on 1536, mask and scales included.
+      {"w1p6-ptq161", R"json({"name": "w1p6-ptq161",
+          "description": "PTQ1.61: salient input channels (12.5%, by activation energy) 4-bit, the rest binarised, ~1.6 bpw",
+          "default": {"method": "rtn", "format": "ptq161_s125_b192", "options": {"importance": true}}})json"},
       {"nvfp4",
        R"json({"name": "nvfp4", "description": "NVFP4 (FP4 E2M1, UE4M3 scale per 16, FP32 tensor scale), round to nearest",
           "default": {"method": "rtn", "format": "nvfp4"}})json"},

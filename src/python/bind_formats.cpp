@@ -124,6 +124,10 @@ py::dict format_info(const std::string& name, const std::optional<std::string>& 
     d["element"] = b->element.name;
     d["block_size"] = b->layout.group_cols;
     d["description"] = b->spec.description;
+  } else if (const Ptq161Params* p = f.matrix->ptq161_params()) {
+    d["salient_permille"] = p->salient_permille;
+    d["block_size"] = p->block;
+    d["description"] = "PTQ1.61: salient input channels 4-bit, the rest binarised per block";
   } else {
     const GgufBlockType* g = f.matrix->gguf_type();
     d["bits"] = g->code_bits;

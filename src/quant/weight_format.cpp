@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "quant/block_scales.h"
+#include "quant/ptq161.h"
 
 namespace lowbit {
 namespace {
@@ -83,7 +84,16 @@ class GgufColumnScales final : public ColumnScales {
 
 }  // namespace
 
+std::string WeightFormat::name() const {
+  if (is_ptq161_) return ptq161_format_name(ptq161_);
+  return block_ != nullptr ? block_->name() : std::string(gguf_->name);
+}
+
 Expected<WeightFormat> WeightFormat::find(std::string_view name) {
+  if (is_ptq161_format_name(name)) {
+    LB_ASSIGN_OR_RETURN(Ptq161Params p, parse_ptq161_format(name));
+    return WeightFormat(p);
+  }
   if (const GgufBlockType* t = find_gguf_block_type(name)) return WeightFormat(*t);
   auto f = find_block_format(std::string(name));
   if (f.ok()) return WeightFormat(**f);
@@ -93,6 +103,7 @@ Expected<WeightFormat> WeightFormat::find(std::string_view name) {
 }
 
 Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
+  if (is_ptq161_) return ptq161_check_shape(ptq161_, rows, cols);
   if (rows < 1 || cols < 1) return make_error("{}: cannot store a [{}, {}] matrix", name(), rows, cols);
   if (cols % col_multiple() != 0) {
     return make_error("{}: a [{}, {}] matrix does not fit: rows must be whole blocks of {} values ({} % {} = {})",
@@ -104,6 +115,10 @@ Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
 Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, int64_t cols,
                                                  const QuantizeOptions& options) const {
   if (block_ != nullptr) return lowbit::quantize(*block_, x, rows, cols, options);
+  if (is_ptq161_) {
+    if (options.rounding != Rounding::kNearestEven) return make_error("{}: rounds to nearest only", name());
+    return ptq161_quantize(ptq161_, x, rows, cols, options.importance);
+  }
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   if (options.rounding != Rounding::kNearestEven) {
     return make_error("{}: GGUF block types round to nearest only", gguf_->name);
@@ -116,6 +131,7 @@ Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, i
 
 Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
   if (block_ != nullptr) return lowbit::dequantize(*block_, t, out);
+  if (is_ptq161_) return ptq161_dequantize(ptq161_, t, out);
   LB_RETURN_IF_ERROR(check_shape(t.rows, t.cols));
   LB_ASSIGN_OR_RETURN(ArraySizes sizes, array_sizes(t.rows, t.cols));
   if (t.codes.size() != sizes.codes || !t.scales.empty() || !t.mins.empty()) {
@@ -127,6 +143,11 @@ Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
 
 Expected<WeightFormat::ArraySizes> WeightFormat::array_sizes(int64_t rows, int64_t cols) const {
   if (rows < 0 || cols < 0) return make_error("{}: negative shape [{}, {}]", name(), rows, cols);
+  if (is_ptq161_) {
+    LB_RETURN_IF_ERROR(check_shape(rows, cols));
+    const Ptq161Sizes s = ptq161_sizes(ptq161_, rows, cols);
+    return ArraySizes{s.codes, s.scales, 0};
+  }
   if (gguf_ != nullptr) {
     LB_ASSIGN_OR_RETURN(uint64_t bytes, gguf_matrix_bytes(*gguf_, rows, cols));
     return ArraySizes{bytes, 0, 0};
@@ -155,6 +176,7 @@ Expected<std::unique_ptr<ColumnScales>> WeightFormat::column_scales(int64_t rows
     s.set_tensor_amax(options.tensor_amax);
     return std::unique_ptr<ColumnScales>(std::make_unique<BlockColumnScales>(std::move(s), rows, cols, options.search));
   }
+  if (is_ptq161_) return make_error("{}: no per-column scales (GPTQ does not apply; use rtn with importance)", name());
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   LB_ASSIGN_OR_RETURN(GgufBlockScales s, GgufBlockScales::create(*gguf_, rows, cols));
   return std::unique_ptr<ColumnScales>(std::make_unique<GgufColumnScales>(std::move(s), rows));

@@ -1,6 +1,9 @@
 // The number format of a stored weight matrix, as the quantizers see it: a
-// scaled format of formats/block_format.h ("int4_g128_asym", "nvfp4", ...) or a
-// llama.cpp block type of formats/gguf_blocks.h ("q4_K", "q8_0", "iq4_nl", ...).
+// scaled format of formats/block_format.h ("int4_g128_asym", "nvfp4", ...), a
+// llama.cpp block type of formats/gguf_blocks.h ("q4_K", "q8_0", "iq4_nl", ...)
+// or a PTQ1.61 mixed 4-bit / binary format of formats/ptq161_code.h
+// ("ptq161_s125_b192": quantize() runs quant/ptq161.h with the importance as the
+// salience, and there are no ColumnScales, so GPTQ refuses it).
 // Both store a [rows, cols] matrix in a QuantizedTensor, quantize round-to-nearest
 // with an optional per-column importance, dequantize with a reference decoder,
 // and hand GPTQ a ColumnScales: the block scales / headers chosen apart from the
@@ -29,6 +32,7 @@
 #include "core/status.h"
 #include "formats/block_format.h"
 #include "formats/gguf_blocks.h"
+#include "formats/ptq161_code.h"
 #include "quant/column_scales.h"
 
 namespace lowbit {
@@ -39,14 +43,16 @@ class WeightFormat {
   // the entry (a table row, static) must outlive the handle.
   WeightFormat(const BlockFormat& format) : block_(&format) {}    // NOLINT(google-explicit-constructor)
   WeightFormat(const GgufBlockType& type) : gguf_(&type) {}       // NOLINT(google-explicit-constructor)
+  explicit WeightFormat(const Ptq161Params& p) : ptq161_(p), is_ptq161_(true) {}
 
   // A scaled format or a GGUF block type by name; the error lists both families.
   static Expected<WeightFormat> find(std::string_view name);
 
-  std::string name() const { return block_ != nullptr ? block_->name() : std::string(gguf_->name); }
-  // Exactly one of the two is non-null.
+  std::string name() const;
+  // Exactly one of the three is non-null.
   const BlockFormat* block_format() const { return block_; }
   const GgufBlockType* gguf_type() const { return gguf_; }
+  const Ptq161Params* ptq161_params() const { return is_ptq161_ ? &ptq161_ : nullptr; }
 
   // cols must be a multiple of this: 1 for scaled formats, the block size of a GGUF type.
   int64_t col_multiple() const { return gguf_ != nullptr ? gguf_->block_size : 1; }
@@ -77,6 +83,8 @@ class WeightFormat {
  private:
   const BlockFormat* block_ = nullptr;
   const GgufBlockType* gguf_ = nullptr;
+  Ptq161Params ptq161_;
+  bool is_ptq161_ = false;
 };
 
 }  // namespace lowbit
