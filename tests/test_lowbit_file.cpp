@@ -264,6 +264,23 @@ TEST(LowbitFile, QuantizedWeightsRoundTripWithSideTables) {
   EXPECT_NE(file.read("absent", {1}).status().message().find("absent"), std::string::npos);
 }
 
+// `stored`, written in order each under its format's name as [rows, cols], reads
+// back array for array, with its byte count in the summary and its dequantization.
+void expect_stored_by_format(const LowbitModelFile& file, const std::vector<QuantizedWeight>& stored, int64_t rows,
+                             int64_t cols) {
+  const FileSummary summary = file.summary();
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const QuantizedWeight& want = stored[i];
+    SCOPED_TRACE(want.format);
+    const QuantizedWeight got = get(file.read(want.format, {rows, cols}));
+    EXPECT_EQ(got.format, want.format);
+    expect_same_tensor(got.tensor, want.tensor);
+    EXPECT_EQ(summary.tensors[i].dtype, want.format);
+    EXPECT_EQ(summary.tensors[i].n_bytes, want.storage_bytes());
+    EXPECT_EQ(get(file.read_fp32(want.format, {rows, cols})), testing::dequantized(want));
+  }
+}
+
 TEST(LowbitFile, GgufTypedTensorsRoundTripAndTheirDefinitionIsChecked) {
   testing::ScopedTempDir dir("lowbit_gguf");
   const std::string path = dir.file("g.lbq");
@@ -289,18 +306,10 @@ TEST(LowbitFile, GgufTypedTensorsRoundTripAndTheirDefinitionIsChecked) {
   }
   {
     const LowbitModelFile file = get(LowbitModelFile::open(path));
-    const FileSummary summary = file.summary();
-    for (size_t i = 0; i < stored.size(); ++i) {
-      const QuantizedWeight& want = stored[i];
-      SCOPED_TRACE(want.format);
-      const QuantizedWeight got = get(file.read(want.format, {rows, cols}));
-      EXPECT_EQ(got.format, want.format);
-      expect_same_tensor(got.tensor, want.tensor);
-      EXPECT_EQ(summary.tensors[i].dtype, want.format);
-      EXPECT_EQ(summary.tensors[i].n_bytes, want.storage_bytes());
-      EXPECT_EQ(get(file.read_fp32(want.format, {rows, cols})), testing::dequantized(want));
+    expect_stored_by_format(file, stored, rows, cols);
+    for (const QuantizedWeight& want : stored) {
       const GgufBlockType& t = *find_gguf_block_type(want.format);
-      EXPECT_EQ((*file.record_field(want.format, "gguf"))["type"], t.type_id);
+      EXPECT_EQ((*file.record_field(want.format, "gguf"))["type"], t.type_id) << want.format;
     }
     const QuantizedWeight got = get(file.read("lorc", {rows, cols}));
     EXPECT_EQ(got.rank, 2);
@@ -343,17 +352,7 @@ TEST(LowbitFile, Ptq161TensorsRoundTripAndTheirDefinitionIsChecked) {
     ASSERT_TRUE(writer.finish().ok());
   }
   {
-    const LowbitModelFile file = get(LowbitModelFile::open(path));
-    const FileSummary summary = file.summary();
-    for (size_t i = 0; i < stored.size(); ++i) {
-      const QuantizedWeight& want = stored[i];
-      SCOPED_TRACE(want.format);
-      const QuantizedWeight got = get(file.read(want.format, {rows, cols}));
-      EXPECT_EQ(got.format, want.format);
-      expect_same_tensor(got.tensor, want.tensor);
-      EXPECT_EQ(summary.tensors[i].n_bytes, want.storage_bytes());
-      EXPECT_EQ(get(file.read_fp32(want.format, {rows, cols})), testing::dequantized(want));
-    }
+    expect_stored_by_format(get(LowbitModelFile::open(path)), stored, rows, cols);
   }
   // A record whose definition differs from this build's is refused by name.
   std::string bytes = read_bytes(path);
