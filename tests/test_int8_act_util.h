@@ -9,6 +9,7 @@
 #include "model/packed_convert.h"
 #include "quant/quantized_weight.h"
 #include "test_quant_util.h"
+#include "test_trellis_util.h"
 
 namespace lowbit::testing {
 
@@ -27,8 +28,12 @@ inline Int8Activations extreme_int8_activations(int64_t cols, int64_t cols_padde
   return a;
 }
 
-// A seeded N(0, 0.05²) [rows, cols] weight quantized to `format` and packed.
+// A seeded N(0, 0.05²) [rows, cols] weight quantized to `format` and packed
+// (trellis formats: random codes of that spread, test_trellis_util.h).
 inline PackedMatrix packed_weight(const char* format, int64_t rows, int64_t cols, uint64_t seed) {
+  if (is_trellis_format_name(format)) {
+    return std::move(pack_quantized_weight(random_trellis_weight(format, rows, cols, seed))).value();
+  }
   const std::vector<float> w = gaussian(rows, cols, seed, 0.05f);
   QuantizedWeight q;
   q.format = format;

@@ -53,6 +53,8 @@ std::vector<const char*> formats_of(WeightLayout layout) {
     case WeightLayout::kFp8Row: return {"fp8_e4m3"};
     case WeightLayout::kHalf: return {"fp16", "bf16"};
     case WeightLayout::kBits: return {"int2_g64", "int3_g128", "int2_g32_asym"};
+    // Group 4096 runs past the SIMD kernels' int32 flush (kTrellisFlushCols) inside one group.
+    case WeightLayout::kTrellis: return {"tcq2_g64", "tcq2p5_g128", "tcq3_g256", "tcq4_g4096"};
     case WeightLayout::kPtq161: return {"ptq161_s125_b192", "ptq161_s0_b32", "ptq161_s1000_b64", "ptq161_s333_b96"};
   }
   return {};
@@ -93,7 +95,7 @@ TEST(KernelTable, NamesAreUniqueAndNameTheirLevel) {
   }
   // Every layout has a portable FP32 entry, so every packed matrix has a kernel at every level.
   for (WeightLayout l : {WeightLayout::kLut4, WeightLayout::kInt8Row, WeightLayout::kFp8Row, WeightLayout::kHalf,
-                         WeightLayout::kBits, WeightLayout::kPtq161}) {
+                         WeightLayout::kBits, WeightLayout::kTrellis, WeightLayout::kPtq161}) {
     for (const char* format : formats_of(l)) {
       const PackedMatrix w = packed_weight(format, 2, 64, 1);
       const LinearKernel* k = find_linear_kernel(w, ActFormat::kFp32, Isa::kGeneric);
@@ -196,8 +198,11 @@ TEST(KernelTable, EveryEntryMatchesItsReferenceAtEveryLevelThisCpuRuns) {
     }
     int cases = 0;
     for (const char* format : formats_of(k.layout)) {
+      // Trellis layouts hold whole 64-column sequences: their awkward shapes are multiples of 64.
+      const std::vector<int64_t> col_cases =
+          k.layout == WeightLayout::kTrellis ? std::vector<int64_t>{64, 576, 4160} : std::vector<int64_t>{31, 200, 4097};
       for (int64_t rows : {1, 17}) {
-        for (int64_t cols : {31, 200, 4097}) {
+        for (int64_t cols : col_cases) {
           const PackedMatrix w = packed_weight(format, rows, cols, 7 + rows + cols);
           if (!weight_has_layout(w, k.layout) || (k.accepts != nullptr && !k.accepts(w, cpu()))) continue;
           SCOPED_TRACE(::testing::Message() << k.name << " " << format << " [" << rows << ", " << cols << "]");

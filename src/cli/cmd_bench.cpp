@@ -18,6 +18,8 @@
 #include "eval/bandwidth.h"
 #include "eval/bench.h"
 #include "eval/synthetic_model.h"
+#include "kernels/fixed_order.h"
+#include "model/deterministic.h"
 #include "model/act_quant_linear.h"
 #include "pipeline/recipe.h"
 
@@ -33,6 +35,7 @@ struct BenchFlags {
   std::string json_path;
   bool verbose = false;
   bool no_bandwidth = false;
+  bool deterministic = false;  // model/deterministic.h after the model is built
   std::string act = "fp32";
   KvFlags kv;
   BenchOptions options;
@@ -131,8 +134,13 @@ Status run_bench_command(const BenchFlags& f) {
     model.emplace(std::move(m.model));
     label += "model " + f.model_path;
   }
+  std::string kernels = kernels_line(report) + act_kernels;
+  if (f.deterministic) {
+    LB_RETURN_IF_ERROR(make_deterministic(*model, active_isa()).with_context("--deterministic"));
+    kernels = fmt::format("deterministic {} (weights decoded from: {})", fixed_order_kernels(active_isa()).name, kernels);
+    label += ", deterministic";
+  }
   const std::string isa = isa_name(active_isa());
-  const std::string kernels = kernels_line(report) + act_kernels;
   if (f.verbose) std::fprintf(stderr, "kernels (isa %s): %s\n", isa.c_str(), kernels.c_str());
 
   LB_ASSIGN_OR_RETURN(BenchResult r, run_bench(*model, options, pool));
@@ -167,6 +175,7 @@ Status run_bench_command(const BenchFlags& f) {
       {"recipe", f.shape.empty() ? "" : f.recipe},
       {"activations", f.act},
       {"threads", f.threads},
+      {"deterministic", f.deterministic},
       {"prompt_tokens", f.options.prompt_tokens},
       {"decode_tokens", f.options.decode_tokens},
       {"depth", f.options.depth},
@@ -219,6 +228,7 @@ void register_bench(CLI::App& root, CommandRunner& runner) {
       ->check(CLI::IsMember({"fp32", "int8"}))
       ->capture_default_str();
   app->add_flag("--no-bandwidth", flags->no_bandwidth, "Skip the memory bandwidth probe");
+  add_deterministic_flag(*app, flags->deterministic);
   app->add_option("--json", flags->json_path, "Write a JSON report to this file");
   app->add_flag("-v,--verbose", flags->verbose, "Print the kernels chosen");
   add_progress_flags(*app, flags->progress);

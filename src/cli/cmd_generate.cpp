@@ -1,5 +1,5 @@
 // `lowbit generate MODEL --prompt TEXT -n N [--temp T] [--top-k K] [--top-p P] [--seed S]
-//  [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] [--json F]`
+//  [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]] [--deterministic] [--json F]`
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -68,6 +68,7 @@ Status run_generate(const GenerateFlags& f) {
       {"top_p", f.top_p},
       {"seed", f.seed},
       {"threads", f.model.threads},
+      {"deterministic", f.model.deterministic},
       {"weight_bytes", m.model.weight_bytes()},  // held by the runtime model (packed where stored quantized)
   };
   add_kv_report(report, kv, m.model.config(), result.kv_bytes_per_token, result.kv_bytes_allocated);
@@ -93,6 +94,7 @@ void register_generate(CLI::App& root, CommandRunner& runner) {
   app->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating after the end-of-sequence token");
   add_kv_flags(*app, flags->kv);
   add_kv_attention_flag(*app, flags->kv);
+  add_deterministic_flag(*app, flags->model.deterministic);
   app->callback([flags, &runner] { runner.run = [flags] { return run_generate(*flags); }; });
 }
 

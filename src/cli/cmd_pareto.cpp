@@ -252,7 +252,7 @@ void register_pareto(CLI::App& root, CommandRunner& runner) {
       ->check(CLI::Range(0, 64));
   app->add_option("--uniform", flags->uniform, "Menu candidates to also store uniformly (e.g. q4_K,q5_K)")
       ->delimiter(',');
-  app->add_option("--menu", flags->menu, "gguf, gguf-rtn, lowbit, all or a menu JSON file")->capture_default_str();
+  app->add_option("--menu", flags->menu, "gguf, gguf-rtn, lowbit, tcq, all or a menu JSON file")->capture_default_str();
   app->add_option("--sensitivity", flags->sensitivity, "proxy, hutchinson, measured or spike")
       ->check(CLI::IsMember({"proxy", "hutchinson", "measured", "spike"}))
       ->capture_default_str();

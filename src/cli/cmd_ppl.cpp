@@ -1,6 +1,7 @@
 // `lowbit ppl MODEL --text FILE [--ctx N] [--protocol llamacpp|gptq] [--chunks K]
 //  [--batch B] [--base MODEL2] [--kv SPEC|FILE [--kv-calib F] [--kv-tune BITS] [--kv-save F]]
-//  [--arith exact|llamacpp|bf16|fp8|lmul [--lmul-mantissa M]] [--threads T] [--json F]`
+//  [--arith exact|llamacpp|bf16|fp8|lmul [--lmul-mantissa M]] [--deterministic]
+//  [--save-logits F | --compare-logits F] [--threads T] [--json F]`
 // --kv and --arith apply to MODEL only; --base always runs with the FP32 cache and
 // exact arithmetic, so with the same file as MODEL the KL divergence measures the
 // KV cache (or llama.cpp's arithmetic) alone.
@@ -10,6 +11,9 @@
 // --arith bf16|fp8|lmul computes every decoder linear and the prompt attention's
 // products with BF16, FP8 E4M3 or L-Mul products and FP32 sums
 // (model/product_arithmetic.h); MODEL's linears must be FP32.
+// --deterministic runs MODEL with fixed reduction orders (model/deterministic.h).
+// --save-logits records the scored positions' logits; --compare-logits compares
+// this run's with a record (eval/logit_diff.h): how far a setting moves them.
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -18,6 +22,7 @@
 #include "cli/kv_cli.h"
 #include "cli/ppl_report.h"
 #include "core/mapped_file.h"
+#include "eval/logit_diff.h"
 #include "eval/perplexity.h"
 #include "model/product_arithmetic.h"
 
@@ -35,6 +40,8 @@ struct PplFlags {
   KvFlags kv;
   std::string arith = "exact";
   int lmul_mantissa = 0;  // 0: not given (3)
+  std::string save_logits;
+  std::string compare_logits;
 };
 
 // The products --arith names, or none for exact and llamacpp.
@@ -51,6 +58,13 @@ Expected<std::optional<ProductArithmetic>> product_arithmetic(const PplFlags& f)
 Status run_ppl(const PplFlags& f) {
   LB_RETURN_IF_ERROR(check_output_file("--json", f.model.json_path));
   LB_RETURN_IF_ERROR(check_output_file("--kv-save", f.kv.save_path));
+  LB_RETURN_IF_ERROR(check_output_file("--save-logits", f.save_logits));
+  if (f.model.deterministic && f.arith != "exact") {
+    return make_error("--deterministic: runs the exact arithmetic, not --arith {}", f.arith);
+  }
+  if (f.model.deterministic && !f.kv.spec.empty()) {
+    return make_error("--deterministic: runs with the FP32 KV cache, not --kv {}", f.kv.spec);
+  }
   configure_threads(f.model.threads);
   LB_ASSIGN_OR_RETURN(PplProtocol protocol, parse_ppl_protocol(f.protocol));
   LB_ASSIGN_OR_RETURN(std::optional<ProductArithmetic> products, product_arithmetic(f));
@@ -95,7 +109,20 @@ Status run_ppl(const PplFlags& f) {
   if (llamacpp && kv_flags.spec.empty()) kv_flags.spec = "fp16";  // llama.cpp's default cache type
   LB_ASSIGN_OR_RETURN(ResolvedKv kv, resolve_kv(kv_flags, f.model.model_path, m, pool, f.model.verbose));
   options.kv_cache = kv.factory;
+  const int vocab = m.model.config().vocab_size;
+  std::optional<LogitRecorder> recorder;
+  std::optional<LogitComparer> comparer;
+  if (!f.save_logits.empty()) {
+    LB_ASSIGN_OR_RETURN(LogitRecorder opened, LogitRecorder::create(f.save_logits, vocab));
+    recorder.emplace(std::move(opened));
+    options.scored_logits = [&](const float* row) { return recorder->add(row).with_context("--save-logits"); };
+  } else if (!f.compare_logits.empty()) {
+    LB_ASSIGN_OR_RETURN(LogitComparer opened, LogitComparer::open(f.compare_logits, vocab));
+    comparer.emplace(std::move(opened));
+    options.scored_logits = [&](const float* row) { return comparer->add(row).with_context("--compare-logits"); };
+  }
   LB_ASSIGN_OR_RETURN(PplResult r, evaluate_perplexity(m.model, tokens, options, pool, base ? &base->model : nullptr));
+  if (recorder) LB_RETURN_IF_ERROR(recorder->commit().with_context("--save-logits " + f.save_logits));
 
   std::printf("protocol %s, ctx %d, %d chunks, %lld tokens scored, %.1f s\n", f.protocol.c_str(), f.ctx, r.chunks,
               static_cast<long long>(r.tokens_scored), r.seconds);
@@ -109,6 +136,7 @@ Status run_ppl(const PplFlags& f) {
       {"text_tokens", tokens.size()},
       {"threads", f.model.threads},
       {"arith", f.arith},
+      {"deterministic", f.model.deterministic},
   };
   if (products && products->kind == ProductKind::kLmul) report["lmul_mantissa"] = products->lmul_mantissa;
   report.update(ppl_metrics_json(r));
@@ -124,6 +152,20 @@ Status run_ppl(const PplFlags& f) {
     std::printf("same top-1: %.3f +/- %.3f %%   mean delta p: %.3f +/- %.3f %%\n", 100 * r.top1_agree,
                 100 * r.top1_agree_stderr, 100 * r.delta_p_mean, 100 * r.delta_p_stderr);
     report["base"] = f.base_path;
+  }
+  if (comparer) {
+    LB_ASSIGN_OR_RETURN(LogitDiff d, comparer->finish());
+    std::printf("logits vs %s: %lld positions, %lld bit-identical; max |delta logit| %.6g; KLD mean %.6g max %.6g; "
+                "flipped argmax %lld\n",
+                f.compare_logits.c_str(), static_cast<long long>(d.rows), static_cast<long long>(d.identical_rows),
+                d.max_abs_delta, d.kld_mean(), d.kld_max, static_cast<long long>(d.flipped_argmax));
+    report["compare_logits"] = {{"file", f.compare_logits},
+                                {"positions", d.rows},
+                                {"identical_positions", d.identical_rows},
+                                {"max_abs_delta_logit", d.max_abs_delta},
+                                {"kld_mean", d.kld_mean()},
+                                {"kld_max", d.kld_max},
+                                {"flipped_argmax", d.flipped_argmax}};
   }
   return write_json_report(f.model.json_path, report);
 }
@@ -163,6 +205,13 @@ void register_ppl(CLI::App& root, CommandRunner& runner) {
       ->check(CLI::Range(1, 23));
   add_kv_flags(*app, flags->kv);
   add_kv_attention_flag(*app, flags->kv);
+  add_deterministic_flag(*app, flags->model.deterministic);
+  auto* save = app->add_option("--save-logits", flags->save_logits,
+                               "Record the logits of every scored position (float32, [positions, vocab]) to this file");
+  app->add_option("--compare-logits", flags->compare_logits,
+                  "Compare this run's logits with a --save-logits record: max |delta logit|, KLD, flipped argmax")
+      ->check(CLI::ExistingFile)
+      ->excludes(save);
   app->callback([flags, &runner] { runner.run = [flags] { return run_ppl(*flags); }; });
 }
 

@@ -370,7 +370,7 @@ void register_quantize(CLI::App& root, CommandRunner& runner) {
   app->add_option("--target-bpw", flags->target_bpw, "Size budget in bits per weight over every stored parameter")
       ->excludes("--recipe")
       ->excludes("--target-size");
-  app->add_option("--menu", flags->menu, "Size-budget candidates: gguf, gguf-rtn, lowbit, all or a menu JSON file")
+  app->add_option("--menu", flags->menu, "Size-budget candidates: gguf, gguf-rtn, lowbit, tcq, all or a menu JSON file")
       ->capture_default_str();
   app->add_option("--sensitivity", flags->sensitivity, "Size-budget sensitivity: proxy, hutchinson, measured, spike")
       ->check(CLI::IsMember({"proxy", "hutchinson", "measured", "spike"}))

@@ -5,7 +5,9 @@
 
 #include "core/atomic_file_writer.h"
 #include "core/mapped_file.h"
+#include "kernels/fixed_order.h"
 #include "model/act_quant_linear.h"
+#include "model/deterministic.h"
 #include "model/llamacpp_linear.h"
 #include "model/online_hadamard_linear.h"
 #include "model/quantized_linear.h"
@@ -35,6 +37,12 @@ void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads) {
   app.add_flag("--simulate-act", flags.simulate_act,
                "Quantized activations: always fake-quantize + FP32 product, even where an integer kernel is exact");
   add_progress_flags(app, flags.progress);
+}
+
+void add_deterministic_flag(CLI::App& app, bool& flag) {
+  app.add_flag("--deterministic", flag,
+               "Fixed reduction orders (FP32 weights or weight-only quantized, FP32 KV cache): logits bit-identical at "
+               "any batch size, thread count and LOWBIT_ISA level; slower");
 }
 
 std::string act_kernels_line(const ActAttachReport& r) {
@@ -88,6 +96,12 @@ Expected<RunnableModel> load_runnable(const std::string& path, const std::string
   }
   // Outermost: the online Hadamard transform of a rotated model's down_proj input.
   if (loaded.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(model, *loaded.rotation).with_context(path));
+  if (act.deterministic) {
+    LB_RETURN_IF_ERROR(make_deterministic(model, active_isa()).with_context(path + ": --deterministic"));
+    if (act.verbose) {
+      std::fprintf(stderr, "deterministic: linears and attention %s\n", fixed_order_kernels(active_isa()).name);
+    }
+  }
   return RunnableModel{std::move(loaded), std::move(model), act_kernels_line(act_report)};
 }
 

@@ -34,10 +34,14 @@ struct ModelFlags {
   std::string json_path;
   bool verbose = false;
   bool simulate_act = false;  // --simulate-act
+  bool deterministic = false;  // --deterministic (ppl, generate; add_deterministic_flag)
   ProgressFlags progress;
 };
 
 void add_model_flags(CLI::App& app, ModelFlags& flags, bool with_threads);
+// --deterministic: the forward of model/deterministic.h (bit-identical logits at any
+// batch size, thread count and ISA level; slower).
+void add_deterministic_flag(CLI::App& app, bool& flag);
 
 // A loaded model ready to run.
 struct RunnableModel {
@@ -56,8 +60,9 @@ struct ActRuntime {
   bool simulate = false;
   bool verbose = false;
   bool llamacpp_arith = false;
+  bool deterministic = false;  // make_deterministic (model/deterministic.h) after everything else
 };
-inline ActRuntime act_runtime(const ModelFlags& f) { return {f.simulate_act, f.verbose}; }
+inline ActRuntime act_runtime(const ModelFlags& f) { return {f.simulate_act, f.verbose, false, f.deterministic}; }
 
 // report: when set, receives which runtime kernels the quantized linears took.
 Expected<RunnableModel> load_runnable(const std::string& path, const std::string& tokenizer_path,

@@ -98,7 +98,8 @@ void score_rows(const std::vector<int32_t>& tokens, const float* logits, const f
 // once); the score loop below runs per batch over the rows it produced.
 Status score_sequence(const LlamaModel& model, const std::vector<int32_t>& tokens, int first, ThreadPool& pool,
                       const LlamaModel* base, const KvCacheFactory& kv_cache, Accumulator& acc,
-                      CacheStats* cache_stats = nullptr, int batch = 0) {
+                      CacheStats* cache_stats = nullptr, int batch = 0,
+                      const std::function<Status(const float*)>& scored_logits = {}) {
   const int n = static_cast<int>(tokens.size());
   const int vocab = model.config().vocab_size;
   const int rows = batch > 0 ? std::min(batch, n) : n;
@@ -120,6 +121,11 @@ Status score_sequence(const LlamaModel& model, const std::vector<int32_t>& token
       LB_RETURN_IF_ERROR(base->forward(tokens.data() + b0, m, b0, *base_cache, base_logits.data(), pool));
     }
     score_rows(tokens, logits.data(), base != nullptr ? base_logits.data() : nullptr, vocab, first, b0, m, pool, stats);
+    if (scored_logits) {
+      for (int j = std::max(first, b0); j < std::min(b0 + m, n - 1); ++j) {
+        LB_RETURN_IF_ERROR(scored_logits(logits.data() + static_cast<size_t>(j - b0) * vocab));
+      }
+    }
   }
   for (const PositionStats& s : stats) acc.add(s, base != nullptr);
   return Status::ok_status();
@@ -208,7 +214,8 @@ Expected<PplResult> evaluate_perplexity(const LlamaModel& model, const std::vect
   for (int c = 0; c < n_chunks; ++c) {
     const std::vector<int32_t> chunk = chunks.chunk(c, options);
     LB_RETURN_IF_ERROR(
-        score_sequence(model, chunk, first, pool, base, options.kv_cache, acc, &cache_stats, options.batch));
+        score_sequence(model, chunk, first, pool, base, options.kv_cache, acc, &cache_stats, options.batch,
+                       options.scored_logits));
     const PplResult partial = acc.result(false);
     progress.update(c + 1, fmt::format("ppl {:.4f}", partial.ppl));
   }

@@ -48,6 +48,10 @@ struct PplOptions {
   // the statistical noise of the quantization (SmolLM2, 8192 tokens, k4v4: PPL
   // 23.713 batched by 512 vs 23.785 in one pass, ± 0.79).
   int batch = 0;
+  // When set, receives the logits [vocab] of every scored position in order (chunk
+  // by chunk, position by position), after the chunk's forward calls: how ppl
+  // --save-logits / --compare-logits (eval/logit_diff.h) see them. An error stops the run.
+  std::function<Status(const float* logits)> scored_logits;
 };
 
 struct PplResult {

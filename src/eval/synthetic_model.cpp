@@ -1,11 +1,14 @@
 #include "eval/synthetic_model.h"
 
 #include <array>
+#include <cstring>
 #include <cmath>
 #include <map>
 #include <sstream>
 
 #include "formats/block_format.h"
+#include "formats/trellis_code.h"
+#include "core/half.h"
 #include "model/block_shapes.h"
 #include "model/packed_linear.h"
 
@@ -104,6 +107,46 @@ Expected<ModelConfig> shape_config(const std::string& name_or_dims) {
 
 namespace {
 
+// The runtime layer of q (packed where a kernel exists), counted in the report.
+Expected<std::unique_ptr<Linear>> attach_linear(QuantizedWeight q, std::vector<float> bias, const AttachOptions& attach,
+                                                AttachReport& report) {
+  std::string reason;
+  LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lin, make_quantized_linear(std::move(q), std::move(bias), attach, &reason));
+  if (reason.empty()) {
+    ++report.packed[lin->packed_linear()->kernel_name()];
+  } else {
+    ++report.dequantized[reason];
+  }
+  return lin;
+}
+
+// A trellis-coded layer (formats/trellis_code.h) of m's shape: every bit string is
+// a valid code, so its codes are random bytes (a hash of the FP32 values' bits)
+// and its scales 0.02 / 36.9 (the codebook's standard deviation), giving weights
+// of the same spread as the other formats' without running an encoder.
+Expected<std::unique_ptr<Linear>> random_trellis_linear(const std::string& name, Matrix m, const std::string& format,
+                                                        const AttachOptions& attach, AttachReport& report) {
+  LB_ASSIGN_OR_RETURN(const TrellisParams p, parse_trellis_format(format));
+  LB_RETURN_IF_ERROR(trellis_check_shape(p, m.rows, m.cols).with_context(name));
+  QuantizedWeight q;
+  q.format = format;
+  q.tensor.rows = m.rows;
+  q.tensor.cols = m.cols;
+  q.tensor.codes.resize(static_cast<size_t>(m.rows * trellis_row_bytes(p, m.cols)));
+  for (size_t i = 0; i < q.tensor.codes.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &m.data[i % m.data.size()], 4);
+    q.tensor.codes[i] = static_cast<uint8_t>(splitmix(bits ^ (static_cast<uint64_t>(i) << 32)));
+  }
+  const uint16_t scale = float_to_fp16(0.02f / 36.9f);
+  q.tensor.scales.resize(static_cast<size_t>(2 * m.rows * trellis_row_groups(p, m.cols)));
+  for (size_t i = 0; i < q.tensor.scales.size(); i += 2) {
+    q.tensor.scales[i] = static_cast<uint8_t>(scale & 0xFF);
+    q.tensor.scales[i + 1] = static_cast<uint8_t>(scale >> 8);
+  }
+  return attach_linear(std::move(q), std::move(m.bias), attach, report);
+}
+
 // The runtime layer of one random matrix: dense for "fp32", else quantized with
 // RTN and handed to make_quantized_linear (packed where a kernel exists). The FP32
 // matrix is freed on return, so building a model holds one FP32 matrix at a time.
@@ -111,6 +154,7 @@ Expected<std::unique_ptr<Linear>> runtime_linear(const std::string& name, Matrix
                                                  ThreadPool& pool, const AttachOptions& attach, AttachReport& report) {
   LB_ASSIGN_OR_RETURN(std::string format, format_for(name));
   if (format == kFp32Storage) return std::unique_ptr<Linear>(std::make_unique<DenseLinear>(std::move(m)));
+  if (is_trellis_format_name(format)) return random_trellis_linear(name, std::move(m), format, attach, report);
   // Rows quantize independently under per-row and per-group scales: split them
   // over the pool, then join the parts. A tensor scale (NVFP4) or 2-D tiles need the whole matrix.
   LB_ASSIGN_OR_RETURN(const BlockFormat* f, find_block_format(format));
@@ -138,14 +182,7 @@ Expected<std::unique_ptr<Linear>> runtime_linear(const std::string& name, Matrix
     q.tensor.mins.insert(q.tensor.mins.end(), piece->mins.begin(), piece->mins.end());
     piece = make_error("joined");
   }
-  std::string reason;
-  LB_ASSIGN_OR_RETURN(std::unique_ptr<Linear> lin, make_quantized_linear(std::move(q), std::move(m.bias), attach, &reason));
-  if (reason.empty()) {
-    ++report.packed[lin->packed_linear()->kernel_name()];
-  } else {
-    ++report.dequantized[reason];
-  }
-  return lin;
+  return attach_linear(std::move(q), std::move(m.bias), attach, report);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "kernels/int8_fixed16.h"
 #include "kernels/lut4_fixed16.h"
+#include "kernels/trellis_kernels.h"
 
 namespace lowbit {
 namespace {
@@ -29,8 +30,9 @@ double float_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) 
 // form, its quantization error plus the kernel's rounding; else they ran FP32.
 double fixed16_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) {
   if (!a.fixed.valid) return float_bound(w, a, r);
-  const double rounding =
-      w.kind == PackedKind::kInt8Row ? int8_fixed16_rounding_bound(w, a, r) : lut4_fixed16_rounding_bound(w, a, r);
+  const double rounding = w.kind == PackedKind::kInt8Row   ? int8_fixed16_rounding_bound(w, a, r)
+                          : w.kind == PackedKind::kTrellis ? trellis_fixed16_rounding_bound(w, a, r)
+                                                           : lut4_fixed16_rounding_bound(w, a, r);
   return rounding + fixed16_quantization_bound(w, a, r);
 }
 
@@ -136,6 +138,11 @@ std::vector<LinearKernel> build_table() {
       fp_row("bits/generic", L::kBits, packed_kernels_bits_generic()),
       fp_row("bits/avx2", L::kBits, packed_kernels_bits_avx2()),
       fp_row("bits/avx512", L::kBits, packed_kernels_bits_avx512()),
+      // Trellis-coded weights (trellis_kernels.h): FP32 portable; SIMD ones on 16-bit fixed-point x,
+      // the codebook hashed in the lanes (AVX-512 without VNNI runs the AVX2 row).
+      fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
+      fp_row("tcq/avx2", L::kTrellis, packed_kernels_trellis_avx2()),
+      fp_row("tcq/avx512vnni", L::kTrellis, packed_kernels_trellis_avx512vnni()),
       ptq161_row("ptq161/generic", packed_kernels_ptq161_generic()),
       ptq161_row("ptq161/avx2", packed_kernels_ptq161_avx2()),
       ptq161_row("ptq161/avx512", packed_kernels_ptq161_avx512()),
@@ -165,6 +172,7 @@ const char* weight_layout_name(WeightLayout layout) {
     case WeightLayout::kFp8Row: return "fp8";
     case WeightLayout::kHalf: return "half";
     case WeightLayout::kBits: return "bits";
+    case WeightLayout::kTrellis: return "tcq";
     case WeightLayout::kPtq161: return "ptq161";
   }
   return "?";
@@ -178,6 +186,7 @@ bool weight_has_layout(const PackedMatrix& w, WeightLayout layout) {
     case WeightLayout::kFp8Row: return w.kind == PackedKind::kFp8Row;
     case WeightLayout::kHalf: return w.kind == PackedKind::kFp16 || w.kind == PackedKind::kBf16;
     case WeightLayout::kBits: return w.kind == PackedKind::kBits;
+    case WeightLayout::kTrellis: return w.kind == PackedKind::kTrellis;
     case WeightLayout::kPtq161: return w.kind == PackedKind::kPtq161;
   }
   return false;

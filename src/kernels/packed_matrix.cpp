@@ -16,6 +16,7 @@ const char* packed_kind_name(PackedKind kind) {
     case PackedKind::kFp16: return "fp16";
     case PackedKind::kBf16: return "bf16";
     case PackedKind::kBits: return "bits";
+    case PackedKind::kTrellis: return "trellis";
     case PackedKind::kPtq161: return "ptq161";
   }
   return "?";
@@ -29,6 +30,7 @@ int64_t PackedMatrix::row_bytes() const {
     case PackedKind::kFp16:
     case PackedKind::kBf16: return cols_padded * 2;
     case PackedKind::kBits: return cols_padded / 32 * 4 * code_bits;
+    case PackedKind::kTrellis: return cols_padded / kTrellisSeqLen * trellis().seq_bytes();
     case PackedKind::kPtq161: return salient_padded / 2 + (cols_padded - salient_padded) / 8;
   }
   return 0;
@@ -79,6 +81,23 @@ Status PackedMatrix::validate() const {
   if (kind == PackedKind::kBits && code_bits != 2 && code_bits != 3) {
     return make_error("packed bits: {}-bit codes (2 or 3 supported)", code_bits);
   }
+  if (kind == PackedKind::kTrellis) {
+    const TrellisParams p = trellis();
+    const bool known = p.state_bits == 12 && ((p.step_bits >= 2 && p.step_bits <= 4 && p.values_per_step == 1) ||
+                                              (p.step_bits == 5 && p.values_per_step == 2));
+    if (!known) {
+      return make_error("packed trellis: L {} k {} V {} is not a parameter set of formats/trellis_code.h",
+                        p.state_bits, p.step_bits, p.values_per_step);
+    }
+    if (cols != cols_padded || cols % kTrellisSeqLen != 0 || group <= 0 || group % kTrellisSeqLen != 0) {
+      return make_error("packed trellis: [{}, {}] (padded {}) group {}: columns and group must be multiples of {}",
+                        rows, cols, cols_padded, group, kTrellisSeqLen);
+    }
+    if (scales.size() != static_cast<size_t>(rows * n_groups()) || !mins.empty() || !row_scales.empty()) {
+      return make_error("packed trellis: {} scales for {} groups ({} mins, {} row scales: none expected)",
+                        scales.size(), rows * n_groups(), mins.size(), row_scales.size());
+    }
+  }
   if (packed_grouped(kind)) {
     if (group < 16 || group % 16 != 0) return make_error("packed {}: group {} is not a multiple of 16", k, group);
     const size_t n = static_cast<size_t>(rows * n_groups());
@@ -90,6 +109,15 @@ Status PackedMatrix::validate() const {
     return make_error("packed {}: {} row scales for {} rows", k, row_scales.size(), rows);
   }
   return Status::ok_status();
+}
+
+TrellisParams PackedMatrix::trellis() const {
+  TrellisParams p;
+  p.state_bits = trellis_state_bits;
+  p.step_bits = trellis_step_bits;
+  p.values_per_step = trellis_values_per_step;
+  p.group = group;
+  return p;
 }
 
 void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, Fixed16Prepare fixed16) {
@@ -180,6 +208,15 @@ float packed_value(const PackedMatrix& w, int64_t r, int64_t c) {
     case PackedKind::kInt8Row:
       return static_cast<float>(static_cast<int8_t>(w.codes[r * w.row_bytes() + c])) * w.row_scales[r] * w.tensor_scale;
     case PackedKind::kFp8Row: return e4m3_value(w.codes[r * w.row_bytes() + c]) * w.row_scales[r] * w.tensor_scale;
+    case PackedKind::kTrellis: {
+      const TrellisParams p = w.trellis();
+      const uint8_t* seq = w.codes.data() + r * w.row_bytes() + c / kTrellisSeqLen * p.seq_bytes();
+      const int i = static_cast<int>(c % kTrellisSeqLen);
+      const uint32_t state = trellis_state(p, seq, i / p.values_per_step);
+      const float v = static_cast<float>(trellis_state_value(p, state, i % p.values_per_step)) *
+                      fp16_to_float(w.scales[r * w.n_groups() + c / w.group]);
+      return v * w.tensor_scale;
+    }
     case PackedKind::kFp16:
     case PackedKind::kBf16: {
       const uint8_t* p = w.codes.data() + r * w.row_bytes() + 2 * c;

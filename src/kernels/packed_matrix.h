@@ -49,6 +49,13 @@
 //              W[r, c] = e4m3(code) * row_scale[r]
 //   kFp16    IEEE binary16 values [rows][cols_padded] (2 bytes each, little-endian)
 //   kBf16    bfloat16 values, likewise
+//   kTrellis trellis-coded weights (formats/trellis_code.h): per row, the stored
+//            tail-biting bit strings of its 64-column sequences unchanged
+//            (cols / 64 * seq_bytes() bytes), FP16 scales [rows][groups] per
+//            `group` columns (a multiple of 64); cols must be a multiple of 64,
+//            so cols_padded == cols. W[r, c] = scale * value(state) (the file
+//            comment of trellis_code.h), times tensor_scale (1 when converted).
+//            Kernels: kernels/trellis_kernels.h.
 //
 // The GEMV kernels compute y[r] = sum_c W[r, c] x[c] for a range of rows with
 // FP32 arithmetic: per group, sum_c lut[code] x[c] in 16 lanes, then times the
@@ -66,11 +73,12 @@
 
 #include "core/huge_page_allocator.h"
 #include "core/status.h"
+#include "formats/trellis_code.h"
 #include "kernels/cpu_features.h"
 
 namespace lowbit {
 
-enum class PackedKind { kLut4, kInt8Row, kFp8Row, kFp16, kBf16, kBits, kPtq161 };
+enum class PackedKind { kLut4, kInt8Row, kFp8Row, kFp16, kBf16, kBits, kTrellis, kPtq161 };
 
 inline constexpr int64_t kPackedColAlign = 32;
 
@@ -85,11 +93,14 @@ struct PackedMatrix {
   bool asymmetric = false;       // kLut4, kBits: a minimum per group
   bool bf16_scales = false;      // kLut4, kBits: scales/mins are BF16 codes (else FP16)
   int code_bits = 0;             // kBits: 2 or 3
+  int trellis_state_bits = 0;    // kTrellis: L (trellis_code.h)
+  int trellis_step_bits = 0;     // kTrellis: k, new bits per step
+  int trellis_values_per_step = 0;  // kTrellis: V
   float lut[16] = {};            // kLut4, kBits: value of each code (kBits: the first 2^code_bits)
   float tensor_scale = 1.0f;     // multiplies every output
   // Streamed once per decode token: on huge pages where the system allows (core/huge_page_allocator.h).
   HugePageVector<uint8_t> codes;    // [rows][row_bytes()]
-  HugePageVector<uint16_t> scales;  // kLut4, kBits: [rows][n_groups()]
+  HugePageVector<uint16_t> scales;  // kLut4, kBits: [rows][n_groups()]; kTrellis: the same, FP16
   HugePageVector<uint16_t> mins;    // kLut4, kBits asymmetric: [rows][n_groups()]
   std::vector<float> row_scales;    // kInt8Row, kFp8Row: [rows]
   int64_t salient_padded = 0;       // kPtq161: salient columns rounded up to 32
@@ -104,6 +115,8 @@ struct PackedMatrix {
   uint64_t storage_bytes() const;
   // Checks every array size against the shape; errors say which.
   Status validate() const;
+  // kTrellis: the code's parameters (group included).
+  TrellisParams trellis() const;
 };
 
 // Whether the layout has group scales (kLut4, kBits).
@@ -180,6 +193,9 @@ PackedKernels packed_kernels_half_avx512();
 PackedKernels packed_kernels_bits_generic();
 PackedKernels packed_kernels_bits_avx2();
 PackedKernels packed_kernels_bits_avx512();
+PackedKernels packed_kernels_trellis_generic();      // FP32 x (kernels/trellis_kernels.h)
+PackedKernels packed_kernels_trellis_avx2();         // 16-bit fixed-point x, vpmaddubsw
+PackedKernels packed_kernels_trellis_avx512vnni();   // 16-bit fixed-point x, vpdpbusd
 PackedKernels packed_kernels_ptq161_generic();
 PackedKernels packed_kernels_ptq161_avx2();
 PackedKernels packed_kernels_ptq161_avx512();

@@ -10,6 +10,8 @@
 #include "core/blas_threads.h"
 #include "model/attention_blocks.h"
 #include "model/attention_bf16.h"
+#include "model/attention_fixed_order.h"
+#include "kernels/fixed_order.h"
 #include "model/bf16_linear.h"
 #include "model/block_shapes.h"
 #include "model/model_source.h"
@@ -179,6 +181,11 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   const int n_pos = pos + n_tokens;  // positions visible to the last token
   const int group = c.n_heads / c.n_kv_heads;
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  if (fixed_order_ && (layout.recent_fp || layout.keys_rotated || layout.values_rotated || layout.keys_before_rope)) {
+    return make_error("layers.{}: the deterministic forward needs an FP32 KV cache (this one rotates, keeps keys "
+                      "before RoPE or keeps recent positions apart)",
+                      index_);
+  }
   const bool mixed = layout.recent_fp && n_tokens > 1;
   int from = n_pos;  // exact rows [from, n_pos) when mixed
   if (mixed) {
@@ -203,6 +210,15 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   }
   LB_RETURN_IF_ERROR(cache.write(cache_layer, pos, n_tokens, s.k.data(), s.v.data())
                          .with_context(fmt::format("layers.{}: KV cache", index_)));
+  if (fixed_order_) {
+    const float* keys = cache.fp32_keys(cache_layer);
+    const float* values = cache.fp32_values(cache_layer);
+    if (keys == nullptr || values == nullptr) {
+      return make_error("layers.{}: the deterministic forward needs an FP32 KV cache, not a quantized one", index_);
+    }
+    attention_fixed_order(c, s.q.data(), n_tokens, pos, keys, values, s.attn.data(), pool, fixed_order_isa_);
+    return Status::ok_status();
+  }
   // One token: the cache may attend from its storage in place (no [n_pos, kv_dim] FP32 copy).
   if (n_tokens == 1 &&
       cache.attend_decode(cache_layer, n_pos, s.q.data(), c.n_heads, attn_scale, s.attn.data(), pool)) {
@@ -391,7 +407,15 @@ Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, in
   norm_rows(ffn_norm_, ffn_norm_bias_);
   run_shared_input(1, {kGate, kUp}, s.xb.data(), {s.gate.data(), s.up.data()});
   pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) swiglu(s.gate.data() + t * c.ffn_dim, s.up.data() + t * c.ffn_dim, c.ffn_dim);
+    for (int64_t t = b; t < e; ++t) {
+      float* gate = s.gate.data() + t * c.ffn_dim;
+      const float* up = s.up.data() + t * c.ffn_dim;
+      if (fixed_order_) {
+        fixed_order_swiglu(gate, up, c.ffn_dim);
+      } else {
+        swiglu(gate, up, c.ffn_dim);
+      }
+    }
   });
   if (observer != nullptr && !observer->needs_block_output()) {
     observer->observe(names_[kDown], s.gate.data(), n, linears_[kDown]->in_features());

@@ -100,6 +100,16 @@ class DecoderBlock {
   // keep recent positions apart keep the FP32 path; so do single-token steps. Off
   // (empty) by default.
   void set_prompt_attention(PromptAttention attention) { prompt_attention_ = std::move(attention); }
+  // The deterministic forward (model/deterministic.h): attention of every call, prompt
+  // or single token, by attention_fixed_order at `isa` (an FP32 cache without
+  // rotation, exact band or keys before RoPE is then required) and SwiGLU by
+  // fixed_order_swiglu. The norms, RoPE and residual adds are per-row and fixed in
+  // order already; the linears are made FixedOrderLinear by the caller.
+  void set_fixed_order(bool on, Isa isa) {
+    fixed_order_ = on;
+    fixed_order_isa_ = isa;
+  }
+  bool fixed_order() const { return fixed_order_; }
 
   // x: [n_tokens, dim], the residual stream at positions [pos, pos + n_tokens),
   // updated in place. Keys/values are appended to layer `cache_layer` of `cache`,
@@ -136,6 +146,8 @@ class DecoderBlock {
   std::array<std::vector<const Bf16Linear*>, 2> bf16_shared_inputs_;
   std::array<std::string, 7> names_;                // "layers.{i}.q_proj", ...
   PromptAttention prompt_attention_;  // empty: FP32 attention
+  bool fixed_order_ = false;          // set_fixed_order
+  Isa fixed_order_isa_ = Isa::kGeneric;
 };
 
 }  // namespace lowbit

@@ -104,6 +104,20 @@ void LlamaModel::set_prompt_attention(const PromptAttention& attention) {
   for (DecoderBlock& block : layers_) block.set_prompt_attention(attention);
 }
 
+void LlamaModel::set_fixed_order(bool on, Isa isa) {
+  for (DecoderBlock& block : layers_) block.set_fixed_order(on, isa);
+}
+
+Status LlamaModel::replace_token_embedding(TokenEmbedding embedding) {
+  if (embedding.vocab() != token_embedding_.vocab() || embedding.dim() != token_embedding_.dim()) {
+    return make_error("model: token embedding [{}, {}] replaced by one of [{}, {}]", token_embedding_.vocab(),
+                      token_embedding_.dim(), embedding.vocab(), embedding.dim());
+  }
+  token_embedding_ = std::move(embedding);
+  head_shares_embedding_ = false;
+  return Status::ok_status();
+}
+
 Status LlamaModel::wrap_linear(const std::string& name, const LinearWrapper& wrap) {
   if (name == "lm_head") {
     const int64_t in = lm_head_->in_features(), out = lm_head_->out_features();

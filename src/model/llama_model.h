@@ -51,6 +51,10 @@ class LlamaModel {
   Status wrap_linear(const std::string& name, const LinearWrapper& wrap);
   // Every block's prompt attention (DecoderBlock::set_prompt_attention; empty: FP32).
   void set_prompt_attention(const PromptAttention& attention);
+  // Every block's deterministic attention and SwiGLU (DecoderBlock::set_fixed_order).
+  void set_fixed_order(bool on, Isa isa);
+  // Replaces the token embedding (same [vocab, dim]); the head stops sharing its storage.
+  Status replace_token_embedding(TokenEmbedding embedding);
   // Bytes held by the weights: linears + embedding + norms, and the head unless it
   // shares the embedding's storage (a tied FP32 head is a copy and is counted).
   uint64_t weight_bytes() const;

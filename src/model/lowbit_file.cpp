@@ -37,11 +37,20 @@ json gguf_json(const GgufBlockType& t) {
   return {{"type", t.type_id}, {"block_size", t.block_size}, {"bytes_per_block", t.bytes_per_block}};
 }
 
+// What a trellis-coded record stores beside its name: the trellis and its
+// computed codebook (formats/trellis_code.h), so a build with another codebook refuses it.
+json trellis_json(const TrellisParams& p) {
+  return {{"state_bits", p.state_bits}, {"step_bits", p.step_bits},         {"values_per_step", p.values_per_step},
+          {"group", p.group},           {"seq_len", kTrellisSeqLen},        {"hash_mul", kTrellisHashMul},
+          {"hash_add", kTrellisHashAdd}};
+}
+
 // The definition a record carries of its format: "spec" (scaled formats),
-// "gguf" (GGUF block types) or "ptq161" (formats/ptq161_code.h); the loader
-// compares it with this build's.
+// "gguf" (GGUF block types), "trellis" (formats/trellis_code.h) or "ptq161"
+// (formats/ptq161_code.h); the loader compares it with this build's.
 std::pair<const char*, json> format_definition(const WeightFormat& f) {
   if (const BlockFormat* b = f.block_format()) return {"spec", spec_json(b->spec)};
+  if (const TrellisParams* t = f.trellis_params()) return {"trellis", trellis_json(*t)};
   if (const Ptq161Params* p = f.ptq161_params()) {
     return {"ptq161", json{{"salient_permille", p->salient_permille}, {"block", p->block}}};
   }

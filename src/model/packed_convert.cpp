@@ -9,6 +9,7 @@
 #include "formats/element_format.h"
 #include "formats/gguf_blocks.h"
 #include "formats/ptq161_code.h"
+#include "formats/trellis_code.h"
 
 namespace lowbit {
 namespace {
@@ -201,6 +202,36 @@ Expected<PackedMatrix> pack_ptq161(const Ptq161Params& f, const QuantizedTensor&
   return p;
 }
 
+// Trellis-coded weights (formats/trellis_code.h) -> kTrellis: the stored arrays
+// unchanged (codes byte for byte, FP16 scale bytes as little-endian codes).
+Expected<PackedMatrix> pack_trellis(const std::string& format, const QuantizedTensor& t) {
+  LB_ASSIGN_OR_RETURN(const TrellisParams tp, parse_trellis_format(format));
+  LB_RETURN_IF_ERROR(trellis_check_shape(tp, t.rows, t.cols));
+  const int64_t groups = trellis_row_groups(tp, t.cols);
+  if (t.codes.size() != static_cast<size_t>(t.rows * trellis_row_bytes(tp, t.cols)) ||
+      t.scales.size() != static_cast<size_t>(2 * t.rows * groups) || !t.mins.empty()) {
+    return make_error("{}: stored sizes (codes {}, scales {}, mins {}) do not match [{}, {}]", format, t.codes.size(),
+                      t.scales.size(), t.mins.size(), t.rows, t.cols);
+  }
+  PackedMatrix p;
+  p.kind = PackedKind::kTrellis;
+  p.rows = t.rows;
+  p.cols = t.cols;
+  p.cols_padded = t.cols;
+  p.group = tp.group;
+  p.trellis_state_bits = tp.state_bits;
+  p.trellis_step_bits = tp.step_bits;
+  p.trellis_values_per_step = tp.values_per_step;
+  p.tensor_scale = t.tensor_scale;
+  p.codes.assign(t.codes.begin(), t.codes.end());
+  p.scales.assign(static_cast<size_t>(t.rows * groups), 0);
+  for (size_t i = 0; i < p.scales.size(); ++i) {
+    p.scales[i] = static_cast<uint16_t>(t.scales[2 * i] | (t.scales[2 * i + 1] << 8));
+  }
+  LB_RETURN_IF_ERROR(p.validate());
+  return p;
+}
+
 }  // namespace
 
 std::string packed_unsupported_reason(const QuantizedWeight& q) {
@@ -210,6 +241,10 @@ std::string packed_unsupported_reason(const QuantizedWeight& q) {
     return parse_ptq161_format(q.format).ok() ? "" : "format '" + q.format + "' is not a ptq161 format";
   }
   if (find_gguf_block_type(q.format) != nullptr) return "GGUF block type " + q.format + " (no packed kernel yet)";
+  if (is_trellis_format_name(q.format)) {
+    auto p = parse_trellis_format(q.format);
+    return p.ok() ? "" : p.status().message();
+  }
   auto found = format_of(q);
   if (!found.ok()) return "format '" + q.format + "' is not a block format";
   const BlockFormat& f = **found;
@@ -238,6 +273,7 @@ std::string packed_unsupported_reason(const QuantizedWeight& q) {
 Expected<PackedMatrix> pack_quantized_weight(const QuantizedWeight& q) {
   const std::string why = packed_unsupported_reason(q);
   if (!why.empty()) return make_error("{}: {}", q.format, why);
+  if (is_trellis_format_name(q.format)) return pack_trellis(q.format, q.tensor);
   if (is_ptq161_format_name(q.format)) {
     LB_ASSIGN_OR_RETURN(Ptq161Params f, parse_ptq161_format(q.format));
     LB_ASSIGN_OR_RETURN(PackedMatrix p, pack_ptq161(f, q.tensor));

@@ -69,6 +69,7 @@ class PackedLinear : public Linear {
   // The table entry forward() runs (kernels/kernel_table.h); never null.
   const LinearKernel& kernel() const { return *kernel_; }
   const LinearActivation& activation() const { return act_; }
+  const std::vector<float>& bias() const { return bias_; }  // [rows] or empty
   // The entry's name ("lut4/avx512", "w8a8/avx512vnni", ...).
   std::string kernel_name() const { return kernel_->name; }
 

@@ -22,6 +22,13 @@ std::vector<double> InputStats::mean_abs() const {
   return mean;
 }
 
+std::vector<double> InputStats::mean() const {
+  std::vector<double> m(sum.size(), 0.0);
+  if (n_tokens == 0) return m;
+  for (size_t j = 0; j < sum.size(); ++j) m[j] = sum[j] / static_cast<double>(n_tokens);
+  return m;
+}
+
 const char* hessian_precision_name(HessianPrecision p) {
   switch (p) {
     case HessianPrecision::kFp32: return "fp32";
@@ -97,6 +104,7 @@ void ActivationStats::observe(const std::string& linear_name, const float* x, in
     s.in_features = in_features;
     s.precision = options_.hessian;
     s.abs_sum.assign(static_cast<size_t>(in_features), 0.0);
+    s.sum.assign(static_cast<size_t>(in_features), 0.0);
     s.abs_max.assign(static_cast<size_t>(in_features), 0.0f);
     const size_t h_size = static_cast<size_t>(in_features * in_features);
     if (s.precision == HessianPrecision::kFp32) s.h_f32.assign(h_size, 0.0f);
@@ -136,18 +144,19 @@ void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens
     const int shard = static_cast<int>(next - starts.begin());
     const int64_t n = next == starts.end() ? n_tokens : std::min(n_tokens, *next - s.n_tokens);
     if (shard == 0) {
-      add_sums(x, n, in, s.precision, s.abs_sum.data(), s.h_f32.data(), s.h_f64.data());
+      add_sums(x, n, in, s.precision, s.abs_sum.data(), s.sum.data(), s.h_f32.data(), s.h_f64.data());
     } else {
       Partial& p = partials_[s.key];
       if (p.shard != shard) {
         fold(s, p);
         p.shard = shard;
         p.abs_sum.assign(static_cast<size_t>(in), 0.0);
+        p.sum.assign(static_cast<size_t>(in), 0.0);
         const size_t h_size = static_cast<size_t>(in * in);
         if (s.precision == HessianPrecision::kFp32) p.h_f32.assign(h_size, 0.0f);
         if (sums_in_double(s.precision)) p.h_f64.assign(h_size, 0.0);
       }
-      add_sums(x, n, in, s.precision, p.abs_sum.data(), p.h_f32.data(), p.h_f64.data());
+      add_sums(x, n, in, s.precision, p.abs_sum.data(), p.sum.data(), p.h_f32.data(), p.h_f64.data());
     }
     s.n_tokens += n;
     x += n * in;
@@ -156,12 +165,15 @@ void ActivationStats::accumulate(InputStats& s, const float* x, int64_t n_tokens
 }
 
 void ActivationStats::add_sums(const float* x, int64_t n_tokens, int64_t in, HessianPrecision precision,
-                               double* abs_sum, float* h_f32, double* h_f64) {
+                               double* abs_sum, double* sum, float* h_f32, double* h_f64) {
   if (options_.channel_stats) {
     for_column_ranges(in, [&](int64_t j0, int64_t j1) {
       for (int64_t t = 0; t < n_tokens; ++t) {
         const float* row = x + t * in;
-        for (int64_t j = j0; j < j1; ++j) abs_sum[j] += std::fabs(row[j]);
+        for (int64_t j = j0; j < j1; ++j) {
+          abs_sum[j] += std::fabs(row[j]);
+          sum[j] += row[j];
+        }
       }
     });
   }
@@ -196,6 +208,7 @@ void ActivationStats::add_sums(const float* x, int64_t n_tokens, int64_t in, Hes
 void ActivationStats::fold(InputStats& s, Partial& p) {
   if (p.shard == 0) return;
   for (size_t j = 0; j < s.abs_sum.size(); ++j) s.abs_sum[j] = s.abs_sum[j] + p.abs_sum[j];
+  for (size_t j = 0; j < s.sum.size(); ++j) s.sum[j] = s.sum[j] + p.sum[j];
   for (size_t i = 0; i < p.h_f32.size(); ++i) s.h_f32[i] = s.h_f32[i] + p.h_f32[i];
   for (size_t i = 0; i < p.h_f64.size(); ++i) s.h_f64[i] = s.h_f64[i] + p.h_f64[i];
   p = Partial();
@@ -241,6 +254,7 @@ Status ActivationStats::reduce(Communicator& comm) {
     const int64_t in = s.in_features;
     LB_RETURN_IF_ERROR(comm.allreduce_sum(&s.n_tokens, 1));
     LB_RETURN_IF_ERROR(comm.allreduce_sum(s.abs_sum.data(), in));
+    LB_RETURN_IF_ERROR(comm.allreduce_sum(s.sum.data(), in));
     LB_RETURN_IF_ERROR(comm.allreduce_max(s.abs_max.data(), in));
     if (s.precision == HessianPrecision::kFp32) {
       std::vector<float> packed = pack_upper(s.h_f32, in);

@@ -2,6 +2,7 @@
 // ActivationObserver seam while calibration text runs through the model:
 //   H_j,k     = Σ_t x_tj · x_tk           [in, in]  (GPTQ's Hessian 2XᵀX up to the factor 2/n)
 //   mean|x_j| = Σ_t |x_tj| / n_tokens     [in]      (AWQ's activation scale s = mean|x|^α)
+//   mean x_j  = Σ_t x_tj / n_tokens       [in]      (bias correction, quant/adaquant.h)
 //   max|x_j|  = max_t |x_tj|               [in]      (SmoothQuant's channel range)
 // summed over every token t the layer received.
 //
@@ -62,7 +63,7 @@ struct ActivationStatsOptions {
   ThreadPool* pool = nullptr;  // threads of the kBf16 products; null: the calling thread
   // Whether Σ|x| and max|x| are kept (AWQ, SmoothQuant, static thresholds); off for an
   // observer whose caller takes only H (GPTQ's statistics pass): two passes over every
-  // observed input saved. Off, abs_sum and abs_max stay zero.
+  // observed input saved. Off, abs_sum, sum and abs_max stay zero.
   bool channel_stats = true;
 };
 
@@ -72,12 +73,14 @@ struct InputStats {
   int64_t in_features = 0;
   int64_t n_tokens = 0;
   std::vector<double> abs_sum;  // [in] Σ_t |x_tj|
+  std::vector<double> sum;      // [in] Σ_t x_tj
   std::vector<float> abs_max;   // [in] max_t |x_tj|
   HessianPrecision precision = HessianPrecision::kNone;
   std::vector<float> h_f32;   // [in, in] upper triangle (k >= j) when kFp32
   std::vector<double> h_f64;  // [in, in] upper triangle (k >= j) when kFp64 or kBf16
 
   std::vector<double> mean_abs() const;  // [in] abs_sum / n_tokens
+  std::vector<double> mean() const;      // [in] sum / n_tokens
   // H = Σ_t x_t x_tᵀ as a full symmetric [in, in] matrix; empty when kNone.
   std::vector<double> hessian() const;
   // The same H, built in the accumulator's own storage and moved out (kFp64: the
@@ -135,6 +138,7 @@ class ActivationStats : public ActivationObserver {
   struct Partial {
     int shard = 0;
     std::vector<double> abs_sum;  // [in]
+    std::vector<double> sum;      // [in]
     std::vector<float> h_f32;     // [in, in] upper triangle
     std::vector<double> h_f64;    // [in, in] upper triangle
   };
@@ -142,7 +146,7 @@ class ActivationStats : public ActivationObserver {
   void for_column_ranges(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   void accumulate(InputStats& s, const float* x, int64_t n_tokens);
   void add_sums(const float* x, int64_t n_tokens, int64_t in, HessianPrecision precision, double* abs_sum,
-                float* h_f32, double* h_f64);
+                double* sum, float* h_f32, double* h_f64);
   void fold(InputStats& s, Partial& p);
 
   ActivationStatsOptions options_;

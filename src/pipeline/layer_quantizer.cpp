@@ -71,6 +71,7 @@ class LayerQuantizer {
         LB_RETURN_IF_ERROR(observe(*block, stats));
         LB_RETURN_IF_ERROR(stats.reduce(*comm_));
         if (input_abs_max_.count(leader)) input_abs_max_[leader] = stats.find(leader)->abs_max;
+        if (needs_mean(p)) means_[leader] = stats.find(leader)->mean();
         hessians_[leader] = stats.take_hessian(leader);
       }
       const std::vector<double>* h = hessians_.count(leader) ? &hessians_[leader] : nullptr;
@@ -78,6 +79,7 @@ class LayerQuantizer {
         LB_RETURN_IF_ERROR(quantize_one(suffix, h, block ? &*block : nullptr));
       }
       hessians_.erase(leader);
+      means_.erase(leader);
     }
     if (block) {
       // In place: the quantized layer's outputs are the next layer's inputs.
@@ -107,6 +109,14 @@ class LayerQuantizer {
   }
 
   bool bf16() const { return ctx_.arithmetic == CalibArithmetic::kBf16; }
+
+  // Whether a linear of phase p asks for bias correction, which needs its input's mean.
+  bool needs_mean(size_t p) const {
+    for (const std::string& suffix : kPhases[p]) {
+      if (rules_.at(suffix).options.bias_correction) return true;
+    }
+    return false;
+  }
   static std::unique_ptr<Linear> bf16_linear(const Matrix& m) { return std::make_unique<Bf16Linear>(m, active_isa()); }
 
   Status wrap_online_down(DecoderBlock& block) const {
@@ -259,8 +269,12 @@ class LayerQuantizer {
   Status statistics_pass() {
     LB_ASSIGN_OR_RETURN(std::vector<AwqGroup> groups, awq_groups());
     std::vector<std::string> h_names;  // inputs whose H this pass collects
+    bool means = false;                // and whether any of them needs x̄
     for (size_t p = 0; p < kPhases.size(); ++p) {
-      if (p == 0 || !ctx_.recipe->true_sequential) h_names.push_back(linear_name(index_, kPhases[p][0]));
+      if (p == 0 || !ctx_.recipe->true_sequential) {
+        h_names.push_back(linear_name(index_, kPhases[p][0]));
+        means |= needs_mean(p);
+      }
     }
     std::vector<std::string> awq_names;
     int awq_tokens = 1;
@@ -276,7 +290,7 @@ class LayerQuantizer {
     }
     const std::vector<int64_t> shards = shard_starts();
     ActivationStats h_stats(
-        {.hessian = ctx_.hessian, .names = h_names, .pool = ctx_.pool, .channel_stats = false},  // only H is read
+        {.hessian = ctx_.hessian, .names = h_names, .pool = ctx_.pool, .channel_stats = means},  // H (and x̄)
         shards);
     ActivationStats abs_stats({.hessian = HessianPrecision::kNone, .names = awq_names}, shards);
     ActivationStats act_stats({.hessian = HessianPrecision::kNone, .names = act_names}, shards);
@@ -304,6 +318,7 @@ class LayerQuantizer {
     for (const std::string& name : h_names) {
       const InputStats* s = h_stats.find(name);
       if (s == nullptr) return make_error("{}: no calibration statistics were collected", name);
+      if (means) means_[name] = s->mean();
       hessians_[name] = h_stats.take_hessian(name);  // moved: one [in, in] buffer at a time
     }
     for (AwqGroup g : groups) LB_RETURN_IF_ERROR(search_and_fold(g, abs_stats, rows));
@@ -338,6 +353,11 @@ class LayerQuantizer {
     if (m != input_abs_max_.end()) {
       for (size_t j = 0; j < scale.size(); ++j) m->second[j] /= scale[j];
     }
+    // the mean x̄_j ← x̄_j / s_j,
+    auto x_mean = means_.find(leader);
+    if (x_mean != means_.end()) {
+      for (size_t j = 0; j < scale.size(); ++j) x_mean->second[j] /= scale[j];
+    }
     // and H_jk ← H_jk / (s_j s_k).
     auto h = hessians_.find(leader);
     if (h != hessians_.end()) {
@@ -355,7 +375,16 @@ class LayerQuantizer {
     const QuantRule& rule = rules_.at(suffix);
     Matrix& m = linear_matrix(w_, suffix);
     if (ctx_.on_module) ctx_.on_module(name, m.rows * m.cols);
-    LB_ASSIGN_OR_RETURN(LinearQuantResult r, quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h));
+    const auto mean = means_.find(shared_input_key(name));
+    LB_ASSIGN_OR_RETURN(LinearQuantResult r,
+                        quantize_linear(rule, name, m.data.data(), m.rows, m.cols, h,
+                                        mean != means_.end() ? &mean->second : nullptr, ctx_.pool));
+    const bool new_bias = !r.bias_delta.empty() && m.bias.empty();
+    if (!r.bias_delta.empty()) {
+      // The mean output error goes into the bias (FP32, created when absent).
+      if (new_bias) m.bias.assign(static_cast<size_t>(m.rows), 0.0f);
+      for (int64_t i = 0; i < m.rows; ++i) m.bias[i] += r.bias_delta[i];
+    }
     if (ctx_.writer != nullptr) {
       LB_RETURN_IF_ERROR(ctx_.writer->add(name, {m.rows, m.cols}, r.weight, quant_method_name(r.method)));
       if (!m.bias.empty()) LB_RETURN_IF_ERROR(ctx_.writer->add_fp32(name + ".bias", {m.rows}, m.bias.data()));
@@ -374,8 +403,13 @@ class LayerQuantizer {
     report.fallback_from = r.fallback_from;
     report.rows = m.rows;
     report.cols = m.cols;
-    report.stored_bytes = r.weight.storage_bytes();
-    report.bits_per_weight = r.weight.bits_per_weight();
+    report.stored_bytes = r.weight.storage_bytes() + (new_bias ? static_cast<uint64_t>(m.rows) * 4 : 0);
+    report.bits_per_weight = 8.0 * static_cast<double>(report.stored_bytes) / static_cast<double>(m.rows * m.cols);
+    if (r.adaquant) {
+      report.adaquant_codes_changed = r.adaquant->codes_changed;
+      report.adaquant_scales_changed = r.adaquant->scales_changed;
+    }
+    report.bias_corrected = !r.bias_delta.empty();
     report.weight_rel_error = r.weight_rel_error;
     report.output_rel_error = r.output_rel_error;
     if (awq_alpha_.count(suffix)) report.awq_alpha = awq_alpha_[suffix];
@@ -433,6 +467,7 @@ class LayerQuantizer {
   Communicator* comm_;  // ctx_.comm, or single_
   std::map<std::string, QuantRule> rules_;               // by suffix, resolved for the linear's shape
   std::map<std::string, std::vector<double>> hessians_;  // by leader name, [in, in]
+  std::map<std::string, std::vector<double>> means_;     // by leader name, [in]: x̄ for bias correction
   std::map<std::string, float> awq_alpha_;               // by suffix
   struct MigrationNote {
     std::string method;  // "smooth" | "osp"

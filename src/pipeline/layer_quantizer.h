@@ -5,12 +5,14 @@
 //      ranges of the FP32 layer's inputs, shift and scale chosen per group and folded
 //      (pipeline/outlier_migration.h); everything after sees the migrated layer.
 //   1. Statistics pass over the FP32 layer: H = XᵀX of each linear input (only
-//      q/k/v's under true-sequential), mean|x| and sampled rows for AWQ groups.
+//      q/k/v's under true-sequential), mean|x| and sampled rows for AWQ groups,
+//      the mean x̄ of each input where a rule asks for bias correction.
 //   2. AWQ: scales searched per group on the FP32 layer and folded (awq_fold.h);
 //      the statistics of a folded input are rescaled (H ← D⁻¹ H D⁻¹, D = diag(s)).
 //   3. Linears quantized in forward order, phase by phase: q/k/v, o, gate/up, down.
 //      Under true-sequential, phases after the first re-run the block (earlier
-//      phases already quantized) to collect their input's H.
+//      phases already quantized) to collect their input's H (and x̄).
+//      Bias correction adds (W − Ŵ) x̄ to the linear's bias, creating one.
 //      A rule with "act" wraps the quantized linear in its activation quantizer
 //      (model/act_quant_linear.h) and stores the spec in the linear's record; a
 //      per-tensor static threshold is clip · max|x| of the input in step 1 (after
@@ -60,6 +62,12 @@ struct ModuleReport {
   int dead_columns = 0;
   size_t outliers = 0;
   int lorc_rank = 0;
+  // AdaQuant (quant/adaquant.h): weights and scale groups it changed (0 when it kept
+  // the method's result or did not run); bias correction: whether the bias took it
+  // (stored_bytes and bits_per_weight then count the FP32 bias the correction created).
+  int64_t adaquant_codes_changed = 0;
+  int64_t adaquant_scales_changed = 0;
+  bool bias_corrected = false;
   double seconds = 0.0;
 };
 

@@ -16,7 +16,7 @@ std::vector<float> hessian_diagonal(const std::vector<double>& h, int64_t cols) 
 
 // gptq_error: GPTQ's objective tr(ΔW H ΔWᵀ) of the result, which GPTQ computes anyway (else untouched).
 Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int64_t rows, int64_t cols,
-                                     const std::vector<double>* hessian, int* dead_columns,
+                                     const std::vector<double>* hessian, ThreadPool* pool, int* dead_columns,
                                      std::optional<double>* gptq_error) {
   if (rule.method == QuantMethod::kNone) {
     QuantizedWeight q;
@@ -30,6 +30,7 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
     case QuantMethod::kAwq: {  // AWQ: the scales are already folded into w; round with (weighted) clipping search
       RtnOptions o;
       o.search = rule.options.search;
+      o.pool = pool;
       if (rule.options.importance || (rule.method == QuantMethod::kAwq && hessian != nullptr)) {
         if (hessian == nullptr) return make_error("option 'importance' needs calibration data (--calib)");
         o.importance = hessian_diagonal(*hessian, cols);
@@ -45,6 +46,7 @@ Expected<QuantizedWeight> run_method(const QuantRule& rule, const float* w, int6
       o.static_groups = rule.options.static_groups;
       o.search = rule.options.search;
       o.importance = rule.options.importance;
+      o.pool = pool;
       GptqStats stats;
       LB_ASSIGN_OR_RETURN(QuantizedWeight q, quantize_gptq(format, w, rows, cols, *hessian, o, &stats));
       *dead_columns = stats.dead_columns;
@@ -94,7 +96,8 @@ double relative_output_error(const float* w, const float* q, int64_t rows, int64
 }
 
 Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std::string& name, const float* w,
-                                            int64_t rows, int64_t cols, const std::vector<double>* hessian) {
+                                            int64_t rows, int64_t cols, const std::vector<double>* hessian,
+                                            const std::vector<double>* input_mean, ThreadPool* pool) {
   LB_ASSIGN_OR_RETURN(const QuantRule rule, resolve_rule(matched, name, rows, cols));
   const std::string where =
       fmt::format("{} ({} {}, {})", name, quant_method_name(rule.method), rule.format, rule.label());
@@ -105,9 +108,26 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
   r.method = rule.method;
   r.fallback_from = rule.fallback_from;
   std::optional<double> gptq_error;
-  auto q = run_method(rule, w, rows, cols, hessian, &r.dead_columns, &gptq_error);
+  auto q = run_method(rule, w, rows, cols, hessian, pool, &r.dead_columns, &gptq_error);
   if (!q.ok()) return q.status().with_context(where);
   r.weight = std::move(q).value();
+  if (rule.options.adaquant_steps > 0) {
+    if (hessian == nullptr) return make_error("{}: adaquant_steps needs calibration data (--calib)", where);
+    LB_ASSIGN_OR_RETURN(WeightFormat format, rule_format(rule));
+    if (format.block_format() == nullptr) {
+      return make_error("{}: adaquant refines scaled formats, not GGUF type {}", where, rule.format);
+    }
+    AdaQuantOptions o;
+    o.steps = rule.options.adaquant_steps;
+    o.scales = rule.options.adaquant_scales;
+    o.damp = rule.options.damp;
+    AdaQuantStats stats;
+    auto refined = adaquant_refine(*format.block_format(), r.weight, w, rows, cols, *hessian, o, &stats, pool);
+    if (!refined.ok()) return refined.status().with_context(where);
+    r.weight = std::move(refined).value();
+    r.adaquant = stats;
+    if (!stats.kept_start) gptq_error.reset();  // no longer the objective of the stored weight
+  }
   if (rule.options.lorc_rank > 0) {
     const int rank = static_cast<int>(std::min<int64_t>(rule.options.lorc_rank, std::min(rows, cols)));
     LB_RETURN_IF_ERROR(add_lowrank_correction(r.weight, w, rank, rule.options.lorc_format).with_context(where));
@@ -115,6 +135,13 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
   std::vector<float> deq(static_cast<size_t>(rows * cols));  // [rows, cols]
   LB_RETURN_IF_ERROR(dequantize_weight(r.weight, deq.data()).with_context(where));
   r.weight_rel_error = relative_weight_error(w, deq.data(), rows * cols);
+  if (rule.options.bias_correction) {
+    if (input_mean == nullptr) return make_error("{}: bias_correction needs calibration data (--calib)", where);
+    if (input_mean->size() != static_cast<size_t>(cols)) {
+      return make_error("{}: input mean has {} values, expected {}", where, input_mean->size(), cols);
+    }
+    r.bias_delta = bias_correction(w, deq.data(), rows, cols, *input_mean);
+  }
   if (hessian != nullptr) {
     // GPTQ's own objective is the numerator when nothing was added after it (LoRC changes Ŵ).
     r.output_error = gptq_error && rule.options.lorc_rank == 0 ? *gptq_error

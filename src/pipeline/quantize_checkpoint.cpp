@@ -175,6 +175,9 @@ json module_to_json(const ModuleReport& m) {
           {"dead_columns", m.dead_columns},
           {"outliers", m.outliers},
           {"lorc_rank", m.lorc_rank},
+          {"adaquant_codes_changed", m.adaquant_codes_changed},
+          {"adaquant_scales_changed", m.adaquant_scales_changed},
+          {"bias_corrected", m.bias_corrected},
           {"seconds", m.seconds}};
 }
 
@@ -199,6 +202,9 @@ Expected<ModuleReport> module_from_json(const json& j) {
     m.dead_columns = j.at("dead_columns").get<int>();
     m.outliers = j.at("outliers").get<size_t>();
     m.lorc_rank = j.at("lorc_rank").get<int>();
+    m.adaquant_codes_changed = j.at("adaquant_codes_changed").get<int64_t>();
+    m.adaquant_scales_changed = j.at("adaquant_scales_changed").get<int64_t>();
+    m.bias_corrected = j.at("bias_corrected").get<bool>();
     m.seconds = j.at("seconds").get<double>();
   } catch (const json::exception& e) {
     return make_error("module report: {}", e.what());

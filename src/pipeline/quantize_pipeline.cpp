@@ -441,6 +441,10 @@ json report_json(const QuantizeReport& r) {
     if (m.dead_columns > 0) j["dead_columns"] = m.dead_columns;
     if (m.outliers > 0) j["outliers"] = m.outliers;
     if (m.lorc_rank > 0) j["lorc_rank"] = m.lorc_rank;
+    if (m.adaquant_codes_changed > 0 || m.adaquant_scales_changed > 0) {
+      j["adaquant"] = {{"codes_changed", m.adaquant_codes_changed}, {"scales_changed", m.adaquant_scales_changed}};
+    }
+    if (m.bias_corrected) j["bias_correction"] = true;
     modules.push_back(std::move(j));
   }
   json fallbacks = json::array();  // the tensors stored in a rule's fallback format

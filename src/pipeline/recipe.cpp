@@ -39,7 +39,8 @@ class OptionReader {
   Status check_keys() const {
     static const std::set<std::string> known = {"search",           "importance",    "damp",       "block_size",
                                                 "act_order",        "static_groups", "awq_grid",   "awq_tokens",
-                                                "outlier_fraction", "lorc_rank",     "lorc_format"};
+                                                "outlier_fraction", "lorc_rank",     "lorc_format",
+                                                "adaquant_steps",   "adaquant_scales", "bias_correction"};
     for (const auto& [key, value] : options_.items()) {
       if (known.count(key) == 0) {
         std::string list;
@@ -112,6 +113,9 @@ Status read_options(const json& j, const std::string& where, RuleOptions& o) {
   LB_RETURN_IF_ERROR(r.read_float("outlier_fraction", o.outlier_fraction, 0.0f, 0.5f, false));
   LB_RETURN_IF_ERROR(r.read_int("lorc_rank", o.lorc_rank, 0, 4096));
   LB_RETURN_IF_ERROR(r.read_string("lorc_format", o.lorc_format));
+  LB_RETURN_IF_ERROR(r.read_int("adaquant_steps", o.adaquant_steps, 0, 1000));
+  LB_RETURN_IF_ERROR(r.read_bool("adaquant_scales", o.adaquant_scales));
+  LB_RETURN_IF_ERROR(r.read_bool("bias_correction", o.bias_correction));
   return Status::ok_status();
 }
 
@@ -151,6 +155,15 @@ Status check_rule(const QuantRule& r, const std::string& where) {
                       where, r.format);
   }
   if (r.options.lorc_rank > 0) LB_RETURN_IF_ERROR(check_format_name(r.options.lorc_format, where, "lorc_format"));
+  const bool calibrates = r.method == QuantMethod::kRtn || r.method == QuantMethod::kGptq || r.method == QuantMethod::kAwq;
+  if ((r.options.adaquant_steps > 0 || r.options.bias_correction) && !calibrates) {
+    return make_error("{}: option '{}' applies to rtn, gptq and awq only, not \"{}\"", where,
+                      r.options.adaquant_steps > 0 ? "adaquant_steps" : "bias_correction", quant_method_name(r.method));
+  }
+  if (r.options.adaquant_steps > 0 && is_gguf_format(r.format)) {
+    return make_error("{}: adaquant refines scaled formats (formats/block_format.h), not GGUF type \"{}\"", where,
+                      r.format);
+  }
   if (!r.fallback.empty() && r.method == QuantMethod::kNone) {
     return make_error("{}: \"fallback\" needs a quantizing method, not \"none\" ({} holds every shape)", where,
                       r.format);
@@ -263,6 +276,7 @@ Expected<bool> Recipe::needs_calibration(const ModelConfig& config) const {
     for (const char* suffix : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}) {
       LB_ASSIGN_OR_RETURN(const QuantRule* r, rule_for(fmt::format("layers.{}.{}", i, suffix)));
       if (method_needs_calibration(r->method) || r->options.importance) return true;
+      if (r->options.adaquant_steps > 0 || r->options.bias_correction) return true;
       if (r->act && r->act->is_static()) return true;
     }
   }
@@ -323,6 +337,10 @@ Expected<Recipe> parse_recipe(const json& doc, const std::string& source) {
     LB_ASSIGN_OR_RETURN(const QuantRule* matched, recipe.rule_for(table));
     const QuantRule& r = *matched;
     const bool head = std::string(table) == "lm_head";
+    if (r.options.adaquant_steps > 0 || r.options.bias_correction) {
+      return make_error("recipe {}: {} matches {} with adaquant_steps or bias_correction, which need a decoder linear's "
+                        "calibration inputs", source, table, r.label());
+    }
     if (method_needs_calibration(r.method) || (r.options.importance && !head)) {
       return make_error(
           "recipe {}: {} matches {} with method \"{}\"{}, but {} takes only {}", source, table, r.label(),
@@ -374,7 +392,10 @@ Expected<QuantRule> resolve_rule(const QuantRule& rule, const std::string& name,
       r.method = QuantMethod::kNone;
       r.options.importance = false;
       r.options.lorc_rank = 0;
+      r.options.adaquant_steps = 0;
+      r.options.bias_correction = false;
     }
+    if (is_gguf_format(fallback)) r.options.adaquant_steps = 0;  // a GGUF fallback takes the method alone
     return r;
   }
   LB_ASSIGN_OR_RETURN(WeightFormat f, WeightFormat::find(rule.format));
@@ -405,6 +426,8 @@ Expected<double> rule_bits_per_weight(const QuantRule& rule, int64_t rows, int64
     }
     bits += factor_bits / static_cast<double>(rows * cols);
   }
+  // Bias correction stores an FP32 bias [rows] (counted as new: a linear that already has one stores no more).
+  if (rule.options.bias_correction) bits += 32.0 / static_cast<double>(cols);
   return bits;
 }
 

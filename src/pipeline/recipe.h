@@ -69,7 +69,7 @@ bool method_needs_calibration(QuantMethod m);
 struct RuleOptions {
   ScaleSearch search = ScaleSearch::kMinMax;  // "minmax" | "mse": clipping search of every scale
   bool importance = false;                    // rtn, gptq: weight the scale search by diag(H) (imatrix)
-  float damp = 0.01f;                         // gptq: λ = damp · mean(diag H)
+  float damp = 0.01f;                         // gptq, adaquant: λ = damp · mean(diag H)
   int block_size = 128;                       // gptq: lazy batch
   bool act_order = false;                     // gptq: columns by descending diag(H)
   bool static_groups = false;                 // gptq
@@ -78,6 +78,13 @@ struct RuleOptions {
   float outlier_fraction = 0.005f;            // easyquant: weights kept exactly
   int lorc_rank = 0;                          // any method: rank of the LoRC correction (0 = none)
   std::string lorc_format = "int8_pc";        // format of the LoRC factors U, V
+  // rtn, gptq, awq on a scaled format: AdaQuant refinement of the result's scales and
+  // rounding on H (quant/adaquant.h), this many steps (0 = none); needs calibration.
+  int adaquant_steps = 0;
+  bool adaquant_scales = true;                // adaquant: refit group scales/minimums too
+  // rtn, gptq, awq: the mean output error (W − Ŵ) x̄ on the calibration inputs added to
+  // the linear's FP32 bias (created when absent); needs calibration.
+  bool bias_correction = false;
 };
 
 struct QuantRule {

@@ -54,16 +54,37 @@ const std::vector<BuiltinRecipe>& builtin_recipes() {
       {"w4g128-easyquant", R"json({"name": "w4g128-easyquant",
           "description": "INT4 asymmetric groups of 128, EasyQuant: 0.5% outliers kept, ranges optimised (data-free)",
           "default": {"method": "easyquant", "format": "int4_g128_asym", "options": {"outlier_fraction": 0.005}}})json"},
+      {"w4g128-rtn-ada", R"json({"name": "w4g128-rtn-ada",
+          "description": "w4g128-rtn refined by AdaQuant (group scales, minimums and up/down rounding on H, 4 steps)",
+          "default": {"method": "rtn", "format": "int4_g128_asym", "options": {"adaquant_steps": 4}}})json"},
       {"w3g128-rtn", R"json({"name": "w3g128-rtn", "description": "INT3 asymmetric groups of 128, round to nearest",
           "default": {"method": "rtn", "format": "int3_g128"}})json"},
       {"w3g128-gptq", R"json({"name": "w3g128-gptq", "description": "INT3 asymmetric groups of 128, GPTQ",
           "default": {"method": "gptq", "format": "int3_g128", "options": {"damp": 0.01, "block_size": 128}}})json"},
+      {"w3g128-gptq-ada", R"json({"name": "w3g128-gptq-ada",
+          "description": "w3g128-gptq refined by AdaQuant (group scales, minimums and up/down rounding on H, 4 steps)",
+          "default": {"method": "gptq", "format": "int3_g128",
+                      "options": {"damp": 0.01, "block_size": 128, "adaquant_steps": 4}}})json"},
       {"w3g128-gptq-lorc", R"json({"name": "w3g128-gptq-lorc",
           "description": "INT3 groups of 128, GPTQ + rank-8 LoRC correction with INT8 factors (ZeroQuant-V2)",
           "default": {"method": "gptq", "format": "int3_g128",
                       "options": {"damp": 0.01, "block_size": 128, "lorc_rank": 8, "lorc_format": "int8_pc"}}})json"},
       {"w2g64-gptq", R"json({"name": "w2g64-gptq", "description": "INT2 asymmetric groups of 64, GPTQ",
           "default": {"method": "gptq", "format": "int2_g64", "options": {"damp": 0.01, "block_size": 128}}})json"},
+      // Trellis-coded weights (formats/trellis_code.h) by BlockLDLQ (GPTQ with 64-column
+      // Viterbi blocks, quant/gptq.cpp), an FP16 scale per 256 columns: on SmolLM2-135M's
+      // layers.5.q_proj / gate_proj (RTN) tcq2_g256 has 3% more weight MSE than tcq2_g64
+      // (0.0925 vs 0.0898, 0.0918 vs 0.0893) for 0.17 fewer bits per weight, where a bit is
+      // worth a factor 4 of MSE. Inputs narrower than whole 64-sequences fall back to the
+      // INT format of about the same size.
+      {"w2-tcq", R"json({"name": "w2-tcq", "description": "trellis codes, 2 bits + FP16 scale per 256 columns, BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq2_g256", "fallback": "int2_g64", "options": {"damp": 0.01}}})json"},
+      {"w2p5-tcq", R"json({"name": "w2p5-tcq", "description": "trellis codes, 2.5 bits + FP16 scale per 256 columns, BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq2p5_g256", "fallback": "int3_g128", "options": {"damp": 0.01}}})json"},
+      {"w3-tcq", R"json({"name": "w3-tcq", "description": "trellis codes, 3 bits + FP16 scale per 256 columns, BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq3_g256", "fallback": "int3_g128", "options": {"damp": 0.01}}})json"},
+      {"w4-tcq", R"json({"name": "w4-tcq", "description": "trellis codes, 4 bits + FP16 scale per 256 columns, BlockLDLQ",
+          "default": {"method": "gptq", "format": "tcq4_g256", "fallback": "int4_g128_asym", "options": {"damp": 0.01}}})json"},
       // PTQ1.61 (quant/ptq161.h): 12.5% salient input channels (by calibrated diag(H))
       // at 4 bits per row, the rest binarised with an (alpha, mu) pair per 192 columns:
       // 1.60 bpw on 576 columns, 1.54 on 1536, mask and scales included. Measured on the

@@ -47,6 +47,14 @@ json lowbit_candidates() {
   return c;
 }
 
+// Trellis codes of 2, 2.5, 3 and 4 bits with an FP16 scale per 256 (BlockLDLQ; the
+// group of the built-in recipes, recipe_builtin.cpp), for inputs of whole 64-sequences.
+json tcq_candidates() {
+  json c = json::array();
+  for (const char* f : {"tcq2_g256", "tcq2p5_g256", "tcq3_g256", "tcq4_g256"}) c.push_back(gptq(f));
+  return c;
+}
+
 json builtin_document(const std::string& name) {
   json candidates = json::array();
   std::string description;
@@ -60,8 +68,15 @@ json builtin_document(const std::string& name) {
   }
   if (name == "lowbit" || name == "all") {
     for (const json& c : lowbit_candidates()) candidates.push_back(c);
-    description = name == "all" ? "the gguf and lowbit menus together"
+    description = name == "all" ? "the gguf, lowbit and tcq menus together"
                                 : "lowbit's scaled formats (INT2-8 groups, NF4, NVFP4, MXFP4, FP8) by GPTQ, and FP16";
+  }
+  if (name == "tcq" || name == "all") {
+    for (const json& c : tcq_candidates()) candidates.push_back(c);
+    if (name == "tcq") {
+      candidates.push_back(gptq("int8_pc"));
+      description = "trellis codes (2, 2.5, 3, 4 bits, FP16 scale per 256) by BlockLDLQ, INT8 per row and FP16";
+    }
   }
   candidates.push_back(fp16_candidate());
   return {{"name", name}, {"description", description}, {"candidates", candidates}};
@@ -73,7 +88,7 @@ json rtn_options(const RuleOptions& o, bool importance) {
 
 }  // namespace
 
-std::vector<std::string> builtin_size_menu_names() { return {"gguf", "gguf-rtn", "lowbit", "all"}; }
+std::vector<std::string> builtin_size_menu_names() { return {"gguf", "gguf-rtn", "lowbit", "tcq", "all"}; }
 
 MenuTensor menu_tensor_kind(const std::string& name) {
   if (name == "lm_head") return MenuTensor::kLmHead;
@@ -163,6 +178,9 @@ Expected<SizeMenu> parse_size_menu(const json& document, const std::string& sour
                         quant_method_name(candidate.rule.method));
     }
     if (candidate.rule.options.lorc_rank > 0) return make_error("{}: lorc_rank is not offered in a menu", where);
+    if (candidate.rule.options.adaquant_steps > 0 || candidate.rule.options.bias_correction) {
+      return make_error("{}: adaquant_steps and bias_correction are not offered in a menu", where);
+    }
     candidate.name = c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>()
                                                                   : candidate.rule.format;
     for (const MenuCandidate& other : menu.candidates) {

@@ -17,7 +17,9 @@
 //           several times cheaper, for quick runs.
 //   lowbit  lowbit's scaled formats (integers of 2-8 bits in groups, NF4, NVFP4,
 //           MXFP4, FP8) with GPTQ, and FP16: the research menu.
-//   all     both.
+//   tcq     trellis codes (tcq2/2p5/3/4 with an FP16 scale per 256) by BlockLDLQ,
+//           INT8 per row and FP16.
+//   all     gguf, lowbit and the trellis codes.
 #pragma once
 
 #include <nlohmann/json.hpp>

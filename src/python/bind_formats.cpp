@@ -124,6 +124,10 @@ py::dict format_info(const std::string& name, const std::optional<std::string>& 
     d["element"] = b->element.name;
     d["block_size"] = b->layout.group_cols;
     d["description"] = b->spec.description;
+  } else if (const TrellisParams* t = f.matrix->trellis_params()) {
+    d["bits"] = t->code_bits_per_weight();
+    d["block_size"] = t->group;
+    d["description"] = "trellis-coded weights (formats/trellis_code.h)";
   } else if (const Ptq161Params* p = f.matrix->ptq161_params()) {
     d["salient_permille"] = p->salient_permille;
     d["block_size"] = p->block;

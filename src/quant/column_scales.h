@@ -11,6 +11,9 @@
 //                    of 32 or 256 columns, whose header (fp16 d, the K types'
 //                    6-bit sub-block scales and mins under the super-block scales)
 //                    is chosen by the type's own search.
+//   trellis codes    quant/trellis_quantize.h: the codes of 64 consecutive
+//                    columns are one Viterbi path, so joint_cols() = 64 and GPTQ
+//                    quantizes a block of them at once (quantize_block, BlockLDLQ).
 // The quantized value of an element equals what dequantizing pack()'s tensor
 // gives for it, bit for bit (tests/test_quant_column_scales.cpp).
 #pragma once
@@ -24,12 +27,16 @@
 
 namespace lowbit {
 
+class ThreadPool;  // core/thread_pool.h
+
 struct ColumnScalesOptions {
   // Scaled formats: min-max or MSE clip search of every group's scale.
   ScaleSearch search = ScaleSearch::kMinMax;
   // Two-level formats (NVFP4): |max| of the whole matrix, which sets the FP32
   // tensor scale before any group is chosen (block_scales.h).
   float tensor_amax = 0.0f;
+  // Trellis codes: rows encoded in parallel on it (null: this thread).
+  ThreadPool* pool = nullptr;
 };
 
 class ColumnScales {
@@ -44,7 +51,15 @@ class ColumnScales {
   // or the matrix. importance [n] (>= 0) weights the search by column, empty = 1.
   virtual Status choose(const float* x, int64_t c0, int64_t n, std::span<const float> importance) = 0;
   // Column c, x [rows] -> q [rows], the values as stored, with the scales of c's group.
+  // (Formats with joint_cols() > 1 refuse it: pack() then returns an error.)
   virtual void quantize_column(int64_t c, const float* x, float* q) = 0;
+  // Columns whose codes are chosen together: 1 for element-wise codes.
+  virtual int64_t joint_cols() const { return 1; }
+  // joint_cols() > 1: columns [c0, c0 + joint_cols()), x [rows, joint_cols()]
+  // row-major -> q [rows, joint_cols()], the values as stored.
+  virtual Status quantize_block(int64_t c0, const float* x, float* q) {
+    return make_error("columns from {} are quantized one at a time, not as a joint block", c0);
+  }
   // The stored tensor; every group chosen and every column quantized.
   virtual Expected<QuantizedTensor> pack() const = 0;
 };

@@ -33,6 +33,15 @@
 // chosen from W at the start, as the reference's find_params(W). The last
 // group of a row may be partial (576 columns with G = 128: 4 x 128 + 64).
 //
+// Trellis codes (formats/trellis_code.h): BlockLDLQ of QTIP (Tseng et al.
+// 2024). The 64 columns of a sequence are one Viterbi path, so the pass takes
+// blocks of 64 columns (ColumnScales::joint_cols), codes each block jointly from
+// its current values, and feeds its error to the later columns through the same
+// factor U: with E the errors the column-wise loop would have accumulated,
+// W_B − Q_B = U_BBᵀ E (U_BB the block's upper-triangular diagonal block), so E is
+// one triangular solve and the lazy update is unchanged. With H = I (U diagonal)
+// nothing is fed forward and the result is the plain trellis RTN.
+//
 // GGUF block types (formats/gguf_blocks.h) are groups like any other: a block of
 // 32 or 256 columns has its header (fp16 d; for the K types the 6-bit sub-block
 // scales and mins under the super-block scales) chosen when the pass reaches the
@@ -120,8 +129,13 @@ Expected<QuantizedWeight> quantize_gptq(const WeightFormat& format, const float*
 
   ColumnScalesOptions so;
   so.search = options.search;
+  so.pool = options.pool;
   for (float v : w0) so.tensor_amax = std::max(so.tensor_amax, std::fabs(v));
   LB_ASSIGN_OR_RETURN(std::unique_ptr<ColumnScales> scales, format.column_scales(rows, cols, so));
+  if (scales->joint_cols() > 1 && options.act_order) {
+    return make_error("gptq {}: act_order is not possible: {} consecutive columns are coded jointly", format.name(),
+                      scales->joint_cols());
+  }
   std::vector<float> importance;  // [cols] H_jj before damping, when the scale choice is weighted
   if (options.importance) {
     importance.resize(static_cast<size_t>(cols));
@@ -160,39 +174,80 @@ Expected<QuantizedWeight> quantize_gptq(const WeightFormat& format, const float*
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t p = 0; p < n; ++p) wt[p * rows + r] = w0[r * cols + perm[p]];
   }
-  const int64_t block = options.block_size;
+  // Joint formats (trellis codes: 64 columns per Viterbi path) take blocks of
+  // exactly their joint width, in column order.
+  const int64_t joint = scales->joint_cols();
+  const int64_t block = joint > 1 ? joint : options.block_size;
+  std::vector<float> xb(joint > 1 ? static_cast<size_t>(rows * joint) : 0), qb(xb.size());  // [rows, joint]
   std::vector<float> q(stats != nullptr ? static_cast<size_t>(rows * cols) : 0);  // [rows, cols]
   std::vector<double> err(static_cast<size_t>(std::min(block, n) * rows));  // [block, rows] scaled errors
   std::vector<float> x(static_cast<size_t>(rows)), qc(x.size());           // [rows]
   std::vector<float> slice;                                                 // [rows, group]
 
+  // Chooses the scales of column perm[p]'s group when the pass first reaches it;
+  // false: the group has columns that still owe block [i1, i2)'s lazy update, so
+  // the block ends before p.
+  auto prepare_group = [&](int64_t p, int64_t i1, int64_t i2) -> Expected<bool> {
+    const int64_t g = perm[p] / group;
+    if (group_done[g]) return true;
+    const int64_t c0 = g * group, len = std::min(group, cols - c0);
+    bool lagging = false;
+    for (int64_t k = c0; k < c0 + len; ++k) lagging = lagging || pos[k] >= i2;
+    if (lagging && p > i1) return false;
+    slice.resize(static_cast<size_t>(rows * len));
+    for (int64_t k = 0; k < len; ++k) {
+      const double* col = wt.data() + pos[c0 + k] * rows;
+      for (int64_t r = 0; r < rows; ++r) slice[r * len + k] = static_cast<float>(col[r]);
+    }
+    LB_RETURN_IF_ERROR(scales->choose(slice.data(), c0, len, importance_of(c0, len)));
+    group_done[g] = 1;
+    return true;
+  };
+  auto column_of = [&](int64_t p, float* out) -> Status {
+    const double* wp = wt.data() + p * rows;
+    for (int64_t r = 0; r < rows; ++r) {
+      out[r] = static_cast<float>(wp[r]);
+      if (!std::isfinite(out[r])) {
+        return make_error("gptq {}: column {} became non-finite; raise the damping", format.name(), perm[p]);
+      }
+    }
+    return Status::ok_status();
+  };
+
   int64_t i1 = 0;
   while (i1 < n) {
     const int64_t i2 = std::min(i1 + block, n);
     int64_t p = i1;
+    if (joint > 1) {
+      // BlockLDLQ: the block's columns are coded together from their current values
+      // (no feedback inside the block); its error W_B − Q_B = U_BBᵀ E (what the
+      // column-wise loop below would have accumulated) gives E for the lazy update.
+      LB_RETURN_IF_ERROR(prepare_group(i1, i1, i2).status());
+      const int64_t nb = i2 - i1;
+      for (int64_t k = 0; k < nb; ++k) {
+        LB_RETURN_IF_ERROR(column_of(i1 + k, x.data()));
+        for (int64_t r = 0; r < rows; ++r) xb[r * nb + k] = x[r];
+      }
+      LB_RETURN_IF_ERROR(scales->quantize_block(i1, xb.data(), qb.data()));
+      for (int64_t k = 0; k < nb; ++k) {
+        const double* wp = wt.data() + (i1 + k) * rows;
+        double* e = err.data() + k * rows;
+        for (int64_t r = 0; r < rows; ++r) e[r] = wp[r] - static_cast<double>(qb[r * nb + k]);
+        if (!q.empty()) {
+          for (int64_t r = 0; r < rows; ++r) q[r * cols + i1 + k] = qb[r * nb + k];
+        }
+      }
+      cblas_dtrsm(CblasRowMajor, CblasLeft, CblasUpper, CblasTrans, CblasNonUnit, static_cast<int>(nb),
+                  static_cast<int>(rows), 1.0, u.data() + i1 * n + i1, static_cast<int>(n), err.data(),
+                  static_cast<int>(rows));
+      p = i2;
+    }
     for (; p < i2; ++p) {
       const int64_t c = perm[p];
-      const int64_t g = c / group;
-      if (!group_done[g]) {
-        const int64_t c0 = g * group, len = std::min(group, cols - c0);
-        bool lagging = false;  // a column of the group still owes this block's lazy update
-        for (int64_t k = c0; k < c0 + len; ++k) lagging = lagging || pos[k] >= i2;
-        if (lagging && p > i1) break;
-        slice.resize(static_cast<size_t>(rows * len));
-        for (int64_t k = 0; k < len; ++k) {
-          const double* col = wt.data() + pos[c0 + k] * rows;
-          for (int64_t r = 0; r < rows; ++r) slice[r * len + k] = static_cast<float>(col[r]);
-        }
-        LB_RETURN_IF_ERROR(scales->choose(slice.data(), c0, len, importance_of(c0, len)));
-        group_done[g] = 1;
-      }
+      LB_ASSIGN_OR_RETURN(bool ready, prepare_group(p, i1, i2));
+      if (!ready) break;
       const double* wp = wt.data() + p * rows;
-      for (int64_t r = 0; r < rows; ++r) {
-        x[r] = static_cast<float>(wp[r]);
-        if (!std::isfinite(x[r])) {
-          return make_error("gptq {}: column {} became non-finite; raise the damping", format.name(), c);
-        }
-      }
+      LB_RETURN_IF_ERROR(column_of(p, x.data()));
       scales->quantize_column(c, x.data(), qc.data());
       if (!q.empty()) {
         for (int64_t r = 0; r < rows; ++r) q[r * cols + c] = qc[r];

@@ -23,6 +23,7 @@ struct RtnOptions {
   std::vector<float> importance;  // [in] or empty
   float clip_min = 0.5f;          // MSE search: clip ratios 1, ..., clip_min (QuantizeOptions)
   int clip_steps = 20;
+  ThreadPool* pool = nullptr;     // trellis codes: rows in parallel (the result does not depend on it)
 };
 Expected<QuantizedWeight> quantize_rtn(const WeightFormat& format, const float* w, int64_t rows, int64_t cols,
                                        const RtnOptions& options);
@@ -39,6 +40,7 @@ struct GptqOptions {
   bool static_groups = false;   // group scales computed from the unmodified W before the pass
   ScaleSearch search = ScaleSearch::kMinMax;
   bool importance = false;      // scale choice of each group weighted by diag(H) (as RTN's importance)
+  ThreadPool* pool = nullptr;   // trellis codes: rows in parallel (the result does not depend on it)
 };
 struct GptqStats {
   double proxy_error = 0.0;     // tr((W−Q) H (W−Q)ᵀ)

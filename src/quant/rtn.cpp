@@ -17,7 +17,7 @@ Expected<QuantizedWeight> quantize_rtn(const WeightFormat& format, const float* 
   o.importance = options.importance;
   QuantizedWeight q;
   q.format = format.name();
-  LB_ASSIGN_OR_RETURN(q.tensor, format.quantize(w, rows, cols, o));
+  LB_ASSIGN_OR_RETURN(q.tensor, format.quantize(w, rows, cols, o, options.pool));
   return q;
 }
 

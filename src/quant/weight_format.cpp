@@ -1,5 +1,5 @@
-// WeightFormat (weight_format.h): the one place that tells scaled formats and
-// GGUF block types apart, and the two ColumnScales GPTQ drives.
+// WeightFormat (weight_format.h): the one place that tells scaled formats, GGUF
+// block types and trellis codes apart, and the ColumnScales GPTQ drives.
 #include "quant/weight_format.h"
 
 #include <algorithm>
@@ -7,6 +7,7 @@
 
 #include "quant/block_scales.h"
 #include "quant/ptq161.h"
+#include "quant/trellis_quantize.h"
 
 namespace lowbit {
 namespace {
@@ -84,22 +85,36 @@ class GgufColumnScales final : public ColumnScales {
 
 }  // namespace
 
-std::string WeightFormat::name() const {
-  if (is_ptq161_) return ptq161_format_name(ptq161_);
-  return block_ != nullptr ? block_->name() : std::string(gguf_->name);
-}
-
 Expected<WeightFormat> WeightFormat::find(std::string_view name) {
   if (is_ptq161_format_name(name)) {
     LB_ASSIGN_OR_RETURN(Ptq161Params p, parse_ptq161_format(name));
     return WeightFormat(p);
   }
   if (const GgufBlockType* t = find_gguf_block_type(name)) return WeightFormat(*t);
+  if (is_trellis_format_name(name)) {
+    LB_ASSIGN_OR_RETURN(TrellisParams p, parse_trellis_format(name));
+    return WeightFormat(p);
+  }
   auto f = find_block_format(std::string(name));
   if (f.ok()) return WeightFormat(**f);
   std::string gguf;
   for (const GgufBlockType& t : gguf_block_types()) gguf += (gguf.empty() ? "" : ", ") + std::string(t.name);
-  return make_error("{}; GGUF block types: {}", f.status().message(), gguf);
+  return make_error(
+      "{}; GGUF block types: {}; trellis codes: tcq2_gG, tcq2p5_gG, tcq3_gG, tcq4_gG (G a multiple of 64); "
+      "PTQ1.61: ptq161_s<P>_b<B> (P salient channels per mille, B columns per binary block)",
+      f.status().message(), gguf);
+}
+
+std::string WeightFormat::name() const {
+  if (block_ != nullptr) return block_->name();
+  if (gguf_ != nullptr) return std::string(gguf_->name);
+  if (is_ptq161_) return ptq161_format_name(ptq161_);
+  return trellis_format_name(trellis_);
+}
+
+int64_t WeightFormat::col_multiple() const {
+  if (gguf_ != nullptr) return gguf_->block_size;
+  return is_trellis_ ? kTrellisSeqLen : 1;
 }
 
 Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
@@ -113,7 +128,7 @@ Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
 }
 
 Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, int64_t cols,
-                                                 const QuantizeOptions& options) const {
+                                                 const QuantizeOptions& options, ThreadPool* pool) const {
   if (block_ != nullptr) return lowbit::quantize(*block_, x, rows, cols, options);
   if (is_ptq161_) {
     if (options.rounding != Rounding::kNearestEven) return make_error("{}: rounds to nearest only", name());
@@ -121,8 +136,9 @@ Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, i
   }
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   if (options.rounding != Rounding::kNearestEven) {
-    return make_error("{}: GGUF block types round to nearest only", gguf_->name);
+    return make_error("{}: {} round to nearest only", name(), is_trellis_ ? "trellis codes" : "GGUF block types");
   }
+  if (is_trellis_) return trellis_quantize(trellis_, x, rows, cols, options.importance, pool);
   if (!options.importance.empty() && static_cast<int64_t>(options.importance.size()) != cols) {
     return make_error("{}: importance has {} values for {} columns", gguf_->name, options.importance.size(), cols);
   }
@@ -132,6 +148,7 @@ Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, i
 Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
   if (block_ != nullptr) return lowbit::dequantize(*block_, t, out);
   if (is_ptq161_) return ptq161_dequantize(ptq161_, t, out);
+  if (is_trellis_) return trellis_dequantize(trellis_, t, out);
   LB_RETURN_IF_ERROR(check_shape(t.rows, t.cols));
   LB_ASSIGN_OR_RETURN(ArraySizes sizes, array_sizes(t.rows, t.cols));
   if (t.codes.size() != sizes.codes || !t.scales.empty() || !t.mins.empty()) {
@@ -147,6 +164,10 @@ Expected<WeightFormat::ArraySizes> WeightFormat::array_sizes(int64_t rows, int64
     LB_RETURN_IF_ERROR(check_shape(rows, cols));
     const Ptq161Sizes s = ptq161_sizes(ptq161_, rows, cols);
     return ArraySizes{s.codes, s.scales, 0};
+  }
+  if (is_trellis_) {
+    return ArraySizes{static_cast<uint64_t>(rows * trellis_row_bytes(trellis_, cols)),
+                      static_cast<uint64_t>(rows * trellis_row_groups(trellis_, cols) * 2), 0};
   }
   if (gguf_ != nullptr) {
     LB_ASSIGN_OR_RETURN(uint64_t bytes, gguf_matrix_bytes(*gguf_, rows, cols));
@@ -178,6 +199,7 @@ Expected<std::unique_ptr<ColumnScales>> WeightFormat::column_scales(int64_t rows
   }
   if (is_ptq161_) return make_error("{}: no per-column scales (GPTQ does not apply; use rtn with importance)", name());
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
+  if (is_trellis_) return trellis_column_scales(trellis_, rows, cols, options.pool);
   LB_ASSIGN_OR_RETURN(GgufBlockScales s, GgufBlockScales::create(*gguf_, rows, cols));
   return std::unique_ptr<ColumnScales>(std::make_unique<GgufColumnScales>(std::move(s), rows));
 }

@@ -1,0 +1,93 @@
+// Decode kernels of trellis-coded weights (PackedKind::kTrellis, formats/trellis_code.h):
+// what the per-ISA translation units share.
+//
+// Lanes. A 64-weight sequence is cut into 4 blocks of 16 weights; weight i of
+// block b (column 64 q + 16 b + i) is value j = i % V of step t = 16 b / V + i / V,
+// whose state starts at bit t k of the sequence's circular bit string, i.e. at
+// byte b * 2k/V + lane_byte(i) and bit lane_shift(i) of a 16-byte window that
+// starts at byte b * 2k/V (16 k / V bits per block: a whole number of bytes for
+// every parameter set). The 12 state bits sit in the window's 32-bit word at
+// lane_byte(i), shifted right by lane_shift(i) <= 7 (12 + 7 bits: three bytes).
+// The last block reads past the string's end: its window is the string's last
+// 2k/V bytes followed by its first two bytes (the tail-biting wrap).
+//
+// Codebook in SIMD: u = V s + j, h = a u + b = (V a) s + (a j + b) (mod 2^32),
+// one multiply and one add per lane; value + 126 = bytesum(h & 0x3f3f3f3f).
+//
+// The SIMD GEMVs (AVX2, AVX-512 VNNI) take x in 16-bit fixed point, as the kLut4
+// ones do (lut4_fixed16.h: x[c] ≈ xs * xi[c], |xi| <= 32639, xi = 256 hi + lo):
+//   y = tensor_scale * xs * sum_g s_g * (D_g - 126 * X_g),
+//   D_g = sum_{c in g} (value_c + 126) xi_c,   X_g = sum_{c in g} xi_c
+// Each byte of h & 0x3f3f3f3f (in [0, 63]) multiplies the same x byte, so one
+// u8 x s8 dot product of four bytes (vpdpbusd; vpmaddubsw + vpmaddwd on AVX2) per
+// lane gives (value + 126) * hi (or lo) without forming the value. The lanes of
+// D hold exact int32 sums over at most kTrellisFlushCols columns (per lane and
+// vector at most 252 * 128; 64 vectors: 2.1e6, times 256 for hi: 5.3e8 < 2^31),
+// then are converted to FP32 and multiplied by the group scale.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/packed_matrix.h"
+
+namespace lowbit {
+
+// Columns after which the SIMD kernels convert their int32 lanes to FP32 (see above).
+inline constexpr int64_t kTrellisFlushCols = 1024;
+
+// Byte offset and right shift, inside a block's window, of lane i's state.
+constexpr int trellis_lane_bit(int k, int v, int i) { return (i / v) * k; }
+constexpr int trellis_lane_byte(int k, int v, int i) { return trellis_lane_bit(k, v, i) / 8; }
+constexpr int trellis_lane_shift(int k, int v, int i) { return trellis_lane_bit(k, v, i) % 8; }
+// Bytes of bit string per 16-weight block.
+constexpr int trellis_block_bytes(int k, int v) { return 2 * k / v; }
+
+// Calls fn(k, V) with the parameter set's step bits and values per step as
+// compile-time constants (std::integral_constant), for the SIMD kernels' templates.
+template <class Fn>
+void trellis_dispatch(int step_bits, Fn fn) {
+  using std::integral_constant;
+  switch (step_bits) {
+    case 2: return fn(integral_constant<int, 2>{}, integral_constant<int, 1>{});
+    case 3: return fn(integral_constant<int, 3>{}, integral_constant<int, 1>{});
+    case 4: return fn(integral_constant<int, 4>{}, integral_constant<int, 1>{});
+    default: return fn(integral_constant<int, 5>{}, integral_constant<int, 2>{});  // tcq2p5
+  }
+}
+
+// Activation bytes of the fixed-point GEMVs (Fixed16Activation of kTrellis):
+//   bytes [0, 4 cols)        lo byte of xi[c] repeated in bytes 4c .. 4c + 3
+//   bytes [4 cols, 8 cols)   hi byte, likewise
+//   group_sums [n_groups]    X_g (FP32; exact for groups up to 512 columns)
+// Leaves a.fixed invalid (the kernels then run the FP32 path) when x has a NaN
+// or an infinity.
+void prepare_trellis_fixed16(const PackedMatrix& w, PackedActivation& a);
+
+// Bound on |fixed-point kernel - exact fixed-point formula| for row r: FP32
+// rounding of the int32 -> FP32 conversions, the scale products, the lane and
+// group sums, the final subtraction and the two scale products:
+//   (cols / 64 + n_groups + 12) * 2^-24 * |tensor_scale| * xs *
+//   ( sum_c |s_g| (value_c + 126) |xi_c| + 126 * sum_g |s_g X_g| )
+double trellis_fixed16_rounding_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r);
+
+// The values (without scale) of one 64-weight sequence: out[64] in [-126, 126].
+// Scalar, the same states as trellis_state (a sliding 32-bit window).
+void trellis_sequence_values(const TrellisParams& p, const uint8_t* seq, int8_t* out);
+
+// out [r1 - r0][cols] = W rows in FP32, bit-identical to packed_value (every ISA's
+// prompt path: the decode is not the bottleneck there, sgemm is).
+void trellis_dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out);
+
+// The FP32 GEMV (portable; also the SIMD kernels' path for x that is not finite):
+// 16 lanes of sum (value * scale) * x (value * scale is exact in FP32); the error
+// bound is packed_gemv_bound's (lane depth cols / 16, plus the lane sum).
+void trellis_gemv_fp32(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y);
+
+// For the benchmark's comparison of activation widths only (not a table row): the
+// AVX-512 VNNI GEMV with x as its hi byte alone, i.e. 8-bit x of step 256 xs (error
+// up to 128 xs per element), one vpdpbusd per 16 weights instead of two.
+void trellis_gemv_avx512vnni_hi_only(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1,
+                                     float* y);
+
+}  // namespace lowbit
