@@ -160,9 +160,17 @@ Status check_rule(const QuantRule& r, const std::string& where) {
     return make_error("{}: option '{}' applies to rtn, gptq and awq only, not \"{}\"", where,
                       r.options.adaquant_steps > 0 ? "adaquant_steps" : "bias_correction", quant_method_name(r.method));
   }
-  if (r.options.adaquant_steps > 0 && is_gguf_format(r.format)) {
-    return make_error("{}: adaquant refines scaled formats (formats/block_format.h), not GGUF type \"{}\"", where,
-                      r.format);
+  if (r.options.adaquant_steps > 0) {
+    // The format name was checked above; GGUF types, trellis codes and PTQ1.61 have no
+    // scale grid for AdaQuant to refine.
+    auto f = WeightFormat::find(r.format);
+    if (f.ok() && f->block_format() == nullptr) {
+      const char* family = f->gguf_type() != nullptr        ? "GGUF type"
+                           : f->trellis_params() != nullptr ? "trellis codes"
+                                                            : "PTQ1.61 format";
+      return make_error("{}: adaquant refines scaled formats (formats/block_format.h), not {} \"{}\"", where, family,
+                        r.format);
+    }
   }
   if (!r.fallback.empty() && r.method == QuantMethod::kNone) {
     return make_error("{}: \"fallback\" needs a quantizing method, not \"none\" ({} holds every shape)", where,
