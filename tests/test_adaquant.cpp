@@ -296,6 +296,12 @@ TEST(AdaQuantRecipe, OptionsParseAndErrorsNameTheRule) {
   EXPECT_NE(parse_error(with("gptq", "q4_K", {{"adaquant_steps", 2}})).find(
                 "adaquant refines scaled formats (formats/block_format.h), not GGUF type \"q4_K\""),
             std::string::npos);
+  EXPECT_NE(parse_error(with("gptq", "tcq2_g64", {{"adaquant_steps", 2}})).find(
+                "adaquant refines scaled formats (formats/block_format.h), not trellis codes \"tcq2_g64\""),
+            std::string::npos);
+  EXPECT_NE(parse_error(with("rtn", "ptq161_s125_b192", {{"adaquant_steps", 2}})).find(
+                "adaquant refines scaled formats (formats/block_format.h), not PTQ1.61 format \"ptq161_s125_b192\""),
+            std::string::npos);
   const json head = {{"name", "x"},
                      {"rules", json::array({{{"match", "^lm_head$"}, {"method", "rtn"}, {"format", "int8_pc"},
                                              {"options", {{"bias_correction", true}}}}})},

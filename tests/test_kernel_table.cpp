@@ -55,6 +55,7 @@ std::vector<const char*> formats_of(WeightLayout layout) {
     case WeightLayout::kBits: return {"int2_g64", "int3_g128", "int2_g32_asym"};
     // Group 4096 runs past the SIMD kernels' int32 flush (kTrellisFlushCols) inside one group.
     case WeightLayout::kTrellis: return {"tcq2_g64", "tcq2p5_g128", "tcq3_g256", "tcq4_g4096"};
+    case WeightLayout::kPtq161: return {"ptq161_s125_b192", "ptq161_s0_b32", "ptq161_s1000_b64", "ptq161_s333_b96"};
   }
   return {};
 }
@@ -94,7 +95,7 @@ TEST(KernelTable, NamesAreUniqueAndNameTheirLevel) {
   }
   // Every layout has a portable FP32 entry, so every packed matrix has a kernel at every level.
   for (WeightLayout l : {WeightLayout::kLut4, WeightLayout::kInt8Row, WeightLayout::kFp8Row, WeightLayout::kHalf,
-                         WeightLayout::kBits, WeightLayout::kTrellis}) {
+                         WeightLayout::kBits, WeightLayout::kTrellis, WeightLayout::kPtq161}) {
     for (const char* format : formats_of(l)) {
       const PackedMatrix w = packed_weight(format, 2, 64, 1);
       const LinearKernel* k = find_linear_kernel(w, ActFormat::kFp32, Isa::kGeneric);

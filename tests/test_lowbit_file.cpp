@@ -264,6 +264,23 @@ TEST(LowbitFile, QuantizedWeightsRoundTripWithSideTables) {
   EXPECT_NE(file.read("absent", {1}).status().message().find("absent"), std::string::npos);
 }
 
+// `stored`, written in order each under its format's name as [rows, cols], reads
+// back array for array, with its byte count in the summary and its dequantization.
+void expect_stored_by_format(const LowbitModelFile& file, const std::vector<QuantizedWeight>& stored, int64_t rows,
+                             int64_t cols) {
+  const FileSummary summary = file.summary();
+  for (size_t i = 0; i < stored.size(); ++i) {
+    const QuantizedWeight& want = stored[i];
+    SCOPED_TRACE(want.format);
+    const QuantizedWeight got = get(file.read(want.format, {rows, cols}));
+    EXPECT_EQ(got.format, want.format);
+    expect_same_tensor(got.tensor, want.tensor);
+    EXPECT_EQ(summary.tensors[i].dtype, want.format);
+    EXPECT_EQ(summary.tensors[i].n_bytes, want.storage_bytes());
+    EXPECT_EQ(get(file.read_fp32(want.format, {rows, cols})), testing::dequantized(want));
+  }
+}
+
 TEST(LowbitFile, GgufTypedTensorsRoundTripAndTheirDefinitionIsChecked) {
   testing::ScopedTempDir dir("lowbit_gguf");
   const std::string path = dir.file("g.lbq");
@@ -289,18 +306,10 @@ TEST(LowbitFile, GgufTypedTensorsRoundTripAndTheirDefinitionIsChecked) {
   }
   {
     const LowbitModelFile file = get(LowbitModelFile::open(path));
-    const FileSummary summary = file.summary();
-    for (size_t i = 0; i < stored.size(); ++i) {
-      const QuantizedWeight& want = stored[i];
-      SCOPED_TRACE(want.format);
-      const QuantizedWeight got = get(file.read(want.format, {rows, cols}));
-      EXPECT_EQ(got.format, want.format);
-      expect_same_tensor(got.tensor, want.tensor);
-      EXPECT_EQ(summary.tensors[i].dtype, want.format);
-      EXPECT_EQ(summary.tensors[i].n_bytes, want.storage_bytes());
-      EXPECT_EQ(get(file.read_fp32(want.format, {rows, cols})), testing::dequantized(want));
+    expect_stored_by_format(file, stored, rows, cols);
+    for (const QuantizedWeight& want : stored) {
       const GgufBlockType& t = *find_gguf_block_type(want.format);
-      EXPECT_EQ((*file.record_field(want.format, "gguf"))["type"], t.type_id);
+      EXPECT_EQ((*file.record_field(want.format, "gguf"))["type"], t.type_id) << want.format;
     }
     const QuantizedWeight got = get(file.read("lorc", {rows, cols}));
     EXPECT_EQ(got.rank, 2);
@@ -318,6 +327,43 @@ TEST(LowbitFile, GgufTypedTensorsRoundTripAndTheirDefinitionIsChecked) {
   auto bad = file.read(first.name, {rows, cols});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find(first.name), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("differs"), std::string::npos) << bad.status().message();
+}
+
+// PTQ1.61 tensors (formats/ptq161_code.h) round trip with their definition, which the
+// loader checks; arrays of the wrong size are refused before anything is written.
+TEST(LowbitFile, Ptq161TensorsRoundTripAndTheirDefinitionIsChecked) {
+  testing::ScopedTempDir dir("lowbit_ptq161");
+  const std::string path = dir.file("p.lbq");
+  const int64_t rows = 6, cols = 75;
+  const std::vector<float> w = ramp(rows * cols, 0.01f);
+  std::vector<QuantizedWeight> stored;
+  for (const char* name : {"ptq161_s125_b192", "ptq161_s250_b32"}) {
+    stored.push_back(get(quantize_rtn(get(WeightFormat::find(name)), w.data(), rows, cols, {})));
+  }
+  LowbitFileInfo info;
+  info.config = tiny_config();
+  {
+    auto writer = get(LowbitFileWriter::create(path, info, nullptr));
+    for (const QuantizedWeight& q : stored) ASSERT_TRUE(writer.add(q.format, {rows, cols}, q, "rtn").ok()) << q.format;
+    QuantizedWeight short_scales = stored.front();
+    short_scales.tensor.scales.pop_back();
+    ASSERT_FALSE(writer.add("short", {rows, cols}, short_scales, "rtn").ok());
+    ASSERT_TRUE(writer.finish().ok());
+  }
+  {
+    expect_stored_by_format(get(LowbitModelFile::open(path)), stored, rows, cols);
+  }
+  // A record whose definition differs from this build's is refused by name.
+  std::string bytes = read_bytes(path);
+  const std::string field = "\"salient_permille\":250";
+  const size_t at = bytes.find(field);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + field.size() - 1] = '1';  // 251: same length, offsets hold
+  write_bytes(path, bytes);
+  const LowbitModelFile file = get(LowbitModelFile::open(path));
+  auto bad = file.read("ptq161_s250_b32", {rows, cols});
+  ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("differs"), std::string::npos) << bad.status().message();
 }
 

@@ -36,6 +36,13 @@ double fixed16_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r
   return rounding + fixed16_quantization_bound(w, a, r);
 }
 
+// kPtq161: the prepared x is in packed order; the bound (packed_gemv_bound) reads it by column.
+double ptq161_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r) {
+  std::vector<float> x(static_cast<size_t>(w.cols));  // [cols] original order
+  for (int64_t c = 0; c < w.cols; ++c) x[c] = a.x[w.col_pos[c]];
+  return packed_gemv_bound(w, x.data(), r);
+}
+
 bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni; }
 // lut4/avx2+fixed16 takes tables whose bytes stay <= 63 (INT4, FP4); others (NF4, wide tables) run lut4/avx2.
 bool lut4_avx2_fixed16_table(const PackedMatrix& w, const CpuFeatures&) { return lut4_fixed16_avx2_eligible(w); }
@@ -61,6 +68,12 @@ LinearKernel fp_row(const char* name, WeightLayout layout, PackedKernels ops, Ac
   k.fp = ops;
   k.fp_bound = ops.prepare_fixed16 != nullptr ? fixed16_bound : float_bound;
   k.fp_reference = gemv_packed_reference;
+  return k;
+}
+
+LinearKernel ptq161_row(const char* name, PackedKernels ops) {
+  LinearKernel k = fp_row(name, WeightLayout::kPtq161, ops);
+  k.fp_bound = ptq161_bound;
   return k;
 }
 
@@ -130,6 +143,9 @@ std::vector<LinearKernel> build_table() {
       fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
       fp_row("tcq/avx2", L::kTrellis, packed_kernels_trellis_avx2()),
       fp_row("tcq/avx512vnni", L::kTrellis, packed_kernels_trellis_avx512vnni()),
+      ptq161_row("ptq161/generic", packed_kernels_ptq161_generic()),
+      ptq161_row("ptq161/avx2", packed_kernels_ptq161_avx2()),
+      ptq161_row("ptq161/avx512", packed_kernels_ptq161_avx512()),
       // INT8 activations per token / static: W8A8, W4A8.
       w8a8_row("w8a8/generic", Isa::kGeneric, w8a8_kernels_generic(), q_gen),
       w8a8_row("w8a8/avx2", Isa::kAvx2, w8a8_kernels_avx2(), q_avx2),  // also the AVX-512 (no VNNI) level's
@@ -157,6 +173,7 @@ const char* weight_layout_name(WeightLayout layout) {
     case WeightLayout::kHalf: return "half";
     case WeightLayout::kBits: return "bits";
     case WeightLayout::kTrellis: return "tcq";
+    case WeightLayout::kPtq161: return "ptq161";
   }
   return "?";
 }
@@ -170,6 +187,7 @@ bool weight_has_layout(const PackedMatrix& w, WeightLayout layout) {
     case WeightLayout::kHalf: return w.kind == PackedKind::kFp16 || w.kind == PackedKind::kBf16;
     case WeightLayout::kBits: return w.kind == PackedKind::kBits;
     case WeightLayout::kTrellis: return w.kind == PackedKind::kTrellis;
+    case WeightLayout::kPtq161: return w.kind == PackedKind::kPtq161;
   }
   return false;
 }

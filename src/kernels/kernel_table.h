@@ -37,7 +37,7 @@ namespace lowbit {
 // layout (the same kernels), and 4-bit groups whose table is the integer code
 // (w4a8_supported: UINT4 with a minimum, two's-complement INT4) a layout of
 // their own for integer activations (they are also kLut4 for FP32 ones).
-enum class WeightLayout { kLut4, kLut4Integer, kInt8Row, kFp8Row, kHalf, kBits, kTrellis };
+enum class WeightLayout { kLut4, kLut4Integer, kInt8Row, kFp8Row, kHalf, kBits, kTrellis, kPtq161 };
 const char* weight_layout_name(WeightLayout layout);
 // Whether w has the layout (an integer 4-bit matrix has two: kLut4 and kLut4Integer).
 bool weight_has_layout(const PackedMatrix& w, WeightLayout layout);

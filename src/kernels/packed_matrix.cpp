@@ -17,6 +17,7 @@ const char* packed_kind_name(PackedKind kind) {
     case PackedKind::kBf16: return "bf16";
     case PackedKind::kBits: return "bits";
     case PackedKind::kTrellis: return "trellis";
+    case PackedKind::kPtq161: return "ptq161";
   }
   return "?";
 }
@@ -30,15 +31,45 @@ int64_t PackedMatrix::row_bytes() const {
     case PackedKind::kBf16: return cols_padded * 2;
     case PackedKind::kBits: return cols_padded / 32 * 4 * code_bits;
     case PackedKind::kTrellis: return cols_padded / kTrellisSeqLen * trellis().seq_bytes();
+    case PackedKind::kPtq161: return salient_padded / 2 + (cols_padded - salient_padded) / 8;
   }
   return 0;
 }
 
 uint64_t PackedMatrix::storage_bytes() const {
-  return codes.size() + 2 * (scales.size() + mins.size()) + 4 * row_scales.size() + 4;
+  return codes.size() + 2 * (scales.size() + mins.size()) + 4 * (row_scales.size() + col_pos.size()) + 4;
 }
 
+namespace {
+
+// kPtq161's shape rules (packed_matrix.h): padded parts, one scale set per row,
+// positions in range and distinct.
+Status validate_ptq161(const PackedMatrix& w) {
+  const int64_t bin = w.cols_padded - w.salient_padded;
+  if (w.rows < 0 || w.cols < 0 || w.group < 32 || w.group % 32 != 0 || w.salient_padded < 0 ||
+      w.salient_padded % 32 != 0 || bin < 0 || bin % w.group != 0) {
+    return make_error("packed ptq161: shape [{}, {}], {} salient + {} binary positions, blocks of {}", w.rows, w.cols,
+                      w.salient_padded, bin, w.group);
+  }
+  if (w.codes.size() != static_cast<size_t>(w.rows * w.row_bytes()) ||
+      w.scales.size() != static_cast<size_t>(w.rows * w.ptq161_row_scales()) || !w.mins.empty() ||
+      w.col_pos.size() != static_cast<size_t>(w.cols)) {
+    return make_error("packed ptq161: {} code bytes, {} scales, {} positions for [{}, {}]", w.codes.size(),
+                      w.scales.size(), w.col_pos.size(), w.rows, w.cols);
+  }
+  std::vector<uint8_t> used(static_cast<size_t>(w.cols_padded), 0);
+  for (int64_t c = 0; c < w.cols; ++c) {
+    const int32_t p = w.col_pos[c];
+    if (p < 0 || p >= w.cols_padded || used[p]) return make_error("packed ptq161: column {} at position {}", c, p);
+    used[p] = 1;
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
 Status PackedMatrix::validate() const {
+  if (kind == PackedKind::kPtq161) return validate_ptq161(*this);
   const char* k = packed_kind_name(kind);
   if (rows < 0 || cols < 0 || cols_padded < cols || cols_padded % kPackedColAlign != 0 ||
       cols_padded >= cols + kPackedColAlign) {
@@ -91,6 +122,14 @@ TrellisParams PackedMatrix::trellis() const {
 
 void prepare_activation(const PackedMatrix& w, const float* x, PackedActivation& a, Fixed16Prepare fixed16) {
   a.x.assign(static_cast<size_t>(w.cols_padded), 0.0f);
+  if (w.kind == PackedKind::kPtq161) {  // gathered into the packed order; sums in position order
+    for (int64_t c = 0; c < w.cols; ++c) a.x[w.col_pos[c]] = x[c];
+    a.fixed.valid = false;
+    a.xsum.assign(static_cast<size_t>(1 + w.ptq161_blocks()), 0.0f);
+    for (int64_t p = 0; p < w.salient_padded; ++p) a.xsum[0] += a.x[p];
+    for (int64_t p = w.salient_padded; p < w.cols_padded; ++p) a.xsum[1 + (p - w.salient_padded) / w.group] += a.x[p];
+    return;
+  }
   std::memcpy(a.x.data(), x, static_cast<size_t>(w.cols) * sizeof(float));
   a.xsum.clear();
   a.fixed.valid = false;
@@ -138,8 +177,27 @@ uint32_t bits_code(const PackedMatrix& w, int64_t r, int64_t c) {
   return code;
 }
 
+uint32_t ptq161_code(const PackedMatrix& w, int64_t r, int64_t p) {
+  const uint8_t* row = w.codes.data() + r * w.row_bytes();
+  if (p < w.salient_padded) {
+    const uint8_t byte = row[(p / 32) * 16 + (p % 16)];
+    return (p % 32) < 16 ? (byte & 0xF) : (byte >> 4);
+  }
+  const int64_t i = p - w.salient_padded;
+  return (row[w.salient_padded / 2 + i / 8] >> (i % 8)) & 1u;
+}
+
 float packed_value(const PackedMatrix& w, int64_t r, int64_t c) {
   switch (w.kind) {
+    case PackedKind::kPtq161: {
+      const int64_t p = w.col_pos[c];
+      const uint16_t* sc = w.scales.data() + r * w.ptq161_row_scales();
+      const uint32_t code = ptq161_code(w, r, p);
+      if (p < w.salient_padded) return fp16_to_float(sc[0]) * static_cast<float>(code) + fp16_to_float(sc[1]);
+      const int64_t b = (p - w.salient_padded) / w.group;
+      const float alpha = fp16_to_float(sc[2 + 2 * b]), mu = fp16_to_float(sc[3 + 2 * b]);
+      return code != 0 ? mu + alpha : mu - alpha;
+    }
     case PackedKind::kLut4:
     case PackedKind::kBits: {
       const int64_t g = r * w.n_groups() + c / w.group;
@@ -178,6 +236,29 @@ void gemv_packed_reference(const PackedMatrix& w, const float* x, int64_t r0, in
 }
 
 double packed_gemv_bound(const PackedMatrix& w, const float* x, int64_t r) {
+  if (w.kind == PackedKind::kPtq161) {
+    // The kernels sum s q x', m x' (salient) and alpha (2 P_b - S_b), mu S_b (binarised):
+    // each of P_b and S_b costs |alpha| and |mu| times its inputs' magnitude, 2 P_b - S_b
+    // at most 3 |alpha| sum |x'|; the reference rounds each decoded value (2 roundings).
+    // Recursive summation over at most salient_padded (salient) or group (a block)
+    // terms, the lane tree (<= 16) and the 2 + 2 * blocks final terms bounds the depth.
+    const uint16_t* sc = w.scales.data() + r * w.ptq161_row_scales();
+    double mag = 0.0;
+    for (int64_t c = 0; c < w.cols; ++c) {
+      const int64_t p = w.col_pos[c];
+      double a = 0.0;
+      if (p < w.salient_padded) {
+        a = std::fabs(fp16_to_float(sc[0]) * 15.0) + std::fabs(fp16_to_float(sc[1]));
+      } else {
+        const int64_t b = (p - w.salient_padded) / w.group;
+        a = 3.0 * std::fabs(fp16_to_float(sc[2 + 2 * b])) + std::fabs(fp16_to_float(sc[3 + 2 * b]));
+      }
+      mag += a * std::fabs(static_cast<double>(x[c]));
+    }
+    const double depth =
+        static_cast<double>(w.salient_padded + w.group + 2 * w.ptq161_blocks()) + 2.0 + 16.0 + 2.0;
+    return depth * 0x1.0p-24 * mag + 1e-30;
+  }
   double mag = 0.0;  // sum over the products the kernels form, in absolute value
   for (int64_t c = 0; c < w.cols; ++c) {
     double a = std::fabs(static_cast<double>(packed_value(w, r, c)));

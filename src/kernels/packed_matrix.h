@@ -28,6 +28,21 @@
 //                i of this little-endian 16-bit word
 //            so 16 codes of a half come from one 32-bit broadcast, a variable
 //            shift and (3-bit) one mask register, without a table of shuffles.
+//   kPtq161  PTQ1.61 (formats/ptq161_code.h): columns permuted so that the
+//            salient ones come first. Packed position col_pos[c] of column c;
+//            positions [0, salient_padded) hold the salient columns (4-bit codes
+//            q, in kLut4's nibble order per 32 positions, padding codes 0),
+//            positions [salient_padded, cols_padded) the binarised ones in blocks
+//            of `group` (a multiple of 32; padding bits 0), one sign bit each,
+//            bit i of the little-endian 32-bit word k = position 32k + i:
+//              W[r, c] = s_r q + m_r                   (salient)
+//              W[r, c] = mu_rb + alpha_rb (bit ? 1 : -1) (block b of the binarised)
+//            scales [rows][2 + 2 * blocks] FP16: s, m, alpha_0, mu_0, ...
+//            cols_padded is salient_padded + blocks * group (here it may exceed
+//            cols + 31); prepare_activation gathers x into the packed order and
+//            its sums (salient part, each block) into xsum, and the GEMV forms
+//              y = s sum q x' + m sum_sal x' + sum_b alpha_b (2 P_b - S_b) + mu_b S_b
+//            with P_b the sum of x' over the set bits of block b.
 //   kInt8Row INT8 codes (two's complement) [rows][cols_padded], FP32 scale per row:
 //              W[r, c] = code * row_scale[r]
 //   kFp8Row  FP8 E4M3 codes [rows][cols_padded], FP32 scale per row:
@@ -63,7 +78,7 @@
 
 namespace lowbit {
 
-enum class PackedKind { kLut4, kInt8Row, kFp8Row, kFp16, kBf16, kBits, kTrellis };
+enum class PackedKind { kLut4, kInt8Row, kFp8Row, kFp16, kBf16, kBits, kTrellis, kPtq161 };
 
 inline constexpr int64_t kPackedColAlign = 32;
 
@@ -88,10 +103,15 @@ struct PackedMatrix {
   HugePageVector<uint16_t> scales;  // kLut4, kBits: [rows][n_groups()]; kTrellis: the same, FP16
   HugePageVector<uint16_t> mins;    // kLut4, kBits asymmetric: [rows][n_groups()]
   std::vector<float> row_scales;    // kInt8Row, kFp8Row: [rows]
+  int64_t salient_padded = 0;       // kPtq161: salient columns rounded up to 32
+  std::vector<int32_t> col_pos;     // kPtq161: [cols] packed position of each column
 
   int64_t row_bytes() const;
   int64_t n_groups() const { return group > 0 ? (cols_padded + group - 1) / group : 0; }
-  // Bytes held (codes, scales, mins, row scales, the tensor scale).
+  // kPtq161: binarised blocks per row, and FP16 scales per row (2 + 2 * blocks).
+  int64_t ptq161_blocks() const { return group > 0 ? (cols_padded - salient_padded) / group : 0; }
+  int64_t ptq161_row_scales() const { return 2 + 2 * ptq161_blocks(); }
+  // Bytes held (codes, scales, mins, row scales, kPtq161's positions, the tensor scale).
   uint64_t storage_bytes() const;
   // Checks every array size against the shape; errors say which.
   Status validate() const;
@@ -116,7 +136,8 @@ struct Fixed16Activation {
 // where the layout takes it.
 struct PackedActivation {
   std::vector<float> x;     // [cols_padded], zeros past cols
-  std::vector<float> xsum;  // kLut4 / kBits asymmetric, fixed not valid: [n_groups] sum of x over each group
+  std::vector<float> xsum;  // kLut4 / kBits asymmetric, fixed not valid: [n_groups] sum of x over each group;
+                            // kPtq161: [1 + blocks] sum over the salient part, then over each block
   Fixed16Activation fixed;  // fixed-point kernels on the layouts that take them
 };
 // Fills a.fixed from a.x where the layout takes it, else leaves it invalid
@@ -130,6 +151,9 @@ float packed_value(const PackedMatrix& w, int64_t r, int64_t c);
 uint32_t lut4_code(const PackedMatrix& w, int64_t r, int64_t c);
 // The code of column c of row r of a kBits matrix (the reference decode of its layout).
 uint32_t bits_code(const PackedMatrix& w, int64_t r, int64_t c);
+// The code at packed position p of row r of a kPtq161 matrix: the 4-bit code of a
+// salient position, the sign bit (1: +alpha) of a binarised one.
+uint32_t ptq161_code(const PackedMatrix& w, int64_t r, int64_t p);
 
 // The reference GEMV in double: y[r] = sum_c packed_value(r, c) x[c] for r in [r0, r1).
 void gemv_packed_reference(const PackedMatrix& w, const float* x, int64_t r0, int64_t r1, float* y);
@@ -172,6 +196,9 @@ PackedKernels packed_kernels_bits_avx512();
 PackedKernels packed_kernels_trellis_generic();      // FP32 x (kernels/trellis_kernels.h)
 PackedKernels packed_kernels_trellis_avx2();         // 16-bit fixed-point x, vpmaddubsw
 PackedKernels packed_kernels_trellis_avx512vnni();   // 16-bit fixed-point x, vpdpbusd
+PackedKernels packed_kernels_ptq161_generic();
+PackedKernels packed_kernels_ptq161_avx2();
+PackedKernels packed_kernels_ptq161_avx512();
 
 // FP8 E4M3 (OCP, bias 7, no infinities) code -> value; 0x7F / 0xFF (NaN) decode as 480.
 float e4m3_value(uint8_t code);

@@ -45,11 +45,15 @@ json trellis_json(const TrellisParams& p) {
           {"hash_add", kTrellisHashAdd}};
 }
 
-// The definition a record carries of its format: "spec" (scaled formats), "gguf"
-// (GGUF block types) or "trellis"; the loader compares it with this build's.
+// The definition a record carries of its format: "spec" (scaled formats),
+// "gguf" (GGUF block types), "trellis" (formats/trellis_code.h) or "ptq161"
+// (formats/ptq161_code.h); the loader compares it with this build's.
 std::pair<const char*, json> format_definition(const WeightFormat& f) {
   if (const BlockFormat* b = f.block_format()) return {"spec", spec_json(b->spec)};
   if (const TrellisParams* t = f.trellis_params()) return {"trellis", trellis_json(*t)};
+  if (const Ptq161Params* p = f.ptq161_params()) {
+    return {"ptq161", json{{"salient_permille", p->salient_permille}, {"block", p->block}}};
+  }
   return {"gguf", gguf_json(*f.gguf_type())};
 }
 

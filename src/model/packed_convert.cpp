@@ -8,6 +8,7 @@
 #include "formats/block_format.h"
 #include "formats/element_format.h"
 #include "formats/gguf_blocks.h"
+#include "formats/ptq161_code.h"
 #include "formats/trellis_code.h"
 
 namespace lowbit {
@@ -164,6 +165,43 @@ Expected<PackedMatrix> pack_half(const QuantizedTensor& t, PackedKind kind) {
   return p;
 }
 
+// PTQ1.61 (formats/ptq161_code.h) -> kPtq161: salient columns to the front in
+// ascending order, then the binarised ones, each part padded (32, whole blocks).
+Expected<PackedMatrix> pack_ptq161(const Ptq161Params& f, const QuantizedTensor& t) {
+  LB_ASSIGN_OR_RETURN(std::vector<int32_t> salient, ptq161_salient_columns(f, t));
+  const int64_t ns = f.salient_cols(t.cols), nb = f.binary_cols(t.cols);
+  PackedMatrix p;
+  p.kind = PackedKind::kPtq161;
+  p.rows = t.rows;
+  p.cols = t.cols;
+  p.group = f.block;
+  p.salient_padded = padded_cols(ns);
+  p.cols_padded = p.salient_padded + ceil_div(nb, f.block) * f.block;
+  p.col_pos.assign(static_cast<size_t>(t.cols), -1);
+  for (int64_t j = 0; j < ns; ++j) p.col_pos[salient[j]] = static_cast<int32_t>(j);
+  int64_t i = 0;
+  for (int64_t c = 0; c < t.cols; ++c) {
+    if (p.col_pos[c] < 0) p.col_pos[c] = static_cast<int32_t>(p.salient_padded + i++);
+  }
+  p.codes.assign(static_cast<size_t>(p.rows * p.row_bytes()), 0);
+  const int64_t rs = f.row_scales(t.cols);
+  p.scales.assign(static_cast<size_t>(p.rows * rs), 0);
+  for (int64_t r = 0; r < t.rows; ++r) {
+    const uint8_t* q4 = t.codes.data() + f.mask_bytes(t.cols) + r * f.row_code_bytes(t.cols);
+    const uint8_t* signs = q4 + (ns + 1) / 2;
+    uint8_t* dst = p.codes.data() + r * p.row_bytes();
+    for (int64_t j = 0; j < ns; ++j) {
+      const uint32_t code = (q4[j / 2] >> (4 * (j % 2))) & 0xF;
+      dst[16 * (j / 32) + (j % 16)] |= static_cast<uint8_t>((j % 32) < 16 ? code : code << 4);
+    }
+    std::memcpy(dst + p.salient_padded / 2, signs, static_cast<size_t>((nb + 7) / 8));
+    for (int64_t k = 0; k < rs; ++k) {
+      p.scales[r * rs + k] = static_cast<uint16_t>(t.scales[2 * (r * rs + k)] | (t.scales[2 * (r * rs + k) + 1] << 8));
+    }
+  }
+  return p;
+}
+
 // Trellis-coded weights (formats/trellis_code.h) -> kTrellis: the stored arrays
 // unchanged (codes byte for byte, FP16 scale bytes as little-endian codes).
 Expected<PackedMatrix> pack_trellis(const std::string& format, const QuantizedTensor& t) {
@@ -199,6 +237,9 @@ Expected<PackedMatrix> pack_trellis(const std::string& format, const QuantizedTe
 std::string packed_unsupported_reason(const QuantizedWeight& q) {
   if (!q.outliers.empty()) return "sparse outliers";
   if (q.rank > 0) return "low-rank correction";
+  if (is_ptq161_format_name(q.format)) {
+    return parse_ptq161_format(q.format).ok() ? "" : "format '" + q.format + "' is not a ptq161 format";
+  }
   if (find_gguf_block_type(q.format) != nullptr) return "GGUF block type " + q.format + " (no packed kernel yet)";
   if (is_trellis_format_name(q.format)) {
     auto p = parse_trellis_format(q.format);
@@ -233,6 +274,12 @@ Expected<PackedMatrix> pack_quantized_weight(const QuantizedWeight& q) {
   const std::string why = packed_unsupported_reason(q);
   if (!why.empty()) return make_error("{}: {}", q.format, why);
   if (is_trellis_format_name(q.format)) return pack_trellis(q.format, q.tensor);
+  if (is_ptq161_format_name(q.format)) {
+    LB_ASSIGN_OR_RETURN(Ptq161Params f, parse_ptq161_format(q.format));
+    LB_ASSIGN_OR_RETURN(PackedMatrix p, pack_ptq161(f, q.tensor));
+    LB_RETURN_IF_ERROR(p.validate());
+    return p;
+  }
   LB_ASSIGN_OR_RETURN(const BlockFormat* f, format_of(q));
   const QuantizedTensor& t = q.tensor;
   if (t.rows < 0 || t.cols < 0 || t.codes.size() != static_cast<size_t>(t.rows * row_code_bytes(f->layout.code_bits, t.cols)) ||

@@ -152,7 +152,8 @@ bool PackedLinear::shares_decode_input(const PackedLinear& other) const {
   const PackedMatrix &a = w_, &b = other.w_;
   return act_.format == ActFormat::kFp32 && kernel_ == other.kernel_ && a.kind == b.kind && a.cols == b.cols &&
          a.cols_padded == b.cols_padded && a.group == b.group && a.asymmetric == b.asymmetric &&
-         a.bf16_scales == b.bf16_scales && a.code_bits == b.code_bits && std::equal(a.lut, a.lut + 16, b.lut);
+         a.bf16_scales == b.bf16_scales && a.code_bits == b.code_bits && std::equal(a.lut, a.lut + 16, b.lut) &&
+         a.salient_padded == b.salient_padded && a.col_pos == b.col_pos;
 }
 
 void PackedLinear::gemv_shared_input(std::span<const PackedLinear* const> linears, const float* x,

@@ -115,7 +115,7 @@ Expected<LinearQuantResult> quantize_linear(const QuantRule& matched, const std:
     if (hessian == nullptr) return make_error("{}: adaquant_steps needs calibration data (--calib)", where);
     LB_ASSIGN_OR_RETURN(WeightFormat format, rule_format(rule));
     if (format.block_format() == nullptr) {
-      return make_error("{}: adaquant refines scaled formats, not GGUF type {}", where, rule.format);
+      return make_error("{}: adaquant refines scaled formats, not {}", where, rule.format);
     }
     AdaQuantOptions o;
     o.steps = rule.options.adaquant_steps;

@@ -146,6 +146,10 @@ Status check_rule(const QuantRule& r, const std::string& where) {
   if (r.options.importance && r.method != QuantMethod::kRtn && r.method != QuantMethod::kGptq) {
     return make_error("{}: option 'importance' applies to rtn and gptq only", where);
   }
+  if (is_ptq161_format_name(r.format) && r.method != QuantMethod::kRtn && r.method != QuantMethod::kAwq) {
+    return make_error("{}: PTQ1.61 format \"{}\" takes rtn (with 'importance': the calibrated mask) or awq, not {}",
+                      where, r.format, quant_method_name(r.method));
+  }
   if (r.method == QuantMethod::kEasyQuant && is_gguf_format(r.format)) {
     return make_error("{}: easyquant keeps outliers beside scaled formats; GGUF type \"{}\" needs rtn, gptq or awq",
                       where, r.format);
@@ -156,9 +160,17 @@ Status check_rule(const QuantRule& r, const std::string& where) {
     return make_error("{}: option '{}' applies to rtn, gptq and awq only, not \"{}\"", where,
                       r.options.adaquant_steps > 0 ? "adaquant_steps" : "bias_correction", quant_method_name(r.method));
   }
-  if (r.options.adaquant_steps > 0 && is_gguf_format(r.format)) {
-    return make_error("{}: adaquant refines scaled formats (formats/block_format.h), not GGUF type \"{}\"", where,
-                      r.format);
+  if (r.options.adaquant_steps > 0) {
+    // The format name was checked above; GGUF types, trellis codes and PTQ1.61 have no
+    // scale grid for AdaQuant to refine.
+    auto f = WeightFormat::find(r.format);
+    if (f.ok() && f->block_format() == nullptr) {
+      const char* family = f->gguf_type() != nullptr        ? "GGUF type"
+                           : f->trellis_params() != nullptr ? "trellis codes"
+                                                            : "PTQ1.61 format";
+      return make_error("{}: adaquant refines scaled formats (formats/block_format.h), not {} \"{}\"", where, family,
+                        r.format);
+    }
   }
   if (!r.fallback.empty() && r.method == QuantMethod::kNone) {
     return make_error("{}: \"fallback\" needs a quantizing method, not \"none\" ({} holds every shape)", where,

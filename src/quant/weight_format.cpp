@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "quant/block_scales.h"
+#include "quant/ptq161.h"
 #include "quant/trellis_quantize.h"
 
 namespace lowbit {
@@ -85,6 +86,10 @@ class GgufColumnScales final : public ColumnScales {
 }  // namespace
 
 Expected<WeightFormat> WeightFormat::find(std::string_view name) {
+  if (is_ptq161_format_name(name)) {
+    LB_ASSIGN_OR_RETURN(Ptq161Params p, parse_ptq161_format(name));
+    return WeightFormat(p);
+  }
   if (const GgufBlockType* t = find_gguf_block_type(name)) return WeightFormat(*t);
   if (is_trellis_format_name(name)) {
     LB_ASSIGN_OR_RETURN(TrellisParams p, parse_trellis_format(name));
@@ -94,13 +99,16 @@ Expected<WeightFormat> WeightFormat::find(std::string_view name) {
   if (f.ok()) return WeightFormat(**f);
   std::string gguf;
   for (const GgufBlockType& t : gguf_block_types()) gguf += (gguf.empty() ? "" : ", ") + std::string(t.name);
-  return make_error("{}; GGUF block types: {}; trellis codes: tcq2_gG, tcq2p5_gG, tcq3_gG, tcq4_gG (G a multiple of 64)",
-                    f.status().message(), gguf);
+  return make_error(
+      "{}; GGUF block types: {}; trellis codes: tcq2_gG, tcq2p5_gG, tcq3_gG, tcq4_gG (G a multiple of 64); "
+      "PTQ1.61: ptq161_s<P>_b<B> (P salient channels per mille, B columns per binary block)",
+      f.status().message(), gguf);
 }
 
 std::string WeightFormat::name() const {
   if (block_ != nullptr) return block_->name();
   if (gguf_ != nullptr) return std::string(gguf_->name);
+  if (is_ptq161_) return ptq161_format_name(ptq161_);
   return trellis_format_name(trellis_);
 }
 
@@ -110,6 +118,7 @@ int64_t WeightFormat::col_multiple() const {
 }
 
 Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
+  if (is_ptq161_) return ptq161_check_shape(ptq161_, rows, cols);
   if (rows < 1 || cols < 1) return make_error("{}: cannot store a [{}, {}] matrix", name(), rows, cols);
   if (cols % col_multiple() != 0) {
     return make_error("{}: a [{}, {}] matrix does not fit: rows must be whole blocks of {} values ({} % {} = {})",
@@ -121,6 +130,10 @@ Status WeightFormat::check_shape(int64_t rows, int64_t cols) const {
 Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, int64_t cols,
                                                  const QuantizeOptions& options, ThreadPool* pool) const {
   if (block_ != nullptr) return lowbit::quantize(*block_, x, rows, cols, options);
+  if (is_ptq161_) {
+    if (options.rounding != Rounding::kNearestEven) return make_error("{}: rounds to nearest only", name());
+    return ptq161_quantize(ptq161_, x, rows, cols, options.importance);
+  }
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   if (options.rounding != Rounding::kNearestEven) {
     return make_error("{}: {} round to nearest only", name(), is_trellis_ ? "trellis codes" : "GGUF block types");
@@ -134,6 +147,7 @@ Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, i
 
 Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
   if (block_ != nullptr) return lowbit::dequantize(*block_, t, out);
+  if (is_ptq161_) return ptq161_dequantize(ptq161_, t, out);
   if (is_trellis_) return trellis_dequantize(trellis_, t, out);
   LB_RETURN_IF_ERROR(check_shape(t.rows, t.cols));
   LB_ASSIGN_OR_RETURN(ArraySizes sizes, array_sizes(t.rows, t.cols));
@@ -146,6 +160,11 @@ Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
 
 Expected<WeightFormat::ArraySizes> WeightFormat::array_sizes(int64_t rows, int64_t cols) const {
   if (rows < 0 || cols < 0) return make_error("{}: negative shape [{}, {}]", name(), rows, cols);
+  if (is_ptq161_) {
+    LB_RETURN_IF_ERROR(check_shape(rows, cols));
+    const Ptq161Sizes s = ptq161_sizes(ptq161_, rows, cols);
+    return ArraySizes{s.codes, s.scales, 0};
+  }
   if (is_trellis_) {
     return ArraySizes{static_cast<uint64_t>(rows * trellis_row_bytes(trellis_, cols)),
                       static_cast<uint64_t>(rows * trellis_row_groups(trellis_, cols) * 2), 0};
@@ -178,6 +197,7 @@ Expected<std::unique_ptr<ColumnScales>> WeightFormat::column_scales(int64_t rows
     s.set_tensor_amax(options.tensor_amax);
     return std::unique_ptr<ColumnScales>(std::make_unique<BlockColumnScales>(std::move(s), rows, cols, options.search));
   }
+  if (is_ptq161_) return make_error("{}: no per-column scales (GPTQ does not apply; use rtn with importance)", name());
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   if (is_trellis_) return trellis_column_scales(trellis_, rows, cols, options.pool);
   LB_ASSIGN_OR_RETURN(GgufBlockScales s, GgufBlockScales::create(*gguf_, rows, cols));

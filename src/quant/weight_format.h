@@ -1,11 +1,15 @@
 // The number format of a stored weight matrix, as the quantizers see it: a
 // scaled format of formats/block_format.h ("int4_g128_asym", "nvfp4", ...), a
 // llama.cpp block type of formats/gguf_blocks.h ("q4_K", "q8_0", "iq4_nl", ...)
-// or trellis codes of formats/trellis_code.h ("tcq2_g64", ...). All store a [rows, cols] matrix in a QuantizedTensor, quantize round-to-nearest
+// trellis codes of formats/trellis_code.h ("tcq2_g64", ...) or a PTQ1.61 mixed
+// 4-bit / binary format of formats/ptq161_code.h ("ptq161_s125_b192": quantize()
+// runs quant/ptq161.h with the importance as the salience, and there are no
+// ColumnScales, so GPTQ refuses it).
+// All store a [rows, cols] matrix in a QuantizedTensor, quantize round-to-nearest
 // with an optional per-column importance, dequantize with a reference decoder,
 // and hand GPTQ a ColumnScales: the block scales / headers chosen apart from the
 // codes (quant/column_scales.h). The quantizers (RTN, GPTQ, AWQ) are written once
-// against this handle; which of the three families a name belongs to is decided
+// against this handle; which of the four families a name belongs to is decided
 // here and nowhere else.
 //
 // Differences the handle keeps visible:
@@ -34,6 +38,7 @@
 #include "core/status.h"
 #include "formats/block_format.h"
 #include "formats/gguf_blocks.h"
+#include "formats/ptq161_code.h"
 #include "formats/trellis_code.h"
 #include "quant/column_scales.h"
 
@@ -48,18 +53,21 @@ class WeightFormat {
   WeightFormat(const BlockFormat& format) : block_(&format) {}    // NOLINT(google-explicit-constructor)
   WeightFormat(const GgufBlockType& type) : gguf_(&type) {}       // NOLINT(google-explicit-constructor)
   explicit WeightFormat(const TrellisParams& p) : trellis_(p), is_trellis_(true) {}
+  explicit WeightFormat(const Ptq161Params& p) : ptq161_(p), is_ptq161_(true) {}
 
-  // A scaled format, a GGUF block type or trellis codes by name; the error lists the families.
+  // A scaled format, a GGUF block type, trellis codes or a PTQ1.61 format by name;
+  // the error lists the families.
   static Expected<WeightFormat> find(std::string_view name);
 
   std::string name() const;
-  // Exactly one of the three is non-null.
+  // Exactly one of the four is non-null.
   const BlockFormat* block_format() const { return block_; }
   const GgufBlockType* gguf_type() const { return gguf_; }
   const TrellisParams* trellis_params() const { return is_trellis_ ? &trellis_ : nullptr; }
+  const Ptq161Params* ptq161_params() const { return is_ptq161_ ? &ptq161_ : nullptr; }
 
-  // cols must be a multiple of this: 1 for scaled formats, the block size of a GGUF type,
-  // the sequence length 64 of trellis codes.
+  // cols must be a multiple of this: 1 for scaled formats and PTQ1.61, the block size of
+  // a GGUF type, the sequence length 64 of trellis codes.
   int64_t col_multiple() const;
   // Whether a [rows, cols] matrix can be stored; the error names the format and the shape.
   Status check_shape(int64_t rows, int64_t cols) const;
@@ -92,6 +100,8 @@ class WeightFormat {
   const GgufBlockType* gguf_ = nullptr;
   TrellisParams trellis_;
   bool is_trellis_ = false;
+  Ptq161Params ptq161_;
+  bool is_ptq161_ = false;
 };
 
 }  // namespace lowbit
