@@ -154,6 +154,33 @@ TEST(Cli, BenchShapeRunsTheRecipeActivationSpec) {
   std::filesystem::remove(json);
 }
 
+// bench --shape stores random codes in a calibrated recipe's formats (GPTQ changes
+// the codes, not the bytes read per token) and runs its rotation's online
+// Hadamard on down_proj; recipes whose runtime parts come from data (LoRC
+// factors) are refused.
+TEST(Cli, BenchShapeRunsACalibratedRecipesFormatsAndOnlineRotation) {
+  const std::string json = temp_file("bench_rot.json");
+  const std::string recipe = temp_file("bench_rot_recipe.json");
+  std::ofstream(recipe) << R"({"name": "t", "rotation": {"seed": 1, "online_down": true},
+    "default": {"method": "gptq", "format": "int4_g32_asym"}})";
+  const std::string shape = "--shape dim=64,layers=2,heads=4,kv_heads=4,ffn=128,vocab=256";
+  CommandResult r = run_lowbit("bench " + shape + " --recipe " + recipe + " -p 8 -n 4 --reps 1 --no-bandwidth --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json b = nlohmann::json::parse(std::ifstream(json));
+  EXPECT_TRUE(b["online_rotation"].get<bool>()) << b;
+  EXPECT_NE(r.output.find("online Hadamard on down_proj"), std::string::npos) << r.output;
+  EXPECT_GT(b["tg_tps"].get<double>(), 0.0);
+  r = run_lowbit("bench " + shape + " --recipe w4g128-rtn -p 8 -n 4 --reps 1 --no-bandwidth --json " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(nlohmann::json::parse(std::ifstream(json))["online_rotation"].get<bool>());
+  std::ofstream(recipe) << R"({"name": "t", "default": {"method": "rtn", "format": "int4_g32_asym", "options": {"lorc_rank": 4}}})";
+  r = run_lowbit("bench " + shape + " --recipe " + recipe + " -p 8 -n 4 --reps 1 --no-bandwidth");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("LoRC"), std::string::npos) << r.output;
+  std::filesystem::remove(json);
+  std::filesystem::remove(recipe);
+}
+
 // Every subcommand takes -q/--quiet (alias --no-progress) and --progress.
 TEST(Cli, EveryCommandTakesQuietAndProgress) {
   for (const char* command : {"info", "generate", "ppl", "bench", "formats", "quantize", "inspect", "export", "pareto"}) {

@@ -5,10 +5,13 @@
 // (eval/bandwidth.h) so the decode roofline fraction
 //   roofline_fraction = weight_bytes_per_token * tg_tps / bandwidth_gbs
 // compares like with like (the read probe: decode streams the weights once per
-// token). --shape builds a random-weight model of that shape quantized in memory
-// with a data-free recipe (eval/synthetic_model.h); a dynamic activation spec in
-// the recipe runs as lowbit ppl runs it (integer kernels where exact, else the
-// simulation).
+// token). --shape builds a random-weight model of that shape stored in the
+// recipe's formats (eval/synthetic_model.h): random codes stand in for what the
+// recipe's method would choose (GPTQ, RTN or a scale search change the codes,
+// not the bytes a token reads nor the kernels), and a rotation's online
+// Hadamard on down_proj runs as it would in the quantized model; a dynamic
+// activation spec in the recipe runs as lowbit ppl runs it (integer kernels
+// where exact, else the simulation).
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -21,6 +24,7 @@
 #include "kernels/fixed_order.h"
 #include "model/deterministic.h"
 #include "model/act_quant_linear.h"
+#include "model/online_hadamard_linear.h"
 #include "pipeline/recipe.h"
 
 namespace lowbit::cli {
@@ -42,14 +46,17 @@ struct BenchFlags {
   ProgressFlags progress;
 };
 
-// What a data-free recipe asks of each linear: its storage format (for the
-// synthetic model) and, where the rule has one, its activation spec. A recipe
-// whose activations are per-tensor static needs calibrated thresholds, which
-// random weights do not have: refused. The others run as `lowbit ppl` would run
-// them (attach_act_quantizers: the integer kernels where one is exact, else the
-// simulation around the packed linear).
+// What a recipe asks of each linear of a random-weight model: its storage format
+// and, where the rule has one, its activation spec; and the recipe's rotation,
+// whose online down_proj Hadamard costs time per token (the folded parts cost
+// none). A recipe whose activations are per-tensor static needs calibrated
+// thresholds, which random weights do not have: refused; so are SmoothQuant /
+// OS+, whose migrated scales need activation statistics. The activation specs
+// run as `lowbit ppl` would run them (attach_act_quantizers: the integer kernels
+// where one is exact, else the simulation around the packed linear).
 struct RecipeForShape {
   FormatForLinear format;
+  std::optional<RotationSpec> rotation;
   // Filled by `format` as the synthetic model asks for each linear.
   std::shared_ptr<std::map<std::string, ActQuantAttachment>> act = std::make_shared<std::map<std::string, ActQuantAttachment>>();
 };
@@ -57,21 +64,21 @@ struct RecipeForShape {
 Expected<RecipeForShape> recipe_for_shape(const std::string& name) {
   LB_ASSIGN_OR_RETURN(Recipe recipe, load_recipe(name));
   // Read from the document, so recipes of any schema version are checked the same way.
-  for (const char* key : {"rotation", "smooth", "osp"}) {
+  for (const char* key : {"smooth", "osp"}) {
     if (recipe.json.contains(key)) {
-      return make_error("--recipe {}: \"{}\" needs the quantize pipeline; --shape takes data-free recipes", name, key);
+      return make_error("--recipe {}: \"{}\" needs activation statistics; --shape takes recipes without it", name,
+                        key);
     }
   }
   RecipeForShape out;
+  out.rotation = recipe.rotation;
   out.format = [recipe, name, act = out.act](const std::string& linear) -> Expected<std::string> {
     LB_ASSIGN_OR_RETURN(const QuantRule* matched, recipe.rule_for(linear));
     const QuantRule& rule = *matched;
-    if (rule.method != QuantMethod::kNone && rule.method != QuantMethod::kRtn) {
-      return make_error("--recipe {}: {} uses {}, which needs calibration data; --shape takes data-free recipes", name,
-                        linear, quant_method_name(rule.method));
-    }
-    if (rule.method == QuantMethod::kRtn && rule.options.search != ScaleSearch::kMinMax) {
-      return make_error("--recipe {}: {} uses an MSE scale search; --shape quantizes with min-max scales", name, linear);
+    if (rule.options.lorc_rank > 0) {
+      return make_error("--recipe {}: {} adds a LoRC correction, whose factors come from the quantization error; "
+                        "--shape does not build them",
+                        name, linear);
     }
     if (rule.act.has_value()) {
       if (rule.act->is_static()) {
@@ -109,6 +116,7 @@ Status run_bench_command(const BenchFlags& f) {
   AttachReport report;
   std::string label;
   std::string act_kernels;  // what a recipe's activation spec runs on, for the kernels line
+  bool online_rotation = false;  // --shape: the recipe's down_proj inputs are rotated at run time
   if (!f.shape.empty()) {
     LB_ASSIGN_OR_RETURN(ModelConfig config, shape_config(f.shape));
     config.max_seq_len = std::max(config.max_seq_len,
@@ -117,6 +125,8 @@ Status run_bench_command(const BenchFlags& f) {
     LB_ASSIGN_OR_RETURN(SyntheticModel s, build_synthetic_model(config, recipe.format, f.options.seed, pool, attach));
     model.emplace(std::move(s.model));
     report = std::move(s.report);
+    if (recipe.rotation) LB_RETURN_IF_ERROR(attach_online_rotations(*model, *recipe.rotation).with_context("--recipe " + f.recipe));
+    online_rotation = recipe.rotation && recipe.rotation->online_down;
     if (!recipe.act->empty()) {
       if (f.act != "fp32") return make_error("bench: --recipe {} quantizes activations itself; drop --act", f.recipe);
       ActAttachReport act_report;
@@ -124,7 +134,8 @@ Status run_bench_command(const BenchFlags& f) {
       for (const auto& [kernel, n] : act_report.integer) act_kernels += fmt::format("; activations {} x{}", kernel, n);
       for (const auto& [why, n] : act_report.simulated) act_kernels += fmt::format("; simulated {} x{}", why, n);
     }
-    label = fmt::format("shape {} (random weights), recipe {}, activations {}", f.shape, f.recipe, f.act);
+    label = fmt::format("shape {} (random codes), recipe {}{}, activations {}", f.shape, f.recipe,
+                        online_rotation ? " (online Hadamard on down_proj)" : "", f.act);
   } else {
     LB_ASSIGN_OR_RETURN(RunnableModel m, load_runnable(f.model_path, f.tokenizer_path, &report, {false, f.verbose}));
     if (!m.act_kernels.empty()) act_kernels = "; activations " + m.act_kernels;
@@ -174,6 +185,7 @@ Status run_bench_command(const BenchFlags& f) {
       {"shape", f.shape},
       {"recipe", f.shape.empty() ? "" : f.recipe},
       {"activations", f.act},
+      {"online_rotation", online_rotation},
       {"threads", f.threads},
       {"deterministic", f.deterministic},
       {"prompt_tokens", f.options.prompt_tokens},
@@ -208,7 +220,7 @@ void register_bench(CLI::App& root, CommandRunner& runner) {
   app->add_option("model", flags->model_path, "Model: .gguf, .lowbit, Hugging Face folder or llama2.c .bin");
   app->add_option("--tokenizer", flags->tokenizer_path, "Tokenizer file (llama2.c models)")->check(CLI::ExistingFile);
   app->add_option("--shape", flags->shape, "Random-weight model of this shape instead of MODEL: " + shape_names());
-  app->add_option("--recipe", flags->recipe, "With --shape: a data-free recipe (lowbit quantize --list-recipes); its dynamic activation spec runs as in lowbit ppl")
+  app->add_option("--recipe", flags->recipe, "With --shape: a recipe (lowbit quantize --list-recipes) whose formats hold random codes; its online down_proj rotation and dynamic activation spec run as in lowbit ppl")
       ->capture_default_str();
   app->add_option("-t,--threads", flags->threads, "Threads")->check(CLI::Range(1, 256))->capture_default_str();
   app->add_option("-p,--prompt-tokens", flags->options.prompt_tokens, "Prompt tokens per pp run")
