@@ -76,14 +76,23 @@ const std::vector<BuiltinRecipe>& builtin_recipes() {
       // layers.5.q_proj / gate_proj (RTN) tcq2_g256 has 3% more weight MSE than tcq2_g64
       // (0.0925 vs 0.0898, 0.0918 vs 0.0893) for 0.17 fewer bits per weight, where a bit is
       // worth a factor 4 of MSE. Inputs narrower than whole 64-sequences fall back to the
-      // INT format of about the same size.
-      {"w2-tcq", R"json({"name": "w2-tcq", "description": "trellis codes, 2 bits + FP16 scale per 256 columns, BlockLDLQ",
+      // INT format of about the same size. Incoherence processing as in QuIP# / QTIP: the
+      // QuaRot rotation (randomized Hadamard residual stream, per-head Hadamard folded into
+      // v_proj / o_proj, online Hadamard on down_proj's input) makes every linear's input
+      // side Gaussian-like, what the trellis codebook fits: on the derived-F32 SmolLM2-135M,
+      // down_proj alone in tcq2_g256 goes from KLD 0.536 to 0.324 with it, tcq3_g256 from
+      // 0.136 to 0.093 (docs/RESULTS.md).
+      {"w2-tcq", R"json({"name": "w2-tcq", "description": "trellis codes, 2 bits + FP16 scale per 256 columns, BlockLDLQ, Hadamard incoherence",
+          "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": true},
           "default": {"method": "gptq", "format": "tcq2_g256", "fallback": "int2_g64", "options": {"damp": 0.01}}})json"},
-      {"w2p5-tcq", R"json({"name": "w2p5-tcq", "description": "trellis codes, 2.5 bits + FP16 scale per 256 columns, BlockLDLQ",
+      {"w2p5-tcq", R"json({"name": "w2p5-tcq", "description": "trellis codes, 2.5 bits + FP16 scale per 256 columns, BlockLDLQ, Hadamard incoherence",
+          "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": true},
           "default": {"method": "gptq", "format": "tcq2p5_g256", "fallback": "int3_g128", "options": {"damp": 0.01}}})json"},
-      {"w3-tcq", R"json({"name": "w3-tcq", "description": "trellis codes, 3 bits + FP16 scale per 256 columns, BlockLDLQ",
+      {"w3-tcq", R"json({"name": "w3-tcq", "description": "trellis codes, 3 bits + FP16 scale per 256 columns, BlockLDLQ, Hadamard incoherence",
+          "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": true},
           "default": {"method": "gptq", "format": "tcq3_g256", "fallback": "int3_g128", "options": {"damp": 0.01}}})json"},
-      {"w4-tcq", R"json({"name": "w4-tcq", "description": "trellis codes, 4 bits + FP16 scale per 256 columns, BlockLDLQ",
+      {"w4-tcq", R"json({"name": "w4-tcq", "description": "trellis codes, 4 bits + FP16 scale per 256 columns, BlockLDLQ, Hadamard incoherence",
+          "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": true},
           "default": {"method": "gptq", "format": "tcq4_g256", "fallback": "int4_g128_asym", "options": {"damp": 0.01}}})json"},
       // PTQ1.61 (quant/ptq161.h): 12.5% salient input channels (by calibrated diag(H))
       // at 4 bits per row, the rest binarised with an (alpha, mu) pair per 192 columns:
