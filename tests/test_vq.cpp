@@ -179,9 +179,9 @@ TEST(VqQuant, BitsPerWeightCountCodesScalesAndCodebooks) {
 TEST(VqQuant, GaussianErrorIsInsideTheRateDistortionBand) {
   // iid N(0, 1), [256, 1024]: at 2 bits per weight no code beats the Gaussian
   // distortion-rate bound 2^-4 = 0.0625 of the energy; a trained 2-stage VQ must
-  // beat the best 2-bit scalar quantizer (Lloyd-Max, 0.1175). Greedy + refinement
-  // makes the stage-2 refit never worse than stage 1 alone (vq1x8: Lloyd-Max at 1
-  // bit is 0.3634, the bound 0.25).
+  // beat the best 2-bit scalar quantizer (Lloyd-Max, 0.1175). At 1 bit (vq1x8) the
+  // bound is 2^-2 = 0.25 and scalar Lloyd-Max (sign times E|x|) gives 1 - 2/pi = 0.3634.
+  // (The codebook bits are not counted: they are per tensor, not per weight.)
   const int64_t rows = 256, cols = 1024;
   const std::vector<float> x = testing::gaussian(int64_t{rows}, int64_t{cols}, uint64_t{11});
   double energy = 0.0;

@@ -29,7 +29,7 @@ class ThreadPool;
 
 struct KmeansOptions {
   int centroids = 256;   // k
-  int iterations = 12;   // Lloyd rounds at most
+  int iterations = 20;   // Lloyd rounds at most
   uint64_t seed = 0;
   ThreadPool* pool = nullptr;  // assignment step in parallel (null: this thread)
 };
