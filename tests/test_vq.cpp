@@ -126,7 +126,8 @@ TEST(VqQuant, CentroidSumsEncodeExactly) {
     for (int v = 0; v < 2; ++v) vq_decode_vector(p, cb.data(), want[v], 0.5f, x.data() + v * kVqDim);
     std::vector<uint8_t> codes(static_cast<size_t>(2 * stages));
     const uint16_t half = float_to_fp16(0.5f);
-    const VqGroupCode got = get(vq_encode_group(p, cb.data(), x.data(), nullptr, 16, codes.data(), &half));
+    const VqGroupCode got =
+        get(vq_encode_group(p, VqCodebooks::from_values(cb), x.data(), nullptr, 16, codes.data(), &half));
     EXPECT_EQ(got.error, 0.0) << stages << " stages";
     for (int v = 0; v < 2; ++v) {
       for (int s = 0; s < stages; ++s) EXPECT_EQ(codes[v * stages + s], want[v][s]) << "vector " << v << " stage " << s;

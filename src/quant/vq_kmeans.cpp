@@ -35,14 +35,42 @@ int64_t draw_proportional(const std::vector<double>& p, double target) {
 
 }  // namespace
 
-int32_t nearest_centroid(const float* centroids, int k, int d, const float* x, const float* w, float* distance) {
+std::vector<float> transpose_centroids(const float* centroids, int k, int d) {
+  std::vector<float> t(static_cast<size_t>(k) * d);
+  for (int c = 0; c < k; ++c) {
+    for (int j = 0; j < d; ++j) t[static_cast<int64_t>(j) * k + c] = centroids[static_cast<int64_t>(c) * d + j];
+  }
+  return t;
+}
+
+int32_t nearest_centroid(const float* centroids_t, int k, int d, const float* x, const float* w, float* distance) {
+  constexpr int kChunk = 256;  // centroids per pass: the distances live on the stack
+  float acc[kChunk];
   int32_t best = 0;
   float best_d = std::numeric_limits<float>::infinity();
-  for (int c = 0; c < k; ++c) {
-    const float dist = weighted_distance(x, centroids + static_cast<int64_t>(c) * d, w, d);
-    if (dist < best_d) {
-      best_d = dist;
-      best = c;
+  for (int c0 = 0; c0 < k; c0 += kChunk) {
+    const int n = std::min(kChunk, k - c0);
+    std::fill_n(acc, n, 0.0f);
+    for (int j = 0; j < d; ++j) {
+      const float xj = x[j], wj = w != nullptr ? w[j] : 1.0f;
+      const float* cj = centroids_t + static_cast<int64_t>(j) * k + c0;
+      if (n == kChunk) {  // a constant trip count, which -O2's cheap vectorizer takes
+        for (int c = 0; c < kChunk; ++c) {
+          const float e = xj - cj[c];
+          acc[c] += wj * e * e;
+        }
+      } else {
+        for (int c = 0; c < n; ++c) {
+          const float e = xj - cj[c];
+          acc[c] += wj * e * e;
+        }
+      }
+    }
+    for (int c = 0; c < n; ++c) {
+      if (acc[c] < best_d) {
+        best_d = acc[c];
+        best = c0 + c;
+      }
     }
   }
   if (distance != nullptr) *distance = best_d;
@@ -84,12 +112,13 @@ Expected<KmeansResult> weighted_kmeans(const float* points, const float* weights
     for (int64_t i = 0; i < n; ++i) dist[i] = std::min(dist[i], weighted_distance(point(i), centroid, weight(i), d));
   }
 
+  std::vector<float> centroids_t = transpose_centroids(out.centroids.data(), k, d);  // [d, k] what assign() reads
   // Assignment step: returns whether any assignment changed; dist gets each point's distance.
   auto assign = [&]() {
     std::vector<uint8_t> changed(static_cast<size_t>(options.pool != nullptr ? options.pool->size() : 1), 0);
     auto body = [&](int64_t begin, int64_t end, int thread) {
       for (int64_t i = begin; i < end; ++i) {
-        const int32_t a = nearest_centroid(out.centroids.data(), k, d, point(i), weight(i), &dist[i]);
+        const int32_t a = nearest_centroid(centroids_t.data(), k, d, point(i), weight(i), &dist[i]);
         if (a != out.assign[i]) changed[thread] = 1;
         out.assign[i] = a;
       }
@@ -133,6 +162,7 @@ Expected<KmeansResult> weighted_kmeans(const float* points, const float* weights
       }
     }
     out.iterations = it + 1;
+    centroids_t = transpose_centroids(out.centroids.data(), k, d);
     if (!assign()) break;
   }
   out.error = 0.0;

@@ -46,8 +46,13 @@ struct KmeansResult {
 Expected<KmeansResult> weighted_kmeans(const float* points, const float* weights, int64_t n, int d,
                                        const KmeansOptions& options);
 
-// The nearest of centroids [k, d] to x [d] under weights w [d] (null: 1); ties:
-// the lower index. *distance (if not null) gets its weighted distance.
-int32_t nearest_centroid(const float* centroids, int k, int d, const float* x, const float* w, float* distance);
+// centroids [k, d] -> the same transposed, [d, k] (coordinate j of centroid c at j * k + c).
+std::vector<float> transpose_centroids(const float* centroids, int k, int d);
+
+// The nearest of the centroids, given transposed (centroids_t [d, k]), to x [d]
+// under weights w [d] (null: 1); ties: the lower index. *distance (if not null)
+// gets its weighted distance Σ_j w_j (x_j − c_j)², summed in j order (the layout
+// lets the compiler run the k centroids in SIMD lanes; the sums are the same floats).
+int32_t nearest_centroid(const float* centroids_t, int k, int d, const float* x, const float* w, float* distance);
 
 }  // namespace lowbit

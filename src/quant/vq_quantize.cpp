@@ -192,25 +192,38 @@ Expected<std::vector<float>> vq_train_codebooks(const VqParams& p, const float* 
   return codebooks;
 }
 
-void vq_encode_vector(const VqParams& p, const float* codebooks, const float* y, const float* w, uint8_t* codes) {
+VqCodebooks VqCodebooks::from_values(std::vector<float> values) {
+  VqCodebooks c;
+  const int64_t stage_size = static_cast<int64_t>(kVqCentroids) * kVqDim;
+  c.transposed.resize(values.size());
+  for (size_t s = 0; s * stage_size < values.size(); ++s) {
+    const std::vector<float> t = transpose_centroids(values.data() + s * stage_size, kVqCentroids, kVqDim);
+    std::copy(t.begin(), t.end(), c.transposed.begin() + static_cast<int64_t>(s) * stage_size);
+  }
+  c.values = std::move(values);
+  return c;
+}
+
+void vq_encode_vector(const VqParams& p, const VqCodebooks& codebooks, const float* y, const float* w, uint8_t* codes) {
   const int64_t stage_size = static_cast<int64_t>(kVqCentroids) * kVqDim;
   float r[kVqDim];  // the target less every stage's centroid but the one being chosen
   std::copy_n(y, kVqDim, r);
   auto choose = [&](int s) {
-    const float* stage = codebooks + s * stage_size;
-    codes[s] = static_cast<uint8_t>(nearest_centroid(stage, kVqCentroids, kVqDim, r, w, nullptr));
+    const float* stage = codebooks.values.data() + s * stage_size;
+    codes[s] = static_cast<uint8_t>(
+        nearest_centroid(codebooks.transposed.data() + s * stage_size, kVqCentroids, kVqDim, r, w, nullptr));
     for (int j = 0; j < kVqDim; ++j) r[j] -= stage[codes[s] * kVqDim + j];
   };
   for (int s = 0; s < p.stages; ++s) choose(s);
   if (p.stages == 1) return;
   for (int s = 0; s < p.stages; ++s) {  // re-choose stage s given the others (the current one is a candidate)
-    const float* c = codebooks + s * stage_size + codes[s] * kVqDim;
+    const float* c = codebooks.values.data() + s * stage_size + codes[s] * kVqDim;
     for (int j = 0; j < kVqDim; ++j) r[j] += c[j];
     choose(s);
   }
 }
 
-Expected<VqGroupCode> vq_encode_group(const VqParams& p, const float* codebooks, const float* x, const float* w,
+Expected<VqGroupCode> vq_encode_group(const VqParams& p, const VqCodebooks& codebooks, const float* x, const float* w,
                                       int64_t n, uint8_t* codes, const uint16_t* fixed_scale) {
   if (n < kVqDim || n % kVqDim != 0) {
     return make_error("{} group: {} values are not whole vectors of {}", vq_format_name(p), n, kVqDim);
@@ -240,8 +253,8 @@ Expected<VqGroupCode> vq_encode_group(const VqParams& p, const float* codebooks,
       uint8_t* c = trial.data() + i * p.stages;
       for (int j = 0; j < kVqDim; ++j) y[j] = xs[j] / s;
       vq_encode_vector(p, codebooks, y, ws, c);
-      vq_decode_vector(p, codebooks, c, 1.0f, v);  // the centroid sum
-      vq_decode_vector(p, codebooks, c, s, q);     // the stored value
+      vq_decode_vector(p, codebooks.values.data(), c, 1.0f, v);  // the centroid sum
+      vq_decode_vector(p, codebooks.values.data(), c, s, q);     // the stored value
       for (int j = 0; j < kVqDim; ++j) {
         const double wj = ws != nullptr ? ws[j] : 1.0;
         const double d = static_cast<double>(xs[j]) - q[j];
@@ -265,7 +278,8 @@ Expected<VqGroupCode> vq_encode_group(const VqParams& p, const float* codebooks,
 
 Expected<QuantizedTensor> vq_quantize(const VqParams& p, const float* x, int64_t rows, int64_t cols,
                                       std::span<const float> importance, ThreadPool* pool) {
-  LB_ASSIGN_OR_RETURN(std::vector<float> codebooks, vq_train_codebooks(p, x, rows, cols, importance, pool));
+  LB_ASSIGN_OR_RETURN(std::vector<float> values, vq_train_codebooks(p, x, rows, cols, importance, pool));
+  const VqCodebooks codebooks = VqCodebooks::from_values(std::move(values));
   const int64_t row_bytes = vq_row_bytes(p, cols), groups = vq_row_groups(p, cols);
   QuantizedTensor t;
   t.rows = rows;
@@ -277,13 +291,13 @@ Expected<QuantizedTensor> vq_quantize(const VqParams& p, const float* x, int64_t
       const int64_t c0 = g * p.group, len = std::min<int64_t>(p.group, cols - c0);
       const float* w = importance.empty() ? nullptr : importance.data() + c0;
       uint8_t* codes = t.codes.data() + r * row_bytes + c0 / kVqDim * p.stages;
-      LB_ASSIGN_OR_RETURN(VqGroupCode code, vq_encode_group(p, codebooks.data(), x + r * cols + c0, w, len, codes));
+      LB_ASSIGN_OR_RETURN(VqGroupCode code, vq_encode_group(p, codebooks, x + r * cols + c0, w, len, codes));
       scales[r * groups + g] = code.scale;
     }
     return Status::ok_status();
   }));
   t.scales = scale_bytes(scales);
-  t.mins = codebook_bytes(codebooks);
+  t.mins = codebook_bytes(codebooks.values);
   return t;
 }
 
@@ -322,7 +336,7 @@ namespace {
 
 class VqColumnScales final : public ColumnScales {
  public:
-  VqColumnScales(const VqParams& p, int64_t rows, int64_t cols, ThreadPool* pool, std::vector<float> codebooks)
+  VqColumnScales(const VqParams& p, int64_t rows, int64_t cols, ThreadPool* pool, VqCodebooks codebooks)
       : p_(p),
         rows_(rows),
         cols_(cols),
@@ -350,7 +364,7 @@ class VqColumnScales final : public ColumnScales {
       LB_RETURN_IF_ERROR(for_rows(rows_, pool_, [&](int64_t r) -> Status {
         const float* w = weighted ? importance_.data() + g0 : nullptr;
         LB_ASSIGN_OR_RETURN(VqGroupCode code,
-                            vq_encode_group(p_, codebooks_.data(), x + r * n + (g0 - c0), w, len, codes_at(r, g0)));
+                            vq_encode_group(p_, codebooks_, x + r * n + (g0 - c0), w, len, codes_at(r, g0)));
         scales_[r * groups_ + g] = code.scale;
         return Status::ok_status();
       }));
@@ -374,8 +388,8 @@ class VqColumnScales final : public ColumnScales {
       const float* w = weighted_ ? importance_.data() + c0 : nullptr;
       uint8_t* codes = codes_at(r, c0);
       LB_RETURN_IF_ERROR(
-          vq_encode_group(p_, codebooks_.data(), x + r * kVqDim, w, kVqDim, codes, &scales_[r * groups_ + g]).status());
-      vq_decode_vector(p_, codebooks_.data(), codes, fp16_to_float(scales_[r * groups_ + g]), q + r * kVqDim);
+          vq_encode_group(p_, codebooks_, x + r * kVqDim, w, kVqDim, codes, &scales_[r * groups_ + g]).status());
+      vq_decode_vector(p_, codebooks_.values.data(), codes, fp16_to_float(scales_[r * groups_ + g]), q + r * kVqDim);
       return Status::ok_status();
     });
   }
@@ -387,7 +401,7 @@ class VqColumnScales final : public ColumnScales {
     t.cols = cols_;
     t.codes = codes_;
     t.scales = scale_bytes(scales_);
-    t.mins = codebook_bytes(codebooks_);
+    t.mins = codebook_bytes(codebooks_.values);
     return t;
   }
 
@@ -398,7 +412,7 @@ class VqColumnScales final : public ColumnScales {
   int64_t rows_, cols_;
   ThreadPool* pool_;
   int64_t groups_, row_bytes_;
-  std::vector<float> codebooks_;   // [S, 256, 8] exact in FP16
+  VqCodebooks codebooks_;          // exact in FP16
   std::vector<uint16_t> scales_;   // [rows, groups] FP16
   std::vector<uint8_t> codes_;     // [rows, row_bytes]
   std::vector<float> importance_;  // [cols]
@@ -415,8 +429,9 @@ Expected<std::unique_ptr<ColumnScales>> vq_column_scales(const VqParams& p, cons
     return make_error("{}: the codebooks are trained from the weights before GPTQ's pass; none were given",
                       vq_format_name(p));
   }
-  LB_ASSIGN_OR_RETURN(std::vector<float> codebooks, vq_train_codebooks(p, w0, rows, cols, importance, pool));
-  return std::unique_ptr<ColumnScales>(std::make_unique<VqColumnScales>(p, rows, cols, pool, std::move(codebooks)));
+  LB_ASSIGN_OR_RETURN(std::vector<float> values, vq_train_codebooks(p, w0, rows, cols, importance, pool));
+  return std::unique_ptr<ColumnScales>(
+      std::make_unique<VqColumnScales>(p, rows, cols, pool, VqCodebooks::from_values(std::move(values))));
 }
 
 }  // namespace lowbit

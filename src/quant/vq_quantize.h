@@ -10,10 +10,11 @@
 //   2. training set: the vectors of nonzero groups, at most kVqTrainVectors of
 //      them drawn without replacement by splitmix64 when there are more (a bound
 //      on cost: 20 Lloyd rounds x 131072 vectors x 256 centroids x 8 coordinates
-//      = 5.4 G weighted squared differences per stage, about 5 s on one core of
-//      a Xeon, whatever the matrix size); all vectors are encoded. On SmolLM2's
-//      layers.5.down_proj (110592 vectors) training on all of them with 20 rounds
-//      gives vq2x8 a relative MSE of 0.1003, on 32768 with 12 rounds 0.1047;
+//      = 5.4 G weighted squared differences per stage at most, whatever the
+//      matrix size); all vectors are encoded. On SmolLM2's layers.5.down_proj
+//      (110592 vectors) training on all of them with 20 rounds gives vq2x8 a
+//      relative MSE of 0.1003 (6.6 s on 2 threads of a shared Xeon, training and
+//      encoding), on 32768 with 12 rounds 0.1047;
 //   3. coordinate j of a vector weighs w_j · s² (the squared error of the
 //      unscaled weight), normalised to mean 1;
 //   4. stage t: weighted k-means (vq_kmeans.h: k-means++ then at most
@@ -53,13 +54,21 @@ inline constexpr int64_t kVqTrainVectors = 131072;
 inline constexpr int kVqLloydIterations = 20;
 inline constexpr uint64_t kVqSeed = 0x5eed5eedull;
 
+// The codebooks of one tensor, as decoded ([S][256][8], the decoder's layout) and
+// transposed per stage ([S][8][256], what the nearest-centroid search reads).
+struct VqCodebooks {
+  std::vector<float> values;      // [S, 256, 8]
+  std::vector<float> transposed;  // [S, 8, 256]
+  static VqCodebooks from_values(std::vector<float> values);
+};
+
 // x [rows, cols] -> the codebooks [S][256][8], values exact in FP16 (steps 1-4 above).
 // importance [cols] (>= 0) or empty.
 Expected<std::vector<float>> vq_train_codebooks(const VqParams& p, const float* x, int64_t rows, int64_t cols,
                                                 std::span<const float> importance, ThreadPool* pool);
 
 // One vector: y [8] (already divided by the scale), w [8] or null -> codes [S] (step 2).
-void vq_encode_vector(const VqParams& p, const float* codebooks, const float* y, const float* w, uint8_t* codes);
+void vq_encode_vector(const VqParams& p, const VqCodebooks& codebooks, const float* y, const float* w, uint8_t* codes);
 
 // x [n], w [n] or null, n a multiple of 8 (the vectors of one group of one row)
 // -> the FP16 scale and codes [n / 8][S]. Returns Σ w (x − decoded)².
@@ -68,7 +77,7 @@ struct VqGroupCode {
   uint16_t scale = 0;
   double error = 0.0;
 };
-Expected<VqGroupCode> vq_encode_group(const VqParams& p, const float* codebooks, const float* x, const float* w,
+Expected<VqGroupCode> vq_encode_group(const VqParams& p, const VqCodebooks& codebooks, const float* x, const float* w,
                                       int64_t n, uint8_t* codes, const uint16_t* fixed_scale = nullptr);
 
 // The stored tensor of x [rows, cols]: codebooks, then every group of every row
