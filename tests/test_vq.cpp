@@ -238,6 +238,30 @@ TEST(VqGptq, IdentityHessianGivesTheRtnCodes) {
   }
 }
 
+TEST(VqGptq, DiagonalHessianWithImportanceGivesTheWeightedRtnCodes) {
+  // H diagonal: U is diagonal, nothing is fed forward, and with `importance` GPTQ
+  // trains the codebooks and chooses scales and codes weighted by diag(H), as RTN
+  // with that importance does.
+  const int64_t rows = 32, cols = 128;
+  const std::vector<float> w = testing::gaussian(int64_t{rows}, int64_t{cols}, uint64_t{41});
+  std::vector<double> h(static_cast<size_t>(cols * cols), 0.0);
+  RtnOptions ro;
+  for (int64_t j = 0; j < cols; ++j) {
+    h[j * cols + j] = 1.0 + static_cast<double>(j % 5);
+    ro.importance.push_back(static_cast<float>(h[j * cols + j]));
+  }
+  GptqOptions go;
+  go.importance = true;
+  const WeightFormat f = get(WeightFormat::find("vq2x8_g64"));
+  const QuantizedWeight rtn = get(quantize_rtn(f, w.data(), rows, cols, ro));
+  const QuantizedWeight gptq = get(quantize_gptq(f, w.data(), rows, cols, h, go));
+  EXPECT_EQ(gptq.tensor.codes, rtn.tensor.codes);
+  EXPECT_EQ(gptq.tensor.scales, rtn.tensor.scales);
+  EXPECT_EQ(gptq.tensor.mins, rtn.tensor.mins);
+  // And the weighting is not a no-op: unweighted RTN trains other codebooks.
+  EXPECT_NE(get(quantize_rtn(f, w.data(), rows, cols, {})).tensor.mins, rtn.tensor.mins);
+}
+
 TEST(VqGptq, FeedingTheBlockErrorForwardLowersTheProxyError) {
   // 256 x 256: 8192 vectors, 32 per centroid of a stage. (With 16 rows, 2 per centroid,
   // the codebooks memorise W0 and RTN on W0 is near exact, while GPTQ codes the updated
