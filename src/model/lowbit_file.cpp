@@ -46,11 +46,15 @@ json trellis_json(const TrellisParams& p) {
 }
 
 // The definition a record carries of its format: "spec" (scaled formats),
-// "gguf" (GGUF block types), "trellis" (formats/trellis_code.h) or "ptq161"
-// (formats/ptq161_code.h); the loader compares it with this build's.
+// "gguf" (GGUF block types), "trellis" (formats/trellis_code.h), "vq"
+// (formats/vq_code.h: the codebooks themselves travel in the record's `mins`
+// blob) or "ptq161" (formats/ptq161_code.h); the loader compares it with this build's.
 std::pair<const char*, json> format_definition(const WeightFormat& f) {
   if (const BlockFormat* b = f.block_format()) return {"spec", spec_json(b->spec)};
   if (const TrellisParams* t = f.trellis_params()) return {"trellis", trellis_json(*t)};
+  if (const VqParams* v = f.vq_params()) {
+    return {"vq", json{{"stages", v->stages}, {"dim", kVqDim}, {"centroids", kVqCentroids}, {"group", v->group}}};
+  }
   if (const Ptq161Params* p = f.ptq161_params()) {
     return {"ptq161", json{{"salient_permille", p->salient_permille}, {"block", p->block}}};
   }

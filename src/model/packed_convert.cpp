@@ -10,6 +10,7 @@
 #include "formats/gguf_blocks.h"
 #include "formats/ptq161_code.h"
 #include "formats/trellis_code.h"
+#include "formats/vq_code.h"
 
 namespace lowbit {
 namespace {
@@ -241,6 +242,7 @@ std::string packed_unsupported_reason(const QuantizedWeight& q) {
     return parse_ptq161_format(q.format).ok() ? "" : "format '" + q.format + "' is not a ptq161 format";
   }
   if (find_gguf_block_type(q.format) != nullptr) return "GGUF block type " + q.format + " (no packed kernel yet)";
+  if (is_vq_format_name(q.format)) return "VQ codes " + q.format + " (no packed kernel: a comparison format)";
   if (is_trellis_format_name(q.format)) {
     auto p = parse_trellis_format(q.format);
     return p.ok() ? "" : p.status().message();

@@ -9,7 +9,8 @@
 //   fp16 / bf16 storage                                   -> kFp16 / kBf16
 //   trellis codes (tcq2_g64, ..., formats/trellis_code.h) -> kTrellis
 //   PTQ1.61 (ptq161_s<P>_b<B>, formats/ptq161_code.h)     -> kPtq161
-// Weights with EasyQuant outliers or LoRC factors, other element widths (FP6,
+// VQ codes (vq2x8_g256, ..., formats/vq_code.h) have no packed kernel by design (a
+// comparison format). Weights with EasyQuant outliers or LoRC factors, other element widths (FP6,
 // ...), other scale layouts and the GGUF block types (formats/gguf_blocks.h) have
 // none yet: the runtime keeps their dequantized FP32 copy (QuantizedLinear).
 #pragma once

@@ -161,12 +161,13 @@ Status check_rule(const QuantRule& r, const std::string& where) {
                       r.options.adaquant_steps > 0 ? "adaquant_steps" : "bias_correction", quant_method_name(r.method));
   }
   if (r.options.adaquant_steps > 0) {
-    // The format name was checked above; GGUF types, trellis codes and PTQ1.61 have no
+    // The format name was checked above; GGUF types, trellis and VQ codes and PTQ1.61 have no
     // scale grid for AdaQuant to refine.
     auto f = WeightFormat::find(r.format);
     if (f.ok() && f->block_format() == nullptr) {
       const char* family = f->gguf_type() != nullptr        ? "GGUF type"
                            : f->trellis_params() != nullptr ? "trellis codes"
+                           : f->vq_params() != nullptr      ? "VQ codes"
                                                             : "PTQ1.61 format";
       return make_error("{}: adaquant refines scaled formats (formats/block_format.h), not {} \"{}\"", where, family,
                         r.format);

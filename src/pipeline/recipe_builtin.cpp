@@ -94,6 +94,15 @@ const std::vector<BuiltinRecipe>& builtin_recipes() {
       {"w4-tcq", R"json({"name": "w4-tcq", "description": "trellis codes, 4 bits + FP16 scale per 256 columns, BlockLDLQ, Hadamard incoherence",
           "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": true},
           "default": {"method": "gptq", "format": "tcq4_g256", "fallback": "int4_g128_asym", "options": {"damp": 0.01}}})json"},
+      // Residual VQ (formats/vq_code.h), for comparison with w2-tcq at the same code and
+      // scale size: two stages of 256 centroids on 8-weight vectors (k-means codebooks per
+      // tensor, FP16, +0.074 bpw on a 576 x 1536 matrix), GPTQ with 8-column blocks, and the
+      // same Hadamard incoherence processing as w2-tcq so that the two differ only in the
+      // code. No packed kernel: the runtime keeps it as FP32. Inputs whose width is not a
+      // multiple of 8 fall back to int2_g64.
+      {"w2-vq", R"json({"name": "w2-vq", "description": "residual VQ, 2 x 8-bit codes per 8 weights + FP16 scale per 256, GPTQ, Hadamard incoherence",
+          "rotation": {"seed": 0, "online_down": true, "rotate_v_heads": true},
+          "default": {"method": "gptq", "format": "vq2x8_g256", "fallback": "int2_g64", "options": {"damp": 0.01}}})json"},
       // PTQ1.61 (quant/ptq161.h): 12.5% salient input channels (by calibrated diag(H))
       // at 4 bits per row, the rest binarised with an (alpha, mu) pair per 192 columns:
       // 1.60 bpw on 576 columns, 1.54 on 1536, mask and scales included. Measured on the

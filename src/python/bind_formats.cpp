@@ -128,6 +128,10 @@ py::dict format_info(const std::string& name, const std::optional<std::string>& 
     d["bits"] = t->code_bits_per_weight();
     d["block_size"] = t->group;
     d["description"] = "trellis-coded weights (formats/trellis_code.h)";
+  } else if (const VqParams* v = f.matrix->vq_params()) {
+    d["bits"] = v->stages;
+    d["block_size"] = v->group;
+    d["description"] = "residual VQ codes, per-tensor k-means codebooks (formats/vq_code.h)";
   } else if (const Ptq161Params* p = f.matrix->ptq161_params()) {
     d["salient_permille"] = p->salient_permille;
     d["block_size"] = p->block;

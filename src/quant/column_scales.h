@@ -14,6 +14,9 @@
 //   trellis codes    quant/trellis_quantize.h: the codes of 64 consecutive
 //                    columns are one Viterbi path, so joint_cols() = 64 and GPTQ
 //                    quantizes a block of them at once (quantize_block, BlockLDLQ).
+//   VQ codes         quant/vq_quantize.h: 8 consecutive columns are one vector,
+//                    joint_cols() = 8; the per-tensor codebooks are trained when
+//                    the ColumnScales is made, from `weights` below.
 // The quantized value of an element equals what dequantizing pack()'s tensor
 // gives for it, bit for bit (tests/test_quant_column_scales.cpp).
 #pragma once
@@ -35,8 +38,12 @@ struct ColumnScalesOptions {
   // Two-level formats (NVFP4): |max| of the whole matrix, which sets the FP32
   // tensor scale before any group is chosen (block_scales.h).
   float tensor_amax = 0.0f;
-  // Trellis codes: rows encoded in parallel on it (null: this thread).
+  // Trellis and VQ codes: rows encoded in parallel on it (null: this thread).
   ThreadPool* pool = nullptr;
+  // VQ codes: the matrix [rows, cols] before any column is quantized, and the
+  // column importance [cols] (or empty) of the scale choice, to train the codebooks on.
+  const float* weights = nullptr;
+  std::span<const float> importance;
 };
 
 class ColumnScales {

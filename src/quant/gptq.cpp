@@ -42,6 +42,11 @@
 // one triangular solve and the lazy update is unchanged. With H = I (U diagonal)
 // nothing is fed forward and the result is the plain trellis RTN.
 //
+// VQ codes (formats/vq_code.h): the same joint step with blocks of 8 columns
+// (one vector), as GPTVQ (van Baalen et al. 2024) does for 1-D..4-D vectors; the
+// codebooks are trained from W before the pass (quant/vq_quantize.h), the group
+// scales chosen when the pass reaches each group, from its updated columns.
+//
 // GGUF block types (formats/gguf_blocks.h) are groups like any other: a block of
 // 32 or 256 columns has its header (fp16 d; for the K types the 6-bit sub-block
 // scales and mins under the super-block scales) chosen when the pass reaches the
@@ -127,19 +132,21 @@ Expected<QuantizedWeight> quantize_gptq(const WeightFormat& format, const float*
     ++dead;
   }
 
+  std::vector<float> importance;  // [cols] H_jj before damping, when the scale choice is weighted
+  if (options.importance) {
+    importance.resize(static_cast<size_t>(cols));
+    for (int64_t j = 0; j < n; ++j) importance[j] = static_cast<float>(diag[j]);
+  }
   ColumnScalesOptions so;
   so.search = options.search;
   so.pool = options.pool;
+  so.weights = w0.data();  // VQ codebooks are trained on W before the pass (dead columns zeroed)
+  so.importance = importance;
   for (float v : w0) so.tensor_amax = std::max(so.tensor_amax, std::fabs(v));
   LB_ASSIGN_OR_RETURN(std::unique_ptr<ColumnScales> scales, format.column_scales(rows, cols, so));
   if (scales->joint_cols() > 1 && options.act_order) {
     return make_error("gptq {}: act_order is not possible: {} consecutive columns are coded jointly", format.name(),
                       scales->joint_cols());
-  }
-  std::vector<float> importance;  // [cols] H_jj before damping, when the scale choice is weighted
-  if (options.importance) {
-    importance.resize(static_cast<size_t>(cols));
-    for (int64_t j = 0; j < n; ++j) importance[j] = static_cast<float>(diag[j]);
   }
   auto importance_of = [&](int64_t c0, int64_t len) {
     return importance.empty() ? std::span<const float>() : std::span<const float>(importance).subspan(c0, len);
@@ -174,7 +181,7 @@ Expected<QuantizedWeight> quantize_gptq(const WeightFormat& format, const float*
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t p = 0; p < n; ++p) wt[p * rows + r] = w0[r * cols + perm[p]];
   }
-  // Joint formats (trellis codes: 64 columns per Viterbi path) take blocks of
+  // Joint formats (trellis codes: 64 columns per Viterbi path; VQ: 8) take blocks of
   // exactly their joint width, in column order.
   const int64_t joint = scales->joint_cols();
   const int64_t block = joint > 1 ? joint : options.block_size;

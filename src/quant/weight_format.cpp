@@ -1,5 +1,5 @@
 // WeightFormat (weight_format.h): the one place that tells scaled formats, GGUF
-// block types and trellis codes apart, and the ColumnScales GPTQ drives.
+// block types, trellis codes, VQ codes and PTQ1.61 apart, and the ColumnScales GPTQ drives.
 #include "quant/weight_format.h"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include "quant/block_scales.h"
 #include "quant/ptq161.h"
 #include "quant/trellis_quantize.h"
+#include "quant/vq_quantize.h"
 
 namespace lowbit {
 namespace {
@@ -95,13 +96,17 @@ Expected<WeightFormat> WeightFormat::find(std::string_view name) {
     LB_ASSIGN_OR_RETURN(TrellisParams p, parse_trellis_format(name));
     return WeightFormat(p);
   }
+  if (is_vq_format_name(name)) {
+    LB_ASSIGN_OR_RETURN(VqParams p, parse_vq_format(name));
+    return WeightFormat(p);
+  }
   auto f = find_block_format(std::string(name));
   if (f.ok()) return WeightFormat(**f);
   std::string gguf;
   for (const GgufBlockType& t : gguf_block_types()) gguf += (gguf.empty() ? "" : ", ") + std::string(t.name);
   return make_error(
       "{}; GGUF block types: {}; trellis codes: tcq2_gG, tcq2p5_gG, tcq3_gG, tcq4_gG (G a multiple of 64); "
-      "PTQ1.61: ptq161_s<P>_b<B> (P salient channels per mille, B columns per binary block)",
+      "VQ codes: vq1x8_gG, vq2x8_gG, vq3x8_gG (G a multiple of 8); PTQ1.61: ptq161_s<P>_b<B> (P salient channels per mille, B columns per binary block)",
       f.status().message(), gguf);
 }
 
@@ -109,11 +114,13 @@ std::string WeightFormat::name() const {
   if (block_ != nullptr) return block_->name();
   if (gguf_ != nullptr) return std::string(gguf_->name);
   if (is_ptq161_) return ptq161_format_name(ptq161_);
+  if (is_vq_) return vq_format_name(vq_);
   return trellis_format_name(trellis_);
 }
 
 int64_t WeightFormat::col_multiple() const {
   if (gguf_ != nullptr) return gguf_->block_size;
+  if (is_vq_) return kVqDim;
   return is_trellis_ ? kTrellisSeqLen : 1;
 }
 
@@ -136,9 +143,11 @@ Expected<QuantizedTensor> WeightFormat::quantize(const float* x, int64_t rows, i
   }
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   if (options.rounding != Rounding::kNearestEven) {
-    return make_error("{}: {} round to nearest only", name(), is_trellis_ ? "trellis codes" : "GGUF block types");
+    return make_error("{}: {} round to nearest only", name(),
+                      is_trellis_ ? "trellis codes" : is_vq_ ? "VQ codes" : "GGUF block types");
   }
   if (is_trellis_) return trellis_quantize(trellis_, x, rows, cols, options.importance, pool);
+  if (is_vq_) return vq_quantize(vq_, x, rows, cols, options.importance, pool);
   if (!options.importance.empty() && static_cast<int64_t>(options.importance.size()) != cols) {
     return make_error("{}: importance has {} values for {} columns", gguf_->name, options.importance.size(), cols);
   }
@@ -149,6 +158,7 @@ Status WeightFormat::dequantize(const QuantizedTensor& t, float* out) const {
   if (block_ != nullptr) return lowbit::dequantize(*block_, t, out);
   if (is_ptq161_) return ptq161_dequantize(ptq161_, t, out);
   if (is_trellis_) return trellis_dequantize(trellis_, t, out);
+  if (is_vq_) return vq_dequantize(vq_, t, out);
   LB_RETURN_IF_ERROR(check_shape(t.rows, t.cols));
   LB_ASSIGN_OR_RETURN(ArraySizes sizes, array_sizes(t.rows, t.cols));
   if (t.codes.size() != sizes.codes || !t.scales.empty() || !t.mins.empty()) {
@@ -168,6 +178,11 @@ Expected<WeightFormat::ArraySizes> WeightFormat::array_sizes(int64_t rows, int64
   if (is_trellis_) {
     return ArraySizes{static_cast<uint64_t>(rows * trellis_row_bytes(trellis_, cols)),
                       static_cast<uint64_t>(rows * trellis_row_groups(trellis_, cols) * 2), 0};
+  }
+  if (is_vq_) {  // the codebooks in `mins` (formats/vq_code.h)
+    return ArraySizes{static_cast<uint64_t>(rows * vq_row_bytes(vq_, cols)),
+                      static_cast<uint64_t>(rows * vq_row_groups(vq_, cols) * 2),
+                      static_cast<uint64_t>(vq_.codebook_bytes())};
   }
   if (gguf_ != nullptr) {
     LB_ASSIGN_OR_RETURN(uint64_t bytes, gguf_matrix_bytes(*gguf_, rows, cols));
@@ -200,6 +215,7 @@ Expected<std::unique_ptr<ColumnScales>> WeightFormat::column_scales(int64_t rows
   if (is_ptq161_) return make_error("{}: no per-column scales (GPTQ does not apply; use rtn with importance)", name());
   LB_RETURN_IF_ERROR(check_shape(rows, cols));
   if (is_trellis_) return trellis_column_scales(trellis_, rows, cols, options.pool);
+  if (is_vq_) return vq_column_scales(vq_, options.weights, rows, cols, options.importance, options.pool);
   LB_ASSIGN_OR_RETURN(GgufBlockScales s, GgufBlockScales::create(*gguf_, rows, cols));
   return std::unique_ptr<ColumnScales>(std::make_unique<GgufColumnScales>(std::move(s), rows));
 }

@@ -1,7 +1,8 @@
 // The number format of a stored weight matrix, as the quantizers see it: a
 // scaled format of formats/block_format.h ("int4_g128_asym", "nvfp4", ...), a
 // llama.cpp block type of formats/gguf_blocks.h ("q4_K", "q8_0", "iq4_nl", ...)
-// trellis codes of formats/trellis_code.h ("tcq2_g64", ...) or a PTQ1.61 mixed
+// trellis codes of formats/trellis_code.h ("tcq2_g64", ...), residual VQ codes of
+// formats/vq_code.h ("vq2x8_g256") or a PTQ1.61 mixed
 // 4-bit / binary format of formats/ptq161_code.h ("ptq161_s125_b192": quantize()
 // runs quant/ptq161.h with the importance as the salience, and there are no
 // ColumnScales, so GPTQ refuses it).
@@ -9,7 +10,7 @@
 // with an optional per-column importance, dequantize with a reference decoder,
 // and hand GPTQ a ColumnScales: the block scales / headers chosen apart from the
 // codes (quant/column_scales.h). The quantizers (RTN, GPTQ, AWQ) are written once
-// against this handle; which of the four families a name belongs to is decided
+// against this handle; which of the five families a name belongs to is decided
 // here and nowhere else.
 //
 // Differences the handle keeps visible:
@@ -28,6 +29,11 @@
 //            weighted by the importance when given; `search` does not apply,
 //            stochastic rounding is refused. GPTQ codes 64 columns jointly
 //            (ColumnScales::joint_cols, BlockLDLQ).
+//   VQ       cols a multiple of 8 (one vector); quantize trains the per-tensor
+//            codebooks and runs the VQ encoder (quant/vq_quantize.h), weighted by
+//            the importance when given; `search` does not apply, stochastic
+//            rounding is refused. GPTQ codes 8 columns jointly; the codebooks
+//            travel in the tensor's `mins` array.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +46,7 @@
 #include "formats/gguf_blocks.h"
 #include "formats/ptq161_code.h"
 #include "formats/trellis_code.h"
+#include "formats/vq_code.h"
 #include "quant/column_scales.h"
 
 namespace lowbit {
@@ -54,20 +61,22 @@ class WeightFormat {
   WeightFormat(const GgufBlockType& type) : gguf_(&type) {}       // NOLINT(google-explicit-constructor)
   explicit WeightFormat(const TrellisParams& p) : trellis_(p), is_trellis_(true) {}
   explicit WeightFormat(const Ptq161Params& p) : ptq161_(p), is_ptq161_(true) {}
+  explicit WeightFormat(const VqParams& p) : vq_(p), is_vq_(true) {}
 
-  // A scaled format, a GGUF block type, trellis codes or a PTQ1.61 format by name;
+  // A scaled format, a GGUF block type, trellis codes, VQ codes or a PTQ1.61 format by name;
   // the error lists the families.
   static Expected<WeightFormat> find(std::string_view name);
 
   std::string name() const;
-  // Exactly one of the four is non-null.
+  // Exactly one of the five is non-null.
   const BlockFormat* block_format() const { return block_; }
   const GgufBlockType* gguf_type() const { return gguf_; }
   const TrellisParams* trellis_params() const { return is_trellis_ ? &trellis_ : nullptr; }
   const Ptq161Params* ptq161_params() const { return is_ptq161_ ? &ptq161_ : nullptr; }
+  const VqParams* vq_params() const { return is_vq_ ? &vq_ : nullptr; }
 
   // cols must be a multiple of this: 1 for scaled formats and PTQ1.61, the block size of
-  // a GGUF type, the sequence length 64 of trellis codes.
+  // a GGUF type, the sequence length 64 of trellis codes, the vector length 8 of VQ codes.
   int64_t col_multiple() const;
   // Whether a [rows, cols] matrix can be stored; the error names the format and the shape.
   Status check_shape(int64_t rows, int64_t cols) const;
@@ -102,6 +111,8 @@ class WeightFormat {
   bool is_trellis_ = false;
   Ptq161Params ptq161_;
   bool is_ptq161_ = false;
+  VqParams vq_;
+  bool is_vq_ = false;
 };
 
 }  // namespace lowbit
