@@ -1,9 +1,7 @@
-// kTrellis GEMV with AVX2 (trellis_kernels.h): the AVX-512 VNNI kernel's steps on
-// two 8-lane halves of each 16-weight block (window broadcast to both 128-bit
-// lanes, vpshufb, vpsrlvd, vpmulld), with the dot products as vpmaddubsw (the
-// hash bytes, <= 63, times a signed x byte: pairs <= 2 * 63 * 128 = 16128, and
-// two blocks' pairs added in int16 stay <= 32256 < 2^15) then vpmaddwd by ones.
-// Where x is not finite, the portable FP32 GEMV runs.
+// kTrellis GEMV with AVX2 (trellis_kernels.h). Interim form for the table
+// codebook: the values of each sequence come from the scalar state walk, widened
+// to 8 lanes of value + 126, with the dot products as vpmaddubsw then vpmaddwd by
+// ones. Where x is not finite, the portable FP32 GEMV runs.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -17,41 +15,29 @@
 namespace lowbit {
 namespace {
 
-template <int K, int V>
-struct Lanes {
-  __m256i ctrl[2], shift[2], add[2];  // lanes 0..7, 8..15 of a block
-  Lanes() {
-    alignas(32) int8_t c[2][32];
-    alignas(32) int32_t s[2][8], a[2][8];
-    for (int i = 0; i < 16; ++i) {
-      for (int j = 0; j < 4; ++j) c[i / 8][4 * (i % 8) + j] = static_cast<int8_t>(trellis_lane_byte(K, V, i) + j);
-      s[i / 8][i % 8] = trellis_lane_shift(K, V, i);
-      a[i / 8][i % 8] = static_cast<int32_t>(kTrellisHashMul * static_cast<uint32_t>(i % V) + kTrellisHashAdd);
-    }
-    for (int h = 0; h < 2; ++h) {
-      ctrl[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(c[h]));
-      shift[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(s[h]));
-      add[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(a[h]));
-    }
+// Step 1 of the table codebook (formats/trellis_code.h): the values of a sequence
+// come from the scalar walk (trellis_sequence_values), value + 126 in byte 0 of
+// each 32-bit lane.
+struct SeqValues {
+  alignas(32) uint8_t u[kTrellisSeqLen];
+  void load(const TrellisParams& p, const uint8_t* seq) {
+    int8_t v[kTrellisSeqLen];
+    trellis_sequence_values(p, seq, v);
+    for (int i = 0; i < kTrellisSeqLen; ++i) u[i] = static_cast<uint8_t>(v[i] + kTrellisValueMax);
+  }
+  // Lanes 8h .. 8h + 7 of block b.
+  __m256i half(int b, int h) const {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u + 16 * b + 8 * h)));
   }
 };
-
-// Hash bytes of half h (lanes 8h .. 8h + 7) of a block from its window.
-template <int K, int V>
-inline __m256i half_hash(const Lanes<K, V>& l, __m256i win, int h) {
-  const __m256i state = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(win, l.ctrl[h]), l.shift[h]),
-                                         _mm256_set1_epi32(0xfff));
-  const __m256i hash =
-      _mm256_add_epi32(_mm256_mullo_epi32(state, _mm256_set1_epi32(static_cast<int>(kTrellisHashMul * V))), l.add[h]);
-  return _mm256_and_si256(hash, _mm256_set1_epi32(0x3f3f3f3f));
-}
 
 inline __m256i load(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 template <int K, int V>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const Lanes<K, V> lanes;
+  const TrellisParams p = w.trellis();
+  SeqValues sv;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const int64_t seqs_per_group = w.group / kTrellisSeqLen, flush = kTrellisFlushCols / kTrellisSeqLen;
   const int8_t* xlo = a.fixed.bytes.data();       // [cols][4]
@@ -76,18 +62,15 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
           if (((q * kSeqBytes) & 63) < kSeqBytes) prefetch_stream(codes + q * kSeqBytes);
           const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
           const int64_t c = q * kTrellisSeqLen;
-          for (int pair = 0; pair < 2; ++pair) {  // blocks 2 pair, 2 pair + 1
-            const __m256i wa = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, 2 * pair));
-            const __m256i wb = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, 2 * pair + 1));
+          sv.load(p, seq);
+          // value + 126 <= 252 in byte 0 of each lane: a vpmaddubsw pair is at most
+          // 252 * 128 = 32256 < 2^15, so each block goes to int32 on its own.
+          for (int b = 0; b < 4; ++b) {
             for (int h = 0; h < 2; ++h) {
-              const __m256i ha = half_hash<K, V>(lanes, wa, h), hb = half_hash<K, V>(lanes, wb, h);
-              const int64_t oa = 4 * (c + 32 * pair + 8 * h), ob = oa + 64;  // x bytes of the two halves
-              const __m256i pl = _mm256_add_epi16(_mm256_maddubs_epi16(ha, load(xlo + oa)),
-                                                  _mm256_maddubs_epi16(hb, load(xlo + ob)));
-              const __m256i ph = _mm256_add_epi16(_mm256_maddubs_epi16(ha, load(xhi + oa)),
-                                                  _mm256_maddubs_epi16(hb, load(xhi + ob)));
-              lo = _mm256_add_epi32(lo, _mm256_madd_epi16(pl, ones));
-              hi = _mm256_add_epi32(hi, _mm256_madd_epi16(ph, ones));
+              const __m256i hv = sv.half(b, h);
+              const int64_t o = 4 * (c + 16 * b + 8 * h);  // x bytes of the half
+              lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_maddubs_epi16(hv, load(xlo + o)), ones));
+              hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_maddubs_epi16(hv, load(xhi + o)), ones));
             }
           }
         }
@@ -110,7 +93,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
 template <int K, int V>
 void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const Lanes<K, V> lanes;
+  const TrellisParams p = w.trellis();
+  SeqValues sv;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const __m256 ts = _mm256_set1_ps(w.tensor_scale);
   const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
@@ -122,10 +106,10 @@ void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
     for (int64_t q = 0; q < nq; ++q) {
       const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
       const __m256 s = _mm256_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
+      sv.load(p, seq);
       for (int b = 0; b < 4; ++b) {
-        const __m256i win = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, b));
         for (int h = 0; h < 2; ++h) {
-          const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(half_hash<K, V>(lanes, win, h), ones8), ones16);
+          const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(sv.half(b, h), ones8), ones16);
           const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, _mm256_set1_epi32(kTrellisValueMax)));
           _mm256_storeu_ps(o + q * kTrellisSeqLen + 16 * b + 8 * h, _mm256_mul_ps(_mm256_mul_ps(v, s), ts));
         }

@@ -1,9 +1,8 @@
-// kTrellis GEMV with AVX-512 VNNI (trellis_kernels.h): per 16-weight block, the
-// window of the bit string broadcast to the four 128-bit lanes, vpshufb gathers
-// each lane's 4 bytes, vpsrlvd + and give the 12-bit states, vpmulld + add + and
-// the hash bytes, and two vpdpbusd add (value + 126) * lo and (value + 126) * hi
-// of the 16-bit fixed-point x (four byte products per lane, the value's bytes
-// times the same x byte). Where x is not finite, the portable FP32 GEMV runs.
+// kTrellis GEMV with AVX-512 VNNI (trellis_kernels.h). Interim form for the
+// table codebook: the values of each 64-weight sequence come from the scalar
+// state walk, widened to 16 lanes of value + 126, and two vpdpbusd per 16
+// weights add (value + 126) * lo and (value + 126) * hi of the 16-bit
+// fixed-point x. Where x is not finite, the portable FP32 GEMV runs.
 // GCC 12 flags the intrinsics headers' _mm512_undefined_* values as maybe uninitialized.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -21,41 +20,26 @@
 namespace lowbit {
 namespace {
 
-template <int K, int V>
-struct Lanes {
-  static constexpr int kBlockBytes = trellis_block_bytes(K, V);
-  __m512i ctrl, shift, add;
-  Lanes() {
-    alignas(64) int8_t c[64];
-    alignas(64) int32_t s[16], a[16];
-    for (int i = 0; i < 16; ++i) {
-      for (int j = 0; j < 4; ++j) c[4 * i + j] = static_cast<int8_t>(trellis_lane_byte(K, V, i) + j);
-      s[i] = trellis_lane_shift(K, V, i);
-      a[i] = static_cast<int32_t>(kTrellisHashMul * static_cast<uint32_t>(i % V) + kTrellisHashAdd);
-    }
-    ctrl = _mm512_load_si512(c);
-    shift = _mm512_load_si512(s);
-    add = _mm512_load_si512(a);
+// Step 1 of the table codebook (formats/trellis_code.h): the values of a sequence
+// come from the scalar walk (trellis_sequence_values), value + 126 in byte 0 of
+// each 32-bit lane, so the dot products below keep their form and exactness.
+struct SeqValues {
+  alignas(64) uint8_t u[kTrellisSeqLen];
+  void load(const TrellisParams& p, const uint8_t* seq) {
+    int8_t v[kTrellisSeqLen];
+    trellis_sequence_values(p, seq, v);
+    for (int i = 0; i < kTrellisSeqLen; ++i) u[i] = static_cast<uint8_t>(v[i] + kTrellisValueMax);
   }
+  __m512i block(int b) const { return _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(u + 16 * b))); }
 };
-
-// Hash bytes (value + 126 in byte sums) of block b's 16 weights.
-template <int K, int V>
-inline __m512i block_hash(const Lanes<K, V>& l, const uint8_t* seq, int b) {
-  const __m512i win = _mm512_broadcast_i32x4(trellis_window<K, V>(seq, b));
-  const __m512i state = _mm512_and_si512(_mm512_srlv_epi32(_mm512_shuffle_epi8(win, l.ctrl), l.shift),
-                                         _mm512_set1_epi32(0xfff));
-  const __m512i h = _mm512_add_epi32(_mm512_mullo_epi32(state, _mm512_set1_epi32(static_cast<int>(kTrellisHashMul * V))),
-                                     l.add);
-  return _mm512_and_si512(h, _mm512_set1_epi32(0x3f3f3f3f));
-}
 
 // kHiOnly: x as its hi byte alone (an 8-bit x of step 256 xs), one vpdpbusd per
 // block; for the benchmark's comparison only (trellis_kernels.h).
 template <int K, int V, bool kHiOnly>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const Lanes<K, V> lanes;
+  const TrellisParams p = w.trellis();
+  SeqValues sv;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const int64_t seqs_per_group = w.group / kTrellisSeqLen, flush = kTrellisFlushCols / kTrellisSeqLen;
   const int8_t* xlo = a.fixed.bytes.data();            // [cols][4]
@@ -80,8 +64,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
           if (((q * kSeqBytes) & 63) < kSeqBytes) prefetch_stream(codes + q * kSeqBytes);
           const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
           const int64_t c = q * kTrellisSeqLen;
-          const __m512i h0 = block_hash<K, V>(lanes, seq, 0), h1 = block_hash<K, V>(lanes, seq, 1);
-          const __m512i h2 = block_hash<K, V>(lanes, seq, 2), h3 = block_hash<K, V>(lanes, seq, 3);
+          sv.load(p, seq);
+          const __m512i h0 = sv.block(0), h1 = sv.block(1), h2 = sv.block(2), h3 = sv.block(3);
           if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, h0, _mm512_loadu_si512(xlo + 4 * c));
           hi0 = _mm512_dpbusd_epi32(hi0, h0, _mm512_loadu_si512(xhi + 4 * c));
           if constexpr (!kHiOnly) lo1 = _mm512_dpbusd_epi32(lo1, h1, _mm512_loadu_si512(xlo + 4 * c + 64));
@@ -106,7 +90,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
 template <int K, int V>
 void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const Lanes<K, V> lanes;
+  const TrellisParams p = w.trellis();
+  SeqValues sv;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const __m512 ts = _mm512_set1_ps(w.tensor_scale);
   alignas(64) uint8_t last[64] = {};
@@ -117,8 +102,9 @@ void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
     for (int64_t q = 0; q < nq; ++q) {
       const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
       const __m512 s = _mm512_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
+      sv.load(p, seq);
       for (int b = 0; b < 4; ++b) {
-        const __m512i v = _mm512_dpbusd_epi32(_mm512_set1_epi32(-kTrellisValueMax), block_hash<K, V>(lanes, seq, b),
+        const __m512i v = _mm512_dpbusd_epi32(_mm512_set1_epi32(-kTrellisValueMax), sv.block(b),
                                               _mm512_set1_epi8(1));
         _mm512_storeu_ps(o + q * kTrellisSeqLen + 16 * b, _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), s), ts));
       }

@@ -139,7 +139,7 @@ std::vector<LinearKernel> build_table() {
       fp_row("bits/avx2", L::kBits, packed_kernels_bits_avx2()),
       fp_row("bits/avx512", L::kBits, packed_kernels_bits_avx512()),
       // Trellis-coded weights (trellis_kernels.h): FP32 portable; SIMD ones on 16-bit fixed-point x,
-      // the codebook hashed in the lanes (AVX-512 without VNNI runs the AVX2 row).
+      // the codebook looked up per weight (AVX-512 without VNNI runs the AVX2 row).
       fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
       fp_row("tcq/avx2", L::kTrellis, packed_kernels_trellis_avx2()),
       fp_row("tcq/avx512vnni", L::kTrellis, packed_kernels_trellis_avx512vnni()),

@@ -22,7 +22,7 @@ void trellis_sequence_values(const TrellisParams& p, const uint8_t* seq, int8_t*
     std::memcpy(&word, buf + bit / 8, 4);
     const uint32_t state = (word >> (bit % 8)) & mask;
     for (int j = 0; j < p.values_per_step; ++j) {
-      out[t * p.values_per_step + j] = static_cast<int8_t>(trellis_state_value(p, state, j));
+      out[t * p.values_per_step + j] = static_cast<int8_t>(trellis_state_value(state, j));
     }
   }
 }

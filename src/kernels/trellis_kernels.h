@@ -11,16 +11,15 @@
 // The last block reads past the string's end: its window is the string's last
 // 2k/V bytes followed by its first two bytes (the tail-biting wrap).
 //
-// Codebook in SIMD: u = V s + j, h = a u + b = (V a) s + (a j + b) (mod 2^32),
-// one multiply and one add per lane; value + 126 = bytesum(h & 0x3f3f3f3f).
+// Codebook (formats/trellis_code.h): value_j(s) = kTrellisTable[h_j(s)], in [-126, 126].
 //
 // The SIMD GEMVs (AVX2, AVX-512 VNNI) take x in 16-bit fixed point, as the kLut4
 // ones do (lut4_fixed16.h: x[c] ≈ xs * xi[c], |xi| <= 32639, xi = 256 hi + lo):
 //   y = tensor_scale * xs * sum_g s_g * (D_g - 126 * X_g),
 //   D_g = sum_{c in g} (value_c + 126) xi_c,   X_g = sum_{c in g} xi_c
-// Each byte of h & 0x3f3f3f3f (in [0, 63]) multiplies the same x byte, so one
-// u8 x s8 dot product of four bytes (vpdpbusd; vpmaddubsw + vpmaddwd on AVX2) per
-// lane gives (value + 126) * hi (or lo) without forming the value. The lanes of
+// value + 126 (in [0, 252]) is byte 0 of a 32-bit lane whose other bytes are 0, so
+// one u8 x s8 dot product of four bytes (vpdpbusd; vpmaddubsw + vpmaddwd on AVX2)
+// per lane gives (value + 126) * hi (or lo). The lanes of
 // D hold exact int32 sums over at most kTrellisFlushCols columns (per lane and
 // vector at most 252 * 128; 64 vectors: 2.1e6, times 256 for hi: 5.3e8 < 2^31),
 // then are converted to FP32 and multiplied by the group scale.
