@@ -34,7 +34,11 @@ std::vector<const LinearKernel*> tcq_entries() {
   std::vector<const LinearKernel*> out;
   const CpuFeatures cpu = detect_cpu_features();
   for (const LinearKernel& k : linear_kernels()) {
-    if (k.layout == WeightLayout::kTrellis && isa_supported(k.isa, cpu)) out.push_back(&k);
+    // The rows' predicates (tcq/avx512vnni+vbmi: CPUID AVX512_VBMI) look at the CPU only.
+    if (k.layout == WeightLayout::kTrellis && isa_supported(k.isa, cpu) &&
+        (k.accepts == nullptr || k.accepts(PackedMatrix{}, cpu))) {
+      out.push_back(&k);
+    }
   }
   return out;
 }
@@ -192,10 +196,11 @@ TEST(TrellisKernels, HostileActivations) {
   }
 }
 
-// The benchmark's 8-bit-x variant of the VNNI GEMV (x as its hi byte: error up to
+// The benchmark's 8-bit-x variant of the VBMI GEMV (x as its hi byte: error up to
 // 128 xs per element, plus the hi/lo split's 0.5 xs, on top of the FP32 rounding).
 TEST(TrellisKernels, HiOnlyVariantWithinItsCoarserBound) {
-  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) GTEST_SKIP() << "no AVX-512 VNNI";
+  const CpuFeatures cpu = detect_cpu_features();
+  if (!isa_supported(Isa::kAvx512Vnni, cpu) || !cpu.avx512vbmi) GTEST_SKIP() << "no AVX-512 VNNI + VBMI";
   for (const char* format : {"tcq2_g64", "tcq2p5_g128", "tcq3_g2048"}) {
     SCOPED_TRACE(format);
     const PackedMatrix w = pack(random_trellis_weight(format, 9, 4160, 8));
@@ -204,7 +209,7 @@ TEST(TrellisKernels, HiOnlyVariantWithinItsCoarserBound) {
     prepare_activation(w, x.data(), a, prepare_trellis_fixed16);
     ASSERT_TRUE(a.fixed.valid);
     std::vector<float> got(9), want(9);
-    trellis_gemv_avx512vnni_hi_only(w, a, 0, 9, got.data());
+    trellis_gemv_avx512vbmi_hi_only(w, a, 0, 9, got.data());
     gemv_packed_reference(w, x.data(), 0, 9, want.data());
     for (int64_t r = 0; r < 9; ++r) {
       double mag = 0.0, scales = 0.0;  // sum_c |W[r, c]|, sum_c |s_g(c)|

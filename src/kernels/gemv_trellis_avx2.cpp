@@ -1,7 +1,18 @@
-// kTrellis GEMV with AVX2 (trellis_kernels.h). Interim form for the table
-// codebook: the values of each sequence come from the scalar state walk, widened
-// to 8 lanes of value + 126, with the dot products as vpmaddubsw then vpmaddwd by
-// ones. Where x is not finite, the portable FP32 GEMV runs.
+// kTrellis GEMV with AVX2 (trellis_kernels.h): 16 weights (one block) per ymm of
+// 16-bit lanes. Lane l's state starts at bit rel = (l / V) k of the block's
+// 16-byte window (trellis_window.h), at byte rel / 8 and shift sh = rel % 8:
+//   vpshufb x2     words (byte rel/8, +1) and (rel/8 + 1, +2) of the window
+//   vpmullw x2     by 2^(8 - sh): the high bytes are state bits 0..7 and 8..15,
+//                  joined into the 12-bit state s of the lane
+//   shifts, xors   h = (s ^ s >> 4 ^ s >> 6 ^ s >> 8) & 63 in the low byte
+//                  (V = 2: the s >> 6 term in even lanes only, h1 in odd ones)
+//   vpshufb x4, vpblendvb x3   value + 126 from the 64-byte table (bits 4, 5 of h
+//                  select one of four 16-byte tables), the low byte of the lane
+//   vpmaddwd       (value + 126) * xi with the 16-bit fixed-point x itself (pairs
+//                  <= 2 * 252 * 32639 < 2^24; exact int32 lanes, see below)
+// The lanes of D hold int32 sums over at most kTrellisFlushCols columns, 2 products
+// per lane per 16 columns: 128 * 252 * 32639 = 1.05e9 < 2^31.
+// Where x is not finite, the portable FP32 GEMV runs.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -15,36 +26,59 @@
 namespace lowbit {
 namespace {
 
-// Step 1 of the table codebook (formats/trellis_code.h): the values of a sequence
-// come from the scalar walk (trellis_sequence_values), value + 126 in byte 0 of
-// each 32-bit lane.
-struct SeqValues {
-  alignas(32) uint8_t u[kTrellisSeqLen];
-  void load(const TrellisParams& p, const uint8_t* seq) {
-    int8_t v[kTrellisSeqLen];
-    trellis_sequence_values(p, seq, v);
-    for (int i = 0; i < kTrellisSeqLen; ++i) u[i] = static_cast<uint8_t>(v[i] + kTrellisValueMax);
+template <int K, int V>
+struct Decoder {
+  __m256i lo_bytes, hi_bytes, mul, keep6, table[4];
+  Decoder() {
+    alignas(32) int8_t lo[32], hi[32];
+    alignas(32) int16_t m[16], k6[16];
+    alignas(32) uint8_t t[4][32];
+    for (int l = 0; l < 16; ++l) {
+      const int rel = trellis_lane_bit(K, V, l), byte = rel / 8;
+      const int pos = 2 * (l % 8) + 16 * (l / 8);  // word l of the ymm
+      lo[pos] = static_cast<int8_t>(byte);
+      lo[pos + 1] = static_cast<int8_t>(byte + 1);
+      hi[pos] = static_cast<int8_t>(byte + 1);
+      hi[pos + 1] = static_cast<int8_t>(byte + 2);
+      m[l] = static_cast<int16_t>(1 << (8 - rel % 8));
+      k6[l] = static_cast<int16_t>(V == 1 || l % V == 0 ? -1 : 0);  // h0 lanes keep the s >> 6 term
+    }
+    for (int j = 0; j < 4; ++j) {
+      for (int i = 0; i < 32; ++i) t[j][i] = static_cast<uint8_t>(kTrellisTable[16 * j + i % 16] + kTrellisValueMax);
+      table[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(t[j]));
+    }
+    lo_bytes = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo));
+    hi_bytes = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
+    mul = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+    keep6 = _mm256_load_si256(reinterpret_cast<const __m256i*>(k6));
   }
-  // Lanes 8h .. 8h + 7 of block b.
-  __m256i half(int b, int h) const {
-    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(u + 16 * b + 8 * h)));
+  // value + 126 of block b's 16 weights, one per 16-bit lane.
+  __m256i values(const uint8_t* seq, int b) const {
+    const __m256i win = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, b));
+    const __m256i lo = _mm256_mullo_epi16(_mm256_shuffle_epi8(win, lo_bytes), mul);  // high byte: s & 255
+    const __m256i hi = _mm256_mullo_epi16(_mm256_shuffle_epi8(win, hi_bytes), mul);  // high byte: s >> 8 (+ more)
+    const __m256i s = _mm256_or_si256(_mm256_srli_epi16(lo, 8), _mm256_and_si256(hi, _mm256_set1_epi16(0x0f00)));
+    __m256i s6 = _mm256_srli_epi16(s, 6);
+    if constexpr (V != 1) s6 = _mm256_and_si256(s6, keep6);
+    const __m256i h = _mm256_and_si256(_mm256_xor_si256(_mm256_xor_si256(s, _mm256_srli_epi16(s, 4)),
+                                                        _mm256_xor_si256(s6, _mm256_srli_epi16(s, 8))),
+                                       _mm256_set1_epi16(63));  // h in the low byte, 0 in the high one
+    const __m256i sel4 = _mm256_slli_epi16(h, 3), sel5 = _mm256_slli_epi16(h, 2);  // bits 4, 5 of h to bit 7
+    const __m256i v01 = _mm256_blendv_epi8(_mm256_shuffle_epi8(table[0], h), _mm256_shuffle_epi8(table[1], h), sel4);
+    const __m256i v23 = _mm256_blendv_epi8(_mm256_shuffle_epi8(table[2], h), _mm256_shuffle_epi8(table[3], h), sel4);
+    return _mm256_and_si256(_mm256_blendv_epi8(v01, v23, sel5), _mm256_set1_epi16(0xff));
   }
 };
-
-inline __m256i load(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 template <int K, int V>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const TrellisParams p = w.trellis();
-  SeqValues sv;
+  const Decoder<K, V> dec;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const int64_t seqs_per_group = w.group / kTrellisSeqLen, flush = kTrellisFlushCols / kTrellisSeqLen;
-  const int8_t* xlo = a.fixed.bytes.data();       // [cols][4]
-  const int8_t* xhi = xlo + 4 * w.cols;           // [cols][4]
-  const float* xsum = a.fixed.group_sums.data();  // [ng]
-  const __m256i ones = _mm256_set1_epi16(1);
-  alignas(64) uint8_t last[64] = {};  // the row's last sequence, so reads stay in the buffer
+  const int16_t* xi = trellis_fixed16_words(a, w.cols);  // [cols]
+  const float* xsum = a.fixed.group_sums.data();        // [ng]
+  alignas(64) uint8_t last[64] = {};                    // the row's last sequence, so reads stay in the buffer
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.codes.data() + r * rb;
     const uint16_t* sc = w.scales.data() + r * ng;
@@ -56,27 +90,19 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
       offset += s * xsum[g];
       const int64_t q_end = std::min(nq, (g + 1) * seqs_per_group);
       for (int64_t q0 = g * seqs_per_group; q0 < q_end; q0 += flush) {
-        __m256i lo = _mm256_setzero_si256(), hi = lo;
+        __m256i d0 = _mm256_setzero_si256(), d1 = d0;
         for (int64_t q = q0; q < std::min(q_end, q0 + flush); ++q) {
           // One prefetch per 64-byte line of the code stream (stream_prefetch.h).
           if (((q * kSeqBytes) & 63) < kSeqBytes) prefetch_stream(codes + q * kSeqBytes);
           const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
-          const int64_t c = q * kTrellisSeqLen;
-          sv.load(p, seq);
-          // value + 126 <= 252 in byte 0 of each lane: a vpmaddubsw pair is at most
-          // 252 * 128 = 32256 < 2^15, so each block goes to int32 on its own.
-          for (int b = 0; b < 4; ++b) {
-            for (int h = 0; h < 2; ++h) {
-              const __m256i hv = sv.half(b, h);
-              const int64_t o = 4 * (c + 16 * b + 8 * h);  // x bytes of the half
-              lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_maddubs_epi16(hv, load(xlo + o)), ones));
-              hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_maddubs_epi16(hv, load(xhi + o)), ones));
-            }
-          }
+          const int16_t* xq = xi + q * kTrellisSeqLen;
+          const auto x16 = [&](int b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16 * b)); };
+          d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(dec.values(seq, 0), x16(0)));
+          d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(dec.values(seq, 1), x16(1)));
+          d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(dec.values(seq, 2), x16(2)));
+          d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(dec.values(seq, 3), x16(3)));
         }
-        // D lanes: 256 hi + lo, exact in int32 over kTrellisFlushCols columns (trellis_kernels.h).
-        const __m256i d = _mm256_add_epi32(_mm256_slli_epi32(hi, 8), lo);
-        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), facc);
+        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(d0, d1)), _mm256_set1_ps(s), facc);
       }
     }
     alignas(32) float lanes8[8];
@@ -88,16 +114,14 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   }
 }
 
-// Rows in FP32: value = bytesum(h) - 126 (vpmaddubsw with ones, vpmaddwd with ones),
-// then value * scale * tensor_scale in packed_value's order (bit-identical).
+// Rows in FP32: value = (value + 126) - 126 per 16-bit lane, widened to 32 bits, then
+// value * scale * tensor_scale in packed_value's order (bit-identical).
 template <int K, int V>
 void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const TrellisParams p = w.trellis();
-  SeqValues sv;
+  const Decoder<K, V> dec;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const __m256 ts = _mm256_set1_ps(w.tensor_scale);
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   alignas(64) uint8_t last[64] = {};
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.codes.data() + r * rb;
@@ -106,12 +130,12 @@ void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
     for (int64_t q = 0; q < nq; ++q) {
       const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
       const __m256 s = _mm256_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
-      sv.load(p, seq);
       for (int b = 0; b < 4; ++b) {
+        const __m256i v = _mm256_sub_epi16(dec.values(seq, b), _mm256_set1_epi16(kTrellisValueMax));
         for (int h = 0; h < 2; ++h) {
-          const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(sv.half(b, h), ones8), ones16);
-          const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, _mm256_set1_epi32(kTrellisValueMax)));
-          _mm256_storeu_ps(o + q * kTrellisSeqLen + 16 * b + 8 * h, _mm256_mul_ps(_mm256_mul_ps(v, s), ts));
+          const __m256i v32 = _mm256_cvtepi16_epi32(h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1));
+          const __m256 vf = _mm256_cvtepi32_ps(v32);
+          _mm256_storeu_ps(o + q * kTrellisSeqLen + 16 * b + 8 * h, _mm256_mul_ps(_mm256_mul_ps(vf, s), ts));
         }
       }
     }
