@@ -6,8 +6,9 @@
 //                  joined into the 12-bit state s of the lane
 //   shifts, xors   h = (s ^ s >> 4 ^ s >> 6 ^ s >> 8) & 63 in the low byte
 //                  (V = 2: the s >> 6 term in even lanes only, h1 in odd ones)
+//   vpackuswb      two blocks' h to one register of bytes
 //   vpshufb x4, vpblendvb x3   value + 126 from the 64-byte table (bits 4, 5 of h
-//                  select one of four 16-byte tables), the low byte of the lane
+//                  select one of four 16-byte tables), unpacked to 16-bit lanes
 //   vpmaddwd       (value + 126) * xi with the 16-bit fixed-point x itself (pairs
 //                  <= 2 * 252 * 32639 < 2^24; exact int32 lanes, see below)
 // The lanes of D hold int32 sums over at most kTrellisFlushCols columns, 2 products
@@ -17,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/half.h"
 #include "kernels/stream_prefetch.h"
@@ -52,23 +54,51 @@ struct Decoder {
     mul = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
     keep6 = _mm256_load_si256(reinterpret_cast<const __m256i*>(k6));
   }
-  // value + 126 of block b's 16 weights, one per 16-bit lane.
-  __m256i values(const uint8_t* seq, int b) const {
+  // h of block b's 16 weights, one per 16-bit lane (the low byte; the high one is 0).
+  __m256i indices(const uint8_t* seq, int b) const {
     const __m256i win = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, b));
     const __m256i lo = _mm256_mullo_epi16(_mm256_shuffle_epi8(win, lo_bytes), mul);  // high byte: s & 255
     const __m256i hi = _mm256_mullo_epi16(_mm256_shuffle_epi8(win, hi_bytes), mul);  // high byte: s >> 8 (+ more)
     const __m256i s = _mm256_or_si256(_mm256_srli_epi16(lo, 8), _mm256_and_si256(hi, _mm256_set1_epi16(0x0f00)));
     __m256i s6 = _mm256_srli_epi16(s, 6);
     if constexpr (V != 1) s6 = _mm256_and_si256(s6, keep6);
-    const __m256i h = _mm256_and_si256(_mm256_xor_si256(_mm256_xor_si256(s, _mm256_srli_epi16(s, 4)),
-                                                        _mm256_xor_si256(s6, _mm256_srli_epi16(s, 8))),
-                                       _mm256_set1_epi16(63));  // h in the low byte, 0 in the high one
+    return _mm256_and_si256(_mm256_xor_si256(_mm256_xor_si256(s, _mm256_srli_epi16(s, 4)),
+                                             _mm256_xor_si256(s6, _mm256_srli_epi16(s, 8))),
+                            _mm256_set1_epi16(63));
+  }
+  // value + 126 of blocks b and b + 1, one per 16-bit lane: the two blocks' indices
+  // packed to bytes (block b's in bytes 0..7 of each 128-bit lane, b + 1's in 8..15),
+  // one table lookup for both, unpacked back in order.
+  void values(const uint8_t* seq, int b, __m256i& va, __m256i& vb) const {
+    const __m256i h = _mm256_packus_epi16(indices(seq, b), indices(seq, b + 1));
     const __m256i sel4 = _mm256_slli_epi16(h, 3), sel5 = _mm256_slli_epi16(h, 2);  // bits 4, 5 of h to bit 7
     const __m256i v01 = _mm256_blendv_epi8(_mm256_shuffle_epi8(table[0], h), _mm256_shuffle_epi8(table[1], h), sel4);
     const __m256i v23 = _mm256_blendv_epi8(_mm256_shuffle_epi8(table[2], h), _mm256_shuffle_epi8(table[3], h), sel4);
-    return _mm256_and_si256(_mm256_blendv_epi8(v01, v23, sel5), _mm256_set1_epi16(0xff));
+    const __m256i v = _mm256_blendv_epi8(v01, v23, sel5);
+    va = _mm256_unpacklo_epi8(v, _mm256_setzero_si256());
+    vb = _mm256_unpackhi_epi8(v, _mm256_setzero_si256());
   }
 };
+
+// The row's group scales in FP32 (vcvtph2ps, exact) and sum_g s_g X_g.
+inline float row_scales(const uint16_t* sc, const float* xsum, int64_t ng, float* sf) {
+  int64_t g = 0;
+  __m256 acc = _mm256_setzero_ps();
+  for (; g + 8 <= ng; g += 8) {
+    const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g)));
+    _mm256_storeu_ps(sf + g, v);
+    acc = _mm256_fmadd_ps(v, _mm256_loadu_ps(xsum + g), acc);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  float offset = 0.0f;
+  for (float v : lanes) offset += v;
+  for (; g < ng; ++g) {
+    sf[g] = fp16_to_float(sc[g]);
+    offset += sf[g] * xsum[g];
+  }
+  return offset;
+}
 
 template <int K, int V>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
@@ -79,30 +109,43 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   const int16_t* xi = trellis_fixed16_words(a, w.cols);  // [cols]
   const float* xsum = a.fixed.group_sums.data();        // [ng]
   alignas(64) uint8_t last[64] = {};                    // the row's last sequence, so reads stay in the buffer
+  std::vector<float> sf(static_cast<size_t>(ng));       // the row's scales
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.codes.data() + r * rb;
-    const uint16_t* sc = w.scales.data() + r * ng;
     std::memcpy(last, codes + (nq - 1) * kSeqBytes, kSeqBytes);
     __m256 facc = _mm256_setzero_ps();
-    float offset = 0.0f;  // sum_g s_g X_g
-    for (int64_t g = 0; g < ng; ++g) {
-      const float s = fp16_to_float(sc[g]);
-      offset += s * xsum[g];
+    const float offset = row_scales(w.scales.data() + r * ng, xsum, ng, sf.data());  // sum_g s_g X_g
+    // D lanes of sequence q: (value + 126) * xi, two columns per lane and 16-weight block.
+    const auto seq_d = [&](int64_t q) {
+      // One prefetch per 64-byte line of the code stream (stream_prefetch.h).
+      if (((q * kSeqBytes) & 63) < kSeqBytes) prefetch_stream(codes + q * kSeqBytes);
+      const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
+      const int16_t* xq = xi + q * kTrellisSeqLen;
+      const auto x16 = [&](int b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16 * b)); };
+      __m256i v0, v1, v2, v3;
+      dec.values(seq, 0, v0, v1);
+      dec.values(seq, 2, v2, v3);
+      return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(v0, x16(0)), _mm256_madd_epi16(v1, x16(1))),
+                              _mm256_add_epi32(_mm256_madd_epi16(v2, x16(2)), _mm256_madd_epi16(v3, x16(3))));
+    };
+    if (seqs_per_group == 1) {
+      // One sequence per group (G = 64, the common case): each sequence's D converted at
+      // once; two FP32 accumulators for the FMA latency.
+      __m256 facc1 = _mm256_setzero_ps();
+      int64_t q = 0;
+      for (; q + 1 < nq; q += 2) {
+        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(seq_d(q)), _mm256_set1_ps(sf[q]), facc);
+        facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(seq_d(q + 1)), _mm256_set1_ps(sf[q + 1]), facc1);
+      }
+      if (q < nq) facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(seq_d(q)), _mm256_set1_ps(sf[q]), facc);
+      facc = _mm256_add_ps(facc, facc1);
+    }
+    for (int64_t g = 0; g < ng && seqs_per_group > 1; ++g) {
       const int64_t q_end = std::min(nq, (g + 1) * seqs_per_group);
       for (int64_t q0 = g * seqs_per_group; q0 < q_end; q0 += flush) {
-        __m256i d0 = _mm256_setzero_si256(), d1 = d0;
-        for (int64_t q = q0; q < std::min(q_end, q0 + flush); ++q) {
-          // One prefetch per 64-byte line of the code stream (stream_prefetch.h).
-          if (((q * kSeqBytes) & 63) < kSeqBytes) prefetch_stream(codes + q * kSeqBytes);
-          const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
-          const int16_t* xq = xi + q * kTrellisSeqLen;
-          const auto x16 = [&](int b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16 * b)); };
-          d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(dec.values(seq, 0), x16(0)));
-          d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(dec.values(seq, 1), x16(1)));
-          d0 = _mm256_add_epi32(d0, _mm256_madd_epi16(dec.values(seq, 2), x16(2)));
-          d1 = _mm256_add_epi32(d1, _mm256_madd_epi16(dec.values(seq, 3), x16(3)));
-        }
-        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(d0, d1)), _mm256_set1_ps(s), facc);
+        __m256i d = _mm256_setzero_si256();
+        for (int64_t q = q0; q < std::min(q_end, q0 + flush); ++q) d = _mm256_add_epi32(d, seq_d(q));
+        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sf[g]), facc);
       }
     }
     alignas(32) float lanes8[8];
@@ -130,8 +173,11 @@ void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
     for (int64_t q = 0; q < nq; ++q) {
       const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
       const __m256 s = _mm256_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
+      __m256i vb[4];
+      dec.values(seq, 0, vb[0], vb[1]);
+      dec.values(seq, 2, vb[2], vb[3]);
       for (int b = 0; b < 4; ++b) {
-        const __m256i v = _mm256_sub_epi16(dec.values(seq, b), _mm256_set1_epi16(kTrellisValueMax));
+        const __m256i v = _mm256_sub_epi16(vb[b], _mm256_set1_epi16(kTrellisValueMax));
         for (int h = 0; h < 2; ++h) {
           const __m256i v32 = _mm256_cvtepi16_epi32(h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1));
           const __m256 vf = _mm256_cvtepi32_ps(v32);

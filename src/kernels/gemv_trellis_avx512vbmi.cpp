@@ -18,6 +18,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "core/half.h"
 #include "kernels/stream_prefetch.h"
@@ -70,6 +71,23 @@ struct Decoder {
 
 // kHiOnly: x as its hi byte alone (an 8-bit x of step 256 xs), one vpdpbusd per
 // sequence; for the benchmark's comparison only (trellis_kernels.h).
+// The row's group scales in FP32 (vcvtph2ps, exact) and sum_g s_g X_g.
+inline float row_scales(const uint16_t* sc, const float* xsum, int64_t ng, float* sf) {
+  int64_t g = 0;
+  __m512 acc = _mm512_setzero_ps();
+  for (; g + 16 <= ng; g += 16) {
+    const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g)));
+    _mm512_storeu_ps(sf + g, v);
+    acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(xsum + g), acc);
+  }
+  float offset = _mm512_reduce_add_ps(acc);
+  for (; g < ng; ++g) {
+    sf[g] = fp16_to_float(sc[g]);
+    offset += sf[g] * xsum[g];
+  }
+  return offset;
+}
+
 template <int K, int V, bool kHiOnly>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   using D = Decoder<K, V>;
@@ -79,15 +97,34 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   const int8_t* xlo = a.fixed.bytes.data();       // [cols]
   const int8_t* xhi = xlo + w.cols;               // [cols]
   const float* xsum = a.fixed.group_sums.data();  // [ng]
+  std::vector<float> sf(static_cast<size_t>(ng));  // the row's scales
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.codes.data() + r * rb;
-    const uint16_t* sc = w.scales.data() + r * ng;
     __m512 facc = _mm512_setzero_ps();
-    float offset = 0.0f;  // sum_g s_g X_g
-    for (int64_t g = 0; g < ng; ++g) {
-      const float s = fp16_to_float(sc[g]);
-      offset += s * xsum[g];
-      const __m512 vs = _mm512_set1_ps(s);
+    const float offset = row_scales(w.scales.data() + r * ng, xsum, ng, sf.data());  // sum_g s_g X_g
+    if (seqs_per_group == 1) {
+      // One sequence per group (G = 64, the common case): no chunk loop; D = 256 hi + lo of
+      // the sequence alone, converted at once; two FP32 accumulators for the FMA latency.
+      const auto seq_d = [&](int64_t q) {
+        const __m512i v = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
+        const int64_t c = q * kTrellisSeqLen;
+        const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xhi + c));
+        if constexpr (kHiOnly) return _mm512_cvtepi32_ps(_mm512_slli_epi32(hi, 8));
+        const __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xlo + c));
+        return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(hi, 8), lo));
+      };
+      __m512 facc1 = _mm512_setzero_ps();
+      int64_t q = 0;
+      for (; q + 1 < nq; q += 2) {
+        if (((q * D::kSeqBytes) & 63) < 2 * D::kSeqBytes) prefetch_stream(codes + q * D::kSeqBytes);
+        facc = _mm512_fmadd_ps(seq_d(q), _mm512_set1_ps(sf[q]), facc);
+        facc1 = _mm512_fmadd_ps(seq_d(q + 1), _mm512_set1_ps(sf[q + 1]), facc1);
+      }
+      if (q < nq) facc = _mm512_fmadd_ps(seq_d(q), _mm512_set1_ps(sf[q]), facc);
+      facc = _mm512_add_ps(facc, facc1);
+    }
+    for (int64_t g = 0; g < ng && seqs_per_group > 1; ++g) {
+      const __m512 vs = _mm512_set1_ps(sf[g]);
       const int64_t q_end = std::min(nq, (g + 1) * seqs_per_group);
       for (int64_t q0 = g * seqs_per_group; q0 < q_end; q0 += flush) {
         __m512i lo0 = _mm512_setzero_si512(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
