@@ -1,9 +1,10 @@
 // Google Benchmark for the trellis-coded decode GEMVs (kernels/trellis_kernels.h)
 // against lut4 W4 (int4_g128) in the same process.
 //   BM_TrellisGemv: one matrix, one thread, per ISA (args: format index in kFormats,
-//     ISA 0 generic / 1 avx2 / 2 avx512vnni, rows, cols): GB/s of packed storage.
+//     ISA level 0 generic / 1 avx2 / 2 avx512vnni (tcq: the avx512vbmi row, skipped
+//     without VBMI), rows, cols): GB/s of packed storage and G weights/s.
 //   BM_TrellisDequantizeRows: the prompt path's row decode, per ISA.
-//   BM_TrellisGemvHiOnly: the VNNI GEMV with 8-bit x, to price the 16-bit activations.
+//   BM_TrellisGemvHiOnly: the VBMI GEMV with 8-bit x, to price the 16-bit activations.
 //   BM_TrellisDecodeModel: `lowbit bench --shape tinyllama-1.1b` without a recipe
 //     (eval/synthetic_model.h makes random tcq codes): every linear in the format,
 //     2 threads, tg16 after an 8-token prompt, 3 repetitions; counters tg tokens/s,
@@ -59,28 +60,53 @@ PackedMatrix packed(const char* format, int64_t rows, int64_t cols) {
 
 Isa isa_arg(int64_t a) { return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : Isa::kAvx512Vnni; }
 
-void BM_TrellisGemv(benchmark::State& state) {
-  const char* format = kFormats[state.range(0)];
-  const Isa isa = isa_arg(state.range(1));
-  if (!isa_supported(isa, detect_cpu_features())) {
-    state.SkipWithError("ISA not supported");
-    return;
+// What every per-matrix benchmark sets up: the format (arg 0, index in kFormats),
+// the ISA level (arg 1, isa_arg), the packed [rows, cols] matrix and the table
+// row the runtime picks for it there. Skips (false) where this CPU lacks the
+// level, or where the row picked is not the one asked for (tcq at AVX-512 needs
+// VBMI: without it the AVX2 row would run, labelled as such).
+struct MatrixCase {
+  const char* format = nullptr;
+  PackedMatrix w;
+  const LinearKernel* entry = nullptr;
+
+  bool set_up(benchmark::State& state, int64_t rows, int64_t cols) {
+    format = kFormats[state.range(0)];
+    const Isa isa = isa_arg(state.range(1));
+    if (!isa_supported(isa, detect_cpu_features())) {
+      state.SkipWithError("ISA not supported");
+      return false;
+    }
+    w = packed(format, rows, cols);
+    entry = find_linear_kernel(w, ActFormat::kFp32, isa);
+    if (entry == nullptr || entry->isa != isa) {
+      state.SkipWithError("no kernel of this ISA level for the format on this CPU");
+      return false;
+    }
+    state.SetLabel(std::string(format) + " " + entry->name);
+    return true;
   }
-  const PackedMatrix w = packed(format, state.range(2), state.range(3));
-  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kFp32, isa);
-  const std::vector<float> x = random_values(w.cols, 2);
+};
+
+void set_rates(benchmark::State& state, double bytes, double weights) {
+  using C = benchmark::Counter;
+  if (bytes > 0) state.counters["GB/s"] = C(bytes, C::kIsIterationInvariantRate, C::kIs1000);
+  state.counters["Gw/s"] = C(weights, C::kIsIterationInvariantRate, C::kIs1000);
+}
+
+// One GEMV (args: format, ISA, rows, cols): GB/s of packed storage, G weights/s.
+void BM_TrellisGemv(benchmark::State& state) {
+  MatrixCase m;
+  if (!m.set_up(state, state.range(2), state.range(3))) return;
+  const std::vector<float> x = random_values(m.w.cols, 2);
   PackedActivation a;
-  std::vector<float> y(static_cast<size_t>(w.rows));
+  std::vector<float> y(static_cast<size_t>(m.w.rows));
   for (auto _ : state) {
-    prepare_activation(w, x.data(), a, entry.fp.prepare_fixed16);  // once per call in the runtime too
-    entry.fp.gemv(w, a, 0, w.rows, y.data());
+    prepare_activation(m.w, x.data(), a, m.entry->fp.prepare_fixed16);  // once per call in the runtime too
+    m.entry->fp.gemv(m.w, a, 0, m.w.rows, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(format) + " " + entry.name);
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.storage_bytes()),
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(w.rows * w.cols),
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  set_rates(state, static_cast<double>(m.w.storage_bytes()), static_cast<double>(m.w.rows * m.w.cols));
 }
 BENCHMARK(BM_TrellisGemv)
     ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}, {5632}, {2048}})
@@ -89,54 +115,43 @@ BENCHMARK(BM_TrellisGemv)
     ->Args({4, 2, 2048, 5632});
 
 // The prompt path's row decode (dequantize_rows of a 256-row tile, then sgemm in the
-// runtime): args format index, ISA (isa_arg), rows, cols.
+// runtime): args format, ISA, rows, cols.
 void BM_TrellisDequantizeRows(benchmark::State& state) {
-  const char* format = kFormats[state.range(0)];
-  const Isa isa = isa_arg(state.range(1));
-  if (!isa_supported(isa, detect_cpu_features())) {
-    state.SkipWithError("ISA not supported");
-    return;
-  }
-  const PackedMatrix w = packed(format, state.range(2), state.range(3));
-  const LinearKernel& entry = *find_linear_kernel(w, ActFormat::kFp32, isa);
+  MatrixCase m;
+  if (!m.set_up(state, state.range(2), state.range(3))) return;
   const int64_t tile = 256;
-  std::vector<float> out(static_cast<size_t>(tile * w.cols));
+  std::vector<float> out(static_cast<size_t>(tile * m.w.cols));
   int64_t r0 = 0;
   for (auto _ : state) {
-    entry.fp.dequantize_rows(w, r0, r0 + tile, out.data());
-    r0 = (r0 + tile) % (w.rows - tile);
+    m.entry->fp.dequantize_rows(m.w, r0, r0 + tile, out.data());
+    r0 = (r0 + tile) % (m.w.rows - tile);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetLabel(std::string(format) + " " + entry.name);
-  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(tile * w.cols),
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  set_rates(state, 0.0, static_cast<double>(tile * m.w.cols));
 }
 BENCHMARK(BM_TrellisDequantizeRows)->ArgsProduct({{0, 2, 4}, {0, 1, 2}, {5632}, {2048}});
 
-// The AVX-512 VNNI GEMV with 8-bit x (trellis_gemv_avx512vnni_hi_only: one vpdpbusd per
-// 16 weights instead of two), to price the 16-bit activations; arg: format index.
+// The AVX-512 VBMI GEMV with 8-bit x (trellis_gemv_avx512vbmi_hi_only: one vpdpbusd per
+// 64 weights instead of two), to price the 16-bit activations; arg: format index.
 void BM_TrellisGemvHiOnly(benchmark::State& state) {
-  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) {
-    state.SkipWithError("ISA not supported");
+  if (!detect_cpu_features().avx512vbmi) {
+    state.SkipWithError("no AVX512_VBMI");
     return;
   }
-  const char* format = kFormats[state.range(0)];
-  const PackedMatrix w = packed(format, 5632, 2048);
-  const std::vector<float> x = random_values(w.cols, 2);
+  MatrixCase m;
+  if (!m.set_up(state, 5632, 2048)) return;
+  const std::vector<float> x = random_values(m.w.cols, 2);
   PackedActivation a;
-  std::vector<float> y(static_cast<size_t>(w.rows));
+  std::vector<float> y(static_cast<size_t>(m.w.rows));
   for (auto _ : state) {
-    prepare_activation(w, x.data(), a, prepare_trellis_fixed16);
-    trellis_gemv_avx512vnni_hi_only(w, a, 0, w.rows, y.data());
+    prepare_activation(m.w, x.data(), a, prepare_trellis_fixed16);
+    trellis_gemv_avx512vbmi_hi_only(m.w, a, 0, m.w.rows, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(format) + " tcq avx512vnni, 8-bit x");
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.storage_bytes()),
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["Gw/s"] = benchmark::Counter(static_cast<double>(w.rows * w.cols),
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.SetLabel(std::string(m.format) + " tcq/avx512vnni+vbmi, 8-bit x");
+  set_rates(state, static_cast<double>(m.w.storage_bytes()), static_cast<double>(m.w.rows * m.w.cols));
 }
-BENCHMARK(BM_TrellisGemvHiOnly)->Arg(0)->Arg(2);
+BENCHMARK(BM_TrellisGemvHiOnly)->Args({0, 2})->Args({2, 2});
 
 void BM_TrellisDecodeModel(benchmark::State& state) {
   const char* format = kFormats[state.range(0)];

@@ -1,8 +1,10 @@
 // The stored form of trellis-coded weights (formats/trellis_code.h): the
-// computed codebook, the circular state read, names and the reference decoder.
+// table codebook, the circular state read, names and the reference decoder.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -12,34 +14,72 @@
 namespace lowbit {
 namespace {
 
-TEST(TrellisCode, CodebookKnownAnswers) {
-  // u = 0: h = b = 0x0491398A, masked 0x0411363A: bytes 58 + 54 + 17 + 4 = 133, minus 126.
-  EXPECT_EQ(trellis_code_value(0), 7);
-  // u = 1: h = a + b = 110664011 = 0x0698994B, masked 0x0618190B: 11 + 25 + 24 + 6 = 66, minus 126.
-  EXPECT_EQ(trellis_code_value(1), -60);
-  // Every entry lies in [-126, 126].
-  for (uint32_t u = 0; u < (1u << 16); ++u) {
-    const int v = trellis_code_value(u);
-    ASSERT_GE(v, -kTrellisValueMax) << u;
-    ASSERT_LE(v, kTrellisValueMax) << u;
+// Phi^-1(p) by bisection on Phi(x) = erfc(-x / sqrt 2) / 2 (monotone): 200 halvings of
+// [-10, 10] reach the spacing of doubles, far below the 0.037 by which every scaled
+// quantile stays away from a rounding tie (scripts/trellis_table.py).
+double normal_quantile(double p) {
+  double lo = -10.0, hi = 10.0;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
   }
+  return 0.5 * (lo + hi);
 }
 
-TEST(TrellisCode, CodebookIsNearGaussianWithTheIrwinHallMoments) {
-  // The sum of four uniform 6-bit numbers has mean 126 and variance 4 (64^2 - 1) / 12 = 1365.
-  // Over the 4096 states of L = 12 the sample mean has standard error sqrt(1365 / 4096) = 0.58
-  // and the sample variance ~ sqrt(2 / 4096) * 1365 * (1 + kurtosis term) ~ 35: bands of 5 sigma.
-  double sum = 0.0, sum2 = 0.0;
-  const int n = 4096;
-  for (int u = 0; u < n; ++u) {
-    const double v = trellis_code_value(static_cast<uint32_t>(u));
-    sum += v;
-    sum2 += v * v;
+// The table is a permutation of the 64 scaled Gaussian quantiles of its definition,
+// computed here independently of scripts/trellis_table.py, within [-126, 126].
+TEST(TrellisCode, TableIsAPermutationOfTheGaussianQuantiles) {
+  const double top = normal_quantile(63.5 / 64.0);
+  std::vector<int> want, got;
+  for (int i = 0; i < kTrellisTableSize; ++i) {
+    want.push_back(static_cast<int>(std::lround(126.0 * normal_quantile((i + 0.5) / 64.0) / top)));
+    got.push_back(kTrellisTable[i]);
+    ASSERT_LE(std::abs(got.back()), kTrellisValueMax) << i;
   }
-  const double mean = sum / n;
-  const double var = sum2 / n - mean * mean;
-  EXPECT_LT(std::fabs(mean), 5 * 0.58);
-  EXPECT_NEAR(var, 1365.0, 5 * 35.0);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);  // the quantiles ascend
+  EXPECT_EQ(want.front(), -126);
+  EXPECT_EQ(want.back(), 126);
+  double sum2 = 0.0;
+  for (int v : want) sum2 += v * v;
+  EXPECT_NEAR(std::sqrt(sum2 / 64.0), 51.60, 0.005);  // the RMS of the format comment
+}
+
+TEST(TrellisCode, CodebookKnownAnswers) {
+  // State 0: h0 = h1 = 0, entry 0.
+  EXPECT_EQ(trellis_state_value(0, 0), -77);
+  EXPECT_EQ(trellis_state_value(0, 1), -77);
+  // State 0xFFF: h0 = (0xFFF ^ 0xFF ^ 0x3F ^ 0xF) & 63 = 0xF30 & 63 = 48 (34),
+  // h1 = (0xFFF ^ 0xFF ^ 0xF) & 63 = 0xF0F & 63 = 15 (-31).
+  EXPECT_EQ(trellis_hash0(0xFFF), 48u);
+  EXPECT_EQ(trellis_hash1(0xFFF), 15u);
+  EXPECT_EQ(trellis_state_value(0xFFF, 0), 34);
+  EXPECT_EQ(trellis_state_value(0xFFF, 1), -31);
+  // State 0x123: h0 = (0x123 ^ 0x12 ^ 0x4 ^ 0x1) & 63 = 0x134 & 63 = 52 (-126),
+  // h1 = (0x123 ^ 0x12 ^ 0x1) & 63 = 0x130 & 63 = 48 (34).
+  EXPECT_EQ(trellis_state_value(0x123, 0), -126);
+  EXPECT_EQ(trellis_state_value(0x123, 1), 34);
+}
+
+// Over the 4096 states of L = 12: for fixed top bits 6..11, each h_j is a bijection
+// of the low six bits (bits 4, 5 of h are s4, s5 XOR top bits; bits 0..3 are s0..s3
+// XOR s4, s5 and top bits: triangular), so each table entry is used 64 times (the
+// codebook's mean is the table's, 0, and its RMS 51.60). h0 ^ h1 = (s >> 6) & 63,
+// the top bits, so the V = 2 index pairs (h0, h1) of the 4096 states are all distinct.
+TEST(TrellisCode, HashesAreBalancedAndPairsDistinct) {
+  std::vector<int> count0(64, 0), count1(64, 0);
+  std::vector<bool> seen(64 * 64, false);
+  for (uint32_t s = 0; s < 4096; ++s) {
+    ++count0[trellis_hash0(s)];
+    ++count1[trellis_hash1(s)];
+    const uint32_t pair = trellis_hash0(s) * 64 + trellis_hash1(s);
+    ASSERT_FALSE(seen[pair]) << s;
+    seen[pair] = true;
+  }
+  for (int i = 0; i < 64; ++i) {
+    EXPECT_EQ(count0[i], 64) << i;
+    EXPECT_EQ(count1[i], 64) << i;
+  }
 }
 
 TEST(TrellisCode, StateReadsLBitsCircularly) {
@@ -94,7 +134,7 @@ TEST(TrellisCode, NamesParseAndBadNamesAreRefused) {
 }
 
 TEST(TrellisCode, ReferenceDecodeFollowsTheDefinition) {
-  // Two sequences, two scale groups of 64: value(V s_t + j) times its group's scale.
+  // Two sequences, two scale groups of 64: value_j(s_t) = table[h_j(s_t)] times its group's scale.
   const TrellisParams p = parse_trellis_format("tcq2p5_g64").value();
   const int64_t cols = 128;
   std::mt19937 rng(11);
@@ -108,7 +148,7 @@ TEST(TrellisCode, ReferenceDecodeFollowsTheDefinition) {
     const int t = static_cast<int>(c % 64) / 2;
     const uint32_t s = trellis_state(p, seq, t);
     const float scale = c < 64 ? 0.5f : -0.25f;
-    ASSERT_EQ(out[c], scale * trellis_code_value(2 * s + static_cast<uint32_t>(c % 2))) << c;
+    ASSERT_EQ(out[c], scale * kTrellisTable[c % 2 == 0 ? trellis_hash0(s) : trellis_hash1(s)]) << c;
   }
 }
 

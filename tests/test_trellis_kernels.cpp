@@ -34,7 +34,11 @@ std::vector<const LinearKernel*> tcq_entries() {
   std::vector<const LinearKernel*> out;
   const CpuFeatures cpu = detect_cpu_features();
   for (const LinearKernel& k : linear_kernels()) {
-    if (k.layout == WeightLayout::kTrellis && isa_supported(k.isa, cpu)) out.push_back(&k);
+    // The rows' predicates (tcq/avx512vnni+vbmi: CPUID AVX512_VBMI) look at the CPU only.
+    if (k.layout == WeightLayout::kTrellis && isa_supported(k.isa, cpu) &&
+        (k.accepts == nullptr || k.accepts(PackedMatrix{}, cpu))) {
+      out.push_back(&k);
+    }
   }
   return out;
 }
@@ -65,21 +69,24 @@ TEST(TrellisPacked, IsTheStoredFormAndDecodesAsTheFormat) {
   }
 }
 
-// A known answer through the packed path: all-zero codes are state 0 at every
-// step; value(0): h = 76625530 = 0x0491367A, & 0x3f3f3f3f = 0x0411363A, bytes
-// 4 + 17 + 54 + 58 - 126 = 7; for V = 2 also value(1): h = 34038481 + 76625530 =
-// 0x0698994B -> 0x0618190B, 6 + 24 + 25 + 11 - 126 = -60.
-TEST(TrellisPacked, ZeroCodesGiveTheCodebookEntriesOfStateZero) {
-  ASSERT_EQ(trellis_code_value(0), 7);
-  ASSERT_EQ(trellis_code_value(1), -60);
+// A known answer through the packed path: all-zero codes are state 0 at every step
+// (h0 = h1 = 0: table entry 0, -77); all-one codes are state 0xFFF (h0 48: 34,
+// h1 15: -31; formats/trellis_code.h).
+TEST(TrellisPacked, UniformCodesGiveTheCodebookEntriesOfTheirState) {
+  ASSERT_EQ(trellis_state_value(0, 0), -77);
+  ASSERT_EQ(trellis_state_value(0xFFF, 0), 34);
+  ASSERT_EQ(trellis_state_value(0xFFF, 1), -31);
   for (const char* format : {"tcq2_g64", "tcq2p5_g64"}) {
-    QuantizedWeight q = random_trellis_weight(format, 2, 128, 3);
-    std::fill(q.tensor.codes.begin(), q.tensor.codes.end(), 0);
-    const PackedMatrix w = pack(q);
-    for (int64_t c = 0; c < 128; ++c) {
-      const float s = fp16_to_float(w.scales[c / 64]);
-      const int v = std::strcmp(format, "tcq2_g64") == 0 || c % 2 == 0 ? 7 : -60;
-      ASSERT_EQ(packed_value(w, 0, c), s * static_cast<float>(v)) << format << " col " << c;
+    const bool pairs = std::strcmp(format, "tcq2p5_g64") == 0;
+    for (const uint8_t byte : {uint8_t{0}, uint8_t{0xFF}}) {
+      QuantizedWeight q = random_trellis_weight(format, 2, 128, 3);
+      std::fill(q.tensor.codes.begin(), q.tensor.codes.end(), byte);
+      const PackedMatrix w = pack(q);
+      for (int64_t c = 0; c < 128; ++c) {
+        const float s = fp16_to_float(w.scales[c / 64]);
+        const int v = byte == 0 ? -77 : (pairs && c % 2 == 1 ? -31 : 34);
+        ASSERT_EQ(packed_value(w, 0, c), s * static_cast<float>(v)) << format << " byte " << int{byte} << " col " << c;
+      }
     }
   }
 }
@@ -189,10 +196,11 @@ TEST(TrellisKernels, HostileActivations) {
   }
 }
 
-// The benchmark's 8-bit-x variant of the VNNI GEMV (x as its hi byte: error up to
+// The benchmark's 8-bit-x variant of the VBMI GEMV (x as its hi byte: error up to
 // 128 xs per element, plus the hi/lo split's 0.5 xs, on top of the FP32 rounding).
 TEST(TrellisKernels, HiOnlyVariantWithinItsCoarserBound) {
-  if (!isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) GTEST_SKIP() << "no AVX-512 VNNI";
+  const CpuFeatures cpu = detect_cpu_features();
+  if (!isa_supported(Isa::kAvx512Vnni, cpu) || !cpu.avx512vbmi) GTEST_SKIP() << "no AVX-512 VNNI + VBMI";
   for (const char* format : {"tcq2_g64", "tcq2p5_g128", "tcq3_g2048"}) {
     SCOPED_TRACE(format);
     const PackedMatrix w = pack(random_trellis_weight(format, 9, 4160, 8));
@@ -201,7 +209,7 @@ TEST(TrellisKernels, HiOnlyVariantWithinItsCoarserBound) {
     prepare_activation(w, x.data(), a, prepare_trellis_fixed16);
     ASSERT_TRUE(a.fixed.valid);
     std::vector<float> got(9), want(9);
-    trellis_gemv_avx512vnni_hi_only(w, a, 0, 9, got.data());
+    trellis_gemv_avx512vbmi_hi_only(w, a, 0, 9, got.data());
     gemv_packed_reference(w, x.data(), 0, 9, want.data());
     for (int64_t r = 0; r < 9; ++r) {
       double mag = 0.0, scales = 0.0;  // sum_c |W[r, c]|, sum_c |s_g(c)|
@@ -249,7 +257,7 @@ TEST(TrellisKernels, SequenceValuesFollowTheStates) {
       trellis_sequence_values(p, seq, v);
       for (int i = 0; i < kTrellisSeqLen; ++i) {
         const uint32_t state = trellis_state(p, seq, i / p.values_per_step);
-        ASSERT_EQ(v[i], trellis_state_value(p, state, i % p.values_per_step)) << format << " seq " << s << " i " << i;
+        ASSERT_EQ(v[i], trellis_state_value(state, i % p.values_per_step)) << format << " seq " << s << " i " << i;
       }
     }
   }

@@ -13,7 +13,7 @@
 namespace lowbit::testing {
 
 // [rows, cols] of `format` (tcq2_g64, ...): uniform random code bytes, scales
-// ±0.05 / 36.9 times a factor in [0.5, 2] (random sign: kernels must not assume
+// ±0.05 / 51.6 times a factor in [0.5, 2] (random sign: kernels must not assume
 // positive scales). cols must be a multiple of 64.
 inline QuantizedWeight random_trellis_weight(const char* format, int64_t rows, int64_t cols, uint64_t seed) {
   const TrellisParams p = parse_trellis_format(format).value();
@@ -26,7 +26,7 @@ inline QuantizedWeight random_trellis_weight(const char* format, int64_t rows, i
   for (uint8_t& b : q.tensor.codes) b = static_cast<uint8_t>(rng());
   std::uniform_real_distribution<float> factor(0.5f, 2.0f);
   for (int64_t i = 0; i < rows * trellis_row_groups(p, cols); ++i) {
-    const float s = (rng() & 1 ? -1.0f : 1.0f) * factor(rng) * 0.05f / 36.9f;
+    const float s = (rng() & 1 ? -1.0f : 1.0f) * factor(rng) * 0.05f / 51.6f;
     const uint16_t h = float_to_fp16(s);
     q.tensor.scales.push_back(static_cast<uint8_t>(h & 0xFF));
     q.tensor.scales.push_back(static_cast<uint8_t>(h >> 8));

@@ -122,7 +122,7 @@ Expected<std::unique_ptr<Linear>> attach_linear(QuantizedWeight q, std::vector<f
 
 // A trellis-coded layer (formats/trellis_code.h) of m's shape: every bit string is
 // a valid code, so its codes are random bytes (a hash of the FP32 values' bits)
-// and its scales 0.02 / 36.9 (the codebook's standard deviation), giving weights
+// and its scales 0.02 / 51.6 (the codebook's RMS), giving weights
 // of the same spread as the other formats' without running an encoder.
 Expected<std::unique_ptr<Linear>> random_trellis_linear(const std::string& name, Matrix m, const std::string& format,
                                                         const AttachOptions& attach, AttachReport& report) {
@@ -138,7 +138,7 @@ Expected<std::unique_ptr<Linear>> random_trellis_linear(const std::string& name,
     std::memcpy(&bits, &m.data[i % m.data.size()], 4);
     q.tensor.codes[i] = static_cast<uint8_t>(splitmix(bits ^ (static_cast<uint64_t>(i) << 32)));
   }
-  const uint16_t scale = float_to_fp16(0.02f / 36.9f);
+  const uint16_t scale = float_to_fp16(0.02f / 51.6f);
   q.tensor.scales.resize(static_cast<size_t>(2 * m.rows * trellis_row_groups(p, m.cols)));
   for (size_t i = 0; i < q.tensor.scales.size(); i += 2) {
     q.tensor.scales[i] = static_cast<uint8_t>(scale & 0xFF);

@@ -97,7 +97,7 @@ void trellis_decode_row(const TrellisParams& p, const uint8_t* codes, const uint
       for (int j = 0; j < p.values_per_step; ++j) {
         const int64_t c = q * kTrellisSeqLen + t * p.values_per_step + j;
         const float scale = fp16_to_float(scales[c / p.group]);
-        out[c] = scale * static_cast<float>(trellis_state_value(p, state, j));
+        out[c] = scale * static_cast<float>(trellis_state_value(state, j));
       }
     }
   }

@@ -83,6 +83,7 @@ CpuFeatures detect_cpu_features() {
     f.avx512vl = bit(l7.ebx, 31);
     f.avx512vnni = bit(l7.ecx, 11);
     f.gfni = bit(l7.ecx, 8);
+    f.avx512vbmi = bit(l7.ecx, 1);
     if (l7.eax >= 1) f.avx512bf16 = bit(cpuid(7, 1).eax, 5);
     f.amx_bf16 = bit(l7.edx, 22);
     f.amx_tile = bit(l7.edx, 24);
@@ -171,6 +172,7 @@ std::string describe_cpu_features(const CpuFeatures& f) {
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");
   add(f.gfni, "gfni");
+  add(f.avx512vbmi, "avx512vbmi");
   add(f.amx_tile, "amx_tile");
   add(f.amx_int8, "amx_int8");
   add(f.amx_bf16, "amx_bf16");

@@ -1,13 +1,24 @@
-// kTrellis GEMV with AVX2 (trellis_kernels.h): the AVX-512 VNNI kernel's steps on
-// two 8-lane halves of each 16-weight block (window broadcast to both 128-bit
-// lanes, vpshufb, vpsrlvd, vpmulld), with the dot products as vpmaddubsw (the
-// hash bytes, <= 63, times a signed x byte: pairs <= 2 * 63 * 128 = 16128, and
-// two blocks' pairs added in int16 stay <= 32256 < 2^15) then vpmaddwd by ones.
+// kTrellis GEMV with AVX2 (trellis_kernels.h): 16 weights (one block) per ymm of
+// 16-bit lanes. Lane l's state starts at bit rel = (l / V) k of the block's
+// 16-byte window (trellis_window.h), at byte rel / 8 and shift sh = rel % 8:
+//   vpshufb x2     words (byte rel/8, +1) and (rel/8 + 1, +2) of the window
+//   vpmullw x2     by 2^(8 - sh): the high bytes are state bits 0..7 and 8..15,
+//                  joined into the 12-bit state s of the lane
+//   shifts, xors   h = (s ^ s >> 4 ^ s >> 6 ^ s >> 8) & 63 in the low byte
+//                  (V = 2: the s >> 6 term in even lanes only, h1 in odd ones)
+//   vpackuswb      two blocks' h to one register of bytes
+//   vpshufb x4, vpblendvb x3   value + 126 from the 64-byte table (bits 4, 5 of h
+//                  select one of four 16-byte tables), unpacked to 16-bit lanes
+//   vpmaddwd       (value + 126) * xi with the 16-bit fixed-point x itself (pairs
+//                  <= 2 * 252 * 32639 < 2^24; exact int32 lanes, see below)
+// The lanes of D hold int32 sums over at most kTrellisFlushCols columns, 2 products
+// per lane per 16 columns: 128 * 252 * 32639 = 1.05e9 < 2^31.
 // Where x is not finite, the portable FP32 GEMV runs.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/half.h"
 #include "kernels/stream_prefetch.h"
@@ -18,82 +29,123 @@ namespace lowbit {
 namespace {
 
 template <int K, int V>
-struct Lanes {
-  __m256i ctrl[2], shift[2], add[2];  // lanes 0..7, 8..15 of a block
-  Lanes() {
-    alignas(32) int8_t c[2][32];
-    alignas(32) int32_t s[2][8], a[2][8];
-    for (int i = 0; i < 16; ++i) {
-      for (int j = 0; j < 4; ++j) c[i / 8][4 * (i % 8) + j] = static_cast<int8_t>(trellis_lane_byte(K, V, i) + j);
-      s[i / 8][i % 8] = trellis_lane_shift(K, V, i);
-      a[i / 8][i % 8] = static_cast<int32_t>(kTrellisHashMul * static_cast<uint32_t>(i % V) + kTrellisHashAdd);
+struct Decoder {
+  __m256i lo_bytes, hi_bytes, mul, keep6, table[4];
+  Decoder() {
+    alignas(32) int8_t lo[32], hi[32];
+    alignas(32) int16_t m[16], k6[16];
+    alignas(32) uint8_t t[4][32];
+    for (int l = 0; l < 16; ++l) {
+      const int rel = trellis_lane_bit(K, V, l), byte = rel / 8;
+      const int pos = 2 * (l % 8) + 16 * (l / 8);  // word l of the ymm
+      lo[pos] = static_cast<int8_t>(byte);
+      lo[pos + 1] = static_cast<int8_t>(byte + 1);
+      hi[pos] = static_cast<int8_t>(byte + 1);
+      hi[pos + 1] = static_cast<int8_t>(byte + 2);
+      m[l] = static_cast<int16_t>(1 << (8 - rel % 8));
+      k6[l] = static_cast<int16_t>(V == 1 || l % V == 0 ? -1 : 0);  // h0 lanes keep the s >> 6 term
     }
-    for (int h = 0; h < 2; ++h) {
-      ctrl[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(c[h]));
-      shift[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(s[h]));
-      add[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(a[h]));
+    for (int j = 0; j < 4; ++j) {
+      for (int i = 0; i < 32; ++i) t[j][i] = static_cast<uint8_t>(kTrellisTable[16 * j + i % 16] + kTrellisValueMax);
+      table[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(t[j]));
     }
+    lo_bytes = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo));
+    hi_bytes = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi));
+    mul = _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+    keep6 = _mm256_load_si256(reinterpret_cast<const __m256i*>(k6));
+  }
+  // h of block b's 16 weights, one per 16-bit lane (the low byte; the high one is 0).
+  __m256i indices(const uint8_t* seq, int b) const {
+    const __m256i win = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, b));
+    const __m256i lo = _mm256_mullo_epi16(_mm256_shuffle_epi8(win, lo_bytes), mul);  // high byte: s & 255
+    const __m256i hi = _mm256_mullo_epi16(_mm256_shuffle_epi8(win, hi_bytes), mul);  // high byte: s >> 8 (+ more)
+    const __m256i s = _mm256_or_si256(_mm256_srli_epi16(lo, 8), _mm256_and_si256(hi, _mm256_set1_epi16(0x0f00)));
+    __m256i s6 = _mm256_srli_epi16(s, 6);
+    if constexpr (V != 1) s6 = _mm256_and_si256(s6, keep6);
+    return _mm256_and_si256(_mm256_xor_si256(_mm256_xor_si256(s, _mm256_srli_epi16(s, 4)),
+                                             _mm256_xor_si256(s6, _mm256_srli_epi16(s, 8))),
+                            _mm256_set1_epi16(63));
+  }
+  // value + 126 of blocks b and b + 1, one per 16-bit lane: the two blocks' indices
+  // packed to bytes (block b's in bytes 0..7 of each 128-bit lane, b + 1's in 8..15),
+  // one table lookup for both, unpacked back in order.
+  void values(const uint8_t* seq, int b, __m256i& va, __m256i& vb) const {
+    const __m256i h = _mm256_packus_epi16(indices(seq, b), indices(seq, b + 1));
+    const __m256i sel4 = _mm256_slli_epi16(h, 3), sel5 = _mm256_slli_epi16(h, 2);  // bits 4, 5 of h to bit 7
+    const __m256i v01 = _mm256_blendv_epi8(_mm256_shuffle_epi8(table[0], h), _mm256_shuffle_epi8(table[1], h), sel4);
+    const __m256i v23 = _mm256_blendv_epi8(_mm256_shuffle_epi8(table[2], h), _mm256_shuffle_epi8(table[3], h), sel4);
+    const __m256i v = _mm256_blendv_epi8(v01, v23, sel5);
+    va = _mm256_unpacklo_epi8(v, _mm256_setzero_si256());
+    vb = _mm256_unpackhi_epi8(v, _mm256_setzero_si256());
   }
 };
 
-// Hash bytes of half h (lanes 8h .. 8h + 7) of a block from its window.
-template <int K, int V>
-inline __m256i half_hash(const Lanes<K, V>& l, __m256i win, int h) {
-  const __m256i state = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(win, l.ctrl[h]), l.shift[h]),
-                                         _mm256_set1_epi32(0xfff));
-  const __m256i hash =
-      _mm256_add_epi32(_mm256_mullo_epi32(state, _mm256_set1_epi32(static_cast<int>(kTrellisHashMul * V))), l.add[h]);
-  return _mm256_and_si256(hash, _mm256_set1_epi32(0x3f3f3f3f));
+// The row's group scales in FP32 (vcvtph2ps, exact) and sum_g s_g X_g.
+inline float row_scales(const uint16_t* sc, const float* xsum, int64_t ng, float* sf) {
+  int64_t g = 0;
+  __m256 acc = _mm256_setzero_ps();
+  for (; g + 8 <= ng; g += 8) {
+    const __m256 v = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + g)));
+    _mm256_storeu_ps(sf + g, v);
+    acc = _mm256_fmadd_ps(v, _mm256_loadu_ps(xsum + g), acc);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  float offset = 0.0f;
+  for (float v : lanes) offset += v;
+  for (; g < ng; ++g) {
+    sf[g] = fp16_to_float(sc[g]);
+    offset += sf[g] * xsum[g];
+  }
+  return offset;
 }
-
-inline __m256i load(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 template <int K, int V>
 void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const Lanes<K, V> lanes;
+  const Decoder<K, V> dec;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const int64_t seqs_per_group = w.group / kTrellisSeqLen, flush = kTrellisFlushCols / kTrellisSeqLen;
-  const int8_t* xlo = a.fixed.bytes.data();       // [cols][4]
-  const int8_t* xhi = xlo + 4 * w.cols;           // [cols][4]
-  const float* xsum = a.fixed.group_sums.data();  // [ng]
-  const __m256i ones = _mm256_set1_epi16(1);
-  alignas(64) uint8_t last[64] = {};  // the row's last sequence, so reads stay in the buffer
+  const int16_t* xi = trellis_fixed16_words(a, w.cols);  // [cols]
+  const float* xsum = a.fixed.group_sums.data();        // [ng]
+  alignas(64) uint8_t last[64] = {};                    // the row's last sequence, so reads stay in the buffer
+  std::vector<float> sf(static_cast<size_t>(ng));       // the row's scales
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.codes.data() + r * rb;
-    const uint16_t* sc = w.scales.data() + r * ng;
     std::memcpy(last, codes + (nq - 1) * kSeqBytes, kSeqBytes);
     __m256 facc = _mm256_setzero_ps();
-    float offset = 0.0f;  // sum_g s_g X_g
-    for (int64_t g = 0; g < ng; ++g) {
-      const float s = fp16_to_float(sc[g]);
-      offset += s * xsum[g];
+    const float offset = row_scales(w.scales.data() + r * ng, xsum, ng, sf.data());  // sum_g s_g X_g
+    // D lanes of sequence q: (value + 126) * xi, two columns per lane and 16-weight block.
+    const auto seq_d = [&](int64_t q) {
+      // One prefetch per 64-byte line of the code stream (stream_prefetch.h).
+      if (((q * kSeqBytes) & 63) < kSeqBytes) prefetch_stream(codes + q * kSeqBytes);
+      const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
+      const int16_t* xq = xi + q * kTrellisSeqLen;
+      const auto x16 = [&](int b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 16 * b)); };
+      __m256i v0, v1, v2, v3;
+      dec.values(seq, 0, v0, v1);
+      dec.values(seq, 2, v2, v3);
+      return _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(v0, x16(0)), _mm256_madd_epi16(v1, x16(1))),
+                              _mm256_add_epi32(_mm256_madd_epi16(v2, x16(2)), _mm256_madd_epi16(v3, x16(3))));
+    };
+    if (seqs_per_group == 1) {
+      // One sequence per group (G = 64, the common case): each sequence's D converted at
+      // once; two FP32 accumulators for the FMA latency.
+      __m256 facc1 = _mm256_setzero_ps();
+      int64_t q = 0;
+      for (; q + 1 < nq; q += 2) {
+        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(seq_d(q)), _mm256_set1_ps(sf[q]), facc);
+        facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(seq_d(q + 1)), _mm256_set1_ps(sf[q + 1]), facc1);
+      }
+      if (q < nq) facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(seq_d(q)), _mm256_set1_ps(sf[q]), facc);
+      facc = _mm256_add_ps(facc, facc1);
+    }
+    for (int64_t g = 0; g < ng && seqs_per_group > 1; ++g) {
       const int64_t q_end = std::min(nq, (g + 1) * seqs_per_group);
       for (int64_t q0 = g * seqs_per_group; q0 < q_end; q0 += flush) {
-        __m256i lo = _mm256_setzero_si256(), hi = lo;
-        for (int64_t q = q0; q < std::min(q_end, q0 + flush); ++q) {
-          // One prefetch per 64-byte line of the code stream (stream_prefetch.h).
-          if (((q * kSeqBytes) & 63) < kSeqBytes) prefetch_stream(codes + q * kSeqBytes);
-          const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
-          const int64_t c = q * kTrellisSeqLen;
-          for (int pair = 0; pair < 2; ++pair) {  // blocks 2 pair, 2 pair + 1
-            const __m256i wa = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, 2 * pair));
-            const __m256i wb = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, 2 * pair + 1));
-            for (int h = 0; h < 2; ++h) {
-              const __m256i ha = half_hash<K, V>(lanes, wa, h), hb = half_hash<K, V>(lanes, wb, h);
-              const int64_t oa = 4 * (c + 32 * pair + 8 * h), ob = oa + 64;  // x bytes of the two halves
-              const __m256i pl = _mm256_add_epi16(_mm256_maddubs_epi16(ha, load(xlo + oa)),
-                                                  _mm256_maddubs_epi16(hb, load(xlo + ob)));
-              const __m256i ph = _mm256_add_epi16(_mm256_maddubs_epi16(ha, load(xhi + oa)),
-                                                  _mm256_maddubs_epi16(hb, load(xhi + ob)));
-              lo = _mm256_add_epi32(lo, _mm256_madd_epi16(pl, ones));
-              hi = _mm256_add_epi32(hi, _mm256_madd_epi16(ph, ones));
-            }
-          }
-        }
-        // D lanes: 256 hi + lo, exact in int32 over kTrellisFlushCols columns (trellis_kernels.h).
-        const __m256i d = _mm256_add_epi32(_mm256_slli_epi32(hi, 8), lo);
-        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s), facc);
+        __m256i d = _mm256_setzero_si256();
+        for (int64_t q = q0; q < std::min(q_end, q0 + flush); ++q) d = _mm256_add_epi32(d, seq_d(q));
+        facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sf[g]), facc);
       }
     }
     alignas(32) float lanes8[8];
@@ -105,15 +157,14 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   }
 }
 
-// Rows in FP32: value = bytesum(h) - 126 (vpmaddubsw with ones, vpmaddwd with ones),
-// then value * scale * tensor_scale in packed_value's order (bit-identical).
+// Rows in FP32: value = (value + 126) - 126 per 16-bit lane, widened to 32 bits, then
+// value * scale * tensor_scale in packed_value's order (bit-identical).
 template <int K, int V>
 void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
   constexpr int kSeqBytes = 4 * trellis_block_bytes(K, V);
-  const Lanes<K, V> lanes;
+  const Decoder<K, V> dec;
   const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
   const __m256 ts = _mm256_set1_ps(w.tensor_scale);
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
   alignas(64) uint8_t last[64] = {};
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* codes = w.codes.data() + r * rb;
@@ -122,12 +173,15 @@ void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
     for (int64_t q = 0; q < nq; ++q) {
       const uint8_t* seq = q + 1 == nq ? last : codes + q * kSeqBytes;
       const __m256 s = _mm256_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
+      __m256i vb[4];
+      dec.values(seq, 0, vb[0], vb[1]);
+      dec.values(seq, 2, vb[2], vb[3]);
       for (int b = 0; b < 4; ++b) {
-        const __m256i win = _mm256_broadcastsi128_si256(trellis_window<K, V>(seq, b));
+        const __m256i v = _mm256_sub_epi16(vb[b], _mm256_set1_epi16(kTrellisValueMax));
         for (int h = 0; h < 2; ++h) {
-          const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(half_hash<K, V>(lanes, win, h), ones8), ones16);
-          const __m256 v = _mm256_cvtepi32_ps(_mm256_sub_epi32(sum, _mm256_set1_epi32(kTrellisValueMax)));
-          _mm256_storeu_ps(o + q * kTrellisSeqLen + 16 * b + 8 * h, _mm256_mul_ps(_mm256_mul_ps(v, s), ts));
+          const __m256i v32 = _mm256_cvtepi16_epi32(h == 0 ? _mm256_castsi256_si128(v) : _mm256_extracti128_si256(v, 1));
+          const __m256 vf = _mm256_cvtepi32_ps(v32);
+          _mm256_storeu_ps(o + q * kTrellisSeqLen + 16 * b + 8 * h, _mm256_mul_ps(_mm256_mul_ps(vf, s), ts));
         }
       }
     }

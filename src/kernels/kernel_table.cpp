@@ -44,6 +44,7 @@ double ptq161_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r)
 }
 
 bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni; }
+bool cpu_has_vbmi(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi; }
 // lut4/avx2+fixed16 takes tables whose bytes stay <= 63 (INT4, FP4); others (NF4, wide tables) run lut4/avx2.
 bool lut4_avx2_fixed16_table(const PackedMatrix& w, const CpuFeatures&) { return lut4_fixed16_avx2_eligible(w); }
 bool amx_w4a8_layout(const PackedMatrix& w, const CpuFeatures&) { return w4a8_amx_supported(w); }
@@ -139,10 +140,10 @@ std::vector<LinearKernel> build_table() {
       fp_row("bits/avx2", L::kBits, packed_kernels_bits_avx2()),
       fp_row("bits/avx512", L::kBits, packed_kernels_bits_avx512()),
       // Trellis-coded weights (trellis_kernels.h): FP32 portable; SIMD ones on 16-bit fixed-point x,
-      // the codebook hashed in the lanes (AVX-512 without VNNI runs the AVX2 row).
+      // the 64-byte codebook in registers. AVX-512 without VBMI (Skylake-X, Cascade Lake) runs the AVX2 row.
       fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
       fp_row("tcq/avx2", L::kTrellis, packed_kernels_trellis_avx2()),
-      fp_row("tcq/avx512vnni", L::kTrellis, packed_kernels_trellis_avx512vnni()),
+      fp_row("tcq/avx512vnni+vbmi", L::kTrellis, packed_kernels_trellis_avx512vbmi(), cpu_has_vbmi),
       ptq161_row("ptq161/generic", packed_kernels_ptq161_generic()),
       ptq161_row("ptq161/avx2", packed_kernels_ptq161_avx2()),
       ptq161_row("ptq161/avx512", packed_kernels_ptq161_avx512()),

@@ -213,7 +213,7 @@ float packed_value(const PackedMatrix& w, int64_t r, int64_t c) {
       const uint8_t* seq = w.codes.data() + r * w.row_bytes() + c / kTrellisSeqLen * p.seq_bytes();
       const int i = static_cast<int>(c % kTrellisSeqLen);
       const uint32_t state = trellis_state(p, seq, i / p.values_per_step);
-      const float v = static_cast<float>(trellis_state_value(p, state, i % p.values_per_step)) *
+      const float v = static_cast<float>(trellis_state_value(state, i % p.values_per_step)) *
                       fp16_to_float(w.scales[r * w.n_groups() + c / w.group]);
       return v * w.tensor_scale;
     }

@@ -22,7 +22,7 @@ void trellis_sequence_values(const TrellisParams& p, const uint8_t* seq, int8_t*
     std::memcpy(&word, buf + bit / 8, 4);
     const uint32_t state = (word >> (bit % 8)) & mask;
     for (int j = 0; j < p.values_per_step; ++j) {
-      out[t * p.values_per_step + j] = static_cast<int8_t>(trellis_state_value(p, state, j));
+      out[t * p.values_per_step + j] = static_cast<int8_t>(trellis_state_value(state, j));
     }
   }
 }
@@ -71,12 +71,14 @@ void prepare_trellis_fixed16(const PackedMatrix& w, PackedActivation& a) {
   std::vector<int32_t> xi;
   if (w.kind != PackedKind::kTrellis || !fixed16_values(a.x.data(), w.cols, &f.scale, xi)) return;
   const int64_t n = w.cols, ng = w.n_groups();
-  f.bytes.assign(static_cast<size_t>(8 * n), 0);
+  f.bytes.assign(static_cast<size_t>(4 * n), 0);
   std::vector<int64_t> sums(static_cast<size_t>(ng), 0);
   for (int64_t c = 0; c < n; ++c) {
     const Fixed16Bytes b = fixed16_bytes(xi[c]);
-    std::memset(f.bytes.data() + 4 * c, b.lo, 4);
-    std::memset(f.bytes.data() + 4 * n + 4 * c, b.hi, 4);
+    f.bytes[c] = b.lo;
+    f.bytes[n + c] = b.hi;
+    const int16_t word = static_cast<int16_t>(xi[c]);  // |xi| <= 32639
+    std::memcpy(f.bytes.data() + 2 * n + 2 * c, &word, 2);
     sums[c / w.group] += xi[c];
   }
   f.group_sums.assign(static_cast<size_t>(ng), 0.0f);
@@ -96,7 +98,7 @@ double trellis_fixed16_rounding_bound(const PackedMatrix& w, const PackedActivat
     const double s = std::fabs(static_cast<double>(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group])));
     for (int i = 0; i < kTrellisSeqLen; ++i) {
       const int64_t c = q * kTrellisSeqLen + i;
-      const int32_t lo = static_cast<int8_t>(f.bytes[4 * c]), hi = static_cast<int8_t>(f.bytes[4 * w.cols + 4 * c]);
+      const int32_t lo = f.bytes[c], hi = f.bytes[w.cols + c];
       mag += s * (v[i] + kTrellisValueMax) * std::fabs(256.0 * hi + lo);
     }
   }

@@ -1,29 +1,32 @@
 // Decode kernels of trellis-coded weights (PackedKind::kTrellis, formats/trellis_code.h):
 // what the per-ISA translation units share.
 //
-// Lanes. A 64-weight sequence is cut into 4 blocks of 16 weights; weight i of
+// Codebook: value_j(s) = kTrellisTable[h_j(s)] in [-126, 126], h_j a 6-bit XOR of
+// shifted copies of the 12-bit state; both SIMD rows keep the 64-byte table in
+// registers (AVX-512 VBMI: one vpermb; AVX2: four vpshufb and three blends) and
+// look up value + 126 in [0, 252], an unsigned byte.
+//
+// Lanes (AVX2). A 64-weight sequence is cut into 4 blocks of 16 weights; weight i of
 // block b (column 64 q + 16 b + i) is value j = i % V of step t = 16 b / V + i / V,
 // whose state starts at bit t k of the sequence's circular bit string, i.e. at
 // byte b * 2k/V + lane_byte(i) and bit lane_shift(i) of a 16-byte window that
 // starts at byte b * 2k/V (16 k / V bits per block: a whole number of bytes for
-// every parameter set). The 12 state bits sit in the window's 32-bit word at
-// lane_byte(i), shifted right by lane_shift(i) <= 7 (12 + 7 bits: three bytes).
-// The last block reads past the string's end: its window is the string's last
-// 2k/V bytes followed by its first two bytes (the tail-biting wrap).
+// every parameter set). The 12 state bits sit in the window's bytes lane_byte(i)
+// .. + 2, shifted right by lane_shift(i) <= 7. The last block reads past the
+// string's end: its window is the string's last 2k/V bytes followed by its first
+// two (the tail-biting wrap). AVX-512 VBMI decodes a whole sequence per zmm
+// (gemv_trellis_avx512vbmi.cpp).
 //
-// Codebook in SIMD: u = V s + j, h = a u + b = (V a) s + (a j + b) (mod 2^32),
-// one multiply and one add per lane; value + 126 = bytesum(h & 0x3f3f3f3f).
-//
-// The SIMD GEMVs (AVX2, AVX-512 VNNI) take x in 16-bit fixed point, as the kLut4
-// ones do (lut4_fixed16.h: x[c] ≈ xs * xi[c], |xi| <= 32639, xi = 256 hi + lo):
+// The SIMD GEMVs take x in 16-bit fixed point, as the kLut4 ones do
+// (lut4_fixed16.h: x[c] ≈ xs * xi[c], |xi| <= 32639, xi = 256 hi + lo):
 //   y = tensor_scale * xs * sum_g s_g * (D_g - 126 * X_g),
 //   D_g = sum_{c in g} (value_c + 126) xi_c,   X_g = sum_{c in g} xi_c
-// Each byte of h & 0x3f3f3f3f (in [0, 63]) multiplies the same x byte, so one
-// u8 x s8 dot product of four bytes (vpdpbusd; vpmaddubsw + vpmaddwd on AVX2) per
-// lane gives (value + 126) * hi (or lo) without forming the value. The lanes of
-// D hold exact int32 sums over at most kTrellisFlushCols columns (per lane and
-// vector at most 252 * 128; 64 vectors: 2.1e6, times 256 for hi: 5.3e8 < 2^31),
-// then are converted to FP32 and multiplied by the group scale.
+// AVX-512: u8 (value + 126) x s8 x byte dot products of four columns per int32
+// lane (vpdpbusd), one for lo and one for hi: per lane and sequence at most
+// 4 * 252 * 128, over kTrellisFlushCols = 1024 columns (16 sequences) 2.1e6, times
+// 256 for hi: 5.3e8 < 2^31. AVX2: (value + 126) x xi as 16-bit products of two
+// columns per int32 lane (vpmaddwd): over 1024 columns 128 * 252 * 32639 = 1.05e9
+// < 2^31. Then the int32 lanes are converted to FP32 and multiplied by the group scale.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +39,7 @@ namespace lowbit {
 // Columns after which the SIMD kernels convert their int32 lanes to FP32 (see above).
 inline constexpr int64_t kTrellisFlushCols = 1024;
 
-// Byte offset and right shift, inside a block's window, of lane i's state.
+// Bit, byte offset and right shift, inside a block's window, of lane i's state.
 constexpr int trellis_lane_bit(int k, int v, int i) { return (i / v) * k; }
 constexpr int trellis_lane_byte(int k, int v, int i) { return trellis_lane_bit(k, v, i) / 8; }
 constexpr int trellis_lane_shift(int k, int v, int i) { return trellis_lane_bit(k, v, i) % 8; }
@@ -57,12 +60,17 @@ void trellis_dispatch(int step_bits, Fn fn) {
 }
 
 // Activation bytes of the fixed-point GEMVs (Fixed16Activation of kTrellis):
-//   bytes [0, 4 cols)        lo byte of xi[c] repeated in bytes 4c .. 4c + 3
-//   bytes [4 cols, 8 cols)   hi byte, likewise
+//   bytes [0, cols)          lo byte of xi[c] (int8), one per column (AVX-512 VBMI)
+//   bytes [cols, 2 cols)     hi byte of xi[c] (int8)
+//   bytes [2 cols, 4 cols)   xi[c] as int16, little-endian (AVX2)
 //   group_sums [n_groups]    X_g (FP32; exact for groups up to 512 columns)
 // Leaves a.fixed invalid (the kernels then run the FP32 path) when x has a NaN
 // or an infinity.
 void prepare_trellis_fixed16(const PackedMatrix& w, PackedActivation& a);
+// The int16 xi [cols] of a prepared activation (for SIMD loads).
+inline const int16_t* trellis_fixed16_words(const PackedActivation& a, int64_t cols) {
+  return reinterpret_cast<const int16_t*>(a.fixed.bytes.data() + 2 * cols);
+}
 
 // Bound on |fixed-point kernel - exact fixed-point formula| for row r: FP32
 // rounding of the int32 -> FP32 conversions, the scale products, the lane and
@@ -85,9 +93,10 @@ void trellis_dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, floa
 void trellis_gemv_fp32(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y);
 
 // For the benchmark's comparison of activation widths only (not a table row): the
-// AVX-512 VNNI GEMV with x as its hi byte alone, i.e. 8-bit x of step 256 xs (error
-// up to 128 xs per element), one vpdpbusd per 16 weights instead of two.
-void trellis_gemv_avx512vnni_hi_only(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1,
+// AVX-512 VBMI GEMV with x as its hi byte alone, i.e. 8-bit x of step 256 xs (error
+// up to 128 xs per element), one vpdpbusd per 64 weights instead of two. Call only
+// where CPUID reports AVX512_VBMI.
+void trellis_gemv_avx512vbmi_hi_only(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1,
                                      float* y);
 
 }  // namespace lowbit

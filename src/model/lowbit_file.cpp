@@ -1,5 +1,6 @@
 #include "model/lowbit_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -8,6 +9,7 @@
 
 #include <fmt/ranges.h>
 
+#include "formats/trellis_code.h"
 #include "io/untrusted_json.h"
 #include "quant/weight_format.h"
 
@@ -38,11 +40,32 @@ json gguf_json(const GgufBlockType& t) {
 }
 
 // What a trellis-coded record stores beside its name: the trellis and its
-// computed codebook (formats/trellis_code.h), so a build with another codebook refuses it.
+// codebook's version (formats/trellis_code.h), so a build with another codebook refuses it.
 json trellis_json(const TrellisParams& p) {
-  return {{"state_bits", p.state_bits}, {"step_bits", p.step_bits},         {"values_per_step", p.values_per_step},
-          {"group", p.group},           {"seq_len", kTrellisSeqLen},        {"hash_mul", kTrellisHashMul},
-          {"hash_add", kTrellisHashAdd}};
+  return {{"state_bits", p.state_bits}, {"step_bits", p.step_bits},  {"values_per_step", p.values_per_step},
+          {"group", p.group},           {"seq_len", kTrellisSeqLen}, {"codebook", kTrellisCodebookVersion}};
+}
+
+// Whether a record (or its low-rank factors) is stored in a trellis format.
+bool record_is_trellis(const json& r) {
+  const auto trellis = [](const json& j) {
+    return j.is_object() && j.contains("format") && j["format"].is_string() &&
+           is_trellis_format_name(j["format"].get<std::string>());
+  };
+  return trellis(r) || (r.contains("lowrank") && trellis(r["lowrank"]));
+}
+
+// Files with trellis tensors must name this build's codebook in the header: the
+// first codebook (1MAD, written before the key existed) decodes the same codes to
+// other values, so such a file is refused rather than read wrong.
+Status check_trellis_codebook(const GgufFile& h, const json& tensors, const std::string& path) {
+  if (std::none_of(tensors.begin(), tensors.end(), record_is_trellis)) return Status::ok_status();
+  const int64_t version = h.get_int_or(kTrellisCodebookKey, -1);
+  if (version == kTrellisCodebookVersion) return Status::ok_status();
+  return make_error("{}: trellis-coded tensors of another codebook ({} {}, this build decodes {}): re-quantize "
+                    "the model with this build",
+                    path, kTrellisCodebookKey, version < 0 ? std::string("absent") : std::to_string(version),
+                    kTrellisCodebookVersion);
 }
 
 // The definition a record carries of its format: "spec" (scaled formats),
@@ -317,6 +340,8 @@ Expected<LowbitFileWriter> LowbitFileWriter::create(const std::string& path, con
                                                     const GgufFile* tokenizer_gguf) {
   GgufWriter header;
   header.set_u32("lowbit.format_version", kLowbitFormatVersion);
+  // In every file (the header precedes the tensors); the loader asks for it where trellis tensors are.
+  header.set_u32(kTrellisCodebookKey, kTrellisCodebookVersion);
   header.set_string("lowbit.config", config_to_json(info.config).dump());
   header.set_string("lowbit.recipe", info.recipe.dump());
   header.set_string("lowbit.calibration", info.calibration.dump());
@@ -448,6 +473,7 @@ Expected<LowbitModelFile> LowbitModelFile::open(const std::string& path) {
     LB_RETURN_IF_ERROR(check_record(record, *file.container_, fmt::format("{}: index: tensor '{}'", path, name)));
     if (!file.records_.emplace(name, &record).second) return make_error("{}: tensor '{}' appears twice", path, name);
   }
+  LB_RETURN_IF_ERROR(check_trellis_codebook(h, index["tensors"], path));
   return file;
 }
 

@@ -7,6 +7,8 @@
 //                 (JSON, {} when none), lowbit.source (JSON {"path", "format"}),
 //                 optional lowbit.kv (JSON KV-cache configuration, used by ppl/generate),
 //                 optional lowbit.rotation (JSON, model/rotation_spec.h),
+//                 lowbit.trellis_codebook (u32, kTrellisCodebookVersion; required
+//                 where a record is trellis-coded: files of the old codebook are refused),
 //                 tokenizer.* copied from a GGUF source
 //   index         {"tensors": [record, ...]}, one record per stored tensor, in the
 //                 order written: token_embedding, then per layer attn_norm, the
@@ -42,6 +44,7 @@
 namespace lowbit {
 
 constexpr uint32_t kLowbitFormatVersion = 1;
+constexpr const char* kTrellisCodebookKey = "lowbit.trellis_codebook";
 
 nlohmann::json config_to_json(const ModelConfig& config);
 Expected<ModelConfig> config_from_json(const nlohmann::json& j, const std::string& source);

@@ -17,7 +17,7 @@ void sequence_values(const TrellisParams& p, const uint8_t* seq, float* v) {
   for (int t = 0; t < p.steps(); ++t) {
     const uint32_t state = trellis_state(p, seq, t);
     for (int j = 0; j < p.values_per_step; ++j) {
-      v[t * p.values_per_step + j] = static_cast<float>(trellis_state_value(p, state, j));
+      v[t * p.values_per_step + j] = static_cast<float>(trellis_state_value(state, j));
     }
   }
 }

@@ -10,8 +10,9 @@ namespace lowbit {
 
 Expected<TrellisEncoder> TrellisEncoder::create(const TrellisParams& p, int steps, Isa isa) {
   const int l = p.state_bits, k = p.step_bits;
-  if (k < 1 || k > 8 || l <= k || l > 16 || p.values_per_step < 1 || p.values_per_step > 8) {
-    return make_error("trellis encoder: L {}, k {}, V {} outside 1 <= k <= 8, k < L <= 16, 1 <= V <= 8", l, k,
+  // V <= 2: the codebook defines two values per state (formats/trellis_code.h).
+  if (k < 1 || k > 8 || l <= k || l > 16 || p.values_per_step < 1 || p.values_per_step > 2) {
+    return make_error("trellis encoder: L {}, k {}, V {} outside 1 <= k <= 8, k < L <= 16, 1 <= V <= 2", l, k,
                       p.values_per_step);
   }
   if (steps < 1 || static_cast<int64_t>(steps) * k < l || static_cast<int64_t>(steps) * k > (1 << 20)) {
@@ -25,7 +26,7 @@ Expected<TrellisEncoder> TrellisEncoder::create(const TrellisParams& p, int step
   double sum_sq = 0.0;
   for (int v = 0; v < v_count; ++v) {
     for (int s = 0; s < n_states; ++s) {
-      const int value = trellis_state_value(p, static_cast<uint32_t>(s), v);
+      const int value = trellis_state_value(static_cast<uint32_t>(s), v);
       e.values_[static_cast<size_t>(v) * n_states + s] = static_cast<float>(value);
       sum_sq += static_cast<double>(value) * value;
     }

@@ -1,0 +1,213 @@
+// kTrellis GEMV with AVX-512 VBMI + VNNI (trellis_kernels.h): 64 weights, one
+// sequence, per zmm of bytes. Per sequence:
+//   vpermb          the string (masked load, 8k/V bytes) to qwords: qword q holds
+//                   string bytes B_q .. B_q + 7 (mod the string's length: the
+//                   tail-biting wrap), B_q the byte of weight 8q's first state bit
+//   vpmultishiftqb  x4: byte i of qword q takes the 8 bits at offset
+//                   rel_i + 0, 4, 6, 8 (rel_i: weight i's state start in the qword)
+//   vpternlogd      x2: h = w0 ^ w4 ^ w6 ^ (w8 & 15) (V = 2: w6 only in even bytes, h1 in odd)
+//   vpermb          value + 126 = (kTrellisTable + 126)[h] (vpermb reads index bits 0..5)
+//   vpdpbusd        x2: (value + 126) * lo and * hi of the 16-bit fixed-point x,
+//                   four columns per int32 lane (x bytes are plain int8 per column)
+// About 10 uops per 64 weights, against about 48 for the 1MAD codebook's
+// 32-bit lanes. Where x is not finite, the portable FP32 GEMV runs.
+// GCC 12 flags the intrinsics headers' _mm512_undefined_* values as maybe uninitialized.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/half.h"
+#include "kernels/stream_prefetch.h"
+#include "kernels/trellis_kernels.h"
+
+namespace lowbit {
+namespace {
+
+// The per-(k, V) control vectors of the decode.
+template <int K, int V>
+struct Decoder {
+  static constexpr int kSeqBytes = 8 * K / V;  // the string: 16, 20, 24 or 32 bytes
+  static constexpr __mmask64 kLoad = (1ull << kSeqBytes) - 1;
+  __m512i arrange, w0, w4, w6, w8, table_u8, table_s8;
+  Decoder() {
+    alignas(64) uint8_t arr[64], c0[64], c4[64], c6[64], c8[64], tu[64];
+    alignas(64) int8_t ts[64];
+    for (int i = 0; i < 64; ++i) {
+      const int q = i / 8, m = i % 8;
+      const int first = (8 * q / V) * K / 8;  // B_q: byte of weight 8q's state start
+      const int rel = (i / V) * K - 8 * first;  // <= 28 (k 4) or 19 (k 5, V 2): rel + 15 < 64
+      arr[i] = static_cast<uint8_t>((first + m) % kSeqBytes);
+      c0[i] = static_cast<uint8_t>(rel);
+      c4[i] = static_cast<uint8_t>(rel + 4);
+      c6[i] = static_cast<uint8_t>(rel + 6);
+      c8[i] = static_cast<uint8_t>(rel + 8);
+      tu[i] = static_cast<uint8_t>(kTrellisTable[i] + kTrellisValueMax);
+      ts[i] = kTrellisTable[i];
+    }
+    arrange = _mm512_load_si512(arr);
+    w0 = _mm512_load_si512(c0);
+    w4 = _mm512_load_si512(c4);
+    w6 = _mm512_load_si512(c6);
+    w8 = _mm512_load_si512(c8);
+    table_u8 = _mm512_load_si512(tu);
+    table_s8 = _mm512_load_si512(ts);
+  }
+  // The 64 table indices (bits 0..5 of each byte; bits 6, 7 are not cleared) of one sequence.
+  __m512i indices(const uint8_t* seq) const {
+    const __m512i a = _mm512_permutexvar_epi8(arrange, _mm512_maskz_loadu_epi8(kLoad, seq));
+    // V = 2: the s >> 6 term is h0's only, so odd bytes (value 1 of a step) skip it.
+    constexpr __mmask64 kH0 = V == 1 ? ~0ull : 0x5555555555555555ull;
+    const __m512i x6 = _mm512_maskz_multishift_epi64_epi8(kH0, w6, a);
+    const __m512i h = _mm512_ternarylogic_epi64(_mm512_multishift_epi64_epi8(w0, a),
+                                                _mm512_multishift_epi64_epi8(w4, a), x6, 0x96);  // a ^ b ^ c
+    return _mm512_ternarylogic_epi64(h, _mm512_multishift_epi64_epi8(w8, a), _mm512_set1_epi8(15),
+                                     0x78);  // a ^ (b & c): the s >> 8 term has 4 state bits
+  }
+};
+
+// kHiOnly: x as its hi byte alone (an 8-bit x of step 256 xs), one vpdpbusd per
+// sequence; for the benchmark's comparison only (trellis_kernels.h).
+// The row's group scales in FP32 (vcvtph2ps, exact) and sum_g s_g X_g.
+inline float row_scales(const uint16_t* sc, const float* xsum, int64_t ng, float* sf) {
+  int64_t g = 0;
+  __m512 acc = _mm512_setzero_ps();
+  for (; g + 16 <= ng; g += 16) {
+    const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc + g)));
+    _mm512_storeu_ps(sf + g, v);
+    acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(xsum + g), acc);
+  }
+  float offset = _mm512_reduce_add_ps(acc);
+  for (; g < ng; ++g) {
+    sf[g] = fp16_to_float(sc[g]);
+    offset += sf[g] * xsum[g];
+  }
+  return offset;
+}
+
+template <int K, int V, bool kHiOnly>
+void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
+  using D = Decoder<K, V>;
+  const D dec;
+  const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
+  const int64_t seqs_per_group = w.group / kTrellisSeqLen, flush = kTrellisFlushCols / kTrellisSeqLen;
+  const int8_t* xlo = a.fixed.bytes.data();       // [cols]
+  const int8_t* xhi = xlo + w.cols;               // [cols]
+  const float* xsum = a.fixed.group_sums.data();  // [ng]
+  std::vector<float> sf(static_cast<size_t>(ng));  // the row's scales
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = w.codes.data() + r * rb;
+    __m512 facc = _mm512_setzero_ps();
+    const float offset = row_scales(w.scales.data() + r * ng, xsum, ng, sf.data());  // sum_g s_g X_g
+    if (seqs_per_group == 1) {
+      // One sequence per group (G = 64, the common case): no chunk loop; D = 256 hi + lo of
+      // the sequence alone, converted at once; two FP32 accumulators for the FMA latency.
+      const auto seq_d = [&](int64_t q) {
+        const __m512i v = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
+        const int64_t c = q * kTrellisSeqLen;
+        const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xhi + c));
+        if constexpr (kHiOnly) return _mm512_cvtepi32_ps(_mm512_slli_epi32(hi, 8));
+        const __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xlo + c));
+        return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(hi, 8), lo));
+      };
+      __m512 facc1 = _mm512_setzero_ps();
+      int64_t q = 0;
+      for (; q + 1 < nq; q += 2) {
+        if (((q * D::kSeqBytes) & 63) < 2 * D::kSeqBytes) prefetch_stream(codes + q * D::kSeqBytes);
+        facc = _mm512_fmadd_ps(seq_d(q), _mm512_set1_ps(sf[q]), facc);
+        facc1 = _mm512_fmadd_ps(seq_d(q + 1), _mm512_set1_ps(sf[q + 1]), facc1);
+      }
+      if (q < nq) facc = _mm512_fmadd_ps(seq_d(q), _mm512_set1_ps(sf[q]), facc);
+      facc = _mm512_add_ps(facc, facc1);
+    }
+    for (int64_t g = 0; g < ng && seqs_per_group > 1; ++g) {
+      const __m512 vs = _mm512_set1_ps(sf[g]);
+      const int64_t q_end = std::min(nq, (g + 1) * seqs_per_group);
+      for (int64_t q0 = g * seqs_per_group; q0 < q_end; q0 += flush) {
+        __m512i lo0 = _mm512_setzero_si512(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+        const int64_t q1 = std::min(q_end, q0 + flush);
+        int64_t q = q0;
+        for (; q + 1 < q1; q += 2) {  // two sequences: independent accumulator chains
+          // About one prefetch per 64-byte line of the code stream (stream_prefetch.h).
+          if (((q * D::kSeqBytes) & 63) < 2 * D::kSeqBytes) prefetch_stream(codes + q * D::kSeqBytes);
+          const __m512i v0 = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
+          const __m512i v1 = _mm512_permutexvar_epi8(dec.indices(codes + (q + 1) * D::kSeqBytes), dec.table_u8);
+          const int64_t c = q * kTrellisSeqLen;
+          if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
+          hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
+          if constexpr (!kHiOnly) lo1 = _mm512_dpbusd_epi32(lo1, v1, _mm512_loadu_si512(xlo + c + 64));
+          hi1 = _mm512_dpbusd_epi32(hi1, v1, _mm512_loadu_si512(xhi + c + 64));
+        }
+        if (q < q1) {
+          const __m512i v0 = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
+          const int64_t c = q * kTrellisSeqLen;
+          if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
+          hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
+        }
+        // D lanes: 256 hi + lo, exact in int32 over kTrellisFlushCols columns (trellis_kernels.h).
+        const __m512i d = _mm512_add_epi32(_mm512_slli_epi32(_mm512_add_epi32(hi0, hi1), 8), _mm512_add_epi32(lo0, lo1));
+        facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), vs, facc);
+      }
+    }
+    const float sum = _mm512_reduce_add_ps(facc) - static_cast<float>(kTrellisValueMax) * offset;
+    y[r - r0] = sum * a.fixed.scale * w.tensor_scale;
+  }
+}
+
+// Rows in FP32: the signed table looked up, widened 16 bytes at a time, then
+// value * scale * tensor_scale in packed_value's order (bit-identical).
+template <int K, int V>
+void dequantize_t(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
+  using D = Decoder<K, V>;
+  const D dec;
+  const int64_t nq = w.cols / kTrellisSeqLen, ng = w.n_groups(), rb = w.row_bytes();
+  const __m512 ts = _mm512_set1_ps(w.tensor_scale);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = w.codes.data() + r * rb;
+    float* o = out + (r - r0) * w.cols;
+    for (int64_t q = 0; q < nq; ++q) {
+      const __m512i v = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_s8);
+      const __m512 s = _mm512_set1_ps(fp16_to_float(w.scales[r * ng + q * kTrellisSeqLen / w.group]));
+      const auto store = [&](int b, __m128i v16) {
+        const __m512 vf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(v16));
+        _mm512_storeu_ps(o + q * kTrellisSeqLen + 16 * b, _mm512_mul_ps(_mm512_mul_ps(vf, s), ts));
+      };
+      store(0, _mm512_castsi512_si128(v));
+      store(1, _mm512_extracti32x4_epi32(v, 1));
+      store(2, _mm512_extracti32x4_epi32(v, 2));
+      store(3, _mm512_extracti32x4_epi32(v, 3));
+    }
+  }
+}
+
+void dequantize_rows(const PackedMatrix& w, int64_t r0, int64_t r1, float* out) {
+  trellis_dispatch(w.trellis_step_bits, [&](auto k, auto v) { dequantize_t<k(), v()>(w, r0, r1, out); });
+}
+
+template <bool kHiOnly>
+void gemv_any(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
+  if (!a.fixed.valid) return trellis_gemv_fp32(w, a, r0, r1, y);
+  trellis_dispatch(w.trellis_step_bits, [&](auto k, auto v) { gemv_t<k(), v(), kHiOnly>(w, a, r0, r1, y); });
+}
+
+void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {
+  gemv_any<false>(w, a, r0, r1, y);
+}
+
+}  // namespace
+
+void trellis_gemv_avx512vbmi_hi_only(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1,
+                                     float* y) {
+  gemv_any<true>(w, a, r0, r1, y);
+}
+
+PackedKernels packed_kernels_trellis_avx512vbmi() {
+  PackedKernels k{gemv, dequantize_rows, Isa::kAvx512Vnni};
+  k.prepare_fixed16 = prepare_trellis_fixed16;
+  return k;
+}
+
+}  // namespace lowbit
