@@ -17,6 +17,8 @@ struct SplitMix64 {
   }
   // Uniform in [0, 1): 53 random bits.
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+  // Uniform in (0, 1]: never 0, for log() in Box-Muller.
+  double uniform_positive() { return (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53; }
 };
 
 }  // namespace lowbit

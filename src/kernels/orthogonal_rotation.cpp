@@ -5,23 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "core/splitmix64.h"
 #include "kernels/hadamard.h"
 
 namespace lowbit {
 namespace {
-
-// splitmix64 (Steele, Lea, Flood 2014): a portable stream of 64-bit values.
-struct SplitMix64 {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in (0, 1]: 53 random bits.
-  double uniform() { return (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53; }
-};
 
 // Different purposes of one seed draw from different streams.
 constexpr uint64_t kSignStream = 0x5349474E53ull;      // "SIGNS"
@@ -43,8 +31,8 @@ std::vector<double> random_orthogonal_matrix(int64_t n, uint64_t seed) {
   const auto nn = static_cast<size_t>(n * n);
   std::vector<double> a(nn);
   for (size_t i = 0; i < nn; i += 2) {
-    const double r = std::sqrt(-2.0 * std::log(rng.uniform()));
-    const double t = 2.0 * M_PI * rng.uniform();
+    const double r = std::sqrt(-2.0 * std::log(rng.uniform_positive()));
+    const double t = 2.0 * M_PI * rng.uniform_positive();
     a[i] = r * std::cos(t);
     if (i + 1 < nn) a[i + 1] = r * std::sin(t);
   }
