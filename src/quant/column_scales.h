@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string_view>
 
 #include "core/status.h"
 #include "formats/block_format.h"
@@ -70,5 +71,18 @@ class ColumnScales {
   // The stored tensor; every group chosen and every column quantized.
   virtual Expected<QuantizedTensor> pack() const = 0;
 };
+
+// choose()'s argument check for formats that choose whole groups of `group`
+// columns (the trellis and VQ families): [c0, c0 + n) starts on a group and ends
+// on one or at the matrix's last column, and importance has n values or none.
+inline Status check_whole_groups(std::string_view format, int64_t group, int64_t cols, int64_t c0, int64_t n,
+                                 std::span<const float> importance) {
+  if (n < 1 || c0 % group != 0 || (c0 + n != cols && n % group != 0) || c0 + n > cols ||
+      (!importance.empty() && static_cast<int64_t>(importance.size()) != n)) {
+    return make_error("{}: columns [{}, {}) are not whole groups of {} (importance: {} values)", format, c0, c0 + n,
+                      group, importance.size());
+  }
+  return Status::ok_status();
+}
 
 }  // namespace lowbit

@@ -194,11 +194,7 @@ class TrellisColumnScales final : public ColumnScales {
   int64_t joint_cols() const override { return kTrellisSeqLen; }
 
   Status choose(const float* x, int64_t c0, int64_t n, std::span<const float> importance) override {
-    if (n < 1 || c0 % p_.group != 0 || (c0 + n != cols_ && n % p_.group != 0) || c0 + n > cols_ ||
-        (!importance.empty() && static_cast<int64_t>(importance.size()) != n)) {
-      return make_error("{}: columns [{}, {}) are not whole groups of {} (importance: {} values)",
-                        trellis_format_name(p_), c0, c0 + n, p_.group, importance.size());
-    }
+    LB_RETURN_IF_ERROR(check_whole_groups(trellis_format_name(p_), p_.group, cols_, c0, n, importance));
     if (!importance.empty()) std::copy(importance.begin(), importance.end(), importance_.begin() + c0);
     const bool weighted = !importance.empty();
     for (int64_t g0 = c0; g0 < c0 + n; g0 += p_.group) {
