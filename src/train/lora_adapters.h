@@ -1,0 +1,44 @@
+// LoRA adapters (Hu et al. 2021) on the seven linears of every decoder layer,
+// the trainable part of PTQ1.61's restorative LoRA (pipeline/restorative_lora.h):
+//   y = x Wᵀ + s · (x Aᵀ) Bᵀ,   A [r, in], B [out, r], s = alpha / r
+// A starts uniform in ±1/sqrt(in) (a seeded stream, so a seed gives the same
+// adapters everywhere) and B at 0, so an untrained adapter changes nothing and
+// the first gradient reaches B only (PEFT's initialisation).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace lowbit {
+
+struct LoraMatrix {
+  int64_t in = 0, out = 0;
+  std::vector<float> a;  // [r, in]
+  std::vector<float> b;  // [out, r]
+};
+
+struct LoraAdapters {
+  int rank = 0;
+  float scale = 1.0f;  // s = alpha / r
+  // [n_layers][7]: the linears in DecoderBlock::kLinearSuffixes order (q, k, v, o, gate, up, down).
+  std::vector<std::array<LoraMatrix, 7>> layers;
+
+  int64_t n_parameters() const;
+};
+
+// The (in, out) of linear k (kLinearSuffixes order) of a layer.
+std::array<int64_t, 2> lora_linear_shape(const ModelConfig& c, int k);
+
+// Adapters of rank r for every linear, initialised as above from `seed`.
+LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uint64_t seed);
+// The same shapes, every value 0 (gradients and optimizer moments).
+LoraAdapters zero_lora_like(const LoraAdapters& like);
+
+// W += s · B A for every linear of layer `index` (shapes as make_lora_adapters gave).
+void merge_lora_layer(const LoraAdapters& lora, int index, LayerWeights& layer);
+
+}  // namespace lowbit
