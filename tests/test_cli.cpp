@@ -183,7 +183,8 @@ TEST(Cli, BenchShapeRunsACalibratedRecipesFormatsAndOnlineRotation) {
 
 // Every subcommand takes -q/--quiet (alias --no-progress) and --progress.
 TEST(Cli, EveryCommandTakesQuietAndProgress) {
-  for (const char* command : {"info", "generate", "ppl", "bench", "formats", "quantize", "inspect", "export", "pareto"}) {
+  for (const char* command :
+       {"info", "generate", "ppl", "bench", "formats", "quantize", "inspect", "export", "pareto", "restore"}) {
     const CommandResult r = run_lowbit(std::string(command) + " --help");
     EXPECT_EQ(r.exit_code, 0) << command << "\n" << r.output;
     EXPECT_NE(r.output.find("-q,--quiet,--no-progress"), std::string::npos) << command << "\n" << r.output;

@@ -24,5 +24,6 @@ void register_quantize(CLI::App& root, CommandRunner& runner);
 void register_inspect(CLI::App& root, CommandRunner& runner);
 void register_export(CLI::App& root, CommandRunner& runner);
 void register_pareto(CLI::App& root, CommandRunner& runner);
+void register_restore(CLI::App& root, CommandRunner& runner);
 
 }  // namespace lowbit::cli

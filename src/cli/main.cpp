@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   lowbit::cli::register_inspect(app, runner);
   lowbit::cli::register_export(app, runner);
   lowbit::cli::register_pareto(app, runner);
+  lowbit::cli::register_restore(app, runner);
 
   try {
     app.parse(argc, argv);

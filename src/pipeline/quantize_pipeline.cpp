@@ -230,6 +230,9 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   std::optional<QuantizeCheckpointer> checkpoints;
   std::optional<QuantizeCheckpointData> resumed;
   if (o.resume && !o.checkpoint) return make_error("--resume needs checkpoints (not --no-checkpoint)");
+  if (o.checkpoint && o.transform_layer) {
+    return make_error("quantize: a layer transform is not recorded in checkpoints: run it with checkpoint = false");
+  }
   // Under mpirun each rank holds other calibration states: checkpoints are a one-process feature.
   if (o.resume && comm.size() > 1) {
     return make_error("--resume: not under mpirun (only a single-process run writes checkpoints)");
@@ -349,6 +352,7 @@ Expected<QuantizeReport> quantize_model(const Recipe& recipe, const PipelineOpti
   for (int i = first_layer; i < config.n_layers; ++i) {
     current_layer = i;
     LB_ASSIGN_OR_RETURN(LayerWeights w, source->layer(i));
+    if (o.transform_layer) LB_RETURN_IF_ERROR(o.transform_layer(i, w).with_context(fmt::format("layers.{}", i)));
     if (rotations) LB_RETURN_IF_ERROR(rotate_layer(w, config, *rotations).with_context(fmt::format("layers.{}", i)));
     LB_ASSIGN_OR_RETURN(std::vector<ModuleReport> modules, quantize_layer(ctx, i, std::move(w)));
     for (ModuleReport& m : modules) {

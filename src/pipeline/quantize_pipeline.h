@@ -47,6 +47,11 @@ struct PipelineOptions {
   // OUT.ckpt.tmp is written but not yet renamed, and ("module", n) before the n-th
   // linear this process quantizes (0-based), so a test can kill the process at a known point.
   std::function<void(const std::string& point, int64_t n)> test_hook;
+  // Applied to every decoder layer's FP32 weights as read from the source, before any
+  // rotation or statistics (null: none). Restorative LoRA writes its merged model
+  // through it (pipeline/restorative_lora.h). Not recorded in checkpoints: runs with
+  // a transform set checkpoint = false.
+  std::function<Status(int index, LayerWeights& w)> transform_layer;
   // Calibration across processes (docs/MPI.md): the ranks of `mpirun -np N` (null:
   // one process). Each rank runs its shard of the windows; rank 0 alone writes.
   Communicator* comm = nullptr;

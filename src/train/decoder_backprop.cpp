@@ -28,7 +28,7 @@ struct LoraLinear {
   const Matrix* w;
   const LoraMatrix* lora;
   float scale;
-  int rank;
+  int rank;  // 0: no adapter on this linear
 
   // y [T, out] = x Wᵀ + bias + s u Bᵀ, u [T, r] = x Aᵀ (kept for the backward pass).
   void forward(const float* x, int64_t T, float* y, Vec& u) const {
@@ -170,7 +170,8 @@ Expected<double> lora_window_loss(const ModelConfig& c, const ModelWeights& base
   const auto linear = [&](int layer, int k) {
     const LayerWeights& lw = base.layers[static_cast<size_t>(layer)];
     return LoraLinear{&linear_matrix(lw, DecoderBlock::kLinearSuffixes[static_cast<size_t>(k)]),
-                      &lora.layers[static_cast<size_t>(layer)][static_cast<size_t>(k)], lora.scale, lora.rank};
+                      &lora.layers[static_cast<size_t>(layer)][static_cast<size_t>(k)], lora.scale,
+                      lora.layers[static_cast<size_t>(layer)][static_cast<size_t>(k)].active() ? lora.rank : 0};
   };
   const auto grad_of = [&](int layer, int k) -> LoraMatrix* {
     return grads == nullptr ? nullptr : &grads->layers[static_cast<size_t>(layer)][static_cast<size_t>(k)];

@@ -28,18 +28,20 @@ std::array<int64_t, 2> lora_linear_shape(const ModelConfig& c, int k) {
   }
 }
 
-LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uint64_t seed) {
+LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uint64_t seed,
+                                const std::function<bool(int layer, int k)>& target) {
   LoraAdapters lora;
   lora.rank = rank;
   lora.scale = alpha / static_cast<float>(rank);
   lora.layers.resize(static_cast<size_t>(c.n_layers));
   SplitMix64 rng{seed};
-  for (auto& layer : lora.layers) {
+  for (int l = 0; l < c.n_layers; ++l) {
     for (int k = 0; k < 7; ++k) {
-      LoraMatrix& m = layer[static_cast<size_t>(k)];
+      LoraMatrix& m = lora.layers[static_cast<size_t>(l)][static_cast<size_t>(k)];
       const auto [in, out] = lora_linear_shape(c, k);
       m.in = in;
       m.out = out;
+      if (target && !target(l, k)) continue;
       m.a.resize(static_cast<size_t>(rank * in));
       const float bound = 1.0f / std::sqrt(static_cast<float>(in));
       for (float& v : m.a) v = bound * static_cast<float>(2.0 * rng.uniform() - 1.0);  // [-bound, bound)
@@ -64,6 +66,7 @@ void merge_lora_layer(const LoraAdapters& lora, int index, LayerWeights& layer) 
   const int r = lora.rank;
   for (int k = 0; k < 7; ++k) {
     const LoraMatrix& m = lora.layers[static_cast<size_t>(index)][static_cast<size_t>(k)];
+    if (!m.active()) continue;
     Matrix& w = linear_matrix(layer, DecoderBlock::kLinearSuffixes[static_cast<size_t>(k)]);
     // W[o, i] += s Σ_j B[o, j] A[j, i], the sum in double.
     std::vector<double> row(static_cast<size_t>(m.in));

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
@@ -15,10 +16,13 @@
 
 namespace lowbit {
 
+// An adapter; a linear without one has empty a and b (the linear is left as it is).
 struct LoraMatrix {
   int64_t in = 0, out = 0;
   std::vector<float> a;  // [r, in]
   std::vector<float> b;  // [out, r]
+
+  bool active() const { return !a.empty(); }
 };
 
 struct LoraAdapters {
@@ -33,12 +37,14 @@ struct LoraAdapters {
 // The (in, out) of linear k (kLinearSuffixes order) of a layer.
 std::array<int64_t, 2> lora_linear_shape(const ModelConfig& c, int k);
 
-// Adapters of rank r for every linear, initialised as above from `seed`.
-LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uint64_t seed);
+// Adapters of rank r, initialised as above from `seed`, on every linear for which
+// target(layer, k) is true (every linear when target is empty).
+LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uint64_t seed,
+                                const std::function<bool(int layer, int k)>& target = {});
 // The same shapes, every value 0 (gradients and optimizer moments).
 LoraAdapters zero_lora_like(const LoraAdapters& like);
 
-// W += s · B A for every linear of layer `index` (shapes as make_lora_adapters gave).
+// W += s · B A for every adapted linear of layer `index` (shapes as make_lora_adapters gave).
 void merge_lora_layer(const LoraAdapters& lora, int index, LayerWeights& layer);
 
 }  // namespace lowbit

@@ -53,7 +53,7 @@ Expected<LoraAdapters> train_lora(const ModelConfig& c, const ModelWeights& base
   }
   const auto start = std::chrono::steady_clock::now();
   const int64_t n_windows = static_cast<int64_t>(windows.size()) / seq_len;
-  LoraAdapters lora = make_lora_adapters(c, o.rank, o.alpha, o.seed);
+  LoraAdapters lora = make_lora_adapters(c, o.rank, o.alpha, o.seed, o.target);
   LoraAdapters m = zero_lora_like(lora), v = zero_lora_like(lora);
   int64_t next = 0;
   for (int step = 0; step < o.steps; ++step) {

@@ -23,6 +23,7 @@ struct LoraTrainOptions {
   float lr = 1e-4f;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   uint64_t seed = 0;  // the adapters' initial A
+  std::function<bool(int layer, int k)> target;  // the linears adapted (make_lora_adapters); empty: all
 };
 
 struct LoraTrainReport {
