@@ -4,7 +4,7 @@
 // Run: build/lowbit_bench_kernels --benchmark_filter='Packed|Fp32Sgemv'.
 // args: format index (kFormats), ISA (0 generic, 1 avx2, 2 avx512, 3 avx512vnni, 4 avx2 with FP32
 // activations: the AVX2 level's kernels without their fixed-point preparation, i.e. lut4/avx2 and
-// int8/avx2), rows, cols; every variant of a format runs in the same process, so their numbers
+// int8/avx2, 5 avxvnni), rows, cols; every variant of a format runs in the same process, so their numbers
 // compare directly.
 #include <benchmark/benchmark.h>
 
@@ -43,6 +43,7 @@ PackedMatrix packed(const char* format, int64_t rows, int64_t cols) {
 }
 
 Isa isa_arg(int64_t a) {
+  if (a == 5) return Isa::kAvxVnni;
   return a == 0 ? Isa::kGeneric : a == 1 || a == 4 ? Isa::kAvx2 : a == 2 ? Isa::kAvx512 : Isa::kAvx512Vnni;
 }
 
@@ -204,7 +205,7 @@ BENCHMARK(BM_W4A4)->Args({0, 5632, 2048, 1, 0})->Args({1, 5632, 2048, 1, 0})->Ar
 
 void packed_args(benchmark::internal::Benchmark* b) {
   for (int64_t f = 0; f < static_cast<int64_t>(std::size(kFormats)); ++f) {
-    for (int64_t isa : {0, 4, 1, 2, 3}) b->Args({f, isa, 5632, 2048});
+    for (int64_t isa : {0, 4, 1, 5, 2, 3}) b->Args({f, isa, 5632, 2048});
   }
 }
 

@@ -16,7 +16,8 @@ CpuFeatures everything() {
 }
 
 TEST(CpuFeatures, NamesRoundTrip) {
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
+  for (Isa isa :
+       {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
     auto parsed = parse_isa(isa_name(isa));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, isa);
@@ -66,6 +67,26 @@ TEST(CpuFeatures, AmxNeedsCpuOsAndPermission) {
   ASSERT_TRUE(amx.ok());
   EXPECT_EQ(*amx, Isa::kAmx);
   EXPECT_FALSE(resolve_isa("amx", everything()).ok());
+}
+
+// AVX-VNNI is a side branch: above avx2 where a CPU has it without AVX-512
+// (Alder Lake), never part of the avx512 levels (a Skylake-SP or Zen 4 lacks it).
+TEST(CpuFeatures, AvxVnniIsASideBranch) {
+  CpuFeatures f;
+  f.avx = f.avx2 = f.fma = f.f16c = f.bmi2 = f.os_ymm = true;
+  EXPECT_EQ(best_isa(f), Isa::kAvx2);
+  EXPECT_FALSE(isa_supported(Isa::kAvxVnni, f));
+  f.avx_vnni = true;
+  EXPECT_EQ(best_isa(f), Isa::kAvxVnni);
+  EXPECT_NE(describe_cpu_features(f).find("avx_vnni"), std::string::npos) << describe_cpu_features(f);
+  f.os_ymm = false;  // the OS does not save YMM state
+  EXPECT_FALSE(isa_supported(Isa::kAvxVnni, f));
+  CpuFeatures g = everything();  // AVX-512 up to BF16, no AVX-VNNI
+  EXPECT_FALSE(isa_supported(Isa::kAvxVnni, g));
+  EXPECT_FALSE(resolve_isa("avxvnni", g).ok());
+  g.avx_vnni = true;
+  EXPECT_TRUE(isa_supported(Isa::kAvxVnni, g));
+  EXPECT_EQ(best_isa(g), Isa::kAvx512Bf16);
 }
 
 TEST(CpuFeatures, OsStateIsRequired) {

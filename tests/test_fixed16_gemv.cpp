@@ -35,11 +35,12 @@ std::vector<float> gaussian_vector(int64_t n, uint64_t seed) {
 
 bool vnni_here() { return isa_supported(Isa::kAvx512Vnni, detect_cpu_features()); }
 
-// Every fixed-point kLut4 kernel this CPU runs: AVX2 (vpmaddubsw), VNNI, VNNI + GFNI.
+// Every fixed-point kLut4 kernel this CPU runs: AVX2 (vpmaddubsw), AVX-VNNI, VNNI, VNNI + GFNI.
 std::vector<PackedKernels> lut4_fixed16_kernels() {
   std::vector<PackedKernels> out;
   const CpuFeatures f = detect_cpu_features();
   if (isa_supported(Isa::kAvx2, f)) out.push_back(packed_kernels_lut4_fixed16_avx2());
+  if (isa_supported(Isa::kAvxVnni, f)) out.push_back(packed_kernels_lut4_fixed16_avxvnni());
   if (isa_supported(Isa::kAvx512Vnni, f)) out.push_back(packed_kernels_lut4_avx512vnni());
   if (isa_supported(Isa::kAvx512Vnni, f) && f.gfni) out.push_back(packed_kernels_lut4_avx512vnni_gfni());
   return out;
@@ -283,6 +284,32 @@ void expect_fp32_fallback(const PackedKernels& k, const PackedKernels& fp32) {
       }
     }
   }
+}
+
+// The AVX-VNNI row computes the AVX2 row's integer sums on vpdpbusd: the same
+// floats bit for bit, for every group width's lane mapping (16: nvfp4, 32, 64, >= 128),
+// a table (nvfp4), the identity (int4), odd row counts and a short last block.
+TEST(Lut4Fixed16, AvxVnniEqualsAvx2BitForBit) {
+  if (!isa_supported(Isa::kAvxVnni, detect_cpu_features())) GTEST_SKIP() << "no AVX-VNNI on this CPU";
+  const PackedKernels avx2 = packed_kernels_lut4_fixed16_avx2(), vnni = packed_kernels_lut4_fixed16_avxvnni();
+  int compared = 0;
+  for (const char* format : {"nvfp4", "int4_g32_asym", "int4_g64_asym", "int4_g128", "int4_g128_asym"}) {
+    for (int64_t cols : {31, 96, 300, 2048}) {
+      const PackedMatrix w = packed_weight(format, 7, cols, 11 + cols);
+      if (!lut4_fixed16_avx2_eligible(w)) continue;
+      const std::vector<float> x = gaussian_vector(cols, 5 + cols);
+      PackedActivation a;
+      prepare_activation(w, x.data(), a, avx2.prepare_fixed16);
+      ASSERT_TRUE(a.fixed.valid) << format;
+      std::vector<float> want(7), got(7);
+      avx2.gemv(w, a, 0, 7, want.data());
+      vnni.gemv(w, a, 0, 3, got.data());
+      vnni.gemv(w, a, 3, 7, got.data() + 3);
+      EXPECT_EQ(got, want) << format << " cols " << cols;
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 15);
 }
 
 TEST(Lut4Fixed16, Avx2FallsBackToFp32) {

@@ -38,7 +38,8 @@ const CpuFeatures& cpu() {
 // The levels this CPU runs, lowest first (generic always).
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
+  for (Isa isa :
+       {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
     if (isa_supported(isa, cpu())) out.push_back(isa);
   }
   return out;

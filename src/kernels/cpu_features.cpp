@@ -53,7 +53,7 @@ bool request_amx_permission() {
 }
 #endif
 
-constexpr const char* kIsaNames[] = {"generic", "avx2", "avx512", "avx512vnni", "avx512bf16", "amx"};
+constexpr const char* kIsaNames[] = {"generic", "avx2", "avxvnni", "avx512", "avx512vnni", "avx512bf16", "amx"};
 constexpr int kIsaCount = static_cast<int>(sizeof(kIsaNames) / sizeof(kIsaNames[0]));
 
 }  // namespace
@@ -84,7 +84,11 @@ CpuFeatures detect_cpu_features() {
     f.avx512vnni = bit(l7.ecx, 11);
     f.gfni = bit(l7.ecx, 8);
     f.avx512vbmi = bit(l7.ecx, 1);
-    if (l7.eax >= 1) f.avx512bf16 = bit(cpuid(7, 1).eax, 5);
+    if (l7.eax >= 1) {
+      const CpuidRegs l71 = cpuid(7, 1);
+      f.avx512bf16 = bit(l71.eax, 5);
+      f.avx_vnni = bit(l71.eax, 4);
+    }
     f.amx_bf16 = bit(l7.edx, 22);
     f.amx_tile = bit(l7.edx, 24);
     f.amx_int8 = bit(l7.edx, 25);
@@ -100,6 +104,7 @@ bool isa_supported(Isa isa, const CpuFeatures& f) {
   switch (isa) {
     case Isa::kGeneric: return true;
     case Isa::kAvx2: return avx2;
+    case Isa::kAvxVnni: return avx2 && f.avx_vnni;
     case Isa::kAvx512: return avx512;
     case Isa::kAvx512Vnni: return avx512 && f.avx512vnni;
     case Isa::kAvx512Bf16: return avx512 && f.avx512vnni && f.avx512bf16;
@@ -110,7 +115,7 @@ bool isa_supported(Isa isa, const CpuFeatures& f) {
 }
 
 Isa best_isa(const CpuFeatures& f) {
-  for (Isa isa : {Isa::kAmx, Isa::kAvx512Bf16, Isa::kAvx512Vnni, Isa::kAvx512, Isa::kAvx2}) {
+  for (Isa isa : {Isa::kAmx, Isa::kAvx512Bf16, Isa::kAvx512Vnni, Isa::kAvx512, Isa::kAvxVnni, Isa::kAvx2}) {
     if (isa_supported(isa, f)) return isa;
   }
   return Isa::kGeneric;
@@ -122,7 +127,7 @@ Expected<Isa> parse_isa(const std::string& name) {
   for (int i = 0; i < kIsaCount; ++i) {
     if (name == kIsaNames[i]) return static_cast<Isa>(i);
   }
-  return make_error("unknown ISA '{}' (expected generic, avx2, avx512, avx512vnni, avx512bf16 or amx)", name);
+  return make_error("unknown ISA '{}' (expected generic, avx2, avxvnni, avx512, avx512vnni, avx512bf16 or amx)", name);
 }
 
 Expected<Isa> resolve_isa(const std::string& override_name, const CpuFeatures& features) {
@@ -168,6 +173,7 @@ std::string describe_cpu_features(const CpuFeatures& f) {
   add(f.avx512f, "avx512f");
   add(f.avx512bw, "avx512bw");
   add(f.avx512vl, "avx512vl");
+  add(f.avx_vnni, "avx_vnni");
   add(f.avx512dq, "avx512dq");
   add(f.avx512vnni, "avx512vnni");
   add(f.avx512bf16, "avx512bf16");

@@ -8,9 +8,15 @@
 // for XTILEDATA, asked once at detection; without it the first tile
 // instruction faults), so a refused request makes AMX unsupported. The levels
 // are ordered, each one including the previous:
-//   generic < avx2 < avx512 < avx512vnni < avx512bf16 < amx.
-// Kernels are chosen from the level once (see active_isa); tests and users
-// force a lower level with LOWBIT_ISA=generic|avx2|avx512|avx512vnni|avx512bf16|amx.
+//   generic < avx2 < avx512 < avx512vnni < avx512bf16 < amx,
+// with one side branch: avxvnni = avx2 + AVX-VNNI (the VEX-encoded 256-bit
+// vpdpbusd of Alder Lake and later client CPUs, also on Sapphire Rapids and Zen 5),
+// ordered between avx2 and avx512 but not included in avx512 (Skylake-SP,
+// Zen 4 and Ice Lake have AVX-512 without it). So never compare a level with
+// kAvxVnni: table rows of that level carry a predicate that checks the CPU
+// feature (kernels/kernel_table.cpp).
+// Kernels are chosen from the level once (see active_isa); tests and users force a
+// lower level with LOWBIT_ISA=generic|avx2|avxvnni|avx512|avx512vnni|avx512bf16|amx.
 #pragma once
 
 #include <string>
@@ -22,6 +28,7 @@ namespace lowbit {
 enum class Isa {
   kGeneric,     // baseline x86-64 (SSE2) or any other CPU: portable C++
   kAvx2,        // AVX2 + FMA + F16C + BMI2 (Haswell, Zen)
+  kAvxVnni,     // AVX2 + AVX-VNNI (Alder Lake, Sapphire Rapids, Zen 5): a side branch, see above
   kAvx512,      // + AVX-512 F/BW/VL/DQ (Skylake-SP, Zen 4)
   kAvx512Vnni,  // + AVX512_VNNI int8 dot products (Cascade Lake)
   kAvx512Bf16,  // + AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4)
@@ -41,6 +48,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512vnni = false;
   bool avx512bf16 = false;
+  bool avx_vnni = false;  // leaf 7 subleaf 1 EAX bit 4 (VEX vpdpbusd on 256-bit registers)
   bool gfni = false;      // leaf 7 ECX bit 8 (not a level: the lut4 VNNI GEMV checks it itself)
   bool avx512vbmi = false;  // leaf 7 ECX bit 1 (not a level: a predicate of the tcq/avx512vnni+vbmi row)
   bool amx_tile = false;  // leaf 7 EDX bit 24

@@ -42,7 +42,7 @@ FixedOrderKernels fixed_order_kernels_generic() { return {rows_generic, "fixed-o
 
 FixedOrderKernels fixed_order_kernels(Isa isa) {
   if (isa >= Isa::kAvx512) return fixed_order_kernels_avx512();
-  if (isa == Isa::kAvx2) return fixed_order_kernels_avx2();
+  if (isa >= Isa::kAvx2) return fixed_order_kernels_avx2();  // avx2 and avxvnni
   return fixed_order_kernels_generic();
 }
 

@@ -47,6 +47,11 @@ bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni
 bool cpu_has_vbmi(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi; }
 // lut4/avx2+fixed16 takes tables whose bytes stay <= 63 (INT4, FP4); others (NF4, wide tables) run lut4/avx2.
 bool lut4_avx2_fixed16_table(const PackedMatrix& w, const CpuFeatures&) { return lut4_fixed16_avx2_eligible(w); }
+// The same kernel with AVX-VNNI byte products: the same tables, and the CPU feature (avxvnni is not
+// included in the avx512 levels, cpu_features.h).
+bool lut4_avxvnni_fixed16_table(const PackedMatrix& w, const CpuFeatures& cpu) {
+  return cpu.avx_vnni && lut4_fixed16_avx2_eligible(w);
+}
 bool amx_w4a8_layout(const PackedMatrix& w, const CpuFeatures&) { return w4a8_amx_supported(w); }
 
 using Accepts = bool (*)(const PackedMatrix&, const CpuFeatures&);
@@ -121,6 +126,7 @@ std::vector<LinearKernel> build_table() {
       fp_row("lut4/avx2", L::kLut4, packed_kernels_lut4_avx2()),
       // The AVX2 fixed-point GEMV (lut4_fixed16.h, vpmaddubsw): the same integer sums as the VNNI one.
       fp_row("lut4/avx2+fixed16", L::kLut4, packed_kernels_lut4_fixed16_avx2(), lut4_avx2_fixed16_table),
+      fp_row("lut4/avxvnni+fixed16", L::kLut4, packed_kernels_lut4_fixed16_avxvnni(), lut4_avxvnni_fixed16_table),
       fp_row("lut4/avx512", L::kLut4, packed_kernels_lut4_avx512()),
       // The fixed-point GEMV (lut4_fixed16.h), which falls back to lut4/avx512's code itself.
       fp_row("lut4/avx512vnni", L::kLut4, packed_kernels_lut4_avx512vnni()),

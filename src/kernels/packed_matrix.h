@@ -176,6 +176,7 @@ struct PackedKernels {
 PackedKernels packed_kernels_lut4_generic();
 PackedKernels packed_kernels_lut4_avx2();
 PackedKernels packed_kernels_lut4_fixed16_avx2();  // falls back to lut4/avx2 where the layout is not eligible
+PackedKernels packed_kernels_lut4_fixed16_avxvnni();  // the same with AVX-VNNI byte products (needs avx_vnni)
 PackedKernels packed_kernels_lut4_avx512();
 PackedKernels packed_kernels_lut4_avx512vnni();
 PackedKernels packed_kernels_lut4_avx512vnni_gfni();  // call only where CPUID reports GFNI
