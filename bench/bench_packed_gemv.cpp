@@ -115,7 +115,10 @@ void BM_Fp32Sgemv(benchmark::State& state) {
 }
 
 // The integer-activation kernels' ISA argument: 0 generic, 1 avx2, 2 avx512vnni.
-Isa int8_isa_arg(int64_t a) { return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : Isa::kAvx512Vnni; }
+// 0 generic, 1 avx2, 2 avx512vnni, 3 avxvnni.
+Isa int8_isa_arg(int64_t a) {
+  return a == 0 ? Isa::kGeneric : a == 1 ? Isa::kAvx2 : a == 3 ? Isa::kAvxVnni : Isa::kAvx512Vnni;
+}
 
 // W8A8 (kernels/w8a8.h): args ISA (int8_isa_arg), rows, cols, tokens. The
 // activation quantization is timed too (it runs once per linear call).
@@ -142,8 +145,9 @@ void BM_W8A8(benchmark::State& state) {
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_W8A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({2, 5632, 2048, 1})
-    ->Args({1, 5632, 2048, 64})->Args({2, 5632, 2048, 64})->Args({1, 2048, 5632, 512})->Args({2, 2048, 5632, 512});
+BENCHMARK(BM_W8A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({3, 5632, 2048, 1})
+    ->Args({2, 5632, 2048, 1})->Args({1, 5632, 2048, 64})->Args({3, 5632, 2048, 64})->Args({2, 5632, 2048, 64})
+    ->Args({1, 2048, 5632, 512})->Args({3, 2048, 5632, 512})->Args({2, 2048, 5632, 512});
 
 // W4A8 (kernels/w4a8.h), int4_g128_asym: args ISA (int8_isa_arg; generic is the
 // reference loop), rows, cols, tokens.

@@ -24,8 +24,9 @@ for level in $levels; do
   if LOWBIT_ISA=$level ./lowbit formats --list >/dev/null 2>&1; then supported+=("$level"); else
     echo "test_isa_levels.sh: $level: not supported here, skipped"; fi
 done
-# The levels are ordered, each including the previous, so the last supported
-# one is what runs without LOWBIT_ISA: scripts/test.sh ran the whole suite there.
+# The levels are ordered, each including the previous (avxvnni, a side branch, is
+# skipped where the CPU lacks AVX-VNNI: cpu_features.h), so the last supported one
+# is what runs without LOWBIT_ISA: scripts/test.sh ran the whole suite there.
 [ ${#supported[@]} -gt 0 ] || { echo "test_isa_levels.sh: build/lowbit accepts no ISA level" >&2; exit 1; }
 echo "test_isa_levels.sh: native level ${supported[-1]} (run by scripts/test.sh)"
 failed=()

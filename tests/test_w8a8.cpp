@@ -40,16 +40,15 @@ TEST(W8A8, ActivationsRoundHalfToEvenPerToken) {
   for (int c = 0; c < 32; ++c) EXPECT_EQ(a.u8[32 + c], 128) << "zero token " << c;
 }
 
-// The kernels of every level this CPU runs (generic, AVX2, AVX-512 VNNI).
 struct Variant {
   W8A8Kernels k;
   const char* name;
 };
-// The table's W8A8 kernels of every level this CPU runs (generic, AVX2, AVX-512 VNNI).
+// The table's W8A8 kernels of every level this CPU runs (generic, AVX2, AVX-VNNI, AVX-512 VNNI).
 std::vector<Variant> supported_variants() {
   const PackedMatrix w = int8_weight(1, 32, 1);
   std::vector<Variant> out;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512Vnni}) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni}) {
     if (!isa_supported(isa, detect_cpu_features())) continue;
     const LinearKernel* e = find_linear_kernel(w, ActFormat::kInt8, isa);
     out.push_back({e->w8a8, e->name});
@@ -62,7 +61,10 @@ TEST(W8A8, EachLevelPicksItsKernels) {
   auto name = [&](Isa isa) { return std::string(find_linear_kernel(w, ActFormat::kInt8, isa)->name); };
   EXPECT_EQ(name(Isa::kGeneric), "w8a8/generic");
   EXPECT_EQ(name(Isa::kAvx2), "w8a8/avx2");
-  EXPECT_EQ(name(Isa::kAvx512), "w8a8/avx2");
+  // AVX-512 without VNNI runs the 256-bit kernel: the AVX-VNNI one where the CPU has it.
+  const char* vex = detect_cpu_features().avx_vnni ? "w8a8/avxvnni" : "w8a8/avx2";
+  EXPECT_EQ(name(Isa::kAvxVnni), vex);
+  EXPECT_EQ(name(Isa::kAvx512), vex);
   EXPECT_EQ(name(Isa::kAvx512Vnni), "w8a8/avx512vnni");
   EXPECT_EQ(name(Isa::kAmx), "w8a8/amx+avx512vnni");
 }

@@ -45,6 +45,8 @@ double ptq161_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r)
 
 bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni; }
 bool cpu_has_vbmi(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi; }
+// Rows of level avxvnni: the avx512 levels do not include it (cpu_features.h), so the row checks the CPU.
+bool cpu_has_avx_vnni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx_vnni; }
 // lut4/avx2+fixed16 takes tables whose bytes stay <= 63 (INT4, FP4); others (NF4, wide tables) run lut4/avx2.
 bool lut4_avx2_fixed16_table(const PackedMatrix& w, const CpuFeatures&) { return lut4_fixed16_avx2_eligible(w); }
 // The same kernel with AVX-VNNI byte products: the same tables, and the CPU feature (avxvnni is not
@@ -84,8 +86,10 @@ LinearKernel ptq161_row(const char* name, PackedKernels ops) {
 }
 
 // W8A8 (w8a8.h); amx: the AMX prompt GEMM from kAmxMinTokensW8A8 tokens on.
-LinearKernel w8a8_row(const char* name, Isa isa, W8A8Kernels ops, QuantizeRowsFn quantize, bool amx = false) {
+LinearKernel w8a8_row(const char* name, Isa isa, W8A8Kernels ops, QuantizeRowsFn quantize, bool amx = false,
+                      bool (*accepts)(const PackedMatrix&, const CpuFeatures&) = nullptr) {
   LinearKernel k = row(name, WeightLayout::kInt8Row, ActFormat::kInt8, isa);
+  k.accepts = accepts;
   k.quantize_rows = quantize;
   k.w8a8 = ops;
   k.w8a8_reference = w8a8_reference;
@@ -156,6 +160,7 @@ std::vector<LinearKernel> build_table() {
       // INT8 activations per token / static: W8A8, W4A8.
       w8a8_row("w8a8/generic", Isa::kGeneric, w8a8_kernels_generic(), q_gen),
       w8a8_row("w8a8/avx2", Isa::kAvx2, w8a8_kernels_avx2(), q_avx2),  // also the AVX-512 (no VNNI) level's
+      w8a8_row("w8a8/avxvnni", Isa::kAvxVnni, w8a8_kernels_avxvnni(), q_avx2, false, cpu_has_avx_vnni),
       w8a8_row("w8a8/avx512vnni", Isa::kAvx512Vnni, w8a8_kernels_avx512vnni(), q_512),
       w8a8_row("w8a8/amx+avx512vnni", Isa::kAmx, w8a8_kernels_avx512vnni(), q_512, true),
       w4a8_row("w4a8/generic", Isa::kGeneric, w4a8_reference, s_gen, q_gen),  // the reference loop

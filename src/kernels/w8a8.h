@@ -77,6 +77,7 @@ void w8a8_reference(const PackedMatrix& w, const std::vector<int32_t>& rowsum, c
 
 W8A8Kernels w8a8_kernels_generic();
 W8A8Kernels w8a8_kernels_avx2();
+W8A8Kernels w8a8_kernels_avxvnni();  // needs AVX-VNNI (CpuFeatures::avx_vnni)
 W8A8Kernels w8a8_kernels_avx512vnni();
 
 }  // namespace lowbit
