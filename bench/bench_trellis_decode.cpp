@@ -134,8 +134,8 @@ BENCHMARK(BM_TrellisDequantizeRows)->ArgsProduct({{0, 2, 4}, {0, 1, 2}, {5632}, 
 // The AVX-512 VBMI GEMV with 8-bit x (trellis_gemv_avx512vbmi_hi_only: one vpdpbusd per
 // 64 weights instead of two), to price the 16-bit activations; arg: format index.
 void BM_TrellisGemvHiOnly(benchmark::State& state) {
-  if (!detect_cpu_features().avx512vbmi) {
-    state.SkipWithError("no AVX512_VBMI");
+  if (!detect_cpu_features().avx512vbmi || !detect_cpu_features().gfni) {
+    state.SkipWithError("no AVX512_VBMI and GFNI");
     return;
   }
   MatrixCase m;

@@ -44,7 +44,8 @@ double ptq161_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r)
 }
 
 bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni; }
-bool cpu_has_vbmi(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi; }
+// tcq/avx512vnni+vbmi also uses GFNI (vgf2p8affineqb); every CPU with AVX512_VBMI so far has it.
+bool cpu_has_vbmi(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi && cpu.gfni; }
 // lut4/avx2+fixed16 takes tables whose bytes stay <= 63 (INT4, FP4); others (NF4, wide tables) run lut4/avx2.
 bool lut4_avx2_fixed16_table(const PackedMatrix& w, const CpuFeatures&) { return lut4_fixed16_avx2_eligible(w); }
 bool amx_w4a8_layout(const PackedMatrix& w, const CpuFeatures&) { return w4a8_amx_supported(w); }
