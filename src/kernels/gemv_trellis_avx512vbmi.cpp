@@ -86,8 +86,12 @@ struct Decoder {
   }
   // The 64 table indices (bits 0..5 of each byte; bits 6, 7 are not cleared) of one sequence:
   // the windows A (offset rel) and B (rel + 4) of each weight's state, h = A ^ M B.
+  // kFull: a plain 64-byte load (the caller knows seq + 64 is inside the codes; vpermb reads
+  // only the string's bytes), else a masked load of the string alone.
+  template <bool kFull = false>
   __m512i indices(const uint8_t* seq) const {
-    const __m512i a = _mm512_permutexvar_epi8(arrange, _mm512_maskz_loadu_epi8(kLoad, seq));
+    const __m512i raw = kFull ? _mm512_loadu_si512(seq) : _mm512_maskz_loadu_epi8(kLoad, seq);
+    const __m512i a = _mm512_permutexvar_epi8(arrange, raw);
     const __m512i b = _mm512_multishift_epi64_epi8(w4, a);
     __m512i mb = _mm512_gf2p8affine_epi64_epi8(b, _mm512_set1_epi64(static_cast<long long>(kHash0Matrix)), 0);
     if constexpr (V == 2) {  // odd bytes: value 1 of a step, h1
@@ -127,7 +131,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   const int8_t* xhi = xlo + w.cols;               // [cols]
   const float* xsum = a.fixed.group_sums.data();  // [ng]
   std::vector<float> sf(static_cast<size_t>(ng));  // the row's scales
-  for (int64_t r = r0; r < r1; ++r) {
+  const auto row = [&](int64_t r, auto full) {
+    constexpr bool kFull = decltype(full)::value;
     const uint8_t* codes = w.codes.data() + r * rb;
     __m512 facc = _mm512_setzero_ps();
     const float offset = row_scales(w.scales.data() + r * ng, xsum, ng, sf.data());  // sum_g s_g X_g
@@ -135,7 +140,7 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
       // One sequence per group (G = 64, the common case): no chunk loop; D = 256 hi + lo of
       // the sequence alone, converted at once; two FP32 accumulators for the FMA latency.
       const auto seq_d = [&](int64_t q) {
-        const __m512i v = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
+        const __m512i v = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
         const int64_t c = q * kTrellisSeqLen;
         const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xhi + c));
         if constexpr (kHiOnly) return _mm512_cvtepi32_ps(_mm512_slli_epi32(hi, 8));
@@ -165,8 +170,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
         for (int i = 0; i < kS; i += 2) {
           const int64_t q = g * kS + i, c = q * kTrellisSeqLen;
           if (((q * D::kSeqBytes) & 63) < 2 * D::kSeqBytes) prefetch_stream(codes + q * D::kSeqBytes);
-          const __m512i v0 = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
-          const __m512i v1 = _mm512_permutexvar_epi8(dec.indices(codes + (q + 1) * D::kSeqBytes), dec.table_u8);
+          const __m512i v0 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
+          const __m512i v1 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + (q + 1) * D::kSeqBytes), dec.table_u8);
           if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
           hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
           if constexpr (!kHiOnly) lo1 = _mm512_dpbusd_epi32(lo1, v1, _mm512_loadu_si512(xlo + c + 64));
@@ -194,8 +199,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
         for (; q + 1 < q1; q += 2) {  // two sequences: independent accumulator chains
           // About one prefetch per 64-byte line of the code stream (stream_prefetch.h).
           if (((q * D::kSeqBytes) & 63) < 2 * D::kSeqBytes) prefetch_stream(codes + q * D::kSeqBytes);
-          const __m512i v0 = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
-          const __m512i v1 = _mm512_permutexvar_epi8(dec.indices(codes + (q + 1) * D::kSeqBytes), dec.table_u8);
+          const __m512i v0 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
+          const __m512i v1 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + (q + 1) * D::kSeqBytes), dec.table_u8);
           const int64_t c = q * kTrellisSeqLen;
           if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
           hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
@@ -203,7 +208,7 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
           hi1 = _mm512_dpbusd_epi32(hi1, v1, _mm512_loadu_si512(xhi + c + 64));
         }
         if (q < q1) {
-          const __m512i v0 = _mm512_permutexvar_epi8(dec.indices(codes + q * D::kSeqBytes), dec.table_u8);
+          const __m512i v0 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
           const int64_t c = q * kTrellisSeqLen;
           if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
           hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
@@ -215,6 +220,16 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
     }
     const float sum = _mm512_reduce_add_ps(facc) - static_cast<float>(kTrellisValueMax) * offset;
     y[r - r0] = sum * a.fixed.scale * w.tensor_scale;
+  };
+  // Rows whose sequences can all be read as 64 bytes inside the codes (all but the last one
+  // or few) take plain loads: 3-5% faster than the masked load (64 x 2048 .. 5632 x 2048).
+  const int64_t total = static_cast<int64_t>(w.codes.size());
+  for (int64_t r = r0; r < r1; ++r) {
+    if ((r + 1) * rb - D::kSeqBytes + 64 <= total) {
+      row(r, std::true_type{});
+    } else {
+      row(r, std::false_type{});
+    }
   }
 }
 
