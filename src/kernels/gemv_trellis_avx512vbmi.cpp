@@ -134,13 +134,17 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
   const auto row = [&](int64_t r, auto full) {
     constexpr bool kFull = decltype(full)::value;
     const uint8_t* codes = w.codes.data() + r * rb;
+    // value + 126 of sequence q's 64 weights.
+    const auto values = [&](int64_t q) {
+      return _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
+    };
     __m512 facc = _mm512_setzero_ps();
     const float offset = row_scales(w.scales.data() + r * ng, xsum, ng, sf.data());  // sum_g s_g X_g
     if (seqs_per_group == 1) {
       // One sequence per group (G = 64, the common case): no chunk loop; D = 256 hi + lo of
       // the sequence alone, converted at once; two FP32 accumulators for the FMA latency.
       const auto seq_d = [&](int64_t q) {
-        const __m512i v = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
+        const __m512i v = values(q);
         const int64_t c = q * kTrellisSeqLen;
         const __m512i hi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, _mm512_loadu_si512(xhi + c));
         if constexpr (kHiOnly) return _mm512_cvtepi32_ps(_mm512_slli_epi32(hi, 8));
@@ -170,8 +174,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
         for (int i = 0; i < kS; i += 2) {
           const int64_t q = g * kS + i, c = q * kTrellisSeqLen;
           if (((q * D::kSeqBytes) & 63) < 2 * D::kSeqBytes) prefetch_stream(codes + q * D::kSeqBytes);
-          const __m512i v0 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
-          const __m512i v1 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + (q + 1) * D::kSeqBytes), dec.table_u8);
+          const __m512i v0 = values(q);
+          const __m512i v1 = values(q + 1);
           if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
           hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
           if constexpr (!kHiOnly) lo1 = _mm512_dpbusd_epi32(lo1, v1, _mm512_loadu_si512(xlo + c + 64));
@@ -199,8 +203,8 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
         for (; q + 1 < q1; q += 2) {  // two sequences: independent accumulator chains
           // About one prefetch per 64-byte line of the code stream (stream_prefetch.h).
           if (((q * D::kSeqBytes) & 63) < 2 * D::kSeqBytes) prefetch_stream(codes + q * D::kSeqBytes);
-          const __m512i v0 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
-          const __m512i v1 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + (q + 1) * D::kSeqBytes), dec.table_u8);
+          const __m512i v0 = values(q);
+          const __m512i v1 = values(q + 1);
           const int64_t c = q * kTrellisSeqLen;
           if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
           hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
@@ -208,7 +212,7 @@ void gemv_t(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_
           hi1 = _mm512_dpbusd_epi32(hi1, v1, _mm512_loadu_si512(xhi + c + 64));
         }
         if (q < q1) {
-          const __m512i v0 = _mm512_permutexvar_epi8(dec.template indices<kFull>(codes + q * D::kSeqBytes), dec.table_u8);
+          const __m512i v0 = values(q);
           const int64_t c = q * kTrellisSeqLen;
           if constexpr (!kHiOnly) lo0 = _mm512_dpbusd_epi32(lo0, v0, _mm512_loadu_si512(xlo + c));
           hi0 = _mm512_dpbusd_epi32(hi0, v0, _mm512_loadu_si512(xhi + c));
