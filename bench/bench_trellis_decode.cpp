@@ -30,7 +30,8 @@
 namespace lowbit {
 namespace {
 
-const char* const kFormats[] = {"tcq2_g64", "tcq2p5_g64", "tcq3_g64", "tcq4_g64", "int4_g128"};
+// 5, 6: the group size of the w2-tcq and w3-tcq recipes (one scale per 4 sequences).
+const char* const kFormats[] = {"tcq2_g64", "tcq2p5_g64", "tcq3_g64", "tcq4_g64", "int4_g128", "tcq2_g256", "tcq3_g256"};
 
 std::vector<float> random_values(int64_t n, uint64_t seed) {
   std::mt19937 rng(static_cast<uint32_t>(seed));
@@ -109,7 +110,7 @@ void BM_TrellisGemv(benchmark::State& state) {
   set_rates(state, static_cast<double>(m.w.storage_bytes()), static_cast<double>(m.w.rows * m.w.cols));
 }
 BENCHMARK(BM_TrellisGemv)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}, {5632}, {2048}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6}, {1, 2}, {5632}, {2048}})
     ->Args({0, 0, 5632, 2048})
     ->Args({2, 2, 2048, 5632})
     ->Args({4, 2, 2048, 5632});
@@ -134,8 +135,8 @@ BENCHMARK(BM_TrellisDequantizeRows)->ArgsProduct({{0, 2, 4}, {0, 1, 2}, {5632}, 
 // The AVX-512 VBMI GEMV with 8-bit x (trellis_gemv_avx512vbmi_hi_only: one vpdpbusd per
 // 64 weights instead of two), to price the 16-bit activations; arg: format index.
 void BM_TrellisGemvHiOnly(benchmark::State& state) {
-  if (!detect_cpu_features().avx512vbmi) {
-    state.SkipWithError("no AVX512_VBMI");
+  if (!detect_cpu_features().avx512vbmi || !detect_cpu_features().gfni) {
+    state.SkipWithError("no AVX512_VBMI and GFNI");
     return;
   }
   MatrixCase m;
@@ -148,7 +149,7 @@ void BM_TrellisGemvHiOnly(benchmark::State& state) {
     trellis_gemv_avx512vbmi_hi_only(m.w, a, 0, m.w.rows, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(m.format) + " tcq/avx512vnni+vbmi, 8-bit x");
+  state.SetLabel(std::string(m.format) + " tcq/avx512vnni+vbmi+gfni, 8-bit x");
   set_rates(state, static_cast<double>(m.w.storage_bytes()), static_cast<double>(m.w.rows * m.w.cols));
 }
 BENCHMARK(BM_TrellisGemvHiOnly)->Args({0, 2})->Args({2, 2});
@@ -189,7 +190,7 @@ void BM_TrellisDecodeModel(benchmark::State& state) {
   state.counters["read_bw_GB/s"] = bw.ok() ? bw->read_gbs : 0.0;
   state.counters["roofline"] = bw.ok() && bw->read_gbs > 0.0 ? gbs / bw->read_gbs : 0.0;
 }
-BENCHMARK(BM_TrellisDecodeModel)->Arg(0)->Arg(2)->Arg(4)->Iterations(1)->Unit(benchmark::kSecond);
+BENCHMARK(BM_TrellisDecodeModel)->Arg(0)->Arg(2)->Arg(4)->Arg(5)->Arg(6)->Iterations(1)->Unit(benchmark::kSecond);
 
 }  // namespace
 }  // namespace lowbit

@@ -34,7 +34,7 @@ std::vector<const LinearKernel*> tcq_entries() {
   std::vector<const LinearKernel*> out;
   const CpuFeatures cpu = detect_cpu_features();
   for (const LinearKernel& k : linear_kernels()) {
-    // The rows' predicates (tcq/avx512vnni+vbmi: CPUID AVX512_VBMI) look at the CPU only.
+    // The rows' predicates (tcq/avx512vnni+vbmi+gfni: CPUID AVX512_VBMI and GFNI) look at the CPU only.
     if (k.layout == WeightLayout::kTrellis && isa_supported(k.isa, cpu) &&
         (k.accepts == nullptr || k.accepts(PackedMatrix{}, cpu))) {
       out.push_back(&k);
@@ -200,7 +200,7 @@ TEST(TrellisKernels, HostileActivations) {
 // 128 xs per element, plus the hi/lo split's 0.5 xs, on top of the FP32 rounding).
 TEST(TrellisKernels, HiOnlyVariantWithinItsCoarserBound) {
   const CpuFeatures cpu = detect_cpu_features();
-  if (!isa_supported(Isa::kAvx512Vnni, cpu) || !cpu.avx512vbmi) GTEST_SKIP() << "no AVX-512 VNNI + VBMI";
+  if (!isa_supported(Isa::kAvx512Vnni, cpu) || !cpu.avx512vbmi || !cpu.gfni) GTEST_SKIP() << "no AVX-512 VNNI + VBMI + GFNI";
   for (const char* format : {"tcq2_g64", "tcq2p5_g128", "tcq3_g2048"}) {
     SCOPED_TRACE(format);
     const PackedMatrix w = pack(random_trellis_weight(format, 9, 4160, 8));

@@ -21,9 +21,10 @@
 // regenerates it). Why this and not a computed hash ("1MAD" of QTIP, the first
 // version of this format): every step of the decode is a byte operation, so a
 // 512-bit register decodes 64 weights at once with VBMI: one vpermb places each
-// weight's state bytes, vpmultishiftqb pulls the 8-bit windows at bit offsets 0,
-// 4, 6 and 8 of the state, vpternlog XORs them and one vpermb looks the 6-bit
-// index up in the table (held in a register). The 1MAD hash needed a 32-bit
+// weight's state bytes, vpmultishiftqb pulls the 8-bit windows at bit offsets 0
+// and 4 of the state, one GF(2) affine map (vgf2p8affineqb: the hash is linear in
+// the state bits) and an XOR form the index, and one vpermb looks the 6-bit index
+// up in the table (held in a register). The 1MAD hash needed a 32-bit
 // multiply per weight and 32-bit lanes, 4x fewer weights per instruction. At
 // equal trellis (L 12) the table is as accurate as 1MAD for V = 1 (Viterbi MSE on
 // N(0, 1): 0.0705 vs 0.0709 at k 2, 0.0188 vs 0.0190 at k 3) and twice as

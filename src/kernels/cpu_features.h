@@ -50,7 +50,7 @@ struct CpuFeatures {
   bool avx512bf16 = false;
   bool avx_vnni = false;  // leaf 7 subleaf 1 EAX bit 4 (VEX vpdpbusd on 256-bit registers)
   bool gfni = false;      // leaf 7 ECX bit 8 (not a level: the lut4 VNNI GEMV checks it itself)
-  bool avx512vbmi = false;  // leaf 7 ECX bit 1 (not a level: a predicate of the tcq/avx512vnni+vbmi row)
+  bool avx512vbmi = false;  // leaf 7 ECX bit 1 (not a level: with gfni, the predicate of the tcq/avx512vnni+vbmi+gfni row)
   bool amx_tile = false;  // leaf 7 EDX bit 24
   bool amx_int8 = false;  // leaf 7 EDX bit 25
   bool amx_bf16 = false;  // leaf 7 EDX bit 22 (reported, not used by a kernel yet)

@@ -44,7 +44,8 @@ double ptq161_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r)
 }
 
 bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni; }
-bool cpu_has_vbmi(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi; }
+// tcq/avx512vnni+vbmi+gfni: vpermb / vpmultishiftqb (VBMI) and vgf2p8affineqb (GFNI).
+bool cpu_has_vbmi_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi && cpu.gfni; }
 // Rows of level avxvnni: the avx512 levels do not include it (cpu_features.h), so the row checks the CPU.
 bool cpu_has_avx_vnni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx_vnni; }
 // lut4/avx2+fixed16 takes tables whose bytes stay <= 63 (INT4, FP4); others (NF4, wide tables) run lut4/avx2.
@@ -153,7 +154,7 @@ std::vector<LinearKernel> build_table() {
       // the 64-byte codebook in registers. AVX-512 without VBMI (Skylake-X, Cascade Lake) runs the AVX2 row.
       fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
       fp_row("tcq/avx2", L::kTrellis, packed_kernels_trellis_avx2()),
-      fp_row("tcq/avx512vnni+vbmi", L::kTrellis, packed_kernels_trellis_avx512vbmi(), cpu_has_vbmi),
+      fp_row("tcq/avx512vnni+vbmi+gfni", L::kTrellis, packed_kernels_trellis_avx512vbmi(), cpu_has_vbmi_gfni),
       ptq161_row("ptq161/generic", packed_kernels_ptq161_generic()),
       ptq161_row("ptq161/avx2", packed_kernels_ptq161_avx2()),
       ptq161_row("ptq161/avx512", packed_kernels_ptq161_avx512()),

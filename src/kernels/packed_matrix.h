@@ -197,7 +197,7 @@ PackedKernels packed_kernels_bits_avx512();
 PackedKernels packed_kernels_trellis_generic();      // FP32 x (kernels/trellis_kernels.h)
 PackedKernels packed_kernels_trellis_avx2();         // 16-bit fixed-point x, vpshufb table, vpmaddwd
 PackedKernels packed_kernels_trellis_avx512vbmi();   // 16-bit fixed-point x, vpermb table, vpdpbusd;
-                                                     // call only where CPUID reports AVX512_VBMI
+                                                     // call only where CPUID reports AVX512_VBMI and GFNI
 PackedKernels packed_kernels_ptq161_generic();
 PackedKernels packed_kernels_ptq161_avx2();
 PackedKernels packed_kernels_ptq161_avx512();

@@ -95,7 +95,7 @@ void trellis_gemv_fp32(const PackedMatrix& w, const PackedActivation& a, int64_t
 // For the benchmark's comparison of activation widths only (not a table row): the
 // AVX-512 VBMI GEMV with x as its hi byte alone, i.e. 8-bit x of step 256 xs (error
 // up to 128 xs per element), one vpdpbusd per 64 weights instead of two. Call only
-// where CPUID reports AVX512_VBMI.
+// where CPUID reports AVX512_VBMI and GFNI.
 void trellis_gemv_avx512vbmi_hi_only(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1,
                                      float* y);
 
