@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/splitmix64.h"
+#include "model/block_shapes.h"
 #include "model/decoder_block.h"
 
 namespace lowbit {
@@ -16,18 +17,6 @@ int64_t LoraAdapters::n_parameters() const {
   return n;
 }
 
-std::array<int64_t, 2> lora_linear_shape(const ModelConfig& c, int k) {
-  switch (k) {
-    case 0: return {c.dim, c.q_dim()};       // q_proj
-    case 1:                                  // k_proj
-    case 2: return {c.dim, c.kv_dim()};      // v_proj
-    case 3: return {c.q_dim(), c.dim};       // o_proj
-    case 4:                                  // gate_proj
-    case 5: return {c.dim, c.ffn_dim};       // up_proj
-    default: return {c.ffn_dim, c.dim};      // down_proj
-  }
-}
-
 LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uint64_t seed,
                                 const std::function<bool(int layer, int k)>& target) {
   LoraAdapters lora;
@@ -35,17 +24,17 @@ LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uin
   lora.scale = alpha / static_cast<float>(rank);
   lora.layers.resize(static_cast<size_t>(c.n_layers));
   SplitMix64 rng{seed};
+  const std::array<LinearShape, 7> shapes = block_linear_shapes(c);
   for (int l = 0; l < c.n_layers; ++l) {
     for (int k = 0; k < 7; ++k) {
       LoraMatrix& m = lora.layers[static_cast<size_t>(l)][static_cast<size_t>(k)];
-      const auto [in, out] = lora_linear_shape(c, k);
-      m.in = in;
-      m.out = out;
+      m.in = shapes[static_cast<size_t>(k)].cols;
+      m.out = shapes[static_cast<size_t>(k)].rows;
       if (target && !target(l, k)) continue;
-      m.a.resize(static_cast<size_t>(rank * in));
-      const float bound = 1.0f / std::sqrt(static_cast<float>(in));
+      m.a.resize(static_cast<size_t>(rank * m.in));
+      const float bound = 1.0f / std::sqrt(static_cast<float>(m.in));
       for (float& v : m.a) v = bound * static_cast<float>(2.0 * rng.uniform() - 1.0);  // [-bound, bound)
-      m.b.assign(static_cast<size_t>(out * rank), 0.0f);
+      m.b.assign(static_cast<size_t>(m.out * rank), 0.0f);
     }
   }
   return lora;

@@ -34,9 +34,6 @@ struct LoraAdapters {
   int64_t n_parameters() const;
 };
 
-// The (in, out) of linear k (kLinearSuffixes order) of a layer.
-std::array<int64_t, 2> lora_linear_shape(const ModelConfig& c, int k);
-
 // Adapters of rank r, initialised as above from `seed`, on every linear for which
 // target(layer, k) is true (every linear when target is empty).
 LoraAdapters make_lora_adapters(const ModelConfig& c, int rank, float alpha, uint64_t seed,
