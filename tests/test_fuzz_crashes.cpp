@@ -233,6 +233,33 @@ TEST_F(FuzzCrashes, RecipeNumberOutOfRange) {
                     "recipe " + recipe + ": invalid JSON", "number overflow");
 }
 
+// A wrong-typed option whose string value is longer than describe_json's
+// 40-byte excerpt, with a two-byte UTF-8 character across byte 40: cutting
+// there made the excerpt invalid UTF-8, and nlohmann's dump() threw (found by
+// the recipe fuzzer as an uncaught exception, std::terminate).
+TEST_F(FuzzCrashes, RecipeOptionExcerptCutsAUtf8Character) {
+  const std::string folder = write_checkpoint();
+  const std::string recipe = dir_.file("utf8.json");
+  const std::string value = std::string(39, 'a') + "\u00e9\u00e9";  // bytes 39-40 are one character
+  write_text(recipe, R"({"name":"r","default":{"method":"rtn","format":"int8_pc","options":{"damp":")" + value +
+                         R"("}}})");
+  expect_user_error(run_lowbit("quantize '" + folder + "' --recipe " + recipe + " --no-progress -o " +
+                               dir_.file("o.lbq")),
+                    "option 'damp' must be a number", "\"" + std::string(39, 'a') + "\"...");
+}
+
+// Paths are bytes: a folder named with byte 0xFF went into the .lowbit
+// header's "lowbit.source" JSON, whose dump() threw (std::terminate).
+TEST_F(FuzzCrashes, ModelPathThatIsNotUtf8) {
+  const std::string folder = write_checkpoint();
+  const std::string odd = dir_.file("odd\xff");
+  std::filesystem::rename(folder, odd);
+  const std::string out = dir_.file("o.lowbit");
+  const CommandResult r = run_lowbit("quantize '" + odd + "' --recipe w4g128-rtn --no-progress -t 2 -o " + out);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(out));
+}
+
 TEST_F(FuzzCrashes, RecipeMatchTooComplex) {
   const std::string folder = write_checkpoint();
   const auto quantize = [&](const std::string& match) {

@@ -22,6 +22,7 @@
 #include "eval/perplexity.h"
 #include "model/model_source.h"
 #include "pipeline/size_budget.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit::cli {
 namespace {
@@ -97,7 +98,7 @@ Status run_pareto(const ParetoFlags& f) {
   so.probes = f.probes;
   so.seed = f.seed;
   LB_ASSIGN_OR_RETURN(SensitivityTable table, sensitivity_table(f.sensitivity_in, menu, o, so));
-  LB_RETURN_IF_ERROR(write_file_atomic(f.out_dir + "/sensitivity.json", table.to_json().dump(1)));
+  LB_RETURN_IF_ERROR(write_file_atomic(f.out_dir + "/sensitivity.json", dump_json(table.to_json(), 1)));
   std::printf("sensitivity (%s, menu %s): %zu tensors, %.1f s\n", sensitivity_mode_name(mode), menu.name.c_str(),
               table.tensors.size(), table.seconds);
 
@@ -145,7 +146,7 @@ Status run_pareto(const ParetoFlags& f) {
     plan(allocation_of(table, menu, choice, "uniform-" + u, "uniform " + u), "uniform_" + u, "lowbit uniform", u);
   }
   for (Planned& p : planned) {
-    LB_RETURN_IF_ERROR(write_file_atomic(p.recipe_path, p.allocation->recipe.dump(1) + "\n"));
+    LB_RETURN_IF_ERROR(write_file_atomic(p.recipe_path, dump_json(p.allocation->recipe, 1) + "\n"));
     LB_ASSIGN_OR_RETURN(Recipe recipe, parse_recipe(p.allocation->recipe, p.recipe_path));
     PipelineOptions q = o;
     q.output_path = p.path;
@@ -222,10 +223,10 @@ Status run_pareto(const ParetoFlags& f) {
   LB_RETURN_IF_ERROR(write_file_atomic(f.out_dir + "/pareto.md", md));
   LB_RETURN_IF_ERROR(write_file_atomic(
       f.out_dir + "/pareto.json",
-      json({{"model", f.model_path}, {"text", f.text_path}, {"ctx", f.ctx}, {"chunks", f.chunks},
-            {"menu", menu.name}, {"sensitivity", sensitivity_mode_name(mode)},
-            {"sensitivity_seconds", table.seconds}, {"spearman", rho}, {"points", rows}})
-          .dump(1)));
+      dump_json(json({{"model", f.model_path}, {"text", f.text_path}, {"ctx", f.ctx}, {"chunks", f.chunks},
+                      {"menu", menu.name}, {"sensitivity", sensitivity_mode_name(mode)},
+                      {"sensitivity_seconds", table.seconds}, {"spearman", rho}, {"points", rows}}),
+                1)));
   LB_ASSIGN_OR_RETURN(std::vector<std::string> images,
                       write_pareto_charts(points, f.out_dir + "/pareto", gnuplot,
                                           fmt::format("{}: size against KL divergence", f.model_path)));

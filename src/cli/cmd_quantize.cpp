@@ -30,6 +30,7 @@
 #include "pipeline/quantize_pipeline.h"
 #include "pipeline/recipe.h"
 #include "pipeline/size_budget.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit::cli {
 namespace {
@@ -118,7 +119,7 @@ Status run_list(bool verbose) {
     std::printf("  %-22s %8.3f %8.3f %9.1f %6.2f  %-5s  %s\n", b.name, size.linear_bpw, size.model_bpw,
                 static_cast<double>(size.model_bytes) / 1e6, size.act_bits, needs_calibration ? "yes" : "no",
                 r.description.c_str());
-    if (verbose) std::printf("%s\n", r.json.dump(2).c_str());
+    if (verbose) std::printf("%s\n", dump_json(r.json, 2).c_str());
   }
   std::printf("A recipe file has the same JSON schema (docs/FORMAT.md); --verbose prints each built-in's.\n");
   return Status::ok_status();
@@ -266,8 +267,8 @@ Status run_quantize_on(const QuantizeFlags& f, Communicator& comm) {
     std::printf("formats:%s\n", mix.c_str());
     std::printf("sensitivity pass: %.1f s, peak RSS %.0f MB (bound %.0f MB, docs/SIZE_BUDGET.md)\n", table.seconds,
                 table.peak_rss_bytes / 1e6, table.memory_bound_bytes / 1e6);
-    if (!f.sensitivity_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.sensitivity_out, table.to_json().dump(1)));
-    if (!f.recipe_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.recipe_out, allocation->recipe.dump(1) + "\n"));
+    if (!f.sensitivity_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.sensitivity_out, dump_json(table.to_json(), 1)));
+    if (!f.recipe_out.empty()) LB_RETURN_IF_ERROR(write_file_atomic(f.recipe_out, dump_json(allocation->recipe, 1) + "\n"));
     LB_ASSIGN_OR_RETURN(recipe, parse_recipe(allocation->recipe, "allocation " + name));
     sensitivity_json = {{"mode", sensitivity_mode_name(table.mode)},
                         {"menu", table.menu},

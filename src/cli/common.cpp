@@ -12,6 +12,7 @@
 #include "model/online_hadamard_linear.h"
 #include "model/quantized_linear.h"
 #include "model/runtime_model.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit::cli {
 
@@ -123,7 +124,7 @@ CalibrationOptions announce_calibration(const ModelConfig& config, const Calibra
 
 Status write_json_report(const std::string& path, const nlohmann::json& report) {
   if (path.empty()) return Status::ok_status();
-  return write_file_atomic(path, report.dump(2) + "\n");
+  return write_file_atomic(path, dump_json(report, 2) + "\n");
 }
 
 double file_bits_per_weight(const FileSummary& summary) {

@@ -67,7 +67,7 @@ Expected<BlobRef> ContainerWriter::append(const void* data, uint64_t bytes) {
 
 Status ContainerWriter::finish(const nlohmann::json& index) {
   LB_RETURN_IF_ERROR(file_.pad_to(kLowbitBlobAlignment));
-  const std::string text = index.dump();
+  const std::string text = dump_json(index);
   const uint64_t index_offset = file_.offset();
   LB_RETURN_IF_ERROR(file_.write(text.data(), text.size()));
   uint8_t footer[kLowbitFooterBytes] = {};

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/half.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 
@@ -49,7 +50,7 @@ Expected<SafetensorsStreamWriter> SafetensorsStreamWriter::create(const std::str
     w.sizes_.push_back(*size);
   }
   w.entries_ = std::move(entries);
-  std::string text = header.dump();
+  std::string text = dump_json(header);
   // Pad so the data buffer starts 8-byte aligned (8 + header length).
   text.append((8 - text.size() % 8) % 8, ' ');
 

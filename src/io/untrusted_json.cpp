@@ -1,5 +1,7 @@
 #include "io/untrusted_json.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace lowbit {
@@ -49,8 +51,14 @@ std::string describe_json(const nlohmann::json& v) {
       return fmt::format("an object with {} key{}", v.size(), v.size() == 1 ? "" : "s");
     case nlohmann::json::value_t::string: {
       const std::string& s = v.get_ref<const std::string&>();
-      if (s.size() <= kMaxString) return nlohmann::json(s).dump();
-      return nlohmann::json(s.substr(0, kMaxString)).dump() + "...";
+      // dump() throws on invalid UTF-8, so the excerpt is cut before a
+      // character, never inside one (continuation bytes are 10xxxxxx), and any
+      // byte that is still invalid is replaced rather than thrown on.
+      size_t cut = std::min(s.size(), kMaxString);
+      while (cut > 0 && cut < s.size() && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+      const std::string excerpt =
+          nlohmann::json(s.substr(0, cut)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return cut == s.size() ? excerpt : excerpt + "...";
     }
     case nlohmann::json::value_t::binary:
       return "binary data";
@@ -59,6 +67,14 @@ std::string describe_json(const nlohmann::json& v) {
     default:
       return v.dump();  // null, boolean, number: short by construction
   }
+}
+
+std::string dump_json(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string dump_json(const nlohmann::ordered_json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace lowbit

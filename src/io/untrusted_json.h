@@ -37,4 +37,11 @@ Expected<nlohmann::ordered_json> parse_untrusted_ordered_json(std::string_view t
 // ("an array of 3 elements", "an object with 2 keys").
 std::string describe_json(const nlohmann::json& v);
 
+// The JSON text of `j` (indent < 0: one line), for every JSON lowbit writes.
+// Strings from files and paths are bytes, not always UTF-8 (a GGUF name, a
+// token piece, a path with byte 0xFF): nlohmann's dump() throws on those, so
+// this replaces each invalid byte with U+FFFD instead.
+std::string dump_json(const nlohmann::json& j, int indent = -1);
+std::string dump_json(const nlohmann::ordered_json& j, int indent = -1);
+
 }  // namespace lowbit

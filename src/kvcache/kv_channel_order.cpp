@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "io/untrusted_json.h"
+
 namespace lowbit {
 
 nlohmann::json KvChannelOrder::to_json() const { return layers; }
@@ -32,7 +34,7 @@ Expected<KvChannelOrder> KvChannelOrder::from_json(const nlohmann::json& j, cons
       // Non-negative JSON integers parse as unsigned; anything else is not an index.
       if (!row[i].is_number_unsigned() || row[i].get<uint64_t>() >= width) {
         return make_error("{}: key_order[{}][{}] = {} is not a channel index in [0, {})", source, l, i,
-                          row[i].dump(), width);
+                          dump_json(row[i]), width);
       }
       out.push_back(static_cast<int32_t>(row[i].get<uint64_t>()));
     }

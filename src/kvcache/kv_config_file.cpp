@@ -76,7 +76,7 @@ Expected<KvSpec> kv_config_from_json(const nlohmann::json& j, const std::string&
 }
 
 Status save_kv_config(const std::string& path, const KvSpec& spec, const nlohmann::json& calibration) {
-  return write_file_atomic(path, kv_config_to_json(spec, calibration).dump(1) + "\n");
+  return write_file_atomic(path, dump_json(kv_config_to_json(spec, calibration), 1) + "\n");
 }
 
 Expected<KvSpec> load_kv_config(const std::string& path) {

@@ -342,12 +342,12 @@ Expected<LowbitFileWriter> LowbitFileWriter::create(const std::string& path, con
   header.set_u32("lowbit.format_version", kLowbitFormatVersion);
   // In every file (the header precedes the tensors); the loader asks for it where trellis tensors are.
   header.set_u32(kTrellisCodebookKey, kTrellisCodebookVersion);
-  header.set_string("lowbit.config", config_to_json(info.config).dump());
-  header.set_string("lowbit.recipe", info.recipe.dump());
-  header.set_string("lowbit.calibration", info.calibration.dump());
-  header.set_string("lowbit.source", info.source.dump());
-  if (!info.kv.is_null()) header.set_string("lowbit.kv", info.kv.dump());
-  if (!info.rotation.is_null()) header.set_string("lowbit.rotation", info.rotation.dump());
+  header.set_string("lowbit.config", dump_json(config_to_json(info.config)));
+  header.set_string("lowbit.recipe", dump_json(info.recipe));
+  header.set_string("lowbit.calibration", dump_json(info.calibration));
+  header.set_string("lowbit.source", dump_json(info.source));
+  if (!info.kv.is_null()) header.set_string("lowbit.kv", dump_json(info.kv));
+  if (!info.rotation.is_null()) header.set_string("lowbit.rotation", dump_json(info.rotation));
   if (tokenizer_gguf != nullptr) {
     for (const auto& [key, value] : tokenizer_gguf->metadata()) {
       if (key.rfind("tokenizer.", 0) == 0) header.set(key, value);
@@ -532,7 +532,7 @@ Expected<QuantizedWeight> LowbitModelFile::read(const std::string& name, const s
     const auto [key, definition] = format_definition(*format);
     if (!r.contains(key) || r[key] != definition) {
       return make_error("{}: {}: format '{}' as stored ({}) differs from this build's ({})", path(), what, q.format,
-                        r.contains(key) ? r[key].dump() : "none", definition.dump());
+                        r.contains(key) ? dump_json(r[key]) : "none", dump_json(definition));
     }
   }
   LB_ASSIGN_OR_RETURN(q.tensor, read_part(r, q.format, rows, cols, what));

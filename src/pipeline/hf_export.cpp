@@ -318,7 +318,7 @@ Status write_side_files(const SourceFacts& facts, const std::string& tokenizer_d
     ojson g = ojson::object();
     if (tokenizer->bos_id() >= 0) g["bos_token_id"] = tokenizer->bos_id();
     if (tokenizer->eos_id() >= 0) g["eos_token_id"] = tokenizer->eos_id();
-    LB_RETURN_IF_ERROR(write_file_atomic(dir.file("generation_config.json"), g.dump(2) + "\n"));
+    LB_RETURN_IF_ERROR(write_file_atomic(dir.file("generation_config.json"), dump_json(g, 2) + "\n"));
     report->files.push_back("generation_config.json");
   }
   return Status::ok_status();
@@ -381,7 +381,7 @@ Status write_tensors(const TensorList& list, const StagingDir& dir, uint64_t max
   if (!cache.empty()) return make_error("tensor '{}': produced but not planned (internal error)", cache.begin()->first);
   if (shards.size() > 1) {
     ojson index = {{"metadata", {{"total_size", report->tensor_bytes}}}, {"weight_map", std::move(weight_map)}};
-    LB_RETURN_IF_ERROR(write_file_atomic(dir.file("model.safetensors.index.json"), index.dump(2) + "\n"));
+    LB_RETURN_IF_ERROR(write_file_atomic(dir.file("model.safetensors.index.json"), dump_json(index, 2) + "\n"));
     report->files.push_back("model.safetensors.index.json");
   }
   return Status::ok_status();
@@ -510,7 +510,7 @@ Expected<HfExportReport> export_folder(const ExportSource& exported, const HfExp
 
   LB_ASSIGN_OR_RETURN(StagingDir dir, StagingDir::create(options.out_dir, options.force));
   LB_RETURN_IF_ERROR(write_tensors(list, dir, options.max_shard_bytes, options.progress, &report));
-  LB_RETURN_IF_ERROR(write_file_atomic(dir.file("config.json"), config.dump(2) + "\n"));
+  LB_RETURN_IF_ERROR(write_file_atomic(dir.file("config.json"), dump_json(config, 2) + "\n"));
   report.files.insert(report.files.begin(), "config.json");
   LB_RETURN_IF_ERROR(write_side_files(facts, options.tokenizer_dir, exported, tokenizer.get(), dir, &report));
   for (const std::string& f : report.files) {

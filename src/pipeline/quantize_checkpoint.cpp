@@ -377,7 +377,7 @@ Status QuantizeCheckpointer::begin_save(int layers_done, LowbitFileWriter& write
   // while the next layer's statistics pass runs; `hidden` must not change until
   // finish_save() (the pipeline joins before the layer's first linear and before
   // it updates the states).
-  writer_thread_ = std::thread([this, text = state.dump(), data = hidden.data(), floats = hidden.size()] {
+  writer_thread_ = std::thread([this, text = dump_json(state), data = hidden.data(), floats = hidden.size()] {
     enter_idle_priority();  // core/idle_priority.h: off the workers' cores while they compute
     const auto t0 = std::chrono::steady_clock::now();
     pending_status_ = write_file(text, data, floats);

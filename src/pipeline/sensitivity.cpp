@@ -508,8 +508,8 @@ Expected<SensitivityTable> sensitivity_table(const std::string& path, const Size
   json calibration;
   LB_RETURN_IF_ERROR(pipeline_calibration(**source, options, false, &calibration).status());
   if (calibration != t.calibration) {
-    return make_error("--sensitivity-in {}: measured with calibration {}, this run has {}", path, t.calibration.dump(),
-                      calibration.dump());
+    return make_error("--sensitivity-in {}: measured with calibration {}, this run has {}", path, dump_json(t.calibration),
+                      dump_json(calibration));
   }
   return t;
 }

@@ -14,12 +14,13 @@
 #include "pipeline/recipe.h"
 #include "python/bindings.h"
 #include "python/errors.h"
+#include "io/untrusted_json.h"
 
 namespace py = pybind11;
 
 namespace lowbit::python {
 
-py::object to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(j.dump()); }
+py::object to_python(const nlohmann::json& j) { return py::module_::import("json").attr("loads")(dump_json(j)); }
 
 namespace {
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/gguf.h"
+#include "io/untrusted_json.h"
 
 namespace lowbit {
 namespace {
@@ -95,7 +96,7 @@ std::string spm_tokenizer_json(const SpmPieces& vocab) {
                 {"ignore_merges", false},
                 {"vocab", vocab_map},
                 {"merges", spm_bpe_merges(vocab)}};
-  return j.dump(2);
+  return dump_json(j, 2);
 }
 
 Expected<HfTokenizerFiles> hf_tokenizer_files_from_gguf(const GgufFile& gguf) {
@@ -135,7 +136,7 @@ Expected<HfTokenizerFiles> hf_tokenizer_files_from_gguf(const GgufFile& gguf) {
   config["legacy"] = true;
   config["tokenizer_class"] = "LlamaTokenizerFast";
   if (auto t = gguf.get_string("tokenizer.chat_template"); t.ok()) config["chat_template"] = *t;
-  files.tokenizer_config_json = config.dump(2);
+  files.tokenizer_config_json = dump_json(config, 2);
   return files;
 }
 
