@@ -6,6 +6,8 @@
 
 #include "core/thread_pool.h"
 #include "kernels/exp_rows.h"
+#include "kernels/hadamard.h"
+#include "kernels/hadamard_row_kernels.h"
 #include "model/linear.h"
 #include "model/ops.h"
 
@@ -94,6 +96,28 @@ void BM_Swiglu(benchmark::State& state) {
   state.SetLabel(ops.name);
 }
 BENCHMARK(BM_Swiglu)->ArgsProduct({{1536, 5632}, {0, 1, 2}});
+
+// One row through the online Hadamard transform at one ISA level (args: n, level
+// as above): a decode token rotates down_proj's input once per layer, 1536 =
+// 128·12 (SmolLM2) or 5632 = 128·44 (TinyLlama). The row is copied in every
+// iteration so the values stay bounded.
+void BM_HadamardRow(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  const Isa isa = state.range(1) == 0 ? Isa::kGeneric : state.range(1) == 1 ? Isa::kAvx2 : Isa::kAvx512;
+  if (!isa_supported(isa, detect_cpu_features())) state.SkipWithError("ISA level not supported by this CPU");
+  std::vector<float> x(n), row(n);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (float& v : x) v = d(rng);
+  for (auto _ : state) {
+    row = x;
+    hadamard_rows_with(isa, row.data(), 1, n, false);
+    benchmark::DoNotOptimize(row.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetLabel(hadamard_row_kernel_name(isa));
+}
+BENCHMARK(BM_HadamardRow)->ArgsProduct({{1536, 5632, 2048}, {0, 1, 2}});
 
 }  // namespace
 }  // namespace lowbit

@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
+#include "kernels/cpu_features.h"
 #include "kernels/hadamard.h"
+#include "kernels/hadamard_row_kernels.h"
 #include "kernels/orthogonal_rotation.h"
 
 namespace lowbit {
@@ -147,6 +150,47 @@ TEST(Hadamard, PowerOfTwoMatchesFwhtBitForBit) {
     EXPECT_EQ(a, b) << n;
     hadamard_rows(b.data(), 5, n);
     for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(b[i], x[i], 1e-5) << n << " " << i;
+  }
+}
+
+// The SIMD row kernels keep each element's multiplies and adds, in the generic
+// kernel's order and each rounded on its own (hadamard_row_kernels.h), so they
+// must give the same bits; sizes cover every base order, spans shorter than a
+// vector (m = 1, small h) and the down_proj inputs of SmolLM2 (1536 = 128·12)
+// and TinyLlama (5632 = 128·44).
+TEST(HadamardKernels, EveryLevelGivesTheGenericFloatsBitForBit) {
+  std::vector<Isa> simd;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    if (isa_supported(isa, detect_cpu_features())) simd.push_back(isa);
+  }
+  if (simd.empty()) GTEST_SKIP() << "no AVX2 on this CPU: only the generic Hadamard kernel runs here";
+  std::vector<int64_t> sizes = {1, 2, 4, 8, 16, 32, 64, 128, 2048, 576, 1536, 5632};
+  for (int m : hadamard_base_orders()) {
+    for (int64_t pow2 : {1, 2, 8}) sizes.push_back(pow2 * m);
+  }
+  for (int64_t n : sizes) {
+    ASSERT_TRUE(hadamard_supported(n)) << n;
+    const std::vector<float> x = gaussian(static_cast<size_t>(3 * n), static_cast<uint64_t>(n));
+    for (bool transpose : {false, true}) {
+      std::vector<float> want = x;
+      hadamard_rows_with(Isa::kGeneric, want.data(), 3, n, transpose);
+      for (Isa isa : simd) {
+        std::vector<float> got = x;
+        hadamard_rows_with(isa, got.data(), 3, n, transpose);
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
+            << hadamard_row_kernel_name(isa) << " n " << n << " transpose " << transpose;
+      }
+    }
+    if (is_power_of_two(n)) {
+      std::vector<float> want = x;
+      fwht_rows_with(Isa::kGeneric, want.data(), 3, static_cast<int>(n));
+      for (Isa isa : simd) {
+        std::vector<float> got = x;
+        fwht_rows_with(isa, got.data(), 3, static_cast<int>(n));
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
+            << hadamard_row_kernel_name(isa) << " fwht n " << n;
+      }
+    }
   }
 }
 

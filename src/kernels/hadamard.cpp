@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "kernels/hadamard_row_kernels.h"
+
 namespace lowbit {
 namespace {
 
@@ -126,8 +128,20 @@ const BaseTable& base_table() {
   return table;
 }
 
-// One row x: [pow2, m] ← (H_{pow2} ⊗ B) / sqrt(n), b: [m, m] (the matrix or its transpose).
-void transform_row(float* x, int64_t pow2, int m, const float* b, float scale) {
+void transform_rows(HadamardRowFn kernel, float* x, int64_t rows, int64_t n, bool transpose) {
+  const std::optional<HadamardOrder> order = hadamard_order(n);
+  if (!order) return;  // documented precondition; nothing sensible to do
+  const BaseTable& t = base_table();
+  const auto m = static_cast<size_t>(order->base);
+  const float* b = transpose ? t.ht[m].data() : t.h[m].data();
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+  for (int64_t r = 0; r < rows; ++r) kernel(x + r * n, order->pow2, order->base, b, scale);
+}
+
+}  // namespace
+
+// The reference row kernel (hadamard_row_kernels.h); scalar.
+void hadamard_row_generic(float* x, int64_t pow2, int m, const float* b, float scale) {
   // FWHT along the power-of-two axis, blocks of m contiguous values (m = 1: the
   // classic in-place butterfly).
   for (int64_t h = 1; h < pow2; h *= 2) {
@@ -162,17 +176,15 @@ void transform_row(float* x, int64_t pow2, int m, const float* b, float scale) {
   }
 }
 
-void transform_rows(float* x, int64_t rows, int64_t n, bool transpose) {
-  const std::optional<HadamardOrder> order = hadamard_order(n);
-  if (!order) return;  // documented precondition; nothing sensible to do
-  const BaseTable& t = base_table();
-  const auto m = static_cast<size_t>(order->base);
-  const float* b = transpose ? t.ht[m].data() : t.h[m].data();
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
-  for (int64_t r = 0; r < rows; ++r) transform_row(x + r * n, order->pow2, order->base, b, scale);
+HadamardRowFn hadamard_row_kernel(Isa isa) {
+  if (isa >= Isa::kAvx512) return hadamard_row_avx512;
+  return isa >= Isa::kAvx2 ? hadamard_row_avx2 : hadamard_row_generic;
 }
 
-}  // namespace
+const char* hadamard_row_kernel_name(Isa isa) {
+  if (isa >= Isa::kAvx512) return "hadamard/avx512";
+  return isa >= Isa::kAvx2 ? "hadamard/avx2" : "hadamard/generic";
+}
 
 const std::vector<int>& hadamard_base_orders() {
   static const std::vector<int> orders = {1, 12, 20, 28, 36, 44, 52, 60};
@@ -228,15 +240,24 @@ std::vector<double> hadamard_matrix(int64_t n) {
   return h;
 }
 
-void hadamard_rows(float* x, int64_t rows, int64_t n) { transform_rows(x, rows, n, false); }
+void hadamard_rows(float* x, int64_t rows, int64_t n) { hadamard_rows_with(active_isa(), x, rows, n, false); }
 
-void hadamard_rows_transpose(float* x, int64_t rows, int64_t n) { transform_rows(x, rows, n, true); }
+void hadamard_rows_transpose(float* x, int64_t rows, int64_t n) {
+  hadamard_rows_with(active_isa(), x, rows, n, true);
+}
+
+void hadamard_rows_with(Isa isa, float* x, int64_t rows, int64_t n, bool transpose) {
+  transform_rows(hadamard_row_kernel(isa), x, rows, n, transpose);
+}
 
 void fwht(float* x, int n) { fwht_rows(x, 1, n); }
 
-void fwht_rows(float* x, int64_t rows, int n) {
+void fwht_rows(float* x, int64_t rows, int n) { fwht_rows_with(active_isa(), x, rows, n); }
+
+void fwht_rows_with(Isa isa, float* x, int64_t rows, int n) {
+  const HadamardRowFn kernel = hadamard_row_kernel(isa);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
-  for (int64_t r = 0; r < rows; ++r) transform_row(x + r * n, n, 1, nullptr, scale);
+  for (int64_t r = 0; r < rows; ++r) kernel(x + r * n, n, 1, nullptr, scale);
 }
 
 }  // namespace lowbit

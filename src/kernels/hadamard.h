@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu_features.h"
+
 namespace lowbit {
 
 constexpr bool is_power_of_two(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
@@ -72,5 +74,11 @@ void hadamard_rows_transpose(float* x, int64_t rows, int64_t n);
 void fwht(float* x, int n);
 // Each of `rows` consecutive vectors of n: x: [rows, n].
 void fwht_rows(float* x, int64_t rows, int n);
+
+// The functions above run the row kernel of active_isa() (hadamard_row_kernels.h);
+// these run the one of `isa` (tests, benchmarks). Every level gives the same
+// floats, bit for bit.
+void hadamard_rows_with(Isa isa, float* x, int64_t rows, int64_t n, bool transpose);
+void fwht_rows_with(Isa isa, float* x, int64_t rows, int n);
 
 }  // namespace lowbit
