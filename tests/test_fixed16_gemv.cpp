@@ -324,7 +324,7 @@ TEST(Lut4Fixed16, FallsBackToFp32) {
   expect_fp32_fallback(packed_kernels_lut4_avx512vnni(), packed_kernels_lut4_avx512());
 }
 
-// kInt8Row, every fixed-point kernel this CPU runs (AVX2 vpmaddwd, VNNI): the
+// kInt8Row, every fixed-point kernel this CPU runs (AVX2 vpmaddwd, AVX-VNNI, AVX-512 VNNI): the
 // SIMD preparation equals the portable one; the kernel matches the fixed-point
 // reference within FP32 rounding and the exact product within the quantization
 // of x, and the kernels return the same bits (same integer sum, same float
@@ -337,6 +337,7 @@ TEST(Int8Fixed16, EveryKernelMatchesTheReferences) {
   if (isa_supported(Isa::kAvx2, features)) {
     variants.push_back({packed_kernels_int8_fixed16_avx2(), packed_kernels_int8_avx2()});
   }
+  if (features.avx_vnni) variants.push_back({packed_kernels_int8_fixed16_avxvnni(), packed_kernels_int8_avx2()});
   if (vnni_here()) variants.push_back({packed_kernels_int8_avx512vnni(), packed_kernels_int8_avx512()});
   if (variants.empty()) GTEST_SKIP() << "no AVX2 on this CPU: no fixed-point kInt8Row kernel";
   EXPECT_STREQ(find_linear_kernel(packed_weight("int8_pc", 1, 32, 1), ActFormat::kFp32, Isa::kAvx2)->name,

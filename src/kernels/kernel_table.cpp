@@ -139,6 +139,7 @@ std::vector<LinearKernel> build_table() {
       fp_row("int8/generic", L::kInt8Row, packed_kernels_int8_generic()),
       fp_row("int8/avx2", L::kInt8Row, packed_kernels_int8_avx2()),
       fp_row("int8/avx2+fixed16", L::kInt8Row, packed_kernels_int8_fixed16_avx2()),  // int8_fixed16.h, vpmaddwd
+      fp_row("int8/avxvnni+fixed16", L::kInt8Row, packed_kernels_int8_fixed16_avxvnni(), cpu_has_avx_vnni),
       fp_row("int8/avx512", L::kInt8Row, packed_kernels_int8_avx512()),
       fp_row("int8/avx512vnni", L::kInt8Row, packed_kernels_int8_avx512vnni()),  // int8_fixed16.h
       fp_row("fp8/generic", L::kFp8Row, packed_kernels_fp8_generic()),

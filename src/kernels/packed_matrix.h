@@ -183,6 +183,7 @@ PackedKernels packed_kernels_lut4_avx512vnni_gfni();  // call only where CPUID r
 PackedKernels packed_kernels_int8_generic();
 PackedKernels packed_kernels_int8_avx2();
 PackedKernels packed_kernels_int8_fixed16_avx2();  // falls back to int8/avx2 where x is not finite
+PackedKernels packed_kernels_int8_fixed16_avxvnni();  // the same with AVX-VNNI byte products (needs avx_vnni)
 PackedKernels packed_kernels_int8_avx512();
 PackedKernels packed_kernels_int8_avx512vnni();
 PackedKernels packed_kernels_fp8_generic();
