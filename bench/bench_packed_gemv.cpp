@@ -174,8 +174,8 @@ void BM_W4A8(benchmark::State& state) {
   state.counters["GOP/s"] = benchmark::Counter(2.0 * rows * cols * tokens, benchmark::Counter::kIsIterationInvariantRate,
                                                benchmark::Counter::kIs1000);
 }
-BENCHMARK(BM_W4A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({2, 5632, 2048, 1})
-    ->Args({1, 2048, 5632, 64})->Args({2, 2048, 5632, 64});
+BENCHMARK(BM_W4A8)->Args({0, 5632, 2048, 1})->Args({1, 5632, 2048, 1})->Args({3, 5632, 2048, 1})
+    ->Args({2, 5632, 2048, 1})->Args({1, 2048, 5632, 64})->Args({3, 2048, 5632, 64})->Args({2, 2048, 5632, 64});
 
 // W4A4 (kernels/w4a4.h), int4_g128_asym weights, INT4 activations per token
 // (act group 0) or per group along K: args ISA (0 reference, 1 avx2, 2 avx512vnni),

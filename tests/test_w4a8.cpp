@@ -31,6 +31,7 @@ struct Variant {
 std::vector<Variant> supported_variants() {
   std::vector<Variant> out;
   if (isa_supported(Isa::kAvx2, detect_cpu_features())) out.push_back({"avx2", w4a8_avx2});
+  if (detect_cpu_features().avx_vnni) out.push_back({"avxvnni", w4a8_avxvnni});
   if (isa_supported(Isa::kAvx512Vnni, detect_cpu_features())) out.push_back({"avx512vnni", w4a8_avx512vnni});
   return out;
 }
@@ -50,11 +51,14 @@ TEST(W4A8, EachLevelPicksItsKernel) {
   auto entry = [&](Isa isa) { return find_linear_kernel(w, ActFormat::kInt8, isa); };
   EXPECT_EQ(entry(Isa::kGeneric)->w4a8, w4a8_reference);
   EXPECT_EQ(entry(Isa::kAvx2)->w4a8, w4a8_avx2);
-  EXPECT_EQ(entry(Isa::kAvx512)->w4a8, w4a8_avx2);
+  // AVX-512 without VNNI runs the 256-bit kernel: the AVX-VNNI one where the CPU has it.
+  const bool vex_vnni = detect_cpu_features().avx_vnni;
+  EXPECT_EQ(entry(Isa::kAvxVnni)->w4a8, vex_vnni ? w4a8_avxvnni : w4a8_avx2);
+  EXPECT_EQ(entry(Isa::kAvx512)->w4a8, vex_vnni ? w4a8_avxvnni : w4a8_avx2);
   EXPECT_EQ(entry(Isa::kAvx512Vnni)->w4a8, w4a8_avx512vnni);
   // The label names the kernel that runs (it said "w4a8/reference" for w4a8_avx2 before the table).
   EXPECT_STREQ(entry(Isa::kAvx2)->name, "w4a8/avx2");
-  EXPECT_STREQ(entry(Isa::kAvx512)->name, "w4a8/avx2");
+  EXPECT_STREQ(entry(Isa::kAvx512)->name, vex_vnni ? "w4a8/avxvnni" : "w4a8/avx2");
   EXPECT_EQ(entry(Isa::kAvx512)->group_sums, group_activation_sums_rows);
   EXPECT_EQ(entry(Isa::kAvx512Vnni)->group_sums, group_activation_sums_rows_avx512);
 }

@@ -100,12 +100,13 @@ LinearKernel w8a8_row(const char* name, Isa isa, W8A8Kernels ops, QuantizeRowsFn
 
 // W4A8 (w4a8.h); amx as above, for the weights w4a8_amx_supported takes.
 LinearKernel w4a8_row(const char* name, Isa isa, W4A8Fn gemm, GroupSumsFn sums, QuantizeRowsFn quantize,
-                      bool amx = false) {
+                      bool amx = false, Accepts accepts = nullptr) {
   LinearKernel k = row(name, WeightLayout::kLut4Integer, ActFormat::kInt8, isa);
   k.quantize_rows = quantize;
   k.group_sums = sums;
   k.w4a8 = gemm;
   k.w4a8_reference = w4a8_reference;
+  k.accepts = accepts;
   if (amx) k.amx_w4a8 = w4a8_amx, k.accepts = amx_w4a8_layout, k.gemm_min_tokens = kAmxMinTokensW4A8;
   return k;
 }
@@ -167,6 +168,7 @@ std::vector<LinearKernel> build_table() {
       w8a8_row("w8a8/amx+avx512vnni", Isa::kAmx, w8a8_kernels_avx512vnni(), q_512, true),
       w4a8_row("w4a8/generic", Isa::kGeneric, w4a8_reference, s_gen, q_gen),  // the reference loop
       w4a8_row("w4a8/avx2", Isa::kAvx2, w4a8_avx2, s_gen, q_avx2),
+      w4a8_row("w4a8/avxvnni", Isa::kAvxVnni, w4a8_avxvnni, s_gen, q_avx2, false, cpu_has_avx_vnni),
       w4a8_row("w4a8/avx512vnni", Isa::kAvx512Vnni, w4a8_avx512vnni, s_512, q_512),
       w4a8_row("w4a8/amx+avx512vnni", Isa::kAmx, w4a8_avx512vnni, s_512, q_512, true),
       // INT4 activations per token / static / group: W4A4.

@@ -42,6 +42,8 @@ void w4a8_reference(const PackedMatrix& w, const Int8Activations& a, const std::
                     int64_t r1, float* y, int64_t ldy);
 void w4a8_avx2(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                int64_t r1, float* y, int64_t ldy);
+void w4a8_avxvnni(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
+                  int64_t r1, float* y, int64_t ldy);  // needs avx_vnni (cpu_features.h)
 void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std::vector<int32_t>& qsum, int64_t r0,
                      int64_t r1, float* y, int64_t ldy);
 // y of one (token, row) from its exact group dots [n_groups] (shared by every
