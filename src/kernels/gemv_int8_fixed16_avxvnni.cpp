@@ -15,6 +15,7 @@
 // int8/avx2+fixed16 and int8/avx512vnni. Two rows share each activation load.
 #include <immintrin.h>
 
+#include "kernels/avx2_lanes.h"
 #include "kernels/int8_fixed16.h"
 #include "kernels/packed_matrix.h"
 #include "kernels/stream_prefetch.h"
@@ -22,16 +23,9 @@
 namespace lowbit {
 namespace {
 
-// Sum of 8 int32 lanes, wrapping as the lanes do (the total fits: see above).
-inline int32_t hsum32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
 inline int64_t row_dot(__m256i acc_lo, __m256i acc_hi, int64_t total) {
-  return 256 * static_cast<int64_t>(hsum32(acc_hi)) + hsum32(acc_lo) - 128 * total;
+  // avx2::hsum wraps as the lanes do; the totals fit in int32 (see above).
+  return 256 * static_cast<int64_t>(avx2::hsum(acc_hi)) + avx2::hsum(acc_lo) - 128 * total;
 }
 
 void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t r1, float* y) {

@@ -11,19 +11,10 @@
 
 #include <algorithm>
 
+#include "kernels/avx2_lanes.h"
 #include "kernels/w4a8.h"
 
 namespace lowbit {
-namespace {
-
-inline int32_t hsum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
-}  // namespace
 
 void group_activation_sums_rows_avx512(const PackedMatrix& w, const Int8Activations& a, int64_t t0, int64_t t1,
                                        int32_t* qsum) {
@@ -75,8 +66,8 @@ void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std:
               _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), nibble), _mm_and_si128(v, nibble)), flip);
           const __m256i q = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + 32 * b)), sign);
           const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, q);
-          dots[2 * b] += hsum(_mm256_blend_epi32(d, _mm256_setzero_si256(), 0xF0));
-          dots[2 * b + 1] += hsum(_mm256_blend_epi32(d, _mm256_setzero_si256(), 0x0F));
+          dots[2 * b] += avx2::hsum(_mm256_blend_epi32(d, _mm256_setzero_si256(), 0xF0));
+          dots[2 * b + 1] += avx2::hsum(_mm256_blend_epi32(d, _mm256_setzero_si256(), 0x0F));
           ++b;
           continue;
         }
@@ -89,7 +80,7 @@ void w4a8_avx512vnni(const PackedMatrix& w, const Int8Activations& a, const std:
           const __m256i q = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(u + 32 * b)), sign);
           acc = _mm256_dpbusd_epi32(acc, c, q);
         }
-        dots[g] += hsum(acc);
+        dots[g] += avx2::hsum(acc);
       }
       if (signed_codes) {
         for (int64_t g = 0; g < ng; ++g) dots[g] -= 8 * qsum[t * ng + g];
