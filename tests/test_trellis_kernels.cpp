@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 
+#include "kernels/cpu_features.h"
 #include "kernels/kernel_table.h"
 #include "kernels/trellis_kernels.h"
 #include "model/packed_convert.h"
@@ -151,6 +152,40 @@ TEST(TrellisKernels, EveryLevelMatchesTheReferenceOnAwkwardShapes) {
           check_entry(*k, w, gaussian(1, cols, 7 + cols, 1.0f));
           if (::testing::Test::HasFatalFailure()) return;
         }
+      }
+    }
+  }
+}
+
+// The SIMD preparations (AVX2, AVX-512) equal the portable one byte for byte:
+// scale, the lo / hi / int16 planes and the group sums, on ordinary, wide-range
+// (2^100), all-zero and non-finite x, for every group size of kFormats.
+TEST(TrellisKernels, SimdPreparationsEqualThePortableOne) {
+  std::vector<std::pair<const char*, Fixed16Prepare>> preps;
+  const CpuFeatures cpu = detect_cpu_features();
+  if (isa_supported(Isa::kAvx2, cpu)) preps.push_back({"avx2", prepare_trellis_fixed16_avx2});
+  if (isa_supported(Isa::kAvx512, cpu)) preps.push_back({"avx512", prepare_trellis_fixed16_avx512});
+  if (preps.empty()) GTEST_SKIP() << "no AVX2 on this CPU: only the portable preparation runs here";
+  for (const char* format : kFormats) {
+    const int64_t cols = 4096;
+    const PackedMatrix w = pack(random_trellis_weight(format, 1, cols, 3));
+    std::vector<float> wide = gaussian(1, cols, 9, 1.0f);
+    for (int64_t c = 0; c < cols; ++c) wide[c] *= std::ldexp(1.0f, static_cast<int>(c % 101) - 50);
+    std::vector<float> nan_x = gaussian(1, cols, 4, 1.0f);
+    nan_x[4000] = std::numeric_limits<float>::quiet_NaN();
+    for (const std::vector<float>& x :
+         {gaussian(1, cols, 2, 3.0f), wide, std::vector<float>(static_cast<size_t>(cols), 0.0f), nan_x}) {
+      PackedActivation want;
+      prepare_activation(w, x.data(), want, prepare_trellis_fixed16);
+      for (const auto& [name, prep] : preps) {
+        SCOPED_TRACE(::testing::Message() << name << " " << format);
+        PackedActivation got;
+        prepare_activation(w, x.data(), got, prep);
+        ASSERT_EQ(got.fixed.valid, want.fixed.valid);
+        if (!want.fixed.valid) continue;
+        EXPECT_EQ(got.fixed.scale, want.fixed.scale);
+        EXPECT_EQ(got.fixed.bytes, want.fixed.bytes);
+        EXPECT_EQ(got.fixed.group_sums, want.fixed.group_sums);
       }
     }
   }

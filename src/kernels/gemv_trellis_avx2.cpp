@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "core/half.h"
+#include "kernels/avx2_lanes.h"
+#include "kernels/fixed16_avx2.h"
 #include "kernels/stream_prefetch.h"
 #include "kernels/trellis_kernels.h"
 #include "kernels/trellis_window.h"
@@ -210,9 +212,33 @@ void gemv(const PackedMatrix& w, const PackedActivation& a, int64_t r0, int64_t 
 
 }  // namespace
 
+void prepare_trellis_fixed16_avx2(const PackedMatrix& w, PackedActivation& a) {
+  Fixed16Activation& f = a.fixed;
+  f.valid = false;
+  const int64_t n = w.cols, ng = w.n_groups();  // n: a multiple of 64 (kTrellisSeqLen)
+  float amax = 0.0f;
+  if (w.kind != PackedKind::kTrellis || !fixed16_absmax_avx2(a.x.data(), n, &amax)) return;
+  f.scale = amax / static_cast<float>(kFixed16Max);
+  const __m256 inv = _mm256_set1_ps(amax > 0.0f ? static_cast<float>(kFixed16Max) / amax : 0.0f);
+  f.bytes.assign(static_cast<size_t>(4 * n), 0);
+  std::vector<int64_t> sums(static_cast<size_t>(ng), 0);
+  for (int64_t c = 0; c < n; c += 16) {  // a group is a multiple of 64 columns: 16 never straddle two
+    const Fixed16Lanes8 v = fixed16_lanes_avx2(a.x.data() + c, inv);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(f.bytes.data() + c), v.lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(f.bytes.data() + n + c), v.hi);
+    // |xi| <= 32639: the saturating pack is exact; packs works per 128-bit lane, so restore the order.
+    const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(v.xi_a, v.xi_b), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(f.bytes.data() + 2 * n + 2 * c), words);
+    sums[c / w.group] += avx2::hsum(_mm256_add_epi32(v.xi_a, v.xi_b));
+  }
+  f.group_sums.assign(static_cast<size_t>(ng), 0.0f);
+  for (int64_t g = 0; g < ng; ++g) f.group_sums[g] = static_cast<float>(sums[g]);
+  f.valid = true;
+}
+
 PackedKernels packed_kernels_trellis_avx2() {
   PackedKernels k{gemv, dequantize_rows, Isa::kAvx2};
-  k.prepare_fixed16 = prepare_trellis_fixed16;
+  k.prepare_fixed16 = prepare_trellis_fixed16_avx2;
   return k;
 }
 

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "kernels/fixed16_avx512.h"
 #include "kernels/stream_prefetch.h"
 #include "kernels/trellis_kernels.h"
 
@@ -284,9 +285,31 @@ void trellis_gemv_avx512vbmi_hi_only(const PackedMatrix& w, const PackedActivati
   gemv_any<true>(w, a, r0, r1, y);
 }
 
+void prepare_trellis_fixed16_avx512(const PackedMatrix& w, PackedActivation& a) {
+  Fixed16Activation& f = a.fixed;
+  f.valid = false;
+  const int64_t n = w.cols, ng = w.n_groups();  // n: a multiple of 64 (kTrellisSeqLen)
+  float amax = 0.0f;
+  if (w.kind != PackedKind::kTrellis || !fixed16_absmax_avx512(a.x.data(), n, &amax)) return;
+  f.scale = amax / static_cast<float>(kFixed16Max);
+  const __m512 inv = _mm512_set1_ps(amax > 0.0f ? static_cast<float>(kFixed16Max) / amax : 0.0f);
+  f.bytes.assign(static_cast<size_t>(4 * n), 0);
+  std::vector<int64_t> sums(static_cast<size_t>(ng), 0);
+  for (int64_t c = 0; c < n; c += 16) {  // a group is a multiple of 64 columns: 16 never straddle two
+    const Fixed16Lanes v = fixed16_lanes(a.x.data() + c, inv);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(f.bytes.data() + c), v.lo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(f.bytes.data() + n + c), v.hi);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(f.bytes.data() + 2 * n + 2 * c), _mm512_cvtepi32_epi16(v.xi));
+    sums[c / w.group] += _mm512_reduce_add_epi32(v.xi);
+  }
+  f.group_sums.assign(static_cast<size_t>(ng), 0.0f);
+  for (int64_t g = 0; g < ng; ++g) f.group_sums[g] = static_cast<float>(sums[g]);
+  f.valid = true;
+}
+
 PackedKernels packed_kernels_trellis_avx512vbmi() {
   PackedKernels k{gemv, dequantize_rows, Isa::kAvx512Vnni};
-  k.prepare_fixed16 = prepare_trellis_fixed16;
+  k.prepare_fixed16 = prepare_trellis_fixed16_avx512;
   return k;
 }
 
