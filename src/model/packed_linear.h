@@ -92,10 +92,11 @@ class PackedLinear : public Linear {
   // One token through several layers that read the same input (q/k/v,
   // gate/up), each pair shares_decode_input: ys[i][out_i] = linears[i] · x
   // (+ bias). The input is prepared once and all layers run in one pool call,
-  // each thread taking its share of every layer, so a token pays one
-  // preparation and one hand-off per group instead of one per layer, and the
+  // the threads taking row blocks of every layer from one queue, so a token pays
+  // one preparation and one hand-off per group instead of one per layer, and the
   // short K/V projections (256 rows of TinyLlama) stop paying a barrier each.
-  // The shares are forward()'s, so each output is forward()'s bit for bit.
+  // Each row is computed by forward()'s kernel code whichever thread takes it,
+  // so each output is forward()'s bit for bit.
   static void gemv_shared_input(std::span<const PackedLinear* const> linears, const float* x,
                                 std::span<float* const> ys, ThreadPool& pool);
 
