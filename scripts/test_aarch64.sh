@@ -7,13 +7,15 @@
 #
 #   scripts/test_aarch64.sh            install what is missing, configure, build, test
 #   LOWBIT_AARCH64_JOBS=N              build parallelism (default: nproc)
-#   LOWBIT_AARCH64_FILTER=...          gtest filter for every level (default: all tests)
+#   LOWBIT_AARCH64_FILTER=...          gtest filter for every level (default: the whole binary at
+#                                      neon-i8mm, the suites whose kernels depend on the level below it;
+#                                      the kernel tests also loop over every level within one run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 build="$root/build-aarch64"
 jobs="${LOWBIT_AARCH64_JOBS:-$(nproc)}"
-filter="${LOWBIT_AARCH64_FILTER:-*}"
+level_suites='CpuFeatures*:KernelTable*:PackedKernels*:PackedLinear*:W8A8*:ModelGolden*'
 export LOWBIT_SHARED_DIR="${LOWBIT_SHARED_DIR:-$root/../shared}"
 # OpenBLAS's own worker threads spin-wait, which under emulation on a small
 # machine starves the test's threads: one BLAS thread (lowbit's pool does the threading).
@@ -70,7 +72,9 @@ qemu=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
   >/dev/null || { echo "test_aarch64: the binary does not run under ${qemu[*]}"; exit 1; }
 failed=0
 for isa in generic neon neon-dotprod neon-i8mm; do
-  echo "test_aarch64: LOWBIT_ISA=$isa"
+  filter="${LOWBIT_AARCH64_FILTER:-$level_suites}"
+  [ -n "${LOWBIT_AARCH64_FILTER:-}" ] || [ "$isa" != neon-i8mm ] || filter='*'
+  echo "test_aarch64: LOWBIT_ISA=$isa --gtest_filter=$filter"
   if ! LOWBIT_ISA=$isa "${qemu[@]}" "$build/lowbit_tests_aarch64" --gtest_filter="$filter" --gtest_brief=1; then
     echo "test_aarch64: FAILED at LOWBIT_ISA=$isa"
     failed=1
