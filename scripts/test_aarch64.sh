@@ -71,6 +71,21 @@ qemu=(qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu)
 "${qemu[@]}" "$build/lowbit_tests_aarch64" --gtest_filter='CpuFeatures.DetectionAgreesWithTheCompilerRuntime' \
   >/dev/null || { echo "test_aarch64: the binary does not run under ${qemu[*]}"; exit 1; }
 failed=0
+# Detection from the auxiliary vector on emulated CPUs with fewer features: a
+# level the CPU lacks is refused (active_isa warns and falls back), one it has is not.
+detect() {  # detect CPU LEVEL accepted|refused
+  local out
+  out=$(LOWBIT_ISA=$2 qemu-aarch64 -cpu "$1" -L /usr/aarch64-linux-gnu "$build/lowbit_tests_aarch64" \
+        --gtest_filter='CpuFeatures.DetectionAgreesWithTheCompilerRuntime' 2>&1) || { echo "$out"; failed=1; return; }
+  if grep -q "LOWBIT_ISA=$2: not supported" <<<"$out"; then got=refused; else got=accepted; fi
+  [ "$got" = "$3" ] || { echo "test_aarch64: -cpu $1: LOWBIT_ISA=$2 $got, expected $3"; failed=1; }
+}
+detect cortex-a53 neon accepted
+detect cortex-a53 neon-dotprod refused
+detect cortex-a76 neon-dotprod accepted
+detect cortex-a76 neon-i8mm refused
+detect max neon-i8mm accepted
+phase "detection on cortex-a53, cortex-a76, max"
 for isa in generic neon neon-dotprod neon-i8mm; do
   filter="${LOWBIT_AARCH64_FILTER:-$level_suites}"
   [ -n "${LOWBIT_AARCH64_FILTER:-}" ] || [ "$isa" != neon-i8mm ] || filter='*'
