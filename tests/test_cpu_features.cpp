@@ -16,8 +16,7 @@ CpuFeatures everything() {
 }
 
 TEST(CpuFeatures, NamesRoundTrip) {
-  for (Isa isa :
-       {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
+  for (Isa isa : kAllIsas) {
     auto parsed = parse_isa(isa_name(isa));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, isa);
@@ -119,6 +118,76 @@ TEST(CpuFeatures, OverrideResolves) {
   EXPECT_NE(unknown.status().message().find("LOWBIT_ISA"), std::string::npos);
 }
 
+// A 64-bit ARM CPU as getauxval reports it: Advanced SIMD, dotprod, i8mm.
+CpuFeatures arm_everything() {
+  CpuFeatures f;
+  f.asimd = f.asimddp = f.i8mm = true;
+  f.fphp = f.asimdhp = f.arm_bf16 = true;
+  return f;
+}
+
+TEST(CpuFeatures, ArmLevelsFollowHwcaps) {
+  CpuFeatures f = arm_everything();
+  EXPECT_EQ(best_isa(f), Isa::kNeonI8mm);
+  f.i8mm = false;
+  EXPECT_EQ(best_isa(f), Isa::kNeonDotprod);
+  EXPECT_FALSE(isa_supported(Isa::kNeonI8mm, f));
+  f.asimddp = false;
+  EXPECT_EQ(best_isa(f), Isa::kNeon);
+  // i8mm without dotprod (no such CPU) does not make a level skip one.
+  f.i8mm = true;
+  EXPECT_EQ(best_isa(f), Isa::kNeon);
+  f = CpuFeatures{};
+  EXPECT_EQ(best_isa(f), Isa::kGeneric);
+  // No x86 level on an ARM CPU, no ARM level on an x86 one.
+  for (Isa isa : {Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
+    EXPECT_FALSE(isa_supported(isa, arm_everything())) << isa_name(isa);
+  }
+  for (Isa isa : {Isa::kNeon, Isa::kNeonDotprod, Isa::kNeonI8mm}) {
+    EXPECT_FALSE(isa_supported(isa, everything())) << isa_name(isa);
+  }
+  EXPECT_EQ(describe_cpu_features(arm_everything()), "asimd asimddp i8mm fphp asimdhp bf16");
+}
+
+TEST(CpuFeatures, ArmOverrideResolvesAndRefusesX86Levels) {
+  CpuFeatures f = arm_everything();
+  f.i8mm = false;
+  for (const char* name : {"generic", "neon", "neon-dotprod"}) {
+    auto isa = resolve_isa(name, f);
+    ASSERT_TRUE(isa.ok()) << name << ": " << isa.status().message();
+    EXPECT_STREQ(isa_name(*isa), name);
+  }
+  auto i8mm = resolve_isa("neon-i8mm", f);
+  ASSERT_FALSE(i8mm.ok());
+  EXPECT_NE(i8mm.status().message().find("LOWBIT_ISA=neon-i8mm"), std::string::npos) << i8mm.status().message();
+  // An x86 level on ARM (and the reverse): one line naming the value and this CPU's levels.
+  auto avx2 = resolve_isa("avx2", f);
+  ASSERT_FALSE(avx2.ok());
+  EXPECT_EQ(avx2.status().message(),
+            "LOWBIT_ISA=avx2: an x86 level, and this is an ARM CPU (its levels: generic, neon, neon-dotprod)");
+  auto neon = resolve_isa("neon", everything());
+  ASSERT_FALSE(neon.ok());
+  EXPECT_EQ(neon.status().message().find('\n'), std::string::npos);
+  EXPECT_NE(neon.status().message().find("an ARM level, and this is an x86 CPU"), std::string::npos)
+      << neon.status().message();
+}
+
+// Kernels of one family never run at a level of the other; generic ones run everywhere.
+TEST(CpuFeatures, LevelsIncludeOnlyTheirFamily) {
+  EXPECT_TRUE(isa_includes(Isa::kNeonI8mm, Isa::kNeonDotprod));
+  EXPECT_TRUE(isa_includes(Isa::kNeonDotprod, Isa::kNeon));
+  EXPECT_FALSE(isa_includes(Isa::kNeon, Isa::kNeonDotprod));
+  EXPECT_TRUE(isa_includes(Isa::kNeon, Isa::kGeneric));
+  EXPECT_TRUE(isa_includes(Isa::kAmx, Isa::kAvx2));
+  EXPECT_FALSE(isa_includes(Isa::kAvx2, Isa::kAvx512));
+  for (Isa arm : {Isa::kNeon, Isa::kNeonDotprod, Isa::kNeonI8mm}) {
+    for (Isa x86 : {Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16, Isa::kAmx}) {
+      EXPECT_FALSE(isa_includes(arm, x86)) << isa_name(arm) << " " << isa_name(x86);
+      EXPECT_FALSE(isa_includes(x86, arm)) << isa_name(x86) << " " << isa_name(arm);
+    }
+  }
+}
+
 TEST(CpuFeatures, DetectionAgreesWithTheCompilerRuntime) {
   const CpuFeatures f = detect_cpu_features();
 #if defined(__x86_64__)
@@ -130,6 +199,11 @@ TEST(CpuFeatures, DetectionAgreesWithTheCompilerRuntime) {
   EXPECT_EQ(f.avx512vnni, static_cast<bool>(__builtin_cpu_supports("avx512vnni")));
   EXPECT_EQ(f.amx_tile, static_cast<bool>(__builtin_cpu_supports("amx-tile")));
   EXPECT_EQ(f.amx_int8, static_cast<bool>(__builtin_cpu_supports("amx-int8")));
+#endif
+#if defined(__aarch64__)
+  // Every aarch64 Linux CPU has Advanced SIMD, so the best level is at least neon.
+  EXPECT_TRUE(f.asimd);
+  EXPECT_TRUE(isa_is_arm(best_isa(f)));
 #endif
   // The active level is supported, and it is the best one unless LOWBIT_ISA asks for less.
   EXPECT_TRUE(isa_supported(active_isa(), f));

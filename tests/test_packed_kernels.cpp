@@ -72,7 +72,8 @@ PackedMatrix get_packed(const QuantizedWeight& q) {
 // The ISA levels this CPU runs, each through the dispatch.
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni, Isa::kAvx512Bf16}) {
+  for (Isa isa : kAllIsas) {
+    if (isa == Isa::kAvxVnni || isa == Isa::kAmx) continue;  // no FP32 rows of their own
     if (isa_supported(isa, detect_cpu_features())) out.push_back(isa);
   }
   return out;
@@ -131,10 +132,14 @@ TEST(PackedKernels, EveryIsaMatchesTheReference) {
           const PackedKernels k = entry->fp;
           const std::string name = entry->name;
           kernel_name[v] = name;
-          ASSERT_LE(k.isa, isas[v]);
+          ASSERT_TRUE(isa_includes(isas[v], k.isa)) << name;
           EXPECT_EQ(entry->isa, k.isa) << name;
-          // Every SIMD level runs SIMD kernels (none falls back to generic), named after their level.
-          EXPECT_TRUE(isas[v] == Isa::kGeneric || k.isa >= Isa::kAvx2) << name;
+          // Every SIMD level runs SIMD kernels (none falls back to generic), named after their level;
+          // on ARM, the layouts with NEON rows (lut4, int8, half).
+          const bool simd_row = !isa_is_arm(isas[v]) || p.kind == PackedKind::kLut4 ||
+                                p.kind == PackedKind::kInt8Row || p.kind == PackedKind::kFp16 ||
+                                p.kind == PackedKind::kBf16;
+          EXPECT_TRUE(isas[v] == Isa::kGeneric || !simd_row || k.isa != Isa::kGeneric) << name;
           // "<layout>/<level>[+<feature>]"
           const std::string level = name.substr(name.find('/') + 1);
           EXPECT_EQ(level.substr(0, level.find('+')), isa_name(k.isa));
@@ -191,6 +196,18 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
     return find_linear_kernel(w, ActFormat::kFp32, isa)->fp.prepare_fixed16 != nullptr;
   };
   EXPECT_EQ(name("int4_g128", Isa::kGeneric), "lut4/generic");
+#ifdef LOWBIT_ARCH_ARM64
+  for (Isa isa : {Isa::kNeon, Isa::kNeonDotprod, Isa::kNeonI8mm}) {
+    EXPECT_EQ(name("int4_g128", isa), "lut4/neon");
+    EXPECT_EQ(name("nf4_g64", isa), "lut4/neon");
+    EXPECT_EQ(name("int8_pc", isa), "int8/neon");
+    EXPECT_EQ(name("fp16", isa), "half/neon");
+    EXPECT_EQ(name("bf16", isa), "half/neon");
+    EXPECT_EQ(name("fp8_e4m3", isa), "fp8/generic");  // no NEON row yet
+    EXPECT_FALSE(fixed16("int4_g128", isa));
+  }
+#endif
+#ifdef LOWBIT_ARCH_X86
   EXPECT_EQ(name("int4_g128", Isa::kAvx2), "lut4/avx2+fixed16");
   EXPECT_EQ(name("nf4_g64", Isa::kAvx2), "lut4/avx2");  // its table bytes exceed 63: no fixed-point AVX2 GEMV
   EXPECT_EQ(name("int8_pc", Isa::kAvx2), "int8/avx2+fixed16");
@@ -205,6 +222,7 @@ TEST(PackedKernels, EachLevelPicksItsKernels) {
   EXPECT_EQ(name("bf16", Isa::kAvx512Bf16), "half/avx512");
   EXPECT_EQ(name("int2_g64", Isa::kAvx2), "bits/avx2");
   EXPECT_EQ(name("int2_g64", Isa::kAvx512), "bits/avx512");
+#endif
 }
 
 // kBits stores each 2- / 3-bit code where packed_matrix.h says: every code of the

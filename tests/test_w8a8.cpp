@@ -44,11 +44,11 @@ struct Variant {
   W8A8Kernels k;
   const char* name;
 };
-// The table's W8A8 kernels of every level this CPU runs (generic, AVX2, AVX-VNNI, AVX-512 VNNI).
+// The table's W8A8 kernels of every level this CPU runs (generic, AVX2, AVX-VNNI, AVX-512 VNNI; NEON dotprod, i8mm).
 std::vector<Variant> supported_variants() {
   const PackedMatrix w = int8_weight(1, 32, 1);
   std::vector<Variant> out;
-  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni}) {
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvxVnni, Isa::kAvx512Vnni, Isa::kNeonDotprod, Isa::kNeonI8mm}) {
     if (!isa_supported(isa, detect_cpu_features())) continue;
     const LinearKernel* e = find_linear_kernel(w, ActFormat::kInt8, isa);
     out.push_back({e->w8a8, e->name});
@@ -60,6 +60,12 @@ TEST(W8A8, EachLevelPicksItsKernels) {
   const PackedMatrix w = int8_weight(1, 32, 1);
   auto name = [&](Isa isa) { return std::string(find_linear_kernel(w, ActFormat::kInt8, isa)->name); };
   EXPECT_EQ(name(Isa::kGeneric), "w8a8/generic");
+#ifdef LOWBIT_ARCH_ARM64
+  EXPECT_EQ(name(Isa::kNeon), "w8a8/generic");  // SDOT needs dotprod
+  EXPECT_EQ(name(Isa::kNeonDotprod), "w8a8/neon-dotprod");
+  EXPECT_EQ(name(Isa::kNeonI8mm), "w8a8/neon-i8mm");
+#endif
+#ifdef LOWBIT_ARCH_X86
   EXPECT_EQ(name(Isa::kAvx2), "w8a8/avx2");
   // AVX-512 without VNNI runs the 256-bit kernel: the AVX-VNNI one where the CPU has it.
   const char* vex = detect_cpu_features().avx_vnni ? "w8a8/avxvnni" : "w8a8/avx2";
@@ -67,6 +73,7 @@ TEST(W8A8, EachLevelPicksItsKernels) {
   EXPECT_EQ(name(Isa::kAvx512), vex);
   EXPECT_EQ(name(Isa::kAvx512Vnni), "w8a8/avx512vnni");
   EXPECT_EQ(name(Isa::kAmx), "w8a8/amx+avx512vnni");
+#endif
 }
 
 TEST(W8A8, EveryIsaIsBitIdenticalToTheIntegerReference) {

@@ -189,7 +189,7 @@ Status run_quantize_on(const QuantizeFlags& f, Communicator& comm) {
     }
     o.arithmetic = CalibArithmetic::kBf16;
     o.hessian = HessianPrecision::kBf16;
-    if (active_isa() < Isa::kAvx512Bf16 && rank0 && !f.progress.quiet) {
+    if (!isa_includes(active_isa(), Isa::kAvx512Bf16) && rank0 && !f.progress.quiet) {
       std::fprintf(stderr,
                    "quantize: --calib-arith bf16 at ISA level %s (no AVX512_BF16): the scalar reference products run, "
                    "far slower than fp32\n",

@@ -111,7 +111,10 @@ const ScaleKernels& scalar_scale_kernels() {
 }
 
 const ScaleKernels& scale_kernels(Isa isa) {
-  return isa >= Isa::kAvx512 ? avx512_scale_kernels() : scalar_scale_kernels();
+#ifdef LOWBIT_ARCH_X86
+  if (isa >= Isa::kAvx512) return avx512_scale_kernels();
+#endif
+  return scalar_scale_kernels();
 }
 
 }  // namespace lowbit

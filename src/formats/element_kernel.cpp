@@ -131,20 +131,24 @@ bool runs_avx512(const ElementKernelData& d) { return d.isa == Isa::kAvx512; }
 
 template <typename Code>
 void encode_dispatch(const ElementKernelData& d, const float* x, Code* codes, size_t n) {
+#ifdef LOWBIT_ARCH_X86
   if (runs_avx512(d) && d.method != EncodeMethod::kReference) {
     avx512::encode(d, x, codes, n);
-  } else {
-    encode_generic(d, x, codes, n);
+    return;
   }
+#endif
+  encode_generic(d, x, codes, n);
 }
 
 template <typename Code>
 void decode_dispatch(const ElementKernelData& d, const Code* codes, float* y, size_t n) {
+#ifdef LOWBIT_ARCH_X86
   if (runs_avx512(d)) {
     avx512::decode(d, codes, y, n);
-  } else {
-    decode_generic(d, codes, y, n);
+    return;
   }
+#endif
+  decode_generic(d, codes, y, n);
 }
 
 }  // namespace
@@ -158,7 +162,7 @@ Expected<ElementKernel> ElementKernel::create(const ElementFormat& format, Isa i
   }
   auto d = std::make_shared<ElementKernelData>();
   d->format = format;
-  d->isa = isa >= Isa::kAvx512 ? Isa::kAvx512 : Isa::kGeneric;
+  d->isa = isa_includes(isa, Isa::kAvx512) ? Isa::kAvx512 : Isa::kGeneric;
   d->decode_table = decode_table(format);
   if (format.bits <= 8) {
     LB_ASSIGN_OR_RETURN(d->thresholds, build_thresholds(format));

@@ -71,21 +71,23 @@ float fp8_dot_reference(const uint32_t* a, const uint32_t* b, int64_t k, int) {
 }
 
 std::span<const ApproxDotKernel> approx_dot_kernels() {
-  static const std::array<ApproxDotKernel, 6> table = {{
+  static const std::vector<ApproxDotKernel> table = {
       {"lmul/generic", ApproxProduct::kLmul, Isa::kGeneric, &lmul_dot_reference},
+      {"fp8_e4m3/generic", ApproxProduct::kFp8E4m3, Isa::kGeneric, &fp8_dot_reference},
+#ifdef LOWBIT_ARCH_X86
       {"lmul/avx2", ApproxProduct::kLmul, Isa::kAvx2, lmul_dot_avx2()},
       {"lmul/avx512", ApproxProduct::kLmul, Isa::kAvx512, lmul_dot_avx512()},
-      {"fp8_e4m3/generic", ApproxProduct::kFp8E4m3, Isa::kGeneric, &fp8_dot_reference},
       {"fp8_e4m3/avx2", ApproxProduct::kFp8E4m3, Isa::kAvx2, fp8_dot_avx2()},
       {"fp8_e4m3/avx512", ApproxProduct::kFp8E4m3, Isa::kAvx512, fp8_dot_avx512()},
-  }};
+#endif
+  };
   return table;
 }
 
 const ApproxDotKernel& find_approx_dot_kernel(ApproxProduct product, Isa isa) {
   const ApproxDotKernel* best = nullptr;
   for (const ApproxDotKernel& k : approx_dot_kernels()) {
-    if (k.product != product || k.dot == nullptr || k.isa > isa) continue;
+    if (k.product != product || k.dot == nullptr || !isa_includes(isa, k.isa)) continue;
     if (best == nullptr || k.isa > best->isa) best = &k;
   }
   return *best;  // the generic row always qualifies

@@ -11,6 +11,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
+#if defined(__linux__) && defined(__aarch64__)
+#include <sys/auxv.h>
+#define LOWBIT_ARM64_AUXV 1
+#endif
 
 namespace lowbit {
 namespace {
@@ -53,8 +57,32 @@ bool request_amx_permission() {
 }
 #endif
 
-constexpr const char* kIsaNames[] = {"generic", "avx2", "avxvnni", "avx512", "avx512vnni", "avx512bf16", "amx"};
+#ifdef LOWBIT_ARM64_AUXV
+// Linux arm64 hwcap bits (arch/arm64/include/uapi/asm/hwcap.h), spelled here so
+// that older headers without the newer names still build.
+constexpr unsigned long kHwcapFphp = 1ul << 9, kHwcapAsimd = 1ul << 1, kHwcapAsimdhp = 1ul << 10,
+                        kHwcapAsimddp = 1ul << 20;
+constexpr unsigned long kHwcap2I8mm = 1ul << 13, kHwcap2Bf16 = 1ul << 14;
+#endif
+
+constexpr const char* kIsaNames[] = {"generic", "avx2",   "avxvnni",      "avx512",   "avx512vnni",
+                                     "avx512bf16", "amx", "neon", "neon-dotprod", "neon-i8mm"};
 constexpr int kIsaCount = static_cast<int>(sizeof(kIsaNames) / sizeof(kIsaNames[0]));
+// Highest first, for best_isa.
+constexpr Isa kX86Levels[] = {Isa::kAmx, Isa::kAvx512Bf16, Isa::kAvx512Vnni, Isa::kAvx512, Isa::kAvxVnni, Isa::kAvx2};
+constexpr Isa kArmLevels[] = {Isa::kNeonI8mm, Isa::kNeonDotprod, Isa::kNeon};
+
+// The CPU is an ARM one (every aarch64 Linux reports Advanced SIMD).
+bool arm_cpu(const CpuFeatures& f) { return f.asimd; }
+
+// "generic, avx2, avx512" : the levels this CPU supports, lowest first.
+std::string supported_levels(const CpuFeatures& f) {
+  std::string s = "generic";
+  for (int i = 1; i < kIsaCount; ++i) {
+    if (isa_supported(static_cast<Isa>(i), f)) s += std::string(", ") + kIsaNames[i];
+  }
+  return s;
+}
 
 }  // namespace
 
@@ -95,6 +123,15 @@ CpuFeatures detect_cpu_features() {
   }
   if (f.amx_tile && f.os_amx) f.amx_permitted = request_amx_permission();
 #endif
+#ifdef LOWBIT_ARM64_AUXV
+  const unsigned long hwcap = getauxval(AT_HWCAP), hwcap2 = getauxval(AT_HWCAP2);
+  f.asimd = (hwcap & kHwcapAsimd) != 0;
+  f.asimddp = (hwcap & kHwcapAsimddp) != 0;
+  f.fphp = (hwcap & kHwcapFphp) != 0;
+  f.asimdhp = (hwcap & kHwcapAsimdhp) != 0;
+  f.i8mm = (hwcap2 & kHwcap2I8mm) != 0;
+  f.arm_bf16 = (hwcap2 & kHwcap2Bf16) != 0;
+#endif
   return f;
 }
 
@@ -110,12 +147,25 @@ bool isa_supported(Isa isa, const CpuFeatures& f) {
     case Isa::kAvx512Bf16: return avx512 && f.avx512vnni && f.avx512bf16;
     case Isa::kAmx:
       return avx512 && f.avx512vnni && f.avx512bf16 && f.amx_tile && f.amx_int8 && f.os_amx && f.amx_permitted;
+    case Isa::kNeon: return f.asimd;
+    case Isa::kNeonDotprod: return f.asimd && f.asimddp;
+    case Isa::kNeonI8mm: return f.asimd && f.asimddp && f.i8mm;
   }
   return false;
 }
 
+bool isa_is_arm(Isa isa) { return isa >= Isa::kNeon; }
+
+bool isa_includes(Isa level, Isa row) {
+  if (row == Isa::kGeneric) return true;
+  return isa_is_arm(level) == isa_is_arm(row) && row <= level;
+}
+
 Isa best_isa(const CpuFeatures& f) {
-  for (Isa isa : {Isa::kAmx, Isa::kAvx512Bf16, Isa::kAvx512Vnni, Isa::kAvx512, Isa::kAvxVnni, Isa::kAvx2}) {
+  for (Isa isa : kArmLevels) {
+    if (isa_supported(isa, f)) return isa;
+  }
+  for (Isa isa : kX86Levels) {
     if (isa_supported(isa, f)) return isa;
   }
   return Isa::kGeneric;
@@ -127,13 +177,21 @@ Expected<Isa> parse_isa(const std::string& name) {
   for (int i = 0; i < kIsaCount; ++i) {
     if (name == kIsaNames[i]) return static_cast<Isa>(i);
   }
-  return make_error("unknown ISA '{}' (expected generic, avx2, avxvnni, avx512, avx512vnni, avx512bf16 or amx)", name);
+  // scripts/test_isa_levels.sh reads the levels from this message's "(expected ...)".
+  return make_error(
+      "unknown ISA '{}' (expected generic, avx2, avxvnni, avx512, avx512vnni, avx512bf16, amx, neon, neon-dotprod or "
+      "neon-i8mm)",
+      name);
 }
 
 Expected<Isa> resolve_isa(const std::string& override_name, const CpuFeatures& features) {
   if (override_name.empty()) return best_isa(features);
   auto isa = parse_isa(override_name);
   if (!isa.ok()) return isa.status().with_context("LOWBIT_ISA");
+  if (*isa != Isa::kGeneric && isa_is_arm(*isa) != arm_cpu(features)) {
+    return make_error("LOWBIT_ISA={}: an {} level, and this is an {} CPU (its levels: {})", override_name,
+                      isa_is_arm(*isa) ? "ARM" : "x86", arm_cpu(features) ? "ARM" : "x86", supported_levels(features));
+  }
   if (!isa_supported(*isa, features)) {
     return make_error("LOWBIT_ISA={}: not supported by this CPU/OS (has: {}; best: {})", override_name,
                       describe_cpu_features(features), isa_name(best_isa(features)));
@@ -182,7 +240,14 @@ std::string describe_cpu_features(const CpuFeatures& f) {
   add(f.amx_tile, "amx_tile");
   add(f.amx_int8, "amx_int8");
   add(f.amx_bf16, "amx_bf16");
+  add(f.asimd, "asimd");
+  add(f.asimddp, "asimddp");
+  add(f.i8mm, "i8mm");
+  add(f.fphp, "fphp");
+  add(f.asimdhp, "asimdhp");
+  add(f.arm_bf16, "bf16");
   if (s.empty()) s = "no SIMD extensions";
+  if (arm_cpu(f)) return s;  // the OS state below is x86's XCR0
   s += " (os:";
   s += f.os_ymm ? " ymm" : "";
   s += f.os_zmm ? " zmm" : "";

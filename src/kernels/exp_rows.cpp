@@ -35,8 +35,11 @@ void exp_generic(const float* x, float* out, int64_t n) {
 ExpRowOps exp_row_ops_generic() { return {softmax_generic, swiglu_generic, exp_generic, "exp/generic"}; }
 
 ExpRowOps exp_row_ops(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
   if (isa >= Isa::kAvx512) return exp_row_ops_avx512();
-  return isa >= Isa::kAvx2 ? exp_row_ops_avx2() : exp_row_ops_generic();
+  if (isa >= Isa::kAvx2) return exp_row_ops_avx2();
+#endif
+  return exp_row_ops_generic();
 }
 
 }  // namespace lowbit

@@ -41,8 +41,10 @@ void rows_generic(const float* w, int64_t in, int64_t r0, int64_t r1, const floa
 FixedOrderKernels fixed_order_kernels_generic() { return {rows_generic, "fixed-order/generic"}; }
 
 FixedOrderKernels fixed_order_kernels(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
   if (isa >= Isa::kAvx512) return fixed_order_kernels_avx512();
   if (isa >= Isa::kAvx2) return fixed_order_kernels_avx2();  // avx2 and avxvnni
+#endif
   return fixed_order_kernels_generic();
 }
 

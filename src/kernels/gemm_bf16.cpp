@@ -40,7 +40,12 @@ void round_row(const float* x, int64_t k, uint32_t* out, Bf16RoundFn fast) {
   if (k & 1) out[k / 2] = pair_of(x[k - 1], 0.0f);
 }
 
-Bf16RoundFn round_fn_for(Isa isa) { return isa >= Isa::kAvx512Bf16 ? bf16_round_avx512bf16() : nullptr; }
+Bf16RoundFn round_fn_for(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
+  if (isa >= Isa::kAvx512Bf16) return bf16_round_avx512bf16();
+#endif
+  return nullptr;
+}
 
 // Values below FLT_MIN become zero of their sign (VDPBF16PS flushes its results).
 float flush_subnormal(float v) { return std::fabs(v) < 1.17549435e-38f ? std::copysign(0.0f, v) : v; }
@@ -66,7 +71,10 @@ void pack_bf16_panels_from_columns(const float* b, int64_t k, int64_t n, int64_t
   const int64_t padded = out.n_panels() * kBf16PanelCols;
   // Every element, padding included, is written below: no zero fill of a reused buffer.
   out.data.resize(static_cast<size_t>(padded * out.pairs));
-  const Bf16InterleaveFn fast = isa >= Isa::kAvx512Bf16 ? bf16_interleave_avx512bf16() : nullptr;
+  Bf16InterleaveFn fast = nullptr;
+#ifdef LOWBIT_ARCH_X86
+  if (isa >= Isa::kAvx512Bf16) fast = bf16_interleave_avx512bf16();
+#endif
   const int64_t fast_cols = fast != nullptr ? n / 16 * 16 : 0;
   auto pack_pairs = [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
@@ -139,9 +147,11 @@ void bf16_micro_kernel_reference(const uint32_t* a, int64_t a_row_stride, int64_
 }
 
 Bf16MicroKernel bf16_micro_kernel_for(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
   if (isa >= Isa::kAvx512Bf16) {
     if (Bf16MicroKernel k = bf16_micro_kernel_avx512bf16()) return k;
   }
+#endif
   return bf16_micro_kernel_reference;
 }
 

@@ -43,6 +43,7 @@ double ptq161_bound(const PackedMatrix& w, const PackedActivation& a, int64_t r)
   return packed_gemv_bound(w, x.data(), r);
 }
 
+#ifdef LOWBIT_ARCH_X86
 bool cpu_has_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.gfni; }
 // tcq/avx512vnni+vbmi+gfni: vpermb / vpmultishiftqb (VBMI) and vgf2p8affineqb (GFNI).
 bool cpu_has_vbmi_gfni(const PackedMatrix&, const CpuFeatures& cpu) { return cpu.avx512vbmi && cpu.gfni; }
@@ -56,6 +57,7 @@ bool lut4_avxvnni_fixed16_table(const PackedMatrix& w, const CpuFeatures& cpu) {
   return cpu.avx_vnni && lut4_fixed16_avx2_eligible(w);
 }
 bool amx_w4a8_layout(const PackedMatrix& w, const CpuFeatures&) { return w4a8_amx_supported(w); }
+#endif
 
 using Accepts = bool (*)(const PackedMatrix&, const CpuFeatures&);
 
@@ -94,7 +96,9 @@ LinearKernel w8a8_row(const char* name, Isa isa, W8A8Kernels ops, QuantizeRowsFn
   k.quantize_rows = quantize;
   k.w8a8 = ops;
   k.w8a8_reference = w8a8_reference;
+#ifdef LOWBIT_ARCH_X86
   if (amx) k.amx_w8a8 = w8a8_amx, k.gemm_min_tokens = kAmxMinTokensW8A8;
+#endif
   return k;
 }
 
@@ -107,7 +111,9 @@ LinearKernel w4a8_row(const char* name, Isa isa, W4A8Fn gemm, GroupSumsFn sums, 
   k.w4a8 = gemm;
   k.w4a8_reference = w4a8_reference;
   k.accepts = accepts;
+#ifdef LOWBIT_ARCH_X86
   if (amx) k.amx_w4a8 = w4a8_amx, k.accepts = amx_w4a8_layout, k.gemm_min_tokens = kAmxMinTokensW4A8;
+#endif
   return k;
 }
 
@@ -119,16 +125,33 @@ LinearKernel w4a4_row(const char* name, Isa isa, W4A4Fn gemm) {
   return k;
 }
 
-// The rows. At one level, a later row with a condition (accepts) wins over an
-// earlier one where the condition holds.
-std::vector<LinearKernel> build_table() {
-  using L = WeightLayout;
-  const QuantizeRowsFn q_gen = quantize_rows_int8_generic, q_avx2 = quantize_rows_int8_avx2,
-                       q_512 = quantize_rows_int8_avx512;
+using L = WeightLayout;
+
+// The portable rows: every layout's reference kernels, at every level of both families.
+std::vector<LinearKernel> generic_rows() {
+  const QuantizeRowsFn q_gen = quantize_rows_int8_generic;
+  const GroupSumsFn s_gen = group_activation_sums_rows;
+  return {
+      fp_row("lut4/generic", L::kLut4, packed_kernels_lut4_generic()),
+      fp_row("int8/generic", L::kInt8Row, packed_kernels_int8_generic()),
+      fp_row("fp8/generic", L::kFp8Row, packed_kernels_fp8_generic()),
+      fp_row("half/generic", L::kHalf, packed_kernels_half_generic()),
+      fp_row("bits/generic", L::kBits, packed_kernels_bits_generic()),
+      fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
+      ptq161_row("ptq161/generic", packed_kernels_ptq161_generic()),
+      w8a8_row("w8a8/generic", Isa::kGeneric, w8a8_kernels_generic(), q_gen),
+      w4a8_row("w4a8/generic", Isa::kGeneric, w4a8_reference, s_gen, q_gen),  // the reference loop
+      w4a4_row("w4a4/generic", Isa::kGeneric, w4a4_reference),                // the reference loop
+  };
+}
+
+#ifdef LOWBIT_ARCH_X86
+// The x86 rows (AVX2, AVX-VNNI, AVX-512, AMX).
+std::vector<LinearKernel> x86_rows() {
+  const QuantizeRowsFn q_avx2 = quantize_rows_int8_avx2, q_512 = quantize_rows_int8_avx512;
   const GroupSumsFn s_gen = group_activation_sums_rows, s_512 = group_activation_sums_rows_avx512;
   return {
       // FP32 activations.
-      fp_row("lut4/generic", L::kLut4, packed_kernels_lut4_generic()),
       fp_row("lut4/avx2", L::kLut4, packed_kernels_lut4_avx2()),
       // The AVX2 fixed-point GEMV (lut4_fixed16.h, vpmaddubsw): the same integer sums as the VNNI one.
       fp_row("lut4/avx2+fixed16", L::kLut4, packed_kernels_lut4_fixed16_avx2(), lut4_avx2_fixed16_table),
@@ -137,45 +160,64 @@ std::vector<LinearKernel> build_table() {
       // The fixed-point GEMV (lut4_fixed16.h), which falls back to lut4/avx512's code itself.
       fp_row("lut4/avx512vnni", L::kLut4, packed_kernels_lut4_avx512vnni()),
       fp_row("lut4/avx512vnni+gfni", L::kLut4, packed_kernels_lut4_avx512vnni_gfni(), cpu_has_gfni),
-      fp_row("int8/generic", L::kInt8Row, packed_kernels_int8_generic()),
       fp_row("int8/avx2", L::kInt8Row, packed_kernels_int8_avx2()),
       fp_row("int8/avx2+fixed16", L::kInt8Row, packed_kernels_int8_fixed16_avx2()),  // int8_fixed16.h, vpmaddwd
       fp_row("int8/avxvnni+fixed16", L::kInt8Row, packed_kernels_int8_fixed16_avxvnni(), cpu_has_avx_vnni),
       fp_row("int8/avx512", L::kInt8Row, packed_kernels_int8_avx512()),
       fp_row("int8/avx512vnni", L::kInt8Row, packed_kernels_int8_avx512vnni()),  // int8_fixed16.h
-      fp_row("fp8/generic", L::kFp8Row, packed_kernels_fp8_generic()),
       fp_row("fp8/avx2", L::kFp8Row, packed_kernels_fp8_avx2()),
       fp_row("fp8/avx512", L::kFp8Row, packed_kernels_fp8_avx512()),
-      fp_row("half/generic", L::kHalf, packed_kernels_half_generic()),
       fp_row("half/avx2", L::kHalf, packed_kernels_half_avx2()),
       fp_row("half/avx512", L::kHalf, packed_kernels_half_avx512()),
-      fp_row("bits/generic", L::kBits, packed_kernels_bits_generic()),
       fp_row("bits/avx2", L::kBits, packed_kernels_bits_avx2()),
       fp_row("bits/avx512", L::kBits, packed_kernels_bits_avx512()),
       // Trellis-coded weights (trellis_kernels.h): FP32 portable; SIMD ones on 16-bit fixed-point x,
       // the 64-byte codebook in registers. AVX-512 without VBMI (Skylake-X, Cascade Lake) runs the AVX2 row.
-      fp_row("tcq/generic", L::kTrellis, packed_kernels_trellis_generic()),
       fp_row("tcq/avx2", L::kTrellis, packed_kernels_trellis_avx2()),
       fp_row("tcq/avx512vnni+vbmi+gfni", L::kTrellis, packed_kernels_trellis_avx512vbmi(), cpu_has_vbmi_gfni),
-      ptq161_row("ptq161/generic", packed_kernels_ptq161_generic()),
       ptq161_row("ptq161/avx2", packed_kernels_ptq161_avx2()),
       ptq161_row("ptq161/avx512", packed_kernels_ptq161_avx512()),
       // INT8 activations per token / static: W8A8, W4A8.
-      w8a8_row("w8a8/generic", Isa::kGeneric, w8a8_kernels_generic(), q_gen),
       w8a8_row("w8a8/avx2", Isa::kAvx2, w8a8_kernels_avx2(), q_avx2),  // also the AVX-512 (no VNNI) level's
       w8a8_row("w8a8/avxvnni", Isa::kAvxVnni, w8a8_kernels_avxvnni(), q_avx2, false, cpu_has_avx_vnni),
       w8a8_row("w8a8/avx512vnni", Isa::kAvx512Vnni, w8a8_kernels_avx512vnni(), q_512),
       w8a8_row("w8a8/amx+avx512vnni", Isa::kAmx, w8a8_kernels_avx512vnni(), q_512, true),
-      w4a8_row("w4a8/generic", Isa::kGeneric, w4a8_reference, s_gen, q_gen),  // the reference loop
       w4a8_row("w4a8/avx2", Isa::kAvx2, w4a8_avx2, s_gen, q_avx2),
       w4a8_row("w4a8/avxvnni", Isa::kAvxVnni, w4a8_avxvnni, s_gen, q_avx2, false, cpu_has_avx_vnni),
       w4a8_row("w4a8/avx512vnni", Isa::kAvx512Vnni, w4a8_avx512vnni, s_512, q_512),
       w4a8_row("w4a8/amx+avx512vnni", Isa::kAmx, w4a8_avx512vnni, s_512, q_512, true),
       // INT4 activations per token / static / group: W4A4.
-      w4a4_row("w4a4/generic", Isa::kGeneric, w4a4_reference),  // the reference loop
       w4a4_row("w4a4/avx2", Isa::kAvx2, w4a4_avx2),               // also the AVX-512 (no VNNI) level's
       w4a4_row("w4a4/avx512vnni", Isa::kAvx512Vnni, w4a4_avx512vnni),
   };
+}
+#endif
+
+#ifdef LOWBIT_ARCH_ARM64
+// The 64-bit ARM rows (NEON, dotprod, i8mm).
+std::vector<LinearKernel> arm64_rows() {
+  const QuantizeRowsFn q_neon = quantize_rows_int8_neon;
+  return {
+      fp_row("lut4/neon", L::kLut4, packed_kernels_lut4_neon()),
+      fp_row("int8/neon", L::kInt8Row, packed_kernels_int8_neon()),
+      fp_row("half/neon", L::kHalf, packed_kernels_half_neon()),
+      w8a8_row("w8a8/neon-dotprod", Isa::kNeonDotprod, w8a8_kernels_neon_dotprod(), q_neon),
+      w8a8_row("w8a8/neon-i8mm", Isa::kNeonI8mm, w8a8_kernels_neon_i8mm(), q_neon),
+  };
+}
+#endif
+
+// The rows. At one level, a later row with a condition (accepts) wins over an
+// earlier one where the condition holds.
+std::vector<LinearKernel> build_table() {
+  std::vector<LinearKernel> table = generic_rows();
+#ifdef LOWBIT_ARCH_X86
+  for (const LinearKernel& k : x86_rows()) table.push_back(k);
+#endif
+#ifdef LOWBIT_ARCH_ARM64
+  for (const LinearKernel& k : arm64_rows()) table.push_back(k);
+#endif
+  return table;
 }
 
 }  // namespace
@@ -226,7 +268,7 @@ const LinearKernel* find_linear_kernel(const PackedMatrix& w, ActFormat act, Isa
   static const CpuFeatures cpu = detect_cpu_features();
   const LinearKernel* best = nullptr;
   for (const LinearKernel& k : linear_kernels()) {
-    if (k.act != act || k.isa > isa || !weight_has_layout(w, k.layout)) continue;
+    if (k.act != act || !isa_includes(isa, k.isa) || !weight_has_layout(w, k.layout)) continue;
     if (k.accepts != nullptr && !k.accepts(w, cpu)) continue;
     if (best == nullptr || k.isa >= best->isa) best = &k;
   }

@@ -202,6 +202,10 @@ PackedKernels packed_kernels_trellis_avx512vbmi();   // 16-bit fixed-point x, vp
 PackedKernels packed_kernels_ptq161_generic();
 PackedKernels packed_kernels_ptq161_avx2();
 PackedKernels packed_kernels_ptq161_avx512();
+// 64-bit ARM builds only (files *_neon.cpp; kernels/kernel_table.h names them).
+PackedKernels packed_kernels_lut4_neon();  // FP32 x, the table in four tbl registers, 16 lanes as generic
+PackedKernels packed_kernels_int8_neon();  // FP32 x, codes widened to FP32, 16 lanes
+PackedKernels packed_kernels_half_neon();  // FP32 x, FP16 (fcvtl) / BF16 (shift) widened exactly, 16 lanes
 
 // FP8 E4M3 (OCP, bias 7, no infinities) code -> value; 0x7F / 0xFF (NaN) decode as 480.
 float e4m3_value(uint8_t code);

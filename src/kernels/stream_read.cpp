@@ -15,8 +15,11 @@ uint64_t sum_words_generic(const uint64_t* p, int64_t n) {
 }
 
 SumWordsFn sum_words_kernel(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
   if (isa >= Isa::kAvx512) return sum_words_avx512;
-  return isa >= Isa::kAvx2 ? sum_words_avx2 : sum_words_generic;
+  if (isa >= Isa::kAvx2) return sum_words_avx2;
+#endif
+  return sum_words_generic;
 }
 
 }  // namespace lowbit

@@ -60,6 +60,7 @@ using QuantizeRowsFn = void (*)(const float* x, int64_t cols, int64_t t0, int64_
 void quantize_rows_int8_generic(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
 void quantize_rows_int8_avx512(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
 void quantize_rows_int8_avx2(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);
+void quantize_rows_int8_neon(const float* x, int64_t cols, int64_t t0, int64_t t1, Int8Activations& a);  // aarch64
 
 // rowsum[r] = sum_c w[r, c] of a kInt8Row matrix.
 std::vector<int32_t> int8_row_sums(const PackedMatrix& w);
@@ -79,5 +80,8 @@ W8A8Kernels w8a8_kernels_generic();
 W8A8Kernels w8a8_kernels_avx2();
 W8A8Kernels w8a8_kernels_avxvnni();  // needs AVX-VNNI (CpuFeatures::avx_vnni)
 W8A8Kernels w8a8_kernels_avx512vnni();
+// 64-bit ARM builds only: SDOT on q = u - 128 (needs asimddp), SMMLA on two tokens x two rows (needs i8mm).
+W8A8Kernels w8a8_kernels_neon_dotprod();
+W8A8Kernels w8a8_kernels_neon_i8mm();
 
 }  // namespace lowbit

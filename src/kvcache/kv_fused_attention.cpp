@@ -211,8 +211,11 @@ const FusedAttentionKernels& reference_fused_attention_kernels() {
 }
 
 const FusedAttentionKernels& fused_attention_kernels(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
   if (isa >= Isa::kAvx512) return avx512_fused_attention_kernels();
-  return isa >= Isa::kAvx2 ? avx2_fused_attention_kernels() : reference_fused_attention_kernels();
+  if (isa >= Isa::kAvx2) return avx2_fused_attention_kernels();
+#endif
+  return reference_fused_attention_kernels();
 }
 
 void fused_decode_attention(const KvStream& keys, const KvStream& values, const FusedDecodeQuery& a,

@@ -13,7 +13,10 @@ const TrellisStepKernels& trellis_step_kernels_generic() {
 }
 
 const TrellisStepKernels& trellis_step_kernels(Isa isa) {
-  return isa >= Isa::kAvx512 ? trellis_step_kernels_avx512() : trellis_step_kernels_generic();
+#ifdef LOWBIT_ARCH_X86
+  if (isa >= Isa::kAvx512) return trellis_step_kernels_avx512();
+#endif
+  return trellis_step_kernels_generic();
 }
 
 }  // namespace lowbit
