@@ -177,13 +177,19 @@ void hadamard_row_generic(float* x, int64_t pow2, int m, const float* b, float s
 }
 
 HadamardRowFn hadamard_row_kernel(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
   if (isa >= Isa::kAvx512) return hadamard_row_avx512;
-  return isa >= Isa::kAvx2 ? hadamard_row_avx2 : hadamard_row_generic;
+  if (isa >= Isa::kAvx2) return hadamard_row_avx2;
+#endif
+  return hadamard_row_generic;
 }
 
 const char* hadamard_row_kernel_name(Isa isa) {
+#ifdef LOWBIT_ARCH_X86
   if (isa >= Isa::kAvx512) return "hadamard/avx512";
-  return isa >= Isa::kAvx2 ? "hadamard/avx2" : "hadamard/generic";
+  if (isa >= Isa::kAvx2) return "hadamard/avx2";
+#endif
+  return "hadamard/generic";
 }
 
 const std::vector<int>& hadamard_base_orders() {
