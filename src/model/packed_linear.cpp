@@ -149,14 +149,29 @@ namespace {
 // boundaries depend on the row count only, never on the thread count.
 int64_t gemv_item_rows(int64_t rows) { return std::max<int64_t>(64, (rows / 64 + 15) / 16 * 16); }
 
-// The decode GEMV's work items, (layer, first row) in order: threads take them
-// from a shared counter, so a thread whose core or memory path is slower takes
-// fewer (a fixed half each left the faster core waiting 4% of a w3-tcq token).
-// Every row is computed by the same kernel code whichever thread takes it.
-struct GemvItems {
-  std::vector<std::pair<int, int64_t>> items;
+// The decode GEMVs of ws[i] into ys[i] on the prepared activation a. The work
+// items, (layer, first row) in order, go through one shared counter, so a
+// thread whose core or memory path is slower takes fewer (a fixed half each
+// left the faster core waiting 4% of a w3-tcq token). Every row is computed by
+// the same kernel code whichever thread takes it.
+void gemv_by_items(const PackedKernels& k, const PackedActivation& a, std::span<const PackedMatrix* const> ws,
+                   std::span<float* const> ys, ThreadPool& pool) {
+  std::vector<std::pair<size_t, int64_t>> items;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    const int64_t rows = ws[i]->rows, step = gemv_item_rows(rows);
+    for (int64_t r = 0; r < rows; r += step) items.emplace_back(i, r);
+  }
+  const auto n_items = static_cast<int64_t>(items.size());
   std::atomic<int64_t> next{0};
-};
+  pool.parallel_for(std::min<int64_t>(pool.size(), n_items), [&](int64_t, int64_t, int) {
+    for (int64_t j = next.fetch_add(1, std::memory_order_relaxed); j < n_items;
+         j = next.fetch_add(1, std::memory_order_relaxed)) {
+      const auto [i, r0] = items[static_cast<size_t>(j)];
+      const PackedMatrix& w = *ws[i];
+      k.gemv(w, a, r0, std::min(w.rows, r0 + gemv_item_rows(w.rows)), ys[i] + r0);
+    }
+  });
+}
 
 }  // namespace
 
@@ -164,15 +179,8 @@ void PackedLinear::gemv(const float* x, float* y, ThreadPool& pool) const {
   const PackedKernels& k = kernel_->fp;
   PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
   prepare_activation(w_, x, a, k.prepare_fixed16);
-  const int64_t rows = w_.rows, step = gemv_item_rows(rows), n_items = (rows + step - 1) / step;
-  std::atomic<int64_t> next{0};
-  pool.parallel_for(std::min<int64_t>(pool.size(), n_items), [&](int64_t, int64_t, int) {
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_items;
-         i = next.fetch_add(1, std::memory_order_relaxed)) {
-      const int64_t r0 = i * step, r1 = std::min(rows, r0 + step);
-      k.gemv(w_, a, r0, r1, y + r0);
-    }
-  });
+  const PackedMatrix* w = &w_;
+  gemv_by_items(k, a, {&w, 1}, {&y, 1}, pool);
 }
 
 bool PackedLinear::shares_decode_input(const PackedLinear& other) const {
@@ -190,22 +198,9 @@ void PackedLinear::gemv_shared_input(std::span<const PackedLinear* const> linear
   const PackedKernels& k = first.kernel_->fp;
   PackedActivation a;  // [cols_padded] (+ group sums), shared read-only by the threads
   prepare_activation(first.w_, x, a, k.prepare_fixed16);
-  // Every layer's work items (the same boundaries as gemv()), in one queue.
-  GemvItems q;
-  for (size_t i = 0; i < linears.size(); ++i) {
-    const int64_t rows = linears[i]->w_.rows, step = gemv_item_rows(rows);
-    for (int64_t r = 0; r < rows; r += step) q.items.emplace_back(static_cast<int>(i), r);
-  }
-  const auto n_items = static_cast<int64_t>(q.items.size());
-  pool.parallel_for(std::min<int64_t>(pool.size(), n_items), [&](int64_t, int64_t, int) {
-    for (int64_t j = q.next.fetch_add(1, std::memory_order_relaxed); j < n_items;
-         j = q.next.fetch_add(1, std::memory_order_relaxed)) {
-      const auto [i, r0] = q.items[static_cast<size_t>(j)];
-      const PackedMatrix& w = linears[static_cast<size_t>(i)]->w_;
-      const int64_t r1 = std::min(w.rows, r0 + gemv_item_rows(w.rows));
-      k.gemv(w, a, r0, r1, ys[static_cast<size_t>(i)] + r0);
-    }
-  });
+  std::vector<const PackedMatrix*> ws;  // every layer's rows in one queue, gemv()'s row blocks
+  for (const PackedLinear* l : linears) ws.push_back(&l->w_);
+  gemv_by_items(k, a, ws, ys, pool);
   for (size_t i = 0; i < linears.size(); ++i) {
     add_row_bias(ys[i], 1, linears[i]->bias_);
   }
