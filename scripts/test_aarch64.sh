@@ -95,14 +95,30 @@ detect cortex-a76 neon-dotprod accepted
 detect cortex-a76 neon-i8mm refused
 detect max neon-i8mm accepted
 phase "detection on cortex-a53, cortex-a76, max"
-for isa in generic neon neon-dotprod neon-i8mm; do
-  filter="${LOWBIT_AARCH64_FILTER:-$level_suites}"
+# The four levels run two at a time (each qemu process is one thread; 2 cores),
+# each into its own log, printed when it ends.
+run_level() {  # run_level ISA: the level's tests, output in $build/qemu_ISA.log
+  local isa=$1 filter="${LOWBIT_AARCH64_FILTER:-$level_suites}"
   [ -n "${LOWBIT_AARCH64_FILTER:-}" ] || [ "$isa" != neon-i8mm ] || filter='*'
-  echo "test_aarch64: LOWBIT_ISA=$isa --gtest_filter=$filter"
-  if ! LOWBIT_ISA=$isa "${qemu[@]}" "$build/lowbit_tests_aarch64" --gtest_filter="$filter" --gtest_brief=1; then
-    echo "test_aarch64: FAILED at LOWBIT_ISA=$isa"
-    failed=1
-  fi
-  phase "tests at $isa"
+  echo "test_aarch64: LOWBIT_ISA=$isa --gtest_filter=$filter" > "$build/qemu_$isa.log"
+  LOWBIT_ISA=$isa "${qemu[@]}" "$build/lowbit_tests_aarch64" --gtest_filter="$filter" --gtest_brief=1 \
+    >> "$build/qemu_$isa.log" 2>&1
+}
+levels=(neon-i8mm generic neon neon-dotprod)  # the whole binary (the longest run) first
+for ((i = 0; i < ${#levels[@]}; i += jobs)); do
+  pids=()
+  for isa in "${levels[@]:i:jobs}"; do
+    run_level "$isa" &
+    pids+=($!)
+  done
+  for j in "${!pids[@]}"; do
+    isa=${levels[i + j]}
+    if ! wait "${pids[j]}"; then
+      echo "test_aarch64: FAILED at LOWBIT_ISA=$isa"
+      failed=1
+    fi
+    cat "$build/qemu_$isa.log"
+  done
+  phase "tests at ${levels[*]:i:jobs}"
 done
 exit $failed
