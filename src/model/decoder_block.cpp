@@ -253,6 +253,12 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   }
   // Rotated storage: q·k = (qR)·(kR), so the queries are rotated to match.
   if (layout.keys_rotated) cache.rotate_heads(s.q.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
+  // One token: the heads of one KV head as one product each way (below).
+  if (n_tokens == 1 && !prob_quant_ && !mixed) {
+    decode_attention(n_pos, keys, values, s, pool);
+    if (layout.values_rotated) cache.unrotate_heads(s.attn.data(), c.n_heads);
+    return Status::ok_status();
+  }
   // The heads are split across the pool; each thread has its own scores and
   // exact-share rows and calls a single-threaded BLAS (see SingleThreadedBlas).
   const int threads = pool.size();
@@ -329,6 +335,39 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   // Rotated values: P (V R) Rᵀ = P V.
   if (layout.values_rotated) cache.unrotate_heads(s.attn.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
   return Status::ok_status();
+}
+
+// One query token over positions [0, n_pos): the heads a thread takes are cut into
+// runs that share a KV head (grouped-query attention: heads h of one run have
+// h / group equal), and each run is two products,
+//   S[m, n_pos] = q[h..h+m, hd] · k_kvh[n_pos, hd]ᵀ / sqrt(hd),  softmax per row,
+//   attn[h..h+m, hd] = S · v_kvh[n_pos, hd],
+// so each thread reads a KV head's keys and values once per run, not once per head,
+// and calls sgemm 2 × (runs) times instead of 2 × (heads) (TinyLlama-1.1B: 4 runs
+// of 8 heads on 2 threads, against 32 single-row products that each paid sgemm's
+// call overhead). Each score and output is the same dot product over hd or n_pos
+// as the per-head path computes, in the BLAS kernel's order.
+void DecoderBlock::decode_attention(int n_pos, const float* keys, const float* values, BlockScratch& s,
+                                    ThreadPool& pool) const {
+  const ModelConfig& c = config_;
+  const int hd = c.head_dim, kv_dim = c.kv_dim(), group = c.n_heads / c.n_kv_heads;
+  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const size_t score_rows = static_cast<size_t>(group) * n_pos;  // [group, n_pos] per thread
+  if (s.scores.size() < pool.size() * score_rows) s.scores.resize(pool.size() * score_rows);
+  const SingleThreadedBlas one_thread_blas;
+  pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1, int index) {
+    float* scores = s.scores.data() + index * score_rows;
+    for (int h = static_cast<int>(h0); h < h1;) {
+      const int kvh = h / group;
+      const int m = std::min(static_cast<int>(h1), (kvh + 1) * group) - h;  // heads of this run
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n_pos, hd, attn_scale, s.q.data() + h * hd, hd,
+                  keys + kvh * hd, kv_dim, 0.0f, scores, n_pos);
+      for (int i = 0; i < m; ++i) softmax(scores + static_cast<int64_t>(i) * n_pos, n_pos);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, n_pos, 1.0f, scores, n_pos, values + kvh * hd,
+                  kv_dim, 0.0f, s.attn.data() + h * hd, hd);
+      h += m;
+    }
+  });
 }
 
 Status DecoderBlock::forward(float* x, int n_tokens, int pos, KvCache& cache, int cache_layer, BlockScratch& s,

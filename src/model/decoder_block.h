@@ -37,7 +37,7 @@ struct BlockScratch {
   std::vector<float> proj;    // [n, dim]
   std::vector<float> gate;    // [n, ffn]
   std::vector<float> up;      // [n, ffn]
-  std::vector<float> scores;  // [threads][n, n_pos] one head at a time per pool thread (sized by attention)
+  std::vector<float> scores;  // [threads][n, n_pos] one head at a time per pool thread; one token: [threads][group, n_pos]
   std::vector<float> k_read;  // [n_pos, kv_dim] when the cache is not FP32 or holds keys before RoPE
   std::vector<float> v_read;  // [n_pos, kv_dim]
   // Caches that keep recent positions exact (KvCacheLayout::recent_fp), batched writes only:
@@ -132,6 +132,8 @@ class DecoderBlock {
  private:
   Status attention(int n_tokens, int pos, KvCache& cache, int cache_layer, const KvCacheLayout& layout,
                    BlockScratch& s, ThreadPool& pool) const;
+  // One token's attention over [0, n_pos) from FP32 keys/values [n_pos, kv_dim], into s.attn.
+  void decode_attention(int n_pos, const float* keys, const float* values, BlockScratch& s, ThreadPool& pool) const;
 
   ModelConfig config_;
   int index_ = 0;
