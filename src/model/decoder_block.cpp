@@ -253,8 +253,9 @@ Status DecoderBlock::attention(int n_tokens, int pos, KvCache& cache, int cache_
   }
   // Rotated storage: q·k = (qR)·(kR), so the queries are rotated to match.
   if (layout.keys_rotated) cache.rotate_heads(s.q.data(), static_cast<int64_t>(n_tokens) * c.n_heads);
-  // One token: the heads of one KV head as one product each way (below).
-  if (n_tokens == 1 && !prob_quant_ && !mixed) {
+  // One token: the heads of one KV head as one product each way (below); never
+  // mixed (exact rows kept apart only for a batch's write).
+  if (n_tokens == 1 && !prob_quant_) {
     decode_attention(n_pos, keys, values, s, pool);
     if (layout.values_rotated) cache.unrotate_heads(s.attn.data(), c.n_heads);
     return Status::ok_status();
